@@ -1,0 +1,101 @@
+"""The canonical model: the one language every isobridge adapter translates to and from.
+
+Frozen, slotted dataclasses and the standard library only; no infrastructure. See
+``design/CANONICAL.md`` for what each field carries and how every wire format maps onto it.
+"""
+
+from canonical_model.codes import (
+    ISO8583_APPROVAL_CODES,
+    ISO8583_FORMAT_ERROR,
+    OriginalCode,
+    Status,
+    TransactionStatus,
+    iso8583_response_code,
+    status_from_iso8583,
+)
+from canonical_model.currency import CURRENCIES, Currency, UnknownCurrencyError, currency
+from canonical_model.json_form import (
+    CANONICAL_VERSION,
+    CanonicalJsonError,
+    from_dict,
+    from_json,
+    json_schema,
+    to_dict,
+    to_json,
+)
+from canonical_model.messages import (
+    Acceptor,
+    Account,
+    AdditionalAmount,
+    Agent,
+    Agents,
+    CanonicalMessage,
+    Card,
+    EmvTag,
+    Extension,
+    Identifiers,
+    MessageFunction,
+    MessageKind,
+    NetworkAction,
+    NetworkManagement,
+    OriginalTransaction,
+    Party,
+    PostalAddress,
+    ProcessingCode,
+)
+from canonical_model.money import AmountError, Money
+from canonical_model.pan import (
+    ClearPanError,
+    PanToken,
+    contains_clear_pan,
+    find_clear_pans,
+    luhn_valid,
+    mask_pan,
+)
+
+__all__ = [
+    "CANONICAL_VERSION",
+    "CURRENCIES",
+    "ISO8583_APPROVAL_CODES",
+    "ISO8583_FORMAT_ERROR",
+    "Acceptor",
+    "Account",
+    "AdditionalAmount",
+    "Agent",
+    "Agents",
+    "AmountError",
+    "CanonicalJsonError",
+    "CanonicalMessage",
+    "Card",
+    "ClearPanError",
+    "Currency",
+    "EmvTag",
+    "Extension",
+    "Identifiers",
+    "MessageFunction",
+    "MessageKind",
+    "Money",
+    "NetworkAction",
+    "NetworkManagement",
+    "OriginalCode",
+    "OriginalTransaction",
+    "PanToken",
+    "Party",
+    "PostalAddress",
+    "ProcessingCode",
+    "Status",
+    "TransactionStatus",
+    "UnknownCurrencyError",
+    "contains_clear_pan",
+    "currency",
+    "find_clear_pans",
+    "from_dict",
+    "from_json",
+    "iso8583_response_code",
+    "json_schema",
+    "luhn_valid",
+    "mask_pan",
+    "status_from_iso8583",
+    "to_dict",
+    "to_json",
+]

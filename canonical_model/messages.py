@@ -1,0 +1,296 @@
+"""The canonical message: one frozen envelope that every adapter decodes to and encodes from.
+
+What the model carries, and where each value comes from in ISO 8583, ISO 20022, open banking
+and the mainframe records, is fixed by ``design/CANONICAL.md``; this module is its code.
+A message is a :class:`CanonicalMessage` with a :class:`MessageKind` (authorization,
+financial, reversal, ...) and a :class:`MessageFunction` (request, response, advice, ...),
+and optional sections that a kind fills: amounts, card, acceptor, parties, agents, status.
+
+Every value is immutable; a card number appears only as a :class:`~canonical_model.pan.PanToken`.
+Track data and PIN blocks have no field here at all: an adapter can only record that it
+dropped them (``Card.dropped``).
+
+>>> from canonical_model.money import Money
+>>> msg = CanonicalMessage(
+...     kind=MessageKind.FINANCIAL,
+...     function=MessageFunction.REQUEST,
+...     tenant="acme",
+...     ids=Identifiers(message_id="m-1", instruction_id="000123"),
+...     amount=Money.of("10.50", "EUR"),
+... )
+>>> msg.amount
+Money(amount=Decimal('10.50'), currency=Currency(alpha='EUR', numeric='978', exponent=2))
+>>> msg.is_response
+False
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+
+from canonical_model.codes import Status
+from canonical_model.money import Money
+from canonical_model.pan import PanToken
+
+__all__ = [
+    "Account",
+    "Acceptor",
+    "AdditionalAmount",
+    "Agent",
+    "Agents",
+    "Card",
+    "CanonicalMessage",
+    "EmvTag",
+    "Extension",
+    "Identifiers",
+    "MessageFunction",
+    "MessageKind",
+    "NetworkAction",
+    "NetworkManagement",
+    "OriginalTransaction",
+    "Party",
+    "PostalAddress",
+    "ProcessingCode",
+]
+
+
+class MessageKind(StrEnum):
+    """What a message is about, independent of its wire format."""
+
+    AUTHORIZATION = "authorization"
+    FINANCIAL = "financial"
+    REVERSAL = "reversal"
+    NETWORK_MANAGEMENT = "network_management"
+    CREDIT_TRANSFER = "credit_transfer"
+    RETURN = "return"
+    CANCELLATION = "cancellation"
+    STATUS_REPORT = "status_report"
+    BALANCE_ENQUIRY = "balance_enquiry"
+    STATEMENT = "statement"
+
+
+class MessageFunction(StrEnum):
+    """The role of a message in its exchange."""
+
+    REQUEST = "request"
+    RESPONSE = "response"
+    ADVICE = "advice"
+    ADVICE_RESPONSE = "advice_response"
+
+    @property
+    def is_response(self) -> bool:
+        return self in (MessageFunction.RESPONSE, MessageFunction.ADVICE_RESPONSE)
+
+
+class NetworkAction(StrEnum):
+    """Network management actions (ISO 8583 field 70 information codes)."""
+
+    SIGN_ON = "sign_on"
+    SIGN_OFF = "sign_off"
+    ECHO = "echo"
+    KEY_CHANGE = "key_change"
+    CUTOVER = "cutover"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Identifiers:
+    """Identifiers of a message (``CANONICAL.md``, "Fields").
+
+    ``message_id`` is minted by the hub and unique; ``end_to_end_id`` is ISO 8583's RRN
+    (field 37) or ISO 20022's EndToEndId and never changes across later messages;
+    ``instruction_id`` is the STAN (field 11) or InstrId. ``correlation_key`` is what
+    matches a reply to its request (for ISO 8583: MTI class + field 41 + field 11).
+    """
+
+    message_id: str
+    end_to_end_id: str | None = None
+    instruction_id: str | None = None
+    uetr: str | None = None
+    transaction_id: str | None = None
+    correlation_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessingCode:
+    """ISO 8583 field 3: transaction type and the from / to account types (two digits each)."""
+
+    transaction_type: str
+    from_account_type: str = "00"
+    to_account_type: str = "00"
+
+
+@dataclass(frozen=True, slots=True)
+class AdditionalAmount:
+    """One additional amount (ISO 8583 field 54): e.g. ledger or available balance."""
+
+    account_type: str
+    amount_type: str
+    amount: Money
+
+
+@dataclass(frozen=True, slots=True)
+class EmvTag:
+    """One BER-TLV data object of the chip data (field 55); tag and value in hex, opaque."""
+
+    tag: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """The card of a card-rail transaction. The PAN is a token; expiry is ``YYMM``.
+
+    ``dropped`` names the sensitive elements that arrived and were discarded at the edge
+    (``track2``, ``pin_block``, ...): the fact is kept for risk decisions, the data never.
+    """
+
+    token: PanToken | None = None
+    expiry: str | None = None
+    sequence_number: str | None = None
+    service_code: str | None = None
+    emv: tuple[EmvTag, ...] = ()
+    dropped: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Acceptor:
+    """Card acceptor and point of service: fields 41, 42, 43, 18, 22, 25."""
+
+    terminal_id: str | None = None
+    merchant_id: str | None = None
+    name_location: str | None = None
+    category_code: str | None = None
+    pos_entry_mode: str | None = None
+    pos_condition_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PostalAddress:
+    """A structured postal address (ISO 20022 PostalAddress24 subset)."""
+
+    street_name: str | None = None
+    building_number: str | None = None
+    post_code: str | None = None
+    town_name: str | None = None
+    country_sub_division: str | None = None
+    country: str | None = None
+    address_lines: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """A debtor or creditor."""
+
+    name: str | None = None
+    postal_address: PostalAddress | None = None
+    identification: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """An account: an IBAN, or another identifier with its scheme (e.g. ``TOKEN``, ``BBAN``)."""
+
+    iban: str | None = None
+    other_id: str | None = None
+    scheme: str | None = None
+    name: str | None = None
+    currency: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    """A financial institution: a BIC, or a clearing-system member id (ISO 8583 field 32)."""
+
+    bic: str | None = None
+    member_id: str | None = None
+    clearing_system: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Agents:
+    """The agents a message names, card-rail and account-rail."""
+
+    acquirer: Agent | None = None
+    forwarder: Agent | None = None
+    receiver: Agent | None = None
+    instructing: Agent | None = None
+    instructed: Agent | None = None
+    debtor_agent: Agent | None = None
+    creditor_agent: Agent | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OriginalTransaction:
+    """What a reversal, return or status report refers to (field 90, ``OrgnlGrpInf``...)."""
+
+    message_type: str | None = None
+    message_id: str | None = None
+    instruction_id: str | None = None
+    end_to_end_id: str | None = None
+    uetr: str | None = None
+    transmitted_at: dt.datetime | None = None
+    acquirer_id: str | None = None
+    forwarder_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkManagement:
+    """Network management request: the action, and the code the source protocol used."""
+
+    action: NetworkAction
+    information_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Extension:
+    """A value with no canonical field, carried through untouched (``iso8583:48`` ...).
+
+    Adapters never place sensitive data here: values that look like a card number are
+    dropped at decode, like track data.
+    """
+
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class CanonicalMessage:
+    """One message in the hub's language; see the module docstring."""
+
+    kind: MessageKind
+    function: MessageFunction
+    tenant: str
+    ids: Identifiers
+    repeat: bool = False
+    transmitted_at: dt.datetime | None = None
+    local_time: dt.time | None = None
+    local_date: dt.date | None = None
+    settlement_date: dt.date | None = None
+    processing: ProcessingCode | None = None
+    amount: Money | None = None
+    additional_amounts: tuple[AdditionalAmount, ...] = ()
+    card: Card | None = None
+    acceptor: Acceptor | None = None
+    debtor: Party | None = None
+    debtor_account: Account | None = None
+    creditor: Party | None = None
+    creditor_account: Account | None = None
+    agents: Agents | None = None
+    original: OriginalTransaction | None = None
+    status: Status | None = None
+    approval_code: str | None = None
+    network: NetworkManagement | None = None
+    remittance: tuple[str, ...] = ()
+    extensions: tuple[Extension, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.transmitted_at is not None and self.transmitted_at.tzinfo is None:
+            raise ValueError("transmitted_at must be timezone-aware")
+
+    @property
+    def is_response(self) -> bool:
+        return self.function.is_response

@@ -1,0 +1,96 @@
+"""Card numbers in the canonical model: tokens and masks, never a clear PAN.
+
+A :class:`PanToken` is what the vault hands out in place of a primary account number: same
+length, first six and last four digits kept (configurable in the vault), and the Luhn check
+failing on purpose, so a token can never be mistaken for a card number. The canonical model
+refuses a Luhn-valid value as a token: that is how "no canonical field can hold a clear PAN"
+is enforced at construction, not by convention.
+
+>>> luhn_valid("4111111111111111")
+True
+>>> PanToken("4111111111111111")
+Traceback (most recent call last):
+...
+canonical_model.pan.ClearPanError: a PanToken must fail the Luhn check; refusing a value that looks like a clear PAN
+>>> t = PanToken("4111110000001112")
+>>> t.masked
+'411111******1112'
+>>> mask_pan("5500005555555559")
+'550000******5559'
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = [
+    "ClearPanError",
+    "PanToken",
+    "contains_clear_pan",
+    "find_clear_pans",
+    "luhn_valid",
+    "mask_pan",
+]
+
+
+class ClearPanError(ValueError):
+    """A value that looks like a clear card number where only a token may stand."""
+
+
+_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+
+
+def luhn_valid(digits: str) -> bool:
+    """Whether a string of decimal digits passes the Luhn (mod 10) check."""
+    if not digits.isdigit():
+        return False
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        total += _DOUBLED[value] if position % 2 else value
+    return total % 10 == 0
+
+
+def mask_pan(pan: str, keep_first: int = 6, keep_last: int = 4) -> str:
+    """First six and last four digits shown, the rest replaced by ``*``."""
+    if len(pan) <= keep_first + keep_last:
+        return "*" * len(pan)
+    return pan[:keep_first] + "*" * (len(pan) - keep_first - keep_last) + pan[-keep_last:]
+
+
+_DIGIT_RUN = re.compile(r"(?<!\d)\d{13,19}(?!\d)")
+
+
+def find_clear_pans(text: str) -> list[str]:
+    """Every Luhn-valid run of 13-19 digits standing on its own in the text."""
+    return [m.group() for m in _DIGIT_RUN.finditer(text) if luhn_valid(m.group())]
+
+
+def contains_clear_pan(text: str) -> bool:
+    """Whether the text holds a Luhn-valid 13-19 digit run standing on its own."""
+    return any(luhn_valid(m.group()) for m in _DIGIT_RUN.finditer(text))
+
+
+@dataclass(frozen=True, slots=True)
+class PanToken:
+    """A surrogate for a PAN: digits, PAN length, Luhn-invalid by construction."""
+
+    value: str
+
+    def __post_init__(self) -> None:
+        value = self.value
+        if not (value.isdigit() and 12 <= len(value) <= 19):
+            raise ValueError("a PanToken is 12-19 decimal digits")
+        if luhn_valid(value):
+            raise ClearPanError(
+                "a PanToken must fail the Luhn check; refusing a value that looks like a clear PAN"
+            )
+
+    @property
+    def masked(self) -> str:
+        """The token with its middle digits hidden, for display."""
+        return mask_pan(self.value)
+
+    def __str__(self) -> str:
+        return self.masked
