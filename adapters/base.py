@@ -259,4 +259,3 @@ class AdapterEncodeError(AdapterError):
 
 class CapabilityError(AdapterError):
     """An adapter asked for something its capabilities do not grant."""
-

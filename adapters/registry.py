@@ -1,4 +1,4 @@
-"""The adapter registry: a name table, imported lazily, plus the ``isobridge.adapters`` entry points.
+"""The adapter registry: a name table, imported lazily, and ``isobridge.adapters`` entry points.
 
 A built-in adapter is one line in :data:`BUILTIN_ADAPTERS` (``name -> "module:Class"``);
 its module is imported only when the adapter is first asked for. Adapters from other
@@ -128,7 +128,7 @@ class AdapterRegistry:
         return cls
 
     def get(self, spec: str) -> Adapter:
-        """The adapter for ``name`` or ``name:variant`` (instances are shared; adapters are pure)."""
+        """The adapter for ``name`` or ``name:variant``; instances are shared, adapters pure."""
         name, variant = split_spec(spec)
         key = (name, variant)
         adapter = self._instances.get(key)

@@ -18,7 +18,10 @@ reader and the JSON Schema (:func:`json_schema`) cannot drift apart.
 '{"canonical_version":1,"kind":"financial","function":"request","tenant":"acme","ids":{"message_id":"m-1"},"amount":{"amount":"1.50","currency":"GBP"}}'
 >>> from_json(text) == m
 True
->>> from_json('{"canonical_version":1,"kind":"financial","function":"request","tenant":"a","ids":{"message_id":"m"},"amount":{"amount":1.5,"currency":"GBP"}}')
+>>> from_json(
+...     '{"canonical_version":1,"kind":"financial","function":"request","tenant":"a",'
+...     '"ids":{"message_id":"m"},"amount":{"amount":1.5,"currency":"GBP"}}'
+... )
 Traceback (most recent call last):
 ...
 canonical_model.json_form.CanonicalJsonError: $.amount.amount: expected a decimal string, got float

@@ -26,6 +26,7 @@ False
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
@@ -294,3 +295,19 @@ class CanonicalMessage:
     @property
     def is_response(self) -> bool:
         return self.function.is_response
+
+    def same_transaction(self, other: CanonicalMessage) -> bool:
+        """Whether ``other`` carries this transaction, as after a re-encode and a decode.
+
+        The message id (new at every decode) and the record of what an edge dropped
+        (``card.dropped``: the data is gone for good) do not count.
+        """
+        return _without_edge_facts(self) == _without_edge_facts(other)
+
+
+def _without_edge_facts(message: CanonicalMessage) -> CanonicalMessage:
+    card = message.card
+    if card is not None and card.dropped:
+        card = dataclasses.replace(card, dropped=())
+    ids = dataclasses.replace(message.ids, message_id="")
+    return dataclasses.replace(message, ids=ids, card=card)

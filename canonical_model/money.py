@@ -33,7 +33,7 @@ class AmountError(ValueError):
     """An amount that its currency cannot represent exactly."""
 
 
-_QUANTA: dict[int, Decimal] = {e: Decimal(1).scaleb(-e) for e in range(0, 5)}
+_QUANTA: dict[int, Decimal] = {e: Decimal(1).scaleb(-e) for e in range(5)}
 
 
 @dataclass(frozen=True, slots=True)

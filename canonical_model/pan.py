@@ -8,10 +8,10 @@ is enforced at construction, not by convention.
 
 >>> luhn_valid("4111111111111111")
 True
->>> PanToken("4111111111111111")
+>>> PanToken("4111111111111111")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-canonical_model.pan.ClearPanError: a PanToken must fail the Luhn check; refusing a value that looks like a clear PAN
+canonical_model.pan.ClearPanError: a PanToken must fail the Luhn check; refusing ...
 >>> t = PanToken("4111110000001112")
 >>> t.masked
 '411111******1112'

@@ -8,7 +8,6 @@ the hub gives it in ISO 8583 (field 39 = 30, format error).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import TextIO
 
@@ -16,7 +15,6 @@ from adapters.base import AdapterDecodeError, Inspectable
 from adapters.iso8583.samples import SAMPLES, sample_bytes
 from adapters.iso8583.specs import VARIANTS
 from canonical_model.json_form import to_json
-from canonical_model.messages import CanonicalMessage
 from canonical_model.pan import find_clear_pans
 from hub.bootstrap import Hub
 
@@ -50,13 +48,22 @@ def run_demo(hub: Hub, out: TextIO, variants: Sequence[str] | None = None) -> No
     round_trips = exact = leaked = 0
     for variant in chosen:
         adapter = hub.registry.get(f"iso8583:{variant}")
-        other = hub.registry.get(f"iso8583:{VARIANTS[0] if variant != VARIANTS[0] else VARIANTS[-1]}")
+        other = hub.registry.get(
+            f"iso8583:{VARIANTS[0] if variant != VARIANTS[0] else VARIANTS[-1]}"
+        )
         for name in SAMPLES:
             payload = sample_bytes(name, variant)
             message = adapter.decode(payload, hub.decode_context(_TENANT))
             back = adapter.encode(message, hub.encode_context(adapter, _TENANT))
             again = adapter.decode(back, hub.decode_context(_TENANT))
-            same_canonical = _same_apart_from_id(again, message)
+            same_canonical = again.same_transaction(message)
+            verdict = (
+                "same bytes"
+                if back == payload
+                else "same canonical"
+                if same_canonical
+                else "DIFFERENT"
+            )
             canonical_text = to_json(message)
             leaked += len(find_clear_pans(canonical_text))
             translated = other.encode(message, hub.encode_context(other, _TENANT))
@@ -74,7 +81,7 @@ def run_demo(hub: Hub, out: TextIO, variants: Sequence[str] | None = None) -> No
             out.write(
                 f"  {variant:<20} {name:<28} {len(payload):>4} B -> {message.kind.value}/"
                 f"{message.function.value:<16} back: "
-                f"{'same bytes' if back == payload else 'same canonical' if same_canonical else 'DIFFERENT'}"
+                f"{verdict}"
                 f"; as {other.variant}: {len(translated)} B\n"
             )
     _rule(out, "bad input gets an answer in its own protocol")
@@ -87,7 +94,9 @@ def run_demo(hub: Hub, out: TextIO, variants: Sequence[str] | None = None) -> No
             answer = adapter.reject(exc, hub.encode_context(adapter, _TENANT))
             out.write(f"  {label}:\n    error:  {exc}\n")
             if answer is not None:
-                fields, _ = adapter.describe(answer) if isinstance(adapter, Inspectable) else ([], None)
+                fields, _ = (
+                    adapter.describe(answer) if isinstance(adapter, Inspectable) else ([], None)
+                )
                 shown = " ".join(f"{v.field}={v.value}" for v in fields if v.field not in "p1")
                 out.write(f"    answer: {shown}\n")
             else:
@@ -97,8 +106,3 @@ def run_demo(hub: Hub, out: TextIO, variants: Sequence[str] | None = None) -> No
     out.write(f"  {total} messages decoded, {round_trips} round-tripped to the same canonical")
     out.write(f" message, {exact} to the same bytes (the rest held track 2 / PIN data, dropped)\n")
     out.write(f"  clear PANs found in the canonical messages: {leaked}\n")
-
-
-def _same_apart_from_id(left: CanonicalMessage, right: CanonicalMessage) -> bool:
-    ids = dataclasses.replace(left.ids, message_id=right.ids.message_id)
-    return dataclasses.replace(left, ids=ids) == right

@@ -24,6 +24,8 @@ MTI    class / function / origin             ``kind``, ``function``, ``repeat``
 32/33  acquiring / forwarding institution    ``agents.acquirer`` / ``agents.forwarder``
 35     track 2                               PAN tokenized, expiry and service code kept,
                                              discretionary data dropped
+40     service (restriction) code            ``card.service_code`` (also from track 2;
+                                             encoded here, as track 2 cannot be rebuilt)
 37     retrieval reference number            ``ids.end_to_end_id``
 38/39  approval code / response code         ``approval_code`` / ``status``
 41/42  terminal id / merchant id             ``acceptor.terminal_id`` / ``merchant_id``
@@ -105,6 +107,7 @@ from canonical_model.currency import Currency, UnknownCurrencyError, currency
 from canonical_model.messages import (
     Acceptor,
     Account,
+    AdditionalAmount,
     Agent,
     Agents,
     CanonicalMessage,
@@ -143,13 +146,52 @@ _NETWORK_DEFAULT_CODES: dict[NetworkAction, str] = {
 }
 
 # Sensitive fields: dropped at decode, never stored, logged or routed.
-_DROPPED_FIELDS: dict[str, str] = {"34": "field34", "36": "track3", "45": "track1", "52": "pin_block"}
+_DROPPED_FIELDS: dict[str, str] = {
+    "34": "field34",
+    "36": "track3",
+    "45": "track1",
+    "52": "pin_block",
+}
 # EMV tags that carry the PAN, track data or the cardholder's name.
 _DROPPED_EMV_TAGS = frozenset({"56", "57", "5A", "5F20", "9F1F", "9F20", "9F6B"})
 
 _MAPPED_FIELDS = frozenset(
-    "t p 1 2 3 4 7 11 12 13 14 15 18 22 23 25 32 33 35 37 38 39 41 42 43 49 54 55 70 90 100"
-    " 102 103".split()
+    [
+        "t",
+        "p",
+        "1",
+        "2",
+        "3",
+        "4",
+        "7",
+        "11",
+        "12",
+        "13",
+        "14",
+        "15",
+        "18",
+        "22",
+        "23",
+        "25",
+        "32",
+        "33",
+        "35",
+        "37",
+        "38",
+        "39",
+        "40",
+        "41",
+        "42",
+        "43",
+        "49",
+        "54",
+        "55",
+        "70",
+        "90",
+        "100",
+        "102",
+        "103",
+    ]
 ) | frozenset(_DROPPED_FIELDS)
 
 ADDRESSING_FIELDS = ("3", "4", "7", "11", "12", "13", "32", "37", "41", "42", "49")
@@ -176,7 +218,7 @@ def _field_offset(encoded: EncodedDict, field: str) -> int:
     return offset
 
 
-class _FieldProblem(Exception):
+class _FieldError(Exception):
     def __init__(self, field: str, reason: str, offset: int = 0, response_code: str = "") -> None:
         self.field = field
         self.reason = reason
@@ -262,8 +304,9 @@ class Iso8583Adapter:
             raise failure
         try:
             return self._to_canonical(doc, ctx)
-        except _FieldProblem as problem:
-            context = _addressing({k: v for k, v in doc.items() if k != problem.field})
+        except _FieldError as problem:
+            # The MTI is kept even when it is the problem: "0300" is still answered "0310".
+            context = _addressing({k: v for k, v in doc.items() if k != problem.field or k == "t"})
             context["response_code"] = problem.response_code
             failure = AdapterDecodeError(
                 NAME,
@@ -275,16 +318,16 @@ class Iso8583Adapter:
         raise failure
 
     def _to_canonical(self, doc: DecodedDict, ctx: DecodeContext) -> CanonicalMessage:
-        for field, value in doc.items():
-            if field in _NUMERIC_FIELDS and not (value.isdigit() and value.isascii()):
-                bad = next((i for i, char in enumerate(value) if not "0" <= char <= "9"), 0)
-                raise _FieldProblem(field, "numeric field holds a non-digit", bad)
+        for field, text in doc.items():
+            if field in _NUMERIC_FIELDS and not (text.isdigit() and text.isascii()):
+                bad = next((i for i, char in enumerate(text) if not "0" <= char <= "9"), 0)
+                raise _FieldError(field, "numeric field holds a non-digit", bad)
         get = doc.get
         mti = doc["t"]
         try:
             meaning = parse_mti(mti)
         except UnsupportedMtiError as exc:
-            raise _FieldProblem("t", str(exc)) from None
+            raise _FieldError("t", str(exc)) from None
         kind = meaning.kind
 
         processing = None
@@ -327,7 +370,9 @@ class Iso8583Adapter:
         network = None
         if kind is MessageKind.NETWORK_MANAGEMENT:
             value = get("70")
-            action = _NETWORK_CODES.get(value, NetworkAction.OTHER) if value else NetworkAction.OTHER
+            action = (
+                _NETWORK_CODES.get(value, NetworkAction.OTHER) if value else NetworkAction.OTHER
+            )
             network = NetworkManagement(action, value)
 
         original = None
@@ -336,12 +381,14 @@ class Iso8583Adapter:
             now = now or ctx.now()
             original = self._parse("90", parse_original_data, value, now)
 
-        additional = ()
+        additional: tuple[AdditionalAmount, ...] = ()
         value = get("54")
         if value is not None:
             additional = self._parse("54", parse_additional_amounts, value)
 
-        extensions, dropped = self._extensions(doc)
+        # Field 70 is canonical only on 08xx; elsewhere it travels as an extension.
+        mapped = _MAPPED_FIELDS if network is not None else _MAPPED_FIELDS - {"70"}
+        extensions, dropped = self._extensions(doc, mapped)
         card = self._card(doc, ctx, dropped)
 
         acceptor = None
@@ -402,40 +449,42 @@ class Iso8583Adapter:
         try:
             return parser(*args)
         except FieldFormatError as exc:
-            raise _FieldProblem(field, exc.reason, exc.offset) from None
+            raise _FieldError(field, exc.reason, exc.offset) from None
 
     @staticmethod
     def _currency(code: str | None) -> Currency:
         if code is None:
-            raise _FieldProblem("49", "currency code (field 49) is required with an amount")
+            raise _FieldError("49", "currency code (field 49) is required with an amount")
         try:
             return currency(code)
         except UnknownCurrencyError as exc:
-            raise _FieldProblem("49", str(exc)) from None
+            raise _FieldError("49", str(exc)) from None
 
     @staticmethod
     def _tokenize(pan: str, field: str, ctx: DecodeContext) -> PanToken:
         if not luhn_valid(pan):
-            raise _FieldProblem(field, "card number fails the Luhn check", response_code="14")
+            raise _FieldError(field, "card number fails the Luhn check", response_code="14")
         try:
             return ctx.tokenize(pan)
         except AdapterError:
             raise
         except ValueError as exc:
-            raise _FieldProblem(field, f"card number refused: {exc}", response_code="14") from None
+            raise _FieldError(field, f"card number refused: {exc}", response_code="14") from None
 
     def _card(self, doc: DecodedDict, ctx: DecodeContext, dropped: list[str]) -> Card | None:
         get = doc.get
         pan = get("2")
         expiry = get("14")
-        service_code = None
+        service_code = get("40")
         track2 = get("35")
         if track2 is not None:
             parsed = self._parse("35", parse_track2, track2)
             if pan is not None and pan != parsed.pan:
-                raise _FieldProblem("35", "track 2 PAN differs from field 2", response_code="14")
+                raise _FieldError("35", "track 2 PAN differs from field 2", response_code="14")
             pan = parsed.pan
             expiry = expiry or parsed.expiry
+            if service_code is not None and service_code != parsed.service_code:
+                raise _FieldError("40", "service code differs from track 2's")
             service_code = parsed.service_code
             dropped.append("track2")
         for field, label in _DROPPED_FIELDS.items():
@@ -447,12 +496,19 @@ class Iso8583Adapter:
             try:
                 tags = parse_tlv(bytes.fromhex(chip))
             except TlvError as exc:
-                raise _FieldProblem("55", f"EMV data: {exc.reason}", exc.offset) from None
+                raise _FieldError("55", f"EMV data: {exc.reason}", exc.offset) from None
             emv = tuple(tag for tag in tags if tag.tag not in _DROPPED_EMV_TAGS)
             if len(emv) != len(tags):
                 dropped.extend(f"emv:{t.tag}" for t in tags if t.tag in _DROPPED_EMV_TAGS)
         sequence = get("23")
-        if pan is None and expiry is None and not emv and sequence is None and not dropped:
+        if (
+            pan is None
+            and expiry is None
+            and not emv
+            and sequence is None
+            and service_code is None
+            and not dropped
+        ):
             return None
         return Card(
             token=None if pan is None else self._tokenize(pan, "2" if "2" in doc else "35", ctx),
@@ -471,11 +527,13 @@ class Iso8583Adapter:
         return Account(other_id=value)
 
     @staticmethod
-    def _extensions(doc: DecodedDict) -> tuple[tuple[Extension, ...], list[str]]:
+    def _extensions(
+        doc: DecodedDict, mapped: frozenset[str]
+    ) -> tuple[tuple[Extension, ...], list[str]]:
         extensions = []
         dropped: list[str] = []
         for field, value in doc.items():
-            if field in _MAPPED_FIELDS:
+            if field in mapped:
                 continue
             if contains_clear_pan(value):
                 dropped.append(f"field{field}")
@@ -580,6 +638,7 @@ class Iso8583Adapter:
             doc["2"] = self._clear_pan(card.token, "2", ctx)
         _put(doc, "14", card.expiry)
         _put(doc, "23", card.sequence_number)
+        _put(doc, "40", card.service_code)
         if card.emv:
             doc["55"] = build_tlv(card.emv).hex().upper()
 
@@ -599,16 +658,16 @@ class Iso8583Adapter:
             doc, encoded = iso8583.decode(payload, self._spec)
         except iso8583.DecodeError as exc:
             doc, encoded = dict(exc.doc_dec), dict(exc.doc_enc)
-            error = AdapterDecodeError(
-                NAME, exc.msg, field=_field_label(exc.field), offset=exc.pos
-            )
+            error = AdapterDecodeError(NAME, exc.msg, field=_field_label(exc.field), offset=exc.pos)
         views = []
         offset = 0
         for field, part in encoded.items():
             if field in doc:
                 description = str(self._spec[field].get("desc", ""))
                 views.append(
-                    FieldView(field, description, _masked(field, doc[field]), offset + len(part["len"]))
+                    FieldView(
+                        field, description, _masked(field, doc[field]), offset + len(part["len"])
+                    )
                 )
             offset += len(part["len"]) + len(part["data"])
         return views, error
@@ -653,7 +712,8 @@ def _masked(field: str, value: str) -> str:
         except (TlvError, ValueError):
             return "[EMV data not BER-TLV]"
         return " ".join(
-            f"{t.tag}=[hidden]" if t.tag in _DROPPED_EMV_TAGS else f"{t.tag}={t.value}" for t in tags
+            f"{t.tag}=[hidden]" if t.tag in _DROPPED_EMV_TAGS else f"{t.tag}={t.value}"
+            for t in tags
         )
     return scrub(value)
 

@@ -165,7 +165,7 @@ def parse_additional_amounts(value: str) -> tuple[AdditionalAmount, ...]:
         units = _digits(block[8:20], "amount", start + 8)
         money = Money.from_minor_units(-units if sign == "D" else units, ccy)
         if sign == "D" and units == 0:
-            money = Money(-money.amount, ccy)  # keep "D" for a debit zero balance
+            money = Money(money.amount.copy_negate(), ccy)  # keep "D" for a debit zero
         amounts.append(AdditionalAmount(block[0:2], block[2:4], money))
     return tuple(amounts)
 

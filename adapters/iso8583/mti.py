@@ -6,14 +6,15 @@ functions 0 request, 1 response, 2 advice, 3 advice response; the origins 0 (acq
 1 (acquirer repeat: ``0401``, ``0421``). A financial request with processing code 31 is a
 balance enquiry.
 
->>> parse_mti("0421")
-MtiMeaning(kind=<MessageKind.REVERSAL: 'reversal'>, function=<MessageFunction.ADVICE: 'advice'>, repeat=True)
+>>> meaning = parse_mti("0421")
+>>> meaning.kind, meaning.function, meaning.repeat
+(<MessageKind.REVERSAL: 'reversal'>, <MessageFunction.ADVICE: 'advice'>, True)
 >>> build_mti(MessageKind.FINANCIAL, MessageFunction.RESPONSE, repeat=False)
 '0210'
->>> parse_mti("0300")
+>>> parse_mti("0300")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-adapters.iso8583.mti.UnsupportedMtiError: unsupported MTI '0300': this adapter speaks 0100/0110/0120/0130, 0200/0210/0220/0230, 0400/0410/0420/0430, 0800/0810/0820/0830 (and x401 / x421 repeats), ISO 8583:1987
+adapters.iso8583.mti.UnsupportedMtiError: unsupported MTI '0300': this adapter speaks 0100/...
 """
 
 from __future__ import annotations

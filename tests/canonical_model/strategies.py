@@ -108,10 +108,14 @@ messages = st.builds(
     processing=st.none() | st.builds(ProcessingCode, transaction_type=st.just("31")),
     amount=st.none() | money(),
     additional_amounts=st.lists(
-        st.builds(AdditionalAmount, account_type=st.just("10"), amount_type=st.just("01"),
-                  amount=money(signed=True)),
+        st.builds(
+            AdditionalAmount,
+            account_type=st.just("10"),
+            amount_type=st.just("01"),
+            amount=money(signed=True),
+        ),
         max_size=2,
-    ).map(tuple),  # fmt: skip
+    ).map(tuple),
     card=st.none() | cards,
     acceptor=st.none() | st.builds(Acceptor, terminal_id=optional_text, merchant_id=optional_text),
     debtor=st.none()

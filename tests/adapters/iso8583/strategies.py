@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from canonical_model import CURRENCIES, luhn_valid
+from canonical_model import CURRENCIES, contains_clear_pan, luhn_valid
 
 _DIGITS = "0123456789"
 _ANS = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
@@ -42,7 +42,12 @@ def mmdd(draw: st.DrawFn) -> str:
 
 @st.composite
 def hhmmss(draw: st.DrawFn) -> str:
-    return f"{draw(st.integers(0, 23)):02d}{draw(st.integers(0, 59)):02d}{draw(st.integers(0, 59)):02d}"
+    hours, minutes, seconds = (
+        draw(st.integers(0, 23)),
+        draw(st.integers(0, 59)),
+        draw(st.integers(0, 59)),
+    )
+    return f"{hours:02d}{minutes:02d}{seconds:02d}"
 
 
 @st.composite
@@ -61,7 +66,11 @@ def emv_data(draw: st.DrawFn) -> str:
         st.lists(
             st.tuples(
                 st.sampled_from(["9F26", "9F27", "9F10", "9F37", "95", "9A", "82", "5F2A", "9F02"]),
-                st.binary(min_size=0, max_size=130),
+                # Chip data is binary: its hex can spell a Luhn-valid digit run, which
+                # the contract suite's PAN detector would rightly flag; left out.
+                st.binary(min_size=0, max_size=130).filter(
+                    lambda value: not contains_clear_pan(value.hex())
+                ),
             ),
             min_size=1,
             max_size=6,
