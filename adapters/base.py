@@ -86,7 +86,12 @@ class Capabilities:
 
 
 class PanTokenizer(Protocol):
-    """Replaces a clear PAN by a token; the vault implements it."""
+    """Replaces a clear PAN by a token; the vault implements it.
+
+    Failures come in two kinds, which adapters answer differently: ``ValueError`` for a
+    card number the vault refuses (ISO 8583: 14, invalid card number) and ``RuntimeError``
+    when the vault cannot serve at all (ISO 8583: 96, system malfunction).
+    """
 
     def tokenize(self, pan: str, *, tenant: str) -> PanToken:
         """The token for ``pan`` in ``tenant`` (convergent: same PAN, same token)."""

@@ -32,6 +32,7 @@ from adapters.base import Adapter, AdapterError
 __all__ = [
     "BUILTIN_ADAPTERS",
     "ENTRY_POINT_GROUP",
+    "AdapterLoadError",
     "AdapterRegistry",
     "DuplicateAdapterError",
     "UnknownAdapterError",
@@ -65,6 +66,10 @@ class DuplicateAdapterError(AdapterError):
     """Two registrations claim the same adapter name."""
 
 
+class AdapterLoadError(AdapterError):
+    """A registration whose module or class cannot be imported."""
+
+
 def split_spec(spec: str) -> tuple[str, str | None]:
     """``"name:variant"`` -> ``("name", "variant")``; ``"name"`` -> ``("name", None)``."""
     name, sep, variant = spec.partition(":")
@@ -76,10 +81,15 @@ class _Registration:
     target: str
     source: str
 
-    def load(self) -> type[Adapter]:
+    def load(self, name: str) -> type[Adapter]:
         module_name, _, attr = self.target.partition(":")
-        module = importlib.import_module(module_name)
-        return cast("type[Adapter]", getattr(module, attr))
+        try:
+            module = importlib.import_module(module_name)
+            return cast("type[Adapter]", getattr(module, attr))
+        except (ImportError, AttributeError) as exc:
+            raise AdapterLoadError(
+                f"adapter {name!r} ({self.target}, {self.source}) cannot be loaded: {exc}"
+            ) from exc
 
 
 class AdapterRegistry:
@@ -119,7 +129,7 @@ class AdapterRegistry:
             registration = self._registrations.get(name)
             if registration is None:
                 raise UnknownAdapterError("adapter", name, self._registrations)
-            cls = registration.load()
+            cls = registration.load(name)
             if cls.name != name:
                 raise DuplicateAdapterError(
                     f"{registration.target} is registered as {name!r} but calls itself {cls.name!r}"

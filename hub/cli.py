@@ -138,10 +138,13 @@ def _translate(args: argparse.Namespace, hub: Hub, stdin: BinaryIO, out: TextIO)
         raise CliError(str(exc)) from None
     if args.hex:
         out.write(encoded.hex().upper() + "\n")
-    else:
-        out.flush()
-        sys.stdout.buffer.write(encoded)
-        sys.stdout.buffer.flush()
+        return
+    binary = getattr(out, "buffer", None)
+    if binary is None:
+        raise CliError("binary output needs a byte stream; use --hex", EXIT_USAGE)
+    out.flush()
+    binary.write(encoded)
+    binary.flush()
 
 
 def _inspect(args: argparse.Namespace, hub: Hub, stdin: BinaryIO, out: TextIO) -> None:
@@ -178,12 +181,13 @@ def main(
     stdin: BinaryIO | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
+    hub: Hub | None = None,
 ) -> int:
-    """Run the CLI; returns the exit status."""
+    """Run the CLI; returns the exit status. ``hub`` defaults to :func:`build_hub`'s."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     args = _parser().parse_args(argv)
-    hub = build_hub(default_registry())
+    hub = hub or build_hub(default_registry())
     try:
         if args.command == "adapters":
             _list_adapters(hub, out)

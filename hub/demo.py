@@ -57,6 +57,7 @@ def run_demo(hub: Hub, out: TextIO, variants: Sequence[str] | None = None) -> No
             back = adapter.encode(message, hub.encode_context(adapter, _TENANT))
             again = adapter.decode(back, hub.decode_context(_TENANT))
             same_canonical = again.same_transaction(message)
+            kind_function = f"{message.kind.value}/{message.function.value}"
             verdict = (
                 "same bytes"
                 if back == payload
@@ -79,8 +80,7 @@ def run_demo(hub: Hub, out: TextIO, variants: Sequence[str] | None = None) -> No
                 for line in to_json(message, indent=2).splitlines():
                     out.write(f"    {line}\n")
             out.write(
-                f"  {variant:<20} {name:<28} {len(payload):>4} B -> {message.kind.value}/"
-                f"{message.function.value:<16} back: "
+                f"  {variant:<14} {name:<27} {len(payload):>4} B -> {kind_function:<36} back: "
                 f"{verdict}"
                 f"; as {other.variant}: {len(translated)} B\n"
             )

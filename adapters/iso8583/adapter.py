@@ -194,6 +194,8 @@ _MAPPED_FIELDS = frozenset(
     ]
 ) | frozenset(_DROPPED_FIELDS)
 
+SYSTEM_MALFUNCTION = "96"
+
 ADDRESSING_FIELDS = ("3", "4", "7", "11", "12", "13", "32", "37", "41", "42", "49")
 """Fields a format-error response echoes; none of them is sensitive."""
 
@@ -470,6 +472,11 @@ class Iso8583Adapter:
             raise
         except ValueError as exc:
             raise _FieldError(field, f"card number refused: {exc}", response_code="14") from None
+        except RuntimeError as exc:
+            # The message is fine but the vault cannot serve it: 96, system malfunction.
+            raise _FieldError(
+                field, f"card number not tokenized: {exc}", response_code=SYSTEM_MALFUNCTION
+            ) from None
 
     def _card(self, doc: DecodedDict, ctx: DecodeContext, dropped: list[str]) -> Card | None:
         get = doc.get

@@ -20,6 +20,7 @@ from canonical_model import (
     MessageKind,
     Money,
     NetworkAction,
+    PanToken,
     TransactionStatus,
     find_clear_pans,
     luhn_valid,
@@ -243,6 +244,23 @@ def test_card_number_failing_luhn_is_answered_with_14() -> None:
     answer = answer_fields(ASCII.reject(error, encode_context(ASCII, fixed_vault())))
     assert (answer["t"], answer["39"]) == ("0210", "14")
     assert "2" not in answer
+
+
+class _VaultDown:
+    """A tokenizer whose store is unreachable, as a database outage looks to the adapter."""
+
+    def tokenize(self, pan: str, *, tenant: str) -> PanToken:
+        raise RuntimeError("vault database unreachable")
+
+
+def test_a_vault_outage_is_answered_with_96_not_a_crash() -> None:
+    payload = sample_bytes("0200-balance-enquiry", "ascii")
+    with pytest.raises(AdapterDecodeError) as info:
+        ASCII.decode(payload, DecodeContext(TENANT, _VaultDown(), now=lambda: NOW))
+    assert info.value.field == "2"
+    assert info.value.context["response_code"] == "96"
+    answer = answer_fields(ASCII.reject(info.value, encode_context(ASCII, fixed_vault())))
+    assert (answer["t"], answer["39"]) == ("0210", "96")
 
 
 def test_track2_that_disagrees_with_field_2_is_refused() -> None:
