@@ -147,6 +147,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "MAX_VALUE_LENGTH",
         "TlvError",
         "build_tlv",
+        "build_tlv_hex",
         "parse_tlv",
     ],
     "adapters.iso8583.mti": [

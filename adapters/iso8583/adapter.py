@@ -75,7 +75,7 @@ from adapters.base import (
     scrub,
 )
 from adapters.framing import FRAMERS
-from adapters.iso8583.emv import TlvError, build_tlv, parse_tlv
+from adapters.iso8583.emv import TlvError, build_tlv_hex, parse_tlv
 from adapters.iso8583.fields import (
     FieldFormatError,
     format_additional_amounts,
@@ -595,7 +595,8 @@ class Iso8583Adapter:
         if message.transmitted_at is not None:
             doc["7"] = format_transmission_time(message.transmitted_at)
         if message.local_time is not None:
-            doc["12"] = message.local_time.strftime("%H%M%S")
+            t = message.local_time
+            doc["12"] = f"{t.hour:02d}{t.minute:02d}{t.second:02d}"
         if message.local_date is not None:
             doc["13"] = format_mmdd(message.local_date)
         if message.settlement_date is not None:
@@ -647,7 +648,10 @@ class Iso8583Adapter:
         _put(doc, "23", card.sequence_number)
         _put(doc, "40", card.service_code)
         if card.emv:
-            doc["55"] = build_tlv(card.emv).hex().upper()
+            try:
+                doc["55"] = build_tlv_hex(card.emv)
+            except TlvError as exc:
+                raise AdapterEncodeError(NAME, f"EMV data: {exc}", field="55") from None
 
     def _account_id(self, account: Account | None, field: str, ctx: EncodeContext) -> str | None:
         if account is None:

@@ -45,13 +45,14 @@ neither ever contains the data, so the message is safe to log.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import Final
 
 from canonical_model.messages import EmvTag
 
-__all__ = ["MAX_VALUE_LENGTH", "EmvTag", "TlvError", "build_tlv", "parse_tlv"]
+__all__ = ["MAX_VALUE_LENGTH", "EmvTag", "TlvError", "build_tlv", "build_tlv_hex", "parse_tlv"]
 
 MAX_VALUE_LENGTH: Final = 0xFFFF
 """The longest value a three-byte (``82 xx xx``) length field can announce."""
@@ -80,17 +81,22 @@ class TlvError(ValueError):
 
 def parse_tlv(data: bytes) -> tuple[EmvTag, ...]:
     """The data objects of ``data``, in order; raises :class:`TlvError` on malformed input."""
-    tags: list[EmvTag] = []
+    # Hot path (every chip transaction): locals only, and tags and values are sliced out of
+    # one hex rendering rather than converted one by one.
+    hexed = data.hex().upper()
     size = len(data)
+    tags: list[EmvTag] = []
+    append = tags.append
+    new_tag = EmvTag
     index = 0
     while index < size:
-        if data[index] in _PADDING:
+        byte = data[index]
+        if byte == 0x00 or byte == 0xFF:  # padding
             index += 1
             continue
-
         tag_start = index
-        if data[index] & 0x1F == 0x1F:
-            index += 1
+        index += 1
+        if byte & 0x1F == 0x1F:
             while True:
                 if index >= size:
                     raise TlvError(tag_start, "tag truncated: a subsequent tag byte is missing")
@@ -98,51 +104,49 @@ def parse_tlv(data: bytes) -> tuple[EmvTag, ...]:
                 index += 1
                 if not more:
                     break
-        else:
-            index += 1
-        tag = data[tag_start:index]
-
         length_start = index
         if index >= size:
             raise TlvError(length_start, "length missing after the tag")
-        first = data[index]
+        length = data[index]
         index += 1
-        if first < 0x80:
-            length = first
-        elif first in (0x81, 0x82):
-            count = first & 0x7F
-            if index + count > size:
+        if length >= 0x80:
+            if length == 0x81 or length == 0x82:
+                count = length & 0x7F
+                if index + count > size:
+                    raise TlvError(
+                        length_start,
+                        f"length truncated: {count} subsequent length byte(s) missing",
+                    )
+                length = int.from_bytes(data[index : index + count], "big")
+                index += count
+            elif length == 0x80:
+                raise TlvError(length_start, "indefinite length (0x80) is not allowed in EMV")
+            else:
                 raise TlvError(
-                    length_start, f"length truncated: {count} subsequent length byte(s) missing"
+                    length_start,
+                    f"length field of {(length & 0x7F) + 1} bytes: EMV allows at most 3"
+                    " (0x82 xx xx)",
                 )
-            length = int.from_bytes(data[index : index + count], "big")
-            index += count
-        elif first == 0x80:
-            raise TlvError(length_start, "indefinite length (0x80) is not allowed in EMV")
-        else:
+        end = index + length
+        if end > size:
             raise TlvError(
-                length_start,
-                f"length field of {(first & 0x7F) + 1} bytes: EMV allows at most 3 (0x82 xx xx)",
+                index,
+                f"value of {length} bytes runs past the end of the data ({size - index} bytes left)",
             )
-
-        value_start = index
-        if value_start + length > size:
-            raise TlvError(
-                value_start,
-                f"value of {length} bytes runs past the end of the data "
-                f"({size - value_start} bytes left)",
-            )
-        index = value_start + length
-        tags.append(EmvTag(tag=tag.hex().upper(), value=data[value_start:index].hex().upper()))
+        append(new_tag(hexed[2 * tag_start : 2 * length_start], hexed[2 * index : 2 * end]))
+        index = end
     return tuple(tags)
 
 
-def _encode_length(length: int) -> bytes:
+def _length_hex(length: int) -> str:
     if length < 0x80:
-        return bytes([length])
+        return _SHORT_LENGTHS[length]
     if length <= 0xFF:
-        return bytes([0x81, length])
-    return bytes([0x82]) + length.to_bytes(2, "big")
+        return f"81{length:02X}"
+    return f"82{length:04X}"
+
+
+_SHORT_LENGTHS: Final = tuple(f"{n:02X}" for n in range(0x80))
 
 
 def _tag_problem(tag: bytes) -> str | None:
@@ -160,26 +164,45 @@ def _tag_problem(tag: bytes) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)
+def _checked_tag(tag: str) -> str:
+    """``tag`` upper-cased if it is one well-formed BER tag in hex; raises TlvError(0, ...)."""
+    if not _HEX.fullmatch(tag):
+        raise TlvError(0, "tag is not an even number of hex digits")
+    problem = _tag_problem(bytes.fromhex(tag))
+    if problem is not None:
+        raise TlvError(0, problem)
+    return tag.upper()
+
+
+def build_tlv_hex(tags: Iterable[EmvTag]) -> str:
+    """:func:`build_tlv`, as upper-case hex (the form ISO 8583 field 55 is handled in)."""
+    parts: list[str] = []
+    size = 0  # bytes written so far, for error offsets
+    for item in tags:
+        try:
+            tag = _checked_tag(item.tag)
+        except TlvError as exc:
+            raise TlvError(size, exc.reason) from None
+        value = item.value
+        length, odd = divmod(len(value), 2)
+        if odd or (value and not _HEX.fullmatch(value)):
+            raise TlvError(size, "value is not an even number of hex digits")
+        if length > MAX_VALUE_LENGTH:
+            raise TlvError(
+                size, f"value of {length} bytes exceeds {MAX_VALUE_LENGTH} (0x82 xx xx)"
+            )
+        header = tag + _length_hex(length)
+        parts.append(header)
+        parts.append(value.upper())
+        size += len(header) // 2 + length
+    return "".join(parts)
+
+
 def build_tlv(tags: Iterable[EmvTag]) -> bytes:
     """The BER-TLV bytes of ``tags``, lengths minimally encoded; raises :class:`TlvError`.
 
     Tags and values are hex (either case). Each tag must be one well-formed BER tag not
     starting with ``00``/``FF``; each value at most :data:`MAX_VALUE_LENGTH` bytes.
     """
-    out = bytearray()
-    for item in tags:
-        if not _HEX.fullmatch(item.tag):
-            raise TlvError(len(out), "tag is not an even number of hex digits")
-        if not _HEX.fullmatch(item.value):
-            raise TlvError(len(out), "value is not an even number of hex digits")
-        tag = bytes.fromhex(item.tag)
-        problem = _tag_problem(tag)
-        if problem is not None:
-            raise TlvError(len(out), problem)
-        value = bytes.fromhex(item.value)
-        if len(value) > MAX_VALUE_LENGTH:
-            raise TlvError(
-                len(out), f"value of {len(value)} bytes exceeds {MAX_VALUE_LENGTH} (0x82 xx xx)"
-            )
-        out += tag + _encode_length(len(value)) + value
-    return bytes(out)
+    return bytes.fromhex(build_tlv_hex(tags))

@@ -66,6 +66,14 @@ def _digits(value: str, what: str, offset: int = 0) -> int:
 def infer_date(month: int, day: int, now: dt.datetime) -> dt.date:
     """The date with this month and day nearest to ``now`` (previous, same or next year)."""
     today = now.date()
+    try:
+        same_year = dt.date(today.year, month, day)
+    except ValueError:
+        pass
+    else:
+        # Any other year's date lies at least 365 - 182 days away: this one is nearest.
+        if abs((same_year - today).days) <= 182:
+            return same_year
     best: dt.date | None = None
     for year in (today.year, today.year - 1, today.year + 1):
         try:
@@ -97,7 +105,8 @@ def parse_transmission_time(value: str, now: dt.datetime) -> dt.datetime:
 
 def format_transmission_time(value: dt.datetime) -> str:
     """A timezone-aware datetime as field 7's ``MMDDhhmmss`` in GMT."""
-    return value.astimezone(dt.UTC).strftime("%m%d%H%M%S")
+    v = value.astimezone(dt.UTC)
+    return f"{v.month:02d}{v.day:02d}{v.hour:02d}{v.minute:02d}{v.second:02d}"
 
 
 def parse_local_time(value: str) -> dt.time:
