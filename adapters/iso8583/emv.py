@@ -131,7 +131,8 @@ def parse_tlv(data: bytes) -> tuple[EmvTag, ...]:
         if end > size:
             raise TlvError(
                 index,
-                f"value of {length} bytes runs past the end of the data ({size - index} bytes left)",
+                f"value of {length} bytes runs past the end of the data"
+                f" ({size - index} bytes left)",
             )
         append(new_tag(hexed[2 * tag_start : 2 * length_start], hexed[2 * index : 2 * end]))
         index = end
