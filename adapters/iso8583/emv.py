@@ -190,9 +190,7 @@ def build_tlv_hex(tags: Iterable[EmvTag]) -> str:
         if odd or (value and not _HEX.fullmatch(value)):
             raise TlvError(size, "value is not an even number of hex digits")
         if length > MAX_VALUE_LENGTH:
-            raise TlvError(
-                size, f"value of {length} bytes exceeds {MAX_VALUE_LENGTH} (0x82 xx xx)"
-            )
+            raise TlvError(size, f"value of {length} bytes exceeds {MAX_VALUE_LENGTH} (0x82 xx xx)")
         header = tag + _length_hex(length)
         parts.append(header)
         parts.append(value.upper())
