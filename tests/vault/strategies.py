@@ -47,3 +47,15 @@ def bucket(first6: str, last4: str) -> list[str]:
     ]
     assert len(found) == 10, found
     return found
+
+
+def luhn_pans(count: int, *, seed: int, length: int = 16, prefix: str = "4") -> list[str]:
+    """``count`` distinct Luhn-valid card numbers, the same for the same ``seed``."""
+    import random
+
+    rng = random.Random(seed)
+    found: dict[str, None] = {}
+    while len(found) < count:
+        body = prefix + "".join(rng.choice(DIGITS) for _ in range(length - len(prefix) - 1))
+        found[with_check_digit(body)] = None
+    return list(found)
