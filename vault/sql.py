@@ -361,11 +361,13 @@ class SqlVault:
 
     # -- keys -----------------------------------------------------------------------------
 
-    def _tenant_keys(self, tenant: str, *, create: bool) -> _TenantKeys | None:
+    def _tenant_keys(
+        self, tenant: str, *, create: bool, connection: Connection | None = None
+    ) -> _TenantKeys | None:
         keys = self._tenants.get(tenant)
         if keys is not None and time.monotonic() - keys.loaded_at < self._key_refresh:
             return keys
-        keys = self._load_tenant(tenant)
+        keys = self._load_tenant(tenant, connection)
         if keys is None and create:
             self._create_tenant(tenant)
             keys = self._load_tenant(tenant)
@@ -374,16 +376,16 @@ class SqlVault:
                 self._tenants[tenant] = keys
         return keys
 
-    def _load_tenant(self, tenant: str) -> _TenantKeys | None:
-        with self._transaction() as connection:
-            row = connection.execute(
-                select(TenantRow).where(TenantRow.tenant == tenant)
-            ).one_or_none()
-            if row is None:
-                return None
-            versions = connection.execute(
-                select(DataKeyRow).where(DataKeyRow.tenant == tenant)
-            ).all()
+    def _load_tenant(self, tenant: str, connection: Connection | None = None) -> _TenantKeys | None:
+        # Inside a transaction the keys are read on its connection: a second connection
+        # would wait on the first one's SQLite write lock.
+        if connection is None:
+            with self._transaction() as own:
+                return self._load_tenant(tenant, own)
+        row = connection.execute(select(TenantRow).where(TenantRow.tenant == tenant)).one_or_none()
+        if row is None:
+            return None
+        versions = connection.execute(select(DataKeyRow).where(DataKeyRow.tenant == tenant)).all()
         index = unwrap_key(
             self.keys.master_key(row.index_master_version),
             row.index_key,
@@ -678,7 +680,9 @@ class SqlVault:
                     )
                     continue
                 try:
-                    pan = self._open(keys, tenant, token.value, row.key_version, row.ciphertext)
+                    pan = self._open(
+                        keys, tenant, token.value, row.key_version, row.ciphertext, connection
+                    )
                 except VaultError as exc:
                     record(token, False, "undecryptable")
                     failure = failure or exc
@@ -691,11 +695,17 @@ class SqlVault:
         return clear
 
     def _open(
-        self, keys: _TenantKeys, tenant: str, token: str, version: int, ciphertext: bytes
+        self,
+        keys: _TenantKeys,
+        tenant: str,
+        token: str,
+        version: int,
+        ciphertext: bytes,
+        connection: Connection | None = None,
     ) -> str:
         cipher = keys.data.get(version)
         if cipher is None:
-            keys = self._tenant_keys_fresh(tenant)
+            keys = self._tenant_keys_fresh(tenant, connection)
             cipher = keys.data.get(version)
             if cipher is None:
                 raise MissingKeyError(
@@ -712,10 +722,10 @@ class SqlVault:
             ) from None
         return plain.decode("ascii")
 
-    def _tenant_keys_fresh(self, tenant: str) -> _TenantKeys:
+    def _tenant_keys_fresh(self, tenant: str, connection: Connection | None = None) -> _TenantKeys:
         with self._lock:
             self._tenants.pop(tenant, None)
-        keys = self._tenant_keys(tenant, create=False)
+        keys = self._tenant_keys(tenant, create=False, connection=connection)
         if keys is None:
             raise MissingKeyError(f"tenant {tenant!r} has no keys (shredded?)")
         return keys
@@ -854,7 +864,9 @@ class SqlVault:
                 if not rows:
                     break
                 for row in rows:
-                    pan = self._open(keys, tenant, row.token, row.key_version, row.ciphertext)
+                    pan = self._open(
+                        keys, tenant, row.token, row.key_version, row.ciphertext, connection
+                    )
                     nonce = secrets.token_bytes(NONCE_SIZE)
                     sealed = cipher.encrypt(
                         nonce, pan.encode("ascii"), pan_aad(tenant, row.token, version)
