@@ -1,19 +1,29 @@
 """The composition root: the one place where adapters, the vault and contexts are wired.
 
 Domain code (canonical model, adapters) knows no infrastructure; the hub builds what they
-need here and hands it in. For now the hub holds the adapter registry and the tokenization
-vault (the in-memory one: the embedded default until the persistent vault lands).
+need here and hands it in. The hub holds the adapter registry and the tokenization vault:
+the persistent :class:`~vault.sql.SqlVault` (SQLite by default, PostgreSQL by URL), or an
+:class:`~vault.memory.InMemoryVault` for fast tests. Each adapter that declares
+``needs_clear_pan`` detokenizes as caller ``adapter:<name>`` under the vault's policy.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from typing import TextIO
 
-from adapters.base import Adapter, DecodeContext, EncodeContext
+from adapters.base import Adapter, DecodeContext, EncodeContext, PanDetokenizer
 from adapters.registry import AdapterRegistry, default_registry
+from hub.config import Settings
+from vault.keys import FileKeyProvider
 from vault.memory import InMemoryVault
+from vault.policy import adapter_caller
+from vault.sql import SqlVault
 
-__all__ = ["Hub", "build_hub"]
+__all__ = ["Hub", "build_hub", "open_vault"]
+
+Vault = SqlVault | InMemoryVault
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,17 +31,58 @@ class Hub:
     """The wired parts of one hub process."""
 
     registry: AdapterRegistry
-    vault: InMemoryVault
+    vault: Vault
 
     def decode_context(self, tenant: str) -> DecodeContext:
         """A decode context for ``tenant``, tokenizing through the hub's vault."""
         return DecodeContext(tenant=tenant, tokenizer=self.vault)
 
     def encode_context(self, adapter: Adapter, tenant: str) -> EncodeContext:
-        """An encode context for ``adapter``: detokenization only if it declared the need."""
-        return EncodeContext.for_adapter(adapter, tenant, self.vault)
+        """An encode context for ``adapter``: detokenization only if it declared the need,
+        as caller ``adapter:<name>``."""
+        detokenizer: PanDetokenizer = (
+            self.vault.for_caller(adapter_caller(adapter.name))
+            if isinstance(self.vault, SqlVault)
+            else self.vault
+        )
+        return EncodeContext.for_adapter(adapter, tenant, detokenizer)
 
 
-def build_hub(registry: AdapterRegistry | None = None, vault: InMemoryVault | None = None) -> Hub:
-    """Wire a hub with the embedded defaults."""
-    return Hub(registry=registry or default_registry(), vault=vault or InMemoryVault())
+def open_vault(
+    settings: Settings, *, create: bool = False, notes: TextIO | None = None
+) -> SqlVault:
+    """The vault ``settings`` name. ``create`` sets it up (``isobridge vault init``).
+
+    The embedded default (SQLite and a key file in the state directory) is set up on first
+    use, with a note on ``notes`` (stderr): a first ``isobridge translate`` just works.
+    """
+    notes = notes or sys.stderr
+    first_use = (
+        settings.embedded
+        and not settings.keys_from_environment
+        and not settings.key_file.exists()
+        and not (settings.home / "vault.db").exists()
+    )
+    wants_keys = (create or first_use) and not settings.keys_from_environment
+    if wants_keys and not settings.key_file.exists():
+        settings.home.mkdir(parents=True, exist_ok=True)
+        FileKeyProvider.create(settings.key_file)
+        notes.write(f"isobridge: created master key file {settings.key_file}\n")
+    if settings.embedded:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    vault = SqlVault.open(
+        settings.vault_url,
+        settings.key_provider(),
+        create=create or first_use,
+        mode=settings.token_mode,
+    )
+    if first_use:
+        notes.write(f"isobridge: created vault {settings.vault_url}\n")
+    return vault
+
+
+def build_hub(registry: AdapterRegistry | None = None, vault: Vault | None = None) -> Hub:
+    """Wire a hub: the given parts, else the registry and the vault the settings name."""
+    if vault is None:
+        vault = open_vault(Settings.from_environment())
+    return Hub(registry=registry or default_registry(), vault=vault)

@@ -7,6 +7,8 @@ Commands::
     isobridge inspect --from A              show a wire message field by field, PAN masked
     isobridge schema canonical              print the canonical JSON Schema
     isobridge demo                          translate sample messages and show each step
+    isobridge vault init|stats|tokenize|detokenize|rotate|verify|purge-expired|shred
+                                            the tokenization vault (see hub.vault_cli)
 
 ``A`` and ``B`` are an adapter (``iso8583``, ``iso8583:ebcdic-cp037``) or ``canonical-json``.
 Binary input is read raw, or as hex text with ``--hex`` (binary output is then hex too).
@@ -20,7 +22,7 @@ import argparse
 import binascii
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import BinaryIO, TextIO
 
 from adapters.base import (
@@ -32,22 +34,15 @@ from adapters.base import (
 from adapters.registry import AdapterRegistry, default_registry
 from canonical_model.json_form import CanonicalJsonError, from_json, json_schema, to_json
 from canonical_model.messages import CanonicalMessage
-from hub.bootstrap import Hub, build_hub
+from hub.bootstrap import Hub, open_vault
+from hub.cli_support import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, CliError
+from hub.config import Settings
+from hub.vault_cli import add_vault_commands, run_vault_command
+from vault.errors import VaultError
 
 __all__ = ["CANONICAL_JSON", "main"]
 
 CANONICAL_JSON = "canonical-json"
-EXIT_OK = 0
-EXIT_BAD_INPUT = 1
-EXIT_USAGE = 2
-
-
-class CliError(Exception):
-    """A failure to report on stderr with an exit status; never carries the payload."""
-
-    def __init__(self, message: str, status: int = EXIT_BAD_INPUT) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
         description="ISO 8583 / ISO 20022 adapter hub",
     )
     parser.add_argument("--tenant", default="default", help="tenant id (default: default)")
+    parser.add_argument(
+        "--vault-url", help="vault database URL (default: $ISOBRIDGE_VAULT_URL or SQLite)"
+    )
+    parser.add_argument(
+        "--key-file", help="master key file (default: $ISOBRIDGE_KEY_FILE or in the state dir)"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     commands.add_parser("adapters", help="list adapters, variants and capabilities")
@@ -76,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="translate sample messages and show each step")
     demo.add_argument("--variant", action="append", help="ISO 8583 variant(s) to show")
+
+    add_vault_commands(commands)
     return parser
 
 
@@ -147,10 +150,12 @@ def _translate(args: argparse.Namespace, hub: Hub, stdin: BinaryIO, out: TextIO)
     binary.flush()
 
 
-def _inspect(args: argparse.Namespace, hub: Hub, stdin: BinaryIO, out: TextIO) -> None:
+def _inspect(
+    args: argparse.Namespace, registry: AdapterRegistry, stdin: BinaryIO, out: TextIO
+) -> None:
     raw = _read_input(args.input, stdin)
     payload = _from_hex(raw) if args.hex else raw
-    adapter = _adapter(hub.registry, args.source)
+    adapter = _adapter(registry, args.source)
     if not isinstance(adapter, Inspectable):
         raise CliError(f"adapter {adapter.name!r} has no field-by-field view", EXIT_USAGE)
     views, error = adapter.describe(payload)
@@ -161,10 +166,10 @@ def _inspect(args: argparse.Namespace, hub: Hub, stdin: BinaryIO, out: TextIO) -
         raise CliError(str(error))
 
 
-def _list_adapters(hub: Hub, out: TextIO) -> None:
-    for name in hub.registry.names():
-        cls = hub.registry.adapter_class(name)
-        caps = hub.registry.get(name).capabilities
+def _list_adapters(registry: AdapterRegistry, out: TextIO) -> None:
+    for name in registry.names():
+        cls = registry.adapter_class(name)
+        caps = registry.get(name).capabilities
         out.write(f"{name}\n")
         out.write(f"  variants:   {', '.join(cls.variants)}\n")
         out.write(f"  kinds:      {', '.join(sorted(k.value for k in caps.kinds))}\n")
@@ -182,28 +187,57 @@ def main(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
     hub: Hub | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> int:
-    """Run the CLI; returns the exit status. ``hub`` defaults to :func:`build_hub`'s."""
+    """Run the CLI; returns the exit status.
+
+    ``hub`` defaults to one wired from the settings (:mod:`hub.config`, read from
+    ``environ``), built only by the commands that need a vault.
+    """
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     args = _parser().parse_args(argv)
-    hub = hub or build_hub(default_registry())
+
+    def settings() -> Settings:
+        try:
+            return Settings.from_environment(
+                environ, vault_url=args.vault_url, key_file=args.key_file
+            )
+        except ValueError as exc:
+            raise CliError(str(exc), EXIT_USAGE) from None
+
+    def wired() -> Hub:
+        nonlocal hub
+        if hub is None:
+            hub = Hub(default_registry(), open_vault(settings(), notes=err))
+        return hub
+
     try:
         if args.command == "adapters":
-            _list_adapters(hub, out)
+            _list_adapters(default_registry() if hub is None else hub.registry, out)
         elif args.command == "translate":
-            _translate(args, hub, stdin or sys.stdin.buffer, out)
+            _translate(args, wired(), stdin or sys.stdin.buffer, out)
         elif args.command == "inspect":
-            _inspect(args, hub, stdin or sys.stdin.buffer, out)
+            _inspect(
+                args,
+                default_registry() if hub is None else hub.registry,
+                stdin or sys.stdin.buffer,
+                out,
+            )
         elif args.command == "schema":
             out.write(json.dumps(json_schema(), indent=2) + "\n")
         elif args.command == "demo":
             from hub.demo import run_demo
 
-            run_demo(hub, out, variants=args.variant)
+            run_demo(out, variants=args.variant, hub=hub)
+        elif args.command == "vault":
+            run_vault_command(args, settings, stdin or sys.stdin.buffer, out, err, hub)
     except CliError as exc:
         err.write(f"isobridge: {exc}\n")
         return exc.status
+    except (VaultError, OSError) as exc:
+        err.write(f"isobridge: {exc}\n")
+        return EXIT_BAD_INPUT
     return EXIT_OK
 
 

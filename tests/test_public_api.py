@@ -162,6 +162,7 @@ PUBLIC_API: dict[str, list[str]] = {
     "hub.bootstrap": [
         "Hub",
         "build_hub",
+        "open_vault",
     ],
     "hub.cli": [
         "CANONICAL_JSON",

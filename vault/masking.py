@@ -35,8 +35,10 @@ __all__ = [
     "mask_text",
 ]
 
-# 13-19 digits, optionally in groups separated by one space or dash, not inside a longer run.
-_CANDIDATE: Final = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d])")
+_PLAIN_RUN: Final = re.compile(r"(?<!\d)\d{13,19}(?!\d)")
+# Digit groups joined by single spaces or dashes: "4111 1111 1111 1111", "3782-822463-10005".
+_GROUPED_RUN: Final = re.compile(r"(?<!\d)\d+(?:[ -]\d+)+(?!\d)")
+_SEPARATOR: Final = re.compile(r"([ -])")
 
 
 def mask_first6_last4(pan: str) -> str:
@@ -55,17 +57,33 @@ def mask_fully(pan: str, keep_last: int = 4) -> str:
     return "*" * (len(pan) - keep_last) + (pan[-keep_last:] if keep_last else "")
 
 
-def _mask_match(match: re.Match[str]) -> str:
-    text = match.group()
-    digits = text.replace(" ", "").replace("-", "")
-    if 13 <= len(digits) <= 19 and luhn_valid(digits):
-        return mask_first6_last4(digits)
-    return text
+def _mask_plain(match: re.Match[str]) -> str:
+    digits = match.group()
+    return mask_first6_last4(digits) if luhn_valid(digits) else digits
+
+
+def _mask_grouped(match: re.Match[str]) -> str:
+    parts = _SEPARATOR.split(match.group())
+    groups, separators = parts[0::2], [*parts[1::2], ""]
+    out: list[str] = []
+    start = 0
+    while start < len(groups):
+        # The longest run of at least two groups, from here, that spells a card number.
+        for end in range(len(groups), start + 1, -1):
+            digits = "".join(groups[start:end])
+            if 13 <= len(digits) <= 19 and luhn_valid(digits):
+                out.append(mask_first6_last4(digits) + separators[end - 1])
+                start = end
+                break
+        else:
+            out.append(groups[start] + separators[start])
+            start += 1
+    return "".join(out)
 
 
 def mask_text(text: str) -> str:
     """``text`` with every card number in it masked (first six and last four kept)."""
-    return _CANDIDATE.sub(_mask_match, text)
+    return _GROUPED_RUN.sub(_mask_grouped, _PLAIN_RUN.sub(_mask_plain, text))
 
 
 class PanMaskingFilter(logging.Filter):

@@ -25,15 +25,45 @@ TRANSLATED = ["0100-authorization", "0200-purchase", "0420-reversal-advice", "08
 EXACT = {"0420-reversal-advice", "0800-echo"}
 
 
-def run(*argv: str, stdin: bytes = b"", hub: Hub | None = None) -> tuple[int, str, str, bytes]:
+def run(
+    *argv: str,
+    stdin: bytes = b"",
+    hub: Hub | None = None,
+    environ: dict[str, str] | None = None,
+) -> tuple[int, str, str, bytes]:
     """Run the CLI; returns (status, stdout text, stderr text, stdout bytes)."""
     raw = io.BytesIO()
     out = io.TextIOWrapper(raw, encoding="utf-8", write_through=True)
     err = io.StringIO()
-    status = main(list(argv), stdin=io.BytesIO(stdin), stdout=out, stderr=err, hub=hub)
+    status = main(
+        list(argv), stdin=io.BytesIO(stdin), stdout=out, stderr=err, hub=hub, environ=environ
+    )
     out.flush()
     written = raw.getvalue()
     return status, written.decode("utf-8", "replace"), err.getvalue(), written
+
+
+@pytest.fixture(autouse=True)
+def initialized_vault(isolated_hub_home: Path) -> None:
+    """The state directory's vault set up, as after ``isobridge vault init``."""
+    status, out, err, _ = run("vault", "init")
+    assert status == 0, err
+    assert out.startswith("vault ready: sqlite:///")
+
+
+def test_the_first_use_sets_up_the_embedded_vault_and_says_so(tmp_path: Path) -> None:
+    home = tmp_path / "fresh-home"
+    payload = sample_bytes("0800-echo", "ascii").hex().encode()
+    status, _, err, _ = run(
+        "translate", "--from", "iso8583", "--to", "canonical-json", "--hex", stdin=payload,
+        environ={"ISOBRIDGE_HOME": str(home)},
+    )  # fmt: skip
+    assert status == 0
+    assert err.splitlines() == [
+        f"isobridge: created master key file {home / 'master-keys.json'}",
+        f"isobridge: created vault sqlite:///{home / 'vault.db'}",
+    ]
+    assert (home / "vault.db").is_file()
 
 
 def test_adapters_lists_every_variant_and_capability() -> None:

@@ -1,0 +1,24 @@
+"""Every test runs with its own hub state directory, never the user's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+_SETTINGS = (
+    "ISOBRIDGE_VAULT_URL",
+    "ISOBRIDGE_MASTER_KEYS",
+    "ISOBRIDGE_KEY_FILE",
+    "ISOBRIDGE_TOKEN_MODE",
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_hub_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``ISOBRIDGE_HOME`` in the test's temporary directory; no other hub setting inherited."""
+    home = tmp_path / "isobridge-home"
+    monkeypatch.setenv("ISOBRIDGE_HOME", str(home))
+    for name in _SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    return home
