@@ -279,3 +279,22 @@ ensure_postgresql() {
         ib_die "PostgreSQL $version/$name is running but 127.0.0.1:$IB_PG_PORT does not answer"
     ib_ok "PostgreSQL $version/$name is listening on 127.0.0.1:$IB_PG_PORT"
 }
+
+# ensure_postgresql_test_database: after ensure_postgresql, a role and a database for the
+# tests (created as the postgres superuser over the local socket, idempotently), and
+# ISOBRIDGE_TEST_POSTGRES_URL exported for them. Each test works in a schema of its own.
+ensure_postgresql_test_database() {
+    local role=isobridge password=isobridge database=isobridge_test
+    local as_postgres=(runuser -u postgres --)
+    command -v runuser >/dev/null 2>&1 || as_postgres=(su postgres -c)
+    "${as_postgres[@]}" psql -p "$IB_PG_PORT" -v ON_ERROR_STOP=1 -qtAc \
+        "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$role') THEN CREATE ROLE $role LOGIN PASSWORD '$password'; END IF; END \$\$;" >/dev/null ||
+        ib_die "could not create the PostgreSQL role $role"
+    if ! "${as_postgres[@]}" psql -p "$IB_PG_PORT" -qtAc \
+        "SELECT 1 FROM pg_database WHERE datname = '$database'" | grep -q 1; then
+        "${as_postgres[@]}" createdb -p "$IB_PG_PORT" -O "$role" "$database" ||
+            ib_die "could not create the PostgreSQL database $database"
+    fi
+    export ISOBRIDGE_TEST_POSTGRES_URL="postgresql+psycopg://$role:$password@127.0.0.1:$IB_PG_PORT/$database"
+    ib_ok "PostgreSQL test database $database (role $role)"
+}
