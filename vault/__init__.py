@@ -15,22 +15,23 @@ Token format (:mod:`vault.tokens`)
     moves on to the next attempt; a bounded number of attempts, then
     :class:`TokenSpaceExhaustedError`.
 
-In-memory vault (:mod:`vault.memory`), built now
-    :class:`InMemoryVault`: the embedded default of the hub and the vault of the tests.
-    Thread-safe, keys drawn with :mod:`secrets` (or passed in), tokens kept in dictionaries,
-    every detokenization audited as a :class:`DetokenizationRecord` (never the card number),
-    ``forget_tenant`` to drop a tenant's tokens. Everything is lost when the process ends.
+Persistent vault (:mod:`vault.sql`)
+    :class:`SqlVault`: the hub's vault. Tokens stored with SQLAlchemy (SQLite embedded,
+    PostgreSQL by URL; schema by Alembic migrations, :mod:`vault.migrate`); each card number
+    as AES-256-GCM ciphertext bound to its tenant, token and key version; a key hierarchy
+    (:mod:`vault.keys`: master keys from a :class:`KeyProvider` wrap per-tenant data and
+    index keys, all versioned), online rotation, retirement, master re-wrap; detokenization
+    by :class:`Caller` and purpose under a :class:`DetokenizationPolicy`, audited every time;
+    time to live, deletion, crypto-shredding of a tenant; format-preserving token modes
+    (NIST FF1 / FF3-1, :mod:`vault.fpe`).
 
-Not built yet (a later issue)
-    A persistent vault: tokens stored with SQLAlchemy, card numbers encrypted with AES-256-GCM
-    under per-record data keys wrapped by a key-encryption key (envelope encryption), and
-    format-preserving encryption (NIST FF1 / FF3-1) as an alternative token scheme. None of
-    it exists in this package today; the token semantics and errors here are the ones it
-    will keep, so callers will not change.
+In-memory vault (:mod:`vault.memory`)
+    :class:`InMemoryVault`: the same token semantics in dictionaries, for fast unit tests.
+    Everything is lost when the process ends.
 
-Errors (:mod:`vault.errors`): :class:`InvalidPanError` (a ``ValueError``),
-:class:`UnknownTokenError` (a ``LookupError``), :class:`TokenSpaceExhaustedError`
-(a ``RuntimeError``), all :class:`VaultError`; their texts never hold a card number.
+Masking (:mod:`vault.masking`)
+    Display forms (first 6 / last 4, fully masked) and a logging filter that masks every
+    card number in log records.
 
 >>> vault = InMemoryVault()
 >>> token = vault.tokenize("5500005555555559", tenant="acme")
@@ -43,12 +44,29 @@ Errors (:mod:`vault.errors`): :class:`InvalidPanError` (a ``ValueError``),
 from __future__ import annotations
 
 from vault.errors import (
+    DetokenizationDeniedError,
+    ExpiredTokenError,
     InvalidPanError,
+    KeyProviderError,
+    MissingKeyError,
     TokenSpaceExhaustedError,
     UnknownTokenError,
     VaultError,
+    VaultUnavailableError,
+    WrongKeyError,
+)
+from vault.keys import EnvKeyProvider, FileKeyProvider, KeyProvider
+from vault.masking import (
+    PanMaskingFilter,
+    install_pan_masking,
+    mask_first6_last4,
+    mask_fully,
+    mask_text,
 )
 from vault.memory import DEFAULT_MAX_ATTEMPTS, DetokenizationRecord, InMemoryVault
+from vault.policy import DEFAULT_POLICY as DEFAULT_DETOKENIZATION_POLICY
+from vault.policy import Caller, DetokenizationPolicy, PolicyRule, adapter_caller
+from vault.sql import AuditRecord, SqlVault
 from vault.tokens import (
     DEFAULT_POLICY,
     MAX_KEEP_FIRST,
@@ -66,6 +84,7 @@ from vault.tokens import (
 )
 
 __all__ = [
+    "DEFAULT_DETOKENIZATION_POLICY",
     "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_POLICY",
     "MAX_KEEP_FIRST",
@@ -74,15 +93,35 @@ __all__ = [
     "MIN_KEY_BYTES",
     "MIN_MIDDLE_DIGITS",
     "MIN_PAN_LENGTH",
+    "AuditRecord",
+    "Caller",
+    "DetokenizationDeniedError",
+    "DetokenizationPolicy",
     "DetokenizationRecord",
+    "EnvKeyProvider",
+    "ExpiredTokenError",
+    "FileKeyProvider",
     "InMemoryVault",
     "InvalidPanError",
+    "KeyProvider",
+    "KeyProviderError",
+    "MissingKeyError",
+    "PanMaskingFilter",
+    "PolicyRule",
+    "SqlVault",
     "TokenPolicy",
     "TokenSpaceExhaustedError",
     "UnknownTokenError",
     "VaultError",
+    "VaultUnavailableError",
+    "WrongKeyError",
+    "adapter_caller",
     "derive_token",
     "fingerprint",
+    "install_pan_masking",
+    "mask_first6_last4",
+    "mask_fully",
+    "mask_text",
     "validate_key",
     "validate_pan",
     "validate_tenant",
