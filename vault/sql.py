@@ -922,30 +922,24 @@ class SqlVault:
         to the provider while this runs). Returns how many keys were re-wrapped.
         """
         target = self.keys.current_version
-        master = self.keys.master_key(target)
+        self.keys.master_key(target)  # fails before any change if it is missing
         count = 0
         tenants = self.tenants()
         for done, tenant in enumerate(tenants, start=1):
             with self._transaction() as connection:
                 row = connection.execute(select(TenantRow).where(TenantRow.tenant == tenant)).one()
                 if row.index_master_version != target:
-                    index = unwrap_key(
-                        self.keys.master_key(row.index_master_version),
-                        row.index_key,
-                        key_aad("index", tenant, row.index_key_version, row.index_master_version),
-                    )
                     connection.execute(
                         update(TenantRow)
                         .where(TenantRow.tenant == tenant)
                         .values(
-                            index_key=wrap_key(
-                                master,
-                                index,
-                                key_aad("index", tenant, row.index_key_version, target),
+                            index_key=self._rewrapped(
+                                row.index_key, "index", tenant, row.index_key_version,
+                                row.index_master_version, target,
                             ),
                             index_master_version=target,
                         )
-                    )
+                    )  # fmt: skip
                     count += 1
                 for key_row in connection.execute(
                     select(DataKeyRow).where(
@@ -954,27 +948,30 @@ class SqlVault:
                         DataKeyRow.master_version != target,
                     )
                 ).all():
-                    key = unwrap_key(
-                        self.keys.master_key(key_row.master_version),
-                        key_row.wrapped,
-                        key_aad("data", tenant, key_row.version, key_row.master_version),
-                    )
                     connection.execute(
                         update(DataKeyRow)
                         .where(DataKeyRow.tenant == tenant, DataKeyRow.version == key_row.version)
                         .values(
-                            wrapped=wrap_key(
-                                master, key, key_aad("data", tenant, key_row.version, target)
+                            wrapped=self._rewrapped(
+                                key_row.wrapped, "data", tenant, key_row.version,
+                                key_row.master_version, target,
                             ),
                             master_version=target,
                         )
-                    )
+                    )  # fmt: skip
                     count += 1
             if progress is not None:
                 progress(done, len(tenants))
         with self._lock:
             self._tenants.clear()
         return count
+
+    def _rewrapped(
+        self, wrapped: bytes, kind: str, tenant: str, version: int, old: int, new: int
+    ) -> bytes:
+        """A tenant key wrapped under master version ``old``, re-wrapped under ``new``."""
+        key = unwrap_key(self.keys.master_key(old), wrapped, key_aad(kind, tenant, version, old))
+        return wrap_key(self.keys.master_key(new), key, key_aad(kind, tenant, version, new))
 
     # -- verification and figures ---------------------------------------------------------
 
