@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import binascii
 import json
+import logging
 import sys
 from collections.abc import Mapping, Sequence
 from typing import BinaryIO, TextIO
@@ -39,6 +40,7 @@ from hub.cli_support import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, CliError
 from hub.config import Settings
 from hub.vault_cli import add_vault_commands, run_vault_command
 from vault.errors import VaultError
+from vault.masking import install_pan_masking
 
 __all__ = ["CANONICAL_JSON", "main"]
 
@@ -197,6 +199,9 @@ def main(
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     args = _parser().parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, stream=err, format="isobridge: %(message)s")
+    install_pan_masking()
 
     def settings() -> Settings:
         try:
