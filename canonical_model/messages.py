@@ -104,6 +104,9 @@ class Identifiers:
     (field 37) or ISO 20022's EndToEndId and never changes across later messages;
     ``instruction_id`` is the STAN (field 11) or InstrId. ``correlation_key`` is what
     matches a reply to its request (for ISO 8583: MTI class + field 41 + field 11).
+    ``source_message_id`` is the id the sender gave the message it came in
+    (``GrpHdr/MsgId``); ``batch_id`` the batch it belongs to (pain.001 ``PmtInfId``);
+    ``transaction_id`` the interbank ``TxId``; ``clearing_reference`` the ``ClrSysRef``.
     """
 
     message_id: str
@@ -112,6 +115,9 @@ class Identifiers:
     uetr: str | None = None
     transaction_id: str | None = None
     correlation_key: str | None = None
+    source_message_id: str | None = None
+    batch_id: str | None = None
+    clearing_reference: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +176,9 @@ class Acceptor:
 
 @dataclass(frozen=True, slots=True)
 class PostalAddress:
-    """A structured postal address (ISO 20022 PostalAddress24 subset)."""
+    """A postal address (ISO 20022 PostalAddress24/27): structured elements, free address
+    lines, or both (the "hybrid" form the November 2026 market rule allows: town and
+    country structured, at most two address lines)."""
 
     street_name: str | None = None
     building_number: str | None = None
@@ -179,6 +187,27 @@ class PostalAddress:
     country_sub_division: str | None = None
     country: str | None = None
     address_lines: tuple[str, ...] = ()
+    department: str | None = None
+    sub_department: str | None = None
+    building_name: str | None = None
+    floor: str | None = None
+    post_box: str | None = None
+    room: str | None = None
+    town_location_name: str | None = None
+    district_name: str | None = None
+
+    @property
+    def is_structured(self) -> bool:
+        """Whether any structured element is present (town and country at least, by rule)."""
+        return any(
+            getattr(self, name) is not None
+            for name in (
+                "street_name", "building_number", "post_code", "town_name",
+                "country_sub_division", "country", "department", "sub_department",
+                "building_name", "floor", "post_box", "room", "town_location_name",
+                "district_name",
+            )
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +268,36 @@ class OriginalTransaction:
 
 
 @dataclass(frozen=True, slots=True)
+class BusinessHeader:
+    """The ISO 20022 Business Application Header (head.001, ``AppHdr``) of a message."""
+
+    sender: str | None = None
+    receiver: str | None = None
+    business_message_id: str | None = None
+    message_definition: str | None = None
+    business_service: str | None = None
+    created_at: dt.datetime | None = None
+    duplicate: bool = False
+    priority: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentTerms:
+    """How an account-rail payment is to be settled and charged (ISO 20022 ``PmtTpInf``,
+    ``SttlmInf``, ``ChrgBr``, ``Purp``); all ISO 20022 codes as they stand."""
+
+    settlement_method: str | None = None
+    clearing_system: str | None = None
+    charge_bearer: str | None = None
+    service_level: str | None = None
+    local_instrument: str | None = None
+    category_purpose: str | None = None
+    purpose: str | None = None
+    instruction_priority: str | None = None
+    requested_execution_date: dt.date | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class NetworkManagement:
     """Network management request: the action, and the code the source protocol used."""
 
@@ -287,6 +346,11 @@ class CanonicalMessage:
     network: NetworkManagement | None = None
     remittance: tuple[str, ...] = ()
     extensions: tuple[Extension, ...] = ()
+    instructed_amount: Money | None = None
+    payment_terms: PaymentTerms | None = None
+    business_header: BusinessHeader | None = None
+    ultimate_debtor: Party | None = None
+    ultimate_creditor: Party | None = None
 
     def __post_init__(self) -> None:
         if self.transmitted_at is not None and self.transmitted_at.tzinfo is None:

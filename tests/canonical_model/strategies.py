@@ -13,6 +13,7 @@ from canonical_model import (
     AdditionalAmount,
     Agent,
     Agents,
+    BusinessHeader,
     CanonicalMessage,
     Card,
     EmvTag,
@@ -27,6 +28,7 @@ from canonical_model import (
     OriginalTransaction,
     PanToken,
     Party,
+    PaymentTerms,
     PostalAddress,
     ProcessingCode,
     Status,
@@ -99,6 +101,8 @@ messages = st.builds(
         instruction_id=optional_text,
         uetr=st.none() | st.uuids().map(str),
         correlation_key=optional_text,
+        source_message_id=optional_text,
+        batch_id=optional_text,
     ),
     repeat=st.booleans(),
     transmitted_at=st.none() | aware_datetimes,
@@ -119,7 +123,18 @@ messages = st.builds(
     card=st.none() | cards,
     acceptor=st.none() | st.builds(Acceptor, terminal_id=optional_text, merchant_id=optional_text),
     debtor=st.none()
-    | st.builds(Party, name=optional_text, postal_address=st.none() | st.builds(PostalAddress)),
+    | st.builds(
+        Party,
+        name=optional_text,
+        postal_address=st.none()
+        | st.builds(
+            PostalAddress,
+            town_name=optional_text,
+            country=st.none() | st.just("DE"),
+            address_lines=st.lists(text, max_size=2).map(tuple),
+            floor=optional_text,
+        ),
+    ),
     debtor_account=st.none() | st.builds(Account, iban=optional_text, other_id=optional_text),
     agents=st.none() | agents,
     original=st.none()
@@ -130,6 +145,22 @@ messages = st.builds(
     | st.builds(NetworkManagement, action=st.sampled_from(NetworkAction), information_code=digits),
     remittance=st.lists(text, max_size=2).map(tuple),
     extensions=st.lists(st.builds(Extension, key=text, value=text), max_size=2).map(tuple),
+    instructed_amount=st.none() | money(),
+    payment_terms=st.none()
+    | st.builds(
+        PaymentTerms,
+        settlement_method=st.none() | st.sampled_from(["CLRG", "INDA", "INGA"]),
+        charge_bearer=st.none() | st.sampled_from(["SLEV", "SHAR", "DEBT", "CRED"]),
+        requested_execution_date=st.none() | st.dates(),
+    ),
+    business_header=st.none()
+    | st.builds(
+        BusinessHeader,
+        sender=optional_text,
+        created_at=st.none() | aware_datetimes,
+        duplicate=st.booleans(),
+    ),
+    ultimate_creditor=st.none() | st.builds(Party, name=optional_text),
 )
 
 __all__ = ["messages", "money", "tokens"]
