@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import inspect
+from sqlalchemy import UniqueConstraint, inspect
 
 from vault.migrate import HEAD, current_revision, downgrade, upgrade
 from vault.schema import Base
@@ -46,7 +46,7 @@ def test_the_migrated_schema_matches_the_models(database: tuple[str, dict[str, A
             expected = {
                 tuple(c.name for c in constraint.columns)
                 for constraint in table.constraints
-                if constraint.__class__.__name__ == "UniqueConstraint"
+                if isinstance(constraint, UniqueConstraint)
             }
             assert expected <= uniques, table.name
     finally:
