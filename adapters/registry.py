@@ -44,6 +44,7 @@ __all__ = [
 ENTRY_POINT_GROUP = "isobridge.adapters"
 
 BUILTIN_ADAPTERS: Mapping[str, str] = {
+    "iso20022": "adapters.iso20022.adapter:Iso20022Adapter",
     "iso8583": "adapters.iso8583.adapter:Iso8583Adapter",
 }
 """Built-in adapters: one line each, ``name -> "module:Class"``."""

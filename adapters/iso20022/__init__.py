@@ -1,4 +1,4 @@
-"""ISO 20022 <-> canonical: pacs, pain, camt and head messages (see :mod:`adapters.iso20022.adapter`).
+"""ISO 20022 <-> canonical: pacs, pain, camt and head messages (:mod:`.adapter`).
 
 Parsing is hardened (:mod:`adapters.iso20022.safexml`), validation has two layers (XSD with
 lxml, explained by xmlschema when it fails: :mod:`adapters.iso20022.validation`; business

@@ -117,6 +117,7 @@ __all__ = [
     "COUNTRY_CODES",
     "EARLIEST_DATE",
     "IBAN_LENGTHS",
+    "MARKET_PRACTICE_CODES",
     "REASON_CODES",
     "Violation",
     "bic_problem",
@@ -367,6 +368,18 @@ _MESSAGES: Final[Mapping[str, str]] = MappingProxyType(
 )
 
 
+_NONE = re.compile(r"(?!)")
+
+MARKET_PRACTICE_CODES: dict[str, re.Pattern[str]] = {
+    # FedNow's published market practice: category purposes CONS (consumer) and BIZZ
+    # (business), and its own status reasons E000-E999, carried in the Cd elements.
+    "category_purpose": re.compile(r"CONS|BIZZ"),
+    "status_reason": re.compile(r"E\d{3}"),
+}
+"""Codes outside the ISO external code sets that a market practice puts in ``Cd`` and the
+hub accepts, by code set name."""
+
+
 def check_document(
     document: etree._Element,
     message_id: str,
@@ -562,7 +575,7 @@ class _Checker:
     def check_code(self, element: etree._Element, set_name: str, where: str) -> None:
         codes = code_set(set_name)
         value = element.text or ""
-        if value in codes:
+        if value in codes or MARKET_PRACTICE_CODES.get(set_name, _NONE).fullmatch(value):
             return
         shown = repr(value) if _CODE_PATTERN.fullmatch(value) else "the value"
         self.add(element, "code", f"{shown} is not in {codes.name} ({where})")
