@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar, Protocol, runtime_checkable
@@ -38,6 +38,7 @@ __all__ = [
     "AdapterDecodeError",
     "AdapterEncodeError",
     "AdapterError",
+    "BatchAdapter",
     "Capabilities",
     "CapabilityError",
     "DecodeContext",
@@ -188,6 +189,19 @@ class Adapter(Protocol):
 
     def reject(self, error: AdapterDecodeError, ctx: EncodeContext) -> bytes | None:
         """The protocol's own answer to undecodable input, when one can be addressed."""
+        ...
+
+
+@runtime_checkable
+class BatchAdapter(Protocol):
+    """An adapter whose wire messages can hold several transactions (pacs.008, pain.001)."""
+
+    def decode_batch(self, payload: bytes, ctx: DecodeContext) -> list[CanonicalMessage]:
+        """Every transaction of one wire message, in order."""
+        ...
+
+    def encode_batch(self, messages: Sequence[CanonicalMessage], ctx: EncodeContext) -> bytes:
+        """Several canonical messages as one wire message."""
         ...
 
 

@@ -5,6 +5,7 @@ Commands::
     isobridge adapters                      list adapters, variants and capabilities
     isobridge translate --from A --to B     translate one message (file or stdin)
     isobridge inspect --from A              show a wire message field by field, PAN masked
+    isobridge validate FILE...              validate ISO 20022 files: XSD, then business rules
     isobridge schema canonical              print the canonical JSON Schema
     isobridge demo                          translate sample messages and show each step
     isobridge vault init|stats|tokenize|detokenize|rotate|verify|purge-expired|shred
@@ -30,10 +31,11 @@ from adapters.base import (
     Adapter,
     AdapterDecodeError,
     AdapterError,
+    BatchAdapter,
     Inspectable,
 )
 from adapters.registry import AdapterRegistry, default_registry
-from canonical_model.json_form import CanonicalJsonError, from_json, json_schema, to_json
+from canonical_model.json_form import CanonicalJsonError, from_dict, json_schema, to_dict, to_json
 from canonical_model.messages import CanonicalMessage
 from hub.bootstrap import Hub, open_vault
 from hub.cli_support import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, CliError
@@ -74,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--hex", action="store_true", help="input is hex text")
     inspect.add_argument("input", nargs="?", default="-", help="file to read (default: stdin)")
 
+    validate = commands.add_parser("validate", help="validate ISO 20022 files (XSD + rules)")
+    validate.add_argument("files", nargs="+", metavar="FILE")
+
     schema = commands.add_parser("schema", help="print a JSON Schema")
     schema.add_argument("which", choices=["canonical"])
 
@@ -111,34 +116,59 @@ def _adapter(registry: AdapterRegistry, spec: str) -> Adapter:
         raise CliError(str(exc), EXIT_USAGE) from None
 
 
-def _decode(hub: Hub, adapter: Adapter, payload: bytes, tenant: str) -> CanonicalMessage:
+def _decode(hub: Hub, adapter: Adapter, payload: bytes, tenant: str) -> list[CanonicalMessage]:
     try:
-        return adapter.decode(payload, hub.decode_context(tenant))
+        if isinstance(adapter, BatchAdapter):
+            return adapter.decode_batch(payload, hub.decode_context(tenant))
+        return [adapter.decode(payload, hub.decode_context(tenant))]
     except AdapterDecodeError as exc:
         answer = adapter.reject(exc, hub.encode_context(adapter, tenant))
         message = str(exc)
         if answer is not None:
-            message += f"\nanswer on the wire: {answer.hex().upper()}"
+            shown = answer.decode() if answer.startswith(b"<?xml") else answer.hex().upper()
+            message += f"\nanswer on the wire: {shown}"
         raise CliError(message) from None
+
+
+def _read_canonical(raw: bytes) -> list[CanonicalMessage]:
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise CliError(f"canonical JSON: not JSON ({exc})") from None
+    items = data if isinstance(data, list) else [data]
+    try:
+        return [from_dict(item) for item in items]
+    except CanonicalJsonError as exc:
+        raise CliError(f"canonical JSON: {exc}") from None
 
 
 def _translate(args: argparse.Namespace, hub: Hub, stdin: BinaryIO, out: TextIO) -> None:
     raw = _read_input(args.input, stdin)
     source, target = args.source, args.target
     if source == CANONICAL_JSON:
-        try:
-            message = from_json(raw)
-        except CanonicalJsonError as exc:
-            raise CliError(f"canonical JSON: {exc}") from None
+        messages = _read_canonical(raw)
     else:
         payload = _from_hex(raw) if args.hex else raw
-        message = _decode(hub, _adapter(hub.registry, source), payload, args.tenant)
+        messages = _decode(hub, _adapter(hub.registry, source), payload, args.tenant)
+    if not messages:
+        raise CliError("the input holds no message")
     if target == CANONICAL_JSON:
-        out.write(to_json(message, indent=2) + "\n")
+        if len(messages) == 1:
+            out.write(to_json(messages[0], indent=2) + "\n")
+        else:
+            out.write(json.dumps([to_dict(m) for m in messages], indent=2) + "\n")
         return
     adapter = _adapter(hub.registry, target)
+    context = hub.encode_context(adapter, messages[0].tenant)
     try:
-        encoded = adapter.encode(message, hub.encode_context(adapter, message.tenant))
+        if len(messages) == 1:
+            encoded = adapter.encode(messages[0], context)
+        elif isinstance(adapter, BatchAdapter):
+            encoded = adapter.encode_batch(messages, context)
+        else:
+            raise CliError(
+                f"{target} writes one message at a time; the input holds {len(messages)}"
+            )
     except AdapterError as exc:
         raise CliError(str(exc)) from None
     if args.hex:
@@ -166,6 +196,35 @@ def _inspect(
         out.write(f"{view.field:>4} {offset} {view.description[:34]:<34} {view.value}\n")
     if error is not None:
         raise CliError(str(error))
+
+
+def _validate(files: Sequence[str], out: TextIO) -> None:
+    from adapters.iso20022.adapter import Iso20022Adapter
+
+    adapter = Iso20022Adapter()
+    failed = 0
+    for path in files:
+        try:
+            with open(path, "rb") as handle:
+                payload = handle.read()
+        except OSError as exc:
+            out.write(f"{path}: UNREADABLE {exc.strerror}\n")
+            failed += 1
+            continue
+        report = adapter.validate(payload)
+        kind = report.message_type or "unknown message"
+        if report.ok:
+            flagged = f" ({len(report.warnings)} warning(s))" if report.warnings else ""
+            out.write(f"{path}: VALID {kind}{flagged}\n")
+        else:
+            failed += 1
+            out.write(f"{path}: INVALID {kind} (reason code {report.reason_code})\n")
+        for where, reason in report.problems:
+            out.write(f"  error   {where}: {reason}\n")
+        for where, reason in report.warnings:
+            out.write(f"  warning {where}: {reason}\n")
+    if failed:
+        raise CliError(f"{failed} of {len(files)} file(s) failed validation")
 
 
 def _list_adapters(registry: AdapterRegistry, out: TextIO) -> None:
@@ -229,6 +288,8 @@ def main(
                 stdin or sys.stdin.buffer,
                 out,
             )
+        elif args.command == "validate":
+            _validate(args.files, out)
         elif args.command == "schema":
             out.write(json.dumps(json_schema(), indent=2) + "\n")
         elif args.command == "demo":

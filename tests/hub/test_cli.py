@@ -69,7 +69,8 @@ def test_the_first_use_sets_up_the_embedded_vault_and_says_so(tmp_path: Path) ->
 def test_adapters_lists_every_variant_and_capability() -> None:
     status, out, _, _ = run("adapters")
     assert status == 0
-    assert out.startswith("iso8583\n")
+    assert out.startswith("iso20022\n")
+    assert "\niso8583\n" in out
     for variant in VARIANTS:
         assert variant in out
     assert "clear PAN:  needed to encode" in out
@@ -269,3 +270,77 @@ def test_the_installed_command_runs_as_a_process() -> None:
     )  # fmt: skip
     assert (done.returncode, done.stderr) == (0, b"")
     assert done.stdout == payload
+
+
+FIXTURES_20022 = ROOT / "tests" / "adapters" / "iso20022" / "fixtures"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_translate_a_card_purchase_to_pacs008_and_back(variant: str) -> None:
+    hub = build_hub(vault=fixed_vault())
+    request = sample_bytes("0200-purchase", variant)
+    status, xml, err, _ = run(
+        "translate", "--from", f"iso8583:{variant}", "--to", "iso20022:pacs.008",
+        stdin=request, hub=hub,
+    )  # fmt: skip
+    assert (status, err) == (0, "")
+    assert "<FIToFICstmrCdtTrf>" in xml
+    assert find_clear_pans(xml) == []
+    status, _, err, wire = run(
+        "translate", "--from", "iso20022", "--to", f"iso8583:{variant}",
+        stdin=xml.encode(), hub=hub,
+    )  # fmt: skip
+    assert (status, err) == (0, "")
+    back = iso8583.decode(wire, SPECS[variant])[0]
+    sent = iso8583.decode(request, SPECS[variant])[0]
+    for field in ("4", "11", "37", "41", "42", "49"):
+        assert back[field] == sent[field], field
+
+
+def test_a_pacs008_with_two_transactions_becomes_a_json_array() -> None:
+    hub = build_hub(vault=fixed_vault())
+    xml = (FIXTURES_20022 / "fednow-pacs008.xml").read_bytes()
+    status, text, _, _ = run("translate", "--from", "iso20022", "--to", "canonical-json",
+                             stdin=xml, hub=hub)  # fmt: skip
+    message = json.loads(text)
+    second = {**message, "ids": {**message["ids"], "end_to_end_id": "E2E-2", "uetr": None}}
+    second["ids"] = {k: v for k, v in second["ids"].items() if v is not None}
+    both = json.dumps([message, second]).encode()
+    status, xml_out, err, _ = run("translate", "--from", "canonical-json", "--to",
+                                  "iso20022:pacs.008", stdin=both, hub=hub)  # fmt: skip
+    assert (status, err) == (0, "")
+    assert "<NbOfTxs>2</NbOfTxs>" in xml_out
+    status, text, _, _ = run("translate", "--from", "iso20022", "--to", "canonical-json",
+                             stdin=xml_out.encode(), hub=hub)  # fmt: skip
+    assert [m["ids"]["end_to_end_id"] for m in json.loads(text)] == [
+        message["ids"]["end_to_end_id"],
+        "E2E-2",
+    ]
+
+
+def test_bad_iso20022_input_is_answered_with_a_pacs002_reject() -> None:
+    xml = (
+        (FIXTURES_20022 / "fednow-pacs008.xml")
+        .read_bytes()
+        .replace(b"<NbOfTxs>1</NbOfTxs>", b"<NbOfTxs>3</NbOfTxs>")
+    )
+    status, _, err, _ = run("translate", "--from", "iso20022", "--to", "canonical-json", stdin=xml)
+    assert status == 1
+    first, answer = err.split("\nanswer on the wire: ")
+    assert "GrpHdr/NbOfTxs" in first
+    assert "<GrpSts>RJCT</GrpSts>" in answer
+    assert "<Cd>AM19</Cd>" in answer
+
+
+def test_validate_prints_each_verdict_and_fails_on_any(tmp_path: Path) -> None:
+    good = FIXTURES_20022 / "fednow-pacs008.xml"
+    bad = tmp_path / "bad.xml"
+    bad.write_bytes(good.read_bytes().replace(b"<ChrgBr>SLEV</ChrgBr>", b""))
+    status, out, err, _ = run("validate", str(good), str(bad))
+    assert status == 1
+    lines = out.splitlines()
+    assert lines[0] == f"{good}: VALID pacs.008.001.08"
+    assert lines[1] == f"{bad}: INVALID pacs.008.001.08 (reason code FF01)"
+    assert "ChrgBr" in lines[2]
+    assert err == "isobridge: 1 of 2 file(s) failed validation\n"
+    assert run("validate", str(good))[0] == 0
