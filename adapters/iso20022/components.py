@@ -98,30 +98,71 @@ class ComponentError(ValueError):
 
 
 class Reader:
-    """Element lookup by local path (``"PmtId/EndToEndId"``) in one namespace."""
+    """Element lookup by local path (``"PmtId/EndToEndId"``) in one namespace.
+
+    Each element's children are grouped by local name once, on first use; a path lookup
+    is then one dictionary read per step (lxml's ``find`` compiles and walks a path each
+    time, which dominated decoding). Use one reader per document: the cache holds the
+    elements it has seen.
+    """
 
     def __init__(self, namespace: str) -> None:
         self.ns = namespace
-        self._paths: dict[str, str] = {}
+        self._prefix = f"{{{namespace}}}"
+        self._children: dict[etree._Element, dict[str, list[etree._Element]]] = {}
+        self._steps: dict[str, tuple[str, ...]] = {}
 
-    def _qualified(self, path: str) -> str:
-        found = self._paths.get(path)
-        if found is None:
-            found = "/".join(f"{{{self.ns}}}{part}" for part in path.split("/"))
-            self._paths[path] = found
-        return found
+    def _grouped(self, element: etree._Element) -> dict[str, list[etree._Element]]:
+        grouped = self._children.get(element)
+        if grouped is None:
+            grouped = {}
+            namespace = self._prefix
+            cut = len(namespace)
+            for child in element:
+                tag = child.tag
+                if isinstance(tag, str) and tag.startswith(namespace):
+                    name = tag[cut:]
+                    found = grouped.get(name)
+                    if found is None:
+                        grouped[name] = [child]
+                    else:
+                        found.append(child)
+            self._children[element] = grouped
+        return grouped
+
+    def findall(self, element: etree._Element | None, path: str) -> list[etree._Element]:
+        """Every element at ``path`` under ``element``, in document order."""
+        if element is None:
+            return []
+        steps = self._steps.get(path)
+        if steps is None:
+            steps = self._steps[path] = tuple(path.split("/"))
+        current = [element]
+        for step in steps:
+            following: list[etree._Element] = []
+            for node in current:
+                found = self._grouped(node).get(step)
+                if found:
+                    following.extend(found)
+            if not following:
+                return []
+            current = following
+        return current
 
     def find(self, element: etree._Element | None, path: str) -> etree._Element | None:
         """The first element at ``path`` under ``element``, or ``None``."""
         if element is None:
             return None
-        return element.find(self._qualified(path))
-
-    def findall(self, element: etree._Element | None, path: str) -> list[etree._Element]:
-        """Every element at ``path`` under ``element``."""
-        if element is None:
-            return []
-        return list(element.iterfind(self._qualified(path)))
+        steps = self._steps.get(path)
+        if steps is None:
+            steps = self._steps[path] = tuple(path.split("/"))
+        node = element
+        for step in steps:
+            found = self._grouped(node).get(step)
+            if not found:
+                return None
+            node = found[0]
+        return node
 
     def text(self, element: etree._Element | None, path: str) -> str | None:
         """The text at ``path`` (stripped), or ``None`` when absent or empty."""

@@ -123,6 +123,8 @@ def local(element: etree._Element) -> str:
 
 @cache
 def manifest() -> list[dict[str, Any]]:
+    if not (SAMPLES / "MANIFEST.json").is_file():
+        return []
     entries: list[dict[str, Any]] = json.loads((SAMPLES / "MANIFEST.json").read_text())
     return entries
 
