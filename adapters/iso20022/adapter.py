@@ -14,6 +14,10 @@ variant            writes                 canonical messages
 ``pacs.008.13``    pacs.008.001.13        the same, 2025 version (structured or hybrid
                                           postal addresses only: the November 2026 rule)
 ``pacs.002``       pacs.002.001.10        financial responses (status reports)
+``pain.001``       pain.001.001.09        customer credit transfer initiations (batches:
+                                          ``ids.batch_id`` is the ``PmtInfId``)
+``pain.001.03``    pain.001.001.03        the same, legacy SEPA version
+``pain.002``       pain.002.001.10        their status reports
 =================  =====================  =================================================
 
 Decoding, in order: hardened parsing (:mod:`.safexml`: no DTD, no entities, size and depth
@@ -23,7 +27,7 @@ versions supported), XSD validation with lxml, explained by xmlschema when it fa
 currency exponents, dates), then the mapping (:mod:`.pacs008`, :mod:`.pacs002`). Any failure
 is an :class:`~adapters.base.AdapterDecodeError` naming the element path, with the ISO
 20022 reason code in ``context["reason_code"]``; :meth:`Iso20022Adapter.reject` turns it
-into a pacs.002 with group status ``RJCT`` and that reason.
+into a pacs.002 (a pain.002 for a pain.001) with group status ``RJCT`` and that reason.
 
 A message may hold several transactions: :meth:`Iso20022Adapter.decode_batch` returns
 them all (``decode`` refuses a document with more than one) and
@@ -40,7 +44,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from lxml import etree
 
@@ -54,14 +58,20 @@ from adapters.base import (
     RoundTrip,
     scrub,
 )
-from adapters.iso20022 import pacs002, pacs008
+from adapters.iso20022 import pacs002, pacs008, pain001, pain002
 from adapters.iso20022.catalog import (
     MESSAGE_TYPES,
     MessageType,
     UnsupportedMessageError,
     by_namespace,
 )
-from adapters.iso20022.components import TOKEN_SCHEME, ComponentError, element_path
+from adapters.iso20022.components import (
+    TOKEN_SCHEME,
+    Builder,
+    ComponentError,
+    element_path,
+    format_datetime,
+)
 from adapters.iso20022.head import decode_header, encode_header, envelope
 from adapters.iso20022.ordering import NotInSchemaError, SchemaOrder
 from adapters.iso20022.rules import check_document
@@ -109,10 +119,75 @@ _VARIANTS: dict[str, _Variant] = {
         frozenset({MessageKind.FINANCIAL, MessageKind.BALANCE_ENQUIRY, MessageKind.STATUS_REPORT}),
         frozenset({MessageFunction.RESPONSE, MessageFunction.ADVICE_RESPONSE}),
     ),
+    "pain.001": _Variant(
+        "pain.001.001.09",
+        frozenset({MessageKind.CREDIT_TRANSFER}),
+        frozenset({MessageFunction.REQUEST}),
+    ),
+    "pain.001.03": _Variant(
+        "pain.001.001.03",
+        frozenset({MessageKind.CREDIT_TRANSFER}),
+        frozenset({MessageFunction.REQUEST}),
+    ),
+    "pain.002": _Variant(
+        "pain.002.001.10",
+        frozenset({MessageKind.CREDIT_TRANSFER}),
+        frozenset({MessageFunction.RESPONSE}),
+    ),
 }
 VARIANTS: tuple[str, ...] = tuple(_VARIANTS)
 
-_DECODERS = {"pacs.008": "transactions", "pacs.002": "reports"}
+
+class _Decoder(Protocol):
+    def __call__(
+        self,
+        document: etree._Element,
+        namespace: str,
+        *,
+        tenant: str,
+        new_message_id: Callable[[], str],
+        header: BusinessHeader | None,
+        tokenize_account: Callable[[Account, str], Card | None],
+    ) -> list[CanonicalMessage]: ...
+
+
+class _Encoder(Protocol):
+    def __call__(
+        self,
+        messages: Sequence[CanonicalMessage],
+        namespace: str,
+        *,
+        now: Callable[[], dt.datetime],
+    ) -> etree._Element: ...
+
+
+def _pacs002_reports(
+    document: etree._Element,
+    namespace: str,
+    *,
+    tenant: str,
+    new_message_id: Callable[[], str],
+    header: BusinessHeader | None,
+    tokenize_account: Callable[[Account, str], Card | None],
+) -> list[CanonicalMessage]:
+    return pacs002.decode_reports(
+        document, namespace, tenant=tenant, new_message_id=new_message_id, header=header
+    )
+
+
+# The message family -> its mapping module: one line each.
+_DECODERS: dict[str, _Decoder] = {
+    "pacs.008": pacs008.decode_transactions,
+    "pacs.002": _pacs002_reports,
+    "pain.001": pain001.decode_initiations,
+    "pain.002": pain002.decode_reports,
+}
+_ENCODERS: dict[str, _Encoder] = {
+    "pacs.008": pacs008.encode_document,
+    "pacs.002": pacs002.encode_document,
+    "pain.001": pain001.encode_document,
+    "pain.002": pain002.encode_document,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,29 +337,21 @@ class Iso20022Adapter:
         family = parsed.message_type.family
         failure: AdapterDecodeError | None = None
         try:
-            if family == "pacs.008":
-                messages = pacs008.decode_transactions(
-                    parsed.document,
-                    parsed.message_type.namespace,
-                    tenant=ctx.tenant,
-                    new_message_id=ctx.new_message_id,
-                    header=parsed.header,
-                    tokenize_account=lambda account, path: self._card(account, path, ctx),
-                )
-            elif family == "pacs.002":
-                messages = pacs002.decode_reports(
-                    parsed.document,
-                    parsed.message_type.namespace,
-                    tenant=ctx.tenant,
-                    new_message_id=ctx.new_message_id,
-                    header=parsed.header,
-                )
-            else:
+            decoder = _DECODERS.get(family)
+            if decoder is None:
                 raise ComponentError(
                     "/Document",
                     f"{parsed.message_type.id} validates, but this hub does not map it to the"
                     f" canonical model yet (mapped: {', '.join(sorted(_DECODERS))})",
                 )
+            messages = decoder(
+                parsed.document,
+                parsed.message_type.namespace,
+                tenant=ctx.tenant,
+                new_message_id=ctx.new_message_id,
+                header=parsed.header,
+                tokenize_account=lambda account, path: self._card(account, path, ctx),
+            )
         except ComponentError as exc:
             failure = AdapterDecodeError(
                 NAME,
@@ -374,10 +441,7 @@ class Iso20022Adapter:
         namespace = self._type.namespace
         failure: AdapterEncodeError | None = None
         try:
-            if self._type.family == "pacs.008":
-                document = pacs008.encode_document(messages, namespace, now=self.now)
-            else:
-                document = pacs002.encode_document(messages, namespace, now=self.now)
+            document = _ENCODERS[self._type.family](messages, namespace, now=self.now)
             SchemaOrder.for_message(self._type).arrange(document)
         except (ComponentError, NotInSchemaError) as exc:
             failure = AdapterEncodeError(NAME, str(exc))
@@ -412,10 +476,20 @@ class Iso20022Adapter:
     # -- reject ---------------------------------------------------------------------------
 
     def reject(self, error: AdapterDecodeError, ctx: EncodeContext) -> bytes | None:
-        """A pacs.002 with group status RJCT, the reason code, and where and why in
-        ``AddtlInf``, answering the message named in the error's context."""
+        """A pacs.002 (a pain.002 for a pain.001) with group status RJCT, the reason code,
+        and where and why in ``AddtlInf``, answering the message named in the error."""
+        context = error.context
+        text = f"{error.field}: {error.reason}" if error.field else error.reason
+        if context.get("message_type", "").startswith("pain.001"):
+            document = pain002.encode_reject(
+                context.get("message_id"),
+                context.get("message_type"),
+                context.get("reason_code", NARRATIVE),
+                text,
+                now=self.now,
+            )
+            return etree.tostring(document, xml_declaration=True, encoding="UTF-8")
         namespace = MESSAGE_TYPES["pacs.002.001.10"].namespace
-        from adapters.iso20022.components import Builder, format_datetime
 
         b = Builder(namespace)
         document = b.element("Document")
@@ -430,7 +504,6 @@ class Iso20022Adapter:
         b.child(group, "GrpSts", "RJCT")
         info = b.child(group, "StsRsnInf")
         b.path(info, "Rsn/Cd", error.context.get("reason_code", NARRATIVE))
-        text = f"{error.field}: {error.reason}" if error.field else error.reason
         for start in range(0, min(len(text), 105 * 3), 105):
             b.child(info, "AddtlInf", text[start : start + 105])
         SchemaOrder.for_message(MESSAGE_TYPES["pacs.002.001.10"]).arrange(document)

@@ -20,6 +20,7 @@ from adapters.base import EncodeContext
 from adapters.iso8583.samples import SAMPLES, sample_bytes
 from adapters.iso8583.specs import SPECS
 from adapters.iso20022.adapter import Iso20022Adapter
+from canonical_model import MessageKind
 from tests.adapters.iso8583.strategies import field_dicts
 from tests.adapters.iso20022.strategies import credit_transfers, status_reports
 
@@ -85,7 +86,9 @@ def _iso20022_fixtures(variant: str) -> list[ContractFixture]:
 
 def _iso20022_payloads(variant: str) -> st.SearchStrategy[bytes]:
     adapter = Iso20022Adapter(variant)
-    messages = status_reports() if variant == "pacs.002" else credit_transfers()
+    kind = MessageKind.CREDIT_TRANSFER if variant.startswith("pain") else MessageKind.FINANCIAL
+    reports = variant.endswith(".002")
+    messages = status_reports(kind) if reports else credit_transfers(kind)
     return messages.map(
         lambda message: adapter.encode(message, EncodeContext(tenant=message.tenant))
     )

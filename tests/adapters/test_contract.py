@@ -121,7 +121,7 @@ def test_property_round_trip(name: str, variant: str) -> None:
             assert encoded == payload
         again = adapter.decode(encoded, decode_context(vault))
         assert again.same_transaction(message)
-        assert find_clear_pans(to_json(message)) == []
+        assert find_clear_pans(to_json(_without_sender_ids(message))) == []
 
     check()
 

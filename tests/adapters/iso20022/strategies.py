@@ -59,10 +59,13 @@ agents = st.builds(Agent, bic=st.sampled_from(BICS))
 
 
 @st.composite
-def credit_transfers(draw: st.DrawFn) -> CanonicalMessage:
-    """A financial request as pacs.008 carries it (UETR given, so no minting on encode)."""
+def credit_transfers(
+    draw: st.DrawFn, kind: MessageKind = MessageKind.FINANCIAL
+) -> CanonicalMessage:
+    """A financial request as pacs.008 carries it (UETR given, so no minting on encode), or
+    with ``kind`` CREDIT_TRANSFER a customer initiation as pain.001 carries it."""
     return CanonicalMessage(
-        kind=MessageKind.FINANCIAL,
+        kind=kind,
         function=MessageFunction.REQUEST,
         tenant="test-bank",
         ids=Identifiers(
@@ -89,8 +92,8 @@ def credit_transfers(draw: st.DrawFn) -> CanonicalMessage:
 
 
 @st.composite
-def status_reports(draw: st.DrawFn) -> CanonicalMessage:
-    """A financial response as pacs.002 carries it."""
+def status_reports(draw: st.DrawFn, kind: MessageKind = MessageKind.FINANCIAL) -> CanonicalMessage:
+    """A financial response as pacs.002 carries it (pain.002 with kind CREDIT_TRANSFER)."""
     code = draw(
         st.sampled_from([TransactionStatus.ACSC, TransactionStatus.ACSP, TransactionStatus.RJCT])
     )
@@ -98,7 +101,7 @@ def status_reports(draw: st.DrawFn) -> CanonicalMessage:
         draw(st.sampled_from(["AM04", "AC01", "FF01"])) if code is TransactionStatus.RJCT else None
     )
     return CanonicalMessage(
-        kind=MessageKind.FINANCIAL,
+        kind=kind,
         function=MessageFunction.RESPONSE,
         tenant="test-bank",
         ids=Identifiers(
