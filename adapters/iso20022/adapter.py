@@ -18,6 +18,13 @@ variant            writes                 canonical messages
                                           ``ids.batch_id`` is the ``PmtInfId``)
 ``pain.001.03``    pain.001.001.03        the same, legacy SEPA version
 ``pain.002``       pain.002.001.10        their status reports
+``pacs.004``       pacs.004.001.09        returns (and ISO 8583 reversals after settlement)
+``pacs.004.10``    pacs.004.001.10        the same, FedNow version
+``camt.056``       camt.056.001.08        cancellation requests (and reversals before
+                                          settlement)
+``reversal``       camt.056 or pacs.004   an ISO 8583 0420/0421: camt.056 before settlement,
+                                          pacs.004 after (:func:`.camt056.reversal_message_type`)
+``pacs.009``       pacs.009.001.08        financial institution credit transfers
 =================  =====================  =================================================
 
 Decoding, in order: hardened parsing (:mod:`.safexml`: no DTD, no entities, size and depth
@@ -58,7 +65,7 @@ from adapters.base import (
     RoundTrip,
     scrub,
 )
-from adapters.iso20022 import pacs002, pacs008, pain001, pain002
+from adapters.iso20022 import camt056, pacs002, pacs004, pacs008, pacs009, pain001, pain002
 from adapters.iso20022.catalog import (
     MESSAGE_TYPES,
     MessageType,
@@ -134,6 +141,31 @@ _VARIANTS: dict[str, _Variant] = {
         frozenset({MessageKind.CREDIT_TRANSFER}),
         frozenset({MessageFunction.RESPONSE}),
     ),
+    "pacs.004": _Variant(
+        "pacs.004.001.09",
+        frozenset({MessageKind.RETURN, MessageKind.REVERSAL}),
+        frozenset(MessageFunction),
+    ),
+    "pacs.004.10": _Variant(
+        "pacs.004.001.10",
+        frozenset({MessageKind.RETURN, MessageKind.REVERSAL}),
+        frozenset(MessageFunction),
+    ),
+    "camt.056": _Variant(
+        "camt.056.001.08",
+        frozenset({MessageKind.CANCELLATION, MessageKind.REVERSAL}),
+        frozenset(MessageFunction),
+    ),
+    "reversal": _Variant(
+        "camt.056.001.08",  # or pacs.004.001.09 after settlement: see _message_type
+        frozenset({MessageKind.REVERSAL, MessageKind.CANCELLATION, MessageKind.RETURN}),
+        frozenset(MessageFunction),
+    ),
+    "pacs.009": _Variant(
+        "pacs.009.001.08",
+        frozenset({MessageKind.FINANCIAL}),
+        frozenset({MessageFunction.REQUEST, MessageFunction.ADVICE}),
+    ),
 }
 VARIANTS: tuple[str, ...] = tuple(_VARIANTS)
 
@@ -161,32 +193,44 @@ class _Encoder(Protocol):
     ) -> etree._Element: ...
 
 
-def _pacs002_reports(
-    document: etree._Element,
-    namespace: str,
-    *,
-    tenant: str,
-    new_message_id: Callable[[], str],
-    header: BusinessHeader | None,
-    tokenize_account: Callable[[Account, str], Card | None],
-) -> list[CanonicalMessage]:
-    return pacs002.decode_reports(
-        document, namespace, tenant=tenant, new_message_id=new_message_id, header=header
-    )
+def _without_tokens(decode: Callable[..., list[CanonicalMessage]]) -> _Decoder:
+    """A decoder for messages that hold no card account (returns, cancellations, FI
+    transfers): the tokenizer is not needed."""
+
+    def run(
+        document: etree._Element,
+        namespace: str,
+        *,
+        tenant: str,
+        new_message_id: Callable[[], str],
+        header: BusinessHeader | None,
+        tokenize_account: Callable[[Account, str], Card | None],
+    ) -> list[CanonicalMessage]:
+        return decode(
+            document, namespace, tenant=tenant, new_message_id=new_message_id, header=header
+        )
+
+    return run
 
 
 # The message family -> its mapping module: one line each.
 _DECODERS: dict[str, _Decoder] = {
     "pacs.008": pacs008.decode_transactions,
-    "pacs.002": _pacs002_reports,
+    "pacs.002": _without_tokens(pacs002.decode_reports),
     "pain.001": pain001.decode_initiations,
     "pain.002": pain002.decode_reports,
+    "pacs.004": _without_tokens(pacs004.decode_returns),
+    "camt.056": _without_tokens(camt056.decode_cancellations),
+    "pacs.009": _without_tokens(pacs009.decode_transfers),
 }
 _ENCODERS: dict[str, _Encoder] = {
     "pacs.008": pacs008.encode_document,
     "pacs.002": pacs002.encode_document,
     "pain.001": pain001.encode_document,
     "pain.002": pain002.encode_document,
+    "pacs.004": pacs004.encode_document,
+    "camt.056": camt056.encode_document,
+    "pacs.009": pacs009.encode_document,
 }
 
 
@@ -290,6 +334,8 @@ class Iso20022Adapter:
         header = decode_header(app_hdr) if app_hdr is not None else None
         parsed = _Parsed(message_type, document, header)
         group_id = document.find(f".//{{{namespace}}}GrpHdr/{{{namespace}}}MsgId")
+        if group_id is None:  # camt.056 has an assignment instead of a group header
+            group_id = document.find(f".//{{{namespace}}}Assgnmt/{{{namespace}}}Id")
         if group_id is not None and group_id.text:
             parsed.context["message_id"] = group_id.text.strip()[:35]
         parsed.context["message_type"] = message_type.id
@@ -423,6 +469,18 @@ class Iso20022Adapter:
         """A canonical message as this variant's ISO 20022 message (UTF-8 XML)."""
         return self.encode_batch([message], ctx)
 
+    def _message_type(self, messages: Sequence[CanonicalMessage]) -> MessageType:
+        """What this variant writes; ``reversal`` picks camt.056 before settlement and
+        pacs.004 after (``CANONICAL.md``), the same for the whole batch."""
+        if self._variant != "reversal":
+            return self._type
+        chosen = {camt056.reversal_message_type(message) for message in messages}
+        if len(chosen) != 1:
+            raise AdapterEncodeError(
+                NAME, "a batch mixes reversals before and after settlement: encode them apart"
+            )
+        return MESSAGE_TYPES[chosen.pop()]
+
     def encode_batch(self, messages: Sequence[CanonicalMessage], ctx: EncodeContext) -> bytes:
         """Several canonical messages as one ISO 20022 message of this variant."""
         if not messages:
@@ -438,11 +496,12 @@ class Iso20022Adapter:
                     f"{message.function.value}",
                     field="/Document",
                 )
-        namespace = self._type.namespace
+        message_type = self._message_type(messages)
+        namespace = message_type.namespace
         failure: AdapterEncodeError | None = None
         try:
-            document = _ENCODERS[self._type.family](messages, namespace, now=self.now)
-            SchemaOrder.for_message(self._type).arrange(document)
+            document = _ENCODERS[message_type.family](messages, namespace, now=self.now)
+            SchemaOrder.for_message(message_type).arrange(document)
         except (ComponentError, NotInSchemaError) as exc:
             failure = AdapterEncodeError(NAME, str(exc))
         if failure is not None:
@@ -452,24 +511,24 @@ class Iso20022Adapter:
             if unstructured:
                 raise AdapterEncodeError(
                     NAME,
-                    f"{self._type.id} needs structured or hybrid postal addresses (town and"
+                    f"{message_type.id} needs structured or hybrid postal addresses (town and"
                     " country; the November 2026 market rule); unstructured only at "
                     + ", ".join(unstructured),
                     field=unstructured[0],
                 )
-        problems = self._validator.validate(document, self._type)
+        problems = self._validator.validate(document, message_type)
         if problems:
             first = problems[0]
             raise AdapterEncodeError(
                 NAME,
-                f"the {self._type.id} built from this message does not validate: "
+                f"the {message_type.id} built from this message does not validate: "
                 f"{first.path}: {first.reason}",
                 field=first.path,
             )
         root = document
         header = messages[0].business_header
         if header is not None:
-            header = dataclasses.replace(header, message_definition=self._type.id)
+            header = dataclasses.replace(header, message_definition=message_type.id)
             root = envelope(encode_header(header, now=self.now), document)
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 

@@ -58,10 +58,11 @@ it lacks is ``NOTPROVIDED``), and a ``TxInf/Assgnr`` / ``Assgne`` only where a m
 agent differs from the assignment's.
 
 **Cancellation reasons.** The reason is ``status.reason`` when it is an
-ExternalCancellationReason1Code. An ISO 8583 reversal carries field 39 (``ORGNL iso8583
-<code>``) and, in ``status.reason``, the ISO 20022 status reason the project maps it to
-(``AB05`` for 68), which is no cancellation reason; such a reversal is given the
-cancellation reason of this table (ours), first by its field 39, else by its status reason:
+ExternalCancellationReason1Code other than ``NARR``. An ISO 8583 reversal carries field 39
+(``ORGNL iso8583 <code>``) and, in ``status.reason``, the ISO 20022 status reason the project
+maps it to (``AB05`` for 68, ``NARR`` for a code it does not map), which is no cancellation
+reason; such a reversal is given the cancellation reason of this table (ours), first by its
+field 39, else by its status reason:
 
 ==========  ==========================================  ========  =============================
 field 39    meaning on a reversal                       status    ExternalCancellationReason1Code
@@ -253,9 +254,9 @@ def reversal_message_type(message: CanonicalMessage) -> str:
 
 
 def cancellation_reason(status: Status | None) -> str | None:
-    """The ExternalCancellationReason1Code for ``status``: its reason when it is one, else
-    from its ISO 8583 code or status reason (the tables above), else ``NARR``; None when
-    there is nothing to say."""
+    """The ExternalCancellationReason1Code for ``status``: its reason when it is one (but
+    ``NARR``, the reason of an unmapped ISO 8583 code), else from its ISO 8583 code or its
+    status reason (the tables above), else ``NARR``; None when there is nothing to say."""
     if status is None:
         return None
     reason = status.reason

@@ -344,3 +344,28 @@ def test_validate_prints_each_verdict_and_fails_on_any(tmp_path: Path) -> None:
     assert "ChrgBr" in lines[2]
     assert err == "isobridge: 1 of 2 file(s) failed validation\n"
     assert run("validate", str(good))[0] == 0
+
+
+@pytest.mark.parametrize(("settled", "root"), [(False, "FIToFIPmtCxlReq"), (True, "PmtRtr")])
+def test_a_card_reversal_becomes_camt056_before_settlement_and_pacs004_after(
+    settled: bool, root: str
+) -> None:
+    hub = build_hub(vault=fixed_vault())
+    status, text, _, _ = run(
+        "translate", "--from", "iso8583", "--to", "canonical-json",
+        stdin=sample_bytes("0420-reversal-advice", "ascii"), hub=hub,
+    )  # fmt: skip
+    message = json.loads(text)
+    if settled:
+        message["settlement_date"] = "2026-11-28"
+    status, xml, err, _ = run(
+        "translate", "--from", "canonical-json", "--to", "iso20022:reversal",
+        stdin=json.dumps(message).encode(), hub=hub,
+    )  # fmt: skip
+    assert (status, err) == (0, "")
+    assert f"<{root}>" in xml
+    status, back, _, _ = run("translate", "--from", "iso20022", "--to", "canonical-json",
+                             stdin=xml.encode(), hub=hub)  # fmt: skip
+    decoded = json.loads(back)
+    assert decoded["original"]["instruction_id"] == message["original"]["instruction_id"]
+    assert decoded["amount"] == message["amount"]
