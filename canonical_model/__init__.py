@@ -29,6 +29,7 @@ from canonical_model.messages import (
     AdditionalAmount,
     Agent,
     Agents,
+    Balance,
     BusinessHeader,
     CanonicalMessage,
     Card,
@@ -44,6 +45,8 @@ from canonical_model.messages import (
     PaymentTerms,
     PostalAddress,
     ProcessingCode,
+    Statement,
+    StatementEntry,
 )
 from canonical_model.money import AmountError, Money
 from canonical_model.pan import (
@@ -66,6 +69,7 @@ __all__ = [
     "Agent",
     "Agents",
     "AmountError",
+    "Balance",
     "BusinessHeader",
     "CanonicalJsonError",
     "CanonicalMessage",
@@ -87,6 +91,8 @@ __all__ = [
     "PaymentTerms",
     "PostalAddress",
     "ProcessingCode",
+    "Statement",
+    "StatementEntry",
     "Status",
     "TransactionStatus",
     "UnknownCurrencyError",

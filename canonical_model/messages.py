@@ -298,6 +298,54 @@ class PaymentTerms:
 
 
 @dataclass(frozen=True, slots=True)
+class Balance:
+    """A balance of a statement (ISO 20022 ``Bal``): its type code (``OPBD`` opening
+    booked, ``CLBD`` closing booked, ``CLAV`` closing available...), amount, sign, date."""
+
+    type_code: str
+    amount: Money
+    credit: bool = True
+    date: dt.date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatementEntry:
+    """One entry of a statement or notification (ISO 20022 ``Ntry``, with its first
+    ``TxDtls``): a booked (or pending) credit or debit on the account."""
+
+    amount: Money
+    credit: bool
+    status: str = "BOOK"
+    booking_date: dt.date | None = None
+    value_date: dt.date | None = None
+    account_servicer_reference: str | None = None
+    end_to_end_id: str | None = None
+    bank_transaction_code: str | None = None
+    counterparty: Party | None = None
+    counterparty_account: Account | None = None
+    remittance: tuple[str, ...] = ()
+    additional_info: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """A statement (camt.053) or notification (camt.054) of one account: its header.
+
+    Entries travel as messages of their own (``statement_entry``, with this header without
+    balances), so a statement of any size streams in bounded memory.
+    """
+
+    statement_id: str
+    account: Account
+    sequence_number: str | None = None
+    created_at: dt.datetime | None = None
+    from_date: dt.datetime | None = None
+    to_date: dt.datetime | None = None
+    balances: tuple[Balance, ...] = ()
+    entry_count: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class NetworkManagement:
     """Network management request: the action, and the code the source protocol used."""
 
@@ -351,6 +399,8 @@ class CanonicalMessage:
     business_header: BusinessHeader | None = None
     ultimate_debtor: Party | None = None
     ultimate_creditor: Party | None = None
+    statement: Statement | None = None
+    statement_entry: StatementEntry | None = None
 
     def __post_init__(self) -> None:
         if self.transmitted_at is not None and self.transmitted_at.tzinfo is None:
