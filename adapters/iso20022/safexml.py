@@ -62,6 +62,7 @@ end 2
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -462,6 +463,17 @@ def _refuse_pi(node: Any) -> None:
         )
 
 
+# Compiled once: compiling an XPath costs more than running it on a message.
+_PROCESSING_INSTRUCTIONS: Final = etree.XPath("//processing-instruction()")
+_LONG_TEXTS: Final = etree.XPath("//text()[string-length(.) > $n]")
+_LONG_ATTRIBUTES: Final = etree.XPath("//@*[string-length(.) > $n]")
+
+
+@functools.lru_cache(maxsize=8)
+def _deeper_than(depth: int) -> etree.XPath:
+    return etree.XPath("/*" * (depth + 1))
+
+
 def _check_tree(root: etree._Element, *, max_depth: int, max_text: int) -> None:
     tree = root.getroottree()
     entity = next(root.iter(cast(Any, etree).Entity), None)
@@ -471,12 +483,12 @@ def _check_tree(root: etree._Element, *, max_depth: int, max_text: int) -> None:
         xinclude = next(root.iter(f"{{{namespace}}}*"), None)
         if xinclude is not None:
             raise XmlInputError("xinclude", "XInclude is not accepted", line=_line(xinclude))
-    instructions = _nodes(tree.xpath("//processing-instruction()"))
+    instructions = _nodes(_PROCESSING_INSTRUCTIONS(tree))
     for instruction in instructions:
         _refuse_pi(instruction)
     if instructions:
         etree.strip_elements(root, cast(Any, etree.PI), with_tail=False)
-    deep = _nodes(root.xpath("/*" * (max_depth + 1)))
+    deep = _nodes(_deeper_than(max_depth)(root))
     if deep:
         element = deep[0]
         raise XmlInputError(
@@ -484,11 +496,8 @@ def _check_tree(root: etree._Element, *, max_depth: int, max_text: int) -> None:
             f"elements nest deeper than {max_depth} levels (at {etree.QName(element).localname})",
             line=_line(element),
         )
-    for query, what in (
-        ("//text()[string-length(.) > $n]", "a text"),
-        ("//@*[string-length(.) > $n]", "an attribute value"),
-    ):
-        long = _nodes(root.xpath(query, n=max_text))
+    for query, what in ((_LONG_TEXTS, "a text"), (_LONG_ATTRIBUTES, "an attribute value")):
+        long = _nodes(query(root, n=max_text))
         if long:
             parent = long[0].getparent()
             where = f" (in {etree.QName(parent).localname})" if parent is not None else ""
