@@ -202,7 +202,13 @@ def parse_xml(
     _check_docinfo(root.getroottree())
     if refusals.attempts:  # pragma: no cover - only a doctype can refer to a resource
         raise XmlInputError("entity", "the document refers to an external resource")
-    _check_tree(root, max_depth=max_depth, max_text=max_text)
+    # Bounds the document itself already gives skip the tree walks: no text is longer than
+    # the document, and nothing nests deeper than its number of start tags.
+    _check_tree(
+        root,
+        max_depth=max_depth if data.count(b"<") > max_depth else None,
+        max_text=max_text if len(data) > max_text else None,
+    )
     return root
 
 
@@ -474,7 +480,7 @@ def _deeper_than(depth: int) -> etree.XPath:
     return etree.XPath("/*" * (depth + 1))
 
 
-def _check_tree(root: etree._Element, *, max_depth: int, max_text: int) -> None:
+def _check_tree(root: etree._Element, *, max_depth: int | None, max_text: int | None) -> None:
     tree = root.getroottree()
     entity = next(root.iter(cast(Any, etree).Entity), None)
     if entity is not None:
@@ -488,7 +494,7 @@ def _check_tree(root: etree._Element, *, max_depth: int, max_text: int) -> None:
         _refuse_pi(instruction)
     if instructions:
         etree.strip_elements(root, cast(Any, etree.PI), with_tail=False)
-    deep = _nodes(_deeper_than(max_depth)(root))
+    deep = _nodes(_deeper_than(max_depth)(root)) if max_depth is not None else []
     if deep:
         element = deep[0]
         raise XmlInputError(
@@ -497,6 +503,8 @@ def _check_tree(root: etree._Element, *, max_depth: int, max_text: int) -> None:
             line=_line(element),
         )
     for query, what in ((_LONG_TEXTS, "a text"), (_LONG_ATTRIBUTES, "an attribute value")):
+        if max_text is None:
+            break
         long = _nodes(query(root, n=max_text))
         if long:
             parent = long[0].getparent()
