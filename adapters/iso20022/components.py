@@ -130,6 +130,10 @@ class Reader:
             self._children[element] = grouped
         return grouped
 
+    def children(self, element: etree._Element) -> dict[str, list[etree._Element]]:
+        """``element``'s children by local name (read-only: it is the reader's cache)."""
+        return self._grouped(element)
+
     def findall(self, element: etree._Element | None, path: str) -> list[etree._Element]:
         """Every element at ``path`` under ``element``, in document order."""
         if element is None:
@@ -176,6 +180,10 @@ class Reader:
         return tuple(
             e.text.strip() for e in self.findall(element, path) if e.text and e.text.strip()
         )
+
+
+def _stripped(text: str | None) -> str | None:
+    return (text.strip() or None) if text is not None else None
 
 
 def default_namespace(namespace: str) -> Any:
@@ -290,7 +298,11 @@ def read_postal_address(reader: Reader, element: etree._Element | None) -> Posta
     """``PstlAdr`` as a PostalAddress (structured, unstructured or hybrid)."""
     if element is None:
         return None
-    values = {attribute: reader.text(element, name) for name, attribute in _ADDRESS_FIELDS}
+    children = reader.children(element)
+    values = {
+        attribute: _stripped(children[name][0].text) if name in children else None
+        for name, attribute in _ADDRESS_FIELDS
+    }
     return PostalAddress(address_lines=reader.texts(element, "AdrLine"), **values)
 
 
