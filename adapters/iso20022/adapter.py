@@ -25,6 +25,10 @@ variant            writes                 canonical messages
 ``reversal``       camt.056 or pacs.004   an ISO 8583 0420/0421: camt.056 before settlement,
                                           pacs.004 after (:func:`.camt056.reversal_message_type`)
 ``pacs.009``       pacs.009.001.08        financial institution credit transfers
+(any)              —                      camt.053 / camt.054 decode to statements: a header
+                                          message, then one per entry (files of any size:
+                                          :func:`.camt053.iter_statement`, writer
+                                          :func:`.camt053.write_statement`)
 =================  =====================  =================================================
 
 Decoding, in order: hardened parsing (:mod:`.safexml`: no DTD, no entities, size and depth
@@ -65,7 +69,7 @@ from adapters.base import (
     RoundTrip,
     scrub,
 )
-from adapters.iso20022 import camt056, pacs002, pacs004, pacs008, pacs009, pain001, pain002
+from adapters.iso20022 import camt053, camt056, pacs002, pacs004, pacs008, pacs009, pain001, pain002
 from adapters.iso20022.catalog import (
     MESSAGE_TYPES,
     MessageType,
@@ -222,6 +226,8 @@ _DECODERS: dict[str, _Decoder] = {
     "pacs.004": _without_tokens(pacs004.decode_returns),
     "camt.056": _without_tokens(camt056.decode_cancellations),
     "pacs.009": _without_tokens(pacs009.decode_transfers),
+    "camt.053": _without_tokens(camt053.decode_statements),
+    "camt.054": _without_tokens(camt053.decode_statements),
 }
 _ENCODERS: dict[str, _Encoder] = {
     "pacs.008": pacs008.encode_document,
@@ -231,6 +237,7 @@ _ENCODERS: dict[str, _Encoder] = {
     "pacs.004": pacs004.encode_document,
     "camt.056": camt056.encode_document,
     "pacs.009": pacs009.encode_document,
+    "camt.053": camt053.encode_document,
 }
 
 

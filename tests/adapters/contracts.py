@@ -98,7 +98,7 @@ def _sampled_payloads(variant: str) -> list[bytes]:
     adapter = Iso20022Adapter(variant)
     family = _SAMPLED[variant]
     payloads = []
-    for path in sorted((_SHARED_SAMPLES / family).glob("*.xml")):
+    for path in sorted(_SHARED_SAMPLES.glob(f"{family}/*.xml")):
         vault = fixed_vault()
         try:
             messages = adapter.decode_batch(path.read_bytes(), decode_context(vault))
