@@ -551,7 +551,6 @@ class _Layout:
     group_type: str
     statement_type: str
     entry_type: str
-    arranger: _Arranger
 
 
 def _layout(namespace: str) -> _Layout:
@@ -573,7 +572,6 @@ def _layout(namespace: str) -> _Layout:
         body_children["GrpHdr"],
         statement_type,
         entry_type,
-        _Arranger(order, namespace),
     )
 
 
@@ -615,7 +613,7 @@ def _statement_children(
         _date_choice(b, bal, "Dt", date)
     if statement.entry_count is not None:
         b.path(stmt, "TxsSummry/TtlNtries/NbOfNtries", str(statement.entry_count))
-    layout.arranger.arrange(stmt, layout.statement_type)
+    layout.order.arrange(stmt, layout.statement_type)
     return stmt
 
 
@@ -668,55 +666,8 @@ def _entry_element(
                 child(remittance, "Ustrd", line)
     if entry.additional_info is not None:
         child(ntry, "AddtlNtryInf", entry.additional_info)
-    layout.arranger.arrange(ntry, layout.entry_type)
+    layout.order.arrange(ntry, layout.entry_type)
     return ntry
-
-
-class _Arranger:
-    """:meth:`SchemaOrder.arrange` with its lookup tables built once per type, and a pass
-    that only checks an element whose children are already in order (as the writer makes
-    them). Anything else (out of order, not in the schema) goes to ``SchemaOrder.arrange``
-    itself, which sorts or raises :class:`~adapters.iso20022.ordering.NotInSchemaError`."""
-
-    def __init__(self, order: SchemaOrder, namespace: str) -> None:
-        self.order = order
-        self.prefix = f"{{{namespace}}}"
-        self.tables: dict[str, tuple[dict[str, int], dict[str, str]] | None] = {}
-
-    def _table(self, type_name: str) -> tuple[dict[str, int], dict[str, str]] | None:
-        if type_name not in self.tables:
-            declared = self.order.children.get(type_name)
-            self.tables[type_name] = (
-                ({name: i for i, (name, _) in enumerate(declared)}, dict(declared))
-                if declared
-                else None
-            )
-        return self.tables[type_name]
-
-    def arrange(self, element: etree._Element, type_name: str, path: str = "") -> None:
-        if not len(element):
-            return
-        table = self._table(type_name)
-        if table is None:  # a simple type with children, or xs:any
-            self.order.arrange(element, type_name, path)
-            return
-        position, types = table
-        prefix, cut = self.prefix, len(self.prefix)
-        last = -1
-        names = []
-        for child in element:
-            tag = child.tag
-            index = (
-                position.get(tag[cut:]) if isinstance(tag, str) and tag.startswith(prefix) else None
-            )
-            if index is None or index < last:
-                self.order.arrange(element, type_name, path)
-                return
-            last = index
-            names.append(tag[cut:])
-        here = f"{path}/{str(element.tag)[cut:]}"
-        for child, name in zip(element, names, strict=True):
-            self.arrange(child, types[name], here)
 
 
 def _statement_of(message: CanonicalMessage, path: str) -> Statement:

@@ -25,7 +25,7 @@ not resolve entities or touch the network all the same.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lxml import etree
 
@@ -54,6 +54,9 @@ class SchemaOrder:
 
     root_type: str
     children: dict[str, tuple[tuple[str, str], ...]]
+    tables: dict[str, tuple[dict[str, int], dict[str, str]] | None] = field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
 
     @staticmethod
     @functools.cache
@@ -76,33 +79,52 @@ class SchemaOrder:
         assert root is not None, "an ISO 20022 XSD declares its root element"
         return SchemaOrder(root.get("type", ""), children)
 
+    def _table(self, kind: str) -> tuple[dict[str, int], dict[str, str]] | None:
+        """(position, type) of each child of ``kind``, built once per type."""
+        if kind not in self.tables:
+            declared = self.children.get(kind)
+            self.tables[kind] = (
+                ({name: i for i, (name, _) in enumerate(declared)}, dict(declared))
+                if declared
+                else None
+            )
+        return self.tables[kind]
+
     def arrange(
         self, element: etree._Element, type_name: str | None = None, path: str = ""
     ) -> None:
         """Sort ``element``'s children (recursively) by the sequence of ``type_name``.
 
-        ``type_name`` defaults to the root type (for a ``Document`` element). Raises
+        ``type_name`` defaults to the root type (for a ``Document`` element). Children
+        already in order (as encoders mostly write them) are only checked. Raises
         :class:`NotInSchemaError` for a child the type does not declare.
         """
         kind = type_name or self.root_type
+        if not len(element):
+            return
         here = f"{path}/{etree.QName(element).localname}"
-        declared = self.children.get(kind)
-        if declared is None:
-            if len(element):
-                raise NotInSchemaError(here, etree.QName(element[0]).localname, ())
+        if kind not in self.children:
+            raise NotInSchemaError(here, etree.QName(element[0]).localname, ())
+        table = self._table(kind)
+        if table is None:  # xs:any (supplementary data envelope), or simple content
             return
-        if not declared:  # xs:any (supplementary data envelope): left as it is
-            return
-        position = {name: index for index, (name, _) in enumerate(declared)}
-        types = dict(declared)
+        position, types = table
         items = list(element)
-        for child in items:
-            name = etree.QName(child).localname
-            if name not in position:
+        names = [etree.QName(child).localname for child in items]
+        last = -1
+        ordered = True
+        for name in names:
+            index = position.get(name)
+            if index is None:
                 raise NotInSchemaError(here, name, tuple(position))
-        items.sort(key=lambda child: position[etree.QName(child).localname])
-        for child in items:
-            element.remove(child)
-        for child in items:
-            element.append(child)
-            self.arrange(child, types[etree.QName(child).localname], here)
+            ordered = ordered and index >= last
+            last = index
+        if not ordered:
+            pairs = sorted(zip(items, names, strict=True), key=lambda pair: position[pair[1]])
+            for child in items:
+                element.remove(child)
+            for child, _ in pairs:
+                element.append(child)
+            items, names = [c for c, _ in pairs], [n for _, n in pairs]
+        for child, name in zip(items, names, strict=True):
+            self.arrange(child, types[name], here)
