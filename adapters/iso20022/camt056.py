@@ -128,12 +128,12 @@ from adapters.iso20022.codesets import code_set
 from adapters.iso20022.components import (
     OTHER_CLEARING,
     Builder,
-    ComponentError,
     Reader,
     element_path,
     format_datetime,
+    identity_and_time,
+    message_body,
     parse_date,
-    parse_datetime,
     read_account,
     read_agent,
     read_amount,
@@ -307,13 +307,11 @@ def decode_cancellations(
 ) -> list[CanonicalMessage]:
     """Every ``Undrlyg/TxInf`` of a camt.056 ``Document`` as a canonical cancellation."""
     r = Reader(namespace)
-    body = r.find(document, "FIToFIPmtCxlReq")
-    if body is None:
-        raise ComponentError("/Document", "FIToFIPmtCxlReq is missing")
+    body = message_body(r, document, "FIToFIPmtCxlReq")
     assignment = r.find(body, "Assgnmt")
-    assignment_id = r.text(assignment, "Id")
-    created = r.text(assignment, "CreDtTm")
-    transmitted_at = parse_datetime(created, f"{_BODY}/Assgnmt/CreDtTm") if created else None
+    assignment_id, transmitted_at = identity_and_time(
+        r, assignment, "/Document/FIToFIPmtCxlReq/Assgnmt", "Id"
+    )
     assigner = _assignment_agent(r, r.find(assignment, "Assgnr"))
     assignee = _assignment_agent(r, r.find(assignment, "Assgne"))
     messages = []

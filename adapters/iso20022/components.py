@@ -50,6 +50,8 @@ __all__ = [
     "ComponentError",
     "Reader",
     "default_namespace",
+    "identity_and_time",
+    "message_body",
     "parse_datetime",
     "read_account",
     "read_agent",
@@ -250,6 +252,23 @@ def parse_datetime(text: str, path: str) -> dt.datetime:
     except ValueError:
         raise ComponentError(path, "not an ISO 8601 date and time") from None
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def message_body(reader: Reader, document: etree._Element, name: str) -> etree._Element:
+    """The message element ``name`` under ``Document``; a ComponentError when absent."""
+    body = reader.find(document, name)
+    if body is None:
+        raise ComponentError("/Document", f"{name} is missing")
+    return body
+
+
+def identity_and_time(
+    reader: Reader, header: etree._Element | None, path: str, id_name: str = "MsgId"
+) -> tuple[str | None, dt.datetime | None]:
+    """A group header's (or assignment's) id and ``CreDtTm``; ``path`` names the header."""
+    created = reader.text(header, "CreDtTm")
+    when = parse_datetime(created, f"{path}/CreDtTm") if created else None
+    return reader.text(header, id_name), when
 
 
 def parse_date(text: str, path: str) -> dt.date:

@@ -37,7 +37,8 @@ from adapters.iso20022.components import (
     Reader,
     element_path,
     format_datetime,
-    parse_datetime,
+    identity_and_time,
+    message_body,
     read_agent,
     read_amount,
     write_agent,
@@ -94,15 +95,9 @@ def decode_reports(
 ) -> list[CanonicalMessage]:
     """Every transaction status of a pacs.002 ``Document`` as a canonical response."""
     r = Reader(namespace)
-    body = r.find(document, "FIToFIPmtStsRpt")
-    if body is None:
-        raise ComponentError("/Document", "FIToFIPmtStsRpt is missing")
+    body = message_body(r, document, "FIToFIPmtStsRpt")
     group = r.find(body, "GrpHdr")
-    message_id = r.text(group, "MsgId")
-    created = r.text(group, "CreDtTm")
-    transmitted_at = (
-        parse_datetime(created, "/Document/FIToFIPmtStsRpt/GrpHdr/CreDtTm") if created else None
-    )
+    message_id, transmitted_at = identity_and_time(r, group, "/Document/FIToFIPmtStsRpt/GrpHdr")
     original_group = r.find(body, "OrgnlGrpInfAndSts")
     original_message_id = r.text(original_group, "OrgnlMsgId")
     original_type = r.text(original_group, "OrgnlMsgNmId")

@@ -111,6 +111,8 @@ from adapters.iso20022.components import (
     Reader,
     element_path,
     format_datetime,
+    identity_and_time,
+    message_body,
     parse_date,
     parse_datetime,
     read_account,
@@ -349,13 +351,9 @@ def decode_returns(
 ) -> list[CanonicalMessage]:
     """Every ``TxInf`` of a pacs.004 ``Document`` as a canonical return."""
     r = Reader(namespace)
-    body = r.find(document, "PmtRtr")
-    if body is None:
-        raise ComponentError("/Document", "PmtRtr is missing")
+    body = message_body(r, document, "PmtRtr")
     group = r.find(body, "GrpHdr")
-    message_id = r.text(group, "MsgId")
-    created = r.text(group, "CreDtTm")
-    transmitted_at = parse_datetime(created, f"{_BODY}/GrpHdr/CreDtTm") if created else None
+    message_id, transmitted_at = identity_and_time(r, group, "/Document/PmtRtr/GrpHdr")
     group_date = r.text(group, "IntrBkSttlmDt")
     settlement = r.find(group, "SttlmInf")
     group_original = r.find(body, "OrgnlGrpInf")

@@ -53,8 +53,9 @@ from adapters.iso20022.components import (
     default_namespace,
     element_path,
     format_datetime,
+    identity_and_time,
+    message_body,
     parse_date,
-    parse_datetime,
     read_account,
     read_agent,
     read_amount,
@@ -165,15 +166,9 @@ def decode_transactions(
     (or a clear card number) into a :class:`Card`; it returns ``None`` for other accounts.
     """
     r = Reader(namespace)
-    body = r.find(document, "FIToFICstmrCdtTrf")
-    if body is None:
-        raise ComponentError("/Document", "FIToFICstmrCdtTrf is missing")
+    body = message_body(r, document, "FIToFICstmrCdtTrf")
     group = r.find(body, "GrpHdr")
-    message_id = r.text(group, "MsgId")
-    created = r.text(group, "CreDtTm")
-    transmitted_at = (
-        parse_datetime(created, "/Document/FIToFICstmrCdtTrf/GrpHdr/CreDtTm") if created else None
-    )
+    message_id, transmitted_at = identity_and_time(r, group, "/Document/FIToFICstmrCdtTrf/GrpHdr")
     group_date = r.text(group, "IntrBkSttlmDt")
     messages = []
     for tx in r.findall(body, "CdtTrfTxInf"):

@@ -101,8 +101,9 @@ from adapters.iso20022.components import (
     Reader,
     element_path,
     format_datetime,
+    identity_and_time,
+    message_body,
     parse_date,
-    parse_datetime,
     read_account,
     read_agent,
     read_amount,
@@ -376,15 +377,9 @@ def decode_transfers(
 ) -> list[CanonicalMessage]:
     """Every ``CdtTrfTxInf`` of a pacs.009 ``Document`` as a canonical financial request."""
     r = Reader(namespace)
-    body = r.find(document, "FICdtTrf")
-    if body is None:
-        raise ComponentError("/Document", "FICdtTrf is missing")
+    body = message_body(r, document, "FICdtTrf")
     group = r.find(body, "GrpHdr")
-    message_id = r.text(group, "MsgId")
-    created = r.text(group, "CreDtTm")
-    transmitted_at = (
-        parse_datetime(created, "/Document/FICdtTrf/GrpHdr/CreDtTm") if created else None
-    )
+    message_id, transmitted_at = identity_and_time(r, group, "/Document/FICdtTrf/GrpHdr")
     group_date = r.text(group, "IntrBkSttlmDt")
     settlement = r.find(group, "SttlmInf")
     messages = []
