@@ -37,7 +37,8 @@ RULES: Final[dict[str, Rule]] = {
     "canonical_model": Rule((), ()),
     "adapters": Rule(("canonical_model",), ("iso8583", "lxml", "xmlschema")),
     "vault": Rule(("canonical_model",), ("sqlalchemy", "cryptography", "alembic")),
-    "routing": Rule(("canonical_model",), ("pika",)),
+    # sqlalchemy: the inbox and outbox share the transaction of the effect they guard.
+    "routing": Rule(("canonical_model",), ("pika", "sqlalchemy")),
     "journal": Rule(("canonical_model",), ("sqlalchemy", "cryptography")),
     "gateway": Rule(
         ("canonical_model", "adapters", "vault", "routing", "journal", "mainframe_sim"),
