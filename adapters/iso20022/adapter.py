@@ -25,8 +25,8 @@ variant            writes                 canonical messages
 ``reversal``       camt.056 or pacs.004   an ISO 8583 0420/0421: camt.056 before settlement,
                                           pacs.004 after (:func:`.camt056.reversal_message_type`)
 ``pacs.009``       pacs.009.001.08        financial institution credit transfers
-(any)              —                      camt.053 / camt.054 decode to statements: a header
-                                          message, then one per entry (files of any size:
+``camt.053``       camt.053.001.08        statements: a header message, then one per entry
+                                          (camt.054 decodes to the same; files of any size:
                                           :func:`.camt053.iter_statement`, writer
                                           :func:`.camt053.write_statement`)
 =================  =====================  =================================================
@@ -169,6 +169,11 @@ _VARIANTS: dict[str, _Variant] = {
         "pacs.009.001.08",
         frozenset({MessageKind.FINANCIAL}),
         frozenset({MessageFunction.REQUEST, MessageFunction.ADVICE}),
+    ),
+    "camt.053": _Variant(
+        "camt.053.001.08",
+        frozenset({MessageKind.STATEMENT}),
+        frozenset(MessageFunction),
     ),
 }
 VARIANTS: tuple[str, ...] = tuple(_VARIANTS)

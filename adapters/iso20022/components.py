@@ -194,18 +194,26 @@ def default_namespace(namespace: str) -> Any:
 
 
 class Builder:
-    """Creates elements in one namespace."""
+    """Creates elements in one namespace.
 
-    def __init__(self, namespace: str) -> None:
+    ``unqualified=True`` makes bare-named elements for a streaming writer
+    (:func:`lxml.etree.xmlfile`) whose open root declares ``namespace`` as the default: they
+    take it from there when the document is read, instead of every written element
+    repeating the ``xmlns`` declaration.
+    """
+
+    def __init__(self, namespace: str, *, unqualified: bool = False) -> None:
         self.ns = namespace
+        self._prefix = "" if unqualified else f"{{{namespace}}}"
+        self._nsmap = None if unqualified else default_namespace(namespace)
 
     def element(self, name: str) -> etree._Element:
         """A new detached element ``name``."""
-        return etree.Element(f"{{{self.ns}}}{name}", nsmap=default_namespace(self.ns))
+        return etree.Element(self._prefix + name, nsmap=self._nsmap)
 
     def child(self, parent: etree._Element, name: str, text: str | None = None) -> etree._Element:
         """A new child ``name`` of ``parent``, with ``text`` if given."""
-        element = etree.SubElement(parent, f"{{{self.ns}}}{name}")
+        element = etree.SubElement(parent, self._prefix + name)
         if text is not None:
             element.text = text
         return element
@@ -214,7 +222,7 @@ class Builder:
         """The element at ``path`` under ``parent``, created as needed; ``text`` on the last."""
         current = parent
         for part in path.split("/"):
-            found = current.find(f"{{{self.ns}}}{part}")
+            found = current.find(self._prefix + part)
             current = found if found is not None else self.child(current, part)
         if text is not None:
             current.text = text

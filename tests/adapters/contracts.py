@@ -86,9 +86,10 @@ def _iso20022_fixtures(variant: str) -> list[ContractFixture]:
 
 # Variants whose generated payloads are the shared samples of their family, re-encoded
 # by the adapter (their canonical messages are too constrained for a simple generator).
+# camt.053: the statements of the older versions (there is no camt.053.001.08 sample).
 _SAMPLED = {"pacs.004": "pacs.004.001.09", "pacs.004.10": "pacs.004.001.10",
             "camt.056": "camt.056.001.08", "reversal": "camt.056.001.08",
-            "pacs.009": "pacs.009.001.08"}  # fmt: skip
+            "pacs.009": "pacs.009.001.08", "camt.053": "camt.053.001.0*"}  # fmt: skip
 _SHARED_SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "iso20022" / "samples"
 
 
