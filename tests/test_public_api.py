@@ -227,10 +227,18 @@ PUBLIC_API: dict[str, list[str]] = {
         "to_dict",
         "to_json",
     ],
+    "canonical_model.replies": [
+        "reply_to",
+    ],
     "hub.bootstrap": [
         "Hub",
         "build_hub",
         "open_vault",
+    ],
+    "hub.breaker": [
+        "BreakerSnapshot",
+        "BreakerState",
+        "CircuitBreaker",
     ],
     "hub.cli": [
         "CANONICAL_JSON",
@@ -245,6 +253,12 @@ PUBLIC_API: dict[str, list[str]] = {
     ],
     "hub.config": [
         "Settings",
+    ],
+    "hub.edge": [
+        "EdgeSettings",
+        "EdgeStats",
+        "Iso8583Edge",
+        "RequestHandler",
     ],
     "hub.vault_cli": [
         "add_vault_commands",

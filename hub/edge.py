@@ -1,0 +1,364 @@
+"""The ISO 8583 acquirer edge: an asyncio TCP server that card switches and terminals call.
+
+One listener speaks one framing (:mod:`adapters.framing`: ``len2-binary``, ``len4-binary``,
+``len4-ascii``, ``len2-bcd``, ``len2-tpdu``) and one ISO 8583 variant (an adapter spec such
+as ``iso8583:ebcdic-cp037``). For each frame it reads:
+
+1. the adapter decodes it into a canonical message (the PAN tokenized on the way in);
+2. a network management request (0800 sign-on, sign-off, echo, ...) is answered at the
+   edge with 0810 / ``00``;
+3. any other request goes to the :class:`RequestHandler` (the router, in the running hub);
+   its reply is encoded and written back on the connection the request came from, framed
+   like the request (a TPDU header answered with its addresses swapped). Replies go out as
+   they complete, so a slow request does not hold up the ones behind it; the switch
+   matches them by MTI class, field 41 and field 11.
+
+Bounded by design (:class:`EdgeSettings`):
+
+- ``max_message_size``: a frame announcing more is refused as soon as its length prefix
+  arrives, before its bytes are buffered; the connection is closed.
+- ``in_flight_per_connection``: when that many requests of one connection are unanswered,
+  the edge stops reading from it (TCP backpressure) until one is answered.
+- ``max_connections``: further connections are closed at once.
+- ``idle_timeout``: a connection that sends nothing (not even a keep-alive) for that long is
+  closed, which also bounds slow-loris clients; a zero-length frame is a keep-alive and is
+  echoed.
+- ``request_timeout``: a request whose handler has not answered by then is answered with
+  ``91`` (issuer or switch inoperative); a handler that fails answers ``96``.
+- ``tls``: an :class:`ssl.SSLContext` (with ``verify_mode = CERT_REQUIRED`` for client
+  certificates) turns the listener into TLS.
+
+Bad input: a frame the adapter cannot decode is answered with the adapter's reject (field 39
+``30``, format error) when its MTI is readable; otherwise, and on a framing error, the
+connection is closed and the event logged, with the offset and reason only (never payload
+bytes, so never a card number). Every other connection carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import ssl
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from adapters.base import (
+    Adapter,
+    AdapterDecodeError,
+    AdapterEncodeError,
+    DecodeContext,
+    EncodeContext,
+)
+from adapters.framing import Frame, FrameDecoder, Framer, FramingError, get_framer, tpdu_reply
+from canonical_model.codes import status_from_iso8583
+from canonical_model.messages import CanonicalMessage, MessageKind
+from canonical_model.replies import reply_to
+
+__all__ = [
+    "EdgeSettings",
+    "EdgeStats",
+    "Iso8583Edge",
+    "RequestHandler",
+]
+
+_log = logging.getLogger("isobridge.edge")
+
+APPROVED = "00"
+ISSUER_INOPERATIVE = "91"
+SYSTEM_MALFUNCTION = "96"
+
+
+class RequestHandler(Protocol):
+    """Where the edge sends a decoded request; returns the reply to write back."""
+
+    def __call__(self, request: CanonicalMessage, /) -> Awaitable[CanonicalMessage]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeSettings:
+    """One listener. See the module docstring for what each bound does."""
+
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: any free port (see Iso8583Edge.port)
+    framing: str = "len2-binary"
+    tenant: str = "default"
+    max_message_size: int = 8192
+    in_flight_per_connection: int = 64
+    max_connections: int = 1024
+    idle_timeout: float = 300.0
+    request_timeout: float = 30.0
+    tls: ssl.SSLContext | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_message_size", "in_flight_per_connection", "max_connections"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        for name in ("idle_timeout", "request_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+
+
+@dataclass(slots=True)
+class EdgeStats:
+    """Counters of one edge, for metrics and the demo's summary."""
+
+    connections_open: int = 0
+    connections_total: int = 0
+    connections_refused: int = 0
+    requests: int = 0
+    answered_at_edge: int = 0
+    replies: int = 0
+    format_errors: int = 0
+    timeouts: int = 0
+    handler_errors: int = 0
+    closed_on_bad_input: int = 0
+    closed_idle: int = 0
+    # seconds from request in to reply out, the most recent ones (bounded)
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
+
+
+class Iso8583Edge:
+    """An ISO 8583 TCP listener. See the module docstring.
+
+    ``decode_context`` and ``encode_context`` come from the composition root (they hold the
+    vault); ``clock`` and ``new_message_id`` are injectable for tests.
+    """
+
+    def __init__(
+        self,
+        settings: EdgeSettings,
+        *,
+        adapter: Adapter,
+        decode_context: DecodeContext,
+        encode_context: EncodeContext,
+        handler: RequestHandler,
+        now: Callable[[], dt.datetime] | None = None,
+        new_message_id: Callable[[], str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.adapter = adapter
+        self.stats = EdgeStats()
+        self._framer: Framer = get_framer(settings.framing, max_payload=settings.max_message_size)
+        self._decode_context = decode_context
+        self._encode_context = encode_context
+        self._handler = handler
+        self._now = now or (lambda: dt.datetime.now(dt.UTC))
+        self._new_message_id = new_message_id or (lambda: uuid.uuid4().hex)
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+
+    @property
+    def port(self) -> int:
+        """The port the listener is bound to (useful with ``port=0``)."""
+        if self._server is None or not self._server.sockets:
+            raise RuntimeError("the edge is not listening")
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        """Bind and start accepting connections."""
+        self._server = await asyncio.start_server(
+            self._accept, self.settings.host, self.settings.port, ssl=self.settings.tls
+        )
+        _log.info(
+            "ISO 8583 edge listening on %s:%d (%s, %s)",
+            self.settings.host,
+            self.port,
+            self.settings.framing,
+            self.adapter.variant,
+        )
+
+    async def close(self) -> None:
+        """Stop accepting, close every connection, wait for them to finish."""
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._connections):
+            task.cancel()
+        if self._connections:
+            await asyncio.gather(*self._connections, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> Iso8583Edge:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- one connection -------------------------------------------------------------------
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        peer = _peer(writer)
+        if self.stats.connections_open >= self.settings.max_connections:
+            self.stats.connections_refused += 1
+            _log.warning("refusing connection from %s: %d open", peer, self.stats.connections_open)
+            await _close(writer)
+            return
+        self._connections.add(task)
+        self.stats.connections_open += 1
+        self.stats.connections_total += 1
+        try:
+            await _Connection(self, reader, writer, peer).run()
+        except asyncio.CancelledError:
+            pass  # the edge is closing: end this connection quietly
+        finally:
+            self.stats.connections_open -= 1
+            self._connections.discard(task)
+            await _close(writer)
+
+    async def answer(self, request: CanonicalMessage) -> CanonicalMessage:
+        """The reply to one decoded request: at the edge, from the handler, or 91 / 96."""
+        if request.kind is MessageKind.NETWORK_MANAGEMENT:
+            self.stats.answered_at_edge += 1
+            return self._reply(request, APPROVED)
+        try:
+            return await asyncio.wait_for(self._handler(request), self.settings.request_timeout)
+        except TimeoutError:
+            self.stats.timeouts += 1
+            return self._reply(request, ISSUER_INOPERATIVE)
+        except Exception:
+            self.stats.handler_errors += 1
+            _log.exception("request handler failed (message %s)", request.ids.message_id)
+            return self._reply(request, SYSTEM_MALFUNCTION)
+
+    def _reply(self, request: CanonicalMessage, response_code: str) -> CanonicalMessage:
+        return reply_to(
+            request,
+            status_from_iso8583(response_code),
+            message_id=self._new_message_id(),
+            transmitted_at=self._now(),
+        )
+
+
+class _Connection:
+    """The read loop of one connection, and the tasks of its requests in flight."""
+
+    def __init__(
+        self,
+        edge: Iso8583Edge,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: str,
+    ) -> None:
+        self.edge = edge
+        self.reader = reader
+        self.writer = writer
+        self.peer = peer
+        self.decoder = FrameDecoder(edge._framer)
+        self.slots = asyncio.Semaphore(edge.settings.in_flight_per_connection)
+        self.requests: set[asyncio.Task[None]] = set()
+        self.closing = False
+
+    async def run(self) -> None:
+        settings = self.edge.settings
+        try:
+            while not self.closing:
+                try:
+                    data = await asyncio.wait_for(self.reader.read(65536), settings.idle_timeout)
+                except TimeoutError:
+                    self.edge.stats.closed_idle += 1
+                    _log.info("closing idle connection from %s", self.peer)
+                    return
+                if not data:
+                    return
+                try:
+                    frames = self.decoder.feed(data)
+                except FramingError as exc:
+                    for frame in exc.frames:
+                        await self._dispatch(frame)
+                    self._bad_input(f"framing error: {exc}")
+                    return
+                for frame in frames:
+                    await self._dispatch(frame)
+            # A request that could not be answered closed the connection.
+        except (ConnectionError, ssl.SSLError) as exc:
+            _log.info("connection from %s ended: %s", self.peer, exc)
+        finally:
+            if self.requests:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.gather(*self.requests, return_exceptions=True)
+
+    async def _dispatch(self, frame: Frame) -> None:
+        if not frame.payload:
+            self._write(self.edge._framer.frame(b"", header=_reply_header(frame)))
+            return
+        await self.slots.acquire()  # backpressure: stop reading at the in-flight limit
+        task = asyncio.create_task(self._handle(frame))
+        self.requests.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.requests.discard(task)
+        self.slots.release()
+
+    async def _handle(self, frame: Frame) -> None:
+        edge = self.edge
+        started = asyncio.get_running_loop().time()
+        edge.stats.requests += 1
+        try:
+            request = edge.adapter.decode(bytes(frame.payload), edge._decode_context)
+        except AdapterDecodeError as exc:
+            edge.stats.format_errors += 1
+            answer = edge.adapter.reject(exc, edge._encode_context)
+            if answer is None:
+                self._bad_input(f"undecodable message: {exc}")
+                return
+            _log.info("format error from %s answered: %s", self.peer, exc)
+            await self._send(answer, frame, started)
+            return
+        if request.is_response:
+            # Acquirers send requests; a response here has no request of ours to match.
+            _log.warning("unexpected response from %s (message %s) ignored", self.peer, request.ids)
+            return
+        reply = await edge.answer(request)
+        try:
+            payload = edge.adapter.encode(reply, edge._encode_context)
+        except AdapterEncodeError as exc:
+            edge.stats.handler_errors += 1
+            _log.error("cannot encode the reply to %s: %s", request.ids.message_id, exc)
+            fallback = edge._reply(request, SYSTEM_MALFUNCTION)
+            payload = edge.adapter.encode(fallback, edge._encode_context)
+        await self._send(payload, frame, started)
+
+    async def _send(self, payload: bytes, request_frame: Frame, started: float) -> None:
+        self._write(self.edge._framer.frame(payload, header=_reply_header(request_frame)))
+        self.edge.stats.replies += 1
+        self.edge.stats.latencies.append(asyncio.get_running_loop().time() - started)
+        # A client that does not read its replies holds its requests' slots: backpressure.
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            await self.writer.drain()
+
+    def _write(self, data: bytes) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(data)
+
+    def _bad_input(self, reason: str) -> None:
+        self.edge.stats.closed_on_bad_input += 1
+        _log.warning("closing connection from %s: %s", self.peer, reason)
+        self.closing = True
+        self.writer.close()
+
+
+def _reply_header(frame: Frame) -> bytes:
+    return tpdu_reply(frame.header) if frame.header else b""
+
+
+def _peer(writer: asyncio.StreamWriter) -> str:
+    address = writer.get_extra_info("peername")
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return str(address)
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with contextlib.suppress(ConnectionError, ssl.SSLError, OSError):
+        await writer.wait_closed()
