@@ -4,9 +4,12 @@ implementation), not by our adapter."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ssl
 import struct
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +21,7 @@ from canonical_model.messages import CanonicalMessage
 from canonical_model.replies import reply_to
 from hub.edge import EdgeSettings, Iso8583Edge
 from tests.adapters.iso8583.test_cross_check_py8583 import _py8583_ascii_spec
+from tests.certs import TestAuthority
 from tests.support import (
     NOW,
     decode_context,
@@ -123,6 +127,10 @@ class Client:
         header = await asyncio.wait_for(self.reader.readexactly(2), timeout)
         (length,) = struct.unpack(">H", header)
         return await asyncio.wait_for(self.reader.readexactly(length), timeout)
+
+    async def exchange(self, payload: bytes) -> bytes:
+        await self.send(payload)
+        return await self.receive()
 
     async def closed_by_peer(self, timeout: float = 10.0) -> bool:
         return await asyncio.wait_for(self.reader.read(1), timeout) == b""
@@ -323,3 +331,51 @@ def test_settings_refuse_nonsense() -> None:
         EdgeSettings(in_flight_per_connection=0)
     with pytest.raises(ValueError, match="idle_timeout must be positive"):
         EdgeSettings(idle_timeout=0)
+
+
+def _tls_contexts(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext, ssl.SSLContext]:
+    """Server context requiring client certificates; a client with one; one without."""
+    authority = TestAuthority(tmp_path)
+    server_files = authority.issue("server", "edge.test", server=True)
+    client_files = authority.issue("client", "acquirer-1", server=False)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.minimum_version = ssl.TLSVersion.TLSv1_3
+    server.load_cert_chain(server_files.cert, server_files.key)
+    server.load_verify_locations(authority.files.cert)
+    server.verify_mode = ssl.CERT_REQUIRED
+    with_cert = ssl.create_default_context(cafile=str(authority.files.cert))
+    with_cert.load_cert_chain(client_files.cert, client_files.key)
+    without_cert = ssl.create_default_context(cafile=str(authority.files.cert))
+    return server, with_cert, without_cert
+
+
+def test_tls_with_client_certificates(tmp_path: Path) -> None:
+    server, with_cert, without_cert = _tls_contexts(tmp_path)
+
+    @on_event_loop
+    async def scenario() -> None:
+        async with _edge(_approve_small_amounts, tls=server) as running:
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", running.port, ssl=with_cert, server_hostname="localhost"
+            )
+            client = Client(reader, writer)
+            await client.send(_purchase(1, 100))
+            mti, fields = _parse(await client.receive())
+            assert (mti, fields[39]) == ("0210", "00")
+            assert writer.get_extra_info("ssl_object").version() == "TLSv1.3"
+            await client.close()
+
+            # Without a client certificate, TLS 1.3 completes the client's side of the
+            # handshake, then the server's alert ends the connection before any reply.
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", running.port, ssl=without_cert, server_hostname="localhost"
+            )
+            refused = Client(reader, writer)
+            with pytest.raises((ssl.SSLError, ConnectionError, asyncio.IncompleteReadError)):
+                await refused.exchange(_purchase(2, 100))
+            writer.close()
+            with contextlib.suppress(ssl.SSLError, ConnectionError):
+                await writer.wait_closed()
+        assert running.stats.replies == 1
+
+    scenario()
