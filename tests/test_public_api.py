@@ -254,6 +254,15 @@ PUBLIC_API: dict[str, list[str]] = {
     "hub.config": [
         "Settings",
     ],
+    "hub.config_file": [
+        "ConfigError",
+        "HubConfig",
+        "ListenerConfig",
+        "MainframeConfig",
+        "RoutingConfig",
+        "TlsConfig",
+        "load_config",
+    ],
     "hub.edge": [
         "EdgeSettings",
         "EdgeStats",

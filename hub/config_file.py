@@ -1,0 +1,459 @@
+"""``hub.toml``: the running hub's configuration file, validated with errors that name the key.
+
+``isobridge run --config hub.toml`` reads it; environment variables override the values that
+:class:`hub.config.Settings` knows (``ISOBRIDGE_HOME``, ``ISOBRIDGE_VAULT_URL``,
+``ISOBRIDGE_KEY_FILE``, ``ISOBRIDGE_MASTER_KEYS``, ``ISOBRIDGE_TOKEN_MODE``) and
+``ISOBRIDGE_TRANSPORT_URL`` overrides ``[routing] transport``. Every table and key is
+optional; what is absent takes the default shown::
+
+    [hub]
+    tenant = "default"                  # the tenant of traffic from listeners without one
+    home = "/var/lib/isobridge"         # state directory (default: $ISOBRIDGE_HOME or XDG)
+
+    [vault]
+    url = "sqlite:///<home>/vault.db"   # or postgresql+psycopg://user:pw@host/db
+    key_file = "<home>/master-keys.json"
+    token_mode = "random"               # random | ff1 | ff3-1
+
+    [routing]
+    transport = "memory://"             # or amqp://user:pw@host:5672/vhost
+    rules = "routes.toml"               # route rules (relative to this file); none: built-in
+
+    [[listeners]]                       # ISO 8583 acquirer edges, any number
+    name = "pos"                        # required, unique
+    port = 8583                         # required
+    host = "0.0.0.0"                    # default 127.0.0.1
+    framing = "len2-binary"             # adapters.framing names
+    adapter = "iso8583:ascii"           # an ISO 8583 adapter spec
+    tenant = "bank-a"                   # default: [hub] tenant
+    max_message_size = 8192
+    in_flight_per_connection = 64
+    max_connections = 1024
+    idle_timeout = 300.0                # seconds
+    request_timeout = 30.0              # seconds, then 91
+    [listeners.tls]                     # optional: TLS 1.3
+    cert = "edge.crt"
+    key = "edge.key"
+    client_ca = "acquirers-ca.crt"      # optional: require client certificates from this CA
+
+    [mainframe]                         # the core banking connector
+    host = "127.0.0.1"
+    port = 3270
+    framing = "len2-binary"             # len2-binary | len4-binary | cics
+    codepage = "cp037"
+    timeout = 5.0                       # seconds per request
+    connections = 4                     # pool size
+    failure_threshold = 5               # circuit breaker: failures in a row to open
+    reset_after = 10.0                  # seconds open before a probe
+
+Relative paths are taken from the directory of the configuration file. An error names the
+file, the key (``listeners[1].port``) and the reason, and suggests the key meant when an
+unknown one is close to a known one:
+
+>>> print(ConfigError("hub.toml", "listeners[0].prot", "unknown key (did you mean 'port'?)"))
+hub.toml: listeners[0].prot: unknown key (did you mean 'port'?)
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import ssl
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from adapters.codepages import EBCDIC_CODEPAGES
+from adapters.framing import FRAMERS
+from hub.config import Settings
+from hub.edge import EdgeSettings
+
+__all__ = [
+    "ConfigError",
+    "HubConfig",
+    "ListenerConfig",
+    "MainframeConfig",
+    "RoutingConfig",
+    "TlsConfig",
+    "load_config",
+]
+
+MAINFRAME_FRAMINGS: Final = ("len2-binary", "len4-binary", "cics")
+_TRANSPORT_SCHEMES: Final = ("memory://", "amqp://", "amqps://")
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used: the file, the key and why."""
+
+    def __init__(self, source: str, key: str, reason: str) -> None:
+        self.source = source
+        self.key = key
+        self.reason = reason
+        super().__init__(f"{source}: {key}: {reason}" if key else f"{source}: {reason}")
+
+    def __repr__(self) -> str:
+        return f"ConfigError({str(self)!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """A listener's certificate and key, and the CA its clients' certificates must chain to."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+    def server_context(self) -> ssl.SSLContext:
+        """A TLS 1.3 server context (forward secrecy only); client certificates required
+        when ``client_ca`` is set."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_3
+        context.load_cert_chain(self.cert, self.key)
+        if self.client_ca is not None:
+            context.load_verify_locations(self.client_ca)
+            context.verify_mode = ssl.CERT_REQUIRED
+        return context
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerConfig:
+    """One ISO 8583 acquirer edge (``[[listeners]]``)."""
+
+    name: str
+    port: int
+    host: str = "127.0.0.1"
+    framing: str = "len2-binary"
+    adapter: str = "iso8583:ascii"
+    tenant: str = "default"
+    max_message_size: int = 8192
+    in_flight_per_connection: int = 64
+    max_connections: int = 1024
+    idle_timeout: float = 300.0
+    request_timeout: float = 30.0
+    tls: TlsConfig | None = None
+
+    def edge_settings(self) -> EdgeSettings:
+        """The settings of :class:`hub.edge.Iso8583Edge` for this listener."""
+        return EdgeSettings(
+            host=self.host,
+            port=self.port,
+            framing=self.framing,
+            tenant=self.tenant,
+            max_message_size=self.max_message_size,
+            in_flight_per_connection=self.in_flight_per_connection,
+            max_connections=self.max_connections,
+            idle_timeout=self.idle_timeout,
+            request_timeout=self.request_timeout,
+            tls=self.tls.server_context() if self.tls is not None else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MainframeConfig:
+    """The core banking connector (``[mainframe]``)."""
+
+    host: str = "127.0.0.1"
+    port: int = 3270
+    framing: str = "len2-binary"
+    codepage: str = "cp037"
+    timeout: float = 5.0
+    connections: int = 4
+    failure_threshold: int = 5
+    reset_after: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingConfig:
+    """The transport and the route rules (``[routing]``)."""
+
+    transport: str = "memory://"
+    rules: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HubConfig:
+    """Everything ``isobridge run`` needs."""
+
+    settings: Settings
+    tenant: str = "default"
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
+    listeners: tuple[ListenerConfig, ...] = ()
+    mainframe: MainframeConfig | None = None
+    source: str = "(defaults)"
+
+
+def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> HubConfig:
+    """The configuration in ``path`` (defaults only when ``None``), environment applied."""
+    env = os.environ if environ is None else environ
+    if path is None:
+        return _Reader("(defaults)", Path.cwd(), env).config({})
+    source = str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(source, "", "no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, "", f"not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(source, "", f"cannot read: {exc}") from None
+    return _Reader(source, path.resolve().parent, env).config(data)
+
+
+class _Reader:
+    """Reads one file's tables, checking each key against what it may be."""
+
+    def __init__(self, source: str, base: Path, environ: Mapping[str, str]) -> None:
+        self.source = source
+        self.base = base
+        self.environ = environ
+
+    def fail(self, key: str, reason: str) -> ConfigError:
+        return ConfigError(self.source, key, reason)
+
+    def config(self, data: Mapping[str, Any]) -> HubConfig:
+        self.known(data, "", ("hub", "vault", "routing", "listeners", "mainframe"))
+        hub = self.table(data, "hub")
+        self.known(hub, "hub", ("tenant", "home"))
+        tenant = self.text(hub, "hub.tenant", "tenant", "default")
+        vault = self.table(data, "vault")
+        self.known(vault, "vault", ("url", "key_file", "token_mode"))
+        environ = dict(self.environ)
+        home = self.optional_text(hub, "hub.home", "home")
+        if home is not None and "ISOBRIDGE_HOME" not in environ:
+            environ["ISOBRIDGE_HOME"] = str(self.path(home))
+        mode = self.optional_text(vault, "vault.token_mode", "token_mode")
+        if mode is not None and "ISOBRIDGE_TOKEN_MODE" not in environ:
+            environ["ISOBRIDGE_TOKEN_MODE"] = mode
+        key_file = self.optional_text(vault, "vault.key_file", "key_file")
+        if key_file is not None and "ISOBRIDGE_KEY_FILE" not in environ:
+            environ["ISOBRIDGE_KEY_FILE"] = str(self.path(key_file))
+        url = self.optional_text(vault, "vault.url", "url")
+        if url is not None and "ISOBRIDGE_VAULT_URL" not in environ:
+            environ["ISOBRIDGE_VAULT_URL"] = url
+        try:
+            settings = Settings.from_environment(environ)
+        except ValueError as exc:
+            raise self.fail("vault.token_mode", str(exc)) from None
+        listeners = self.listeners(data.get("listeners", []), tenant)
+        mainframe = self.mainframe(data["mainframe"]) if "mainframe" in data else None
+        return HubConfig(
+            settings=settings,
+            tenant=tenant,
+            routing=self.routing(self.table(data, "routing")),
+            listeners=listeners,
+            mainframe=mainframe,
+            source=self.source,
+        )
+
+    # -- tables
+
+    def routing(self, table: Mapping[str, Any]) -> RoutingConfig:
+        self.known(table, "routing", ("transport", "rules"))
+        transport = self.environ.get("ISOBRIDGE_TRANSPORT_URL") or self.text(
+            table, "routing.transport", "transport", "memory://"
+        )
+        if not transport.startswith(_TRANSPORT_SCHEMES):
+            raise self.fail(
+                "routing.transport",
+                f"{transport!r} is not a transport URL ({', '.join(_TRANSPORT_SCHEMES)}...)",
+            )
+        rules = self.optional_text(table, "routing.rules", "rules")
+        return RoutingConfig(transport, self.existing_file("routing.rules", rules))
+
+    def listeners(self, value: object, tenant: str) -> tuple[ListenerConfig, ...]:
+        if not isinstance(value, list):
+            raise self.fail("listeners", "expected an array of tables ([[listeners]])")
+        listeners: list[ListenerConfig] = []
+        names: set[str] = set()
+        ports: set[int] = set()
+        for index, table in enumerate(value):
+            where = f"listeners[{index}]"
+            if not isinstance(table, dict):
+                raise self.fail(where, "expected a table")
+            listener = self.listener(table, where, tenant)
+            if listener.name in names:
+                raise self.fail(f"{where}.name", f"{listener.name!r} is used twice")
+            if listener.port != 0 and listener.port in ports:
+                raise self.fail(f"{where}.port", f"{listener.port} is used twice")
+            names.add(listener.name)
+            ports.add(listener.port)
+            listeners.append(listener)
+        return tuple(listeners)
+
+    def listener(self, table: Mapping[str, Any], where: str, tenant: str) -> ListenerConfig:
+        defaults = ListenerConfig(name="", port=0)
+        self.known(
+            table,
+            where,
+            ("name", "port", "host", "framing", "adapter", "tenant", "max_message_size",
+             "in_flight_per_connection", "max_connections", "idle_timeout", "request_timeout",
+             "tls"),
+        )  # fmt: skip
+        name = self.required_text(table, f"{where}.name", "name")
+        framing = self.text(table, f"{where}.framing", "framing", defaults.framing)
+        if framing not in FRAMERS:
+            raise self.fail(f"{where}.framing", _unknown(framing, FRAMERS))
+        adapter = self.text(table, f"{where}.adapter", "adapter", defaults.adapter)
+        if adapter.split(":", 1)[0] != "iso8583":
+            raise self.fail(f"{where}.adapter", f"{adapter!r} is not an ISO 8583 adapter spec")
+        tls_table = table.get("tls")
+        tls = None
+        if tls_table is not None:
+            if not isinstance(tls_table, dict):
+                raise self.fail(f"{where}.tls", "expected a table")
+            tls = self.tls(tls_table, f"{where}.tls")
+        return ListenerConfig(
+            name=name,
+            port=self.integer(table, f"{where}.port", "port", None, 0, 65535),
+            host=self.text(table, f"{where}.host", "host", defaults.host),
+            framing=framing,
+            adapter=adapter,
+            tenant=self.text(table, f"{where}.tenant", "tenant", tenant),
+            max_message_size=self.integer(
+                table, f"{where}.max_message_size", "max_message_size",
+                defaults.max_message_size, 64, 65535,
+            ),
+            in_flight_per_connection=self.integer(
+                table, f"{where}.in_flight_per_connection", "in_flight_per_connection",
+                defaults.in_flight_per_connection, 1, 100_000,
+            ),
+            max_connections=self.integer(
+                table, f"{where}.max_connections", "max_connections",
+                defaults.max_connections, 1, 1_000_000,
+            ),
+            idle_timeout=self.seconds(
+                table, f"{where}.idle_timeout", "idle_timeout", defaults.idle_timeout
+            ),
+            request_timeout=self.seconds(
+                table, f"{where}.request_timeout", "request_timeout", defaults.request_timeout
+            ),
+            tls=tls,
+        )  # fmt: skip
+
+    def tls(self, table: Mapping[str, Any], where: str) -> TlsConfig:
+        self.known(table, where, ("cert", "key", "client_ca"))
+        cert = self.existing_file(
+            f"{where}.cert", self.required_text(table, f"{where}.cert", "cert")
+        )
+        key = self.existing_file(f"{where}.key", self.required_text(table, f"{where}.key", "key"))
+        client_ca = self.existing_file(
+            f"{where}.client_ca", self.optional_text(table, f"{where}.client_ca", "client_ca")
+        )
+        assert cert is not None and key is not None
+        return TlsConfig(cert, key, client_ca)
+
+    def mainframe(self, value: object) -> MainframeConfig:
+        if not isinstance(value, dict):
+            raise self.fail("mainframe", "expected a table")
+        defaults = MainframeConfig()
+        self.known(
+            value,
+            "mainframe",
+            ("host", "port", "framing", "codepage", "timeout", "connections",
+             "failure_threshold", "reset_after"),
+        )  # fmt: skip
+        framing = self.text(value, "mainframe.framing", "framing", defaults.framing)
+        if framing not in MAINFRAME_FRAMINGS:
+            raise self.fail("mainframe.framing", _unknown(framing, MAINFRAME_FRAMINGS))
+        codepage = self.text(value, "mainframe.codepage", "codepage", defaults.codepage)
+        if codepage not in (*EBCDIC_CODEPAGES, "ascii"):
+            raise self.fail("mainframe.codepage", _unknown(codepage, (*EBCDIC_CODEPAGES, "ascii")))
+        return MainframeConfig(
+            host=self.text(value, "mainframe.host", "host", defaults.host),
+            port=self.integer(value, "mainframe.port", "port", defaults.port, 1, 65535),
+            framing=framing,
+            codepage=codepage,
+            timeout=self.seconds(value, "mainframe.timeout", "timeout", defaults.timeout),
+            connections=self.integer(
+                value, "mainframe.connections", "connections", defaults.connections, 1, 1024
+            ),
+            failure_threshold=self.integer(
+                value, "mainframe.failure_threshold", "failure_threshold",
+                defaults.failure_threshold, 1, 1000,
+            ),
+            reset_after=self.seconds(
+                value, "mainframe.reset_after", "reset_after", defaults.reset_after
+            ),
+        )  # fmt: skip
+
+    # -- values
+
+    def known(self, table: Mapping[str, Any], where: str, keys: tuple[str, ...]) -> None:
+        for key in table:
+            if key not in keys:
+                close = difflib.get_close_matches(key, keys, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(keys)})"
+                raise self.fail(f"{where}.{key}" if where else key, f"unknown key{hint}")
+
+    def table(self, data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            raise self.fail(key, "expected a table")
+        return value
+
+    def optional_text(self, table: Mapping[str, Any], where: str, key: str) -> str | None:
+        value = table.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(where, f"expected a non-empty string, got {_shown(value)}")
+        return value
+
+    def text(self, table: Mapping[str, Any], where: str, key: str, default: str) -> str:
+        value = self.optional_text(table, where, key)
+        return default if value is None else value
+
+    def required_text(self, table: Mapping[str, Any], where: str, key: str) -> str:
+        value = self.optional_text(table, where, key)
+        if value is None:
+            raise self.fail(where, "required")
+        return value
+
+    def integer(
+        self,
+        table: Mapping[str, Any],
+        where: str,
+        key: str,
+        default: int | None,
+        low: int,
+        high: int,
+    ) -> int:
+        value = table.get(key, default)
+        if value is None:
+            raise self.fail(where, "required")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(where, f"expected an integer, got {_shown(value)}")
+        if not low <= value <= high:
+            raise self.fail(where, f"{value} is outside {low}..{high}")
+        return value
+
+    def seconds(self, table: Mapping[str, Any], where: str, key: str, default: float) -> float:
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise self.fail(where, f"expected a positive number of seconds, got {_shown(value)}")
+        return float(value)
+
+    def path(self, text: str) -> Path:
+        candidate = Path(text).expanduser()
+        return candidate if candidate.is_absolute() else self.base / candidate
+
+    def existing_file(self, where: str, text: str | None) -> Path | None:
+        if text is None:
+            return None
+        resolved = self.path(text)
+        if not resolved.is_file():
+            raise self.fail(where, f"no such file: {resolved}")
+        return resolved
+
+
+def _unknown(value: str, choices: tuple[str, ...] | Mapping[str, object]) -> str:
+    names = tuple(choices)
+    close = difflib.get_close_matches(value, names, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"unknown value {value!r} ({hint}known: {', '.join(names)})"
+
+
+def _shown(value: object) -> str:
+    return f"{type(value).__name__} {value!r}"

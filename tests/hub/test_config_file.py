@@ -1,0 +1,170 @@
+"""hub.toml: every key read, the environment applied, and errors that name the key."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import pytest
+
+from hub.config_file import ConfigError, HubConfig, load_config
+from tests.certs import TestAuthority
+
+FULL = """
+[hub]
+tenant = "bank-a"
+home = "state"
+
+[vault]
+url = "sqlite:////tmp/elsewhere.db"
+token_mode = "ff1"
+
+[routing]
+transport = "amqp://guest:guest@127.0.0.1:5672/%2F"
+rules = "routes.toml"
+
+[[listeners]]
+name = "pos"
+port = 8583
+framing = "len2-tpdu"
+adapter = "iso8583:ebcdic-cp037"
+request_timeout = 2.5
+
+[[listeners]]
+name = "atm"
+port = 8584
+tenant = "bank-b"
+[listeners.tls]
+cert = "certs/server.crt"
+key = "certs/server.key"
+client_ca = "certs/ca.crt"
+
+[mainframe]
+host = "core.example"
+port = 3271
+framing = "cics"
+codepage = "cp1047"
+timeout = 1.5
+connections = 8
+"""
+
+
+def _write(directory: Path, text: str) -> Path:
+    path = directory / "hub.toml"
+    path.write_text(text)
+    return path
+
+
+def _full(tmp_path: Path) -> HubConfig:
+    (tmp_path / "routes.toml").write_text("")
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    authority = TestAuthority(certs)
+    authority.issue("server", "edge.test", server=True)
+    return load_config(_write(tmp_path, FULL), environ={})
+
+
+def test_every_key_is_read(tmp_path: Path) -> None:
+    config = _full(tmp_path)
+    assert config.tenant == "bank-a"
+    assert config.settings.home == tmp_path / "state"
+    assert config.settings.vault_url == "sqlite:////tmp/elsewhere.db"
+    assert config.settings.token_mode == "ff1"
+    assert config.routing.transport.startswith("amqp://")
+    assert config.routing.rules == tmp_path / "routes.toml"
+    pos, atm = config.listeners
+    assert (pos.name, pos.port, pos.framing, pos.adapter) == (
+        "pos", 8583, "len2-tpdu", "iso8583:ebcdic-cp037",
+    )  # fmt: skip
+    assert (pos.tenant, pos.request_timeout, pos.tls) == ("bank-a", 2.5, None)
+    assert atm.tenant == "bank-b"
+    assert atm.tls is not None
+    assert atm.tls.client_ca == tmp_path / "certs" / "ca.crt"
+    context = atm.edge_settings().tls
+    assert context is not None
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.minimum_version == ssl.TLSVersion.TLSv1_3
+    mainframe = config.mainframe
+    assert mainframe is not None
+    assert (mainframe.host, mainframe.port, mainframe.framing, mainframe.codepage) == (
+        "core.example", 3271, "cics", "cp1047",
+    )  # fmt: skip
+    assert (mainframe.timeout, mainframe.connections, mainframe.failure_threshold) == (1.5, 8, 5)
+
+
+def test_the_environment_wins(tmp_path: Path) -> None:
+    (tmp_path / "routes.toml").write_text("")
+    path = _write(tmp_path, '[vault]\nurl = "sqlite:////a.db"\n[routing]\ntransport = "memory://"')
+    config = load_config(
+        path,
+        environ={
+            "ISOBRIDGE_VAULT_URL": "postgresql+psycopg://u:p@db/vault",
+            "ISOBRIDGE_TRANSPORT_URL": "amqp://rabbit",
+            "ISOBRIDGE_HOME": str(tmp_path / "home"),
+        },
+    )
+    assert config.settings.vault_url == "postgresql+psycopg://u:p@db/vault"
+    assert config.routing.transport == "amqp://rabbit"
+    assert config.settings.home == tmp_path / "home"
+
+
+def test_no_file_means_the_embedded_defaults(tmp_path: Path) -> None:
+    config = load_config(None, environ={"ISOBRIDGE_HOME": str(tmp_path)})
+    assert config.routing.transport == "memory://"
+    assert config.listeners == ()
+    assert config.mainframe is None
+    assert config.settings.embedded
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "reason"),
+    [
+        ("[hub]\ntenant = 3", "hub.tenant", "expected a non-empty string, got int 3"),
+        ("[hubb]", "hubb", "unknown key (did you mean 'hub'?)"),
+        ("[[listeners]]\nname = 'a'\nprot = 1", "listeners[0].prot", "did you mean 'port'?"),
+        ("[[listeners]]\nport = 1", "listeners[0].name", "required"),
+        ("[[listeners]]\nname = 'a'", "listeners[0].port", "required"),
+        ("[[listeners]]\nname = 'a'\nport = 70000", "listeners[0].port", "outside 0..65535"),
+        ("[[listeners]]\nname = 'a'\nport = '1'", "listeners[0].port", "expected an integer"),
+        (
+            "[[listeners]]\nname = 'a'\nport = 1\nframing = 'len2'",
+            "listeners[0].framing",
+            "unknown value 'len2'",
+        ),
+        (
+            "[[listeners]]\nname = 'a'\nport = 1\nadapter = 'iso20022'",
+            "listeners[0].adapter",
+            "not an ISO 8583 adapter spec",
+        ),
+        (
+            "[[listeners]]\nname = 'a'\nport = 1\n[[listeners]]\nname = 'a'\nport = 2",
+            "listeners[1].name",
+            "'a' is used twice",
+        ),
+        (
+            "[[listeners]]\nname = 'a'\nport = 1\n[listeners.tls]\ncert = 'x.crt'\nkey = 'x.key'",
+            "listeners[0].tls.cert",
+            "no such file",
+        ),
+        ("[mainframe]\ntimeout = -1", "mainframe.timeout", "positive number of seconds"),
+        ("[mainframe]\ncodepage = 'cp1140'", "mainframe.codepage", "unknown value 'cp1140'"),
+        ("[routing]\ntransport = 'kafka://x'", "routing.transport", "not a transport URL"),
+        ("[routing]\nrules = 'missing.toml'", "routing.rules", "no such file"),
+        ("[vault]\ntoken_mode = 'ff3'", "vault.token_mode", "not a token mode"),
+        ("listeners = 3", "listeners", "expected an array of tables"),
+    ],
+)
+def test_errors_name_the_key(tmp_path: Path, text: str, key: str, reason: str) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert caught.value.key == key
+    assert reason in caught.value.reason
+    assert str(caught.value).startswith(f"{path}: {key}: ")
+
+
+def test_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "absent.toml", environ={})
+    with pytest.raises(ConfigError, match=r"not valid TOML: .*line 1"):
+        load_config(_write(tmp_path, "[hub\n"), environ={})
