@@ -91,6 +91,7 @@ __all__ = [
     "FrameDecoder",
     "FrameTooLargeError",
     "Framer",
+    "FixedRecordFramer",
     "FramingError",
     "Len2BcdFramer",
     "Len2BinaryFramer",
@@ -379,6 +380,68 @@ class Len2BcdFramer(_LengthPrefixFramer):
                 )
             length = length * 100 + high * 10 + low
         return length
+
+
+class FixedRecordFramer:
+    """No length prefix: a fixed-size header, then a record of a fixed length.
+
+    The framing of CICS sockets links to a mainframe: a 4-character transaction id, then
+    the record (``FixedRecordFramer(200, header_size=4)``); the reply is often the bare
+    record (``header_size=0``). Not in :data:`FRAMERS`, since it needs the record length.
+
+    >>> framer = FixedRecordFramer(3, header_size=2)
+    >>> framer.frame(b"abc", header=b"ID")
+    b'IDabc'
+    >>> framer.deframe(b"IDabcID")
+    (Frame(payload=<3 bytes>, header=4944), 5)
+    >>> framer.frame(b"ab", header=b"ID")
+    Traceback (most recent call last):
+    ...
+    adapters.framing.FramingError: fixed-record takes a 2-byte header and a 3-byte record, not 2 + 2 (at offset 0)
+    """
+
+    __slots__ = ("_header_size", "_record_length")
+
+    def __init__(self, record_length: int, *, header_size: int = 0) -> None:
+        if record_length < 1 or header_size < 0:
+            raise ValueError("record_length must be >= 1 and header_size >= 0")
+        self._record_length = record_length
+        self._header_size = header_size
+
+    @property
+    def name(self) -> str:
+        """``fixed-record``."""
+        return "fixed-record"
+
+    @property
+    def max_payload(self) -> int:
+        """The record length: every payload is exactly this long."""
+        return self._record_length
+
+    @property
+    def header_size(self) -> int:
+        """Bytes of header before each record."""
+        return self._header_size
+
+    def frame(self, payload: bytes, header: bytes = b"") -> bytes:
+        """``header`` + ``payload``, each of its fixed size."""
+        if len(header) != self._header_size or len(payload) != self._record_length:
+            raise FramingError(
+                f"fixed-record takes a {self._header_size}-byte header and a"
+                f" {self._record_length}-byte record, not {len(header)} + {len(payload)}"
+            )
+        return header + payload
+
+    def deframe(self, buffer: _BytesLike) -> tuple[Frame | None, int]:
+        """The next header and record once the buffer holds them."""
+        size = self._header_size + self._record_length
+        if len(buffer) < size:
+            return None, 0
+        data = bytes(buffer[:size])
+        return Frame(data[self._header_size :], data[: self._header_size]), size
+
+    def __repr__(self) -> str:
+        return f"FixedRecordFramer({self._record_length}, header_size={self._header_size})"
 
 
 FRAMERS: Final[Mapping[str, Callable[..., Framer]]] = MappingProxyType(

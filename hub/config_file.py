@@ -39,7 +39,7 @@ optional; what is absent takes the default shown::
     [mainframe]                         # the core banking connector
     host = "127.0.0.1"
     port = 3270
-    framing = "len2-binary"             # len2-binary | len4-binary | cics
+    framing = "len2"                    # len2 | len4 (binary length) | cics (tran id + record)
     codepage = "cp037"
     timeout = 5.0                       # seconds per request
     connections = 4                     # pool size
@@ -80,7 +80,7 @@ __all__ = [
     "load_config",
 ]
 
-MAINFRAME_FRAMINGS: Final = ("len2-binary", "len4-binary", "cics")
+MAINFRAME_FRAMINGS: Final = ("len2", "len4", "cics")
 _TRANSPORT_SCHEMES: Final = ("memory://", "amqp://", "amqps://")
 
 
@@ -156,7 +156,7 @@ class MainframeConfig:
 
     host: str = "127.0.0.1"
     port: int = 3270
-    framing: str = "len2-binary"
+    framing: str = "len2"
     codepage: str = "cp037"
     timeout: float = 5.0
     connections: int = 4

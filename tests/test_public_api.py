@@ -34,6 +34,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "BadLengthHeaderError",
         "DEFAULT_MAX_PAYLOAD",
         "FRAMERS",
+        "FixedRecordFramer",
         "Frame",
         "FrameDecoder",
         "FrameTooLargeError",
@@ -262,6 +263,15 @@ PUBLIC_API: dict[str, list[str]] = {
         "RoutingConfig",
         "TlsConfig",
         "load_config",
+    ],
+    "hub.connector": [
+        "ConnectionLostError",
+        "ConnectorError",
+        "ConnectorSettings",
+        "ConnectorStats",
+        "DestinationTimeoutError",
+        "DestinationUnavailableError",
+        "RecordConnector",
     ],
     "hub.edge": [
         "EdgeSettings",
