@@ -80,9 +80,12 @@ def claim(
     :class:`~sqlalchemy.orm.Session`): the claim commits or rolls back with the effect. An id
     given twice in one call counts once. A claim of ids that another transaction is claiming
     at the same moment waits for it (the primary key), then reports them as seen if it
-    committed, new if it rolled back.
+    committed, new if it rolled back. Ids are inserted in sorted order, so that two claims of
+    overlapping batches cannot deadlock each other.
     """
-    unique = list(dict.fromkeys(message_ids))
+    # Sorted: concurrent claims of overlapping batches then take the key locks in the same
+    # order, so on PostgreSQL they wait for each other instead of deadlocking.
+    unique = sorted(set(message_ids))
     if not unique:
         return set()
     received_at = now or _now()
