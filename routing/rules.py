@@ -478,8 +478,12 @@ def parse_rules(text: str, *, source: str = "<rules>") -> RuleSet:
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
-        reason = getattr(exc, "msg", str(exc))
+        # Python 3.11's error has no line attribute; its message ends "(at line N, column M)".
+        found = re.fullmatch(r"(.*) \(at line (\d+), column (\d+)\)", str(exc))
+        line = int(found.group(2)) if found else None
+        if found is None and str(exc).endswith("(at end of document)"):
+            line = text.count("\n") + (not text.endswith("\n"))
+        reason = f"{found.group(1)} (column {found.group(3)})" if found else str(exc)
         raise RouteRulesError(source, f"not valid TOML: {reason}", line=line) from None
     reader = _Reader(source, _Lines(text))
     unknown = sorted(set(document) - set(TOP_KEYS))
