@@ -81,6 +81,7 @@ routing.rules.RouteRulesError: routes.toml:6: rule 1 'a': key 'bin': '4000' is n
 from __future__ import annotations
 
 import bisect
+import difflib
 import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -303,7 +304,9 @@ class _Reader:
         values = self.strings(table, key)
         for value in values:
             if value not in allowed:
-                raise self.fail(f"{value!r} is not one of {', '.join(allowed)}", key)
+                close = difflib.get_close_matches(value, allowed, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise self.fail(f"{value!r} is not one of {', '.join(allowed)}{hint}", key)
         return list(dict.fromkeys(values))
 
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import pytest
 from sqlalchemy import Column, Connection, Engine, Integer, MetaData, String, Table, insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from routing.inbox import apply_once
 from routing.outbox import (
@@ -228,3 +229,12 @@ def test_purge_deletes_only_sent_rows_older_than_the_cutoff(engine: Engine) -> N
 def test_batch_size_must_be_positive(engine: Engine) -> None:
     with pytest.raises(ValueError, match="batch_size"):
         OutboxRelay(engine, Collector(), batch_size=0)
+
+
+def test_add_works_inside_an_orm_session(engine: Engine) -> None:
+    with Session(engine) as session, session.begin():
+        add(session, [record(1)])
+    with Session(engine) as session, session.begin():
+        assert pending_count(session) == 1
+    collector = Collector()
+    assert OutboxRelay(engine, collector).relay_pending() == 1

@@ -301,6 +301,8 @@ HEAD = '[fallback]\ndestination = "unrouted"\n\n[[rule]]\nname = "r1"\ndestinati
          "routes.toml:7: rule 1 'r1': key 'kind': 'purchase' is not one of authorization, "
          "financial, reversal"),
         (HEAD + 'function = "reply"\n', "routes.toml:7: rule 1 'r1': key 'function': 'reply'"),
+        (HEAD + 'kind = "finanical"\n',
+         "balance_enquiry, statement; did you mean 'financial'?"),
         (HEAD + "tenant = []\n",
          "routes.toml:7: rule 1 'r1': key 'tenant': expected at least one value"),
         (HEAD + "tenant = 5\n",
