@@ -39,7 +39,8 @@ Destinations are queue names: 1-255 characters of letters, digits, ``.``, ``_``,
 
 Everything is checked at load: a mistake raises :class:`RouteRulesError`, which names the
 file, the rule (position and name), the key and what was expected, with the line when it can
-be found. A rule after one without conditions could never match and is refused too.
+be found. A rule that could never match (after a rule without conditions, or with the same
+conditions as an earlier rule) is refused too.
 
 Loading gives a :class:`RuleSet` (plain data); :func:`compile_rules` turns it into a
 :class:`RouteTable`, whose :meth:`~RouteTable.match` runs per message on the hot path: rules
@@ -476,6 +477,15 @@ def _read_fallback(reader: _Reader, document: Mapping[str, Any]) -> Fallback:
     return Fallback(dead_letter=reason)
 
 
+def _conditions_of(rule: RuleSpec) -> tuple[object, ...]:
+    """What a rule tests, order and repetition within a key aside."""
+    return (
+        frozenset(rule.kinds), frozenset(rule.functions), frozenset(rule.tenants),
+        frozenset(rule.bins), frozenset(rule.processing_codes), frozenset(rule.currencies),
+        rule.amount,
+    )  # fmt: skip
+
+
 def parse_rules(text: str, *, source: str = "<rules>") -> RuleSet:
     """Read and check rules from TOML ``text``; ``source`` names it in errors (a file path)."""
     try:
@@ -515,6 +525,13 @@ def parse_rules(text: str, *, source: str = "<rules>") -> RuleSet:
                 f"can never match: rule {index - 1} {rules[-1].name!r} before it has no "
                 "condition and matches every message"
             )
+        conditions = _conditions_of(rule)
+        for earlier, other in enumerate(rules, start=1):
+            if _conditions_of(other) == conditions:
+                raise reader.fail(
+                    f"can never match: rule {earlier} {other.name!r} before it has the same "
+                    "conditions"
+                )
         rules.append(rule)
     return RuleSet(tuple(rules), fallback, digits, source)
 

@@ -336,6 +336,10 @@ HEAD = '[fallback]\ndestination = "unrouted"\n\n[[rule]]\nname = "r1"\ndestinati
          "routes.toml:9: rule 2 'r1': key 'name': the name is already used by rule 1"),
         (HEAD + '\n[[rule]]\nname = "r2"\ndestination = "q2"\ntenant = "a"\n',
          "routes.toml:8: rule 2 'r2': can never match: rule 1 'r1' before it has no condition"),
+        (HEAD + 'tenant = ["b", "a"]\n[[rule]]\nname = "r2"\ndestination = "q2"\n'
+         'tenant = ["a", "b", "a"]\n',
+         "routes.toml:8: rule 2 'r2': can never match: rule 1 'r1' before it has the same "
+         "conditions"),
     ],
 )  # fmt: skip
 def test_bad_rules_are_refused_with_file_line_rule_key_and_expectation(
