@@ -394,10 +394,10 @@ class FixedRecordFramer:
     b'IDabc'
     >>> framer.deframe(b"IDabcID")
     (Frame(payload=<3 bytes>, header=4944), 5)
-    >>> framer.frame(b"ab", header=b"ID")
+    >>> framer.frame(b"ab", header=b"ID")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    adapters.framing.FramingError: fixed-record takes a 2-byte header and a 3-byte record, not 2 + 2 (at offset 0)
+    adapters.framing.FramingError: fixed-record takes a 2-byte header and a 3-byte record, ...
     """
 
     __slots__ = ("_header_size", "_record_length")

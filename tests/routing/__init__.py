@@ -1,0 +1,1 @@
+"""Tests of routing: rules, ordering, inbox, outbox."""
