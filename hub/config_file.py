@@ -38,7 +38,7 @@ optional; what is absent takes the default shown::
 
     [mainframe]                         # the core banking connector
     host = "127.0.0.1"
-    port = 3270
+    port = 7070
     framing = "len2"                    # len2 | len4 (binary length) | cics (tran id + record)
     codepage = "cp037"
     timeout = 5.0                       # seconds per request
@@ -155,7 +155,7 @@ class MainframeConfig:
     """The core banking connector (``[mainframe]``)."""
 
     host: str = "127.0.0.1"
-    port: int = 3270
+    port: int = 7070
     framing: str = "len2"
     codepage: str = "cp037"
     timeout: float = 5.0
