@@ -35,13 +35,14 @@ True
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from lxml import etree
 
 from canonical_model.currency import UnknownCurrencyError, currency
-from canonical_model.messages import Account, Agent, Party, PostalAddress
+from canonical_model.messages import Account, Agent, CanonicalMessage, Party, PostalAddress
 from canonical_model.money import AmountError, Money
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "Reader",
     "default_namespace",
     "identity_and_time",
+    "max35",
     "message_body",
     "parse_datetime",
     "read_account",
@@ -58,12 +60,15 @@ __all__ = [
     "read_amount",
     "read_party",
     "read_postal_address",
+    "start_document",
     "write_account",
     "write_agent",
     "write_amount",
     "write_party",
     "write_postal_address",
 ]
+
+_MAX35 = 35
 
 TOKEN_SCHEME = "TOKEN"
 """``SchmeNm/Prtry`` of an account identifier that is a card token (ours)."""
@@ -277,6 +282,25 @@ def identity_and_time(
     created = reader.text(header, "CreDtTm")
     when = parse_datetime(created, f"{path}/CreDtTm") if created else None
     return reader.text(header, id_name), when
+
+
+def max35(text: str) -> str:
+    """``text`` as a Max35Text: a longer hub id (a UUID) loses its dashes, then is cut."""
+    return text if len(text) <= _MAX35 else text.replace("-", "")[:_MAX35]
+
+
+def start_document(
+    b: Builder, body_name: str, first: CanonicalMessage, now: Callable[[], dt.datetime]
+) -> tuple[etree._Element, etree._Element, etree._Element]:
+    """``Document``, its message body ``body_name`` and the body's ``GrpHdr``, as every
+    message the hub writes begins: ``MsgId`` is the first message's ``source_message_id``
+    (else its hub id), ``CreDtTm`` its ``transmitted_at`` (else ``now()``)."""
+    document = b.element("Document")
+    body = b.child(document, body_name)
+    group = b.child(body, "GrpHdr")
+    b.child(group, "MsgId", max35(first.ids.source_message_id or first.ids.message_id))
+    b.child(group, "CreDtTm", format_datetime(first.transmitted_at or now()))
+    return document, body, group
 
 
 def parse_date(text: str, path: str) -> dt.date:

@@ -36,15 +36,15 @@ from adapters.iso20022.components import (
     ComponentError,
     Reader,
     element_path,
-    format_datetime,
     identity_and_time,
     message_body,
     read_agent,
     read_amount,
+    start_document,
     write_agent,
     write_amount,
 )
-from adapters.iso20022.pacs008 import correlation_key, max35
+from adapters.iso20022.pacs008 import correlation_key
 from canonical_model.codes import OriginalCode, Status, TransactionStatus
 from canonical_model.messages import (
     Agents,
@@ -171,12 +171,8 @@ def encode_document(
 ) -> etree._Element:
     """A pacs.002 ``Document`` (children not yet in schema order) for ``messages``."""
     b = Builder(namespace)
-    document = b.element("Document")
-    body = b.child(document, "FIToFIPmtStsRpt")
     first = messages[0]
-    group = b.child(body, "GrpHdr")
-    b.child(group, "MsgId", max35(first.ids.source_message_id or first.ids.message_id))
-    b.child(group, "CreDtTm", format_datetime(first.transmitted_at or now()))
+    document, body, _group = start_document(b, "FIToFIPmtStsRpt", first, now)
     original = first.original or OriginalTransaction()
     if original.message_id is not None or _is_iso20022_id(original.message_type):
         # Optional in pacs.002.001.10: written only when the original message is known.

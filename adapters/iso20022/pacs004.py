@@ -118,6 +118,7 @@ from adapters.iso20022.components import (
     read_account,
     read_agent,
     read_amount,
+    start_document,
     write_account,
     write_agent,
     write_amount,
@@ -473,12 +474,8 @@ def encode_document(
     """A pacs.004 ``Document`` (children not yet in schema order) for ``messages``: returns,
     or ISO 8583 reversals after settlement."""
     b = Builder(namespace)
-    document = b.element("Document")
-    body = b.child(document, "PmtRtr")
     first = messages[0]
-    group = b.child(body, "GrpHdr")
-    b.child(group, "MsgId", max35(first.ids.source_message_id or first.ids.message_id))
-    b.child(group, "CreDtTm", format_datetime(first.transmitted_at or now()))
+    document, body, group = start_document(b, "PmtRtr", first, now)
     b.child(group, "NbOfTxs", str(len(messages)))
     write_settlement(b, group, first.payment_terms or PaymentTerms())
     accounts_in_chain = not namespace.endswith(".09")  # 001.09's RtrChain has no accounts

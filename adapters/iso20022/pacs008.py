@@ -52,14 +52,15 @@ from adapters.iso20022.components import (
     Reader,
     default_namespace,
     element_path,
-    format_datetime,
     identity_and_time,
+    max35,
     message_body,
     parse_date,
     read_account,
     read_agent,
     read_amount,
     read_party,
+    start_document,
     write_account,
     write_agent,
     write_amount,
@@ -94,7 +95,6 @@ CARD_DATA_NAMESPACE = "urn:isobridge:xsd:carddata.001"
 """Namespace of the card-rail data the hub puts in ``SplmtryData/Envlp`` (ours)."""
 
 NOT_PROVIDED = "NOTPROVIDED"
-_MAX35 = 35
 
 
 def uetr_for(tenant: str, message_id: str, end_to_end_id: str | None) -> str:
@@ -106,11 +106,6 @@ def uetr_for(tenant: str, message_id: str, end_to_end_id: str | None) -> str:
     digest[8] = (digest[8] & 0x3F) | 0x80
     text = digest.hex()
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
-
-
-def max35(text: str) -> str:
-    """``text`` as a Max35Text: a longer hub id (a UUID) loses its dashes, then is cut."""
-    return text if len(text) <= _MAX35 else text.replace("-", "")[:_MAX35]
 
 
 def correlation_key(uetr: str | None, message_id: str | None, end_to_end_id: str | None) -> str:
@@ -327,12 +322,8 @@ def encode_document(
 ) -> etree._Element:
     """A pacs.008 ``Document`` (children not yet in schema order) for ``messages``."""
     b = Builder(namespace)
-    document = b.element("Document")
-    body = b.child(document, "FIToFICstmrCdtTrf")
     first = messages[0]
-    group = b.child(body, "GrpHdr")
-    b.child(group, "MsgId", max35(first.ids.source_message_id or first.ids.message_id))
-    b.child(group, "CreDtTm", format_datetime(first.transmitted_at or now()))
+    document, body, group = start_document(b, "FIToFICstmrCdtTrf", first, now)
     b.child(group, "NbOfTxs", str(len(messages)))
     terms = first.payment_terms or PaymentTerms()
     b.path(group, "SttlmInf/SttlmMtd", terms.settlement_method or "CLRG")

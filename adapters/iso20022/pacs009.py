@@ -100,7 +100,6 @@ from adapters.iso20022.components import (
     ComponentError,
     Reader,
     element_path,
-    format_datetime,
     identity_and_time,
     message_body,
     parse_date,
@@ -109,13 +108,14 @@ from adapters.iso20022.components import (
     read_amount,
     read_party,
     read_postal_address,
+    start_document,
     write_account,
     write_agent,
     write_amount,
     write_party,
     write_postal_address,
 )
-from adapters.iso20022.pacs008 import correlation_key, max35, uetr_for
+from adapters.iso20022.pacs008 import correlation_key, uetr_for
 from adapters.iso20022.rules import MARKET_PRACTICE_CODES
 from canonical_model.messages import (
     Agent,
@@ -447,12 +447,8 @@ def encode_document(
 ) -> etree._Element:
     """A pacs.009 ``Document`` (children not yet in schema order) for ``messages``."""
     b = Builder(namespace)
-    document = b.element("Document")
-    body = b.child(document, "FICdtTrf")
     first = messages[0]
-    group = b.child(body, "GrpHdr")
-    b.child(group, "MsgId", max35(first.ids.source_message_id or first.ids.message_id))
-    b.child(group, "CreDtTm", format_datetime(first.transmitted_at or now()))
+    document, body, group = start_document(b, "FICdtTrf", first, now)
     b.child(group, "NbOfTxs", str(len(messages)))
     write_settlement(b, group, first.payment_terms or PaymentTerms())
     for message in messages:

@@ -97,6 +97,7 @@ from adapters.iso20022.components import (
     parse_datetime,
     read_account,
     read_amount,
+    start_document,
     write_account,
     write_agent,
     write_party,
@@ -382,12 +383,8 @@ def encode_document(
     if not messages:
         raise ComponentError("/Document/CstmrPmtStsRpt", "a pain.002 needs a status")
     b = Builder(namespace)
-    document = b.element("Document")
-    body = b.child(document, "CstmrPmtStsRpt")
     first = messages[0]
-    group = b.child(body, "GrpHdr")
-    b.child(group, "MsgId", max35(first.ids.source_message_id or first.ids.message_id))
-    b.child(group, "CreDtTm", format_datetime(first.transmitted_at or now()))
+    document, body, _group = start_document(b, "CstmrPmtStsRpt", first, now)
     original = first.original or OriginalTransaction()
     original_group = b.child(body, "OrgnlGrpInfAndSts")
     b.child(original_group, "OrgnlMsgId", max35(original.message_id or NOT_PROVIDED))
