@@ -28,6 +28,12 @@ Bounded by design (:class:`EdgeSettings`):
 - ``tls``: an :class:`ssl.SSLContext` (with ``verify_mode = CERT_REQUIRED`` for client
   certificates) turns the listener into TLS.
 
+Card numbers: the adapter tokenizes the PAN of each request through the vault; the reply
+echoes the request's PAN from the edge's memory of that one request (held while it is in
+flight, as its bytes were), not by detokenizing through the vault, which would cost an
+audited database write per reply. A reply carrying any other token is detokenized through
+the vault, audited, as usual.
+
 Bad input: a frame the adapter cannot decode is answered with the adapter's reject (field 39
 ``30``, format error) when its MTI is readable; otherwise, and on a framing error, the
 connection is closed and the event logged, with the offset and reason only (never payload
@@ -38,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import ssl
@@ -53,10 +60,13 @@ from adapters.base import (
     AdapterEncodeError,
     DecodeContext,
     EncodeContext,
+    PanDetokenizer,
+    PanTokenizer,
 )
 from adapters.framing import Frame, FrameDecoder, Framer, FramingError, get_framer, tpdu_reply
 from canonical_model.codes import status_from_iso8583
 from canonical_model.messages import CanonicalMessage, MessageKind
+from canonical_model.pan import PanToken
 from canonical_model.replies import reply_to
 
 __all__ = [
@@ -303,11 +313,16 @@ class _Connection:
         edge = self.edge
         started = asyncio.get_running_loop().time()
         edge.stats.requests += 1
+        pans = _RequestPans(edge._decode_context.tokenizer, edge._encode_context.detokenizer)
+        decode_context = dataclasses.replace(edge._decode_context, tokenizer=pans)
+        # Only an adapter that declared needs_clear_pan got a detokenizer: keep it that way.
+        granted = pans if edge._encode_context.detokenizer is not None else None
+        encode_context = dataclasses.replace(edge._encode_context, detokenizer=granted)
         try:
-            request = edge.adapter.decode(bytes(frame.payload), edge._decode_context)
+            request = edge.adapter.decode(bytes(frame.payload), decode_context)
         except AdapterDecodeError as exc:
             edge.stats.format_errors += 1
-            answer = edge.adapter.reject(exc, edge._encode_context)
+            answer = edge.adapter.reject(exc, encode_context)
             if answer is None:
                 self._bad_input(f"undecodable message: {exc}")
                 return
@@ -320,12 +335,12 @@ class _Connection:
             return
         reply = await edge.answer(request)
         try:
-            payload = edge.adapter.encode(reply, edge._encode_context)
+            payload = edge.adapter.encode(reply, encode_context)
         except AdapterEncodeError as exc:
             edge.stats.handler_errors += 1
             _log.error("cannot encode the reply to %s: %s", request.ids.message_id, exc)
             fallback = edge._reply(request, SYSTEM_MALFUNCTION)
-            payload = edge.adapter.encode(fallback, edge._encode_context)
+            payload = edge.adapter.encode(fallback, encode_context)
         await self._send(payload, frame, started)
 
     async def _send(self, payload: bytes, request_frame: Frame, started: float) -> None:
@@ -345,6 +360,34 @@ class _Connection:
         _log.warning("closing connection from %s: %s", self.peer, reason)
         self.closing = True
         self.writer.close()
+
+
+class _RequestPans:
+    """The PANs tokenized while decoding one request, to echo in its reply (see the module
+    docstring); other tokens go to the vault's audited detokenizer."""
+
+    __slots__ = ("_detokenizer", "_pans", "_tokenizer")
+
+    def __init__(self, tokenizer: PanTokenizer, detokenizer: PanDetokenizer | None) -> None:
+        self._tokenizer = tokenizer
+        self._detokenizer = detokenizer
+        self._pans: dict[str, str] = {}
+
+    def tokenize(self, pan: str, *, tenant: str) -> PanToken:
+        token = self._tokenizer.tokenize(pan, tenant=tenant)
+        self._pans[token.value] = pan
+        return token
+
+    def detokenize(self, token: PanToken, *, tenant: str, purpose: str) -> str:
+        pan = self._pans.get(token.value)
+        if pan is not None:
+            return pan
+        if self._detokenizer is None:
+            raise LookupError("no detokenizer for a token the request did not carry")
+        return self._detokenizer.detokenize(token, tenant=tenant, purpose=purpose)
+
+    def __repr__(self) -> str:
+        return f"_RequestPans({len(self._pans)} token(s))"
 
 
 def _reply_header(frame: Frame) -> bytes:

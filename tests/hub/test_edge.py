@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ssl
 import struct
 from collections.abc import Awaitable, Callable
@@ -18,18 +19,21 @@ from py8583.py8583 import LT, Iso8583
 from adapters.iso8583.adapter import Iso8583Adapter
 from canonical_model.codes import status_from_iso8583
 from canonical_model.messages import CanonicalMessage
+from canonical_model.pan import PanToken
 from canonical_model.replies import reply_to
 from hub.edge import EdgeSettings, Iso8583Edge
 from tests.adapters.iso8583.test_cross_check_py8583 import _py8583_ascii_spec
 from tests.certs import TestAuthority
 from tests.support import (
     NOW,
+    TENANT,
     decode_context,
     encode_context,
     fixed_vault,
     on_event_loop,
     sequential_ids,
 )
+from vault.memory import InMemoryVault
 
 PAN = "4111111111111111"
 LIMIT = Decimal("100.00")
@@ -93,9 +97,21 @@ async def _approve_small_amounts(request: CanonicalMessage) -> CanonicalMessage:
     )
 
 
-def _edge(handler: Handler, **overrides: Any) -> Iso8583Edge:
+class CountingVault(InMemoryVault):
+    """The test vault, counting detokenizations (each one audited in a real vault)."""
+
+    def __init__(self) -> None:
+        super().__init__(fingerprint_key=b"f" * 32, token_key=b"t" * 32)
+        self.detokenized = 0
+
+    def detokenize(self, token: PanToken, *, tenant: str, purpose: str) -> str:
+        self.detokenized += 1
+        return super().detokenize(token, tenant=tenant, purpose=purpose)
+
+
+def _edge(handler: Handler, vault: InMemoryVault | None = None, **overrides: Any) -> Iso8583Edge:
     adapter = Iso8583Adapter("ascii")
-    vault = fixed_vault()
+    vault = vault or fixed_vault()
     return Iso8583Edge(
         EdgeSettings(**overrides),
         adapter=adapter,
@@ -165,6 +181,37 @@ async def test_purchases_from_concurrent_connections_get_their_own_replies() -> 
                 assert (fields.get(38) == "A1B2C3") is (stan % 2 == 1)
         assert edge.stats.requests == edge.stats.replies == 40
         assert edge.stats.connections_total == 8
+
+
+@on_event_loop
+async def test_the_reply_echoes_the_request_pan_without_the_vault() -> None:
+    vault = CountingVault()
+    async with _edge(_approve_small_amounts, vault) as running:
+        client = await Client.connect(running.port)
+        await client.send(_purchase(1, 100))
+        mti, fields = _parse(await client.receive())
+        await client.close()
+    assert (mti, fields[2], fields[39]) == ("0210", PAN, "00")
+    assert vault.detokenized == 0
+
+
+@on_event_loop
+async def test_a_reply_with_another_token_is_detokenized_through_the_vault() -> None:
+    vault = CountingVault()
+    other = vault.tokenize("5500005555555559", tenant=TENANT)
+
+    async def swap_card(request: CanonicalMessage) -> CanonicalMessage:
+        reply = await _approve_small_amounts(request)
+        assert reply.card is not None
+        return dataclasses.replace(reply, card=dataclasses.replace(reply.card, token=other))
+
+    async with _edge(swap_card, vault) as running:
+        client = await Client.connect(running.port)
+        await client.send(_purchase(1, 100))
+        mti, fields = _parse(await client.receive())
+        await client.close()
+    assert (mti, fields[2]) == ("0210", "5500005555555559")
+    assert vault.detokenized == 1
 
 
 @on_event_loop
