@@ -45,7 +45,11 @@ def require_broker(url: str) -> None:
 
 def make_topology(**destination_options: object) -> Topology:
     """A topology under a fresh prefix: destination ``core`` (financial.*) and ``ledger``."""
-    prefix = f"t{uuid.uuid4().hex[:10]}"
+    return make_topology_named(f"t{uuid.uuid4().hex[:10]}", **destination_options)
+
+
+def make_topology_named(prefix: str, **destination_options: object) -> Topology:
+    """:func:`make_topology` under a given prefix (another process's view of it)."""
     fast = RetryPolicy((50, 100), max_attempts=3)
     core = Destination("core", ("financial.#", "authorization.#"), retry=fast)
     core = replace(core, **destination_options)  # type: ignore[arg-type]
