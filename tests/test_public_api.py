@@ -251,6 +251,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "run_vault_command",
     ],
     "routing": [],
+    "routing": [],
     "routing.amqp": [
         "AmqpTransport",
         "masked_url",
@@ -258,6 +259,13 @@ PUBLIC_API: dict[str, list[str]] = {
     "routing.memory": [
         "MemoryTransport",
         "topic_matches",
+    ],
+    "routing.reqreply": [
+        "Requester",
+        "TIMEOUT_REASON",
+        "approve",
+        "responder_handler",
+        "timeout_reply",
     ],
     "routing.transport": [
         "Action",

@@ -16,6 +16,7 @@ import pytest
 
 from routing.amqp import AmqpTransport, masked_url
 from routing.transport import (
+    Delivery,
     Outcome,
     Outgoing,
     PublishTimeoutError,
@@ -258,12 +259,12 @@ def test_a_handler_outcome_reaches_the_broker_only_once_acked(
         release = threading.Event()
         seen: list[str] = []
 
-        def slow(delivery: object) -> Outcome:
+        def slow(delivery: Delivery) -> Outcome:
             seen.append("called")
             release.wait(timeout=20)
             return Outcome.ack()
 
-        consumer = transport.consume("core", as_batch_handler(slow))  # type: ignore[arg-type]
+        consumer = transport.consume("core", as_batch_handler(slow))
         transport.publish(message(1))
         wait_until(lambda: bool(seen), what="the handler call")
         # The handler has not returned: the message is still unacked (not ready, not gone).
