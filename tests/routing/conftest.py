@@ -1,21 +1,184 @@
-"""Databases for routing's inbox and outbox tests: SQLite (a file) and PostgreSQL (a schema each).
+"""Fixtures of the routing tests: both transports, on a topology of their own per test.
 
-PostgreSQL comes from ``ISOBRIDGE_TEST_POSTGRES_URL`` as in ``tests/vault/conftest.py``: each
-test gets a fresh schema of its own (``r_<hex>``), so it never meets the vault's tables.
+The amqp transport runs against the RabbitMQ that ``scripts/test`` starts on 127.0.0.1:5672
+(``$ISOBRIDGE_TEST_AMQP_URL`` to use another). Each test declares its own exchanges and queues
+under a unique prefix and deletes them afterwards, so tests never see each other's messages
+(nor other users' of that broker).
+
+The inbox and outbox tests run on SQLite (a file) and PostgreSQL (a schema each): PostgreSQL
+comes from ``ISOBRIDGE_TEST_POSTGRES_URL`` as in ``tests/vault/conftest.py``; each test gets
+a fresh schema of its own (``r_<hex>``), so it never meets the vault's tables.
 """
 
 from __future__ import annotations
 
 import secrets
+import socket
+import threading
+import time
+import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import pika
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
+from canonical_model.messages import CanonicalMessage, Identifiers, MessageFunction, MessageKind
+from canonical_model.money import Money
 from routing.store import create_engine as routing_engine
 from routing.store import upgrade
+from routing.transport import Destination, RetryPolicy, Topology, Transport, open_transport
 from tests.vault.conftest import postgres_url
+
+AMQP_URL_ENV = "ISOBRIDGE_TEST_AMQP_URL"
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+TENANT = "acme"
+
+
+def amqp_url() -> str:
+    import os
+
+    return os.environ.get(AMQP_URL_ENV, DEFAULT_AMQP_URL)
+
+
+def require_broker(url: str) -> None:
+    """Fail (not skip) when the broker is not there: scripts/test starts it."""
+    parts = urlsplit(url)
+    try:
+        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672), 2).close()
+    except OSError as exc:
+        pytest.fail(f"no RabbitMQ at {parts.hostname}:{parts.port} ({exc}); run ./scripts/test")
+
+
+def make_topology(**destination_options: object) -> Topology:
+    """A topology under a fresh prefix: destination ``core`` (financial.*) and ``ledger``."""
+    return make_topology_named(f"t{uuid.uuid4().hex[:10]}", **destination_options)
+
+
+def make_topology_named(prefix: str, **destination_options: object) -> Topology:
+    """:func:`make_topology` under a given prefix (another process's view of it)."""
+    fast = RetryPolicy((50, 100), max_attempts=3)
+    core = Destination("core", ("financial.#", "authorization.#"), retry=fast)
+    core = replace(core, **destination_options)  # type: ignore[arg-type]
+    ledger = Destination("ledger", ("credit_transfer.#",), retry=fast)
+    return Topology(
+        (core, ledger),
+        exchange=f"{prefix}.canonical",
+        dead_letter_exchange=f"{prefix}.dlx",
+        prefix=prefix,
+    )
+
+
+def delete_topology(url: str, topology: Topology, extra_queues: tuple[str, ...] = ()) -> None:
+    """Remove every queue and exchange of ``topology`` from the broker."""
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        queues = [topology.unroutable_queue, *extra_queues]
+        for dest in topology.destinations:
+            queues += [topology.queue(dest.name), topology.dead_letter_queue(dest.name)]
+            queues += [topology.retry_queue(dest.name, d) for d in set(dest.retry.delays_ms)]
+        for name in queues:
+            channel.queue_delete(name)
+        channel.exchange_delete(topology.exchange)
+        channel.exchange_delete(topology.dead_letter_exchange)
+    finally:
+        connection.close()
+
+
+def message(number: int, kind: MessageKind = MessageKind.FINANCIAL) -> CanonicalMessage:
+    return CanonicalMessage(
+        kind,
+        MessageFunction.REQUEST,
+        TENANT,
+        Identifiers(f"m-{number}"),
+        amount=Money.of(f"{number}.00", "EUR"),
+    )
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20.0, what: str = "it") -> None:
+    """Wait for ``condition``; fail the test after ``timeout`` seconds (never hang)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.01)
+
+
+class Recorder:
+    """A thread-safe list of what handlers saw."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.items: list[object] = []
+
+    def add(self, item: object) -> None:
+        with self.lock:
+            self.items.append(item)
+
+    def __len__(self) -> int:
+        with self.lock:
+            return len(self.items)
+
+    def snapshot(self) -> list[object]:
+        with self.lock:
+            return list(self.items)
+
+
+def open_started(url: str, topology: Topology) -> Transport:
+    transport = open_transport(url, topology)
+    transport.start(timeout=20)
+    return transport
+
+
+@pytest.fixture(params=["memory", "amqp"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every behaviour test runs against each backend."""
+    return str(request.param)
+
+
+@pytest.fixture
+def topology() -> Topology:
+    return make_topology()
+
+
+@pytest.fixture
+def transport_factory(
+    backend: str,
+) -> Iterator[Callable[[Topology], Transport]]:
+    """Opens started transports of the backend; closes them and removes their topology."""
+    url = "memory://" if backend == "memory" else amqp_url()
+    if backend == "amqp":
+        require_broker(url)
+    opened: list[Transport] = []
+    # Memory transports are per process: the same topology shares one broker object.
+    shared: dict[Topology, Transport] = {}
+
+    def factory(topology: Topology) -> Transport:
+        if backend == "memory" and topology in shared:
+            return shared[topology]
+        transport = open_started(url, topology)
+        opened.append(transport)
+        shared[topology] = transport
+        return transport
+
+    yield factory
+    for transport in reversed(opened):
+        transport.close()
+    if backend == "amqp":
+        for topology in {t.topology for t in opened}:
+            delete_topology(url, topology)
+
+
+@pytest.fixture
+def transport(transport_factory: Callable[[Topology], Transport], topology: Topology) -> Transport:
+    return transport_factory(topology)
+
+
+# -- databases of the inbox and outbox tests ---------------------------------------------
 
 EngineFactory = Callable[[], Engine]
 

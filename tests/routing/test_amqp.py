@@ -1,0 +1,277 @@
+"""What only the RabbitMQ transport has: start-up failures, the broker's delivery limit,
+a consumer process killed mid-batch, and broker restarts (stop_app / start_app, kill -9) in
+the middle of 10,000 messages, on a node of the tests' own (tests/routing/chaos_node.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pika
+import pytest
+
+from routing.amqp import AmqpTransport, masked_url
+from routing.transport import (
+    Delivery,
+    Outcome,
+    Outgoing,
+    PublishTimeoutError,
+    Topology,
+    TransportUnavailableError,
+    as_batch_handler,
+)
+from routing.wire import encode
+from tests.routing.chaos_node import ChaosNode
+from tests.routing.conftest import (
+    amqp_url,
+    delete_topology,
+    make_topology,
+    message,
+    require_broker,
+    wait_until,
+)
+from tests.routing.effects import EffectStore
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def shared_broker() -> Iterator[tuple[str, Topology]]:
+    url = amqp_url()
+    require_broker(url)
+    topology = make_topology()
+    yield url, topology
+    delete_topology(url, topology)
+
+
+def test_a_broker_that_is_down_gets_retries_then_a_clear_error() -> None:
+    transport = AmqpTransport(
+        "amqp://guest:secret@127.0.0.1:1/%2F", make_topology(), reconnect_delays=(0.05,)
+    )
+    with pytest.raises(TransportUnavailableError) as caught:
+        transport.start(timeout=1.0)
+    text = str(caught.value)
+    assert text.startswith("cannot reach the broker at amqp://guest:***@127.0.0.1:1/%2F after ")
+    attempts = int(text.split(" after ")[1].split(" ")[0])
+    assert attempts > 1
+    assert "secret" not in text
+    assert "\n" not in text
+
+
+def test_wrong_credentials_are_reported_without_retrying_forever(
+    shared_broker: tuple[str, Topology],
+) -> None:
+    url, topology = shared_broker
+    wrong = url.replace("guest:guest@", "guest:wrong@")
+    transport = AmqpTransport(wrong, topology, reconnect_delays=(0.05,))
+    with pytest.raises(TransportUnavailableError, match="refused the login"):
+        transport.start(timeout=20)
+
+
+def test_a_malformed_url_is_a_clear_error() -> None:
+    with pytest.raises(TransportUnavailableError, match="bad broker URL"):
+        AmqpTransport("amqp://guest:guest@localhost:notaport/", make_topology())
+
+
+def test_masked_url_hides_only_the_password() -> None:
+    assert masked_url("amqp://localhost") == "amqp://localhost"
+    assert masked_url("amqp://u:p@h/v") == "amqp://u:***@h/v"
+
+
+def test_a_message_that_kills_its_consumers_is_parked_by_the_delivery_limit(
+    shared_broker: tuple[str, Topology],
+) -> None:
+    url, _ = shared_broker
+    topology = make_topology(delivery_limit=3)
+    with AmqpTransport(url, topology) as transport:
+        transport.publish(message(1), "financial.request.acme")
+        # A consumer that dies on the message hands it back each time (what the broker sees of
+        # a crash): with x-delivery-limit=3 the fourth return dead-letters it.
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+        try:
+            channel = connection.channel()
+            returns = 0
+            while returns < 10:
+                method, _, _ = channel.basic_get(topology.queue("core"))
+                if method is None:
+                    break
+                channel.basic_nack(method.delivery_tag, requeue=True)
+                returns += 1
+        finally:
+            connection.close()
+        assert returns == 4
+        wait_until(lambda: len(transport.dead_letters("core")) == 1, what="the dead letter")
+        (dead,) = transport.dead_letters("core")
+        assert dead.reason == "broker dead-lettered it: delivery_limit"
+        assert dead.original_exchange == topology.exchange
+        assert dead.original_routing_key == "financial.request.acme"
+    delete_topology(url, topology)
+
+
+def test_a_consumer_killed_mid_batch_applies_nothing_twice(
+    shared_broker: tuple[str, Topology], tmp_path: Path
+) -> None:
+    url, topology = shared_broker
+    total = 1_000
+    db = tmp_path / "effects.db"
+    with AmqpTransport(url, topology) as transport:
+        transport.publish_batch(
+            [Outgoing(encode(message(i)), "financial.request.acme") for i in range(total)]
+        )
+        crashing = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tests.routing.crash_consumer",
+                url,
+                topology.prefix,
+                str(db),
+                "5",
+            ],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert crashing.returncode == -9, crashing.stderr
+        store = EffectStore(db)
+        try:
+            killed_batch = store.count()
+            assert 0 < killed_batch < total
+            consumer = transport.consume("core", store.handle, prefetch=500, batch_size=100)
+            wait_until(lambda: store.count() == total, timeout=60, what="every effect")
+            consumer.stop()
+            applied = store.applied()
+            assert set(applied) == {f"m-{i}" for i in range(total)}
+            assert set(applied.values()) == {1}
+            # The batch whose acks died with the process came again, and was skipped.
+            assert store.duplicates >= 50
+        finally:
+            store.close()
+
+
+# --- broker restarts in the middle of 10,000 messages -------------------------------------
+
+TOTAL = 10_000
+BATCH = 500
+
+
+@pytest.fixture(scope="module")
+def chaos_node() -> Iterator[ChaosNode]:
+    node = ChaosNode()
+    node.start()
+    yield node
+    node.stop()
+
+
+def _publish_all(
+    transport: AmqpTransport,
+    half_published: threading.Event,
+    broker_down: threading.Event,
+    errors: list[str],
+) -> None:
+    """Publish TOTAL messages in batches, like an outbox relay: a batch that was not confirmed
+    in time is published again (duplicates are the consumer's inbox's business). The second
+    half starts once the broker is down, so publishing spans the outage for sure."""
+    try:
+        for start in range(0, TOTAL, BATCH):
+            if start == TOTAL // 2:
+                half_published.set()
+                if not broker_down.wait(timeout=60):
+                    errors.append("the outage never began")
+                    return
+            batch = [
+                Outgoing(encode(message(i)), "financial.request.acme")
+                for i in range(start, start + BATCH)
+            ]
+            for _ in range(10):
+                try:
+                    transport.publish_batch(batch, timeout=30)
+                    break
+                except PublishTimeoutError:
+                    continue
+            else:
+                errors.append(f"batch at {start} never confirmed")
+                return
+    except Exception as exc:  # reported by the test, not lost in a thread
+        errors.append(repr(exc))
+
+
+def _run_through_outage(
+    node: ChaosNode, tmp_path: Path, go_down: Callable[[], None], come_back: Callable[[], None]
+) -> None:
+    topology = make_topology()
+    store = EffectStore(tmp_path / "effects.db")
+    transport = AmqpTransport(node.url, topology, reconnect_delays=(0.1, 0.2, 0.5))
+    try:
+        transport.start(timeout=30)
+        consumer = transport.consume("core", store.handle, prefetch=1_000, batch_size=200)
+        half_published, broker_down = threading.Event(), threading.Event()
+        errors: list[str] = []
+        publisher = threading.Thread(
+            target=_publish_all, args=(transport, half_published, broker_down, errors)
+        )
+        publisher.start()
+        assert half_published.wait(timeout=60)
+        wait_until(lambda: store.count() >= TOTAL // 4, timeout=60, what="a quarter consumed")
+        go_down()
+        broker_down.set()
+        time.sleep(1.0)
+        come_back()
+        publisher.join(timeout=180)
+        assert not publisher.is_alive()
+        assert errors == []
+        wait_until(lambda: store.count() >= TOTAL, timeout=120, what="every effect")
+        time.sleep(0.5)  # any straggling duplicate gets its chance to be (wrongly) applied
+        consumer.stop()
+        applied = store.applied()
+        assert len(applied) == TOTAL, "lost messages"
+        assert set(applied) == {f"m-{i}" for i in range(TOTAL)}
+        assert set(applied.values()) == {1}, "an effect applied twice"
+        assert transport.dead_letters("core") == []
+    finally:
+        transport.close()
+        store.close()
+
+
+def test_broker_stop_app_start_app_mid_stream_loses_nothing_applies_nothing_twice(
+    chaos_node: ChaosNode, tmp_path: Path
+) -> None:
+    _run_through_outage(chaos_node, tmp_path, chaos_node.stop_app, chaos_node.start_app)
+
+
+def test_broker_kill_9_mid_stream_loses_nothing_applies_nothing_twice(
+    chaos_node: ChaosNode, tmp_path: Path
+) -> None:
+    _run_through_outage(chaos_node, tmp_path, chaos_node.kill9, chaos_node.restart_after_kill)
+
+
+def test_a_handler_outcome_reaches_the_broker_only_once_acked(
+    shared_broker: tuple[str, Topology],
+) -> None:
+    url, topology = shared_broker
+    with AmqpTransport(url, topology) as transport:
+        release = threading.Event()
+        seen: list[str] = []
+
+        def slow(delivery: Delivery) -> Outcome:
+            seen.append("called")
+            release.wait(timeout=20)
+            return Outcome.ack()
+
+        consumer = transport.consume("core", as_batch_handler(slow))
+        transport.publish(message(1))
+        wait_until(lambda: bool(seen), what="the handler call")
+        # The handler has not returned: the message is still unacked (not ready, not gone).
+        assert transport.queue_depth(topology.queue("core")) == 0
+        consumer.stop(timeout=0.1)
+        release.set()
+        wait_until(
+            lambda: transport.queue_depth(topology.queue("core")) == 1,
+            what="the unacked message back in its queue",
+        )
