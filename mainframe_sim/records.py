@@ -17,9 +17,9 @@ bytes are readable.
 (200, 'BALQ')
 >>> records.decode_reply(data) == reply
 True
->>> records.decode_request(b"DEBT")
-Reply(tran_code='DEBT', posting_ref='', result_code='30', account_no='', ledger_balance=0, \
-available_balance=0, currency='', posted_at='', reason_text='record length 4, expected 200')
+>>> answer = records.decode_request("DEBT".encode("cp037"))
+>>> answer.tran_code, answer.result_code, answer.reason_text
+('DEBT', '30', 'record length 4, expected 200')
 """
 
 from __future__ import annotations

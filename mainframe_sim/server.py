@@ -266,9 +266,14 @@ class MainframeServer:
             server.close()
         for writer in list(self._writers):
             writer.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Closed sockets end every handler; cancelling them instead would make asyncio's
+        # stream protocol log the cancellation as an error.
+        tasks = list(self._tasks)
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=5)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()

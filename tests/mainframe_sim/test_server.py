@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from adapters.fixedwidth import RecordDecodeError
 from mainframe_sim.client import MainframeClient
 from mainframe_sim.faults import FaultPlan, Faults
 from mainframe_sim.ledger import Ledger
@@ -211,7 +212,7 @@ def test_a_garbage_reply_does_not_decode(ledger: Ledger) -> None:
             await c.drain()
             data = await c.receive(10)
         assert len(data) == 200
-        with pytest.raises(ValueError, match="CB-RP-LEDGER-BALANCE"):
+        with pytest.raises(RecordDecodeError, match="CB-RP-LEDGER-BALANCE"):
             RECORDS.decode_reply(data)
 
     run(scenario)
@@ -266,7 +267,7 @@ def test_the_admin_port_sets_faults_at_run_time(ledger: Ledger) -> None:
             async with connected(port) as client:
                 client.send(RECORDS.encode_request(request("XFER", "T1", JONAS, "1", contra=ANNA)))
                 await client.drain()
-                with pytest.raises(ValueError, match="CB-RP-LEDGER-BALANCE"):
+                with pytest.raises(RecordDecodeError, match="CB-RP-LEDGER-BALANCE"):
                     RECORDS.decode_reply(await client.receive(10))
             status = await say("status")
             assert status.startswith("ok framing=len2 connections=1 ")
