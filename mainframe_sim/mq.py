@@ -64,7 +64,7 @@ class MqResponder:
     """Answers CB-REQUEST messages from a RabbitMQ queue; run it in its own thread.
 
     ``connections`` counts the connections made (reconnects show as more than one);
-    ``requests`` and ``replies`` count messages.
+    ``requests`` counts requests handled and acknowledged, ``replies`` replies published.
     """
 
     def __init__(
@@ -171,7 +171,6 @@ class MqResponder:
     def _flush(self, channel: Any, batch: list[tuple[Any, Any, bytes, float]]) -> None:
         if not batch:
             return
-        self.requests += len(batch)
         decoded = [self.records.decode_request(body) for _, _, body, _ in batch]
         requests = [item for item in decoded if not isinstance(item, Reply)]
         applied = iter(process_batch(self.ledger, requests))
@@ -203,3 +202,4 @@ class MqResponder:
             )
             self.replies += 1
         channel.basic_ack(delivery_tag=batch[-1][0].delivery_tag, multiple=True)
+        self.requests += len(batch)
