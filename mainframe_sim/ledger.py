@@ -422,8 +422,11 @@ class Ledger:
         self.clock: Callable[[], dt.datetime] = clock or (lambda: dt.datetime.now(dt.UTC))
 
     @classmethod
-    def open(cls, url: str, *, clock: Callable[[], dt.datetime] | None = None) -> Ledger:
-        """Connect to ``url`` and create the tables if missing."""
+    def open(
+        cls, url: str, *, clock: Callable[[], dt.datetime] | None = None, **engine_options: Any
+    ) -> Ledger:
+        """Connect to ``url`` and create the tables if missing; ``engine_options`` go to
+        :func:`sqlalchemy.create_engine` (not for SQLite)."""
         if url.startswith("sqlite"):
             in_memory = url in {"sqlite://", "sqlite:///:memory:"}
             engine = create_engine(
@@ -433,7 +436,7 @@ class Ledger:
             )
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = create_engine(url, pool_pre_ping=True)
+            engine = create_engine(url, pool_pre_ping=True, **engine_options)
         metadata.create_all(engine)
         return cls(engine, clock=clock)
 

@@ -102,6 +102,7 @@ REQUEST_FIELD_OFFSETS: Final[Mapping[str, int]] = {
 """Byte offset of each CB-REQUEST field (corebank_request.cpy), named in format errors."""
 
 REASON_LENGTH: Final = 40
+SINGLE_ATTEMPTS: Final = 3
 MINOR_UNITS: Final = Decimal(100)
 
 
@@ -445,12 +446,17 @@ def process_batch(ledger: Ledger, requests: Sequence[Mapping[str, Any]]) -> list
     """
     if not requests:
         return []
-    try:
-        with ledger.transaction() as book:
-            now = ledger.clock()
-            return [apply_request(book, request, now) for request in requests]
-    except Exception:
-        if len(requests) > 1:
-            return [process_batch(ledger, [request])[0] for request in requests]
-        _log.exception("mainframe_sim: request failed, answered 96")
-        return [_system_error(requests[0])]
+    # A lone request is tried again: on PostgreSQL two processes may deadlock on row locks
+    # or race on a unique key, and the second attempt then sees the winner's rows.
+    attempts = 1 if len(requests) > 1 else SINGLE_ATTEMPTS
+    for attempt in range(1, attempts + 1):
+        try:
+            with ledger.transaction() as book:
+                now = ledger.clock()
+                return [apply_request(book, request, now) for request in requests]
+        except Exception:
+            if len(requests) > 1:
+                return [process_batch(ledger, [request])[0] for request in requests]
+            if attempt == attempts:
+                _log.exception("mainframe_sim: request failed, answered 96")
+    return [_system_error(requests[0])]
