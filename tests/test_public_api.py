@@ -98,6 +98,13 @@ PUBLIC_API: dict[str, list[str]] = {
         "PictureError",
         "parse_picture",
     ],
+    "adapters.fixedwidth.recordformat": [
+        "RECORD_FORMATS",
+        "RecordFormat",
+        "RecordFormatError",
+        "RecordWriter",
+        "read_records",
+    ],
     "adapters.fixedwidth.source": [
         "SourceFormat",
         "Token",

@@ -532,6 +532,8 @@ class RecordCodec:
         values = self._expand_conditions(values)
         selection = self._select_for_encode(values) if self.spec.redefines else ()
         counts, deltas = self._counts(None, values, None) if self.spec.odos else ([], ())
+        for odo, count in zip(self.spec.odos, counts, strict=True):
+            values.setdefault(odo.counter, count)
         buffer = self._template(selection, counts, deltas)
         for key, value in values.items():
             fld = self._by_key[key]
