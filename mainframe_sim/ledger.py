@@ -63,6 +63,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     create_engine,
     event,
     func,
@@ -143,6 +144,46 @@ replies: Final = Table(
     Column("request_digest", String(64), nullable=False),
     Column("reply", Text, nullable=False),
 )
+
+
+# Built once: constructing a statement costs more than running it on SQLite, so the hot
+# path executes these prepared forms with parameters (their compiled SQL is cached too).
+_ACCOUNT: Final = select(accounts).where(accounts.c.number == bindparam("p_number"))
+_ACCOUNT_FOR_UPDATE: Final = _ACCOUNT.with_for_update()
+_ADD_TO_BALANCE: Final = (
+    update(accounts)
+    .where(accounts.c.number == bindparam("p_number"))
+    .values(ledger_balance=accounts.c.ledger_balance + bindparam("p_delta", type_=BigInteger))
+)
+_ADD_TO_HELD: Final = (
+    update(accounts)
+    .where(accounts.c.number == bindparam("p_number"))
+    .values(held=accounts.c.held + bindparam("p_delta", type_=BigInteger))
+)
+_POSTING: Final = select(postings).where(postings.c.reference == bindparam("p_reference"))
+_MARK_REVERSED: Final = (
+    update(postings)
+    .where(postings.c.reference == bindparam("p_reference"))
+    .values(reversed_by=bindparam("p_by"))
+)
+_ENTRIES_OF: Final = (
+    select(entries.c.account, entries.c.amount)
+    .where(entries.c.posting_ref == bindparam("p_reference"))
+    .order_by(entries.c.id)
+)
+_HOLD: Final = select(holds).where(holds.c.reference == bindparam("p_reference"))
+_END_HOLD: Final = (
+    update(holds)
+    .where(holds.c.reference == bindparam("p_reference"))
+    .values(status=bindparam("p_status"), ended_by=bindparam("p_by"))
+)
+_STORED_REPLY: Final = select(replies.c.request_digest, replies.c.reply).where(
+    replies.c.posting_ref == bindparam("p_reference")
+)
+_INSERT_POSTING: Final = insert(postings)
+_INSERT_ENTRY: Final = insert(entries)
+_INSERT_HOLD: Final = insert(holds)
+_INSERT_REPLY: Final = insert(replies)
 
 
 def clearing_account(currency: str) -> str:
@@ -253,10 +294,8 @@ class Book:
 
     def account(self, number: str, *, lock: bool = False) -> Account | None:
         """The account ``number``, or None; ``lock`` takes a row lock (PostgreSQL)."""
-        query = select(accounts).where(accounts.c.number == number)
-        if lock:
-            query = query.with_for_update()
-        row = self._connection.execute(query).first()
+        query = _ACCOUNT_FOR_UPDATE if lock else _ACCOUNT
+        row = self._connection.execute(query, {"p_number": number}).first()
         return None if row is None else Account(*row)
 
     def add_account(
@@ -288,18 +327,12 @@ class Book:
 
     def posting(self, reference: str) -> Posting | None:
         """The posting ``reference``, or None."""
-        row = self._connection.execute(
-            select(postings).where(postings.c.reference == reference)
-        ).first()
+        row = self._connection.execute(_POSTING, {"p_reference": reference}).first()
         return None if row is None else Posting(*row)
 
     def entries(self, reference: str) -> list[Entry]:
         """The legs of posting ``reference``, in the order they were written."""
-        rows = self._connection.execute(
-            select(entries.c.account, entries.c.amount)
-            .where(entries.c.posting_ref == reference)
-            .order_by(entries.c.id)
-        )
+        rows = self._connection.execute(_ENTRIES_OF, {"p_reference": reference})
         return [Entry(*row) for row in rows]
 
     def add_posting(
@@ -318,51 +351,40 @@ class Book:
             raise ValueError(f"posting {reference}: legs do not balance")
         booking_date = int(booked_at.astimezone(dt.UTC).strftime("%Y%m%d"))
         self._connection.execute(
-            insert(postings).values(
-                reference=reference, tran_code=tran_code, booked_at=_stamp(booked_at),
-                booking_date=booking_date, value_date=value_date or booking_date,
-                narrative=narrative, reverses=reverses, reversed_by=None,
-            )
+            _INSERT_POSTING,
+            {
+                "reference": reference, "tran_code": tran_code, "booked_at": _stamp(booked_at),
+                "booking_date": booking_date, "value_date": value_date or booking_date,
+                "narrative": narrative, "reverses": reverses, "reversed_by": None,
+            },
         )  # fmt: skip
         self._connection.execute(
-            insert(entries),
+            _INSERT_ENTRY,
             [
                 {"posting_ref": reference, "account": account, "amount": amount,
                  "booking_date": booking_date}
                 for account, amount in legs
             ],
         )  # fmt: skip
-        for account, amount in legs:
-            self._connection.execute(
-                update(accounts)
-                .where(accounts.c.number == account)
-                .values(ledger_balance=accounts.c.ledger_balance + amount)
-            )
+        self._connection.execute(
+            _ADD_TO_BALANCE, [{"p_number": account, "p_delta": amount} for account, amount in legs]
+        )
         if reverses is not None:
-            self._connection.execute(
-                update(postings)
-                .where(postings.c.reference == reverses)
-                .values(reversed_by=reference)
-            )
+            self._connection.execute(_MARK_REVERSED, {"p_reference": reverses, "p_by": reference})
 
     def hold(self, reference: str) -> Hold | None:
         """The hold ``reference``, or None."""
-        row = self._connection.execute(select(holds).where(holds.c.reference == reference)).first()
+        row = self._connection.execute(_HOLD, {"p_reference": reference}).first()
         return None if row is None else Hold(*row)
 
     def add_hold(self, reference: str, account: str, amount: int) -> None:
         """Place an active hold of ``amount`` on ``account``."""
         self._connection.execute(
-            insert(holds).values(
-                reference=reference, account=account, amount=amount, status="active",
-                ended_by=None,
-            )
+            _INSERT_HOLD,
+            {"reference": reference, "account": account, "amount": amount, "status": "active",
+             "ended_by": None},
         )  # fmt: skip
-        self._connection.execute(
-            update(accounts)
-            .where(accounts.c.number == account)
-            .values(held=accounts.c.held + amount)
-        )
+        self._connection.execute(_ADD_TO_HELD, {"p_number": account, "p_delta": amount})
 
     def end_hold(self, reference: str, status: str, ended_by: str) -> None:
         """Release or consume the active hold ``reference`` (``status``: its new state)."""
@@ -370,31 +392,20 @@ class Book:
         if hold is None or hold.status != "active":
             raise ValueError(f"hold {reference} is not active")
         self._connection.execute(
-            update(holds)
-            .where(holds.c.reference == reference)
-            .values(status=status, ended_by=ended_by)
+            _END_HOLD, {"p_reference": reference, "p_status": status, "p_by": ended_by}
         )
-        self._connection.execute(
-            update(accounts)
-            .where(accounts.c.number == hold.account)
-            .values(held=accounts.c.held - hold.amount)
-        )
+        self._connection.execute(_ADD_TO_HELD, {"p_number": hold.account, "p_delta": -hold.amount})
 
     def stored_reply(self, posting_ref: str) -> StoredReply | None:
         """The reply stored for ``posting_ref``, or None."""
-        row = self._connection.execute(
-            select(replies.c.request_digest, replies.c.reply).where(
-                replies.c.posting_ref == posting_ref
-            )
-        ).first()
+        row = self._connection.execute(_STORED_REPLY, {"p_reference": posting_ref}).first()
         return None if row is None else StoredReply(*row)
 
     def store_reply(self, posting_ref: str, request_digest: str, reply: str) -> None:
         """Keep the reply to ``posting_ref`` (a second one for the same reference fails)."""
         self._connection.execute(
-            insert(replies).values(
-                posting_ref=posting_ref, request_digest=request_digest, reply=reply
-            )
+            _INSERT_REPLY,
+            {"posting_ref": posting_ref, "request_digest": request_digest, "reply": reply},
         )
 
 

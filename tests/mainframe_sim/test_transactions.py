@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from mainframe_sim.ledger import Ledger
 from mainframe_sim.seed import SEED_ACCOUNTS
@@ -225,3 +226,14 @@ def test_ledger_stays_balanced_under_concurrent_and_repeated_postings(ledger: Le
     assert check.postings == seeded + 8 * (40 * 2 + 14)
     total = sum(a.ledger_balance for a in ledger.accounts() if a.currency == "EUR")
     assert total == sum(s.opening for s in SEED_ACCOUNTS if s.currency == "EUR") - 8 * 40 * 50
+
+
+def test_a_database_failure_is_answered_96_and_applies_nothing(ledger: Ledger) -> None:
+    with ledger.engine.begin() as connection:
+        connection.execute(text("DROP TABLE mf_replies"))
+    replies = run(ledger, request("DEBT", "D1", amount="10"), request("BALQ", "Q1"))
+    assert [(r.result_code, r.reason_text) for r in replies] == [
+        ("96", "system error"),
+        ("00", ""),  # the batch is retried request by request: only the failing one is lost
+    ]
+    assert ledger.balances(ANNA) == (112345, 112345, "EUR")
