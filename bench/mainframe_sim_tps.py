@@ -89,7 +89,7 @@ async def _over_tcp(
             *(_client(port, w, per_client, window, latencies) for w in range(clients))
         )
         elapsed = time.perf_counter() - start
-        batches = server._batcher.batches
+        batches = server.batches
     finally:
         await server.close()
     return per_client * clients / elapsed, latencies, batches

@@ -250,11 +250,16 @@ class MainframeServer:
         address: tuple[str, int] = server.sockets[0].getsockname()[:2]
         return address
 
+    @property
+    def batches(self) -> int:
+        """Database transactions (batches of requests) committed so far."""
+        return self._batcher.batches
+
     def status(self) -> str:
         """One line: framing, counters, batches, ledger balanced or not."""
         check = self.ledger.check()
         return (
-            f"framing={self.framing} {self.stats} batches={self._batcher.batches}"
+            f"framing={self.framing} {self.stats} batches={self.batches}"
             f" postings={check.postings} balanced={'yes' if check.balanced else 'NO'}"
         )
 
