@@ -43,6 +43,12 @@ PUBLIC_API: dict[str, list[str]] = {
         "load_copybook",
         "load_layout",
     ],
+    "adapters.fixedwidth.adapter": [
+        "FixedWidthAdapter",
+        "NAME",
+        "VARIANTS",
+        "builtin_mapping_path",
+    ],
     "adapters.fixedwidth.alphanumeric": [
         "alphanumeric_decoder",
         "alphanumeric_encoder",
@@ -51,6 +57,10 @@ PUBLIC_API: dict[str, list[str]] = {
         "binary_decoder",
         "binary_encoder",
         "binary_size",
+    ],
+    "adapters.fixedwidth.canonical": [
+        "EXTENSION_PREFIX",
+        "RecordMapper",
     ],
     "adapters.fixedwidth.codec": [
         "CodecOptions",
@@ -73,6 +83,16 @@ PUBLIC_API: dict[str, list[str]] = {
     ],
     "adapters.fixedwidth.layout": [
         "layout_record",
+    ],
+    "adapters.fixedwidth.mapping": [
+        "CONVERTERS",
+        "FieldRule",
+        "KindRule",
+        "MappingError",
+        "MoneyRule",
+        "RecordMapping",
+        "load_mapping",
+        "parse_mapping",
     ],
     "adapters.fixedwidth.numeric": [
         "Number",
