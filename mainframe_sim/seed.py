@@ -1,7 +1,9 @@
 """The seeded accounts: a fixed, deterministic set, the same in every simulator.
 
 :data:`SEED_ACCOUNTS` holds 20 customer accounts with IBAN-like numbers whose check digits
-are valid (ISO 13616 mod 97): 16 in EUR (German format), 4 in GBP (UK format). Among them
+are valid (ISO 13616 mod 97): 16 in EUR (German format), 4 in GBP (UK format, the first
+two being the well-known examples ``GB29NWBK60161331926819`` and ``GB94BARC10201530093459``
+that the hub's fixtures use). Among them
 the 13th is closed ("Closed Account"), the 2nd has a 1,000.00 overdraft limit
 ("Overdraft Gmbh"), the 12th starts empty. Each opening balance is booked as a CRDT posting
 ``SEED-<n>`` from the clearing account, so the seeded ledger already balances.
@@ -53,6 +55,15 @@ _NAMES: Final = (
 )  # fmt: skip
 
 
+# The two examples of the IBAN registry and the hub's fixtures come first, then two more.
+_GB_NUMBERS: Final = (
+    "GB29NWBK60161331926819",
+    "GB94BARC10201530093459",
+    _iban("GB", "NWBK60161331926837"),
+    _iban("GB", "NWBK60161331926838"),
+)
+
+
 def _seed_accounts() -> tuple[SeedAccount, ...]:
     seeded: list[SeedAccount] = []
     for index, name in enumerate(_NAMES, start=1):
@@ -60,7 +71,7 @@ def _seed_accounts() -> tuple[SeedAccount, ...]:
             number = _iban("DE", f"37040044{532013000 + index - 1:010d}")
             currency = "EUR"
         else:
-            number = _iban("GB", f"NWBK601613{31926819 + index:08d}")
+            number = _GB_NUMBERS[index - 17]
             currency = "GBP"
         opening = 0 if name == "Empty Account" else 100_000 * index + 12_345
         seeded.append(

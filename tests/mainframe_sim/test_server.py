@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from mainframe_sim.ledger import Ledger
 from mainframe_sim.records import Records
 from mainframe_sim.seed import SEED_ACCOUNTS
 from mainframe_sim.server import FRAMINGS, MainframeServer
+from mainframe_sim.transactions import Reply
 from tests.mainframe_sim.samples import ANNA, JONAS, request
 
 RECORDS = Records()
@@ -283,3 +285,28 @@ def test_the_admin_port_sets_faults_at_run_time(ledger: Ledger) -> None:
             await writer.wait_closed()
 
     run(scenario)
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "adapters" / "fixedwidth" / "fixtures"
+
+
+def test_the_hubs_request_fixtures_are_answered(ledger: Ledger) -> None:
+    """The contract with the hub: the records its fixed-width adapter writes are applied."""
+    names = ["debit-posting", "funds-transfer", "balance-enquiry", "reversal"]
+    records = [(FIXTURES / f"request-{name}.bin").read_bytes() for name in names]
+
+    async def scenario() -> list[Reply]:
+        async with serving(ledger) as (_, port), connected(port) as client:
+            for record in records:
+                client.send(record)
+            await client.drain()
+            return [RECORDS.decode_reply(await client.receive(10)) for _ in records]
+
+    replies = asyncio.run(scenario())
+    assert [(r.tran_code, r.result_code) for r in replies] == [
+        ("DEBT", "00"), ("XFER", "00"), ("BALQ", "00"), ("REVS", "00"),
+    ]  # fmt: skip
+    assert replies[0].posting_ref == "HUB-20261129-000001"
+    assert replies[0].ledger_balance == 112345 - 12540
+    assert replies[3].ledger_balance == 112345
+    assert ledger.check().balanced
