@@ -58,15 +58,22 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the TCP server (and admin port, MQ pair)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=7070)
-    serve.add_argument("--framing", choices=FRAMINGS, default="len2")
-    serve.add_argument("--codepage", default="cp037")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=7070, help="TCP port (0: any free one)")
+    serve.add_argument(
+        "--framing",
+        choices=FRAMINGS,
+        default="len2",
+        help="len2/len4: binary length header; cics: 4-char tran id + record",
+    )
+    serve.add_argument("--codepage", default="cp037", help="EBCDIC code page of the records")
     serve.add_argument("--tran-id", default="CBRQ", help="CICS transaction id (--framing cics)")
     serve.add_argument("--admin-port", type=int, help="line-based admin port (faults, status)")
     serve.add_argument("--mq", metavar="AMQP_URL", help="also serve a RabbitMQ queue pair")
-    serve.add_argument("--request-queue", default=DEFAULT_REQUEST_QUEUE)
+    serve.add_argument("--request-queue", default=DEFAULT_REQUEST_QUEUE, help="MQ request queue")
     serve.add_argument("--reply-queue", default=DEFAULT_REPLY_QUEUE)
+    serve.add_argument("--queue-type", choices=["quorum", "classic"], default="quorum",
+                       help="type of the MQ queues (default quorum)")  # fmt: skip
     serve.add_argument("--faults", default="", help='initial faults, e.g. "latency=exp:20ms"')
     serve.add_argument("--fault-seed", type=int, help="seed of the fault draws (repeatable)")
 
@@ -177,7 +184,7 @@ async def _serve(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> None:
         if args.mq:
             responder = MqResponder(ledger, args.mq, request_queue=args.request_queue,
                                     reply_queue=args.reply_queue, records=server.records,
-                                    faults=faults)  # fmt: skip
+                                    faults=faults, queue_type=args.queue_type)  # fmt: skip
             responder.start()
             out.write(f"mainframe_sim: MQ {args.request_queue} -> {args.reply_queue}\n")
         out.flush()

@@ -4,7 +4,9 @@
 durable request queue and publishes each CB-REPLY, persistent, to the request's ``reply_to``
 (the durable reply queue of the pair when a request has none) with ``correlation_id`` = the
 request's ``message_id`` (its ``correlation_id`` if it has no message id) and a new
-``message_id``, through the default exchange with publisher confirms.
+``message_id``, through the default exchange with publisher confirms. Both queues are quorum
+queues unless ``queue_type="classic"`` (ARCHITECTURE.md asks quorum queues of production); a
+queue that already exists with another type is a channel error, retried with backoff.
 
 Group commit: the messages ready at once (up to ``max_batch``, prefetch the same) are applied
 in one database transaction (:func:`mainframe_sim.transactions.process_batch`); then their
@@ -78,6 +80,7 @@ class MqResponder:
         faults: Faults | None = None,
         max_batch: int = 256,
         connection_name: str = "mainframe_sim",
+        queue_type: str = "quorum",
     ) -> None:
         self.ledger = ledger
         self.url = url
@@ -87,6 +90,7 @@ class MqResponder:
         self.faults = faults or Faults()
         self.max_batch = max_batch
         self.connection_name = connection_name
+        self.queue_type = queue_type
         self.connections = 0
         self.requests = 0
         self.replies = 0
@@ -132,8 +136,9 @@ class MqResponder:
         try:
             channel = connection.channel()
             channel.confirm_delivery()
-            channel.queue_declare(self.request_queue, durable=True)
-            channel.queue_declare(self.reply_queue, durable=True)
+            arguments = {"x-queue-type": self.queue_type}
+            channel.queue_declare(self.request_queue, durable=True, arguments=arguments)
+            channel.queue_declare(self.reply_queue, durable=True, arguments=arguments)
             channel.basic_qos(prefetch_count=self.max_batch)
             self.ready.set()
             self._consume(connection, channel)
