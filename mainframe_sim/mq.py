@@ -67,6 +67,7 @@ class MqResponder:
 
     ``connections`` counts the connections made (reconnects show as more than one);
     ``requests`` counts requests handled and acknowledged, ``replies`` replies published.
+    ``ready`` is set while connected and consuming, ``paused`` while ``down`` holds it back.
     """
 
     def __init__(
@@ -95,6 +96,7 @@ class MqResponder:
         self.requests = 0
         self.replies = 0
         self.ready = threading.Event()
+        self.paused = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -157,8 +159,10 @@ class MqResponder:
                 self._flush(channel, batch)
                 batch = []
                 channel.cancel()
+                self.paused.set()
                 while self.faults.down and not self._stop.is_set():
                     connection.sleep(0.05)
+                self.paused.clear()
                 continue
             for method, properties, body in channel.consume(
                 self.request_queue, inactivity_timeout=0.05

@@ -24,8 +24,9 @@ Bad input gets an answer: a record of the wrong length or that does not decode i
 ``30`` with the field and offset; a length header above the limit (4096) is answered ``30``
 and the connection is closed, since the stream is out of step.
 
-Faults (:mod:`mainframe_sim.faults`) apply to each reply after its commit: latency, dropped
-reply, disconnect, garbage; ``down`` closes every connection and refuses new ones.
+Faults (:mod:`mainframe_sim.faults`) apply to each reply after its commit (their draw is made
+when the request arrives, under the plan then in force): latency, dropped reply, disconnect,
+garbage; ``down`` closes every connection and refuses new ones.
 
 The admin port is a line protocol (``faults set drop=0.1``, ``faults clear``, ``status``;
 see :func:`mainframe_sim.faults.admin_command`), one answer line per command line.
@@ -39,10 +40,10 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, TypeAlias
 
 from adapters.framing import Frame, FrameDecoder, Framer, FramingError, get_framer
-from mainframe_sim.faults import Faults, admin_command
+from mainframe_sim.faults import Decision, FaultPlan, Faults, admin_command
 from mainframe_sim.ledger import Ledger
 from mainframe_sim.records import Records
 from mainframe_sim.transactions import Reply, process_batch
@@ -70,6 +71,9 @@ MAX_FRAME: Final = 4096
 """The largest length header accepted; larger ones are answered 30 and the link closed."""
 
 RECORD_LENGTH: Final = 200
+
+_Pending: TypeAlias = tuple["asyncio.Future[Reply]", float, Decision]
+"""A reply to send: its future, when its request arrived, and its fault decision."""
 
 
 class FixedRecordFramer:
@@ -284,7 +288,7 @@ class MainframeServer:
         self._servers.clear()
         await self._batcher.close()
 
-    def _on_fault_change(self, plan: Any) -> None:
+    def _on_fault_change(self, plan: FaultPlan) -> None:
         if not plan.down or self._loop is None:
             return
         # The admin port and the CLI may change faults from another thread.
@@ -311,7 +315,7 @@ class MainframeServer:
         self.stats.connections += 1
         self.stats.open_connections += 1
         self._writers.add(writer)
-        pending: asyncio.Queue[tuple[asyncio.Future[Reply], float] | None] = asyncio.Queue()
+        pending: asyncio.Queue[_Pending | None] = asyncio.Queue()
         sender = asyncio.get_running_loop().create_task(self._send_replies(writer, pending))
         self._track(sender)
         try:
@@ -331,7 +335,7 @@ class MainframeServer:
     async def _read_requests(
         self,
         reader: asyncio.StreamReader,
-        pending: asyncio.Queue[tuple[asyncio.Future[Reply], float] | None],
+        pending: asyncio.Queue[_Pending | None],
     ) -> None:
         decoder = FrameDecoder(self._request_framer)
         loop = asyncio.get_running_loop()
@@ -344,19 +348,23 @@ class MainframeServer:
                 frames = decoder.feed(data)
             except FramingError as exc:
                 for frame in exc.frames:
-                    await pending.put((self._handle(frame), arrived))
+                    await pending.put(self._pending(self._handle(frame), arrived))
                 answer = Reply(
                     "", "", "30", reason_text=f"framing @{exc.offset}: {exc.reason}"[:40]
                 )
                 self.stats.format_errors += 1
                 done: asyncio.Future[Reply] = loop.create_future()
                 done.set_result(answer)
-                await pending.put((done, arrived))
+                await pending.put(self._pending(done, arrived))
                 return
             for frame in frames:
                 if not frame.payload and not frame.header:
                     continue  # a zero length: keep-alive
-                await pending.put((self._handle(frame), arrived))
+                await pending.put(self._pending(self._handle(frame), arrived))
+
+    def _pending(self, future: asyncio.Future[Reply], arrived: float) -> _Pending:
+        # The reply's fate is drawn when its request arrives, under the plan then in force.
+        return future, arrived, self.faults.decide()
 
     def _handle(self, frame: Frame) -> asyncio.Future[Reply]:
         self.stats.requests += 1
@@ -379,15 +387,14 @@ class MainframeServer:
     async def _send_replies(
         self,
         writer: asyncio.StreamWriter,
-        pending: asyncio.Queue[tuple[asyncio.Future[Reply], float] | None],
+        pending: asyncio.Queue[_Pending | None],
     ) -> None:
         while True:
             item = await pending.get()
             if item is None:
                 return
-            future, arrived = item
+            future, arrived, decision = item
             reply = await future
-            decision = self.faults.decide()
             wait = arrived + decision.delay - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
