@@ -44,6 +44,7 @@ __all__ = [
 ENTRY_POINT_GROUP = "isobridge.adapters"
 
 BUILTIN_ADAPTERS: Mapping[str, str] = {
+    "fixedwidth": "adapters.fixedwidth.adapter:FixedWidthAdapter",
     "iso20022": "adapters.iso20022.adapter:Iso20022Adapter",
     "iso8583": "adapters.iso8583.adapter:Iso8583Adapter",
 }

@@ -298,3 +298,15 @@ ensure_postgresql_test_database() {
     export ISOBRIDGE_TEST_POSTGRES_URL="postgresql+psycopg://$role:$password@127.0.0.1:$IB_PG_PORT/$database"
     ib_ok "PostgreSQL test database $database (role $role)"
 }
+
+# ensure_gnucobol: the GnuCOBOL compiler (cobc), which the fixed-width tests use to write and
+# read records with a real COBOL runtime.
+ensure_gnucobol() {
+    if command -v cobc >/dev/null 2>&1; then
+        ib_ok "GnuCOBOL: $(cobc --version | head -n 1)"
+        return 0
+    fi
+    ib_apt_install gnucobol3
+    command -v cobc >/dev/null 2>&1 || ib_die "gnucobol3 is installed but cobc is not on PATH"
+    ib_ok "GnuCOBOL: $(cobc --version | head -n 1)"
+}

@@ -17,10 +17,12 @@ import iso8583
 from hypothesis import strategies as st
 
 from adapters.base import AdapterDecodeError, AdapterEncodeError, EncodeContext
+from adapters.fixedwidth.adapter import FixedWidthAdapter
 from adapters.iso8583.samples import SAMPLES, sample_bytes
 from adapters.iso8583.specs import SPECS
 from adapters.iso20022.adapter import Iso20022Adapter
 from canonical_model import MessageKind
+from tests.adapters.fixedwidth.strategies import reply_values, request_values
 from tests.adapters.iso8583.strategies import field_dicts
 from tests.adapters.iso20022.strategies import credit_transfers, status_reports
 
@@ -122,7 +124,30 @@ def _iso20022_payloads(variant: str) -> st.SearchStrategy[bytes]:
     )
 
 
+_FIXEDWIDTH = Path(__file__).parent / "fixedwidth"
+_FIXEDWIDTH_FIXTURES = {"corebank-request": "request-", "corebank-reply": "reply-"}
+
+
+def _fixedwidth_fixtures(variant: str) -> list[ContractFixture]:
+    return [
+        ContractFixture(
+            name=path.stem,
+            payload=path.read_bytes(),
+            expected=json.loads((_FIXEDWIDTH / "expected" / f"{path.stem}.json").read_text()),
+            exact_bytes=True,
+        )
+        for path in sorted((_FIXEDWIDTH / "fixtures").glob(f"{_FIXEDWIDTH_FIXTURES[variant]}*.bin"))
+    ]
+
+
+def _fixedwidth_payloads(variant: str) -> st.SearchStrategy[bytes]:
+    codec = FixedWidthAdapter(variant).codec
+    values = request_values(codec) if variant == "corebank-request" else reply_values()
+    return values.map(codec.encode)
+
+
 CONTRACTS: dict[str, AdapterContract] = {
+    "fixedwidth": AdapterContract(_fixedwidth_fixtures, _fixedwidth_payloads),
     "iso20022": AdapterContract(_iso20022_fixtures, _iso20022_payloads),
     "iso8583": AdapterContract(_iso8583_fixtures, _iso8583_payloads),
 }

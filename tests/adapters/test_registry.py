@@ -34,7 +34,7 @@ PLUGIN = EntryPoint(
 
 def test_an_entry_point_adds_an_adapter_in_one_line() -> None:
     registry = AdapterRegistry(entry_points_=[PLUGIN])
-    assert registry.names() == ["iso20022", "iso8583", "json-wire"]
+    assert registry.names() == ["fixedwidth", "iso20022", "iso8583", "json-wire"]
     adapter = registry.get("json-wire")
     assert isinstance(adapter, CanonicalJsonWireAdapter)
     assert isinstance(adapter, Adapter)
@@ -85,7 +85,7 @@ def test_adapter_modules_are_imported_only_when_first_asked_for() -> None:
         "import sys\n"
         "from adapters.registry import default_registry\n"
         "registry = default_registry()\n"
-        "assert registry.names() == ['iso20022', 'iso8583']\n"
+        "assert registry.names() == ['fixedwidth', 'iso20022', 'iso8583']\n"
         "assert 'adapters.iso8583.adapter' not in sys.modules\n"
         "registry.get('iso8583')\n"
         "assert 'adapters.iso8583.adapter' in sys.modules\n"
@@ -108,7 +108,7 @@ def test_unknown_names_get_a_did_you_mean(spec: str, suggestion: str) -> None:
 def test_a_name_with_nothing_close_lists_the_known_ones() -> None:
     with pytest.raises(UnknownAdapterError) as info:
         default_registry().get("swift-mt")
-    assert str(info.value) == "unknown adapter 'swift-mt' (known: iso20022, iso8583)"
+    assert str(info.value) == "unknown adapter 'swift-mt' (known: fixedwidth, iso20022, iso8583)"
 
 
 def test_unknown_variants_get_a_did_you_mean() -> None:

@@ -1,0 +1,65 @@
+"""PIC X / PIC A: text in the record's code page, space padded.
+
+IBM Enterprise COBOL Language Reference, "JUSTIFIED clause" and "Alignment rules": an
+alphanumeric value is stored left-justified and padded with spaces on the right; with
+``JUSTIFIED RIGHT`` it is right-justified and padded on the left. Decoding trims the padding
+(trailing spaces, or leading ones for JUSTIFIED RIGHT). Encoding pads and refuses a value
+longer than the field (COBOL would truncate silently; a bridge must not) and any character
+the code page cannot represent. Bytes that the code page cannot decode (ASCII above 0x7F)
+are an error naming the byte.
+
+>>> alphanumeric_decoder(codepage="cp037")(b"\\xc1\\xc2\\x40\\x40")
+'AB'
+>>> alphanumeric_encoder(size=4, codepage="cp037")("AB")
+b'\\xc1\\xc2@@'
+>>> alphanumeric_encoder(size=4, codepage="ascii", justified_right=True)("AB")
+b'  AB'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from adapters.fixedwidth.errors import FieldValueError
+
+__all__ = ["alphanumeric_decoder", "alphanumeric_encoder"]
+
+
+def alphanumeric_decoder(*, codepage: str, justified_right: bool = False) -> Callable[[bytes], Any]:
+    """A function from the field's bytes to its text, padding trimmed."""
+
+    def decode(raw: bytes) -> Any:
+        try:
+            text = raw.decode(codepage)
+        except UnicodeDecodeError as exc:
+            raise FieldValueError(
+                f"byte 0x{raw[exc.start]:02x} is not valid {codepage}", exc.start
+            ) from None
+        return text.lstrip(" ") if justified_right else text.rstrip(" ")
+
+    return decode
+
+
+def alphanumeric_encoder(
+    *, size: int, codepage: str, justified_right: bool = False
+) -> Callable[[Any], bytes]:
+    """A function from text to ``size`` bytes; ValueError when it does not fit."""
+
+    def encode(value: Any) -> bytes:
+        if not isinstance(value, str):
+            raise ValueError(f"expected text, not {type(value).__name__}")
+        if len(value) > size:
+            raise ValueError(f"{len(value)} characters do not fit in {size}")
+        try:
+            raw = value.encode(codepage)
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"character {value[exc.start]!r} at position {exc.start} has no {codepage} byte"
+            ) from None
+        if len(raw) != len(value):
+            raise ValueError(f"{codepage} is not a single-byte code page")
+        pad = " ".encode(codepage) * (size - len(raw))
+        return pad + raw if justified_right else raw + pad
+
+    return encode

@@ -1,0 +1,625 @@
+"""The compiled record codec: a :class:`RecordSpec` plus converters built once per field.
+
+Decoding gives a flat ``dict`` keyed by elementary item name (FILLER omitted): PIC X as
+``str`` with the padding trimmed, numerics without decimals as ``int``, with ``V`` as
+:class:`decimal.Decimal`, items under OCCURS as lists (nested for nested tables). For a
+layout of fixed size the decoder is one generated function (a dict display calling one
+converter per field), so the per-record work is slicing and converting, nothing else; a
+record that fails is decoded again field by field to name the field and offset.
+
+Encoding takes such a mapping; a field that is missing gets its VALUE clause, else spaces
+(alphanumeric) or zero (numeric). A level-88 name mapped to ``True`` sets its field to the
+condition's first value. Unknown names are refused, values that do not fit are refused
+(never truncated or rounded), so ``encode(decode(b)) == b`` for every record written with the
+preferred signs.
+
+REDEFINES (IBM Enterprise COBOL Language Reference, "REDEFINES clause"): one area, several
+layouts. Decoding uses, per area, the first alternative whose *rule* holds (a rule is a
+level-88 name, given as ``redefines={"ALT-NAME": "CONDITION-88"}``), else the redefined item
+(the first alternative). Encoding uses the alternative whose fields the values name, else the
+one that the rules select on the values, else the first.
+
+OCCURS DEPENDING ON: the count is read from the DEPENDING ON item (which must lie before the
+table), checked against the table's bounds, and the items after the table move; the record is
+then shorter than :attr:`RecordCodec.length` (:attr:`RecordCodec.min_length` at the least).
+When encoding, the count is the DEPENDING ON value if given, else the length of the lists
+given for the table's fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+from adapters.fixedwidth.alphanumeric import alphanumeric_decoder, alphanumeric_encoder
+from adapters.fixedwidth.binary import binary_decoder, binary_encoder
+from adapters.fixedwidth.errors import (
+    FieldValueError,
+    RecordDecodeError,
+    RecordEncodeError,
+)
+from adapters.fixedwidth.packed import packed_decoder, packed_encoder
+from adapters.fixedwidth.parser import Figurative, Literal_
+from adapters.fixedwidth.spec import ConditionSpec, FieldSpec, RecordSpec, Storage
+from adapters.fixedwidth.zoned import (
+    Overpunch,
+    separate_sign_decoder,
+    separate_sign_encoder,
+    zoned_decoder,
+    zoned_encoder,
+)
+
+__all__ = ["CodecOptions", "RecordCodec"]
+
+Decoder = Callable[[bytes], Any]
+Encoder = Callable[[Any], bytes]
+
+_Selection = tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CodecOptions:
+    """How values are stored: code page, zoned sign convention, COMP-5 byte order, rules."""
+
+    codepage: str = "cp037"
+    overpunch: Overpunch = "ebcdic"
+    native_byteorder: Literal["big", "little"] = "big"
+    redefines: Mapping[str, str] | None = None
+
+
+def _converters(f: FieldSpec, options: CodecOptions) -> tuple[Decoder, Encoder]:
+    cp = options.codepage
+    if f.storage is Storage.ALPHANUMERIC:
+        return (
+            alphanumeric_decoder(codepage=cp, justified_right=f.justified_right),
+            alphanumeric_encoder(size=f.size, codepage=cp, justified_right=f.justified_right),
+        )
+    numeric = {"digits": f.digits, "scale": f.scale}
+    if f.storage is Storage.PACKED:
+        return (
+            packed_decoder(signed=f.signed, **numeric),
+            packed_encoder(signed=f.signed, **numeric),
+        )
+    if f.storage in (Storage.BINARY, Storage.NATIVE_BINARY):
+        native = f.storage is Storage.NATIVE_BINARY
+        order: Literal["big", "little"] = options.native_byteorder if native else "big"
+        return (
+            binary_decoder(signed=f.signed, byteorder=order, **numeric),
+            binary_encoder(signed=f.signed, native=native, byteorder=order, **numeric),
+        )
+    if f.storage is Storage.SEPARATE_SIGN:
+        return (
+            separate_sign_decoder(leading=f.sign_leading, codepage=cp, **numeric),
+            separate_sign_encoder(leading=f.sign_leading, codepage=cp, **numeric),
+        )
+    return (
+        zoned_decoder(
+            signed=f.signed,
+            codepage=cp,
+            leading=f.sign_leading,
+            overpunch=options.overpunch,
+            **numeric,
+        ),
+        zoned_encoder(
+            signed=f.signed,
+            codepage=cp,
+            leading=f.sign_leading,
+            overpunch=options.overpunch,
+            **numeric,
+        ),
+    )
+
+
+def literal_bytes(value: Literal_, size: int, codepage: str, *, numeric: bool) -> bytes | None:
+    """The bytes a figurative constant / text literal fills ``size`` bytes with, or None
+    when the literal is a number (converted by the field's encoder instead)."""
+    if isinstance(value, Figurative):
+        if value.name == "ALL" and value.text is not None:
+            pattern = value.text.encode(codepage)
+        elif value.name == "HIGH-VALUE":
+            pattern = b"\xff"
+        elif value.name == "LOW-VALUE":
+            pattern = b"\x00"
+        elif value.name == "QUOTE":
+            pattern = '"'.encode(codepage)
+        elif value.name == "SPACE":
+            pattern = " ".encode(codepage)
+        else:
+            if numeric:
+                return None
+            pattern = "0".encode(codepage)
+        return (pattern * (size // len(pattern) + 1))[:size]
+    if isinstance(value, bytes):
+        return (value + " ".encode(codepage) * size)[:size]
+    if isinstance(value, str) and not numeric:
+        return (value.encode(codepage) + " ".encode(codepage) * size)[:size]
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    spec: FieldSpec
+    decode: Decoder
+    encode: Encoder
+    default: bytes
+
+
+def _occurrences(dims_counts: list[tuple[int, int]], base: int) -> Iterable[int]:
+    """Every occurrence's offset for (count, stride) dimensions, outermost first."""
+    if not dims_counts:
+        yield base
+        return
+    (count, stride), rest = dims_counts[0], dims_counts[1:]
+    for index in range(count):
+        yield from _occurrences(rest, base + index * stride)
+
+
+class RecordCodec:
+    """Decode and encode one record layout (one 01 level of a copybook)."""
+
+    def __init__(self, spec: RecordSpec, options: CodecOptions | None = None) -> None:
+        self.spec = spec
+        self.options = options or CodecOptions()
+        self._fields: list[_Field] = []
+        for f in spec.fields:
+            decode, encode = _converters(f, self.options)
+            self._fields.append(_Field(f, decode, encode, self._default_bytes(f, encode)))
+        self._by_key: dict[str, _Field] = {
+            fld.spec.key: fld for fld in self._fields if fld.spec.key is not None
+        }
+        self._conditions: dict[str, ConditionSpec] = {c.name: c for c in spec.conditions}
+        self._rules = self._compile_rules(self.options.redefines or {})
+        self._decoders: dict[_Selection, Callable[[bytes], dict[str, Any]]] = {}
+        self._templates: dict[_Selection, bytes] = {}
+        self._keys: tuple[str, ...] = tuple(self._by_key)
+
+    # -- description -------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The 01-level name."""
+        return self.spec.name
+
+    @property
+    def length(self) -> int:
+        """The record length in bytes (the maximum, with OCCURS DEPENDING ON)."""
+        return self.spec.length
+
+    @property
+    def min_length(self) -> int:
+        """The shortest valid record (every DEPENDING ON table at its minimum)."""
+        return self.spec.min_length
+
+    @property
+    def fields(self) -> tuple[FieldSpec, ...]:
+        """Every elementary item, FILLER included, in layout order."""
+        return self.spec.fields
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The names a decoded record may hold, in layout order."""
+        return self._keys
+
+    @property
+    def conditions(self) -> Mapping[str, ConditionSpec]:
+        """The level-88 condition names of this record."""
+        return self._conditions
+
+    def __repr__(self) -> str:
+        return f"RecordCodec({self.name!r}, length={self.length}, fields={len(self._keys)})"
+
+    # -- conditions ----------------------------------------------------------------------
+
+    def condition(
+        self, name: str, values: Mapping[str, Any], *, index: tuple[int, ...] = ()
+    ) -> bool:
+        """Whether level-88 ``name`` holds for decoded ``values`` (``index`` inside OCCURS)."""
+        spec = self._conditions.get(name)
+        if spec is None:
+            raise KeyError(f"{self.name} has no condition name {name!r}")
+        field = self._by_key[spec.field]
+        value: Any = values.get(spec.field)
+        for i in index:
+            value = value[i]
+        if isinstance(value, list):
+            raise TypeError(f"{spec.field} is under OCCURS: give the index of the entry")
+        return _condition_holds(spec, field, value, self.options.codepage)
+
+    def _compile_rules(self, rules: Mapping[str, str]) -> list[list[tuple[int, str]]]:
+        """Per REDEFINES area: (alternative index, condition name) in alternative order."""
+        per_area: list[list[tuple[int, str]]] = [[] for _ in self.spec.redefines]
+        for alternative, condition in rules.items():
+            for area_index, area in enumerate(self.spec.redefines):
+                if alternative not in area.alternatives:
+                    continue
+                if condition not in self._conditions:
+                    raise ValueError(
+                        f"REDEFINES rule for {alternative}: {self.name} has no condition "
+                        f"{condition!r}"
+                    )
+                per_area[area_index].append((area.alternatives.index(alternative), condition))
+        for area_rules in per_area:
+            area_rules.sort()
+        return per_area
+
+    def rule_names(self) -> set[str]:
+        """Alternative names this codec has REDEFINES rules for."""
+        names = set()
+        for area_index, area_rules in enumerate(self._rules):
+            for alt, _ in area_rules:
+                names.add(self.spec.redefines[area_index].alternatives[alt])
+        return names
+
+    # -- decoding ------------------------------------------------------------------------
+
+    def decode(self, data: bytes, *, record: int | None = None) -> dict[str, Any]:
+        """The record's fields; raises RecordDecodeError naming the record, field, offset."""
+        if self.spec.odos:
+            return self._decode_variable(data, record)
+        if len(data) != self.spec.length:
+            raise RecordDecodeError(
+                f"record is {len(data)} bytes, {self.name} is {self.spec.length}",
+                record=record,
+                layout=self.name,
+            )
+        selection = self._select_for_decode(data, record) if self.spec.redefines else ()
+        decoder = self._decoders.get(selection)
+        if decoder is None:
+            decoder = self._decoders[selection] = self._generate_decoder(selection)
+        try:
+            return decoder(data)
+        except (FieldValueError, IndexError, ValueError):
+            self._diagnose(data, selection, record, ())
+            raise RecordDecodeError(
+                "record does not decode", record=record, layout=self.name
+            ) from None
+
+    def decode_field(self, key: str, data: bytes, *, record: int | None = None) -> Any:
+        """One field of a record (outside tables and variable-length parts) on its own."""
+        fld = self._by_key[key]
+        if fld.spec.dims or fld.spec.shifted_by:
+            raise ValueError(f"{key} has no fixed position: decode the whole record")
+        return self._decode_one(fld, data, fld.spec.offset, record)
+
+    def _selected(self, f: FieldSpec, selection: _Selection) -> bool:
+        return all(selection[area] == alt for area, alt in f.choices)
+
+    def _select_for_decode(self, data: bytes, record: int | None) -> _Selection:
+        chosen: list[int] = []
+        for area_rules in self._rules:
+            pick = 0
+            for alt, condition in area_rules:
+                spec = self._conditions[condition]
+                field = self._by_key[spec.field]
+                value = self._decode_one(field, data, field.spec.offset, record)
+                if _condition_holds(spec, field, value, self.options.codepage):
+                    pick = alt
+                    break
+            chosen.append(pick)
+        return tuple(chosen)
+
+    def _decode_one(self, field: _Field, data: bytes, offset: int, record: int | None) -> Any:
+        try:
+            return field.decode(data[offset : offset + field.spec.size])
+        except FieldValueError as exc:
+            raise RecordDecodeError(
+                exc.reason,
+                field=field.spec.key or "FILLER",
+                offset=offset + exc.position,
+                record=record,
+                layout=self.name,
+            ) from None
+
+    def _generate_decoder(self, selection: _Selection) -> Callable[[bytes], dict[str, Any]]:
+        namespace: dict[str, Any] = {"_table": _table}
+        items: list[str] = []
+        for index, fld in enumerate(self._fields):
+            f = fld.spec
+            if f.key is None or not self._selected(f, selection):
+                continue
+            fn = f"d{index}"
+            namespace[fn] = fld.decode
+            if not f.dims:
+                items.append(f"{f.key!r}: {fn}(data[{f.offset}:{f.offset + f.size}])")
+            else:
+                dims = tuple((d.maximum, d.stride) for d in f.dims)
+                items.append(f"{f.key!r}: _table({fn}, data, {f.offset}, {f.size}, {dims!r})")
+        source = "def decode(data):\n    return {" + ", ".join(items) + "}\n"
+        exec(compile(source, f"<copybook {self.name}>", "exec"), namespace)
+        decoder: Callable[[bytes], dict[str, Any]] = namespace["decode"]
+        return decoder
+
+    def _diagnose(
+        self, data: bytes, selection: _Selection, record: int | None, deltas: tuple[int, ...]
+    ) -> None:
+        for fld in self._fields:
+            f = fld.spec
+            if f.key is None or not self._selected(f, selection):
+                continue
+            base = f.offset + sum(deltas[k] for k in f.shifted_by)
+            for offset in _occurrences([(d.maximum, d.stride) for d in f.dims], base):
+                self._decode_one(fld, data, offset, record)
+
+    def _counts(
+        self, data: bytes | None, values: Mapping[str, Any] | None, record: int | None
+    ) -> tuple[list[int], tuple[int, ...]]:
+        counts: list[int] = []
+        deltas: list[int] = []
+        for odo in self.spec.odos:
+            counter = self._by_key[odo.counter]
+            if data is not None:
+                offset = counter.spec.offset + sum(deltas[k] for k in counter.spec.shifted_by)
+                if offset + counter.spec.size > len(data):
+                    raise RecordDecodeError(
+                        f"record is {len(data)} bytes, too short for {odo.counter}",
+                        record=record,
+                        layout=self.name,
+                    )
+                count = self._decode_one(counter, data, offset, record)
+                if not isinstance(count, int) or not odo.minimum <= count <= odo.maximum:
+                    raise RecordDecodeError(
+                        f"OCCURS DEPENDING ON count {count} outside {odo.minimum} TO {odo.maximum}",
+                        field=odo.counter,
+                        offset=offset,
+                        record=record,
+                        layout=self.name,
+                    )
+            else:
+                assert values is not None
+                count = self._count_for_encode(odo.counter, values)
+                if not odo.minimum <= count <= odo.maximum:
+                    raise RecordEncodeError(
+                        f"{count} entries outside OCCURS {odo.minimum} TO {odo.maximum}",
+                        field=odo.counter,
+                    )
+            counts.append(count)
+            deltas.append((count - odo.maximum) * odo.stride)
+        return counts, tuple(deltas)
+
+    def _count_for_encode(self, counter: str, values: Mapping[str, Any]) -> int:
+        if counter in values:
+            count = values[counter]
+            if isinstance(count, bool) or not isinstance(count, int | Decimal):
+                raise RecordEncodeError("a DEPENDING ON count must be an integer", field=counter)
+            return int(count)
+        index = [o.counter for o in self.spec.odos].index(counter)
+        for fld in self._fields:
+            f = fld.spec
+            if f.key is not None and f.key in values and any(d.odo == index for d in f.dims):
+                value = values[f.key]
+                if isinstance(value, list):
+                    return len(value)
+        default = self._by_key[counter]
+        value = default.decode(default.default)
+        return int(value) if isinstance(value, int) else self.spec.odos[index].minimum
+
+    def _decode_variable(self, data: bytes, record: int | None) -> dict[str, Any]:
+        counts, deltas = self._counts(data, None, record)
+        expected = self.spec.length + sum(deltas)
+        if len(data) != expected:
+            raise RecordDecodeError(
+                f"record is {len(data)} bytes, {self.name} with these counts is {expected}",
+                record=record,
+                layout=self.name,
+            )
+        selection = self._select_for_decode(data, record) if self.spec.redefines else ()
+        out: dict[str, Any] = {}
+        for fld in self._fields:
+            f = fld.spec
+            if f.key is None or not self._selected(f, selection):
+                continue
+            base = f.offset + sum(deltas[k] for k in f.shifted_by)
+            dims = [(counts[d.odo] if d.odo is not None else d.maximum, d.stride) for d in f.dims]
+            if not dims:
+                out[f.key] = self._decode_one(fld, data, base, record)
+            else:
+                out[f.key] = self._decode_table(fld, data, base, dims, record)
+        return out
+
+    def _decode_table(
+        self, fld: _Field, data: bytes, base: int, dims: list[tuple[int, int]], record: int | None
+    ) -> list[Any]:
+        (count, stride), rest = dims[0], dims[1:]
+        if not rest:
+            return [self._decode_one(fld, data, base + i * stride, record) for i in range(count)]
+        return [
+            self._decode_table(fld, data, base + i * stride, rest, record) for i in range(count)
+        ]
+
+    # -- encoding ------------------------------------------------------------------------
+
+    def _default_bytes(self, f: FieldSpec, encode: Encoder) -> bytes:
+        cp = self.options.codepage
+        if f.value is not None:
+            raw = literal_bytes(f.value, f.size, cp, numeric=f.numeric)
+            if raw is not None:
+                return raw
+            number = f.value if isinstance(f.value, Decimal) else Decimal(0)
+            try:
+                if f.scale <= 0 and number == number.to_integral_value():
+                    return encode(int(number))
+                return encode(number)
+            except ValueError as exc:
+                raise RecordEncodeError(
+                    f"VALUE clause does not fit: {exc}", field=f.key or "FILLER"
+                ) from None
+        if f.numeric:
+            return encode(0)
+        return " ".encode(cp) * f.size
+
+    def _template(
+        self, selection: _Selection, counts: list[int], deltas: tuple[int, ...]
+    ) -> bytearray:
+        cached = self._templates.get(selection) if not self.spec.odos else None
+        if cached is not None:
+            return bytearray(cached)
+        cp = self.options.codepage
+        buffer = bytearray(" ".encode(cp) * (self.spec.length + sum(deltas)))
+        for group in self.spec.groups:
+            if group.value is None:
+                continue
+            raw = literal_bytes(group.value, group.size, cp, numeric=False)
+            if raw is not None and not group.dims:
+                buffer[group.offset : group.offset + group.size] = raw
+        for fld in self._fields:
+            f = fld.spec
+            if f.set_by_group or not self._selected(f, selection):
+                continue
+            base = f.offset + sum(deltas[k] for k in f.shifted_by)
+            dims = [(counts[d.odo] if d.odo is not None else d.maximum, d.stride) for d in f.dims]
+            for offset in _occurrences(dims, base):
+                buffer[offset : offset + f.size] = fld.default
+        if not self.spec.odos:
+            self._templates[selection] = bytes(buffer)
+        return buffer
+
+    def _select_for_encode(self, values: Mapping[str, Any]) -> _Selection:
+        chosen: list[int] = []
+        for area_index, area in enumerate(self.spec.redefines):
+            named = {
+                alt
+                for fld in self._fields
+                if fld.spec.key in values
+                for a, alt in fld.spec.choices
+                if a == area_index
+            }
+            if len(named) > 1:
+                names = ", ".join(area.alternatives[i] for i in sorted(named))
+                raise RecordEncodeError(f"values given for several REDEFINES alternatives: {names}")
+            if named:
+                chosen.append(named.pop())
+                continue
+            pick = 0
+            for alt, condition in self._rules[area_index]:
+                spec = self._conditions[condition]
+                if spec.field in values and _condition_holds(
+                    spec, self._by_key[spec.field], values[spec.field], self.options.codepage
+                ):
+                    pick = alt
+                    break
+            chosen.append(pick)
+        return tuple(chosen)
+
+    def _expand_conditions(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        expanded: dict[str, Any] = {}
+        for key, value in values.items():
+            if key in self._by_key:
+                expanded[key] = value
+                continue
+            spec = self._conditions.get(key)
+            if spec is None:
+                raise RecordEncodeError(f"{self.name} has no field or condition {key!r}")
+            if value is not True:
+                raise RecordEncodeError("a condition name can only be set to True", field=key)
+            first = spec.values[0][0]
+            field = self._by_key[spec.field]
+            if isinstance(first, Figurative):
+                raise RecordEncodeError("cannot set a condition on a figurative value", field=key)
+            literal: Any = first
+            if isinstance(first, Decimal) and field.spec.scale <= 0:
+                literal = int(first)
+            if spec.field in values and values[spec.field] != literal:
+                raise RecordEncodeError(
+                    f"condition {key} contradicts the value given", field=spec.field
+                )
+            expanded[spec.field] = literal
+        return expanded
+
+    def encode(self, values: Mapping[str, Any]) -> bytes:
+        """The record's bytes; RecordEncodeError for unknown names or values that do not fit."""
+        values = self._expand_conditions(values)
+        selection = self._select_for_encode(values) if self.spec.redefines else ()
+        counts, deltas = self._counts(None, values, None) if self.spec.odos else ([], ())
+        for odo, count in zip(self.spec.odos, counts, strict=True):
+            values.setdefault(odo.counter, count)
+        buffer = self._template(selection, counts, deltas)
+        for key, value in values.items():
+            fld = self._by_key[key]
+            f = fld.spec
+            if not self._selected(f, selection):
+                raise RecordEncodeError("field of a REDEFINES alternative not in use", field=key)
+            base = f.offset + (sum(deltas[k] for k in f.shifted_by) if deltas else 0)
+            try:
+                if not f.dims:
+                    buffer[base : base + f.size] = fld.encode(value)
+                else:
+                    dims = [
+                        (counts[d.odo] if d.odo is not None else d.maximum, d.stride)
+                        for d in f.dims
+                    ]
+                    self._encode_table(fld, buffer, base, dims, value)
+            except ValueError as exc:
+                raise RecordEncodeError(str(exc), field=key) from None
+        return bytes(buffer)
+
+    def _encode_table(
+        self, fld: _Field, buffer: bytearray, base: int, dims: list[tuple[int, int]], value: Any
+    ) -> None:
+        (count, stride), rest = dims[0], dims[1:]
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"under OCCURS: expected a list, not {type(value).__name__}")
+        if len(value) > count:
+            raise ValueError(f"{len(value)} entries for a table of {count}")
+        for index, item in enumerate(value):
+            offset = base + index * stride
+            if rest:
+                self._encode_table(fld, buffer, offset, rest, item)
+            else:
+                buffer[offset : offset + fld.spec.size] = fld.encode(item)
+
+
+def _table(
+    decode: Decoder, data: bytes, base: int, size: int, dims: tuple[tuple[int, int], ...]
+) -> list[Any]:
+    (count, stride), rest = dims[0], dims[1:]
+    if rest:
+        return [_table(decode, data, base + i * stride, size, rest) for i in range(count)]
+    return [decode(data[base + i * stride : base + i * stride + size]) for i in range(count)]
+
+
+def _normalise(value: Any, field: _Field, codepage: str) -> Any:
+    if isinstance(value, str) and not field.spec.numeric:
+        return value.rstrip(" ")
+    return value
+
+
+def _literal_value(literal: Literal_, field: _Field, codepage: str) -> Any:
+    if isinstance(literal, Figurative):
+        raw = literal_bytes(literal, field.spec.size, codepage, numeric=field.spec.numeric)
+        if raw is None:
+            return Decimal(0)
+        try:
+            return field.decode(raw)
+        except FieldValueError:
+            return None
+    if isinstance(literal, bytes):
+        try:
+            return literal.decode(codepage).rstrip(" ")
+        except UnicodeDecodeError:
+            return None
+    if isinstance(literal, str):
+        return literal.rstrip(" ") if not field.spec.numeric else literal
+    return literal
+
+
+def _condition_holds(spec: ConditionSpec, field: _Field, value: Any, codepage: str) -> bool:
+    if value is None:
+        return False
+    current = _normalise(value, field, codepage)
+    for low, high in spec.values:
+        low_value = _literal_value(low, field, codepage)
+        if high is None:
+            if low_value is not None and current == low_value:
+                return True
+            continue
+        high_value = _literal_value(high, field, codepage)
+        if low_value is None or high_value is None:
+            continue
+        try:
+            if low_value <= current <= high_value:
+                return True
+        except TypeError:
+            continue
+    return False

@@ -1,0 +1,535 @@
+"""The simulator's ledger: accounts, double-entry postings, holds and stored replies, in SQL.
+
+SQLAlchemy Core over SQLite by default (``sqlite:///path``; ``sqlite://`` is in memory) or
+PostgreSQL (``postgresql+psycopg://...``). Tables:
+
+``mf_accounts``
+    One row per account: the number (IBAN-like for customers, ``GL-CLEARING-EUR`` for the
+    general-ledger clearing account of each currency), name, currency, kind (``customer`` or
+    ``gl``), status (``open`` / ``closed``), overdraft limit, and two running figures kept in
+    the same transaction as the rows they sum: ``ledger_balance`` (all entries) and ``held``
+    (active holds). Available balance = ledger balance - held.
+``mf_postings``
+    One row per posting, keyed by its posting reference (unique): tran code, booking time and
+    date, value date, narrative, and the reversal links (``reverses`` / ``reversed_by``).
+``mf_entries``
+    The legs of each posting: account and signed amount in minor units (negative = debit).
+    Every posting's entries sum to zero, so the whole ledger sums to zero per currency: that
+    is the invariant :meth:`Ledger.check` verifies.
+``mf_holds``
+    Holds by their posting reference: account, amount, status (``active``, ``released``,
+    ``consumed``) and the reference that ended them.
+``mf_replies``
+    The reply given to each state-changing request, by posting reference, with a digest of
+    the request: a repeated request is answered from here and never applied twice.
+
+Money is an ``int`` of minor units everywhere in this module (cents: every seeded currency has
+two decimals); the record layer converts from and to the copybooks' ``Decimal`` amounts.
+
+Writes go through :meth:`Ledger.transaction`: one lock per ledger object (so threads of one
+process queue up behind it; the TCP server batches many requests into one transaction, see
+:mod:`mainframe_sim.transactions`) and ``SELECT ... FOR UPDATE`` on account rows, which
+PostgreSQL honours when several processes share a database.
+
+>>> ledger = Ledger.open("sqlite://")
+>>> with ledger.transaction() as book:
+...     book.add_account("DE00TEST", "Test", "EUR", overdraft_limit=0)
+...     book.add_posting("REF1", "CRDT", [("DE00TEST", 1250), ("GL-CLEARING-EUR", -1250)],
+...                      booked_at=dt.datetime(2026, 11, 29, 8, tzinfo=dt.UTC))
+>>> ledger.balances("DE00TEST")
+Balances(ledger=1250, available=1250, currency='EUR')
+>>> ledger.check().balanced
+True
+>>> ledger.close()
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Final, NamedTuple
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.pool import StaticPool
+
+__all__ = [
+    "Account",
+    "Balances",
+    "Book",
+    "Entry",
+    "Hold",
+    "Ledger",
+    "LedgerCheck",
+    "Posting",
+    "StoredReply",
+    "clearing_account",
+]
+
+metadata: Final = MetaData()
+
+accounts: Final = Table(
+    "mf_accounts",
+    metadata,
+    Column("number", String(34), primary_key=True),
+    Column("name", String(35), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("overdraft_limit", BigInteger, nullable=False),
+    Column("ledger_balance", BigInteger, nullable=False),
+    Column("held", BigInteger, nullable=False),
+)
+
+postings: Final = Table(
+    "mf_postings",
+    metadata,
+    Column("reference", String(24), primary_key=True),
+    Column("tran_code", String(4), nullable=False),
+    Column("booked_at", String(14), nullable=False),  # YYYYMMDDHHMMSS UTC
+    Column("booking_date", Integer, nullable=False),  # YYYYMMDD
+    Column("value_date", Integer, nullable=False),
+    Column("narrative", String(35), nullable=False),
+    Column("reverses", String(24), nullable=True),
+    Column("reversed_by", String(24), nullable=True),
+)
+
+entries: Final = Table(
+    "mf_entries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("posting_ref", String(24), ForeignKey("mf_postings.reference"), nullable=False),
+    Column("account", String(34), ForeignKey("mf_accounts.number"), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("booking_date", Integer, nullable=False),
+    Index("mf_entries_by_account_date", "account", "booking_date"),
+    Index("mf_entries_by_posting", "posting_ref"),
+)
+
+holds: Final = Table(
+    "mf_holds",
+    metadata,
+    Column("reference", String(24), primary_key=True),
+    Column("account", String(34), ForeignKey("mf_accounts.number"), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("ended_by", String(24), nullable=True),
+)
+
+replies: Final = Table(
+    "mf_replies",
+    metadata,
+    Column("posting_ref", String(24), primary_key=True),
+    Column("request_digest", String(64), nullable=False),
+    Column("reply", Text, nullable=False),
+)
+
+
+# Built once: constructing a statement costs more than running it on SQLite, so the hot
+# path executes these prepared forms with parameters (their compiled SQL is cached too).
+_ACCOUNT: Final = select(accounts).where(accounts.c.number == bindparam("p_number"))
+_ACCOUNT_FOR_UPDATE: Final = _ACCOUNT.with_for_update()
+_ADD_TO_BALANCE: Final = (
+    update(accounts)
+    .where(accounts.c.number == bindparam("p_number"))
+    .values(ledger_balance=accounts.c.ledger_balance + bindparam("p_delta", type_=BigInteger))
+)
+_ADD_TO_HELD: Final = (
+    update(accounts)
+    .where(accounts.c.number == bindparam("p_number"))
+    .values(held=accounts.c.held + bindparam("p_delta", type_=BigInteger))
+)
+_POSTING: Final = select(postings).where(postings.c.reference == bindparam("p_reference"))
+_MARK_REVERSED: Final = (
+    update(postings)
+    .where(postings.c.reference == bindparam("p_reference"))
+    .values(reversed_by=bindparam("p_by"))
+)
+_ENTRIES_OF: Final = (
+    select(entries.c.account, entries.c.amount)
+    .where(entries.c.posting_ref == bindparam("p_reference"))
+    .order_by(entries.c.id)
+)
+_HOLD: Final = select(holds).where(holds.c.reference == bindparam("p_reference"))
+_END_HOLD: Final = (
+    update(holds)
+    .where(holds.c.reference == bindparam("p_reference"))
+    .values(status=bindparam("p_status"), ended_by=bindparam("p_by"))
+)
+_STORED_REPLY: Final = select(replies.c.request_digest, replies.c.reply).where(
+    replies.c.posting_ref == bindparam("p_reference")
+)
+_INSERT_POSTING: Final = insert(postings)
+_INSERT_ENTRY: Final = insert(entries)
+_INSERT_HOLD: Final = insert(holds)
+_INSERT_REPLY: Final = insert(replies)
+
+
+def clearing_account(currency: str) -> str:
+    """The general-ledger clearing account of ``currency``: the other leg of DEBT and CRDT.
+
+    >>> clearing_account("EUR")
+    'GL-CLEARING-EUR'
+    """
+    return f"GL-CLEARING-{currency}"
+
+
+class Account(NamedTuple):
+    """An account row; amounts in minor units."""
+
+    number: str
+    name: str
+    currency: str
+    kind: str
+    status: str
+    overdraft_limit: int
+    ledger_balance: int
+    held: int
+
+    @property
+    def available(self) -> int:
+        """Ledger balance less active holds (the overdraft limit not included)."""
+        return self.ledger_balance - self.held
+
+
+class Balances(NamedTuple):
+    """An account's ledger and available balance, in minor units of ``currency``."""
+
+    ledger: int
+    available: int
+    currency: str
+
+
+class Posting(NamedTuple):
+    """A posting row."""
+
+    reference: str
+    tran_code: str
+    booked_at: str
+    booking_date: int
+    value_date: int
+    narrative: str
+    reverses: str | None
+    reversed_by: str | None
+
+
+class Entry(NamedTuple):
+    """One leg of a posting: ``amount`` < 0 debits ``account``, > 0 credits it."""
+
+    account: str
+    amount: int
+
+
+class Hold(NamedTuple):
+    """A hold row."""
+
+    reference: str
+    account: str
+    amount: int
+    status: str
+    ended_by: str | None
+
+
+class StoredReply(NamedTuple):
+    """The reply given to a posting reference, and the digest of the request it answered."""
+
+    request_digest: str
+    reply: str
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerCheck:
+    """The result of :meth:`Ledger.check`.
+
+    ``totals``: the sum of all entries per currency (all zero when balanced);
+    ``drifted``: accounts whose running ``ledger_balance`` or ``held`` differs from the sum
+    of their entries or active holds.
+    """
+
+    totals: dict[str, int]
+    drifted: tuple[str, ...]
+    postings: int
+    entries: int
+
+    @property
+    def balanced(self) -> bool:
+        """True when every currency sums to zero and no account's running figures drifted."""
+        return not self.drifted and all(total == 0 for total in self.totals.values())
+
+
+def _stamp(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y%m%d%H%M%S")
+
+
+class Book:
+    """The ledger inside one open transaction (from :meth:`Ledger.transaction`).
+
+    Reads see the transaction's own earlier writes; nothing is durable until the
+    ``with`` block ends without an exception.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def account(self, number: str, *, lock: bool = False) -> Account | None:
+        """The account ``number``, or None; ``lock`` takes a row lock (PostgreSQL)."""
+        query = _ACCOUNT_FOR_UPDATE if lock else _ACCOUNT
+        row = self._connection.execute(query, {"p_number": number}).first()
+        return None if row is None else Account(*row)
+
+    def add_account(
+        self,
+        number: str,
+        name: str,
+        currency: str,
+        *,
+        overdraft_limit: int = 0,
+        status: str = "open",
+        kind: str = "customer",
+    ) -> None:
+        """Open an account (and the clearing account of its currency if missing)."""
+        if kind == "customer" and self.account(clearing_account(currency)) is None:
+            self.add_account(clearing_account(currency), f"CLEARING {currency}", currency,
+                             kind="gl")  # fmt: skip
+        self._connection.execute(
+            insert(accounts).values(
+                number=number, name=name, currency=currency, kind=kind, status=status,
+                overdraft_limit=overdraft_limit, ledger_balance=0, held=0,
+            )
+        )  # fmt: skip
+
+    def set_status(self, number: str, status: str) -> None:
+        """Open or close an account (``status``: ``open`` or ``closed``)."""
+        self._connection.execute(
+            update(accounts).where(accounts.c.number == number).values(status=status)
+        )
+
+    def posting(self, reference: str) -> Posting | None:
+        """The posting ``reference``, or None."""
+        row = self._connection.execute(_POSTING, {"p_reference": reference}).first()
+        return None if row is None else Posting(*row)
+
+    def entries(self, reference: str) -> list[Entry]:
+        """The legs of posting ``reference``, in the order they were written."""
+        rows = self._connection.execute(_ENTRIES_OF, {"p_reference": reference})
+        return [Entry(*row) for row in rows]
+
+    def add_posting(
+        self,
+        reference: str,
+        tran_code: str,
+        legs: Sequence[tuple[str, int]],
+        *,
+        booked_at: dt.datetime,
+        value_date: int = 0,
+        narrative: str = "",
+        reverses: str | None = None,
+    ) -> None:
+        """Book a posting; its ``legs`` must sum to zero (ValueError otherwise)."""
+        if sum(amount for _, amount in legs) != 0:
+            raise ValueError(f"posting {reference}: legs do not balance")
+        booking_date = int(booked_at.astimezone(dt.UTC).strftime("%Y%m%d"))
+        self._connection.execute(
+            _INSERT_POSTING,
+            {
+                "reference": reference, "tran_code": tran_code, "booked_at": _stamp(booked_at),
+                "booking_date": booking_date, "value_date": value_date or booking_date,
+                "narrative": narrative, "reverses": reverses, "reversed_by": None,
+            },
+        )  # fmt: skip
+        self._connection.execute(
+            _INSERT_ENTRY,
+            [
+                {"posting_ref": reference, "account": account, "amount": amount,
+                 "booking_date": booking_date}
+                for account, amount in legs
+            ],
+        )  # fmt: skip
+        self._connection.execute(
+            _ADD_TO_BALANCE, [{"p_number": account, "p_delta": amount} for account, amount in legs]
+        )
+        if reverses is not None:
+            self._connection.execute(_MARK_REVERSED, {"p_reference": reverses, "p_by": reference})
+
+    def hold(self, reference: str) -> Hold | None:
+        """The hold ``reference``, or None."""
+        row = self._connection.execute(_HOLD, {"p_reference": reference}).first()
+        return None if row is None else Hold(*row)
+
+    def add_hold(self, reference: str, account: str, amount: int) -> None:
+        """Place an active hold of ``amount`` on ``account``."""
+        self._connection.execute(
+            _INSERT_HOLD,
+            {"reference": reference, "account": account, "amount": amount, "status": "active",
+             "ended_by": None},
+        )  # fmt: skip
+        self._connection.execute(_ADD_TO_HELD, {"p_number": account, "p_delta": amount})
+
+    def end_hold(self, reference: str, status: str, ended_by: str) -> None:
+        """Release or consume the active hold ``reference`` (``status``: its new state)."""
+        hold = self.hold(reference)
+        if hold is None or hold.status != "active":
+            raise ValueError(f"hold {reference} is not active")
+        self._connection.execute(
+            _END_HOLD, {"p_reference": reference, "p_status": status, "p_by": ended_by}
+        )
+        self._connection.execute(_ADD_TO_HELD, {"p_number": hold.account, "p_delta": -hold.amount})
+
+    def stored_reply(self, posting_ref: str) -> StoredReply | None:
+        """The reply stored for ``posting_ref``, or None."""
+        row = self._connection.execute(_STORED_REPLY, {"p_reference": posting_ref}).first()
+        return None if row is None else StoredReply(*row)
+
+    def store_reply(self, posting_ref: str, request_digest: str, reply: str) -> None:
+        """Keep the reply to ``posting_ref`` (a second one for the same reference fails)."""
+        self._connection.execute(
+            _INSERT_REPLY,
+            {"posting_ref": posting_ref, "request_digest": request_digest, "reply": reply},
+        )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+class Ledger:
+    """The simulator's ledger on one database (see the module documentation).
+
+    ``clock`` gives the booking time of new postings (UTC now by default; tests and the
+    statement extract set business dates through it).
+    """
+
+    def __init__(self, engine: Engine, *, clock: Callable[[], dt.datetime] | None = None) -> None:
+        self._engine = engine
+        self._lock = threading.Lock()
+        self.clock: Callable[[], dt.datetime] = clock or (lambda: dt.datetime.now(dt.UTC))
+
+    @classmethod
+    def open(
+        cls, url: str, *, clock: Callable[[], dt.datetime] | None = None, **engine_options: Any
+    ) -> Ledger:
+        """Connect to ``url`` and create the tables if missing; ``engine_options`` go to
+        :func:`sqlalchemy.create_engine` (not for SQLite)."""
+        if url.startswith("sqlite"):
+            in_memory = url in {"sqlite://", "sqlite:///:memory:"}
+            engine = create_engine(
+                url,
+                poolclass=StaticPool if in_memory else None,
+                connect_args={"check_same_thread": False, "timeout": 30},
+            )
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(url, pool_pre_ping=True, **engine_options)
+        metadata.create_all(engine)
+        return cls(engine, clock=clock)
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for the statement extract and tests)."""
+        return self._engine
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self._engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Book]:
+        """A :class:`Book` in one database transaction, committed when the block ends.
+
+        Transactions of one :class:`Ledger` run one at a time (a lock), so a batch of
+        requests sees a consistent ledger and the running balances cannot race.
+        """
+        with self._lock, self._engine.begin() as connection:
+            yield Book(connection)
+
+    def is_empty(self) -> bool:
+        """True when no account exists yet."""
+        with self._engine.connect() as connection:
+            return connection.execute(select(func.count()).select_from(accounts)).scalar_one() == 0
+
+    def account(self, number: str) -> Account | None:
+        """The account ``number``, or None."""
+        with self._engine.connect() as connection:
+            return Book(connection).account(number)
+
+    def accounts(self, *, kind: str | None = "customer") -> list[Account]:
+        """All accounts of ``kind`` (every kind for None), by number."""
+        query = select(accounts).order_by(accounts.c.number)
+        if kind is not None:
+            query = query.where(accounts.c.kind == kind)
+        with self._engine.connect() as connection:
+            return [Account(*row) for row in connection.execute(query)]
+
+    def balances(self, number: str) -> Balances | None:
+        """Ledger and available balance of ``number``, or None for an unknown account."""
+        account = self.account(number)
+        if account is None:
+            return None
+        return Balances(account.ledger_balance, account.available, account.currency)
+
+    def check(self) -> LedgerCheck:
+        """Verify double entry: every currency's entries sum to zero, and each account's
+        running balance and held amount equal the sum of its entries and active holds."""
+        with self._engine.connect() as connection:
+            totals = {
+                currency: int(total)
+                for currency, total in connection.execute(
+                    select(accounts.c.currency, func.coalesce(func.sum(entries.c.amount), 0))
+                    .select_from(entries.join(accounts, entries.c.account == accounts.c.number))
+                    .group_by(accounts.c.currency)
+                )
+            }
+            sums = dict(
+                connection.execute(
+                    select(entries.c.account, func.sum(entries.c.amount)).group_by(
+                        entries.c.account
+                    )
+                ).all()
+            )
+            held = dict(
+                connection.execute(
+                    select(holds.c.account, func.sum(holds.c.amount))
+                    .where(holds.c.status == "active")
+                    .group_by(holds.c.account)
+                ).all()
+            )
+            drifted = tuple(
+                number
+                for number, balance, on_hold in connection.execute(
+                    select(accounts.c.number, accounts.c.ledger_balance, accounts.c.held)
+                )
+                if balance != int(sums.get(number, 0)) or on_hold != int(held.get(number, 0))
+            )
+            posting_count = connection.execute(
+                select(func.count()).select_from(postings)
+            ).scalar_one()
+            entry_count = connection.execute(select(func.count()).select_from(entries)).scalar_one()
+        return LedgerCheck(totals, drifted, int(posting_count), int(entry_count))

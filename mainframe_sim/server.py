@@ -1,0 +1,439 @@
+r"""The simulated mainframe's TCP server (asyncio) and its admin port.
+
+Framings (``--framing``):
+
+``len2``
+    A 2-byte big-endian binary length, then the 200-byte CB-REQUEST; replies the same way
+    (:class:`adapters.framing.Len2BinaryFramer`).
+``len4``
+    A 4-byte big-endian binary length, then the record (:class:`adapters.framing.Len4BinaryFramer`).
+``cics``
+    CICS sockets style: the 4-character transaction id in EBCDIC (``CBRQ`` unless configured),
+    then the 200-byte record, no length; the reply is the bare 200-byte CB-REPLY. A request
+    under another transaction id is answered ``30`` (the record is still consumed, so the
+    stream stays in step).
+
+Many connections at once; on one connection requests may be pipelined (sent without waiting
+for replies): replies come back **in request order**, each also carrying its posting
+reference. Requests from all connections are applied in batches, one database transaction
+per batch (:class:`LedgerBatcher`): while one batch commits, the next one gathers, so the
+commit rate, not the request rate, is the limit (ARCHITECTURE.md, field notes). A reply is
+written only after its batch has committed.
+
+Bad input gets an answer: a record of the wrong length or that does not decode is answered
+``30`` with the field and offset; a length header above the limit (4096) is answered ``30``
+and the connection is closed, since the stream is out of step.
+
+Faults (:mod:`mainframe_sim.faults`) apply to each reply after its commit (their draw is made
+when the request arrives, under the plan then in force): latency, dropped reply, disconnect,
+garbage; ``down`` closes every connection and refuses new ones.
+
+The admin port is a line protocol (``faults set drop=0.1``, ``faults clear``, ``status``;
+see :func:`mainframe_sim.faults.admin_command`), one answer line per command line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final, TypeAlias
+
+from adapters.framing import Frame, FrameDecoder, Framer, FramingError, get_framer
+from mainframe_sim.faults import Decision, FaultPlan, Faults, admin_command
+from mainframe_sim.ledger import Ledger
+from mainframe_sim.records import Records
+from mainframe_sim.transactions import Reply, process_batch
+
+__all__ = [
+    "DEFAULT_TRAN_ID",
+    "FRAMINGS",
+    "FixedRecordFramer",
+    "LedgerBatcher",
+    "MainframeServer",
+    "ServerStats",
+    "reply_framer",
+    "request_framer",
+]
+
+_log = logging.getLogger(__name__)
+
+FRAMINGS: Final = ("len2", "len4", "cics")
+"""The framings the server speaks."""
+
+DEFAULT_TRAN_ID: Final = "CBRQ"
+"""The CICS transaction id of the ``cics`` framing."""
+
+MAX_FRAME: Final = 4096
+"""The largest length header accepted; larger ones are answered 30 and the link closed."""
+
+RECORD_LENGTH: Final = 200
+
+_Pending: TypeAlias = tuple["asyncio.Future[Reply]", float, Decision]
+"""A reply to send: its future, when its request arrived, and its fault decision."""
+
+
+class FixedRecordFramer:
+    """No length: a ``header_size``-byte header (the CICS transaction id) and a fixed-length
+    record. Implements :class:`adapters.framing.Framer`."""
+
+    name: ClassVar[str] = "cics"
+
+    def __init__(self, record_length: int, header_size: int) -> None:
+        self.record_length = record_length
+        self.header_size = header_size
+
+    @property
+    def max_payload(self) -> int:
+        """The record length: every frame is exactly this long."""
+        return self.record_length
+
+    def frame(self, payload: bytes, header: bytes = b"") -> bytes:
+        """``header`` + ``payload``; both must have their fixed sizes."""
+        if len(header) != self.header_size or len(payload) != self.record_length:
+            raise FramingError(
+                f"cics takes a {self.header_size}-byte header and a {self.record_length}-byte"
+                f" record, not {len(header)} + {len(payload)}"
+            )
+        return header + payload
+
+    def deframe(self, buffer: bytes | bytearray | memoryview) -> tuple[Frame | None, int]:
+        """The next header + record once the buffer holds them."""
+        size = self.header_size + self.record_length
+        if len(buffer) < size:
+            return None, 0
+        data = bytes(buffer[:size])
+        return Frame(data[self.header_size :], data[: self.header_size]), size
+
+
+def request_framer(framing: str) -> Framer:
+    """The framer that cuts requests (server side) or frames them (client side)."""
+    if framing == "cics":
+        return FixedRecordFramer(RECORD_LENGTH, 4)
+    return _length_framer(framing)
+
+
+def reply_framer(framing: str) -> Framer:
+    """The framer of replies: as requests, but a ``cics`` reply has no transaction id."""
+    if framing == "cics":
+        return FixedRecordFramer(RECORD_LENGTH, 0)
+    return _length_framer(framing)
+
+
+def _length_framer(framing: str) -> Framer:
+    names = {"len2": "len2-binary", "len4": "len4-binary"}
+    if framing not in names:
+        raise ValueError(f"unknown framing {framing!r} (one of {', '.join(FRAMINGS)})")
+    return get_framer(names[framing], max_payload=MAX_FRAME)
+
+
+class LedgerBatcher:
+    """Group commit for asyncio callers: :meth:`submit` a decoded request, await its reply.
+
+    One worker thread applies the requests queued so far as one batch (at most
+    ``max_batch``) in one transaction; requests that arrive meanwhile form the next batch.
+    """
+
+    def __init__(self, ledger: Ledger, *, max_batch: int = 256) -> None:
+        self._ledger = ledger
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[Reply]]] = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mf-ledger")
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.requests = 0
+
+    def start(self) -> None:
+        """Start the batching task on the running loop."""
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def submit(self, request: dict[str, Any]) -> Reply:
+        """Apply ``request`` in the next batch; its reply, once the batch committed."""
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        await self._queue.put((request, future))
+        return await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            requests = [request for request, _ in batch]
+            replies = await loop.run_in_executor(
+                self._executor, process_batch, self._ledger, requests
+            )
+            self.batches += 1
+            self.requests += len(batch)
+            for (_, future), reply in zip(batch, replies, strict=True):
+                if not future.done():
+                    future.set_result(reply)
+
+    async def close(self) -> None:
+        """Stop batching (a batch being applied finishes first) and end the worker thread."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        while not self._queue.empty():
+            _, future = self._queue.get_nowait()
+            future.cancel()
+        self._executor.shutdown(wait=True)
+
+
+@dataclass
+class ServerStats:
+    """Counters shown by the admin ``status`` command."""
+
+    connections: int = 0
+    open_connections: int = 0
+    requests: int = 0
+    replies: int = 0
+    format_errors: int = 0
+    dropped: int = 0
+    garbage: int = 0
+    disconnects: int = 0
+    refused: int = 0
+
+    def __str__(self) -> str:
+        return " ".join(f"{name}={value}" for name, value in vars(self).items())
+
+
+class MainframeServer:
+    """The TCP server and its admin port, on one ledger.
+
+    >>> async def main() -> None:
+    ...     server = MainframeServer(Ledger.open("sqlite://"), framing="len4")
+    ...     host, port = await server.start("127.0.0.1", 0)
+    ...     await server.close()
+    >>> asyncio.run(main())
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        framing: str = "len2",
+        codepage: str = "cp037",
+        faults: Faults | None = None,
+        tran_id: str = DEFAULT_TRAN_ID,
+        max_batch: int = 256,
+    ) -> None:
+        self.ledger = ledger
+        self.framing = framing
+        self.records = Records(codepage)
+        self.faults = faults or Faults()
+        self.tran_id = tran_id
+        self.stats = ServerStats()
+        self._request_framer = request_framer(framing)
+        self._reply_framer = reply_framer(framing)
+        self._batcher = LedgerBatcher(ledger, max_batch=max_batch)
+        self._servers: list[asyncio.Server] = []
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.faults.on_change.append(self._on_fault_change)
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
+        """Listen for requests; the address bound (port 0 picks a free one)."""
+        self._loop = asyncio.get_running_loop()
+        if self._batcher._task is None:
+            self._batcher.start()
+        server = await asyncio.start_server(self._connection, host, port)
+        self._servers.append(server)
+        address: tuple[str, int] = server.sockets[0].getsockname()[:2]
+        return address
+
+    async def start_admin(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
+        """Listen for admin commands; the address bound."""
+        server = await asyncio.start_server(self._admin, host, port)
+        self._servers.append(server)
+        address: tuple[str, int] = server.sockets[0].getsockname()[:2]
+        return address
+
+    @property
+    def batches(self) -> int:
+        """Database transactions (batches of requests) committed so far."""
+        return self._batcher.batches
+
+    def status(self) -> str:
+        """One line: framing, counters, batches, ledger balanced or not."""
+        check = self.ledger.check()
+        return (
+            f"framing={self.framing} {self.stats} batches={self.batches}"
+            f" postings={check.postings} balanced={'yes' if check.balanced else 'NO'}"
+        )
+
+    async def close(self) -> None:
+        """Stop listening, close every connection, stop the batcher."""
+        if self._on_fault_change in self.faults.on_change:
+            self.faults.on_change.remove(self._on_fault_change)
+        for server in self._servers:
+            server.close()
+        for writer in list(self._writers):
+            writer.close()
+        # Closed sockets end every handler; cancelling them instead would make asyncio's
+        # stream protocol log the cancellation as an error.
+        tasks = list(self._tasks)
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=5)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers.clear()
+        await self._batcher.close()
+
+    def _on_fault_change(self, plan: FaultPlan) -> None:
+        if not plan.down or self._loop is None:
+            return
+        # The admin port and the CLI may change faults from another thread.
+        self._loop.call_soon_threadsafe(self._close_all)
+
+    def _close_all(self) -> None:
+        for writer in list(self._writers):
+            writer.close()
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._track(task)
+        if self.faults.down:
+            self.stats.refused += 1
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return
+        self.stats.connections += 1
+        self.stats.open_connections += 1
+        self._writers.add(writer)
+        pending: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        sender = asyncio.get_running_loop().create_task(self._send_replies(writer, pending))
+        self._track(sender)
+        try:
+            await self._read_requests(reader, pending)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            await pending.put(None)
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+            self._writers.discard(writer)
+            self.stats.open_connections -= 1
+            writer.close()
+            with contextlib.suppress(OSError, asyncio.CancelledError):
+                await writer.wait_closed()
+
+    async def _read_requests(
+        self,
+        reader: asyncio.StreamReader,
+        pending: asyncio.Queue[_Pending | None],
+    ) -> None:
+        decoder = FrameDecoder(self._request_framer)
+        loop = asyncio.get_running_loop()
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                return
+            arrived = time.monotonic()
+            try:
+                frames = decoder.feed(data)
+            except FramingError as exc:
+                for frame in exc.frames:
+                    await pending.put(self._pending(self._handle(frame), arrived))
+                answer = Reply(
+                    "", "", "30", reason_text=f"framing @{exc.offset}: {exc.reason}"[:40]
+                )
+                self.stats.format_errors += 1
+                done: asyncio.Future[Reply] = loop.create_future()
+                done.set_result(answer)
+                await pending.put(self._pending(done, arrived))
+                return
+            for frame in frames:
+                if not frame.payload and not frame.header:
+                    continue  # a zero length: keep-alive
+                await pending.put(self._pending(self._handle(frame), arrived))
+
+    def _pending(self, future: asyncio.Future[Reply], arrived: float) -> _Pending:
+        # The reply's fate is drawn when its request arrives, under the plan then in force.
+        return future, arrived, self.faults.decide()
+
+    def _handle(self, frame: Frame) -> asyncio.Future[Reply]:
+        self.stats.requests += 1
+        loop = asyncio.get_running_loop()
+        decoded = self.records.decode_request(frame.payload)
+        if not isinstance(decoded, Reply) and self.framing == "cics":
+            tran_id = frame.header.decode(self.records.codepage, errors="replace")
+            if tran_id != self.tran_id:
+                decoded = Reply(
+                    str(decoded.get("CB-TRAN-CODE", "")), str(decoded.get("CB-POSTING-REF", "")),
+                    "30", reason_text=f"TRANID @0: {tran_id!r} is not {self.tran_id}"[:40],
+                )  # fmt: skip
+        if isinstance(decoded, Reply):
+            self.stats.format_errors += 1
+            done: asyncio.Future[Reply] = loop.create_future()
+            done.set_result(decoded)
+            return done
+        return asyncio.ensure_future(self._batcher.submit(decoded))
+
+    async def _send_replies(
+        self,
+        writer: asyncio.StreamWriter,
+        pending: asyncio.Queue[_Pending | None],
+    ) -> None:
+        while True:
+            item = await pending.get()
+            if item is None:
+                return
+            future, arrived, decision = item
+            reply = await future
+            wait = arrived + decision.delay - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if decision.action == "drop":
+                self.stats.dropped += 1
+                continue
+            if decision.action == "disconnect":
+                self.stats.disconnects += 1
+                writer.close()
+                return
+            if decision.action == "garbage":
+                self.stats.garbage += 1
+                data = self.records.garbage_reply(self.faults.random_bytes(RECORD_LENGTH))
+            else:
+                data = self.records.encode_reply(reply)
+            try:
+                writer.write(self._reply_framer.frame(data))
+                await writer.drain()
+            except ConnectionError:
+                return
+            self.stats.replies += 1
+
+    async def _admin(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._track(task)
+        try:
+            while line := await reader.readline():
+                text = line.decode("utf-8", errors="replace").strip()
+                if text in {"quit", "exit"}:
+                    break
+                if not text:
+                    continue
+                answer = await asyncio.to_thread(admin_command, text, self.faults, self.status)
+                writer.write(answer.encode() + b"\n")
+                await writer.drain()
+        except (ConnectionError, ValueError):
+            pass  # ValueError: a line longer than the stream's limit
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError, asyncio.CancelledError):
+                await writer.wait_closed()
