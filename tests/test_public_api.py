@@ -52,6 +52,7 @@ PUBLIC_API: dict[str, list[str]] = {
     "adapters.fixedwidth.alphanumeric": [
         "alphanumeric_decoder",
         "alphanumeric_encoder",
+        "text_decoder",
     ],
     "adapters.fixedwidth.binary": [
         "binary_decoder",
@@ -140,6 +141,11 @@ PUBLIC_API: dict[str, list[str]] = {
         "RecordSpec",
         "RedefinesSpec",
         "Storage",
+    ],
+    "adapters.fixedwidth.statement": [
+        "StatementAssembler",
+        "StatementMapping",
+        "load_statement_mapping",
     ],
     "adapters.fixedwidth.zoned": [
         "Overpunch",
@@ -391,6 +397,10 @@ PUBLIC_API: dict[str, list[str]] = {
         "DestinationTimeoutError",
         "DestinationUnavailableError",
         "RecordConnector",
+    ],
+    "hub.copybook_cli": [
+        "add_copybook_commands",
+        "run_copybook_command",
     ],
     "hub.edge": [
         "EdgeSettings",
