@@ -402,6 +402,17 @@ PUBLIC_API: dict[str, list[str]] = {
         "add_copybook_commands",
         "run_copybook_command",
     ],
+    "hub.core": [
+        "CORE_RECORD_LENGTH",
+        "CoreBanking",
+        "CoreStats",
+        "NoPostingError",
+        "PendingReversals",
+        "PostingExchange",
+        "corebank_connector",
+        "posting_for",
+        "posting_reference",
+    ],
     "hub.edge": [
         "EdgeSettings",
         "EdgeStats",
@@ -411,6 +422,19 @@ PUBLIC_API: dict[str, list[str]] = {
     "hub.routes_cli": [
         "add_routes_commands",
         "run_routes_command",
+    ],
+    "hub.store": [
+        "HEAD",
+        "PendingReversal",
+        "ReversalForwarder",
+        "ReversalSender",
+        "ReversalStore",
+        "VERSION_TABLE",
+        "create_engine",
+        "current_revision",
+        "metadata",
+        "pending_reversals_table",
+        "upgrade",
     ],
     "hub.vault_cli": [
         "add_vault_commands",

@@ -1,0 +1,426 @@
+"""The core banking service: canonical requests become postings on the mainframe, and the
+mainframe's answers become canonical replies.
+
+What each request becomes (the ``CB-REQUEST`` tran code of
+``adapters/fixedwidth/layouts/corebank_request.cpy``, through the ``fixedwidth`` adapter's
+``corebank-request`` variant):
+
+=========================================  =================================================
+canonical request                          posting
+=========================================  =================================================
+financial, processing ``00`` (purchase,    ``DEBT`` of ``debtor_account`` (ISO 8583 field
+cash) / ``01`` / ``09``                    102)
+financial, processing ``20`` (refund)      ``CRDT`` of ``debtor_account``
+financial, processing ``40`` (transfer)    ``XFER`` from ``debtor_account`` to
+                                           ``creditor_account`` (field 103)
+balance enquiry (processing ``31``)        ``BALQ``
+credit transfer (pacs.008 in)              ``CRDT`` of ``creditor_account``
+authorization (0100)                       ``HOLD`` on ``debtor_account``
+reversal (0420) of any of these            ``REVS`` of the original posting
+=========================================  =================================================
+
+The posting reference (``CB-POSTING-REF``, the mainframe's idempotency key) is derived from
+what identifies the transaction, not from the hub's message id: the tenant, the terminal
+(field 41), the RRN (field 37) and the STAN (field 11) of a card request, or the end-to-end
+id and UETR of a credit transfer. A repeated request (0201, 0421, a redelivered message)
+therefore posts once; a reversal derives the reference of the posting it reverses from its
+original data elements (field 90: the original STAN) the same way.
+
+The reply: the mainframe's result code (ISO 8583 field 39 values) as the canonical status,
+an approval code on approval, and the ledger and available balances as additional amounts
+(field 54). When the mainframe cannot be asked (breaker open, no connection: nothing was
+sent) the reply is ``91``. When it was asked but did not answer (timeout, connection lost)
+the reply is ``91`` too, and since the posting may have been applied, a reversal of it is
+stored (:class:`PendingReversals`) and forwarded until the mainframe acknowledges it.
+A request that cannot become a posting (no account, an unsupported processing code) is
+answered ``12`` (invalid transaction) or ``14`` (no account) at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from adapters.base import AdapterDecodeError, AdapterEncodeError, DecodeContext, EncodeContext
+from adapters.fixedwidth.adapter import FixedWidthAdapter
+from adapters.framing import FixedRecordFramer, Framer, get_framer
+from canonical_model.codes import Status, TransactionStatus, status_from_iso8583
+from canonical_model.messages import (
+    Account,
+    CanonicalMessage,
+    Identifiers,
+    MessageFunction,
+    MessageKind,
+    OriginalTransaction,
+    ProcessingCode,
+)
+from canonical_model.pan import PanToken
+from canonical_model.replies import reply_to
+from hub.breaker import CircuitBreaker
+from hub.config_file import MainframeConfig
+from hub.connector import (
+    ConnectionLostError,
+    ConnectorSettings,
+    DestinationTimeoutError,
+    DestinationUnavailableError,
+    RecordConnector,
+)
+
+__all__ = [
+    "CORE_RECORD_LENGTH",
+    "CoreBanking",
+    "CoreStats",
+    "NoPostingError",
+    "PendingReversals",
+    "PostingExchange",
+    "corebank_connector",
+    "posting_for",
+    "posting_reference",
+]
+
+_log = logging.getLogger("isobridge.core")
+
+INVALID_TRANSACTION: Final = "12"
+NO_ACCOUNT: Final = "14"
+ISSUER_INOPERATIVE: Final = "91"
+SYSTEM_MALFUNCTION: Final = "96"
+
+CORE_RECORD_LENGTH: Final = 200
+"""``CB-REQUEST`` and ``CB-REPLY`` are both 200 bytes."""
+_REFERENCE = slice(4, 28)  # CB-POSTING-REF / CB-RP-POSTING-REF: after the 4-byte tran code
+
+_DEBIT_TYPES: Final = frozenset({"00", "01", "09"})
+_CREDIT_TYPES: Final = frozenset({"20"})
+_TRANSFER_TYPES: Final = frozenset({"40"})
+
+
+class NoPostingError(ValueError):
+    """A request that does not become a posting, with the ISO 8583 code to answer."""
+
+    def __init__(self, response_code: str, reason: str) -> None:
+        self.response_code = response_code
+        self.reason = reason
+        super().__init__(reason)
+
+
+class PostingExchange(Protocol):
+    """Sends one request record and returns the reply record (the connector's seam)."""
+
+    async def request(self, payload: bytes) -> bytes: ...
+
+
+class PendingReversals(Protocol):
+    """Where reversals of postings with an unknown outcome are stored and forwarded."""
+
+    def store(self, reversal: CanonicalMessage) -> None: ...
+
+
+def posting_reference(message: CanonicalMessage) -> str:
+    """The 24-character posting reference of the transaction ``message`` is about.
+
+    >>> from canonical_model.messages import Acceptor
+    >>> purchase = CanonicalMessage(
+    ...     MessageKind.FINANCIAL, MessageFunction.REQUEST, "bank-a",
+    ...     Identifiers("m-1", end_to_end_id="000000000001", instruction_id="000042"),
+    ...     acceptor=Acceptor(terminal_id="TERM0001"),
+    ... )
+    >>> repeat = dataclasses.replace(purchase, ids=Identifiers(
+    ...     "m-2", end_to_end_id="000000000001", instruction_id="000042"), repeat=True)
+    >>> reversal = dataclasses.replace(purchase, kind=MessageKind.REVERSAL, ids=Identifiers(
+    ...     "m-3", end_to_end_id="000000000001", instruction_id="000077"),
+    ...     original=OriginalTransaction(instruction_id="000042"))
+    >>> posting_reference(purchase) == posting_reference(repeat) == posting_reference(reversal)
+    True
+    >>> len(posting_reference(purchase))
+    24
+    """
+    ids = message.ids
+    stan = ids.instruction_id
+    if message.kind is MessageKind.REVERSAL and message.original is not None:
+        stan = message.original.instruction_id or stan
+    terminal = message.acceptor.terminal_id if message.acceptor is not None else None
+    if terminal is not None or message.card is not None:
+        identity = ("card", message.tenant, terminal or "", ids.end_to_end_id or "", stan or "")
+    else:
+        uetr = ids.uetr
+        if message.kind is MessageKind.REVERSAL and message.original is not None:
+            uetr = message.original.uetr or uetr
+        identity = ("transfer", message.tenant, ids.end_to_end_id or "", uetr or "", stan or "")
+    digest = hashlib.blake2b("\x1f".join(identity).encode(), digest_size=12).hexdigest()
+    return digest.upper()
+
+
+def _account(account: Account | None) -> str | None:
+    if account is None:
+        return None
+    return account.iban or account.other_id
+
+
+def posting_for(request: CanonicalMessage, *, message_id: str) -> CanonicalMessage:
+    """The ``CB-REQUEST`` canonical message for ``request`` (see the module docstring).
+
+    Raises :class:`NoPostingError` with the code to answer when there is none.
+    """
+    reference = posting_reference(request)
+    kind = request.kind
+    processing = request.processing.transaction_type if request.processing else None
+    debtor = _account(request.debtor_account)
+    creditor = _account(request.creditor_account)
+    ids = Identifiers(message_id, transaction_id=reference)
+    narrative = _narrative(request)
+    if kind is MessageKind.REVERSAL:
+        return CanonicalMessage(
+            MessageKind.REVERSAL,
+            MessageFunction.REQUEST,
+            request.tenant,
+            Identifiers(message_id, transaction_id=f"R{reference[1:]}"),
+            amount=request.amount,
+            debtor_account=Account(other_id=debtor) if debtor else None,
+            original=OriginalTransaction(instruction_id=reference),
+            remittance=narrative,
+        )
+    account: str | None = debtor
+    contra: str | None = None
+    debit = kind is MessageKind.AUTHORIZATION or (
+        kind is MessageKind.FINANCIAL and processing in _DEBIT_TYPES
+    )
+    if kind is MessageKind.CREDIT_TRANSFER:
+        if creditor is None:
+            raise NoPostingError(NO_ACCOUNT, "a credit transfer needs the creditor account")
+        code, account = "20", creditor
+    elif kind is MessageKind.BALANCE_ENQUIRY:
+        code = "31"
+    elif debit:
+        code = "00"
+    elif kind is MessageKind.FINANCIAL and processing in _CREDIT_TYPES:
+        code = "20"
+    elif kind is MessageKind.FINANCIAL and processing in _TRANSFER_TYPES:
+        if creditor is None:
+            raise NoPostingError(NO_ACCOUNT, "a transfer needs the account to credit (field 103)")
+        code, contra = "40", creditor
+    else:
+        raise NoPostingError(
+            INVALID_TRANSACTION,
+            f"no posting for a {kind.value} request with processing code {processing}",
+        )
+    if account is None:
+        raise NoPostingError(NO_ACCOUNT, "the request names no account (field 102)")
+    if kind is not MessageKind.BALANCE_ENQUIRY and request.amount is None:
+        raise NoPostingError(INVALID_TRANSACTION, "a posting needs an amount")
+    return CanonicalMessage(
+        MessageKind.AUTHORIZATION if kind is MessageKind.AUTHORIZATION else _posting_kind(code),
+        MessageFunction.REQUEST,
+        request.tenant,
+        ids,
+        processing=ProcessingCode(code),
+        amount=request.amount,
+        debtor_account=Account(other_id=account),
+        creditor_account=Account(other_id=contra) if contra else None,
+        settlement_date=request.settlement_date,
+        remittance=narrative,
+    )
+
+
+def _posting_kind(code: str) -> MessageKind:
+    return MessageKind.BALANCE_ENQUIRY if code == "31" else MessageKind.FINANCIAL
+
+
+def _narrative(request: CanonicalMessage) -> tuple[str, ...]:
+    if request.card is not None and request.card.token is not None:
+        return (f"CARD {request.card.token.masked}"[:35],)
+    if request.remittance:
+        return (request.remittance[0][:35],)
+    return ()
+
+
+@dataclass(slots=True)
+class CoreStats:
+    """Counters of the core banking service."""
+
+    requests: int = 0
+    approved: int = 0
+    declined: int = 0
+    unavailable: int = 0
+    unknown_outcome: int = 0
+    refused: int = 0
+
+
+class _NoCards:
+    """The core's records hold no card numbers: tokenizing one is a bug."""
+
+    def tokenize(self, pan: str, *, tenant: str) -> PanToken:
+        raise RuntimeError("a core banking record held a card number")
+
+
+class CoreBanking:
+    """See the module docstring. ``exchange`` is a :class:`hub.connector.RecordConnector`."""
+
+    def __init__(
+        self,
+        exchange: PostingExchange,
+        *,
+        reversals: PendingReversals | None = None,
+        now: Callable[[], dt.datetime] | None = None,
+        new_message_id: Callable[[], str] | None = None,
+    ) -> None:
+        self.exchange = exchange
+        self.reversals = reversals
+        self.stats = CoreStats()
+        self._request_adapter = FixedWidthAdapter("corebank-request")
+        self._reply_adapter = FixedWidthAdapter("corebank-reply")
+        self._now = now or (lambda: dt.datetime.now(dt.UTC))
+        self._new_message_id = new_message_id or (lambda: uuid.uuid4().hex)
+
+    async def handle(self, request: CanonicalMessage) -> CanonicalMessage:
+        """The reply to ``request`` (never raises for a request it cannot serve)."""
+        self.stats.requests += 1
+        try:
+            posting = posting_for(request, message_id=self._new_message_id())
+        except NoPostingError as exc:
+            self.stats.refused += 1
+            _log.info("no posting for %s: %s", request.ids.message_id, exc.reason)
+            return self._reply(request, status_from_iso8583(exc.response_code))
+        try:
+            answer = await self.post(posting)
+        except DestinationUnavailableError:
+            return self._reply(request, status_from_iso8583(ISSUER_INOPERATIVE))
+        if answer is None:
+            if request.kind is not MessageKind.REVERSAL:
+                self._store_reversal(request)
+            return self._reply(request, status_from_iso8583(ISSUER_INOPERATIVE))
+        if answer.status is None:
+            return self._reply(request, status_from_iso8583(SYSTEM_MALFUNCTION))
+        approved = answer.status.code is not TransactionStatus.RJCT
+        if approved:
+            self.stats.approved += 1
+        else:
+            self.stats.declined += 1
+        return dataclasses.replace(
+            self._reply(
+                request,
+                answer.status,
+                approval_code=_approval_code(posting) if approved else None,
+            ),
+            additional_amounts=answer.additional_amounts,
+        )
+
+    async def reverse(self, reversal: CanonicalMessage) -> str | None:
+        """Send a stored reversal (:class:`hub.store.ReversalForwarder`'s seam): the core's
+        result code, or ``None`` when it did not answer."""
+        try:
+            posting = posting_for(reversal, message_id=self._new_message_id())
+        except NoPostingError as exc:
+            return exc.response_code
+        try:
+            answer = await self.post(posting)
+        except DestinationUnavailableError:
+            return None
+        if answer is None or answer.status is None:
+            return None
+        original = answer.status.original
+        return original.code if original is not None else SYSTEM_MALFUNCTION
+
+    async def post(self, posting: CanonicalMessage) -> CanonicalMessage | None:
+        """Send one posting; its decoded reply, or ``None`` when it was sent and the
+        outcome is not known (no reply, an undecodable one). Raises
+        :class:`~hub.connector.DestinationUnavailableError` when it was not sent."""
+        tenant = posting.tenant
+        try:
+            payload = self._request_adapter.encode(posting, EncodeContext(tenant))
+        except AdapterEncodeError as exc:
+            _log.error("cannot encode posting %s: %s", posting.ids.transaction_id, exc)
+            return dataclasses.replace(
+                posting,
+                function=MessageFunction.RESPONSE,
+                status=status_from_iso8583(INVALID_TRANSACTION),
+            )
+        try:
+            raw = await self.exchange.request(payload)
+        except DestinationUnavailableError as exc:
+            self.stats.unavailable += 1
+            _log.warning("posting %s not sent: %s", posting.ids.transaction_id, exc)
+            raise
+        except (DestinationTimeoutError, ConnectionLostError) as exc:
+            self.stats.unknown_outcome += 1
+            _log.warning("posting %s outcome unknown: %s", posting.ids.transaction_id, exc)
+            return None
+        try:
+            return self._reply_adapter.decode(
+                raw,
+                DecodeContext(tenant, _NoCards(), new_message_id=self._new_message_id),
+            )
+        except AdapterDecodeError as exc:
+            self.stats.unknown_outcome += 1
+            _log.error("undecodable reply to posting %s: %s", posting.ids.transaction_id, exc)
+            return None
+
+    def _store_reversal(self, request: CanonicalMessage) -> None:
+        if self.reversals is None:
+            return
+        reversal = dataclasses.replace(
+            request,
+            kind=MessageKind.REVERSAL,
+            function=MessageFunction.ADVICE,
+            ids=dataclasses.replace(request.ids, message_id=self._new_message_id()),
+            original=OriginalTransaction(
+                message_type=None,
+                message_id=request.ids.message_id,
+                instruction_id=request.ids.instruction_id,
+                end_to_end_id=request.ids.end_to_end_id,
+                uetr=request.ids.uetr,
+                transmitted_at=request.transmitted_at,
+            ),
+        )
+        self.reversals.store(reversal)
+
+    def _reply(
+        self, request: CanonicalMessage, status: Status, *, approval_code: str | None = None
+    ) -> CanonicalMessage:
+        return reply_to(
+            request,
+            status,
+            message_id=self._new_message_id(),
+            transmitted_at=self._now(),
+            approval_code=approval_code,
+        )
+
+
+def corebank_connector(config: MainframeConfig) -> RecordConnector:
+    """The connector to the mainframe of ``config``: its framing (``len2``, ``len4`` or
+    ``cics``: transaction id ``CBRQ`` then the record, the reply bare), replies matched by
+    posting reference, and a circuit breaker."""
+    if config.framing == "cics":
+        request_framer: Framer = FixedRecordFramer(CORE_RECORD_LENGTH, header_size=4)
+        reply_framer: Framer = FixedRecordFramer(CORE_RECORD_LENGTH)
+        header = "CBRQ".encode(config.codepage)
+    else:
+        name = {"len2": "len2-binary", "len4": "len4-binary"}[config.framing]
+        request_framer = reply_framer = get_framer(name, max_payload=4096)
+        header = b""
+    settings = ConnectorSettings(
+        name=f"mainframe {config.host}:{config.port}",
+        host=config.host,
+        port=config.port,
+        request_framer=request_framer,
+        reply_framer=reply_framer,
+        request_key=lambda record: bytes(record[_REFERENCE]),
+        reply_key=lambda record: bytes(record[_REFERENCE]),
+        request_header=header,
+        connections=config.connections,
+        timeout=config.timeout,
+    )
+    breaker = CircuitBreaker(
+        "mainframe", failure_threshold=config.failure_threshold, reset_after=config.reset_after
+    )
+    return RecordConnector(settings, breaker)
+
+
+def _approval_code(posting: CanonicalMessage) -> str:
+    reference = posting.ids.transaction_id or ""
+    return reference[-6:]

@@ -1,0 +1,1 @@
+"""Alembic migrations of the hub's own tables (:mod:`hub.store`)."""

@@ -1,0 +1,282 @@
+"""The hub's own tables: reversals stored and forwarded until the core acknowledges them.
+
+==========================  ===================================================================
+table                       holds
+==========================  ===================================================================
+``hub_pending_reversals``   one row per posting whose outcome is unknown (the core was asked
+                            and did not answer): the reversal to send (canonical JSON: card
+                            tokens only), attempts, when to try next, the last error
+==========================  ===================================================================
+
+This is ISO 8583 store-and-forward (0420 semantics): the row is written when the outcome is
+lost, before the acquirer is answered ``91``, so it survives a hub restart; the
+:class:`ReversalForwarder` sends it until the mainframe answers ``00`` (reversed) or ``25``
+(no such posting: nothing to reverse), then deletes it. Every other answer, a timeout or a
+dead core is retried with exponential backoff (``1 s`` doubling to ``5 min``). Reversals are
+idempotent by their own posting reference, so a reversal sent twice is applied once.
+
+The tables are created by the Alembic migrations in :mod:`hub.migrations` (:func:`upgrade`),
+with their own version table, ``hub_alembic_version``, so they may share a database with the
+vault, the routing inbox and outbox.
+
+>>> engine = create_engine("sqlite://")
+>>> upgrade(engine)
+>>> from sqlalchemy import inspect
+>>> sorted(t for t in inspect(engine).get_table_names() if t.startswith("hub_"))
+['hub_alembic_version', 'hub_pending_reversals']
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import sqlalchemy
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Column, DateTime, Index, Integer, MetaData, String, Table, Text, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import StaticPool
+
+from canonical_model.json_form import from_json, to_json
+from canonical_model.messages import CanonicalMessage
+
+__all__ = [
+    "HEAD",
+    "VERSION_TABLE",
+    "PendingReversal",
+    "ReversalForwarder",
+    "ReversalSender",
+    "ReversalStore",
+    "create_engine",
+    "current_revision",
+    "metadata",
+    "pending_reversals_table",
+    "upgrade",
+]
+
+_log = logging.getLogger("isobridge.reversals")
+
+HEAD: Final = "0001"
+"""The newest revision this code knows."""
+
+VERSION_TABLE: Final = "hub_alembic_version"
+
+DONE_CODES: Final = frozenset({"00", "25"})
+"""Core answers that end a reversal: reversed, or no such posting (nothing to reverse)."""
+
+metadata = MetaData(naming_convention={"ix": "ix_%(column_0_label)s", "pk": "pk_%(table_name)s"})
+
+pending_reversals_table = Table(
+    "hub_pending_reversals",
+    metadata,
+    Column("posting_ref", String(24), primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("reversal", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("last_error", Text, nullable=True),
+    Index("ix_hub_pending_reversals_next_attempt_at", "next_attempt_at"),
+)
+
+_LOCATION = Path(__file__).resolve().parent / "migrations"
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the hub's tables on ``engine`` up to ``revision`` (default: the newest)."""
+    config = Config()
+    config.set_main_option("script_location", str(_LOCATION))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision of the hub's tables on ``engine``; ``None`` if never created there."""
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+        return context.get_current_revision()
+
+
+def create_engine(url: str, **options: Any) -> Engine:
+    """An engine for ``url`` (SQLite: WAL and a busy timeout, for several threads)."""
+    if url in ("sqlite://", "sqlite:///:memory:"):
+        options.setdefault("poolclass", StaticPool)
+        options.setdefault("connect_args", {"check_same_thread": False})
+    elif url.startswith("sqlite"):
+        options.setdefault("connect_args", {"timeout": 30})
+    else:
+        options.setdefault("pool_pre_ping", True)
+    return sqlalchemy.create_engine(url, **options)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingReversal:
+    """One stored reversal."""
+
+    posting_ref: str
+    reversal: CanonicalMessage
+    attempts: int
+    next_attempt_at: dt.datetime
+    last_error: str | None
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+class ReversalStore:
+    """The table of pending reversals (see the module docstring)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        posting_reference: Callable[[CanonicalMessage], str],
+        now: Callable[[], dt.datetime] | None = None,
+    ) -> None:
+        self.engine = engine
+        self._reference = posting_reference
+        self._now = now or (lambda: dt.datetime.now(dt.UTC))
+
+    def store(self, reversal: CanonicalMessage) -> None:
+        """Keep ``reversal`` until it is acknowledged; storing it again changes nothing."""
+        reference = self._reference(reversal)
+        now = self._now()
+        with self.engine.begin() as connection:
+            exists = connection.execute(
+                select(pending_reversals_table.c.posting_ref).where(
+                    pending_reversals_table.c.posting_ref == reference
+                )
+            ).first()
+            if exists is None:
+                connection.execute(
+                    pending_reversals_table.insert().values(
+                        posting_ref=reference,
+                        tenant=reversal.tenant,
+                        reversal=to_json(reversal),
+                        attempts=0,
+                        created_at=now,
+                        next_attempt_at=now,
+                        last_error=None,
+                    )
+                )
+        _log.info("reversal of posting %s stored for forwarding", reference)
+
+    def due(self, limit: int = 100) -> list[PendingReversal]:
+        """The reversals whose next attempt is due, oldest first."""
+        table = pending_reversals_table
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(table)
+                .where(table.c.next_attempt_at <= self._now())
+                .order_by(table.c.next_attempt_at)
+                .limit(limit)
+            ).all()
+        return [
+            PendingReversal(
+                row.posting_ref,
+                from_json(row.reversal),
+                row.attempts,
+                _utc(row.next_attempt_at),
+                row.last_error,
+            )
+            for row in rows
+        ]
+
+    def pending(self) -> list[PendingReversal]:
+        """Every stored reversal (for status pages and tests)."""
+        table = pending_reversals_table
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(table).order_by(table.c.created_at)).all()
+        return [
+            PendingReversal(
+                row.posting_ref,
+                from_json(row.reversal),
+                row.attempts,
+                _utc(row.next_attempt_at),
+                row.last_error,
+            )
+            for row in rows
+        ]
+
+    def acknowledged(self, posting_ref: str) -> None:
+        """The core acknowledged the reversal: forget it."""
+        table = pending_reversals_table
+        with self.engine.begin() as connection:
+            connection.execute(table.delete().where(table.c.posting_ref == posting_ref))
+
+    def failed(self, posting_ref: str, error: str, retry_after: dt.timedelta) -> None:
+        """An attempt that did not end the reversal: count it and schedule the next."""
+        table = pending_reversals_table
+        with self.engine.begin() as connection:
+            connection.execute(
+                table.update()
+                .where(table.c.posting_ref == posting_ref)
+                .values(
+                    attempts=table.c.attempts + 1,
+                    next_attempt_at=self._now() + retry_after,
+                    last_error=error[:500],
+                )
+            )
+
+
+class ReversalSender(Protocol):
+    """Sends one reversal to the core; the core's ISO 8583 style result code, or ``None``
+    when there was no answer (:meth:`hub.core.CoreBanking.reverse`)."""
+
+    async def reverse(self, reversal: CanonicalMessage) -> str | None: ...
+
+
+class ReversalForwarder:
+    """Forwards the due reversals of a :class:`ReversalStore` (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: ReversalStore,
+        sender: ReversalSender,
+        *,
+        first_delay: float = 1.0,
+        max_delay: float = 300.0,
+    ) -> None:
+        self.store = store
+        self.sender = sender
+        self.first_delay = first_delay
+        self.max_delay = max_delay
+        self.forwarded = 0
+
+    async def forward_due(self) -> int:
+        """One pass: send every due reversal once; how many were acknowledged."""
+        done = 0
+        for pending in await asyncio.to_thread(self.store.due):
+            code = await self.sender.reverse(pending.reversal)
+            if code in DONE_CODES:
+                await asyncio.to_thread(self.store.acknowledged, pending.posting_ref)
+                done += 1
+                _log.info("reversal %s acknowledged (%s)", pending.posting_ref, code)
+                continue
+            delay = min(self.first_delay * 2**pending.attempts, self.max_delay)
+            reason = "no answer" if code is None else f"core answered {code}"
+            await asyncio.to_thread(
+                self.store.failed, pending.posting_ref, reason, dt.timedelta(seconds=delay)
+            )
+        self.forwarded += done
+        return done
+
+    async def run(self, stop: asyncio.Event, interval: float = 1.0) -> None:
+        """Forward until ``stop`` is set, a pass every ``interval`` seconds."""
+        while not stop.is_set():
+            try:
+                await self.forward_due()
+            except Exception:
+                _log.exception("reversal forwarding pass failed; trying again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)

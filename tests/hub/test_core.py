@@ -1,0 +1,227 @@
+"""The core banking service against a real mainframe_sim over TCP, with its real ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from canonical_model.messages import (
+    Acceptor,
+    Account,
+    CanonicalMessage,
+    Identifiers,
+    MessageFunction,
+    MessageKind,
+    OriginalTransaction,
+    ProcessingCode,
+)
+from canonical_model.money import Money
+from hub.config_file import MainframeConfig
+from hub.connector import RecordConnector
+from hub.core import CoreBanking, corebank_connector, posting_reference
+from hub.store import ReversalForwarder, ReversalStore, create_engine, upgrade
+from mainframe_sim.faults import FaultPlan, Faults
+from mainframe_sim.ledger import Ledger
+from mainframe_sim.seed import seed_ledger
+from mainframe_sim.server import MainframeServer
+from tests.mainframe_sim.samples import ANNA, CLOSED, JONAS
+from tests.support import on_event_loop
+
+TENANT = "bank-a"
+
+
+def purchase(
+    stan: int, amount: str, account: str | None = ANNA, **changes: Any
+) -> CanonicalMessage:
+    message = CanonicalMessage(
+        MessageKind.FINANCIAL,
+        MessageFunction.REQUEST,
+        TENANT,
+        Identifiers(f"m-{stan}", end_to_end_id=f"{stan:012d}", instruction_id=f"{stan:06d}"),
+        processing=ProcessingCode("00"),
+        amount=Money.of(amount, "EUR"),
+        acceptor=Acceptor(terminal_id="TERM0001"),
+        debtor_account=Account(other_id=account) if account else None,
+    )
+    return dataclasses.replace(message, **changes)
+
+
+def reversal_of(original: CanonicalMessage, stan: int) -> CanonicalMessage:
+    return dataclasses.replace(
+        original,
+        kind=MessageKind.REVERSAL,
+        ids=Identifiers(
+            f"m-r{stan}", end_to_end_id=original.ids.end_to_end_id, instruction_id=f"{stan:06d}"
+        ),
+        original=OriginalTransaction(instruction_id=original.ids.instruction_id),
+    )
+
+
+@dataclasses.dataclass
+class Mainframe:
+    ledger: Ledger
+    server: MainframeServer
+    faults: Faults
+    port: int
+
+    def balance(self, account: str) -> int:
+        balances = self.ledger.balances(account)
+        assert balances is not None
+        return balances.ledger
+
+
+@contextlib.asynccontextmanager
+async def mainframe(tmp_path: Path, framing: str = "len2") -> AsyncIterator[Mainframe]:
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
+    seed_ledger(ledger)
+    faults = Faults()
+    server = MainframeServer(ledger, framing=framing, faults=faults)
+    _, port = await server.start("127.0.0.1", 0)
+    try:
+        yield Mainframe(ledger, server, faults, port)
+    finally:
+        await server.close()
+        ledger.close()
+
+
+@contextlib.asynccontextmanager
+async def core_for(
+    mf: Mainframe, store: ReversalStore | None = None, **config: Any
+) -> AsyncIterator[tuple[CoreBanking, RecordConnector]]:
+    settings = MainframeConfig(port=mf.port, **{"connections": 2, "timeout": 2.0, **config})
+    async with corebank_connector(settings) as connector:
+        await connector.wait_connected(settings.connections)
+        yield CoreBanking(connector, reversals=store), connector
+
+
+def _store(tmp_path: Path) -> ReversalStore:
+    engine = create_engine(f"sqlite:///{tmp_path / 'hub.db'}")
+    upgrade(engine)
+    return ReversalStore(engine, posting_reference=posting_reference)
+
+
+def test_purchase_debit_decline_and_unknown_account(tmp_path: Path) -> None:
+    @on_event_loop
+    async def scenario() -> None:
+        async with mainframe(tmp_path) as mf, core_for(mf) as (core, _):
+            before = mf.balance(ANNA)
+            approved = await core.handle(purchase(1, "12.34"))
+            assert approved.status is not None and approved.status.original is not None
+            assert approved.status.original.code == "00"
+            assert approved.approval_code is not None and len(approved.approval_code) == 6
+            assert approved.function is MessageFunction.RESPONSE
+            assert approved.ids.end_to_end_id == "000000000001"
+            ledger_balance = {a.amount_type: a.amount for a in approved.additional_amounts}
+            assert ledger_balance["01"] == Money.of(str((before - 1234) / 100), "EUR")
+            assert mf.balance(ANNA) == before - 1234
+
+            declined = await core.handle(purchase(2, "999999.00"))
+            assert declined.status is not None and declined.status.original is not None
+            assert declined.status.original.code == "51"
+            assert declined.approval_code is None
+
+            unknown = await core.handle(purchase(3, "1.00", account="DE00000000000000000000"))
+            assert unknown.status is not None and unknown.status.original is not None
+            assert unknown.status.original.code == "14"
+
+            closed = await core.handle(purchase(4, "1.00", account=CLOSED))
+            assert closed.status is not None and closed.status.original is not None
+            assert closed.status.original.code == "62"
+
+            no_account = await core.handle(purchase(5, "1.00", account=None))
+            assert no_account.status is not None and no_account.status.original is not None
+            assert no_account.status.original.code == "14"
+            assert core.stats.refused == 1  # never sent
+            assert mf.ledger.check().balanced
+
+    scenario()
+
+
+def test_a_repeat_posts_once_and_a_reversal_restores(tmp_path: Path) -> None:
+    @on_event_loop
+    async def scenario() -> None:
+        async with mainframe(tmp_path) as mf, core_for(mf) as (core, _):
+            before = mf.balance(JONAS)
+            first = purchase(10, "50.00", account=JONAS)
+            repeat = dataclasses.replace(first, ids=dataclasses.replace(first.ids, message_id="x"))
+            answers = await asyncio.gather(core.handle(first), core.handle(repeat))
+            assert {a.approval_code for a in answers} == {answers[0].approval_code}
+            assert mf.balance(JONAS) == before - 5000
+            reversal = reversal_of(first, 11)
+            for _ in range(2):  # an acquirer's 0421 repeat: applied once
+                reversed_ = await core.handle(reversal)
+                assert reversed_.status is not None and reversed_.status.original is not None
+                assert reversed_.status.original.code == "00"
+            assert mf.balance(JONAS) == before
+            assert mf.ledger.check().balanced
+
+    scenario()
+
+
+def test_lost_reply_is_91_then_the_stored_reversal_is_forwarded(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+
+    @on_event_loop
+    async def scenario() -> None:
+        async with mainframe(tmp_path) as mf, core_for(mf, store, timeout=0.3) as (core, _):
+            before = mf.balance(ANNA)
+            mf.faults.set(FaultPlan(drop=1.0))  # applied, but the reply never comes
+            lost = await core.handle(purchase(20, "7.00"))
+            assert lost.status is not None and lost.status.original is not None
+            assert lost.status.original.code == "91"
+            assert mf.balance(ANNA) == before - 700  # the posting was applied
+            (pending,) = store.pending()
+            assert pending.posting_ref == posting_reference(purchase(20, "7.00"))
+
+            forwarder = ReversalForwarder(store, core, first_delay=0.01)
+            assert await forwarder.forward_due() == 0  # still dropping: retried later
+            assert store.pending()[0].attempts == 1
+            mf.faults.set(FaultPlan())
+            await asyncio.sleep(0.05)
+            assert await forwarder.forward_due() == 1
+            assert store.pending() == []
+            assert mf.balance(ANNA) == before
+            assert mf.ledger.check().balanced
+
+    scenario()
+
+
+def test_a_dead_core_opens_the_breaker_and_answers_91_at_once(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+
+    @on_event_loop
+    async def scenario() -> None:
+        async with (
+            mainframe(tmp_path) as mf,
+            core_for(mf, store, timeout=0.2, failure_threshold=2) as (core, connector),
+        ):
+            mf.faults.set(FaultPlan(drop=1.0))
+            for stan in (30, 31):
+                await core.handle(purchase(stan, "1.00"))
+            refused = await core.handle(purchase(32, "1.00"))
+            assert refused.status is not None and refused.status.original is not None
+            assert refused.status.original.code == "91"
+            assert connector.stats.refused == 1
+            assert core.stats.unavailable == 1
+            # Two unknown outcomes stored; the refused one was never sent: nothing to reverse.
+            assert len(store.pending()) == 2
+
+    scenario()
+
+
+@pytest.mark.parametrize("framing", ["len4", "cics"])
+def test_other_framings(tmp_path: Path, framing: str) -> None:
+    @on_event_loop
+    async def scenario() -> None:
+        async with mainframe(tmp_path, framing) as mf, core_for(mf, framing=framing) as (core, _):
+            answer = await core.handle(purchase(40, "1.00"))
+            assert answer.status is not None and answer.status.original is not None
+            assert answer.status.original.code == "00"
+
+    scenario()
