@@ -7,6 +7,7 @@ Commands::
     isobridge inspect --from A              show a wire message field by field, PAN masked
     isobridge validate FILE...              validate ISO 20022 files: XSD, then business rules
     isobridge schema canonical              print the canonical JSON Schema
+    isobridge run [--config hub.toml]       run the hub (see hub.service, hub.config_file)
     isobridge demo                          translate sample messages and show each step
     isobridge vault init|stats|tokenize|detokenize|rotate|verify|purge-expired|shred
                                             the tokenization vault (see hub.vault_cli)
@@ -29,6 +30,7 @@ import json
 import logging
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from adapters.base import (
@@ -88,6 +90,11 @@ def _parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="print a JSON Schema")
     schema.add_argument("which", choices=["canonical"])
 
+    run = commands.add_parser("run", help="run the hub: edges, routing, core banking")
+    run.add_argument(
+        "--config", help="hub.toml (default: the embedded defaults, no listener)", default=None
+    )
+
     demo = commands.add_parser("demo", help="translate sample messages and show each step")
     demo.add_argument("--variant", action="append", help="ISO 8583 variant(s) to show")
 
@@ -115,6 +122,24 @@ def _from_hex(data: bytes) -> bytes:
         bad = next((i for i, c in enumerate(text) if chr(c) not in "0123456789abcdefABCDEF"), None)
         where = f" at offset {bad}" if bad is not None else " (odd number of digits)"
         raise CliError(f"--hex input is not hexadecimal{where}") from None
+
+
+def _run(config_path: str | None, environ: Mapping[str, str] | None, out: TextIO) -> int:
+    from hub.config_file import ConfigError, load_config
+    from hub.service import run_forever
+    from routing.rules import RouteRulesError
+    from routing.transport import RoutingError
+
+    try:
+        config = load_config(Path(config_path) if config_path else None, environ)
+    except ConfigError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    try:
+        return run_forever(config, out=out)
+    except RouteRulesError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    except RoutingError as exc:
+        raise CliError(f"transport {config.routing.transport.split('@')[-1]}: {exc}") from None
 
 
 def _adapter(registry: AdapterRegistry, spec: str) -> Adapter:
@@ -300,6 +325,8 @@ def main(
             _validate(args.files, out)
         elif args.command == "schema":
             out.write(json.dumps(json_schema(), indent=2) + "\n")
+        elif args.command == "run":
+            return _run(args.config, environ, out)
         elif args.command == "demo":
             from hub.demo import run_demo
 

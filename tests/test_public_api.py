@@ -423,6 +423,12 @@ PUBLIC_API: dict[str, list[str]] = {
         "add_routes_commands",
         "run_routes_command",
     ],
+    "hub.service": [
+        "DEFAULT_RULES",
+        "HubService",
+        "core_destinations",
+        "run_forever",
+    ],
     "hub.store": [
         "HEAD",
         "PendingReversal",

@@ -1,0 +1,300 @@
+"""The running hub: every configured service wired and started (``isobridge run``).
+
+One :class:`HubService` holds, from a :class:`hub.config_file.HubConfig`:
+
+- the vault (tokenization at the edges) and the transport (``memory://`` or ``amqp://``), on a
+  topology with one destination per route-rule destination, bound by ``<destination>.#``;
+- the route rules (``[routing] rules``; without a file: everything to ``core``);
+- the core banking worker: consumes every destination named ``core`` or ``core.*`` and
+  serves it through :class:`hub.core.CoreBanking` over the mainframe connector
+  (``[mainframe]``), replying on the requester's reply queue;
+- the reversal store and forwarder (:mod:`hub.store`, in ``<home>/hub.db``);
+- one ISO 8583 edge per ``[[listeners]]``.
+
+A request from an edge is routed by the rules: to a destination, published with routing key
+``<destination>.<kind>.<function>.<tenant>`` and waited for on the hub instance's reply queue;
+when no rule routes it, the acquirer gets ``92`` (no routing) and the message is parked on
+the transport's unroutable queue with its reason. The core worker runs its postings on the
+hub's event loop; the transport's consumer threads hand them over and wait.
+
+Stopping (:meth:`HubService.close`, or SIGINT / SIGTERM under :func:`run_forever`) closes
+the edges first (no new requests), then the consumers, the connector and the transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import signal
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from adapters.registry import AdapterRegistry, default_registry
+from canonical_model.codes import status_from_iso8583
+from canonical_model.messages import CanonicalMessage
+from canonical_model.replies import reply_to
+from hub.bootstrap import Hub, build_hub, open_vault
+from hub.config_file import HubConfig
+from hub.connector import RecordConnector
+from hub.core import CoreBanking, corebank_connector, posting_reference
+from hub.edge import Iso8583Edge
+from hub.store import ReversalForwarder, ReversalStore, create_engine, upgrade
+from routing.reqreply import Requester
+from routing.rules import RouteTable, RuleSet, compile_rules, load_rules, parse_rules
+from routing.transport import (
+    Consumer,
+    Delivery,
+    Destination,
+    Outcome,
+    RetryPolicy,
+    Topology,
+    Transport,
+    open_transport,
+    routing_key_for,
+)
+
+__all__ = ["DEFAULT_RULES", "HubService", "core_destinations", "run_forever"]
+
+_log = logging.getLogger("isobridge.service")
+
+DEFAULT_RULES = '[fallback]\ndestination = "core"\n'
+"""The rules without a rules file: every message to the core banking mainframe."""
+
+NO_ROUTING = "92"
+
+
+def _destinations(rules: RuleSet) -> tuple[str, ...]:
+    names = [rule.destination for rule in rules.rules if rule.destination is not None]
+    if rules.fallback.destination is not None:
+        names.append(rules.fallback.destination)
+    return tuple(dict.fromkeys(names))
+
+
+def core_destinations(names: Sequence[str]) -> tuple[str, ...]:
+    """The destinations the core banking worker serves: ``core`` and ``core.*``."""
+    return tuple(name for name in names if name == "core" or name.startswith("core."))
+
+
+@dataclass(slots=True)
+class _Parts:
+    transport: Transport
+    requester: Requester
+    connector: RecordConnector | None
+    consumers: list[Consumer]
+    edges: list[Iso8583Edge]
+    forwarder_task: asyncio.Task[None] | None
+
+
+class HubService:
+    """See the module docstring. ``async with HubService(config) as hub: ...``"""
+
+    def __init__(
+        self,
+        config: HubConfig,
+        *,
+        registry: AdapterRegistry | None = None,
+        hub: Hub | None = None,
+        request_timeout: float | None = None,
+        notes: TextIO | None = None,
+    ) -> None:
+        self.config = config
+        self.registry = registry or default_registry()
+        self._hub = hub
+        self._notes = notes
+        rules = (
+            load_rules(config.routing.rules)
+            if config.routing.rules is not None
+            else parse_rules(DEFAULT_RULES, source="(built-in rules)")
+        )
+        self.rules: RouteTable = compile_rules(rules)
+        names = _destinations(rules)
+        self.topology = Topology(
+            tuple(
+                Destination(name, (f"{name}.#",), retry=RetryPolicy((1_000, 5_000), 3))
+                for name in names
+            )
+        )
+        self.core_destinations = core_destinations(names)
+        self._request_timeout = request_timeout
+        self._parts: _Parts | None = None
+        self._stop = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.core: CoreBanking | None = None
+        self.reversals: ReversalStore | None = None
+        self.edges: list[Iso8583Edge] = []
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start every service; raises with a clear message if one cannot start."""
+        self._loop = asyncio.get_running_loop()
+        config = self.config
+        hub = self._hub or build_hub(self.registry, open_vault(config.settings, notes=self._notes))
+        self._hub = hub
+        transport = open_transport(config.routing.transport, self.topology)
+        await asyncio.to_thread(transport.start)
+        requester = Requester(transport, default_timeout=self._requester_timeout())
+        requester.start()
+        parts = _Parts(transport, requester, None, [], [], None)
+        self._parts = parts
+        try:
+            if config.mainframe is not None:
+                await self._start_core(parts)
+            for listener in config.listeners:
+                adapter = self.registry.get(listener.adapter)
+                edge = Iso8583Edge(
+                    listener.edge_settings(),
+                    adapter=adapter,
+                    decode_context=hub.decode_context(listener.tenant),
+                    encode_context=hub.encode_context(adapter, listener.tenant),
+                    handler=self.route,
+                )
+                await edge.start()
+                parts.edges.append(edge)
+                self.edges.append(edge)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _start_core(self, parts: _Parts) -> None:
+        config = self.config
+        assert config.mainframe is not None
+        connector = corebank_connector(config.mainframe)
+        await connector.start()
+        parts.connector = connector
+        home = config.settings.home
+        home.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(f"sqlite:///{Path(home) / 'hub.db'}")
+        await asyncio.to_thread(upgrade, engine)
+        self.reversals = ReversalStore(engine, posting_reference=posting_reference)
+        self.core = CoreBanking(connector, reversals=self.reversals)
+        forwarder = ReversalForwarder(self.reversals, self.core)
+        parts.forwarder_task = asyncio.create_task(forwarder.run(self._stop))
+        for name in self.core_destinations:
+            consumer = parts.transport.consume(
+                name, self._core_batch, prefetch=256, batch_size=64, batch_wait=0.002
+            )
+            parts.consumers.append(consumer)
+
+    async def close(self) -> None:
+        """Stop everything, edges first."""
+        parts, self._parts = self._parts, None
+        if parts is None:
+            return
+        self._stop.set()
+        for edge in parts.edges:
+            await edge.close()
+        for consumer in parts.consumers:
+            await asyncio.to_thread(consumer.stop)
+        if parts.forwarder_task is not None:
+            parts.forwarder_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await parts.forwarder_task
+        if parts.connector is not None:
+            await parts.connector.close()
+        await asyncio.to_thread(parts.requester.close)
+        await asyncio.to_thread(parts.transport.close)
+
+    async def __aenter__(self) -> HubService:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def transport(self) -> Transport:
+        """The running transport."""
+        if self._parts is None:
+            raise RuntimeError("the hub is not running")
+        return self._parts.transport
+
+    # -- the edges' handler -----------------------------------------------------------------
+
+    def _requester_timeout(self) -> float:
+        if self._request_timeout is not None:
+            return self._request_timeout
+        budgets = [listener.request_timeout for listener in self.config.listeners]
+        # Leave the edge time to answer 91 itself if even the requester's answer is late.
+        return max(0.1, min(budgets, default=30.0) * 0.9)
+
+    async def route(self, request: CanonicalMessage) -> CanonicalMessage:
+        """Route one request by the rules and wait for its reply."""
+        if self._parts is None:
+            raise RuntimeError("the hub is not running")
+        route = self.rules.match(request)
+        if route.destination is None:
+            await asyncio.to_thread(
+                self._parts.transport.publish, request, f"unrouted.{routing_key_for(request)}"
+            )
+            _log.warning("no route for %s: %s", request.ids.message_id, route.reason)
+            return reply_to(
+                request,
+                status_from_iso8583(NO_ROUTING),
+                message_id=uuid.uuid4().hex,
+                transmitted_at=dt.datetime.now(dt.UTC),
+            )
+        key = f"{route.destination}.{routing_key_for(request)}"
+        return await asyncio.to_thread(self._parts.requester.request, request, key)
+
+    # -- the core worker (called on a transport consumer thread) ---------------------------
+
+    def _core_batch(self, deliveries: Sequence[Delivery]) -> Sequence[Outcome]:
+        loop = self._loop
+        core = self.core
+        assert loop is not None and core is not None
+
+        async def serve() -> list[CanonicalMessage]:
+            return list(await asyncio.gather(*(core.handle(d.message) for d in deliveries)))
+
+        replies = asyncio.run_coroutine_threadsafe(serve(), loop).result()
+        return [Outcome.ack(reply=reply) for reply in replies]
+
+
+def run_forever(
+    config: HubConfig,
+    *,
+    out: TextIO,
+    ready: Callable[[HubService], None] | None = None,
+) -> int:
+    """Run the hub until SIGINT / SIGTERM; the exit status."""
+
+    async def main() -> None:
+        async with HubService(config, notes=out) as service:
+            for edge in service.edges:
+                out.write(
+                    f"isobridge: ISO 8583 edge on {edge.settings.host}:{edge.port}"
+                    f" ({edge.settings.framing}, {edge.adapter.variant})\n"
+                )
+            if config.mainframe is not None:
+                out.write(
+                    f"isobridge: core banking at {config.mainframe.host}:{config.mainframe.port}"
+                    f" ({config.mainframe.framing}); destinations"
+                    f" {', '.join(service.core_destinations) or '(none)'}\n"
+                )
+            out.write(f"isobridge: transport {_masked_url(config.routing.transport)}; running\n")
+            out.flush()
+            if ready is not None:
+                ready(service)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(signum, stop.set)
+            await stop.wait()
+            out.write("isobridge: stopping\n")
+
+    asyncio.run(main())
+    return 0
+
+
+def _masked_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.rpartition("@")[2]
+    return f"{scheme}{sep}{rest}"

@@ -1,0 +1,166 @@
+"""The running hub end to end: an independent ISO 8583 client (py8583) over TCP -> the edge ->
+route rules -> the transport (memory and a real RabbitMQ) -> the core banking worker ->
+mainframe_sim over TCP -> its ledger, and back. Balances must match the approvals exactly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from hub.config_file import load_config
+from hub.service import HubService
+from mainframe_sim.ledger import Ledger
+from mainframe_sim.seed import seed_ledger
+from mainframe_sim.server import MainframeServer
+from tests.hub.test_edge import Client, _build, _parse
+from tests.mainframe_sim.samples import ANNA, JONAS
+from tests.routing.conftest import amqp_url, require_broker
+from tests.support import on_event_loop
+
+PAN = "4111111111111111"
+OFF_US_PAN = "6011000990139424"  # a Discover test card: no rule routes its BIN
+
+
+def _purchase(stan: int, minor_units: int, account: str, pan: str = PAN) -> bytes:
+    return _build(
+        "0200",
+        {
+            2: pan,
+            3: "000000",
+            4: f"{minor_units:012d}",
+            7: "1129101500",
+            11: f"{stan:06d}",
+            12: "101500",
+            13: "1129",
+            37: f"{stan:012d}",
+            41: "TERM0001",
+            42: "MERCHANT0000001",
+            49: "978",
+            102: account,
+        },
+    )
+
+
+def _config(tmp_path: Path, mainframe_port: int, transport: str, rules: str | None) -> Path:
+    lines = [
+        "[hub]",
+        f'home = "{tmp_path / "home"}"',
+        'tenant = "bank-a"',
+        "[routing]",
+        f'transport = "{transport}"',
+    ]
+    if rules is not None:
+        (tmp_path / "routes.toml").write_text(rules)
+        lines.append('rules = "routes.toml"')
+    lines += [
+        "[[listeners]]",
+        'name = "pos"',
+        "port = 0",
+        "request_timeout = 5.0",
+        "[mainframe]",
+        f"port = {mainframe_port}",
+        "timeout = 3.0",
+        "connections = 2",
+    ]
+    path = tmp_path / "hub.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@contextlib.asynccontextmanager
+async def running_hub(
+    tmp_path: Path, transport: str, rules: str | None = None
+) -> AsyncIterator[tuple[HubService, Ledger]]:
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
+    seed_ledger(ledger)
+    server = MainframeServer(ledger)
+    _, port = await server.start("127.0.0.1", 0)
+    config = load_config(_config(tmp_path, port, transport, rules), environ={})
+    try:
+        async with HubService(config) as service:
+            assert service.core is not None
+            yield service, ledger
+    finally:
+        await server.close()
+        ledger.close()
+
+
+def _transport_url(name: str) -> str:
+    if name == "memory":
+        return "memory://"
+    url = amqp_url()
+    require_broker(url)
+    return url
+
+
+@pytest.mark.parametrize("transport", ["memory", "amqp"])
+def test_purchases_end_to_end_balances_match_the_approvals(tmp_path: Path, transport: str) -> None:
+    url = _transport_url(transport)
+
+    @on_event_loop
+    async def scenario() -> None:
+        async with running_hub(tmp_path, url) as (service, ledger):
+            before = {n: ledger.balances(n) for n in (ANNA, JONAS)}
+            port = service.edges[0].port
+
+            async def terminal(account: str, stans: range) -> list[tuple[str, dict[int, str]]]:
+                client = await Client.connect(port)
+                replies = []
+                for stan in stans:
+                    await client.send(_purchase(stan, 1_000 + stan, account))
+                    replies.append(_parse(await client.receive()))
+                await client.close()
+                return replies
+
+            anna, jonas = await asyncio.gather(
+                terminal(ANNA, range(1, 21)), terminal(JONAS, range(101, 121))
+            )
+            # A purchase far above the balance is declined with 51 and posts nothing.
+            client = await Client.connect(port)
+            await client.send(_purchase(500, 99_999_999, ANNA))
+            declined = _parse(await client.receive())
+            await client.close()
+
+        assert all(mti == "0210" and f[39] == "00" for mti, f in anna + jonas)
+        assert declined[1][39] == "51"
+        for account, stans in ((ANNA, range(1, 21)), (JONAS, range(101, 121))):
+            start, end = before[account], ledger.balances(account)
+            assert start is not None and end is not None
+            assert start.ledger - end.ledger == sum(1_000 + stan for stan in stans)
+        assert ledger.check().balanced
+
+    scenario()
+
+
+def test_no_route_answers_92_and_parks_the_message(tmp_path: Path) -> None:
+    rules = """
+[fallback]
+dead_letter = "no rule for this card"
+
+[[rule]]
+name = "visa"
+destination = "core.cards"
+bin = ["400000-499999"]
+"""
+
+    @on_event_loop
+    async def scenario() -> None:
+        async with running_hub(tmp_path, "memory://", rules) as (service, _):
+            client = await Client.connect(service.edges[0].port)
+            await client.send(_purchase(1, 100, ANNA))
+            routed = _parse(await client.receive())
+            await client.send(_purchase(2, 100, ANNA, pan=OFF_US_PAN))
+            unrouted = _parse(await client.receive())
+            await client.close()
+            parked = service.transport.dead_letters("unroutable")
+        assert routed[1][39] == "00"
+        assert unrouted[1][39] == "92"
+        (dead,) = parked
+        assert dead.original_routing_key.startswith("unrouted.financial.request")
+        assert OFF_US_PAN not in dead.envelope.body.decode()
+
+    scenario()
