@@ -366,6 +366,10 @@ PUBLIC_API: dict[str, list[str]] = {
         "BreakerState",
         "CircuitBreaker",
     ],
+    "hub.clearing": [
+        "ClearingInbound",
+        "ClearingOutcome",
+    ],
     "hub.cli": [
         "CANONICAL_JSON",
         "main",
