@@ -208,6 +208,13 @@ class HubService:
         await self.close()
 
     @property
+    def hub(self) -> Hub:
+        """The wired registry and vault."""
+        if self._hub is None:
+            raise RuntimeError("the hub is not running")
+        return self._hub
+
+    @property
     def transport(self) -> Transport:
         """The running transport."""
         if self._parts is None:
