@@ -141,6 +141,11 @@ PUBLIC_API: dict[str, list[str]] = {
         "RedefinesSpec",
         "Storage",
     ],
+    "adapters.fixedwidth.statement": [
+        "StatementAssembler",
+        "StatementMapping",
+        "load_statement_mapping",
+    ],
     "adapters.fixedwidth.zoned": [
         "Overpunch",
         "is_ebcdic",
@@ -364,6 +369,10 @@ PUBLIC_API: dict[str, list[str]] = {
     ],
     "hub.config": [
         "Settings",
+    ],
+    "hub.copybook_cli": [
+        "add_copybook_commands",
+        "run_copybook_command",
     ],
     "hub.vault_cli": [
         "add_vault_commands",

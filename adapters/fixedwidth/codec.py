@@ -33,7 +33,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from adapters.fixedwidth.alphanumeric import alphanumeric_decoder, alphanumeric_encoder
+from adapters.fixedwidth.alphanumeric import (
+    alphanumeric_decoder,
+    alphanumeric_encoder,
+    text_decoder,
+)
 from adapters.fixedwidth.binary import binary_decoder, binary_encoder
 from adapters.fixedwidth.errors import (
     FieldValueError,
@@ -174,6 +178,11 @@ class RecordCodec:
         self._decoders: dict[_Selection, Callable[[bytes], dict[str, Any]]] = {}
         self._templates: dict[_Selection, bytes] = {}
         self._keys: tuple[str, ...] = tuple(self._by_key)
+        # fixed layout, no REDEFINES rules: one generated decoder, no per-record choices
+        self._fast: Callable[[bytes], dict[str, Any]] | None = None
+        self._fast_length = spec.length
+        if not spec.odos and not spec.redefines:
+            self._fast = self._decoders[()] = self._generate_decoder(())
 
     # -- description -------------------------------------------------------------------
 
@@ -256,6 +265,15 @@ class RecordCodec:
 
     def decode(self, data: bytes, *, record: int | None = None) -> dict[str, Any]:
         """The record's fields; raises RecordDecodeError naming the record, field, offset."""
+        fast = self._fast
+        if fast is not None and len(data) == self._fast_length:
+            try:
+                return fast(data)
+            except (FieldValueError, IndexError, ValueError):
+                self._diagnose(data, (), record, ())
+                raise RecordDecodeError(
+                    "record does not decode", record=record, layout=self.name
+                ) from None
         if self.spec.odos:
             return self._decode_variable(data, record)
         if len(data) != self.spec.length:
@@ -313,7 +331,11 @@ class RecordCodec:
             ) from None
 
     def _generate_decoder(self, selection: _Selection) -> Callable[[bytes], dict[str, Any]]:
-        namespace: dict[str, Any] = {"_table": _table}
+        # Text fields of an EBCDIC record are sliced from one translation of the whole
+        # record (one C call instead of one per field); ASCII text is decoded per field so
+        # that binary bytes elsewhere in the record do not fail it.
+        whole_record = self.options.codepage != "ascii"
+        namespace: dict[str, Any] = {"_table": _table, "_text": text_decoder(self.options.codepage)}
         items: list[str] = []
         for index, fld in enumerate(self._fields):
             f = fld.spec
@@ -321,12 +343,22 @@ class RecordCodec:
                 continue
             fn = f"d{index}"
             namespace[fn] = fld.decode
-            if not f.dims:
-                items.append(f"{f.key!r}: {fn}(data[{f.offset}:{f.offset + f.size}])")
-            else:
+            end = f.offset + f.size
+            if f.dims:
                 dims = tuple((d.maximum, d.stride) for d in f.dims)
                 items.append(f"{f.key!r}: _table({fn}, data, {f.offset}, {f.size}, {dims!r})")
-        source = "def decode(data):\n    return {" + ", ".join(items) + "}\n"
+            elif f.storage is Storage.ALPHANUMERIC:
+                strip = "lstrip" if f.justified_right else "rstrip"
+                source = (
+                    f"text[{f.offset}:{end}]"
+                    if whole_record
+                    else (f"data[{f.offset}:{end}].decode('ascii')")
+                )
+                items.append(f"{f.key!r}: {source}.{strip}(' ')")
+            else:
+                items.append(f"{f.key!r}: {fn}(data[{f.offset}:{end}])")
+        prologue = "    text = _text(data)\n" if whole_record else ""
+        source = "def decode(data):\n" + prologue + "    return {" + ", ".join(items) + "}\n"
         exec(compile(source, f"<copybook {self.name}>", "exec"), namespace)
         decoder: Callable[[bytes], dict[str, Any]] = namespace["decode"]
         return decoder

@@ -44,7 +44,7 @@ RecordFormat = Literal["F", "FB", "V", "VB", "gnucobol-variable"]
 RECORD_FORMATS: Final[tuple[str, ...]] = get_args(RecordFormat)
 """Every supported record format name."""
 
-_CHUNK: Final = 1 << 20
+_CHUNK: Final = 1 << 16
 _MAX_BLOCK: Final = 32760
 
 

@@ -108,17 +108,18 @@ def _sign_bytes(codepage: str, overpunch: Overpunch, sign: int) -> bytes:
     return b"{ABCDEFGHI" if sign > 0 else b"}JKLMNOPQR"
 
 
-def _make_value(scale: int) -> Callable[[str, bool], Any]:
+def _make_value(scale: int) -> Callable[[bytes, bool], Any]:
+    """ASCII digits (bytes) and a sign -> the field's value."""
     if scale > 0:
         exponent = f"E-{scale}"
 
-        def as_decimal(digits: str, negative: bool) -> Any:
-            return Decimal(("-" if negative else "") + digits + exponent)
+        def as_decimal(digits: bytes, negative: bool) -> Any:
+            return Decimal(("-" if negative else "") + digits.decode("ascii") + exponent)
 
         return as_decimal
     factor = 10**-scale
 
-    def as_int(digits: str, negative: bool) -> Any:
+    def as_int(digits: bytes, negative: bool) -> Any:
         value = int(digits) * factor
         return -value if negative else value
 
@@ -147,8 +148,12 @@ def zoned_decoder(
     make = _make_value(scale)
     sign_index = 0 if leading else digits - 1
 
+    digit_bytes = [bytes((0x30 + d,)) for d in range(10)]
+
     def decode(raw: bytes) -> Any:
         text = raw.translate(body_table)
+        if text.isdigit():  # unsigned zones throughout: no sign to look at
+            return make(text, False)
         entry = signs.get(raw[sign_index])
         if entry is None:
             raise FieldValueError(f"invalid zoned sign byte 0x{raw[sign_index]:02x}", sign_index)
@@ -157,10 +162,7 @@ def zoned_decoder(
             raise FieldValueError(
                 f"negative zone 0x{raw[sign_index]:02x} in an unsigned field", sign_index
             )
-        if leading:
-            body = chr(0x30 + digit) + text[1:].decode("ascii")
-        else:
-            body = text[:-1].decode("ascii") + chr(0x30 + digit)
+        body = digit_bytes[digit] + text[1:] if leading else text[:-1] + digit_bytes[digit]
         if not body.isdigit():
             raise _bad_digit(raw, text, sign_index)
         return make(body, sign < 0)
@@ -210,7 +212,7 @@ def separate_sign_decoder(
         if sign != plus and sign != minus:
             raise FieldValueError(f"invalid separate sign byte 0x{sign:02x}", sign_index)
         text = raw[1:] if leading else raw[:-1]
-        body = text.translate(body_table).decode("ascii")
+        body = text.translate(body_table)
         if not body.isdigit():
             raise _shifted(text, body_table, 1 if leading else 0)
         return make(body, sign == minus)
