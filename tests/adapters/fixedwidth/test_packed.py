@@ -86,7 +86,7 @@ def test_values_that_do_not_fit(value: object, reason: str) -> None:
 )
 def test_round_trip(case: tuple[int, int, int]) -> None:
     digits, scale, unscaled = case
-    value = Decimal(unscaled).scaleb(-scale) if scale else unscaled
+    value = Decimal(f"{unscaled}E-{scale}") if scale else unscaled
     raw = packed_encoder(digits=digits, scale=scale, signed=True)(value)
     assert len(raw) == packed_size(digits)
     assert packed_decoder(digits=digits, scale=scale, signed=True)(raw) == value

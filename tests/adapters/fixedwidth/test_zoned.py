@@ -121,7 +121,7 @@ def test_round_trip(
 ) -> None:
     codepage, overpunch = convention
     digits, scale, unscaled = case
-    value = Decimal(unscaled).scaleb(-scale) if scale else unscaled
+    value = Decimal(f"{unscaled}E-{scale}") if scale else unscaled
     options = {"digits": digits, "scale": scale, "signed": True, "codepage": codepage}
     raw = zoned_encoder(leading=leading, overpunch=overpunch, **options)(value)  # type: ignore[arg-type]
     assert len(raw) == digits
