@@ -175,7 +175,15 @@ def zoned_decoder(
             raise _bad_digit(raw, text, sign_index)
         return make(body, sign < 0)
 
-    return decode
+    if scale or signed:
+        return decode
+
+    def decode_unsigned_integer(raw: bytes) -> Any:
+        # dates, counts: plain digits, no call through make()
+        text = raw.translate(body_table)
+        return int(text) if text.isdigit() else decode(raw)
+
+    return decode_unsigned_integer
 
 
 def zoned_encoder(
