@@ -52,6 +52,7 @@ PUBLIC_API: dict[str, list[str]] = {
     "adapters.fixedwidth.alphanumeric": [
         "alphanumeric_decoder",
         "alphanumeric_encoder",
+        "text_decoder",
     ],
     "adapters.fixedwidth.binary": [
         "binary_decoder",
@@ -82,6 +83,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "RecordEncodeError",
     ],
     "adapters.fixedwidth.layout": [
+        "MAX_RECORD_LENGTH",
         "layout_record",
     ],
     "adapters.fixedwidth.mapping": [
