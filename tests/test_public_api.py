@@ -83,6 +83,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "RecordEncodeError",
     ],
     "adapters.fixedwidth.layout": [
+        "MAX_RECORD_LENGTH",
         "layout_record",
     ],
     "adapters.fixedwidth.mapping": [

@@ -52,6 +52,13 @@ def binary_decoder(
             return Decimal(f"{int.from_bytes(raw, byteorder, signed=signed)}{exponent}")
 
         return decode_scaled
+    if scale == 0:
+        from_bytes = int.from_bytes
+
+        def decode_int(raw: bytes) -> Any:
+            return from_bytes(raw, byteorder, signed=signed)
+
+        return decode_int
     factor = 10**-scale
 
     def decode(raw: bytes) -> Any:

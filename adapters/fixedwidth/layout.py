@@ -35,7 +35,10 @@ from adapters.fixedwidth.spec import (
     Storage,
 )
 
-__all__ = ["layout_record"]
+__all__ = ["MAX_RECORD_LENGTH", "layout_record"]
+
+MAX_RECORD_LENGTH = 1 << 20
+"""The longest record the compiler accepts (1 MiB; z/OS records stop at 32,760 bytes)."""
 
 
 def _error(reason: str, item: ParsedItem, column: int | None = None) -> CopybookSyntaxError:
@@ -381,6 +384,8 @@ def layout_record(root: ParsedItem) -> RecordSpec:
             )
         )
     length = _size(root)
+    if length > MAX_RECORD_LENGTH:
+        raise _error(f"record of {length} bytes exceeds {MAX_RECORD_LENGTH}", root)
     min_length = length - sum((o.maximum - o.minimum) * o.stride for o in odos)
     return RecordSpec(
         name=builder.record,

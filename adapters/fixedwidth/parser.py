@@ -175,7 +175,7 @@ def _error(reason: str, token: Token) -> CopybookSyntaxError:
 
 
 def _parse_int(token: Token, what: str) -> int:
-    if token.is_literal or not token.text.isdigit():
+    if token.is_literal or not (token.text.isascii() and token.text.isdigit()):
         raise _error(f"expected {what} (an unsigned integer), found {token.text!r}", token)
     return int(token.text)
 

@@ -32,9 +32,10 @@ from typing import Final, Literal
 
 __all__ = ["Picture", "PictureError", "parse_picture"]
 
-_REPEAT: Final = re.compile(r"\((\d+)\)")
+_REPEAT: Final = re.compile(r"\(([0-9]+)\)")
 _EDITING: Final = frozenset("Z*.,+-CDB0/$E")
 MAX_DIGITS: Final = 38
+MAX_SIZE: Final = 1 << 20
 
 
 class PictureError(ValueError):
@@ -59,39 +60,43 @@ class Picture:
     signed: bool
 
 
-def _expand(text: str) -> list[tuple[str, int]]:
-    """The picture as (symbol, position) pairs, repetitions ``X(n)`` expanded."""
-    symbols: list[tuple[str, int]] = []
+def _runs(text: str) -> list[tuple[str, int, int]]:
+    """The picture as (symbol, position, count) runs: ``X(3)9`` -> X x3, 9 x1."""
+    runs: list[tuple[str, int, int]] = []
     i = 0
     upper = text.upper()
     while i < len(upper):
         ch = upper[i]
         if ch == "(":
             match = _REPEAT.match(upper, i)
-            if match is None or not symbols:
+            if match is None or not runs:
                 raise PictureError(f"malformed repetition in picture {text!r}", i)
             count = int(match.group(1))
-            if count < 1:
-                raise PictureError("a repetition count must be at least 1", i)
-            symbols.extend([symbols[-1]] * (count - 1))
+            if not 1 <= count <= MAX_SIZE:
+                raise PictureError(f"a repetition count must be 1 to {MAX_SIZE}", i)
+            symbol, position, previous = runs[-1]
+            runs[-1] = (symbol, position, previous + count - 1)
             i = match.end()
             continue
-        symbols.append((ch, i))
+        runs.append((ch, i, 1))
         i += 1
-    return symbols
+    return runs
 
 
 def parse_picture(text: str) -> Picture:
     """The :class:`Picture` for ``text``; raises :class:`PictureError`."""
     if not text:
         raise PictureError("empty picture")
-    symbols = _expand(text)
-    kinds = {s for s, _ in symbols}
+    runs = _runs(text)
+    kinds = {s for s, _, _ in runs}
     if kinds <= {"X", "A", "9"} and kinds & {"X", "A"}:
         category: Literal["alphanumeric", "alphabetic"] = (
             "alphabetic" if kinds == {"A"} else "alphanumeric"
         )
-        return Picture(category, len(symbols), 0, 0, False)
+        size = sum(count for _, _, count in runs)
+        if size > MAX_SIZE:
+            raise PictureError(f"{size} characters exceed the maximum of {MAX_SIZE}")
+        return Picture(category, size, 0, 0, False)
     signed = False
     digits = 0
     scale = 0
@@ -99,27 +104,27 @@ def parse_picture(text: str) -> Picture:
     leading_p = 0
     trailing_p = 0
     seen_nine = False
-    for index, (symbol, position) in enumerate(symbols):
+    for index, (symbol, position, count) in enumerate(runs):
         if symbol == "S":
-            if index != 0:
-                raise PictureError("S must be the first symbol of a picture", position)
+            if index != 0 or count != 1:
+                raise PictureError("S must be the first symbol of a picture, once", position)
             signed = True
         elif symbol == "9":
             if trailing_p:
                 raise PictureError("9 cannot follow a trailing P", position)
-            digits += 1
+            digits += count
             seen_nine = True
             if seen_point:
-                scale += 1
+                scale += count
         elif symbol == "V":
-            if seen_point:
+            if seen_point or count != 1:
                 raise PictureError("a picture may hold one V only", position)
             seen_point = True
         elif symbol == "P":
             if seen_nine and not seen_point:
-                trailing_p += 1
+                trailing_p += count
             elif not seen_nine:
-                leading_p += 1
+                leading_p += count
             else:
                 raise PictureError("P must be at the left or right end of the digits", position)
         elif symbol in _EDITING:
@@ -128,10 +133,10 @@ def parse_picture(text: str) -> Picture:
             )
         else:
             raise PictureError(f"symbol {symbol!r} is not supported in a picture", position)
+        if digits > MAX_DIGITS or leading_p + trailing_p > MAX_DIGITS:
+            raise PictureError(f"more than {MAX_DIGITS} digit positions", position)
     if digits == 0:
         raise PictureError(f"numeric picture {text!r} has no digit positions")
-    if digits > MAX_DIGITS:
-        raise PictureError(f"{digits} digits exceed the maximum of {MAX_DIGITS}")
     if trailing_p:
         scale = -trailing_p
     elif leading_p:

@@ -54,8 +54,8 @@ class RecordFormatError(RecordDecodeError):
     ``offset`` is the byte offset in the file, ``record`` the number of the record at fault.
     """
 
-    def __init__(self, reason: str, *, record: int, offset: int) -> None:
-        super().__init__(reason, field="RDW/BDW", offset=offset, record=record)
+    def __init__(self, reason: str, *, record: int, offset: int, field: str | None = None) -> None:
+        super().__init__(reason, field=field, offset=offset, record=record)
 
 
 class _Reader:
@@ -91,7 +91,10 @@ def _descriptor(word: bytes, what: str, record: int, offset: int) -> int:
         return int.from_bytes(word, "big") & 0x7FFFFFFF
     if word[2:4] != b"\x00\x00":
         raise RecordFormatError(
-            f"{what} bytes 3-4 are {word[2:4].hex()}, not 0000", record=record, offset=offset
+            f"{what} bytes 3-4 are {word[2:4].hex()}, not 0000",
+            record=record,
+            offset=offset,
+            field=what,
         )
     return int.from_bytes(word[:2], "big")
 

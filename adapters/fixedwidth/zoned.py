@@ -126,6 +126,14 @@ def _make_value(scale: int) -> Callable[[bytes, bool], Any]:
     return as_int
 
 
+def _first_bad(raw: bytes, text: bytes, sign_index: int) -> FieldValueError:
+    """The error for the first invalid byte, when the sign byte is invalid too."""
+    for index in range(sign_index):
+        if text[index] == _INVALID:
+            return FieldValueError(f"invalid zoned digit byte 0x{raw[index]:02x}", index)
+    return FieldValueError(f"invalid zoned sign byte 0x{raw[sign_index]:02x}", sign_index)
+
+
 def _bad_digit(raw: bytes, text: bytes, skip: int | None) -> FieldValueError:
     for index, char in enumerate(text):
         if char == _INVALID and index != skip:
@@ -156,7 +164,7 @@ def zoned_decoder(
             return make(text, False)
         entry = signs.get(raw[sign_index])
         if entry is None:
-            raise FieldValueError(f"invalid zoned sign byte 0x{raw[sign_index]:02x}", sign_index)
+            raise _first_bad(raw, text, sign_index)
         digit, sign = entry
         if sign < 0 and not signed:
             raise FieldValueError(
@@ -167,7 +175,15 @@ def zoned_decoder(
             raise _bad_digit(raw, text, sign_index)
         return make(body, sign < 0)
 
-    return decode
+    if scale or signed:
+        return decode
+
+    def decode_unsigned_integer(raw: bytes) -> Any:
+        # dates, counts: plain digits, no call through make()
+        text = raw.translate(body_table)
+        return int(text) if text.isdigit() else decode(raw)
+
+    return decode_unsigned_integer
 
 
 def zoned_encoder(

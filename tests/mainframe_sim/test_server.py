@@ -310,3 +310,15 @@ def test_the_hubs_request_fixtures_are_answered(ledger: Ledger) -> None:
     assert replies[0].ledger_balance == 112345 - 12540
     assert replies[3].ledger_balance == 112345
     assert ledger.check().balanced
+
+
+def test_random_latency_keeps_pipelined_replies_in_order(ledger: Ledger) -> None:
+    async def scenario() -> list[str]:
+        faults = faulty("latency=uniform:0ms-20ms")
+        async with serving(ledger, faults=faults) as (_, port), connected(port) as client:
+            for n in range(30):
+                client.send(RECORDS.encode_request(request("BALQ", f"Q{n}")))
+            await client.drain()
+            return [RECORDS.decode_reply(await client.receive(10)).posting_ref for _ in range(30)]
+
+    assert asyncio.run(scenario()) == [f"Q{n}" for n in range(30)]

@@ -1,0 +1,172 @@
+"""The record codec: OCCURS, OCCURS DEPENDING ON, REDEFINES rules, VALUE clauses, conditions."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from adapters.fixedwidth import (
+    RecordDecodeError,
+    RecordEncodeError,
+    compile_copybook,
+)
+
+CUSTOMER = """
+       01  CUSTOMER.
+           05  REC-TYPE            PIC X.
+               88  IS-PERSON               VALUE 'P'.
+               88  IS-COMPANY              VALUE 'C'.
+           05  PERSON-NAME.
+               10  FIRST-NAME      PIC X(10).
+               10  LAST-NAME       PIC X(10).
+           05  COMPANY-NAME        REDEFINES PERSON-NAME.
+               10  CO-NAME         PIC X(15).
+               10  CO-REG          PIC 9(9) COMP-3.
+           05  SCORE               PIC S9(3)V9 VALUE -1.5.
+           05  GRADE               PIC 99.
+               88  FAILED                  VALUE 0 THRU 49.
+               88  PASSED                  VALUE 50 THRU 100.
+           05  N-PHONES            PIC 9.
+           05  MONTHS              OCCURS 3 TIMES.
+               10  M-AMT           PIC S9(5) COMP-3.
+               10  M-CODE          PIC XX OCCURS 2.
+           05  PHONES              OCCURS 0 TO 4 TIMES
+                                   DEPENDING ON N-PHONES.
+               10  PHONE           PIC X(5).
+           05  END-MARK            PIC X(3) VALUE 'END'.
+"""
+
+
+def customer() -> Any:
+    return compile_copybook(CUSTOMER, redefines={"COMPANY-NAME": "IS-COMPANY"}).record()
+
+
+def test_lengths_and_offsets() -> None:
+    codec = customer()
+    assert (codec.min_length, codec.length) == (52, 72)
+    offsets = {f.key: f.offset for f in codec.fields}
+    assert offsets["CO-REG"] == 16
+    assert offsets["N-PHONES"] == 27
+    assert offsets["PHONE"] == 49
+    assert offsets["END-MARK"] == 69
+
+
+def test_odo_moves_what_follows_and_round_trips() -> None:
+    codec = customer()
+    raw = codec.encode({"REC-TYPE": "P", "FIRST-NAME": "ANN", "PHONE": ["111", "222"]})
+    assert len(raw) == 52 + 2 * 5
+    values = codec.decode(raw)
+    assert values["N-PHONES"] == 2
+    assert values["PHONE"] == ["111", "222"]
+    assert values["END-MARK"] == "END"
+    assert values["SCORE"] == Decimal("-1.5")
+    assert values["M-CODE"] == [["", ""], ["", ""], ["", ""]]
+    assert codec.encode(values) == raw
+
+
+def test_odo_count_out_of_range() -> None:
+    codec = customer()
+    raw = bytearray(codec.encode({"PHONE": []}))
+    raw[27] = 0xF9  # N-PHONES = 9, the table holds 4
+    with pytest.raises(RecordDecodeError, match="count 9 outside 0 TO 4") as info:
+        codec.decode(bytes(raw), record=5)
+    assert (info.value.field, info.value.offset, info.value.record) == ("N-PHONES", 27, 5)
+    with pytest.raises(RecordEncodeError, match="outside OCCURS 0 TO 4"):
+        codec.encode({"PHONE": ["1"] * 5})
+
+
+def test_odo_length_mismatch() -> None:
+    codec = customer()
+    raw = codec.encode({"PHONE": ["1"]})
+    with pytest.raises(RecordDecodeError, match="with these counts is 57"):
+        codec.decode(raw + b"\x40")
+
+
+def test_redefines_rule_picks_the_layout() -> None:
+    codec = customer()
+    company = codec.encode({"IS-COMPANY": True, "CO-NAME": "ACME", "CO-REG": 123456789})
+    values = codec.decode(company)
+    assert values["CO-REG"] == 123456789
+    assert "FIRST-NAME" not in values
+    person = codec.decode(codec.encode({"IS-PERSON": True, "FIRST-NAME": "ANN"}))
+    assert person["FIRST-NAME"] == "ANN"
+    assert "CO-REG" not in person
+
+
+def test_values_for_two_alternatives_are_refused() -> None:
+    with pytest.raises(RecordEncodeError, match="several REDEFINES alternatives"):
+        customer().encode({"FIRST-NAME": "A", "CO-NAME": "B"})
+
+
+def test_conditions_with_ranges() -> None:
+    codec = customer()
+    assert codec.condition("FAILED", {"GRADE": 49})
+    assert codec.condition("PASSED", {"GRADE": 50})
+    assert not codec.condition("PASSED", {"GRADE": 49})
+
+
+def test_nested_occurs_lists() -> None:
+    codec = customer()
+    raw = codec.encode({"M-CODE": [["A", "B"], ["C"]], "M-AMT": [1, -2, 3], "PHONE": []})
+    values = codec.decode(raw)
+    assert values["M-CODE"] == [["A", "B"], ["C", ""], ["", ""]]
+    assert values["M-AMT"] == [1, -2, 3]
+    with pytest.raises(RecordEncodeError, match="4 entries for a table of 3"):
+        codec.encode({"M-AMT": [1, 2, 3, 4]})
+
+
+def test_group_value_figuratives_and_justified() -> None:
+    codec = compile_copybook(
+        """
+       01  R.
+           05  G                   VALUE ALL '*'.
+               10  G1              PIC X(2).
+               10  G2              PIC X(2).
+           05  H                   PIC X(2) VALUE HIGH-VALUES.
+           05  Z                   PIC 9(3) VALUE ZEROS.
+           05  J                   PIC X(4) JUSTIFIED RIGHT.
+           05  P                   PIC 9(3)PP COMP-3 VALUE 12300.
+        """,
+        codepage="cp037",
+    ).record()
+    raw = codec.encode({"J": "AB"})
+    assert raw.hex() == "5c5c5c5cfffff0f0f04040c1c2123f"
+    assert codec.decode(raw)["P"] == 12300
+    assert codec.decode(raw)["J"] == "AB"
+
+
+def test_duplicate_names_are_qualified() -> None:
+    codec = compile_copybook(
+        """
+       01  R.
+           05  FROM-ACCT.
+               10  ACCT-NO         PIC X(4).
+           05  TO-ACCT.
+               10  ACCT-NO         PIC X(4).
+        """
+    ).record()
+    assert codec.keys == ("ACCT-NO OF FROM-ACCT", "ACCT-NO OF TO-ACCT")
+
+
+@given(
+    st.fixed_dictionaries(
+        {
+            "REC-TYPE": st.just("P"),
+            "FIRST-NAME": st.text("ABCXYZ ", max_size=10).map(str.rstrip),
+            "SCORE": st.integers(-9999, 9999).map(lambda n: Decimal(n).scaleb(-1)),
+            "GRADE": st.integers(0, 99),
+            "M-AMT": st.lists(st.integers(-99999, 99999), min_size=3, max_size=3),
+            "PHONE": st.lists(st.text("0123456789", max_size=5), max_size=4),
+        }
+    )
+)
+def test_round_trip(values: dict[str, Any]) -> None:
+    codec = customer()
+    raw = codec.encode(values)
+    decoded = codec.decode(raw)
+    assert {k: decoded[k] for k in values} == values
+    assert codec.encode(decoded) == raw
