@@ -8,7 +8,8 @@ Commands::
     isobridge validate FILE...              validate ISO 20022 files: XSD, then business rules
     isobridge schema canonical              print the canonical JSON Schema
     isobridge run [--config hub.toml]       run the hub (see hub.service, hub.config_file)
-    isobridge demo                          translate sample messages and show each step
+    isobridge demo [--part hub|translations] the whole hub on sample traffic (every main flow,
+                                            a live summary), then the translations step by step
     isobridge vault init|stats|tokenize|detokenize|rotate|verify|purge-expired|shred
                                             the tokenization vault (see hub.vault_cli)
     isobridge routes check|explain          route rules (see hub.routes_cli)
@@ -95,8 +96,20 @@ def _parser() -> argparse.ArgumentParser:
         "--config", help="hub.toml (default: the embedded defaults, no listener)", default=None
     )
 
-    demo = commands.add_parser("demo", help="translate sample messages and show each step")
+    demo = commands.add_parser(
+        "demo", help="run the whole hub on sample traffic, then show the translations step by step"
+    )
     demo.add_argument("--variant", action="append", help="ISO 8583 variant(s) to show")
+    demo.add_argument(
+        "--part",
+        choices=["all", "hub", "translations"],
+        default="all",
+        help="the running hub (every main flow), the translations, or both (default)",
+    )
+    demo.add_argument("--terminals", type=int, default=8, help="concurrent terminals (default 8)")
+    demo.add_argument(
+        "--purchases", type=int, default=150, help="purchases per terminal (default 150)"
+    )
 
     add_vault_commands(commands)
     add_routes_commands(commands)
@@ -122,6 +135,22 @@ def _from_hex(data: bytes) -> bytes:
         bad = next((i for i, c in enumerate(text) if chr(c) not in "0123456789abcdefABCDEF"), None)
         where = f" at offset {bad}" if bad is not None else " (odd number of digits)"
         raise CliError(f"--hex input is not hexadecimal{where}") from None
+
+
+def _demo(args: argparse.Namespace, out: TextIO, hub: Hub | None) -> int:
+    from hub.demo import run_demo
+    from hub.demo_hub import run_hub_demo
+
+    ok = True
+    if args.part in ("all", "hub"):
+        out.write("isobridge demo: the running hub, on the embedded defaults\n")
+        ok = run_hub_demo(out, terminals=args.terminals, per_terminal=args.purchases)
+        out.write(f"\nevery check held: {ok}\n")
+    if args.part in ("all", "translations"):
+        if args.part == "all":
+            out.write("\n")
+        run_demo(out, variants=args.variant, hub=hub)
+    return EXIT_OK if ok else EXIT_BAD_INPUT
 
 
 def _run(config_path: str | None, environ: Mapping[str, str] | None, out: TextIO) -> int:
@@ -328,9 +357,7 @@ def main(
         elif args.command == "run":
             return _run(args.config, environ, out)
         elif args.command == "demo":
-            from hub.demo import run_demo
-
-            run_demo(out, variants=args.variant, hub=hub)
+            return _demo(args, out, hub)
         elif args.command == "vault":
             run_vault_command(args, settings, stdin or sys.stdin.buffer, out, err, hub)
         elif args.command == "routes":

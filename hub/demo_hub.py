@@ -21,6 +21,7 @@ the traffic:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import io
@@ -39,7 +40,6 @@ from adapters.iso8583.specs import SPECS
 from adapters.iso20022.catalog import MESSAGE_TYPES
 from adapters.iso20022.safexml import parse_xml
 from adapters.iso20022.validation import SchemaValidator
-from adapters.registry import default_registry
 from canonical_model.messages import (
     Account,
     Agent,
@@ -137,10 +137,8 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 async def _live(out: TextIO, traffic: _Traffic, started: float, done: asyncio.Event) -> None:
     while not done.is_set():
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), 0.5)
-        except TimeoutError:
-            pass
         _status_line(out, traffic, started)
 
 
@@ -149,9 +147,10 @@ def _status_line(out: TextIO, traffic: _Traffic, started: float) -> None:
     answered = len(traffic.latencies)
     recent = traffic.latencies[-2000:]
     codes = traffic.codes
+    p50, p99 = _percentile(recent, 0.5) * 1000, _percentile(recent, 0.99) * 1000
     out.write(
         f"  {elapsed:5.1f} s  {answered:>5} answered  {answered / max(elapsed, 1e-9):7.0f}/s"
-        f"  p50 {_percentile(recent, 0.5) * 1000:5.1f} ms  p99 {_percentile(recent, 0.99) * 1000:6.1f} ms"
+        f"  p50 {p50:5.1f} ms  p99 {p99:6.1f} ms"
         f"  approved {codes['00']:>5}  declined {sum(codes.values()) - codes['00']:>4}\n"
     )
     out.flush()
@@ -297,8 +296,8 @@ async def _demo(out: TextIO, home: Path, terminals: int, per_terminal: int) -> b
                 for e in report.iter("{*}TxInfAndSts")
             ]  # fmt: skip
             out.write(f"  pacs.008 with 3 transfers ({len(document)} B) -> pacs.002:\n")
-            for end_to_end, status, reason in statuses:
-                out.write(f"    {end_to_end}: {status}{f' {reason}' if reason else ''}\n")
+            for end_to_end, tx_status, reason in statuses:
+                out.write(f"    {end_to_end}: {tx_status}{f' {reason}' if reason else ''}\n")
             ok &= outcome.credited == 2 and outcome.rejected == 1
 
             _rule(out, "4. end of day: fixed-width statement extract -> camt.053")
@@ -322,11 +321,11 @@ async def _demo(out: TextIO, home: Path, terminals: int, per_terminal: int) -> b
             entries = camt.read_bytes().count(b"<Ntry>")
             out.write(
                 f"  extract: {extract.stat().st_size:,} B of 120-byte EBCDIC records"
-                f" ({totals.accounts} accounts, {totals.entries} postings) -> camt.053:"
+                f" ({totals.accounts} accounts, {totals.details} postings) -> camt.053:"
                 f" {camt.stat().st_size:,} B, {entries} entries,"
                 f" XSD-valid: {status == 0 and not problems}\n"
             )
-            ok &= status == 0 and not problems and entries == totals.entries
+            ok &= status == 0 and not problems and entries == totals.details
 
             _rule(out, "hub summary")
             edge = service.edges[0].stats

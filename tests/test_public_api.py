@@ -418,6 +418,9 @@ PUBLIC_API: dict[str, list[str]] = {
         "posting_for",
         "posting_reference",
     ],
+    "hub.demo_hub": [
+        "run_hub_demo",
+    ],
     "hub.edge": [
         "EdgeSettings",
         "EdgeStats",

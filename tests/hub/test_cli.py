@@ -254,8 +254,10 @@ def test_schema_prints_the_canonical_json_schema() -> None:
 
 
 def test_demo_runs_and_leaks_no_card_number() -> None:
-    status, out, _, _ = run("demo", "--variant", "ascii")
+    status, out, _, _ = run("demo", "--variant", "ascii", "--terminals", "2", "--purchases", "30")
     assert status == 0
+    assert "every check held: True" in out
+    assert "reconciliation: 15 accounts, debits posted = approvals on every one" in out
     assert "clear PANs found in the canonical messages: 0" in out
     assert find_clear_pans(out) == []
     assert f"{len(SAMPLES)} messages decoded, {len(SAMPLES)} round-tripped" in out
