@@ -30,6 +30,7 @@ import logging
 import signal
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -44,7 +45,7 @@ from hub.connector import RecordConnector
 from hub.core import CoreBanking, corebank_connector, posting_reference
 from hub.edge import Iso8583Edge
 from hub.store import ReversalForwarder, ReversalStore, create_engine, upgrade
-from routing.reqreply import Requester
+from routing.reqreply import Requester, timeout_reply
 from routing.rules import RouteTable, RuleSet, compile_rules, load_rules, parse_rules
 from routing.transport import (
     Consumer,
@@ -133,6 +134,10 @@ class HubService:
     async def start(self) -> None:
         """Start every service; raises with a clear message if one cannot start."""
         self._loop = asyncio.get_running_loop()
+        # Publishes wait for broker confirms on threads: more of them than the default.
+        self._loop.set_default_executor(
+            ThreadPoolExecutor(max_workers=64, thread_name_prefix="isobridge")
+        )
         config = self.config
         hub = self._hub or build_hub(self.registry, open_vault(config.settings, notes=self._notes))
         self._hub = hub
@@ -247,7 +252,16 @@ class HubService:
                 transmitted_at=dt.datetime.now(dt.UTC),
             )
         key = f"{route.destination}.{routing_key_for(request)}"
-        return await asyncio.to_thread(self._parts.requester.request, request, key)
+        requester = self._parts.requester
+        # Only the publish (with its confirm) runs on a thread; the wait for the reply is a
+        # future on this loop, so thousands of requests can be in flight at once.
+        correlation_id, reply = await asyncio.to_thread(requester.send, request, key)
+        timeout = self._requester_timeout()
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(reply), timeout)
+        except TimeoutError:
+            requester.abandon(correlation_id)
+            return timeout_reply(request, timeout)
 
     # -- the core worker (called on a transport consumer thread) ---------------------------
 

@@ -184,6 +184,12 @@ class Requester:
             raise
         return correlation_id, future
 
+    def abandon(self, correlation_id: str) -> None:
+        """Stop waiting for the reply of a :meth:`send` (its caller timed out): a reply that
+        comes later is dropped and counted in ``late_replies``."""
+        with self._lock:
+            self._waiting.pop(correlation_id, None)
+
     def request(
         self,
         request: CanonicalMessage,
