@@ -2,6 +2,8 @@
 
 Commands::
 
+    isobridge vault new-master-keys            print a fresh master key as the value of
+                                               $ISOBRIDGE_MASTER_KEYS (containers, CI)
     isobridge vault init                       create the master key file (unless the keys
                                                come from $ISOBRIDGE_MASTER_KEYS) and create
                                                or upgrade the database schema
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import secrets
 from collections.abc import Callable
 from typing import Any, BinaryIO, TextIO
 
@@ -33,7 +36,7 @@ from canonical_model.pan import PanToken
 from hub.bootstrap import Hub, open_vault
 from hub.cli_support import EXIT_USAGE, CliError, ProgressBar
 from hub.config import Settings
-from vault.keys import FileKeyProvider
+from vault.keys import EnvKeyProvider, FileKeyProvider
 from vault.policy import Caller
 from vault.sql import SqlVault
 
@@ -45,6 +48,9 @@ def add_vault_commands(commands: Any) -> None:
     vault = commands.add_parser("vault", help="set up, inspect and operate the vault")
     actions = vault.add_subparsers(dest="vault_command", required=True, metavar="ACTION")
     actions.add_parser("init", help="create keys and the database schema")
+    actions.add_parser(
+        "new-master-keys", help="print a new master key for $ISOBRIDGE_MASTER_KEYS (no vault)"
+    )
     actions.add_parser("stats", help="tokens, key versions and audit counts per tenant")
     tokenize = actions.add_parser("tokenize", help="card numbers from stdin to tokens")
     tokenize.add_argument("--tenant", required=True)
@@ -77,6 +83,9 @@ def run_vault_command(
     action = args.vault_command
     if action == "init":
         _init(settings(), out, err)
+        return
+    if action == "new-master-keys":
+        out.write(EnvKeyProvider.format({1: secrets.token_bytes(32)}) + "\n")
         return
     if hub is not None and isinstance(hub.vault, SqlVault):
         vault = hub.vault
