@@ -1,0 +1,367 @@
+"""Benchmark: card payments end to end, hub + RabbitMQ + mainframe_sim, against two floors.
+
+Three processes besides this one: ``python -m mainframe_sim serve`` (SQLite ledger, len2),
+``isobridge run`` (an ISO 8583 edge, the ``amqp://`` transport on the local RabbitMQ, the
+core banking worker) and RabbitMQ. This process is the acquirer: ``--connections`` TCP
+connections, each keeping ``--window`` ISO 8583 0200 purchases in flight (pyiso8583 builds
+them), for ``--seconds``. Measured in the same run:
+
+- **hub**: 0200 -> edge -> route -> RabbitMQ (quorum queue, confirms) -> core worker ->
+  mainframe_sim -> reply queue -> 0210; sustained TPS, p50 / p99 latency, errors (any field
+  39 other than 00);
+- **floor 1, mainframe_sim direct**: the same load of ``CB-REQUEST`` records straight to the
+  simulator (what the core can do, without the hub);
+- **floor 2, raw pika request / reply**: the same number of broker hops (request queue and
+  reply queue, both quorum) with an echoing pika responder, no hub code, and no publisher
+  confirms (pika's blocking channel confirms one message at a time): an upper bound;
+- **hub at a fixed rate** (``--rate``, default 500/s): p99 latency when not saturated.
+
+Run (RabbitMQ on 127.0.0.1:5672, as ``./scripts/test`` starts it)::
+
+    .venv/bin/python -m bench.e2e [--seconds 10] [--connections 16] [--window 8] [--rate 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import iso8583
+import pika
+
+from adapters.iso8583.specs import SPECS
+from mainframe_sim.records import Records
+from mainframe_sim.seed import SEED_ACCOUNTS
+
+ROOT = Path(__file__).resolve().parent.parent
+AMQP_URL = os.environ.get("ISOBRIDGE_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+SPEC = SPECS["ascii"]
+CARDS = ("4111111111111111", "5500005555555559", "4012888888881881", "5105105105105100")
+ACCOUNTS = [
+    a.number
+    for a in SEED_ACCOUNTS
+    if a.currency == "EUR" and a.status == "open" and a.opening > 100_000
+]
+
+
+@dataclass
+class Result:
+    name: str
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+
+    @property
+    def tps(self) -> float:
+        return len(self.latencies) / self.seconds if self.seconds else 0.0
+
+    def line(self, floor: Result | None = None) -> str:
+        ordered = sorted(self.latencies) or [0.0]
+        p50 = statistics.median(ordered) * 1000
+        p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000
+        ratio = f"  {self.tps / floor.tps:5.2f}x floor" if floor and floor.tps else ""
+        return (
+            f"  {self.name:<44} {self.tps:8.0f}/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms"
+            f"  errors {self.errors}{ratio}"
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_port(port: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
+@contextlib.contextmanager
+def _process(args: list[str], port: int, env: dict[str, str]) -> Iterator[None]:
+    process = subprocess.Popen(
+        args, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait_port(port)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _purchase(number: int) -> bytes:
+    fields = {
+        "t": "0200", "2": CARDS[number % 4], "3": "000000", "4": f"{1 + number % 9:012d}",
+        "7": "1129120000", "11": f"{number % 1_000_000:06d}", "12": "120000", "13": "1129",
+        "37": f"{number:012d}", "41": f"BNCH{number % 10_000:04d}", "42": "BENCHMERCHANT01",
+        "49": "978", "102": ACCOUNTS[number % len(ACCOUNTS)],
+    }  # fmt: skip
+    raw, _ = iso8583.encode(fields, SPEC)
+    return bytes(raw)
+
+
+def _posting(number: int, records: Records) -> bytes:
+    return records.encode_request(
+        {
+            "CB-TRAN-CODE": "DEBT", "CB-POSTING-REF": f"DIRECT{number:018d}",
+            "CB-ORIG-POSTING-REF": "", "CB-ACCOUNT-NO": ACCOUNTS[number % len(ACCOUNTS)],
+            "CB-CONTRA-ACCOUNT": "", "CB-AMOUNT": Decimal(1 + number % 9) / 100,
+            "CB-CURRENCY": "EUR", "CB-VALUE-DATE": 0, "CB-CHANNEL": "BNCH",
+            "CB-NARRATIVE": "BENCH",
+        }
+    )  # fmt: skip
+
+
+Ok = Callable[[bytes], bool]
+
+
+async def _drive(
+    port: int,
+    result: Result,
+    make: Callable[[int], bytes],
+    ok: Ok,
+    *,
+    connections: int,
+    window: int,
+    seconds: float,
+    rate: float | None = None,
+    first: int = 1,
+) -> None:
+    """``connections`` len2 connections, ``window`` requests in flight each, for ``seconds``
+    (at ``rate`` requests/s in all when given); replies in order per connection."""
+    stop_at = time.perf_counter() + seconds
+    counter = iter(range(first, 10**9))
+    interval = connections / rate if rate else 0.0
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        sent: asyncio.Queue[float] = asyncio.Queue()
+        slots = asyncio.Semaphore(window)
+        done = asyncio.Event()
+
+        async def read() -> None:
+            while not (done.is_set() and sent.empty()):
+                (length,) = struct.unpack(">H", await reader.readexactly(2))
+                reply = await reader.readexactly(length)
+                result.latencies.append(time.perf_counter() - sent.get_nowait())
+                result.errors += not ok(reply)
+                slots.release()
+
+        reading = asyncio.create_task(read())
+        next_at = time.perf_counter()
+        while time.perf_counter() < stop_at:
+            await slots.acquire()
+            if interval:
+                next_at += interval
+                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+            payload = make(next(counter))
+            sent.put_nowait(time.perf_counter())
+            writer.write(struct.pack(">H", len(payload)) + payload)
+            await writer.drain()
+        done.set()
+        for _ in range(window):
+            await slots.acquire()
+        reading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reading
+        writer.close()
+        await writer.wait_closed()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(connection() for _ in range(connections)))
+    result.seconds = time.perf_counter() - started
+
+
+def _approved(reply: bytes) -> bool:
+    decoded, _ = iso8583.decode(reply, SPEC)
+    return decoded.get("39") == "00"
+
+
+def _raw_pika(seconds: float, window: int) -> Result:
+    """Request / reply through two quorum queues with pika and an echoing responder."""
+    result = Result("floor 2: raw pika request/reply (2 quorum hops)")
+    suffix = uuid.uuid4().hex[:8]
+    requests, replies = f"bench.e2e.req.{suffix}", f"bench.e2e.rep.{suffix}"
+    params = pika.URLParameters(AMQP_URL)
+    setup = pika.BlockingConnection(params)
+    channel = setup.channel()
+    for queue in (requests, replies):
+        channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+    stop = threading.Event()
+
+    def respond() -> None:
+        connection = pika.BlockingConnection(params)
+        ch = connection.channel()
+        # No confirms here: a BlockingChannel confirms one publish at a time, which would
+        # make this floor slower than the hub's pipelined confirms. An upper bound, then.
+        ch.basic_qos(prefetch_count=window * 4)
+        while not stop.is_set():
+            for method, properties, body in ch.consume(requests, inactivity_timeout=0.2):
+                if method is None:
+                    break
+                ch.basic_publish(
+                    "", replies, body,
+                    pika.BasicProperties(correlation_id=properties.correlation_id,
+                                         delivery_mode=2),
+                )  # fmt: skip
+                ch.basic_ack(method.delivery_tag)
+        ch.cancel()
+        connection.close()
+
+    responder = threading.Thread(target=respond)
+    responder.start()
+    sent: dict[str, float] = {}
+    lock = threading.Lock()
+    in_flight = threading.Semaphore(window)
+
+    def collect() -> None:
+        connection = pika.BlockingConnection(params)
+        ch = connection.channel()
+        ch.basic_qos(prefetch_count=window * 4)
+        while not stop.is_set() or sent:
+            for method, properties, _ in ch.consume(replies, inactivity_timeout=0.2):
+                if method is None:
+                    break
+                with lock:
+                    started = sent.pop(properties.correlation_id, None)
+                if started is not None:
+                    result.latencies.append(time.perf_counter() - started)
+                    in_flight.release()
+                ch.basic_ack(method.delivery_tag)
+            if stop.is_set() and not sent:
+                break
+        ch.cancel()
+        connection.close()
+
+    collector = threading.Thread(target=collect)
+    collector.start()
+    publisher = pika.BlockingConnection(params)
+    out = publisher.channel()
+    body = os.urandom(512)
+    started = time.perf_counter()
+    stop_at = started + seconds
+    number = 0
+    while time.perf_counter() < stop_at:
+        if not in_flight.acquire(timeout=5):
+            result.errors += 1
+            break
+        number += 1
+        key = str(number)
+        with lock:
+            sent[key] = time.perf_counter()
+        out.basic_publish(
+            "", requests, body, pika.BasicProperties(correlation_id=key, delivery_mode=2)
+        )
+        if number % 100 == 0:
+            publisher.process_data_events(0)
+    while sent and time.perf_counter() < stop_at + 10:
+        publisher.process_data_events(0.05)
+    result.seconds = time.perf_counter() - started
+    stop.set()
+    collector.join()
+    responder.join()
+    publisher.close()
+    for queue in (requests, replies):
+        channel.queue_delete(queue)
+    setup.close()
+    return result
+
+
+def run(seconds: float, connections: int, window: int, rate: float) -> list[str]:
+    with tempfile.TemporaryDirectory(prefix="isobridge-e2e-") as tmp:
+        home = Path(tmp)
+        mainframe_port, edge_port = _free_port(), _free_port()
+        config = home / "hub.toml"
+        config.write_text(
+            f'[hub]\nhome = "{home / "hub"}"\n'
+            f'[routing]\ntransport = "{AMQP_URL}"\n'
+            f"[[listeners]]\nname = 'pos'\nport = {edge_port}\nrequest_timeout = 10.0\n"
+            f"[mainframe]\nport = {mainframe_port}\nconnections = 8\ntimeout = 5.0\n"
+        )
+        python = sys.executable
+        mainframe = [
+            python, "-m", "mainframe_sim", "--db", f"sqlite:///{home / 'ledger.db'}", "serve",
+            "--port", str(mainframe_port),
+        ]  # fmt: skip
+        hub = [python, "-m", "hub.cli", "run", "--config", str(config)]
+        records = Records()
+        results: list[Result] = []
+        with _process(mainframe, mainframe_port, {}):
+            direct = Result("floor 1: mainframe_sim direct (CB-REQUEST)")
+            asyncio.run(
+                _drive(
+                    mainframe_port, direct, lambda n: _posting(n, records),
+                    lambda reply: records.decode_reply(reply).result_code == "00",
+                    connections=connections, window=window, seconds=seconds,
+                )
+            )  # fmt: skip
+            results.append(direct)
+            with _process(hub, edge_port, {"ISOBRIDGE_HOME": str(home / "hub")}):
+                warm = Result("warm-up")
+                asyncio.run(
+                    _drive(edge_port, warm, _purchase, _approved, connections=connections,
+                           window=window, seconds=2.0, first=1)
+                )  # fmt: skip
+                full = Result("hub: 0200 -> RabbitMQ -> mainframe -> 0210")
+                asyncio.run(
+                    _drive(edge_port, full, _purchase, _approved, connections=connections,
+                           window=window, seconds=seconds, first=10_000_000)
+                )  # fmt: skip
+                results.append(full)
+                paced = Result(f"hub at {rate:.0f}/s offered")
+                asyncio.run(
+                    _drive(edge_port, paced, _purchase, _approved, connections=connections,
+                           window=window, seconds=seconds, rate=rate, first=20_000_000)
+                )  # fmt: skip
+                results.append(paced)
+        results.append(_raw_pika(seconds, connections * window))
+    direct, full, paced, raw = results
+    return [
+        f"e2e: {connections} connections x {window} in flight, {seconds:g} s per case,"
+        f" RabbitMQ {AMQP_URL.split('@')[-1]}",
+        direct.line(),
+        raw.line(),
+        full.line(direct),
+        paced.line(),
+        f"  hub / raw pika: {full.tps / raw.tps:.2f}x" if raw.tps else "",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--window", type=int, default=8)
+    parser.add_argument("--rate", type=float, default=500.0)
+    args = parser.parse_args(argv)
+    for line in run(args.seconds, args.connections, args.window, args.rate):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
