@@ -67,6 +67,8 @@ DEFAULT_RULES = '[fallback]\ndestination = "core"\n'
 """The rules without a rules file: every message to the core banking mainframe."""
 
 NO_ROUTING = "92"
+CORE_CONSUMERS = 4
+"""Consumers per core destination, each with one batch of postings in flight."""
 
 
 def _destinations(rules: RuleSet) -> tuple[str, ...]:
@@ -136,7 +138,7 @@ class HubService:
         self._loop = asyncio.get_running_loop()
         # Publishes wait for broker confirms on threads: more of them than the default.
         self._loop.set_default_executor(
-            ThreadPoolExecutor(max_workers=64, thread_name_prefix="isobridge")
+            ThreadPoolExecutor(max_workers=32, thread_name_prefix="isobridge")
         )
         config = self.config
         hub = self._hub or build_hub(self.registry, open_vault(config.settings, notes=self._notes))
@@ -181,10 +183,12 @@ class HubService:
         forwarder = ReversalForwarder(self.reversals, self.core)
         parts.forwarder_task = asyncio.create_task(forwarder.run(self._stop))
         for name in self.core_destinations:
-            consumer = parts.transport.consume(
-                name, self._core_batch, prefetch=256, batch_size=64, batch_wait=0.002
-            )
-            parts.consumers.append(consumer)
+            # Each consumer waits for its batch's postings: several keep the core busy.
+            for _ in range(CORE_CONSUMERS):
+                consumer = parts.transport.consume(
+                    name, self._core_batch, prefetch=256, batch_size=64, batch_wait=0.002
+                )
+                parts.consumers.append(consumer)
 
     async def close(self) -> None:
         """Stop everything, edges first."""
