@@ -7,6 +7,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapters.base import AdapterDecodeError, AdapterEncodeError, RoundTrip
 from adapters.fixedwidth.adapter import FixedWidthAdapter
@@ -113,3 +115,35 @@ def test_describe_lists_fields_with_offsets() -> None:
     assert (amount.offset, amount.value) == (120, "125.40")
     views, error = adapter.describe(b"short")
     assert views == [] and error is not None
+
+
+_SAMPLES = [
+    ("corebank-request", "request-debit-posting.bin"),
+    ("corebank-request", "request-funds-transfer.bin"),
+    ("corebank-reply", "reply-approved.bin"),
+    ("corebank-reply", "reply-insufficient-funds.bin"),
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(_SAMPLES),
+    st.lists(st.tuples(st.integers(0, 199), st.integers(0, 255)), min_size=1, max_size=4),
+)
+def test_mutated_records_decode_and_re_encode_or_give_a_typed_error(
+    sample: tuple[str, str], mutations: list[tuple[int, int]]
+) -> None:
+    adapter = FixedWidthAdapter(sample[0])
+    raw = bytearray((FIXTURES / sample[1]).read_bytes())
+    for index, value in mutations:
+        raw[index] = value
+    vault = fixed_vault()
+    try:
+        message = adapter.decode(bytes(raw), decode_context(vault))
+    except AdapterDecodeError as exc:
+        assert exc.offset is None or 0 <= exc.offset < 200
+        return
+    again = adapter.decode(
+        adapter.encode(message, encode_context(adapter, vault)), decode_context(vault)
+    )
+    assert again.same_transaction(message)
