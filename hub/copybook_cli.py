@@ -411,7 +411,7 @@ def _csv_cell(value: Any) -> Any:
 
 def _first_pass(
     args: argparse.Namespace, book: Copybook, mapping: StatementMapping
-) -> dict[tuple[str, int], Decimal]:
+) -> dict[tuple[str, int], tuple[Decimal, int]]:
     """The closing balances (one per account), which camt.053 puts before the entries.
 
     Bad records are skipped here: the second pass reports them.
