@@ -68,6 +68,7 @@ class Copybook:
             if condition not in codec.conditions:
                 raise KeyError(f"record rule for {record_name}: no condition {condition!r}")
             self._rules.append((codec, condition))
+        self._byte_rules = self._compile_byte_rules()
 
     @property
     def records(self) -> Mapping[str, RecordCodec]:
@@ -112,10 +113,34 @@ class Copybook:
             rules[codec.name] = conditions[0].name
         return rules
 
+    def _compile_byte_rules(self) -> list[tuple[RecordCodec, int, int, frozenset[bytes]]] | None:
+        """The rules as byte comparisons, when every one tests a PIC X field for text values
+        (the usual record-type byte): no decoding at all to pick a layout."""
+        compiled = []
+        for codec, condition in self._rules:
+            spec = codec.conditions[condition]
+            field = next(f for f in codec.fields if f.key == spec.field)
+            if field.numeric or field.dims or field.shifted_by or field.justified_right:
+                return None
+            expected = set()
+            for low, high in spec.values:
+                if high is not None or not isinstance(low, str) or len(low) > field.size:
+                    return None
+                try:
+                    expected.add(low.ljust(field.size).encode(codec.options.codepage))
+                except UnicodeEncodeError:
+                    return None
+            compiled.append((codec, field.offset, field.offset + field.size, frozenset(expected)))
+        return compiled
+
     def select(self, data: bytes, *, record: int | None = None) -> RecordCodec:
         """The layout a record uses: by the record rules, else by length, else the first."""
         if len(self._records) == 1:
             return next(iter(self._records.values()))
+        if self._byte_rules:
+            for codec, start, end, expected in self._byte_rules:
+                if data[start:end] in expected:
+                    return codec
         for codec, condition in self._rules:
             spec = codec.conditions[condition]
             field = next(f for f in codec.fields if f.key == spec.field)
