@@ -27,7 +27,6 @@ from canonical_model.messages import (
     Extension,
     Identifiers,
     MessageKind,
-    ProcessingCode,
 )
 from canonical_model.money import Money
 
@@ -413,6 +412,3 @@ def _jsonable(value: Any) -> Any:
 
 def _negative_zero(value: Any) -> bool:
     return isinstance(value, Decimal) and value.is_signed()
-
-
-_ = ProcessingCode  # built through type hints from "processing.transaction_type"

@@ -253,14 +253,6 @@ class RecordCodec:
             area_rules.sort()
         return per_area
 
-    def rule_names(self) -> set[str]:
-        """Alternative names this codec has REDEFINES rules for."""
-        names = set()
-        for area_index, area_rules in enumerate(self._rules):
-            for alt, _ in area_rules:
-                names.add(self.spec.redefines[area_index].alternatives[alt])
-        return names
-
     # -- decoding ------------------------------------------------------------------------
 
     def decode(self, data: bytes, *, record: int | None = None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ are given and every 01 level starts with a field that has exactly one level-88 c
 the same offset and length (``SH-REC-TYPE ... 88 SH-IS-HEADER VALUE 'H'``), those conditions
 are the rules.
 
+>>> from decimal import Decimal
 >>> book = load_layout("corebank_request")
 >>> codec = book.record("CB-REQUEST")
 >>> codec.length
@@ -21,7 +22,6 @@ are the rules.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -42,8 +42,6 @@ __all__ = [
     "load_copybook",
     "load_layout",
 ]
-
-_ = Decimal  # the doctest above uses it
 
 CODEPAGES = ("cp037", "cp500", "cp1047", "cp273", "ascii")
 """The code pages a copybook can be compiled for (the EBCDIC ones and ASCII)."""
