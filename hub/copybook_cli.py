@@ -303,6 +303,12 @@ def _convert(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         if not args.mapping:
             raise CliError("--to canonical-json needs --mapping", EXIT_USAGE)
         mapper = _record_mapper(args.mapping, book, args.record)
+        if mapper.has_card_numbers:
+            raise CliError(
+                "the mapping tokenizes card numbers, which needs the vault: use "
+                "isobridge translate --from fixedwidth:... (one record) instead",
+                EXIT_USAGE,
+            )
     try:
         source = open(args.input, "rb")  # noqa: SIM115
     except OSError as exc:

@@ -286,3 +286,17 @@ def test_record_rules_and_redefines_from_the_command_line(tmp_path: Path) -> Non
     )  # fmt: skip
     assert status == 2
     assert "NAME=CONDITION" in err
+
+
+def test_canonical_json_refuses_a_mapping_with_card_numbers(tmp_path: Path) -> None:
+    from tests.adapters.fixedwidth.test_adapter import CARD_COPYBOOK, CARD_MAPPING
+
+    (tmp_path / "card.cpy").write_text(CARD_COPYBOOK)
+    (tmp_path / "card.toml").write_text(CARD_MAPPING)
+    source = write(tmp_path / "cards.dat", [b"\x40" * 57])
+    status, _, err = run(
+        "convert", str(source), "--copybook", str(tmp_path / "card.cpy"),
+        "--mapping", str(tmp_path / "card.toml"), "--to", "canonical-json",
+    )  # fmt: skip
+    assert status == 2
+    assert "needs the vault" in err
