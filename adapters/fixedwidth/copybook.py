@@ -152,10 +152,14 @@ class Copybook:
             if codec.condition(condition, {spec.field: value}):
                 return codec
         if self._rules:
+            codec, condition = self._rules[0]
+            key = codec.conditions[condition].field
             raise RecordDecodeError(
                 "no record rule matches: "
                 + ", ".join(f"{c.name} needs {cond}" for c, cond in self._rules),
                 record=record,
+                field=key,
+                offset=next(f.offset for f in codec.fields if f.key == key),
             )
         by_length = [c for c in self._records.values() if c.length == len(data)]
         if len(by_length) == 1:
