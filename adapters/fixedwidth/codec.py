@@ -286,6 +286,61 @@ class RecordCodec:
                 "record does not decode", record=record, layout=self.name
             ) from None
 
+    def nest(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Decoded (flat) values as the copybook's groups: a group is a dict of its items, a
+        group with OCCURS a list of such dicts; items by their COBOL names, FILLER left out.
+
+        >>> from adapters.fixedwidth import compile_copybook
+        >>> codec = compile_copybook(
+        ...     "01 R.\\n 05 HEAD.\\n  10 ID PIC X(2).\\n"
+        ...     " 05 LINES OCCURS 2.\\n  10 QTY PIC 9.\\n  10 CODE PIC X.\\n",
+        ...     codepage="ascii",
+        ... ).record()
+        >>> codec.nest(codec.decode(b"AB1X2Y"))
+        {'HEAD': {'ID': 'AB'}, 'LINES': [{'QTY': 1, 'CODE': 'X'}, {'QTY': 2, 'CODE': 'Y'}]}
+        """
+        items: list[tuple[int, int, tuple[str, ...], Any]] = [
+            (g.line, g.column, g.path, g) for g in self.spec.groups[1:]
+        ]
+        items += [(f.line, f.column, f.path, f) for f in self.spec.fields if f.key in values]
+        items.sort(key=lambda item: (item[0], item[1]))
+        root = (self.spec.name,) if self.spec.groups else ()
+        return self._nest_level(values, items, root, ())
+
+    def _nest_level(
+        self,
+        values: Mapping[str, Any],
+        items: list[tuple[int, int, tuple[str, ...], Any]],
+        path: tuple[str, ...],
+        index: tuple[int, ...],
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for _, _, parent, item in items:
+            if parent != path:
+                continue
+            if isinstance(item, FieldSpec):
+                assert item.key is not None
+                value: Any = values[item.key]
+                for i in index:
+                    value = value[i]
+                out[item.name or item.key] = value
+                continue
+            if item.name is None:
+                continue
+            inner = (*path, item.name)
+            if len(item.dims) > len(index):
+                count = _occurrences_present(values, items, inner, index)
+                entries = [
+                    self._nest_level(values, items, inner, (*index, i)) for i in range(count)
+                ]
+                if any(entries):
+                    out[item.name] = entries
+            else:
+                nested = self._nest_level(values, items, inner, index)
+                if nested:
+                    out[item.name] = nested
+        return out
+
     def decode_field(self, key: str, data: bytes, *, record: int | None = None) -> Any:
         """One field of a record (outside tables and variable-length parts) on its own."""
         fld = self._by_key[key]
@@ -592,6 +647,23 @@ class RecordCodec:
                 self._encode_table(fld, buffer, offset, rest, item)
             else:
                 buffer[offset : offset + fld.spec.size] = fld.encode(item)
+
+
+def _occurrences_present(
+    values: Mapping[str, Any],
+    items: list[tuple[int, int, tuple[str, ...], Any]],
+    path: tuple[str, ...],
+    index: tuple[int, ...],
+) -> int:
+    """How many entries a group table holds: the length of a field list under it."""
+    for _, _, parent, item in items:
+        if isinstance(item, FieldSpec) and parent[: len(path)] == path:
+            assert item.key is not None
+            value: Any = values[item.key]
+            for i in index:
+                value = value[i]
+            return len(value)
+    return 0
 
 
 def _table(

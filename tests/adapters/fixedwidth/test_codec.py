@@ -182,3 +182,17 @@ def test_any_bytes_decode_or_give_a_record_decode_error(data: st.DataObject) -> 
         codec.decode(raw, record=7)
     except RecordDecodeError as exc:
         assert exc.record == 7
+
+
+def test_nested_view_of_groups_and_tables() -> None:
+    codec = customer()
+    values = codec.decode(
+        codec.encode({"IS-COMPANY": True, "CO-NAME": "ACME", "M-AMT": [1, 2, 3], "PHONE": ["9"]})
+    )
+    nested = codec.nest(values)
+    assert list(nested) == [
+        "REC-TYPE", "COMPANY-NAME", "SCORE", "GRADE", "N-PHONES", "MONTHS", "PHONES", "END-MARK",
+    ]  # fmt: skip
+    assert nested["COMPANY-NAME"] == {"CO-NAME": "ACME", "CO-REG": 0}
+    assert nested["MONTHS"][1] == {"M-AMT": 2, "M-CODE": ["", ""]}
+    assert nested["PHONES"] == [{"PHONE": "9"}]
