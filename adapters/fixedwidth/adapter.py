@@ -28,6 +28,7 @@ from adapters.base import (
     EncodeContext,
     FieldView,
     RoundTrip,
+    scrub,
 )
 from adapters.fixedwidth.canonical import RecordMapper
 from adapters.fixedwidth.codec import RecordCodec
@@ -156,7 +157,8 @@ class FixedWidthAdapter:
         return None
 
     def describe(self, payload: bytes) -> tuple[list[FieldView], AdapterDecodeError | None]:
-        """Every field with its offset, as ``isobridge inspect`` shows it."""
+        """Every field with its offset, as ``isobridge inspect`` shows it (card numbers
+        masked)."""
         views: list[FieldView] = []
         try:
             values = self._mapper.codec.decode(bytes(payload))
@@ -165,6 +167,6 @@ class FixedWidthAdapter:
         for spec in self._mapper.codec.fields:
             if spec.key is not None and spec.key in values:
                 views.append(
-                    FieldView(spec.key, spec.type_text, str(values[spec.key]), spec.offset)
+                    FieldView(spec.key, spec.type_text, scrub(str(values[spec.key])), spec.offset)
                 )
         return views, None
