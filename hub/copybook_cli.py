@@ -56,7 +56,7 @@ from adapters.fixedwidth.recordformat import (
     RecordWriter,
     read_records,
 )
-from adapters.fixedwidth.spec import FieldSpec
+from adapters.fixedwidth.spec import FieldSpec, RecordSpec
 from adapters.fixedwidth.statement import (
     StatementAssembler,
     StatementMapping,
@@ -184,7 +184,9 @@ def show_layout(book: Copybook, out: TextIO, *, record: str | None = None) -> No
             )  # fmt: skip
         for f in spec.fields:
             label = f"{'  ' * _depth(f.path)}{f.level:02d} {f.key or 'FILLER'}"
-            rows.append((f.line, f.column, label, f.type_text, str(f.size), _extra(f), f.offset))
+            rows.append(
+                (f.line, f.column, label, f.type_text, str(f.size), _extra(f, spec), f.offset)
+            )
         rows.sort()
         width = max([5] + [len(r[2]) for r in rows])
         type_width = max([4] + [len(r[3]) for r in rows])
@@ -202,8 +204,13 @@ def _depth(path: tuple[str, ...]) -> int:
     return max(0, len(path) - 1)
 
 
-def _extra(f: FieldSpec) -> str:
+def _extra(f: FieldSpec, spec: RecordSpec) -> str:
     parts = []
+    if f.choices:
+        area, alternative = f.choices[-1]
+        names = spec.redefines[area].alternatives
+        if alternative and names[alternative] == f.name:
+            parts.append(f"REDEFINES {names[0]}")
     for dim in f.dims:
         parts.append(f"OCCURS {dim.maximum}" + (" DEPENDING" if dim.odo is not None else ""))
     if f.shifted_by:
