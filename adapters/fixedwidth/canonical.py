@@ -16,6 +16,7 @@ re-encodes with the masked text.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import types
 import typing
@@ -46,8 +47,14 @@ EXTENSION_PREFIX: Final = "fixedwidth:"
 _HEADER: Final = frozenset({"kind", "function", "tenant", "ids"})
 
 
+@functools.cache
+def _type_hints(owner: type) -> dict[str, Any]:
+    # Resolving string annotations compiles and evaluates them: once per class, not per record.
+    return typing.get_type_hints(owner)
+
+
 def _hint_class(owner: type, name: str) -> type | None:
-    hints = typing.get_type_hints(owner)
+    hints = _type_hints(owner)
     if name not in hints:
         return None
     hint = hints[name]
@@ -60,7 +67,7 @@ def _hint_class(owner: type, name: str) -> type | None:
 def _check_path(path: tuple[str, ...], source: str, key: str) -> None:
     owner: type = CanonicalMessage
     for index, part in enumerate(path):
-        known = part in typing.get_type_hints(owner) and not (
+        known = part in _type_hints(owner) and not (
             owner is CanonicalMessage and part in ("kind", "function", "tenant")
         )
         hint = _hint_class(owner, part) if known and index < len(path) - 1 else None
