@@ -8,7 +8,13 @@ Commands::
         --to jsonl|csv|canonical-json|camt.053   JSON lines or a camt.053 statement
         [--record-format F|FB|V|VB|gnucobol-variable] [--codepage CP]
         [--overpunch ebcdic|ascii] [--native-byteorder big|little]
-        [--record NAME] [--mapping M] [--output OUT] [--rejects FILE]
+        [--record NAME] [--record-rule RECORD=CONDITION]... [--redefines ALT=CONDITION]...
+        [--mapping M] [--output OUT] [--rejects FILE]
+    isobridge convert FILE.jsonl --copybook X.cpy --to records
+                                              the way back: JSON lines (as --to jsonl writes
+                                              them; ``_layout`` picks the 01 level) -> records
+                                              in --record-format and --codepage (EBCDIC by
+                                              default)
 
 ``--copybook`` and ``--mapping`` take a file, or the name of a built-in layout
 (``corebank_request``, ``corebank_reply``, ``corebank_statement``) and mapping
@@ -50,7 +56,7 @@ from adapters.fixedwidth.recordformat import (
     RecordWriter,
     read_records,
 )
-from adapters.fixedwidth.spec import FieldSpec
+from adapters.fixedwidth.spec import FieldSpec, RecordSpec
 from adapters.fixedwidth.statement import (
     StatementAssembler,
     StatementMapping,
@@ -64,7 +70,7 @@ from hub.cli_support import EXIT_USAGE, CliError, ProgressBar
 
 __all__ = ["add_copybook_commands", "run_copybook_command"]
 
-TARGETS = ("jsonl", "csv", "canonical-json", "camt.053")
+TARGETS = ("jsonl", "csv", "canonical-json", "camt.053", "records")
 _PROGRESS_EVERY = 4096
 _MAX_REASONS = 100
 _STATEMENT_MAPPINGS = {"corebank-statement": "corebank_statement.toml"}
@@ -96,10 +102,38 @@ def _codec_options(parser: argparse.ArgumentParser) -> None:
         "--native-byteorder", choices=("big", "little"), default="big", help="COMP-5 byte order"
     )
     parser.add_argument("--record", help="the 01 level to use (default: by record rules)")
+    parser.add_argument(
+        "--record-rule",
+        action="append",
+        default=[],
+        metavar="RECORD=CONDITION",
+        help="a level-88 name that identifies a record layout (repeatable)",
+    )
+    parser.add_argument(
+        "--redefines",
+        action="append",
+        default=[],
+        metavar="ALTERNATIVE=CONDITION",
+        help="a level-88 name that selects a REDEFINES alternative (repeatable)",
+    )
+
+
+def _pairs(items: list[str], option: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in items:
+        name, sep, condition = item.partition("=")
+        if not sep or not name or not condition:
+            raise CliError(f"{option} takes NAME=CONDITION, not {item!r}", EXIT_USAGE)
+        pairs[name.strip().upper()] = condition.strip().upper()
+    return pairs
 
 
 def _book(args: argparse.Namespace, codepage: str | None = None) -> Copybook:
     options: dict[str, Any] = {"native_byteorder": args.native_byteorder}
+    if args.record_rule:
+        options["record_rules"] = _pairs(args.record_rule, "--record-rule")
+    if args.redefines:
+        options["redefines"] = _pairs(args.redefines, "--redefines")
     if args.overpunch:
         options["overpunch"] = args.overpunch
     chosen = args.codepage or codepage or "cp037"
@@ -150,7 +184,9 @@ def show_layout(book: Copybook, out: TextIO, *, record: str | None = None) -> No
             )  # fmt: skip
         for f in spec.fields:
             label = f"{'  ' * _depth(f.path)}{f.level:02d} {f.key or 'FILLER'}"
-            rows.append((f.line, f.column, label, f.type_text, str(f.size), _extra(f), f.offset))
+            rows.append(
+                (f.line, f.column, label, f.type_text, str(f.size), _extra(f, spec), f.offset)
+            )
         rows.sort()
         width = max([5] + [len(r[2]) for r in rows])
         type_width = max([4] + [len(r[3]) for r in rows])
@@ -168,8 +204,13 @@ def _depth(path: tuple[str, ...]) -> int:
     return max(0, len(path) - 1)
 
 
-def _extra(f: FieldSpec) -> str:
+def _extra(f: FieldSpec, spec: RecordSpec) -> str:
     parts = []
+    if f.choices:
+        area, alternative = f.choices[-1]
+        names = spec.redefines[area].alternatives
+        if alternative and names[alternative] == f.name:
+            parts.append(f"REDEFINES {names[0]}")
     for dim in f.dims:
         parts.append(f"OCCURS {dim.maximum}" + (" DEPENDING" if dim.odo is not None else ""))
     if f.shifted_by:
@@ -262,11 +303,19 @@ def _convert(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         book = _book(args, statement.codepage) if args.copybook else statement.compile()
     else:
         book = _book(args)
+    if args.target == "records":
+        return _to_records(args, book, stdout, stderr)
     mapper = None
     if args.target == "canonical-json":
         if not args.mapping:
             raise CliError("--to canonical-json needs --mapping", EXIT_USAGE)
         mapper = _record_mapper(args.mapping, book, args.record)
+        if mapper.has_card_numbers:
+            raise CliError(
+                "the mapping tokenizes card numbers, which needs the vault: use "
+                "isobridge translate --from fixedwidth:... (one record) instead",
+                EXIT_USAGE,
+            )
     try:
         source = open(args.input, "rb")  # noqa: SIM115
     except OSError as exc:
@@ -375,7 +424,7 @@ def _csv_cell(value: Any) -> Any:
 
 def _first_pass(
     args: argparse.Namespace, book: Copybook, mapping: StatementMapping
-) -> dict[tuple[str, int], Decimal]:
+) -> dict[tuple[str, int], tuple[Decimal, int]]:
     """The closing balances (one per account), which camt.053 puts before the entries.
 
     Bad records are skipped here: the second pass reports them.
@@ -438,6 +487,81 @@ def _to_camt053(
         raise CliError(f"cannot write camt.053: {exc}") from None
     sink.flush()
     return count
+
+
+def _to_records(args: argparse.Namespace, book: Copybook, stdout: TextIO, stderr: TextIO) -> int:
+    """JSON lines (as ``--to jsonl`` writes them) -> records in ``--record-format``."""
+    try:
+        source = open(args.input, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise CliError(f"cannot read {args.input}: {exc.strerror}") from None
+    total = os.fstat(source.fileno()).st_size
+    bar = ProgressBar(f"convert {Path(args.input).name}", stderr)
+    sink: BinaryIO
+    if args.output:
+        sink = open(args.output, "wb")  # noqa: SIM115
+    else:
+        stdout.flush()
+        sink = _binary(stdout)
+    rejects: TextIO | None = (
+        open(args.rejects, "w", encoding="utf-8") if args.rejects else None  # noqa: SIM115
+    )
+    length = book.record(args.record).length if args.record else None
+    writer = RecordWriter(sink, args.record_format, length=length)
+    written = rejected = 0
+    try:
+        for number, line in enumerate(source, 1):
+            if number % _PROGRESS_EVERY == 0:
+                bar(min(source.tell(), total), total)
+            if not line.strip():
+                continue
+            try:
+                record = _encode_line(book, args.record, line, number)
+            except (AdapterError, CliError) as exc:
+                if rejects is None:
+                    raise CliError(str(exc)) from None
+                rejected += 1
+                rejects.write(line.decode("utf-8", "replace").rstrip("\n") + "\n")
+                if rejected <= _MAX_REASONS:
+                    stderr.write(f"isobridge: rejected: {exc}\n")
+                continue
+            writer.write(record)
+            written += 1
+        writer.close()
+    finally:
+        source.close()
+        if args.output:
+            sink.close()
+        else:
+            sink.flush()
+        if rejects is not None:
+            rejects.close()
+    bar(total, total)
+    summary = f"isobridge: {written} records written"
+    if args.rejects:
+        summary += f", {rejected} rejected"
+    stderr.write(summary + "\n")
+    return 0
+
+
+def _encode_line(book: Copybook, record: str | None, line: bytes, number: int) -> bytes:
+    try:
+        values = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"line {number}: not JSON ({exc.msg}, column {exc.colno})") from None
+    except UnicodeDecodeError:
+        raise CliError(f"line {number}: not UTF-8 text") from None
+    if not isinstance(values, dict):
+        raise CliError(f"line {number}: expected a JSON object")
+    layout = values.pop("_layout", None) or record
+    try:
+        codec = book.record(layout)
+    except KeyError as exc:
+        raise CliError(f"line {number}: {exc.args[0]}") from None
+    try:
+        return codec.encode(values)
+    except AdapterError as exc:
+        raise CliError(f"line {number}: {exc}") from None
 
 
 def _length(book: Copybook) -> int:

@@ -7,6 +7,7 @@ module (:mod:`~adapters.fixedwidth.alphanumeric`, :mod:`~adapters.fixedwidth.zon
 is plain data (:mod:`adapters.fixedwidth.spec`) and the codec builds its converters once
 (:mod:`adapters.fixedwidth.codec`).
 
+>>> from decimal import Decimal
 >>> book = compile_copybook('''
 ...        01  REC.
 ...            05  NAME     PIC X(5).
@@ -19,8 +20,6 @@ is plain data (:mod:`adapters.fixedwidth.spec`) and the codec builds its convert
 >>> codec.decode(raw)
 {'NAME': 'ANNA', 'AMOUNT': Decimal('-12.50')}
 """
-
-from decimal import Decimal
 
 from adapters.fixedwidth.codec import CodecOptions, RecordCodec
 from adapters.fixedwidth.copybook import (
@@ -46,5 +45,3 @@ __all__ = [
     "load_copybook",
     "load_layout",
 ]
-
-_ = Decimal  # the doctest above uses it

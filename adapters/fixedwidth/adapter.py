@@ -10,8 +10,9 @@ The payload is one record, already unframed by the edge (RDW or a length header)
 checks the length and every field; errors are :class:`~adapters.fixedwidth.errors.RecordDecodeError`
 naming the field and offset. Unmapped fields travel as extensions, so
 ``encode(decode(x)) == x`` for every record written with the preferred signs and spaces in
-FILLER (``RoundTrip.BYTES``). Card numbers are never in these layouts: no tokenization, no
-clear PAN needed.
+FILLER (``RoundTrip.BYTES``). The built-in layouts hold no card number; a user mapping may
+tokenize one (``convert = "pan"``), and a card number in an unmapped field is masked (see
+:mod:`adapters.fixedwidth.canonical`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from adapters.base import (
     EncodeContext,
     FieldView,
     RoundTrip,
+    scrub,
 )
 from adapters.fixedwidth.canonical import RecordMapper
 from adapters.fixedwidth.codec import RecordCodec
@@ -83,7 +85,7 @@ class FixedWidthAdapter:
             kinds=kinds,
             functions=frozenset({mapper.mapping.function}),
             framings=("len2-binary", "len4-binary"),
-            needs_clear_pan=False,
+            needs_clear_pan=mapper.has_card_numbers,
             round_trip=RoundTrip.BYTES,
             description=f"COBOL copybook record {mapper.codec.name} ({mapper.mapping.codepage})",
         )
@@ -134,12 +136,17 @@ class FixedWidthAdapter:
     def decode(self, payload: bytes, ctx: DecodeContext) -> CanonicalMessage:
         """One record to a canonical message; RecordDecodeError naming field and offset."""
         values = self._mapper.codec.decode(bytes(payload))
-        return self._mapper.to_canonical(values, tenant=ctx.tenant, message_id=ctx.new_message_id())
+        return self._mapper.to_canonical(
+            values, tenant=ctx.tenant, message_id=ctx.new_message_id(), tokenize=ctx.tokenize
+        )
 
     def encode(self, message: CanonicalMessage, ctx: EncodeContext) -> bytes:
         """A canonical message to one record; AdapterEncodeError when it does not fit."""
         try:
-            return self._mapper.codec.encode(self._mapper.from_canonical(message))
+            detokenize = ctx.detokenize if self._mapper.has_card_numbers else None
+            return self._mapper.codec.encode(
+                self._mapper.from_canonical(message, detokenize=detokenize)
+            )
         except RecordEncodeError:
             raise
         except (ValueError, TypeError) as exc:
@@ -150,7 +157,8 @@ class FixedWidthAdapter:
         return None
 
     def describe(self, payload: bytes) -> tuple[list[FieldView], AdapterDecodeError | None]:
-        """Every field with its offset, as ``isobridge inspect`` shows it."""
+        """Every field with its offset, as ``isobridge inspect`` shows it (card numbers
+        masked)."""
         views: list[FieldView] = []
         try:
             values = self._mapper.codec.decode(bytes(payload))
@@ -159,6 +167,6 @@ class FixedWidthAdapter:
         for spec in self._mapper.codec.fields:
             if spec.key is not None and spec.key in values:
                 views.append(
-                    FieldView(spec.key, spec.type_text, str(values[spec.key]), spec.offset)
+                    FieldView(spec.key, spec.type_text, scrub(str(values[spec.key])), spec.offset)
                 )
         return views, None

@@ -5,6 +5,12 @@ condition and converter must exist), then translates both ways. Canonical paths 
 attribute names of :class:`~canonical_model.messages.CanonicalMessage`
 (``debtor_account.other_id``); the intermediate objects are built from the dataclasses' type
 hints. Unmapped fields travel as extensions ``fixedwidth:<FIELD>``.
+
+Card numbers: a field mapped with ``convert = "pan"`` is tokenized at decode (through the
+decode context's tokenizer) and detokenized at encode (the adapter then declares
+``needs_clear_pan``). A card number found in an *unmapped* text field is masked (first six,
+last four) before it becomes an extension: no clear PAN passes the edge, and such a record
+re-encodes with the masked text.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
+from adapters.base import scrub
 from adapters.fixedwidth.codec import RecordCodec
 from adapters.fixedwidth.errors import RecordDecodeError, RecordEncodeError
 from adapters.fixedwidth.mapping import FieldRule, KindRule, MappingError, RecordMapping
@@ -28,9 +35,9 @@ from canonical_model.messages import (
     Extension,
     Identifiers,
     MessageKind,
-    ProcessingCode,
 )
 from canonical_model.money import Money
+from canonical_model.pan import PanToken
 
 __all__ = ["EXTENSION_PREFIX", "RecordMapper"]
 
@@ -233,11 +240,17 @@ class RecordMapper:
         message_id: str,
         record: int | None = None,
         kind: MessageKind | None = None,
+        tokenize: Callable[[str], PanToken] | None = None,
     ) -> CanonicalMessage:
-        """The canonical message for one decoded record."""
+        """The canonical message for one decoded record (``tokenize`` for ``pan`` fields)."""
         rule = self._kind_rule(values, record)
         tree: dict[str, Any] = {}
         for field_rule in self.mapping.fields:
+            if field_rule.convert == "pan":
+                token = self._tokenize(field_rule, values[field_rule.field], tokenize, record)
+                if token is not None:
+                    _set(tree, field_rule.path, token)
+                continue
             value = self._convert_in(field_rule, values[field_rule.field], record)
             if value is not None:
                 _set(tree, field_rule.path, value)
@@ -296,6 +309,29 @@ class RecordMapper:
             reason, field=key, offset=spec.offset, record=record, layout=self.codec.name
         )
 
+    def _tokenize(
+        self,
+        rule: FieldRule,
+        value: Any,
+        tokenize: Callable[[str], PanToken] | None,
+        record: int | None,
+    ) -> PanToken | None:
+        if value == "":
+            return None
+        if tokenize is None:
+            raise self._error("a card number field needs a tokenizer", rule.field, record)
+        try:
+            return tokenize(str(value).strip())
+        except ValueError:
+            raise self._error("card number refused by the vault", rule.field, record) from None
+        except RuntimeError:
+            raise self._error("the vault cannot tokenize now", rule.field, record) from None
+
+    @property
+    def has_card_numbers(self) -> bool:
+        """Whether the mapping tokenizes a field (and so needs the clear PAN to encode)."""
+        return any(rule.convert == "pan" for rule in self.mapping.fields)
+
     def _convert_in(self, rule: FieldRule, value: Any, record: int | None) -> Any:
         decode = _CONVERTERS[rule.convert][0]
         try:
@@ -307,15 +343,21 @@ class RecordMapper:
         if isinstance(value, list):
             if not any(_flatten_nonblank(value)):
                 return None
-            return json.dumps(_jsonable(value))
+            return scrub(json.dumps(_jsonable(value)))
         if value == "" or (not isinstance(value, str) and value == 0 and not _negative_zero(value)):
             return None
-        return str(value)
+        return scrub(str(value))
 
     # -- encode ------------------------------------------------------------------------
 
-    def from_canonical(self, message: CanonicalMessage) -> dict[str, Any]:
-        """The copybook values for ``message`` (to pass to :meth:`RecordCodec.encode`)."""
+    def from_canonical(
+        self,
+        message: CanonicalMessage,
+        *,
+        detokenize: Callable[[PanToken], str] | None = None,
+    ) -> dict[str, Any]:
+        """The copybook values for ``message`` (to pass to :meth:`RecordCodec.encode`);
+        ``detokenize`` gives back the card numbers of ``pan`` fields."""
         values: dict[str, Any] = {}
         rule = self._pick_kind(message)
         if rule is not None:
@@ -326,6 +368,16 @@ class RecordMapper:
                 values[self._kind_field] = rule.value
         for field_rule in self.mapping.fields:
             current = _get(message, field_rule.path)
+            if field_rule.convert == "pan":
+                if current is None:
+                    values[field_rule.field] = ""
+                elif detokenize is None:
+                    raise RecordEncodeError(
+                        "a card number needs a detokenizer", field=field_rule.field
+                    )
+                else:
+                    values[field_rule.field] = detokenize(current)
+                continue
             try:
                 values[field_rule.field] = _CONVERTERS[field_rule.convert][1](current)
             except (TypeError, ValueError, AttributeError) as exc:
@@ -420,6 +472,3 @@ def _jsonable(value: Any) -> Any:
 
 def _negative_zero(value: Any) -> bool:
     return isinstance(value, Decimal) and value.is_signed()
-
-
-_ = ProcessingCode  # built through type hints from "processing.transaction_type"

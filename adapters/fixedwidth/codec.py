@@ -40,6 +40,7 @@ from adapters.fixedwidth.alphanumeric import (
 )
 from adapters.fixedwidth.binary import binary_decoder, binary_encoder
 from adapters.fixedwidth.errors import (
+    CopybookSyntaxError,
     FieldValueError,
     RecordDecodeError,
     RecordEncodeError,
@@ -118,28 +119,46 @@ def _converters(f: FieldSpec, options: CodecOptions) -> tuple[Decoder, Encoder]:
 
 def literal_bytes(value: Literal_, size: int, codepage: str, *, numeric: bool) -> bytes | None:
     """The bytes a figurative constant / text literal fills ``size`` bytes with, or None
-    when the literal is a number (converted by the field's encoder instead)."""
+    when the literal is a number (converted by the field's encoder instead).
+
+    ValueError for a text literal longer than the item, one the code page cannot encode, a
+    text literal for a numeric item, or ``ALL ''``.
+    """
     if isinstance(value, Figurative):
         if value.name == "ALL" and value.text is not None:
-            pattern = value.text.encode(codepage)
+            pattern = _encode_literal(value.text, codepage)
+            if not pattern:
+                raise ValueError("ALL needs a non-empty literal")
         elif value.name == "HIGH-VALUE":
             pattern = b"\xff"
         elif value.name == "LOW-VALUE":
             pattern = b"\x00"
         elif value.name == "QUOTE":
-            pattern = '"'.encode(codepage)
+            pattern = _encode_literal('"', codepage)
         elif value.name == "SPACE":
-            pattern = " ".encode(codepage)
+            pattern = _encode_literal(" ", codepage)
         else:
             if numeric:
                 return None
-            pattern = "0".encode(codepage)
+            pattern = _encode_literal("0", codepage)
         return (pattern * (size // len(pattern) + 1))[:size]
-    if isinstance(value, bytes):
-        return (value + " ".encode(codepage) * size)[:size]
-    if isinstance(value, str) and not numeric:
-        return (value.encode(codepage) + " ".encode(codepage) * size)[:size]
-    return None
+    if isinstance(value, Decimal):
+        if not numeric:
+            raise ValueError("a numeric literal for an alphanumeric item")
+        return None
+    if numeric:
+        raise ValueError("a text literal for a numeric item")
+    raw = value if isinstance(value, bytes) else _encode_literal(value, codepage)
+    if len(raw) > size:
+        raise ValueError(f"a literal of {len(raw)} characters for an item of {size}")
+    return raw + _encode_literal(" ", codepage) * (size - len(raw))
+
+
+def _encode_literal(text: str, codepage: str) -> bytes:
+    try:
+        return text.encode(codepage)
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{text[exc.start]!r} has no {codepage} byte") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,10 +189,39 @@ class RecordCodec:
         for f in spec.fields:
             decode, encode = _converters(f, self.options)
             self._fields.append(_Field(f, decode, encode, self._default_bytes(f, encode)))
+        for group in spec.groups:
+            if group.value is not None:
+                try:
+                    literal_bytes(group.value, group.size, self.options.codepage, numeric=False)
+                except ValueError as exc:
+                    raise CopybookSyntaxError(
+                        f"VALUE of {group.name or 'FILLER'}: {exc}",
+                        line=group.line,
+                        column=group.column,
+                    ) from None
         self._by_key: dict[str, _Field] = {
             fld.spec.key: fld for fld in self._fields if fld.spec.key is not None
         }
         self._conditions: dict[str, ConditionSpec] = {c.name: c for c in spec.conditions}
+        self._ranges: dict[str, tuple[tuple[Any, Any], ...]] = {}
+        for condition in spec.conditions:
+            field = self._by_key[condition.field]
+            try:
+                self._ranges[condition.name] = tuple(
+                    (
+                        _literal_value(low, field, self.options.codepage),
+                        None
+                        if high is None
+                        else _literal_value(high, field, self.options.codepage),
+                    )
+                    for low, high in condition.values
+                )
+            except ValueError as exc:
+                raise CopybookSyntaxError(
+                    f"VALUE of {condition.name}: {exc}",
+                    line=condition.line,
+                    column=condition.column,
+                ) from None
         self._rules = self._compile_rules(self.options.redefines or {})
         self._decoders: dict[_Selection, Callable[[bytes], dict[str, Any]]] = {}
         self._templates: dict[_Selection, bytes] = {}
@@ -228,13 +276,12 @@ class RecordCodec:
         spec = self._conditions.get(name)
         if spec is None:
             raise KeyError(f"{self.name} has no condition name {name!r}")
-        field = self._by_key[spec.field]
         value: Any = values.get(spec.field)
         for i in index:
             value = value[i]
         if isinstance(value, list):
             raise TypeError(f"{spec.field} is under OCCURS: give the index of the entry")
-        return _condition_holds(spec, field, value, self.options.codepage)
+        return _condition_holds(self._ranges[name], value)
 
     def _compile_rules(self, rules: Mapping[str, str]) -> list[list[tuple[int, str]]]:
         """Per REDEFINES area: (alternative index, condition name) in alternative order."""
@@ -252,14 +299,6 @@ class RecordCodec:
         for area_rules in per_area:
             area_rules.sort()
         return per_area
-
-    def rule_names(self) -> set[str]:
-        """Alternative names this codec has REDEFINES rules for."""
-        names = set()
-        for area_index, area_rules in enumerate(self._rules):
-            for alt, _ in area_rules:
-                names.add(self.spec.redefines[area_index].alternatives[alt])
-        return names
 
     # -- decoding ------------------------------------------------------------------------
 
@@ -294,6 +333,61 @@ class RecordCodec:
                 "record does not decode", record=record, layout=self.name
             ) from None
 
+    def nest(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Decoded (flat) values as the copybook's groups: a group is a dict of its items, a
+        group with OCCURS a list of such dicts; items by their COBOL names, FILLER left out.
+
+        >>> from adapters.fixedwidth import compile_copybook
+        >>> codec = compile_copybook(
+        ...     "01 R.\\n 05 HEAD.\\n  10 ID PIC X(2).\\n"
+        ...     " 05 LINES OCCURS 2.\\n  10 QTY PIC 9.\\n  10 CODE PIC X.\\n",
+        ...     codepage="ascii",
+        ... ).record()
+        >>> codec.nest(codec.decode(b"AB1X2Y"))
+        {'HEAD': {'ID': 'AB'}, 'LINES': [{'QTY': 1, 'CODE': 'X'}, {'QTY': 2, 'CODE': 'Y'}]}
+        """
+        items: list[tuple[int, int, tuple[str, ...], Any]] = [
+            (g.line, g.column, g.path, g) for g in self.spec.groups[1:]
+        ]
+        items += [(f.line, f.column, f.path, f) for f in self.spec.fields if f.key in values]
+        items.sort(key=lambda item: (item[0], item[1]))
+        root = (self.spec.name,) if self.spec.groups else ()
+        return self._nest_level(values, items, root, ())
+
+    def _nest_level(
+        self,
+        values: Mapping[str, Any],
+        items: list[tuple[int, int, tuple[str, ...], Any]],
+        path: tuple[str, ...],
+        index: tuple[int, ...],
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for _, _, parent, item in items:
+            if parent != path:
+                continue
+            if isinstance(item, FieldSpec):
+                assert item.key is not None
+                value: Any = values[item.key]
+                for i in index:
+                    value = value[i]
+                out[item.name or item.key] = value
+                continue
+            if item.name is None:
+                continue
+            inner = (*path, item.name)
+            if len(item.dims) > len(index):
+                count = _occurrences_present(values, items, inner, index)
+                entries = [
+                    self._nest_level(values, items, inner, (*index, i)) for i in range(count)
+                ]
+                if any(entries):
+                    out[item.name] = entries
+            else:
+                nested = self._nest_level(values, items, inner, index)
+                if nested:
+                    out[item.name] = nested
+        return out
+
     def decode_field(self, key: str, data: bytes, *, record: int | None = None) -> Any:
         """One field of a record (outside tables and variable-length parts) on its own."""
         fld = self._by_key[key]
@@ -312,7 +406,7 @@ class RecordCodec:
                 spec = self._conditions[condition]
                 field = self._by_key[spec.field]
                 value = self._decode_one(field, data, field.spec.offset, record)
-                if _condition_holds(spec, field, value, self.options.codepage):
+                if _condition_holds(self._ranges[condition], value):
                     pick = alt
                     break
             chosen.append(pick)
@@ -463,23 +557,22 @@ class RecordCodec:
     # -- encoding ------------------------------------------------------------------------
 
     def _default_bytes(self, f: FieldSpec, encode: Encoder) -> bytes:
+        """The item's bytes before any value is given: its VALUE clause, else spaces or 0."""
         cp = self.options.codepage
-        if f.value is not None:
+        if f.value is None:
+            return encode(0) if f.numeric else " ".encode(cp) * f.size
+        try:
             raw = literal_bytes(f.value, f.size, cp, numeric=f.numeric)
             if raw is not None:
                 return raw
             number = f.value if isinstance(f.value, Decimal) else Decimal(0)
-            try:
-                if f.scale <= 0 and number == number.to_integral_value():
-                    return encode(int(number))
-                return encode(number)
-            except ValueError as exc:
-                raise RecordEncodeError(
-                    f"VALUE clause does not fit: {exc}", field=f.key or "FILLER"
-                ) from None
-        if f.numeric:
-            return encode(0)
-        return " ".encode(cp) * f.size
+            if f.scale <= 0 and number == number.to_integral_value():
+                return encode(int(number))
+            return encode(number)
+        except ValueError as exc:
+            raise CopybookSyntaxError(
+                f"VALUE of {f.key or 'FILLER'}: {exc}", line=f.line, column=f.column
+            ) from None
 
     def _template(
         self, selection: _Selection, counts: list[int], deltas: tuple[int, ...]
@@ -527,7 +620,7 @@ class RecordCodec:
             for alt, condition in self._rules[area_index]:
                 spec = self._conditions[condition]
                 if spec.field in values and _condition_holds(
-                    spec, self._by_key[spec.field], values[spec.field], self.options.codepage
+                    self._ranges[condition], values[spec.field]
                 ):
                     pick = alt
                     break
@@ -602,6 +695,23 @@ class RecordCodec:
                 buffer[offset : offset + fld.spec.size] = fld.encode(item)
 
 
+def _occurrences_present(
+    values: Mapping[str, Any],
+    items: list[tuple[int, int, tuple[str, ...], Any]],
+    path: tuple[str, ...],
+    index: tuple[int, ...],
+) -> int:
+    """How many entries a group table holds: the length of a field list under it."""
+    for _, _, parent, item in items:
+        if isinstance(item, FieldSpec) and parent[: len(path)] == path:
+            assert item.key is not None
+            value: Any = values[item.key]
+            for i in index:
+                value = value[i]
+            return len(value)
+    return 0
+
+
 def _table(
     decode: Decoder, data: bytes, base: int, size: int, dims: tuple[tuple[int, int], ...]
 ) -> list[Any]:
@@ -611,46 +721,38 @@ def _table(
     return [decode(data[base + i * stride : base + i * stride + size]) for i in range(count)]
 
 
-def _normalise(value: Any, field: _Field, codepage: str) -> Any:
-    if isinstance(value, str) and not field.spec.numeric:
-        return value.rstrip(" ")
-    return value
-
-
 def _literal_value(literal: Literal_, field: _Field, codepage: str) -> Any:
+    """A level-88 literal as the decoded field would hold it; ValueError when it cannot."""
+    numeric = field.spec.numeric
     if isinstance(literal, Figurative):
-        raw = literal_bytes(literal, field.spec.size, codepage, numeric=field.spec.numeric)
+        raw = literal_bytes(literal, field.spec.size, codepage, numeric=numeric)
         if raw is None:
-            return Decimal(0)
+            return 0
         try:
             return field.decode(raw)
         except FieldValueError:
-            return None
-    if isinstance(literal, bytes):
-        try:
-            return literal.decode(codepage).rstrip(" ")
-        except UnicodeDecodeError:
-            return None
-    if isinstance(literal, str):
-        return literal.rstrip(" ") if not field.spec.numeric else literal
-    return literal
+            raise ValueError(f"{literal.name} is not a value of this item") from None
+    if isinstance(literal, Decimal):
+        return literal if numeric else str(literal)
+    if numeric:
+        raise ValueError("a text literal for a numeric item")
+    text = literal.decode(codepage) if isinstance(literal, bytes) else literal
+    return text.rstrip(" ")
 
 
-def _condition_holds(spec: ConditionSpec, field: _Field, value: Any, codepage: str) -> bool:
+def _condition_holds(ranges: tuple[tuple[Any, Any], ...], value: Any) -> bool:
+    """Whether a decoded value is one of the values / in one of the THRU ranges."""
     if value is None:
         return False
-    current = _normalise(value, field, codepage)
-    for low, high in spec.values:
-        low_value = _literal_value(low, field, codepage)
+    if isinstance(value, str):
+        value = value.rstrip(" ")
+    for low, high in ranges:
         if high is None:
-            if low_value is not None and current == low_value:
+            if value == low:
                 return True
             continue
-        high_value = _literal_value(high, field, codepage)
-        if low_value is None or high_value is None:
-            continue
         try:
-            if low_value <= current <= high_value:
+            if low <= value <= high:
                 return True
         except TypeError:
             continue

@@ -8,6 +8,7 @@ are given and every 01 level starts with a field that has exactly one level-88 c
 the same offset and length (``SH-REC-TYPE ... 88 SH-IS-HEADER VALUE 'H'``), those conditions
 are the rules.
 
+>>> from decimal import Decimal
 >>> book = load_layout("corebank_request")
 >>> codec = book.record("CB-REQUEST")
 >>> codec.length
@@ -21,7 +22,6 @@ are the rules.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -42,8 +42,6 @@ __all__ = [
     "load_copybook",
     "load_layout",
 ]
-
-_ = Decimal  # the doctest above uses it
 
 CODEPAGES = ("cp037", "cp500", "cp1047", "cp273", "ascii")
 """The code pages a copybook can be compiled for (the EBCDIC ones and ASCII)."""
@@ -68,6 +66,7 @@ class Copybook:
             if condition not in codec.conditions:
                 raise KeyError(f"record rule for {record_name}: no condition {condition!r}")
             self._rules.append((codec, condition))
+        self._byte_rules = self._compile_byte_rules()
 
     @property
     def records(self) -> Mapping[str, RecordCodec]:
@@ -112,10 +111,34 @@ class Copybook:
             rules[codec.name] = conditions[0].name
         return rules
 
+    def _compile_byte_rules(self) -> list[tuple[RecordCodec, int, int, frozenset[bytes]]] | None:
+        """The rules as byte comparisons, when every one tests a PIC X field for text values
+        (the usual record-type byte): no decoding at all to pick a layout."""
+        compiled = []
+        for codec, condition in self._rules:
+            spec = codec.conditions[condition]
+            field = next(f for f in codec.fields if f.key == spec.field)
+            if field.numeric or field.dims or field.shifted_by or field.justified_right:
+                return None
+            expected = set()
+            for low, high in spec.values:
+                if high is not None or not isinstance(low, str) or len(low) > field.size:
+                    return None
+                try:
+                    expected.add(low.ljust(field.size).encode(codec.options.codepage))
+                except UnicodeEncodeError:
+                    return None
+            compiled.append((codec, field.offset, field.offset + field.size, frozenset(expected)))
+        return compiled
+
     def select(self, data: bytes, *, record: int | None = None) -> RecordCodec:
         """The layout a record uses: by the record rules, else by length, else the first."""
         if len(self._records) == 1:
             return next(iter(self._records.values()))
+        if self._byte_rules:
+            for codec, start, end, expected in self._byte_rules:
+                if data[start:end] in expected:
+                    return codec
         for codec, condition in self._rules:
             spec = codec.conditions[condition]
             field = next(f for f in codec.fields if f.key == spec.field)
@@ -129,10 +152,14 @@ class Copybook:
             if codec.condition(condition, {spec.field: value}):
                 return codec
         if self._rules:
+            codec, condition = self._rules[0]
+            key = codec.conditions[condition].field
             raise RecordDecodeError(
                 "no record rule matches: "
                 + ", ".join(f"{c.name} needs {cond}" for c, cond in self._rules),
                 record=record,
+                field=key,
+                offset=next(f.offset for f in codec.fields if f.key == key),
             )
         by_length = [c for c in self._records.values() if c.length == len(data)]
         if len(by_length) == 1:

@@ -16,6 +16,7 @@ record is qualified the COBOL way, ``NAME OF GROUP`` (as many ``OF`` as it takes
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -304,9 +305,7 @@ def _assign_keys(fields: list[FieldSpec]) -> list[FieldSpec]:
 
 
 def _replace_key(f: FieldSpec, key: str) -> FieldSpec:
-    from dataclasses import replace
-
-    return replace(f, key=key)
+    return dataclasses.replace(f, key=key)
 
 
 def layout_record(root: ParsedItem) -> RecordSpec:

@@ -29,7 +29,9 @@ relative to the mapping file. Example (the shipped ``layouts/corebank_request.to
 Converters (``convert``): ``text`` (default; blank <-> absent), ``lines`` (a tuple of one line,
 e.g. ``remittance``), ``date`` (``9(8)`` YYYYMMDD, 0 <-> absent), ``datetime`` (``9(14)``
 YYYYMMDDHHMMSS in UTC), ``iso8583-status`` (a field 39 result code <-> canonical status,
-through :mod:`canonical_model.codes`), ``number`` (a numeric field <-> its decimal text).
+through :mod:`canonical_model.codes`), ``number`` (a numeric field <-> its decimal text),
+``pan`` (a card number <-> its token, e.g. ``card.token``: tokenized at decode, detokenized
+at encode; the adapter then declares ``needs_clear_pan``).
 
 Copybook fields that the mapping does not name travel as canonical extensions
 ``fixedwidth:<FIELD>`` (when not blank / zero), so ``encode(decode(record))`` gives back the
@@ -58,7 +60,9 @@ __all__ = [
     "parse_mapping",
 ]
 
-CONVERTERS: Final = frozenset({"text", "lines", "date", "datetime", "iso8583-status", "number"})
+CONVERTERS: Final = frozenset(
+    {"text", "lines", "date", "datetime", "iso8583-status", "number", "pan"}
+)
 """The converter names a mapping may use."""
 
 

@@ -58,23 +58,34 @@ def _explain(raw: bytes, signed: bool, even: bool) -> FieldValueError:
 
 def packed_decoder(*, digits: int, scale: int, signed: bool) -> Callable[[bytes], Any]:
     """A function from the field's bytes to its value (int or Decimal)."""
-    signs = _SIGNS if signed else {"c": 1, "f": 1}
     even = digits % 2 == 0
-    exponent = f"E-{scale}"
-    factor = 10**-scale if scale < 0 else 1
+    # sign nibble -> the text that starts the number ("-" for negatives); None: invalid
+    prefixes = {"c": "", "a": "", "e": "", "f": "", "d": "-", "b": "-"}
+    if not signed:
+        prefixes = {"c": "", "f": ""}
+    if scale > 0:
+        exponent = f"E-{scale}"
 
-    def decode(raw: bytes) -> Any:
+        def decode_decimal(raw: bytes) -> Any:
+            text = raw.hex()
+            prefix = prefixes.get(text[-1])
+            body = text[:-1]
+            if prefix is None or not body.isdigit() or (even and text[0] != "0"):
+                raise _explain(raw, signed, even)
+            return Decimal(prefix + body + exponent)
+
+        return decode_decimal
+    factor = 10**-scale
+
+    def decode_int(raw: bytes) -> Any:
         text = raw.hex()
-        sign = signs.get(text[-1])
+        prefix = prefixes.get(text[-1])
         body = text[:-1]
-        if sign is None or not body.isdigit() or (even and text[0] != "0"):
+        if prefix is None or not body.isdigit() or (even and text[0] != "0"):
             raise _explain(raw, signed, even)
-        if scale > 0:
-            return Decimal(("-" if sign < 0 else "") + body + exponent)
-        value = int(body) * factor
-        return -value if sign < 0 else value
+        return int(prefix + body) * factor
 
-    return decode
+    return decode_int
 
 
 def packed_encoder(*, digits: int, scale: int, signed: bool) -> Callable[[Any], bytes]:

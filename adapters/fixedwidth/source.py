@@ -173,7 +173,8 @@ def _scan_literal(
         end = code.find(literal.quote, j)
         if end < 0:
             # fixed format: the literal runs to column 72 and continues on a '-' line
-            literal.text += code[i:].ljust(n - i)
+            # (an editor may have trimmed the trailing spaces: they belong to the literal)
+            literal.text += code[i:].ljust(_FIXED_CODE_END - 7 - i)
             return n, literal
         if end + 1 < n and code[end + 1] == literal.quote:
             j = end + 2

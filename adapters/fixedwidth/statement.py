@@ -31,9 +31,9 @@ The result is the stream of canonical messages that
 :func:`adapters.iso20022.camt053.write_statement` writes (kind ``STATEMENT``, function
 ``ADVICE``; a header message, then one message per entry): balances ``OPBD`` from the header
 and, when the trailer is known in advance (:meth:`StatementMapping.closing_balances`, a first
-pass over the file that keeps one balance per account), ``CLBD``. Amounts are written as
-absolute values with their credit / debit indicator. The statement id is
-``<account>-<statement date>``.
+pass over the file that keeps one balance and count per account), ``CLBD`` and the entry
+count. Amounts are written as absolute values with their credit / debit indicator. The
+statement id is ``<account>-<statement date>`` (the account's last 26 characters).
 """
 
 from __future__ import annotations
@@ -101,15 +101,19 @@ class StatementMapping:
 
     def closing_balances(
         self, records: Iterable[tuple[str, Mapping[str, Any]]]
-    ) -> dict[tuple[str, int], Decimal]:
-        """(account, statement date) -> closing balance, from a first pass over the file."""
-        closing: dict[tuple[str, int], Decimal] = {}
+    ) -> dict[tuple[str, int], tuple[Decimal, int]]:
+        """(account, statement date) -> (closing balance, entry count) from the trailers,
+        read in a first pass over the file."""
+        closing: dict[tuple[str, int], tuple[Decimal, int]] = {}
         current: tuple[str, int] | None = None
         for name, values in records:
             if name == self.header:
                 current = (values[self.fields["account"]], values[self.fields["statement_date"]])
             elif name == self.trailer and current is not None:
-                closing[current] = values[self.fields["closing_balance"]]
+                closing[current] = (
+                    values[self.fields["closing_balance"]],
+                    values[self.fields["entry_count"]],
+                )
         return closing
 
 
@@ -177,7 +181,7 @@ class StatementAssembler:
         *,
         tenant: str,
         new_message_id: Iterator[str],
-        closing: Mapping[tuple[str, int], Decimal] | None = None,
+        closing: Mapping[tuple[str, int], tuple[Decimal, int]] | None = None,
     ) -> None:
         self.mapping = mapping
         self.book = book
@@ -222,8 +226,10 @@ class StatementAssembler:
         balances = [
             Balance("OPBD", Money(abs(opening.amount), opening.currency), opening.amount >= 0, date)
         ]
-        closing = self.closing.get((account_id, date_value))
-        if closing is not None:
+        trailer = self.closing.get((account_id, date_value))
+        entry_count = None
+        if trailer is not None:
+            closing, entry_count = trailer
             amount = Money.of(closing, currency)
             balances.append(
                 Balance(
@@ -240,10 +246,12 @@ class StatementAssembler:
         )
         created = dt.datetime.combine(date, dt.time(), tzinfo=dt.UTC) if date is not None else None
         self._statement = Statement(
-            statement_id=f"{account_id}-{date_value:08d}",
+            # ISO 20022 Max35Text: the account's last 26 characters and the date
+            statement_id=f"{account_id[-26:]}-{date_value:08d}",
             account=account,
             created_at=created,
             balances=tuple(balances),
+            entry_count=entry_count,
         )
         self._currency = currency
         return self._message(statement=self._statement)

@@ -208,3 +208,95 @@ def test_convert_streams_in_bounded_memory(tmp_path: Path) -> None:
     assert peak < 1_500_000 < size
     with target.open() as converted:
         assert sum(1 for _ in converted) == 30_000
+
+
+@pytest.mark.parametrize("record_format", ["F", "VB", "gnucobol-variable"])
+def test_jsonl_back_to_records_is_byte_exact(tmp_path: Path, record_format: str) -> None:
+    source = write(tmp_path / "stmt.dat", statement_records(), record_format)
+    common = ("--copybook", "corebank_statement", "--record-format", record_format)
+    status, _, err = run(
+        "convert", str(source), *common, "--to", "jsonl", "--output", str(tmp_path / "s.jsonl")
+    )
+    assert status == 0, err
+    status, _, err = run(
+        "convert", str(tmp_path / "s.jsonl"), *common, "--to", "records",
+        "--output", str(tmp_path / "back.dat"),
+    )  # fmt: skip
+    assert status == 0, err
+    assert "4 records written" in err
+    assert (tmp_path / "back.dat").read_bytes() == source.read_bytes()
+
+
+def test_records_from_bad_json_lines(tmp_path: Path) -> None:
+    lines = tmp_path / "in.jsonl"
+    lines.write_text(
+        '{"CB-TRAN-CODE": "DEBT", "CB-AMOUNT": "1.00"}\n'
+        '{"CB-TRAN-CODE": "DEBT", "CB-AMOUNT": "1.001"}\n'
+        "not json\n"
+        '{"CB-TRAN-CODE": "TOO-LONG"}\n'
+    )
+    args = ("convert", str(lines), "--copybook", "corebank_request", "--to", "records")
+    status, _, err = run(*args, "--output", str(tmp_path / "out.dat"))
+    assert status == 1
+    assert "line 2: fixedwidth: cannot encode (field CB-AMOUNT)" in err
+    status, _, err = run(
+        *args, "--output", str(tmp_path / "out.dat"), "--rejects", str(tmp_path / "bad.jsonl")
+    )
+    assert status == 0
+    assert "1 records written, 3 rejected" in err
+    assert "line 3: not JSON" in err
+    assert len((tmp_path / "out.dat").read_bytes()) == 200
+    assert len((tmp_path / "bad.jsonl").read_text().splitlines()) == 3
+
+
+def test_record_rules_and_redefines_from_the_command_line(tmp_path: Path) -> None:
+    copybook = tmp_path / "two.cpy"
+    copybook.write_text(
+        "       01  A-REC.\n"
+        "           05  A-KIND      PIC X.\n"
+        "               88  A-IS-A          VALUE 'A'.\n"
+        "           05  A-VIEW      PIC X(4).\n"
+        "           05  A-NUM       REDEFINES A-VIEW PIC S9(7) COMP-3.\n"
+        "           05  A-NUMERIC   PIC X.\n"
+        "               88  A-IS-NUM        VALUE 'Y'.\n"
+        "       01  B-REC.\n"
+        "           05  B-FILL      PIC X(5).\n"
+        "           05  B-KIND      PIC X.\n"
+        "               88  B-IS-B          VALUE 'B'.\n"
+    )
+    records = [
+        "AABCDN".encode("cp037"),
+        "A".encode("cp037") + bytes.fromhex("0012345c") + "Y".encode("cp037"),
+        "XXXXXB".encode("cp037"),
+    ]
+    source = write(tmp_path / "two.dat", records)
+    status, out, err = run(
+        "convert", str(source), "--copybook", str(copybook), "--to", "jsonl",
+        "--record-rule", "A-REC=A-IS-A", "--record-rule", "B-REC=B-IS-B",
+        "--redefines", "A-NUM=A-IS-NUM",
+    )  # fmt: skip
+    assert status == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert rows[0] == {"_layout": "A-REC", "A-KIND": "A", "A-VIEW": "ABCD", "A-NUMERIC": "N"}
+    assert rows[1]["A-NUM"] == 12345
+    assert rows[2]["_layout"] == "B-REC"
+    status, _, err = run(
+        "convert", str(source), "--copybook", str(copybook), "--to", "jsonl",
+        "--record-rule", "A-REC",
+    )  # fmt: skip
+    assert status == 2
+    assert "NAME=CONDITION" in err
+
+
+def test_canonical_json_refuses_a_mapping_with_card_numbers(tmp_path: Path) -> None:
+    from tests.adapters.fixedwidth.test_adapter import CARD_COPYBOOK, CARD_MAPPING
+
+    (tmp_path / "card.cpy").write_text(CARD_COPYBOOK)
+    (tmp_path / "card.toml").write_text(CARD_MAPPING)
+    source = write(tmp_path / "cards.dat", [b"\x40" * 57])
+    status, _, err = run(
+        "convert", str(source), "--copybook", str(tmp_path / "card.cpy"),
+        "--mapping", str(tmp_path / "card.toml"), "--to", "canonical-json",
+    )  # fmt: skip
+    assert status == 2
+    assert "needs the vault" in err

@@ -7,10 +7,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapters.base import AdapterDecodeError, AdapterEncodeError, RoundTrip
 from adapters.fixedwidth.adapter import FixedWidthAdapter
 from adapters.registry import get_adapter
+from canonical_model import find_clear_pans, to_json
 from canonical_model.codes import TransactionStatus
 from canonical_model.messages import MessageKind, ProcessingCode
 from canonical_model.money import Money
@@ -113,3 +116,69 @@ def test_describe_lists_fields_with_offsets() -> None:
     assert (amount.offset, amount.value) == (120, "125.40")
     views, error = adapter.describe(b"short")
     assert views == [] and error is not None
+
+
+_SAMPLES = [
+    ("corebank-request", "request-debit-posting.bin"),
+    ("corebank-request", "request-funds-transfer.bin"),
+    ("corebank-reply", "reply-approved.bin"),
+    ("corebank-reply", "reply-insufficient-funds.bin"),
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(_SAMPLES),
+    st.lists(st.tuples(st.integers(0, 199), st.integers(0, 255)), min_size=1, max_size=4),
+)
+def test_mutated_records_decode_and_re_encode_or_give_a_typed_error(
+    sample: tuple[str, str], mutations: list[tuple[int, int]]
+) -> None:
+    adapter = FixedWidthAdapter(sample[0])
+    raw = bytearray((FIXTURES / sample[1]).read_bytes())
+    for index, value in mutations:
+        raw[index] = value
+    vault = fixed_vault()
+    try:
+        message = adapter.decode(bytes(raw), decode_context(vault))
+    except AdapterDecodeError as exc:
+        assert exc.offset is None or 0 <= exc.offset < 200
+        return
+    again = adapter.decode(
+        adapter.encode(message, encode_context(adapter, vault)), decode_context(vault)
+    )
+    assert again.same_transaction(message)
+
+
+CARD_COPYBOOK = (
+    "       01  CARD-POSTING.\n"
+    "           05  CP-CARD-NO    PIC X(19).\n"
+    "           05  CP-NOTE       PIC X(30).\n"
+    "           05  CP-AMOUNT     PIC S9(9)V99 COMP-3.\n"
+    "           05  CP-CCY        PIC X(3).\n"
+)
+CARD_MAPPING = (
+    '[record]\ncopybook = "card.cpy"\ncodepage = "cp037"\n'
+    '[fields]\n"CP-CARD-NO" = { to = "card.token", convert = "pan" }\n'
+    '[[money]]\namount = "CP-AMOUNT"\ncurrency = "CP-CCY"\nto = "amount"\n'
+)
+
+
+def test_card_numbers_are_tokenized_and_masked(tmp_path: Path) -> None:
+    (tmp_path / "card.cpy").write_text(CARD_COPYBOOK)
+    (tmp_path / "card.toml").write_text(CARD_MAPPING)
+    adapter = FixedWidthAdapter.from_files(tmp_path / "card.cpy", tmp_path / "card.toml")
+    assert adapter.capabilities.needs_clear_pan
+    raw = adapter.codec.encode(
+        {"CP-CARD-NO": "4111111111111111", "CP-NOTE": "REFUND TO 5500000000000004",
+         "CP-AMOUNT": Decimal("9.99"), "CP-CCY": "USD"}
+    )  # fmt: skip
+    vault = fixed_vault()
+    message = adapter.decode(raw, decode_context(vault))
+    assert message.card is not None and message.card.token is not None
+    assert find_clear_pans(to_json(message)) == []
+    note = next(e for e in message.extensions if e.key == "fixedwidth:CP-NOTE")
+    assert note.value == "REFUND TO 550000******0004"
+    encoded = adapter.encode(message, encode_context(adapter, vault))
+    assert adapter.codec.decode(encoded)["CP-CARD-NO"] == "4111111111111111"
+    assert adapter.codec.decode(encoded)["CP-NOTE"] == "REFUND TO 550000******0004"

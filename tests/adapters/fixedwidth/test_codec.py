@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.fixedwidth import (
@@ -170,3 +170,29 @@ def test_round_trip(values: dict[str, Any]) -> None:
     decoded = codec.decode(raw)
     assert {k: decoded[k] for k in values} == values
     assert codec.encode(decoded) == raw
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_any_bytes_decode_or_give_a_record_decode_error(data: st.DataObject) -> None:
+    codec = customer()
+    size = data.draw(st.sampled_from([codec.min_length, codec.length, 57, 3]))
+    raw = data.draw(st.binary(min_size=size, max_size=size))
+    try:
+        codec.decode(raw, record=7)
+    except RecordDecodeError as exc:
+        assert exc.record == 7
+
+
+def test_nested_view_of_groups_and_tables() -> None:
+    codec = customer()
+    values = codec.decode(
+        codec.encode({"IS-COMPANY": True, "CO-NAME": "ACME", "M-AMT": [1, 2, 3], "PHONE": ["9"]})
+    )
+    nested = codec.nest(values)
+    assert list(nested) == [
+        "REC-TYPE", "COMPANY-NAME", "SCORE", "GRADE", "N-PHONES", "MONTHS", "PHONES", "END-MARK",
+    ]  # fmt: skip
+    assert nested["COMPANY-NAME"] == {"CO-NAME": "ACME", "CO-REG": 0}
+    assert nested["MONTHS"][1] == {"M-AMT": 2, "M-CODE": ["", ""]}
+    assert nested["PHONES"] == [{"PHONE": "9"}]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from adapters.fixedwidth import (
     RecordEncodeError,
     compile_copybook,
     layout_names,
+    load_copybook,
     load_layout,
 )
 
@@ -165,3 +167,22 @@ def test_syntax_errors_have_line_and_column() -> None:
         compile_copybook("       01  R.\n           05  A  PIC X(4) SYNC.\n")
     assert (info.value.line, info.value.column) == (2, 28)
     assert "SYNCHRONIZED" in str(info.value)
+
+
+def test_a_real_world_copybook() -> None:
+    """Sequence numbers in columns 1-6 and 73-80, a level 88 with values over two lines,
+    USAGE IS, VALUE ZEROES right up to column 72, REDEFINES chains, INDEXED BY, lowercase."""
+    book = load_copybook(Path(__file__).parent / "copybooks" / "custmaster.cpy")
+    codec = book.record("CUST-MASTER-REC")
+    assert codec.length == 153
+    offsets = {f.key: (f.offset, f.size) for f in codec.fields if f.key}
+    assert offsets["CM-BALANCE"] == (15, 7)
+    assert offsets["CM-HIST-TYPE"] == (43, 2)
+    assert [f.offset for f in codec.fields if f.key is None] == [133]
+    raw = codec.encode({"CM-CLOSED": True, "CM-BRANCH": 12, "CM-HIST-AMT": [Decimal("-1.50")]})
+    values = codec.decode(raw)
+    assert values["CM-STATUS"] == "C"
+    assert codec.condition("CM-CLOSED", {"CM-STATUS": "Z"})
+    assert values["CM-LIMIT"] == Decimal("0.00")
+    assert values["CM-HIST-AMT"][:2] == [Decimal("-1.50"), Decimal("0.00")]
+    assert "CM-OPEN-DATE-N" not in values  # no rule: the redefined item is decoded

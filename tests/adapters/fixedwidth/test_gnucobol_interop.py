@@ -64,6 +64,13 @@ EXPECTED: list[dict[str, Any]] = [
 # (test id, cobc options, program's code set argument, codec options)
 VARIANTS = [
     ("ebcdic-cp037", ("-fsign=EBCDIC",), "EBCDIC", {"codepage": "cp037"}),
+    # IBM dialect (binary truncation, reserved words...); ASSIGN stays a data name
+    (
+        "ebcdic-cp037-std-ibm",
+        ("-std=ibm", "-fassign-clause=dynamic", "-fsign=EBCDIC"),
+        "EBCDIC",
+        {"codepage": "cp037"},
+    ),
     ("ascii-gnucobol-signs", (), "ASCII", {"codepage": "ascii", "overpunch": "ascii"}),
     (
         "ascii-ebcdic-signs",

@@ -102,5 +102,6 @@ def test_any_bytes_decode_or_raise_field_value_error(raw: bytes) -> None:
     else:
         assert (
             packed_encoder(digits=digits, scale=0, signed=True)(value) == raw
-            or raw.hex()[-1] in "abef"
+            or raw.hex()[-1] in "abef"  # alternative signs are written as C / D
+            or value == 0  # an int has no negative zero
         )

@@ -73,6 +73,12 @@ def test_unsupported_clauses_name_line_and_column(line: str, column: int, reason
         ("01 R.\n 05 T OCCURS 1 TO 2 DEPENDING ON N PIC X.\n 05 N PIC 9.\n", "before the table"),
         ("01 R PIC X OCCURS 2.\n", "level 01"),
         ("01 R.\n 05 A PIC X COMP-3.\n", "alphanumeric picture"),
+        ("01 R.\n 05 A PIC X(2) VALUE 'ABC'.\n", "literal of 3 characters for an item of 2"),
+        ("01 R.\n 05 A PIC 9(2) VALUE 'AB'.\n", "text literal for a numeric item"),
+        ("01 R.\n 05 A PIC 9(2) VALUE 123.\n", "more than 2 digits"),
+        ("01 R.\n 05 A PIC X(2) VALUE ALL ''.\n", "ALL needs a non-empty literal"),
+        ("01 R.\n 05 A PIC 9(2).\n  88 C VALUE 'X'.\n", "VALUE of C: a text literal"),
+        ("01 R.\n 05 G VALUE 'TOO LONG'.\n  10 A PIC X.\n", "VALUE of G"),
     ],
 )
 def test_layout_errors(text: str, reason: str) -> None:

@@ -63,3 +63,9 @@ def test_errors_have_line_and_column(text: str, line: int, column: int) -> None:
     with pytest.raises(CopybookSyntaxError) as info:
         tokenize(text, "free" if text.startswith("01") else "fixed")
     assert (info.value.line, info.value.column) == (line, column)
+
+
+def test_a_continued_literal_runs_to_column_72_even_when_the_line_is_trimmed() -> None:
+    text = "       01  A PIC X(70) VALUE 'AB\n      -    'CD'.\n"
+    literal = next(t for t in tokenize(text) if t.is_literal)
+    assert literal.text == "'AB" + " " * (72 - 32) + "CD'"

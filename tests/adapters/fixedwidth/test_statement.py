@@ -24,7 +24,7 @@ def test_statement_messages() -> None:
     book = mapping.compile()
     decoded = [book.decode(raw) for raw in statement_records()]
     closing = mapping.closing_balances(decoded)
-    assert closing == {("DE89370400440532013000", 20261129): Decimal("924.60")}
+    assert closing == {("DE89370400440532013000", 20261129): (Decimal("924.60"), 2)}
     assembler = StatementAssembler(
         mapping, book, tenant="t", new_message_id=(f"m{i}" for i in itertools.count()),
         closing=closing,
@@ -36,6 +36,8 @@ def test_statement_messages() -> None:
     assert header.kind is MessageKind.STATEMENT
     assert header.function is MessageFunction.ADVICE
     assert header.statement.account.iban == "DE89370400440532013000"
+    assert header.statement.statement_id == "DE89370400440532013000-20261129"
+    assert header.statement.entry_count == 2
     assert [(b.type_code, b.amount.amount, b.credit) for b in header.statement.balances] == [
         ("OPBD", Decimal("1000.00"), True),
         ("CLBD", Decimal("924.60"), True),
