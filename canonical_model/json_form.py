@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import threading
 import types
 import typing
 from collections.abc import Callable
@@ -190,13 +191,22 @@ _CONVERTERS: dict[Any, tuple[_Dump, _Load]] = {}
 _SCHEMA_DEFS: dict[str, dict[str, Any]] = {}
 
 
+_BUILDING = threading.RLock()
+
+
 def _converter(hint: Any) -> tuple[_Dump, _Load]:
     cached = _CONVERTERS.get(hint)
     if cached is not None:
         return cached
-    built = _build_converter(hint)
-    _CONVERTERS[hint] = built
-    return built
+    # A dataclass converter is registered before its fields are resolved (recursion): other
+    # threads must not see it half-built, so building is one thread at a time.
+    with _BUILDING:
+        cached = _CONVERTERS.get(hint)
+        if cached is not None:
+            return cached
+        built = _build_converter(hint)
+        _CONVERTERS[hint] = built
+        return built
 
 
 def _build_converter(hint: Any) -> tuple[_Dump, _Load]:
@@ -382,3 +392,7 @@ def json_schema() -> dict[str, Any]:
         **root,
         "$defs": {k: v for k, v in sorted(_SCHEMA_DEFS.items()) if k != "CanonicalMessage"},
     }
+
+
+# Built at import, before any thread can ask: the converters are then read-only.
+_converter(CanonicalMessage)

@@ -202,10 +202,10 @@ class _Link:
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self.pending[key] = future
         try:
-            writer.write(settings.request_framer.frame(payload, header=settings.request_header))
-            stats.sent += 1
-            await writer.drain()
-            async with asyncio.timeout(settings.timeout):
+            async with asyncio.timeout(settings.timeout):  # the drain too: a stuck peer
+                writer.write(settings.request_framer.frame(payload, header=settings.request_header))
+                stats.sent += 1
+                await writer.drain()
                 reply = await future
         except TimeoutError:
             stats.timeouts += 1

@@ -38,6 +38,7 @@ answered ``12`` (invalid transaction) or ``14`` (no account) at once.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import hashlib
@@ -292,7 +293,7 @@ class CoreBanking:
             return self._reply(request, status_from_iso8583(ISSUER_INOPERATIVE))
         if answer is None:
             if request.kind is not MessageKind.REVERSAL:
-                self._store_reversal(request)
+                await self._store_reversal(request)
             return self._reply(request, status_from_iso8583(ISSUER_INOPERATIVE))
         if answer.status is None:
             return self._reply(request, status_from_iso8583(SYSTEM_MALFUNCTION))
@@ -360,7 +361,7 @@ class CoreBanking:
             _log.error("undecodable reply to posting %s: %s", posting.ids.transaction_id, exc)
             return None
 
-    def _store_reversal(self, request: CanonicalMessage) -> None:
+    async def _store_reversal(self, request: CanonicalMessage) -> None:
         if self.reversals is None:
             return
         reversal = dataclasses.replace(
@@ -377,7 +378,8 @@ class CoreBanking:
                 transmitted_at=request.transmitted_at,
             ),
         )
-        self.reversals.store(reversal)
+        # Stored (committed) before the acquirer hears 91: a restart cannot lose it.
+        await asyncio.to_thread(self.reversals.store, reversal)
 
     def _reply(
         self, request: CanonicalMessage, status: Status, *, approval_code: str | None = None

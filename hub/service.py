@@ -67,6 +67,7 @@ DEFAULT_RULES = '[fallback]\ndestination = "core"\n'
 """The rules without a rules file: every message to the core banking mainframe."""
 
 NO_ROUTING = "92"
+SYSTEM_MALFUNCTION = "96"
 CORE_CONSUMERS = 4
 """Consumers per core destination, each with one batch of postings in flight."""
 
@@ -265,6 +266,9 @@ class HubService:
             return await asyncio.wait_for(asyncio.wrap_future(reply), timeout)
         except TimeoutError:
             requester.abandon(correlation_id)
+            _log.warning(
+                "no reply to %s from %s within %.1f s", request.ids.message_id, key, timeout
+            )
             return timeout_reply(request, timeout)
 
     # -- the core worker (called on a transport consumer thread) ---------------------------
@@ -274,11 +278,28 @@ class HubService:
         core = self.core
         assert loop is not None and core is not None
 
-        async def serve() -> list[CanonicalMessage]:
-            return list(await asyncio.gather(*(core.handle(d.message) for d in deliveries)))
+        async def serve() -> list[CanonicalMessage | BaseException]:
+            return list(
+                await asyncio.gather(
+                    *(core.handle(d.message) for d in deliveries), return_exceptions=True
+                )
+            )
 
-        replies = asyncio.run_coroutine_threadsafe(serve(), loop).result()
-        return [Outcome.ack(reply=reply) for reply in replies]
+        outcomes = []
+        for delivery, reply in zip(
+            deliveries, asyncio.run_coroutine_threadsafe(serve(), loop).result(), strict=True
+        ):
+            if isinstance(reply, BaseException):
+                # A bug, not a bad message: answer 96 rather than hold the requester up.
+                _log.error("core banking failed on %s: %r", delivery.message.ids.message_id, reply)
+                reply = reply_to(
+                    delivery.message,
+                    status_from_iso8583(SYSTEM_MALFUNCTION),
+                    message_id=uuid.uuid4().hex,
+                    transmitted_at=dt.datetime.now(dt.UTC),
+                )
+            outcomes.append(Outcome.ack(reply=reply))
+        return outcomes
 
 
 def run_forever(

@@ -41,7 +41,18 @@ import sqlalchemy
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Column, DateTime, Index, Integer, MetaData, String, Table, Text, select
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    event,
+    select,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
@@ -111,11 +122,22 @@ def create_engine(url: str, **options: Any) -> Engine:
     if url in ("sqlite://", "sqlite:///:memory:"):
         options.setdefault("poolclass", StaticPool)
         options.setdefault("connect_args", {"check_same_thread": False})
-    elif url.startswith("sqlite"):
-        options.setdefault("connect_args", {"timeout": 30})
-    else:
+        return sqlalchemy.create_engine(url, **options)
+    if not url.startswith("sqlite"):
         options.setdefault("pool_pre_ping", True)
-    return sqlalchemy.create_engine(url, **options)
+        return sqlalchemy.create_engine(url, **options)
+    options.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
+    engine = sqlalchemy.create_engine(url, **options)
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: object) -> None:
+        # WAL: the forwarder's reads never block a new reversal being stored.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.close()
+
+    return engine
 
 
 @dataclass(frozen=True, slots=True)
