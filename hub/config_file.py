@@ -36,6 +36,11 @@ optional; what is absent takes the default shown::
     key = "edge.key"
     client_ca = "acquirers-ca.crt"      # optional: require client certificates from this CA
 
+    [clearing]                          # the clearing system's queue pair (needs [mainframe])
+    url = "amqp://..."                  # default: [routing] transport when it is amqp://
+    inbound = "clearing.inbound"        # pacs.008 documents in
+    outbound = "clearing.outbound"      # pacs.002 status reports out
+
     [mainframe]                         # the core banking connector
     host = "127.0.0.1"
     port = 7070
@@ -71,6 +76,7 @@ from hub.config import Settings
 from hub.edge import EdgeSettings
 
 __all__ = [
+    "ClearingConfig",
     "ConfigError",
     "HubConfig",
     "ListenerConfig",
@@ -165,6 +171,15 @@ class MainframeConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ClearingConfig:
+    """The clearing system's queue pair (``[clearing]``)."""
+
+    url: str
+    inbound: str = "clearing.inbound"
+    outbound: str = "clearing.outbound"
+
+
+@dataclass(frozen=True, slots=True)
 class RoutingConfig:
     """The transport and the route rules (``[routing]``)."""
 
@@ -181,6 +196,7 @@ class HubConfig:
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     listeners: tuple[ListenerConfig, ...] = ()
     mainframe: MainframeConfig | None = None
+    clearing: ClearingConfig | None = None
     source: str = "(defaults)"
 
 
@@ -213,7 +229,7 @@ class _Reader:
         return ConfigError(self.source, key, reason)
 
     def config(self, data: Mapping[str, Any]) -> HubConfig:
-        self.known(data, "", ("hub", "vault", "routing", "listeners", "mainframe"))
+        self.known(data, "", ("hub", "vault", "routing", "listeners", "mainframe", "clearing"))
         hub = self.table(data, "hub")
         self.known(hub, "hub", ("tenant", "home"))
         tenant = self.text(hub, "hub.tenant", "tenant", "default")
@@ -238,13 +254,33 @@ class _Reader:
             raise self.fail("vault.token_mode", str(exc)) from None
         listeners = self.listeners(data.get("listeners", []), tenant)
         mainframe = self.mainframe(data["mainframe"]) if "mainframe" in data else None
+        routing = self.routing(self.table(data, "routing"))
+        clearing = None
+        if "clearing" in data:
+            if mainframe is None:
+                raise self.fail("clearing", "needs a [mainframe] to credit the transfers on")
+            clearing = self.clearing(self.table(data, "clearing"), routing.transport)
         return HubConfig(
             settings=settings,
             tenant=tenant,
-            routing=self.routing(self.table(data, "routing")),
+            routing=routing,
             listeners=listeners,
             mainframe=mainframe,
+            clearing=clearing,
             source=self.source,
+        )
+
+    def clearing(self, table: Mapping[str, Any], transport: str) -> ClearingConfig:
+        self.known(table, "clearing", ("url", "inbound", "outbound"))
+        default = transport if transport.startswith(("amqp://", "amqps://")) else None
+        url = self.optional_text(table, "clearing.url", "url") or default
+        if url is None or not url.startswith(("amqp://", "amqps://")):
+            raise self.fail("clearing.url", "an amqp:// URL is required (the transport is not one)")
+        defaults = ClearingConfig(url)
+        return ClearingConfig(
+            url,
+            self.text(table, "clearing.inbound", "inbound", defaults.inbound),
+            self.text(table, "clearing.outbound", "outbound", defaults.outbound),
         )
 
     # -- tables

@@ -9,6 +9,8 @@ One :class:`HubService` holds, from a :class:`hub.config_file.HubConfig`:
   serves it through :class:`hub.core.CoreBanking` over the mainframe connector
   (``[mainframe]``), replying on the requester's reply queue;
 - the reversal store and forwarder (:mod:`hub.store`, in ``<home>/hub.db``);
+- with ``[clearing]``, the clearing system's queue pair (:mod:`hub.clearing_queue`):
+  pacs.008 in, credited on the mainframe, pacs.002 out;
 - one ISO 8583 edge per ``[[listeners]]``.
 
 A request from an edge is routed by the rules: to a destination, published with routing key
@@ -40,6 +42,8 @@ from canonical_model.codes import status_from_iso8583
 from canonical_model.messages import CanonicalMessage
 from canonical_model.replies import reply_to
 from hub.bootstrap import Hub, build_hub, open_vault
+from hub.clearing import ClearingInbound
+from hub.clearing_queue import ClearingQueueEdge
 from hub.config_file import HubConfig
 from hub.connector import RecordConnector
 from hub.core import CoreBanking, corebank_connector, posting_reference
@@ -92,6 +96,7 @@ class _Parts:
     consumers: list[Consumer]
     edges: list[Iso8583Edge]
     forwarder_task: asyncio.Task[None] | None
+    clearing: ClearingQueueEdge | None = None
 
 
 class HubService:
@@ -131,6 +136,7 @@ class HubService:
         self.core: CoreBanking | None = None
         self.reversals: ReversalStore | None = None
         self.edges: list[Iso8583Edge] = []
+        self.clearing: ClearingQueueEdge | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -183,6 +189,18 @@ class HubService:
         self.core = CoreBanking(connector, reversals=self.reversals)
         forwarder = ReversalForwarder(self.reversals, self.core)
         parts.forwarder_task = asyncio.create_task(forwarder.run(self._stop))
+        if config.clearing is not None:
+            clearing = ClearingInbound(self.core, self.hub, tenant=config.tenant)
+            edge = ClearingQueueEdge(
+                config.clearing.url,
+                clearing,
+                asyncio.get_running_loop(),
+                inbound=config.clearing.inbound,
+                outbound=config.clearing.outbound,
+            )
+            await asyncio.to_thread(edge.start)
+            parts.clearing = edge
+            self.clearing = edge
         for name in self.core_destinations:
             # Each consumer waits for its batch's postings: several keep the core busy.
             for _ in range(CORE_CONSUMERS):
@@ -199,6 +217,8 @@ class HubService:
         self._stop.set()
         for edge in parts.edges:
             await edge.close()
+        if parts.clearing is not None:
+            await asyncio.to_thread(parts.clearing.stop)
         for consumer in parts.consumers:
             await asyncio.to_thread(consumer.stop)
         if parts.forwarder_task is not None:

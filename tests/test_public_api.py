@@ -371,6 +371,9 @@ PUBLIC_API: dict[str, list[str]] = {
         "ClearingInbound",
         "ClearingOutcome",
     ],
+    "hub.clearing_queue": [
+        "ClearingQueueEdge",
+    ],
     "hub.cli": [
         "CANONICAL_JSON",
         "main",
@@ -386,6 +389,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "Settings",
     ],
     "hub.config_file": [
+        "ClearingConfig",
         "ConfigError",
         "HubConfig",
         "ListenerConfig",

@@ -152,6 +152,9 @@ def test_no_file_means_the_embedded_defaults(tmp_path: Path) -> None:
         ("[routing]\nrules = 'missing.toml'", "routing.rules", "no such file"),
         ("[vault]\ntoken_mode = 'ff3'", "vault.token_mode", "not a token mode"),
         ("listeners = 3", "listeners", "expected an array of tables"),
+        ("[clearing]", "clearing", "needs a [mainframe]"),
+        ("[mainframe]\n[clearing]", "clearing.url", "an amqp:// URL is required"),
+        ("[mainframe]\n[clearing]\ninbox = 'x'", "clearing.inbox", "did you mean 'inbound'?"),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, text: str, key: str, reason: str) -> None:

@@ -1,0 +1,75 @@
+"""The clearing queue pair on a real RabbitMQ, through the running hub and mainframe_sim."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pika
+
+from hub.config_file import load_config
+from hub.service import HubService
+from mainframe_sim.ledger import Ledger
+from mainframe_sim.seed import seed_ledger
+from mainframe_sim.server import MainframeServer
+from tests.hub.test_clearing import _transfers
+from tests.mainframe_sim.samples import ANNA
+from tests.routing.conftest import amqp_url, require_broker
+from tests.support import on_event_loop
+
+
+def _get(channel: pika.adapters.blocking_connection.BlockingChannel, queue: str) -> bytes:
+    for _ in range(300):
+        method, _properties, body = channel.basic_get(queue, auto_ack=True)
+        if method is not None:
+            assert isinstance(body, bytes)
+            return body
+        channel.connection.sleep(0.05)
+    raise AssertionError(f"nothing on {queue}")
+
+
+def test_pacs008_over_the_queue_is_credited_and_answered(tmp_path: Path) -> None:
+    url = amqp_url()
+    require_broker(url)
+    suffix = uuid.uuid4().hex[:8]
+    inbound, outbound = f"test.clearing.in.{suffix}", f"test.clearing.out.{suffix}"
+
+    @on_event_loop
+    async def scenario() -> None:
+        ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
+        seed_ledger(ledger)
+        server = MainframeServer(ledger)
+        _, port = await server.start("127.0.0.1", 0)
+        toml = tmp_path / "hub.toml"
+        toml.write_text(
+            f'[hub]\nhome = "{tmp_path / "home"}"\ntenant = "bank-a"\n'
+            f"[mainframe]\nport = {port}\n"
+            f'[clearing]\nurl = "{url}"\ninbound = "{inbound}"\noutbound = "{outbound}"\n'
+        )
+        before = ledger.balances(ANNA)
+        try:
+            async with HubService(load_config(toml, environ={})):
+                connection = pika.BlockingConnection(pika.URLParameters(url))
+                channel = connection.channel()
+                for message_id, body in (("DOC-1", _transfers()), ("DOC-2", b"not xml")):
+                    channel.basic_publish(
+                        "", inbound, body,
+                        pika.BasicProperties(message_id=message_id, delivery_mode=2),
+                    )  # fmt: skip
+                reports = await asyncio.to_thread(lambda: [_get(channel, outbound) for _ in "12"])
+                for queue in (inbound, outbound, f"{inbound}.dlq"):
+                    channel.queue_delete(queue)
+                connection.close()
+        finally:
+            await server.close()
+        after = ledger.balances(ANNA)
+        ledger.close()
+        accepted = next(r for r in reports if b"ACSC" in r)
+        refused = next(r for r in reports if b"<GrpSts>RJCT</GrpSts>" in r)
+        assert b"<Cd>AC01</Cd>" in accepted  # the second transfer's unknown account
+        assert b"FF01" in refused
+        assert before is not None and after is not None
+        assert after.ledger - before.ledger == 2500
+
+    scenario()
