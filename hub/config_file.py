@@ -42,6 +42,9 @@ optional; what is absent takes the default shown::
     outbound = "clearing.outbound"      # pacs.002 status reports out
 
     [mainframe]                         # the core banking connector
+    via = "tcp"                         # tcp, or mq: the RabbitMQ queue pair
+    mq_url = "amqp://..."               # via = "mq" (default: the amqp:// transport)
+    request_queue = "mainframe.requests"  # via = "mq"
     host = "127.0.0.1"
     port = 7070
     framing = "len2"                    # len2 | len4 (binary length) | cics (tran id + record)
@@ -168,6 +171,9 @@ class MainframeConfig:
     connections: int = 4
     failure_threshold: int = 5
     reset_after: float = 10.0
+    via: str = "tcp"
+    mq_url: str | None = None
+    request_queue: str = "mainframe.requests"
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,8 +259,10 @@ class _Reader:
         except ValueError as exc:
             raise self.fail("vault.token_mode", str(exc)) from None
         listeners = self.listeners(data.get("listeners", []), tenant)
-        mainframe = self.mainframe(data["mainframe"]) if "mainframe" in data else None
         routing = self.routing(self.table(data, "routing"))
+        mainframe = (
+            self.mainframe(data["mainframe"], routing.transport) if "mainframe" in data else None
+        )
         clearing = None
         if "clearing" in data:
             if mainframe is None:
@@ -380,7 +388,7 @@ class _Reader:
         assert cert is not None and key is not None
         return TlsConfig(cert, key, client_ca)
 
-    def mainframe(self, value: object) -> MainframeConfig:
+    def mainframe(self, value: object, transport: str) -> MainframeConfig:
         if not isinstance(value, dict):
             raise self.fail("mainframe", "expected a table")
         defaults = MainframeConfig()
@@ -388,8 +396,18 @@ class _Reader:
             value,
             "mainframe",
             ("host", "port", "framing", "codepage", "timeout", "connections",
-             "failure_threshold", "reset_after"),
+             "failure_threshold", "reset_after", "via", "mq_url", "request_queue"),
         )  # fmt: skip
+        via = self.text(value, "mainframe.via", "via", defaults.via)
+        if via not in ("tcp", "mq"):
+            raise self.fail("mainframe.via", _unknown(via, ("tcp", "mq")))
+        mq_url = self.optional_text(value, "mainframe.mq_url", "mq_url")
+        if via == "mq":
+            mq_url = mq_url or (
+                transport if transport.startswith(("amqp://", "amqps://")) else None
+            )
+            if mq_url is None or not mq_url.startswith(("amqp://", "amqps://")):
+                raise self.fail("mainframe.mq_url", 'via = "mq" needs an amqp:// URL')
         framing = self.text(value, "mainframe.framing", "framing", defaults.framing)
         if framing not in MAINFRAME_FRAMINGS:
             raise self.fail("mainframe.framing", _unknown(framing, MAINFRAME_FRAMINGS))
@@ -411,6 +429,11 @@ class _Reader:
             ),
             reset_after=self.seconds(
                 value, "mainframe.reset_after", "reset_after", defaults.reset_after
+            ),
+            via=via,
+            mq_url=mq_url,
+            request_queue=self.text(
+                value, "mainframe.request_queue", "request_queue", defaults.request_queue
             ),
         )  # fmt: skip
 

@@ -80,7 +80,9 @@ __all__ = [
     "NoPostingError",
     "PendingReversals",
     "PostingExchange",
+    "RunningExchange",
     "corebank_connector",
+    "corebank_exchange",
     "posting_for",
     "posting_reference",
 ]
@@ -391,6 +393,30 @@ class CoreBanking:
             transmitted_at=self._now(),
             approval_code=approval_code,
         )
+
+
+class RunningExchange(PostingExchange, Protocol):
+    """A posting exchange with a life cycle (the TCP and the MQ connectors)."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def corebank_exchange(config: MainframeConfig) -> RunningExchange:
+    """The connector ``config`` asks for: TCP (:func:`corebank_connector`) or the MQ queue
+    pair (:class:`hub.mainframe_mq.MqPostingExchange`)."""
+    if config.via == "mq":
+        from hub.mainframe_mq import MqPostingExchange
+
+        assert config.mq_url is not None
+        breaker = CircuitBreaker(
+            "mainframe", failure_threshold=config.failure_threshold, reset_after=config.reset_after
+        )
+        return MqPostingExchange(
+            config.mq_url, breaker, request_queue=config.request_queue, timeout=config.timeout
+        )
+    return corebank_connector(config)
 
 
 def corebank_connector(config: MainframeConfig) -> RecordConnector:

@@ -45,8 +45,7 @@ from hub.bootstrap import Hub, build_hub, open_vault
 from hub.clearing import ClearingInbound
 from hub.clearing_queue import ClearingQueueEdge
 from hub.config_file import HubConfig
-from hub.connector import RecordConnector
-from hub.core import CoreBanking, corebank_connector, posting_reference
+from hub.core import CoreBanking, RunningExchange, corebank_exchange, posting_reference
 from hub.edge import Iso8583Edge
 from hub.store import ReversalForwarder, ReversalStore, create_engine, upgrade
 from routing.reqreply import Requester, timeout_reply
@@ -92,7 +91,7 @@ def core_destinations(names: Sequence[str]) -> tuple[str, ...]:
 class _Parts:
     transport: Transport
     requester: Requester
-    connector: RecordConnector | None
+    connector: RunningExchange | None
     consumers: list[Consumer]
     edges: list[Iso8583Edge]
     forwarder_task: asyncio.Task[None] | None
@@ -178,7 +177,7 @@ class HubService:
     async def _start_core(self, parts: _Parts) -> None:
         config = self.config
         assert config.mainframe is not None
-        connector = corebank_connector(config.mainframe)
+        connector = corebank_exchange(config.mainframe)
         await connector.start()
         parts.connector = connector
         home = config.settings.home

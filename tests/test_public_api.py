@@ -418,7 +418,9 @@ PUBLIC_API: dict[str, list[str]] = {
         "NoPostingError",
         "PendingReversals",
         "PostingExchange",
+        "RunningExchange",
         "corebank_connector",
+        "corebank_exchange",
         "posting_for",
         "posting_reference",
     ],
@@ -430,6 +432,10 @@ PUBLIC_API: dict[str, list[str]] = {
         "EdgeStats",
         "Iso8583Edge",
         "RequestHandler",
+    ],
+    "hub.mainframe_mq": [
+        "MqExchangeStats",
+        "MqPostingExchange",
     ],
     "hub.routes_cli": [
         "add_routes_commands",
