@@ -36,6 +36,17 @@ optional; what is absent takes the default shown::
     key = "edge.key"
     client_ca = "acquirers-ca.crt"      # optional: require client certificates from this CA
 
+    [[upstreams]]                       # upstream ISO 8583 hosts: destination upstream.<name>
+    name = "visa"                       # required, unique
+    host = "10.0.0.5"                   # required
+    port = 8583                         # required
+    framing = "len2-binary"
+    adapter = "iso8583:ascii"
+    timeout = 5.0
+    connections = 2
+    failure_threshold = 5
+    reset_after = 10.0
+
     [clearing]                          # the clearing system's queue pair (needs [mainframe])
     url = "amqp://..."                  # default: [routing] transport when it is amqp://
     inbound = "clearing.inbound"        # pacs.008 documents in
@@ -86,6 +97,7 @@ __all__ = [
     "MainframeConfig",
     "RoutingConfig",
     "TlsConfig",
+    "UpstreamConfig",
     "load_config",
 ]
 
@@ -177,6 +189,21 @@ class MainframeConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    """An upstream ISO 8583 host (``[[upstreams]]``): route destination ``upstream.<name>``."""
+
+    name: str
+    host: str
+    port: int
+    framing: str = "len2-binary"
+    adapter: str = "iso8583:ascii"
+    timeout: float = 5.0
+    connections: int = 2
+    failure_threshold: int = 5
+    reset_after: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
 class ClearingConfig:
     """The clearing system's queue pair (``[clearing]``)."""
 
@@ -203,6 +230,7 @@ class HubConfig:
     listeners: tuple[ListenerConfig, ...] = ()
     mainframe: MainframeConfig | None = None
     clearing: ClearingConfig | None = None
+    upstreams: tuple[UpstreamConfig, ...] = ()
     source: str = "(defaults)"
 
 
@@ -235,7 +263,9 @@ class _Reader:
         return ConfigError(self.source, key, reason)
 
     def config(self, data: Mapping[str, Any]) -> HubConfig:
-        self.known(data, "", ("hub", "vault", "routing", "listeners", "mainframe", "clearing"))
+        self.known(
+            data, "", ("hub", "vault", "routing", "listeners", "mainframe", "clearing", "upstreams")
+        )
         hub = self.table(data, "hub")
         self.known(hub, "hub", ("tenant", "home"))
         tenant = self.text(hub, "hub.tenant", "tenant", "default")
@@ -275,8 +305,59 @@ class _Reader:
             listeners=listeners,
             mainframe=mainframe,
             clearing=clearing,
+            upstreams=self.upstreams(data.get("upstreams", [])),
             source=self.source,
         )
+
+    def upstreams(self, value: object) -> tuple[UpstreamConfig, ...]:
+        if not isinstance(value, list):
+            raise self.fail("upstreams", "expected an array of tables ([[upstreams]])")
+        result: list[UpstreamConfig] = []
+        for index, table in enumerate(value):
+            where = f"upstreams[{index}]"
+            if not isinstance(table, dict):
+                raise self.fail(where, "expected a table")
+            self.known(
+                table,
+                where,
+                ("name", "host", "port", "framing", "adapter", "timeout", "connections",
+                 "failure_threshold", "reset_after"),
+            )  # fmt: skip
+            defaults = UpstreamConfig(name="", host="", port=0)
+            name = self.required_text(table, f"{where}.name", "name")
+            if any(other.name == name for other in result):
+                raise self.fail(f"{where}.name", f"{name!r} is used twice")
+            framing = self.text(table, f"{where}.framing", "framing", defaults.framing)
+            if framing not in FRAMERS:
+                raise self.fail(f"{where}.framing", _unknown(framing, FRAMERS))
+            adapter = self.text(table, f"{where}.adapter", "adapter", defaults.adapter)
+            if adapter.split(":", 1)[0] != "iso8583":
+                raise self.fail(f"{where}.adapter", f"{adapter!r} is not an ISO 8583 adapter spec")
+            result.append(
+                UpstreamConfig(
+                    name=name,
+                    host=self.required_text(table, f"{where}.host", "host"),
+                    port=self.integer(table, f"{where}.port", "port", None, 1, 65535),
+                    framing=framing,
+                    adapter=adapter,
+                    timeout=self.seconds(table, f"{where}.timeout", "timeout", defaults.timeout),
+                    connections=self.integer(
+                        table, f"{where}.connections", "connections", defaults.connections, 1, 256
+                    ),
+                    failure_threshold=self.integer(
+                        table,
+                        f"{where}.failure_threshold",
+                        "failure_threshold",
+                        defaults.failure_threshold,
+                        1,
+                        1000,
+                    ),
+                    reset_after=self.seconds(
+                        table, f"{where}.reset_after", "reset_after", defaults.reset_after
+                    ),
+                )
+            )
+        return tuple(result)
 
     def clearing(self, table: Mapping[str, Any], transport: str) -> ClearingConfig:
         self.known(table, "clearing", ("url", "inbound", "outbound"))

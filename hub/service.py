@@ -11,7 +11,9 @@ One :class:`HubService` holds, from a :class:`hub.config_file.HubConfig`:
 - the reversal store and forwarder (:mod:`hub.store`, in ``<home>/hub.db``);
 - with ``[clearing]``, the clearing system's queue pair (:mod:`hub.clearing_queue`):
   pacs.008 in, credited on the mainframe, pacs.002 out;
-- one ISO 8583 edge per ``[[listeners]]``.
+- one ISO 8583 edge per ``[[listeners]]``;
+- for each destination ``upstream.<name>``, the ``[[upstreams]]`` host of that name
+  (:mod:`hub.upstream`).
 
 A request from an edge is routed by the rules: to a destination, published with routing key
 ``<destination>.<kind>.<function>.<tenant>`` and waited for on the hub instance's reply queue;
@@ -31,9 +33,9 @@ import datetime as dt
 import logging
 import signal
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -48,6 +50,7 @@ from hub.config_file import HubConfig
 from hub.core import CoreBanking, RunningExchange, corebank_exchange, posting_reference
 from hub.edge import Iso8583Edge
 from hub.store import ReversalForwarder, ReversalStore, create_engine, upgrade
+from hub.upstream import UpstreamHost
 from routing.reqreply import Requester, timeout_reply
 from routing.rules import RouteTable, RuleSet, compile_rules, load_rules, parse_rules
 from routing.transport import (
@@ -96,6 +99,7 @@ class _Parts:
     edges: list[Iso8583Edge]
     forwarder_task: asyncio.Task[None] | None
     clearing: ClearingQueueEdge | None = None
+    upstreams: list[UpstreamHost] = field(default_factory=list)
 
 
 class HubService:
@@ -158,6 +162,7 @@ class HubService:
         try:
             if config.mainframe is not None:
                 await self._start_core(parts)
+            await self._start_upstreams(parts)
             for listener in config.listeners:
                 adapter = self.registry.get(listener.adapter)
                 edge = Iso8583Edge(
@@ -173,6 +178,29 @@ class HubService:
         except BaseException:
             await self.close()
             raise
+
+    async def _start_upstreams(self, parts: _Parts) -> None:
+        names = {f"upstream.{u.name}": u for u in self.config.upstreams}
+        for destination in self.topology.destinations:
+            if not destination.name.startswith("upstream."):
+                continue
+            upstream_config = names.get(destination.name)
+            if upstream_config is None:
+                raise ValueError(
+                    f"route destination {destination.name!r} names no [[upstreams]] entry"
+                    f" (known: {', '.join(sorted(names)) or 'none'})"
+                )
+            host = UpstreamHost(upstream_config, self.hub, tenant=self.config.tenant)
+            await host.start()
+            parts.upstreams.append(host)
+            consumer = parts.transport.consume(
+                destination.name,
+                self._batch_handler(host.handle),
+                prefetch=256,
+                batch_size=64,
+                batch_wait=0.002,
+            )
+            parts.consumers.append(consumer)
 
     async def _start_core(self, parts: _Parts) -> None:
         config = self.config
@@ -226,6 +254,8 @@ class HubService:
                 await parts.forwarder_task
         if parts.connector is not None:
             await parts.connector.close()
+        for host in parts.upstreams:
+            await host.close()
         await asyncio.to_thread(parts.requester.close)
         await asyncio.to_thread(parts.transport.close)
 
@@ -293,32 +323,44 @@ class HubService:
     # -- the core worker (called on a transport consumer thread) ---------------------------
 
     def _core_batch(self, deliveries: Sequence[Delivery]) -> Sequence[Outcome]:
-        loop = self._loop
         core = self.core
-        assert loop is not None and core is not None
+        assert core is not None
+        return self._batch_handler(core.handle)(deliveries)
 
-        async def serve() -> list[CanonicalMessage | BaseException]:
-            return list(
-                await asyncio.gather(
-                    *(core.handle(d.message) for d in deliveries), return_exceptions=True
-                )
-            )
+    def _batch_handler(
+        self, handle: Callable[[CanonicalMessage], Awaitable[CanonicalMessage]]
+    ) -> Callable[[Sequence[Delivery]], Sequence[Outcome]]:
+        """A transport batch handler (called on a consumer thread) that runs ``handle`` on
+        the hub's event loop for every delivery and acks each with its reply."""
 
-        outcomes = []
-        for delivery, reply in zip(
-            deliveries, asyncio.run_coroutine_threadsafe(serve(), loop).result(), strict=True
-        ):
-            if isinstance(reply, BaseException):
-                # A bug, not a bad message: answer 96 rather than hold the requester up.
-                _log.error("core banking failed on %s: %r", delivery.message.ids.message_id, reply)
-                reply = reply_to(
-                    delivery.message,
-                    status_from_iso8583(SYSTEM_MALFUNCTION),
-                    message_id=uuid.uuid4().hex,
-                    transmitted_at=dt.datetime.now(dt.UTC),
+        def run(deliveries: Sequence[Delivery]) -> Sequence[Outcome]:
+            loop = self._loop
+            assert loop is not None
+
+            async def serve() -> list[CanonicalMessage | BaseException]:
+                return list(
+                    await asyncio.gather(
+                        *(handle(d.message) for d in deliveries), return_exceptions=True
+                    )
                 )
-            outcomes.append(Outcome.ack(reply=reply))
-        return outcomes
+
+            outcomes = []
+            for delivery, reply in zip(
+                deliveries, asyncio.run_coroutine_threadsafe(serve(), loop).result(), strict=True
+            ):
+                if isinstance(reply, BaseException):
+                    # A bug, not a bad message: answer 96 rather than hold the requester up.
+                    _log.error("failed on %s: %r", delivery.message.ids.message_id, reply)
+                    reply = reply_to(
+                        delivery.message,
+                        status_from_iso8583(SYSTEM_MALFUNCTION),
+                        message_id=uuid.uuid4().hex,
+                        transmitted_at=dt.datetime.now(dt.UTC),
+                    )
+                outcomes.append(Outcome.ack(reply=reply))
+            return outcomes
+
+        return run
 
 
 def run_forever(

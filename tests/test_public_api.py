@@ -396,6 +396,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "MainframeConfig",
         "RoutingConfig",
         "TlsConfig",
+        "UpstreamConfig",
         "load_config",
     ],
     "hub.connector": [
@@ -459,6 +460,10 @@ PUBLIC_API: dict[str, list[str]] = {
         "metadata",
         "pending_reversals_table",
         "upgrade",
+    ],
+    "hub.upstream": [
+        "UpstreamHost",
+        "iso8583_match_key",
     ],
     "hub.vault_cli": [
         "add_vault_commands",
