@@ -295,7 +295,7 @@ class CoreBanking:
             return self._reply(request, status_from_iso8583(ISSUER_INOPERATIVE))
         if answer is None:
             if request.kind is not MessageKind.REVERSAL:
-                await self._store_reversal(request)
+                await self.store_reversal(request)
             return self._reply(request, status_from_iso8583(ISSUER_INOPERATIVE))
         if answer.status is None:
             return self._reply(request, status_from_iso8583(SYSTEM_MALFUNCTION))
@@ -363,8 +363,9 @@ class CoreBanking:
             _log.error("undecodable reply to posting %s: %s", posting.ids.transaction_id, exc)
             return None
 
-    async def _store_reversal(self, request: CanonicalMessage) -> None:
-        if self.reversals is None:
+    async def store_reversal(self, request: CanonicalMessage) -> None:
+        """Store a reversal of the posting ``request`` became (or may have become)."""
+        if self.reversals is None or request.kind is MessageKind.REVERSAL:
             return
         reversal = dataclasses.replace(
             request,

@@ -16,7 +16,10 @@ One :class:`HubService` holds, from a :class:`hub.config_file.HubConfig`:
   (:mod:`hub.upstream`).
 
 A request from an edge is routed by the rules: to a destination, published with routing key
-``<destination>.<kind>.<function>.<tenant>`` and waited for on the hub instance's reply queue;
+``<destination>.<kind>.<function>.<tenant>`` and waited for on the hub instance's reply queue.
+When the reply does not come in time (or the publish was not confirmed), the acquirer gets
+``91`` and, for a core destination, a reversal of the request is stored and forwarded until
+the mainframe acknowledges it: the posting may have been made while its answer was lost;
 when no rule routes it, the acquirer gets ``92`` (no routing) and the message is parked on
 the transport's unroutable queue with its reason. The core worker runs its postings on the
 hub's event loop; the transport's consumer threads hand them over and wait.
@@ -51,14 +54,16 @@ from hub.core import CoreBanking, RunningExchange, corebank_exchange, posting_re
 from hub.edge import Iso8583Edge
 from hub.store import ReversalForwarder, ReversalStore, create_engine, upgrade
 from hub.upstream import UpstreamHost
-from routing.reqreply import Requester, timeout_reply
+from routing.reqreply import Requester
 from routing.rules import RouteTable, RuleSet, compile_rules, load_rules, parse_rules
 from routing.transport import (
     Consumer,
     Delivery,
     Destination,
     Outcome,
+    PublishTimeoutError,
     RetryPolicy,
+    RoutingError,
     Topology,
     Transport,
     open_transport,
@@ -73,6 +78,7 @@ DEFAULT_RULES = '[fallback]\ndestination = "core"\n'
 """The rules without a rules file: every message to the core banking mainframe."""
 
 NO_ROUTING = "92"
+ISSUER_INOPERATIVE = "91"
 SYSTEM_MALFUNCTION = "96"
 CORE_CONSUMERS = 4
 """Consumers per core destination, each with one batch of postings in flight."""
@@ -299,17 +305,20 @@ class HubService:
                 self._parts.transport.publish, request, f"unrouted.{routing_key_for(request)}"
             )
             _log.warning("no route for %s: %s", request.ids.message_id, route.reason)
-            return reply_to(
-                request,
-                status_from_iso8583(NO_ROUTING),
-                message_id=uuid.uuid4().hex,
-                transmitted_at=dt.datetime.now(dt.UTC),
-            )
+            return self._answer(request, NO_ROUTING)
         key = f"{route.destination}.{routing_key_for(request)}"
         requester = self._parts.requester
         # Only the publish (with its confirm) runs on a thread; the wait for the reply is a
         # future on this loop, so thousands of requests can be in flight at once.
-        correlation_id, reply = await asyncio.to_thread(requester.send, request, key)
+        try:
+            correlation_id, reply = await asyncio.to_thread(requester.send, request, key)
+        except PublishTimeoutError as exc:  # it may still arrive and be posted
+            _log.warning("request %s not confirmed: %s", request.ids.message_id, exc)
+            await self._reverse_if_posted(request, route.destination)
+            return self._answer(request, ISSUER_INOPERATIVE)
+        except RoutingError as exc:  # not published: nothing can have been posted
+            _log.warning("request %s not sent: %s", request.ids.message_id, exc)
+            return self._answer(request, ISSUER_INOPERATIVE)
         timeout = self._requester_timeout()
         try:
             return await asyncio.wait_for(asyncio.wrap_future(reply), timeout)
@@ -318,7 +327,23 @@ class HubService:
             _log.warning(
                 "no reply to %s from %s within %.1f s", request.ids.message_id, key, timeout
             )
-            return timeout_reply(request, timeout)
+            await self._reverse_if_posted(request, route.destination)
+            return self._answer(request, ISSUER_INOPERATIVE)
+
+    async def _reverse_if_posted(self, request: CanonicalMessage, destination: str) -> None:
+        """The request reached, or may have reached, the core and its answer is lost: store a
+        reversal, forwarded until the mainframe acknowledges it (``25`` if it never posted)."""
+        core = self.core
+        if core is not None and destination in self.core_destinations:
+            await core.store_reversal(request)
+
+    def _answer(self, request: CanonicalMessage, code: str) -> CanonicalMessage:
+        return reply_to(
+            request,
+            status_from_iso8583(code),
+            message_id=uuid.uuid4().hex,
+            transmitted_at=dt.datetime.now(dt.UTC),
+        )
 
     # -- the core worker (called on a transport consumer thread) ---------------------------
 
