@@ -310,18 +310,24 @@ class HubService:
         requester = self._parts.requester
         # Only the publish (with its confirm) runs on a thread; the wait for the reply is a
         # future on this loop, so thousands of requests can be in flight at once.
+        timeout = self._requester_timeout()
+        deadline = asyncio.get_running_loop().time() + timeout
         try:
-            correlation_id, reply = await asyncio.to_thread(requester.send, request, key)
-        except PublishTimeoutError as exc:  # it may still arrive and be posted
-            _log.warning("request %s not confirmed: %s", request.ids.message_id, exc)
+            # A broker that is down holds the publish until it is back: the acquirer's
+            # budget bounds the wait (the publish may still complete later).
+            correlation_id, reply = await asyncio.wait_for(
+                asyncio.to_thread(requester.send, request, key), timeout
+            )
+        except (PublishTimeoutError, TimeoutError) as exc:  # it may still arrive and post
+            _log.warning("request %s not confirmed in time: %r", request.ids.message_id, exc)
             await self._reverse_if_posted(request, route.destination)
             return self._answer(request, ISSUER_INOPERATIVE)
         except RoutingError as exc:  # not published: nothing can have been posted
             _log.warning("request %s not sent: %s", request.ids.message_id, exc)
             return self._answer(request, ISSUER_INOPERATIVE)
-        timeout = self._requester_timeout()
+        left = max(0.0, deadline - asyncio.get_running_loop().time())
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(reply), timeout)
+            return await asyncio.wait_for(asyncio.wrap_future(reply), left)
         except TimeoutError:
             requester.abandon(correlation_id)
             _log.warning(

@@ -12,8 +12,11 @@ Tran codes
     ``REVS`` reverses the posting ``CB-ORIG-POSTING-REF``: every leg negated (a reversal of a
     reversal is refused; a posting already reversed by another reference is answered ``00``
     with the reason "already reversed by ..." and not reversed twice; ``CB-AMOUNT`` is zero
-    or the original amount: no partial reversals). ``HOLD`` reserves an amount: it lowers the
-    available balance, not the ledger balance. ``RELS`` releases the hold
+    or the original amount: no partial reversals). A reversal of a posting that does not
+    exist is answered ``25`` and leaves a tombstone: when that posting arrives later (the
+    hub reversed a request whose answer it lost, before the request itself got through), it
+    is answered ``12`` "reversed before it arrived" and not applied. ``HOLD`` reserves an
+    amount: it lowers the available balance, not the ledger balance. ``RELS`` releases the hold
     ``CB-ORIG-POSTING-REF``.
 
 Holds and debits
@@ -61,6 +64,7 @@ from mainframe_sim.ledger import Account, Book, Ledger, clearing_account
 __all__ = [
     "REQUEST_FIELD_OFFSETS",
     "RESULT_CODES",
+    "REVERSED_BEFORE_POSTING",
     "TRAN_CODES",
     "Reply",
     "apply_request",
@@ -72,6 +76,10 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 TRAN_CODES: Final = ("BALQ", "DEBT", "CRDT", "XFER", "REVS", "HOLD", "RELS")
+
+REVERSED_BEFORE_POSTING: Final = "reversed-before-posting"
+"""The stored "digest" of a posting reference reversed before its posting arrived."""
+_REVERSED_EARLY: Final = "reversed before it arrived"
 """The tran codes of CB-REQUEST."""
 
 RESULT_CODES: Final[Mapping[str, str]] = {
@@ -335,6 +343,11 @@ def _reversal(book: Book, request: _Request, now: dt.datetime) -> Reply:
         raise request.format_error("CB-ORIG-POSTING-REF", "is blank")
     original = book.posting(request.orig_ref)
     if original is None:
+        if book.stored_reply(request.orig_ref) is None:
+            # The original may still be on its way (a request whose answer was lost and
+            # which was reversed at once): it must not be applied when it arrives.
+            tombstone = Reply("", request.orig_ref, "12", reason_text=_REVERSED_EARLY)
+            book.store_reply(request.orig_ref, REVERSED_BEFORE_POSTING, tombstone.to_json())
         raise request.refuse("25", f"no posting {request.orig_ref}")
     legs = book.entries(original.reference)
     primary = book.account(legs[0].account)
@@ -422,6 +435,8 @@ def apply_request(book: Book, request: Mapping[str, Any], now: dt.datetime) -> R
     if stored is not None:
         if stored.request_digest == digest:
             return Reply.from_json(stored.reply)
+        if stored.request_digest == REVERSED_BEFORE_POSTING:
+            return parsed.reply("12", _REVERSED_EARLY)
         return parsed.reply("12", "posting ref used by another request")
     try:
         reply = handler(book, parsed, now)

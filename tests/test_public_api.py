@@ -530,6 +530,7 @@ PUBLIC_API: dict[str, list[str]] = {
     "mainframe_sim.transactions": [
         "REQUEST_FIELD_OFFSETS",
         "RESULT_CODES",
+        "REVERSED_BEFORE_POSTING",
         "Reply",
         "TRAN_CODES",
         "apply_request",

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
 from mainframe_sim.ledger import Ledger
-from mainframe_sim.seed import SEED_ACCOUNTS
+from mainframe_sim.seed import SEED_ACCOUNTS, seed_ledger
 from mainframe_sim.transactions import Reply, process_batch
 from tests.mainframe_sim.samples import (
     ANNA,
@@ -237,3 +238,22 @@ def test_a_database_failure_is_answered_96_and_applies_nothing(ledger: Ledger) -
         ("00", ""),  # the batch is retried request by request: only the failing one is lost
     ]
     assert ledger.balances(ANNA) == (112345, 112345, "EUR")
+
+
+def test_a_posting_reversed_before_it_arrived_is_not_applied(tmp_path: Path) -> None:
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'tombstone.db'}")
+    seed_ledger(ledger)
+    before = ledger.balances(ANNA)
+    reversal, late, again = process_batch(
+        ledger,
+        [
+            request("REVS", "R-EARLY", orig="P-LATE"),
+            request("DEBT", "P-LATE", amount="10.00"),
+            request("REVS", "R-EARLY", orig="P-LATE"),
+        ],
+    )
+    assert (reversal.result_code, late.result_code, again.result_code) == ("25", "12", "25")
+    assert late.reason_text == "reversed before it arrived"
+    assert ledger.balances(ANNA) == before
+    assert ledger.check().balanced
+    ledger.close()
