@@ -45,7 +45,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
@@ -149,6 +149,7 @@ class AmqpTransport:
         *,
         max_in_flight: int = 2_000,
         reconnect_delays: Sequence[float] = _RECONNECT_DELAYS,
+        declare: bool = True,
     ) -> None:
         self.url = url
         self._topology = topology
@@ -158,6 +159,7 @@ class AmqpTransport:
             raise TransportUnavailableError(f"bad broker URL {masked_url(url)}: {exc}") from None
         self._parameters.blocked_connection_timeout = 300
         self._max_in_flight = max(1, max_in_flight)
+        self._declare = declare
         self._reconnect_delays = tuple(reconnect_delays) or _RECONNECT_DELAYS
         self._exchanges = {DEFAULT_EXCHANGE, topology.exchange, topology.dead_letter_exchange}
 
@@ -360,6 +362,9 @@ class AmqpTransport:
 
     def _declare_topology(self, channel: Any, done: Callable[[], None]) -> None:
         topology = self._topology
+        if not self._declare:  # operator tooling: use what exists, change nothing
+            done()
+            return
         steps: list[tuple[Callable[..., Any], dict[str, Any]]] = [
             (
                 channel.exchange_declare,
@@ -749,6 +754,18 @@ class AmqpTransport:
 
     # --- dead letters (operator tooling: a blocking connection of its own) -----------------
 
+    @contextlib.contextmanager
+    def _blocking_channel(self, queue: str) -> Iterator[Any]:
+        """A channel on a connection of its own; a missing queue is a RoutingError."""
+        connection = self._blocking()
+        try:
+            yield connection.channel()
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            raise RoutingError(f"queue {queue!r}: {exc.reply_text}") from None
+        finally:
+            if connection.is_open:
+                connection.close()
+
     def _blocking(self) -> Any:
         try:
             return pika.BlockingConnection(self._parameters)
@@ -760,17 +777,14 @@ class AmqpTransport:
     def dead_letters(self, name: str, limit: int | None = None) -> list[DeadLetter]:
         queue = self._topology.parking_queue(name)
         found: list[DeadLetter] = []
-        connection = self._blocking()
-        try:
-            channel = connection.channel()
-            while limit is None or len(found) < limit:
+        with self._blocking_channel(queue) as channel:
+            present = channel.queue_declare(queue, passive=True).method.message_count
+            while len(found) < (present if limit is None else min(limit, present)):
                 method, properties, body = channel.basic_get(queue, auto_ack=False)
                 if method is None:
                     break
                 found.append(DeadLetter.from_envelope(_envelope(properties, body), name))
             channel.close()  # everything unacked goes back, in place
-        finally:
-            connection.close()
         return found
 
     def take_dead_letters(
@@ -778,10 +792,10 @@ class AmqpTransport:
     ) -> int:
         queue = self._topology.parking_queue(name)
         taken = 0
-        connection = self._blocking()
-        try:
-            channel = connection.channel()
-            while True:
+        with self._blocking_channel(queue) as channel:
+            # Only what is parked now: a replay that is parked again must not come round.
+            present = channel.queue_declare(queue, passive=True).method.message_count
+            for _ in range(present):
                 method, properties, body = channel.basic_get(queue, auto_ack=False)
                 if method is None:
                     break
@@ -791,21 +805,15 @@ class AmqpTransport:
                     channel.basic_ack(method.delivery_tag)
                     taken += 1
             channel.close()
-        finally:
-            connection.close()
         return taken
 
     # --- for tests and tooling -------------------------------------------------------------
 
     def queue_depth(self, queue: str) -> int:
         """Messages ready in ``queue`` (a passive declare on a connection of its own)."""
-        connection = self._blocking()
-        try:
-            channel = connection.channel()
+        with self._blocking_channel(queue) as channel:
             frame = channel.queue_declare(queue, passive=True)
             return int(frame.method.message_count)
-        finally:
-            connection.close()
 
     def _remove(self, consumer: _AmqpConsumer) -> None:
         if consumer in self._consumers:

@@ -97,9 +97,8 @@ class _Queue:
 class MemoryTransport:
     """The in-process transport; see the module docstring."""
 
-    def __init__(self, url: str, topology: Topology, **options: object) -> None:
-        if options:
-            raise TypeError(f"memory:// takes no options (got {', '.join(options)})")
+    def __init__(self, url: str, topology: Topology, *, declare: bool = True) -> None:
+        # ``declare`` is accepted for symmetry with amqp://: in memory, declaring is existing.
         self.url = url
         self._topology = topology
         self._lock = threading.Condition()

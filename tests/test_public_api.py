@@ -246,15 +246,25 @@ PUBLIC_API: dict[str, list[str]] = {
     "hub.config": [
         "Settings",
     ],
+    "hub.dlq_cli": [
+        "TRANSPORT_URL_ENV",
+        "add_dlq_commands",
+        "run_dlq_command",
+    ],
     "hub.vault_cli": [
         "add_vault_commands",
         "run_vault_command",
     ],
     "routing": [],
-    "routing": [],
     "routing.amqp": [
         "AmqpTransport",
         "masked_url",
+    ],
+    "routing.dlq": [
+        "DeadLetterFilter",
+        "list_dead_letters",
+        "purge_dead_letters",
+        "replay_dead_letters",
     ],
     "routing.memory": [
         "MemoryTransport",
