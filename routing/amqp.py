@@ -7,7 +7,7 @@ AMQP 0-9-1:
   other threads hand it work through ``add_callback_threadsafe``. Handlers run on a worker
   thread per consumer, never on the I/O thread, so a slow handler cannot starve heartbeats.
 - **Publisher confirms, pipelined**: messages are published persistent (``delivery_mode=2``)
-  on a channel in confirm mode, up to ``max_in_flight`` unconfirmed at a time; acks with
+  on a channel in confirm mode, up to ``window`` unconfirmed at a time; acks with
   ``multiple=True`` settle many at once. :meth:`AmqpTransport.publish_batch` returns once all
   of its messages are confirmed, so a caller (an outbox relay) acknowledges its sender only
   after the broker took responsibility. ``mandatory=True``: a ``basic.return`` (no queue
@@ -78,6 +78,7 @@ __all__ = ["AmqpTransport", "masked_url"]
 
 _log = logging.getLogger("isobridge.routing")
 
+_COALESCE_BYTES = 128 * 1024
 _RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
 
 
@@ -139,6 +140,32 @@ def _envelope(properties: Any, body: bytes) -> Envelope:
     )
 
 
+class _AmqpPending:
+    """A submitted batch; :meth:`result` waits for its confirms."""
+
+    def __init__(self, transport: AmqpTransport, batches: list[_Batch], count: int) -> None:
+        self._transport = transport
+        self._batches = batches
+        self._count = count
+
+    def result(self, timeout: float = 60.0) -> PublishReceipt:
+        deadline = time.monotonic() + timeout
+        for batch in self._batches:
+            if not batch.done.wait(timeout=max(0.0, deadline - time.monotonic())):
+                raise PublishTimeoutError(
+                    f"messages not confirmed within {timeout:g} s"
+                    f" (broker: {self._transport._last_error}); they may still be delivered"
+                )
+        batches = self._batches
+        nacked = [m for b in batches for m in b.nacked]
+        if nacked:
+            raise PublishNackedError(nacked)
+        returned = [m for b in batches for m in b.returned]
+        if returned:
+            raise UnroutableError(returned)
+        return PublishReceipt(self._count, tuple(m for b in batches for m in b.parked))
+
+
 class AmqpTransport:
     """The RabbitMQ transport; see the module docstring. Not started by the constructor."""
 
@@ -147,7 +174,8 @@ class AmqpTransport:
         url: str,
         topology: Topology,
         *,
-        max_in_flight: int = 2_000,
+        window: int = 1_000,
+        max_in_flight: int = 10_000,
         reconnect_delays: Sequence[float] = _RECONNECT_DELAYS,
         declare: bool = True,
     ) -> None:
@@ -158,7 +186,8 @@ class AmqpTransport:
         except Exception as exc:
             raise TransportUnavailableError(f"bad broker URL {masked_url(url)}: {exc}") from None
         self._parameters.blocked_connection_timeout = 300
-        self._max_in_flight = max(1, max_in_flight)
+        self._window = max(1, window)
+        self._max_in_flight = max(self._window, max_in_flight)
         self._declare = declare
         self._reconnect_delays = tuple(reconnect_delays) or _RECONNECT_DELAYS
         self._exchanges = {DEFAULT_EXCHANGE, topology.exchange, topology.dead_letter_exchange}
@@ -486,6 +515,17 @@ class AmqpTransport:
         unroutable: Literal["park", "raise"] = "park",
         timeout: float = 60.0,
     ) -> PublishReceipt:
+        deadline = time.monotonic() + timeout
+        pending = self.submit_batch(items, unroutable=unroutable, timeout=timeout)
+        return pending.result(timeout=max(0.0, deadline - time.monotonic()))
+
+    def submit_batch(
+        self,
+        items: Sequence[Outgoing],
+        *,
+        unroutable: Literal["park", "raise"] = "park",
+        timeout: float = 60.0,
+    ) -> _AmqpPending:
         if self._closing or self._io is None:
             raise RoutingError("the amqp transport is not started (or closed)")
         for item in items:
@@ -494,7 +534,8 @@ class AmqpTransport:
                 raise RoutingError(f"exchange {exchange!r} is not part of this hub's topology")
         deadline = time.monotonic() + timeout
         batches: list[_Batch] = []
-        chunk = self._max_in_flight
+        chunk = self._window  # several chunks in flight keep the window full
+        topic = self._topology.exchange
         for start in range(0, len(items), chunk):
             part = items[start : start + chunk]
             batch = _Batch(len(part), unroutable, len(part))
@@ -507,26 +548,13 @@ class AmqpTransport:
                         )
                     self._flight.wait(timeout=min(left, 0.5))
                 self._in_flight += len(part)
-            topic = self._topology.exchange
             self._pending.extend(
                 _Pub(item, topic if item.exchange is None else item.exchange, batch)
                 for item in part
             )
             batches.append(batch)
             self._call(self._pump)
-        for batch in batches:
-            if not batch.done.wait(timeout=max(0.0, deadline - time.monotonic())):
-                raise PublishTimeoutError(
-                    f"messages not confirmed within {timeout:g} s (broker: {self._last_error});"
-                    " they may still be delivered"
-                )
-        nacked = [m for b in batches for m in b.nacked]
-        if nacked:
-            raise PublishNackedError(nacked)
-        returned = [m for b in batches for m in b.returned]
-        if returned:
-            raise UnroutableError(returned)
-        return PublishReceipt(len(items), tuple(m for b in batches for m in b.parked))
+        return _AmqpPending(self, batches, len(items))
 
     def _pump(self) -> None:
         """Put pending messages on the wire while the window has room (I/O thread)."""
@@ -535,7 +563,7 @@ class AmqpTransport:
             return
         pending = self._pending
         unconfirmed = self._unconfirmed
-        window = self._max_in_flight * 2  # follow-ups and caller messages share the wire
+        window = self._window
         generation = self._generation
         while pending and len(unconfirmed) < window:
             pub = pending.popleft()
@@ -551,6 +579,29 @@ class AmqpTransport:
             )
             unconfirmed[self._next_tag] = pub
             self._next_tag += 1
+        self._coalesce_output()
+
+    def _coalesce_output(self) -> None:
+        """pika writes each frame with a send() of its own, three per message; join what is
+        waiting into chunks of up to 128 KiB so the ioloop sends it in a few system calls.
+        (pika's write buffer is internal: when it is not where expected, nothing changes.)"""
+        transport = getattr(self._connection, "_transport", None)
+        buffers = getattr(transport, "_tx_buffers", None)
+        if not isinstance(buffers, deque) or len(buffers) < 3:
+            return
+        chunks: list[bytes] = []
+        current: list[bytes] = []
+        size = 0
+        for data in buffers:
+            current.append(data)
+            size += len(data)
+            if size >= _COALESCE_BYTES:
+                chunks.append(b"".join(current))
+                current, size = [], 0
+        if current:
+            chunks.append(b"".join(current))
+        buffers.clear()
+        buffers.extend(chunks)
 
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method

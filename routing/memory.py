@@ -46,6 +46,7 @@ from routing.transport import (
     PublishReceipt,
     Received,
     RoutingError,
+    SettledPublish,
     Topology,
     UnknownDestinationError,
     UnroutableError,
@@ -182,6 +183,18 @@ class MemoryTransport:
         )
         key = routing_key if routing_key is not None else routing_key_for(message)
         return self.publish_batch([Outgoing(envelope, key)])
+
+    def submit_batch(
+        self,
+        items: Sequence[Outgoing],
+        *,
+        unroutable: Literal["park", "raise"] = "park",
+        timeout: float = 60.0,
+    ) -> SettledPublish:
+        try:
+            return SettledPublish(self.publish_batch(items, unroutable=unroutable))
+        except RoutingError as exc:
+            return SettledPublish(error=exc)
 
     def publish_batch(
         self,
