@@ -219,6 +219,11 @@ class AmqpTransport:
     def topology(self) -> Topology:
         return self._topology
 
+    @property
+    def blocked(self) -> bool:
+        """Whether the broker has blocked publishing (``connection.blocked``: a resource alarm)."""
+        return self._blocked
+
     def __enter__(self) -> AmqpTransport:
         self.start()
         return self

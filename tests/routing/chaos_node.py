@@ -110,6 +110,10 @@ class ChaosNode:
         self._ctl("start_app")
         self._await_port()
 
+    def set_memory_watermark(self, fraction: float) -> None:
+        """0 raises a memory alarm at once: the broker blocks every publishing connection."""
+        self._ctl("set_vm_memory_high_watermark", str(fraction))
+
     def kill9(self) -> None:
         """SIGKILL the node's Erlang VM: no clean shutdown at all."""
         pid = int((self._base / "node.pid").read_text().strip())

@@ -275,3 +275,34 @@ def test_a_handler_outcome_reaches_the_broker_only_once_acked(
             lambda: transport.queue_depth(topology.queue("core")) == 1,
             what="the unacked message back in its queue",
         )
+
+
+def test_a_blocked_broker_holds_publishers_back_within_a_bounded_window(
+    chaos_node: ChaosNode,
+) -> None:
+    topology = make_topology()
+    transport = AmqpTransport(chaos_node.url, topology, window=50, max_in_flight=100)
+    try:
+        transport.start(timeout=30)
+        transport.publish(message(0))
+        chaos_node.set_memory_watermark(0)  # memory alarm: connection.blocked
+        try:
+            held = transport.submit_batch(
+                [Outgoing(encode(message(n)), "financial.request.acme") for n in range(1, 101)]
+            )
+            wait_until(lambda: transport.blocked, what="connection.blocked")
+            with pytest.raises(PublishTimeoutError, match=r"not confirmed within 0\.5 s"):
+                held.result(timeout=0.5)
+            # The in-flight bound is reached: a further batch waits for room, then gives up,
+            # instead of queueing without limit.
+            with pytest.raises(PublishTimeoutError, match=r"no room to publish within 0\.5 s"):
+                transport.publish_batch(
+                    [Outgoing(encode(message(101)), "financial.request.acme")], timeout=0.5
+                )
+        finally:
+            chaos_node.set_memory_watermark(0.4)
+        assert held.result(timeout=30).confirmed == 100
+        assert transport.queue_depth(topology.queue("core")) == 101
+    finally:
+        transport.close()
+        delete_topology(chaos_node.url, topology)
