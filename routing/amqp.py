@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import logging
 import queue as queue_module
 import random
@@ -213,6 +214,7 @@ class AmqpTransport:
         self._low_tag = 1
         self._unconfirmed: dict[int, _Pub] = {}
         self._blocked = False
+        self._channel_numbers = itertools.count(1)
         self._io: threading.Thread | None = None
 
     @property
@@ -728,8 +730,15 @@ class AmqpTransport:
             channel.close()
             return
         consumer.channel = channel
-        consumer.generation = self._generation
-        generation = self._generation
+        # Delivery tags belong to one channel: a number per channel tells stale work apart.
+        generation = next(self._channel_numbers)
+        consumer.generation = generation
+        channel.add_on_close_callback(
+            functools.partial(self._on_consumer_channel_closed, consumer, generation)
+        )
+        # basic.cancel from the broker (queue deleted, leader moved): start over on a new
+        # channel, which consumes again once the queue is back.
+        channel.add_on_cancel_callback(lambda _frame: channel.is_open and channel.close())
 
         def on_message(ch: Any, method: Any, properties: Any, body: bytes) -> None:
             envelope = _envelope(properties, body)
@@ -751,6 +760,26 @@ class AmqpTransport:
             channel.basic_consume(consumer.queue, on_message, callback=on_consuming)
 
         channel.basic_qos(prefetch_count=consumer.prefetch, callback=on_qos)
+
+    def _on_consumer_channel_closed(
+        self, consumer: _AmqpConsumer, generation: int, channel: Any, reason: BaseException
+    ) -> None:
+        if consumer.generation != generation:
+            return
+        consumer.channel = None
+        consumer.deferred.clear()
+        connection = self._connection
+        if consumer.stopping or self._closing or connection is None or not connection.is_open:
+            return  # stopped, or the whole connection is going: it is reopened with it
+        _log.warning("consumer channel of %s closed (%s); reopening", consumer.queue, reason)
+
+        def reopen() -> None:
+            if not consumer.stopping and connection.is_open and consumer.channel is None:
+                connection.channel(
+                    on_open_callback=functools.partial(self._start_consumer, consumer)
+                )
+
+        connection.ioloop.call_later(1.0, reopen)
 
     def _settle_deliveries(
         self,
