@@ -14,16 +14,19 @@ All on 1 KB messages to a durable quorum queue of a throw-away topology on the b
 Run (RabbitMQ on 127.0.0.1:5672, or ``--url``)::
 
     .venv/bin/python -m bench.routing_publish [--messages 50000] [--window 1000] [--batch 1000]
+        [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pika
@@ -39,7 +42,7 @@ from routing.transport import (
     PendingPublish,
     Topology,
 )
-from routing.wire import encode
+from routing.wire import Envelope, encode
 
 BODY_TARGET = 1024
 
@@ -60,15 +63,24 @@ def _padding() -> str:
     return "x" * (BODY_TARGET - base - 3)
 
 
-def raw_publish(url: str, queue: str, count: int, window: int, body: bytes) -> float:
-    """Messages per second: raw pika, persistent, confirms pipelined."""
+def raw_publish(
+    url: str,
+    queue: str,
+    count: int,
+    window: int,
+    body: bytes,
+    exchange: str = "",
+    mandatory: bool = False,
+) -> float:
+    """Messages per second: raw pika, persistent, confirms pipelined (to ``queue`` through
+    the default exchange, or to ``exchange`` with routing key ``queue``)."""
     state = {"sent": 0, "confirmed": 0, "start": 0.0, "end": 0.0}
     properties = pika.BasicProperties(delivery_mode=2, content_type="application/octet-stream")
     connection: Any = None
 
     def pump(channel: Any) -> None:
         while state["sent"] < count and state["sent"] - state["confirmed"] < window:
-            channel.basic_publish("", queue, body, properties)
+            channel.basic_publish(exchange, queue, body, properties, mandatory=mandatory)
             state["sent"] += 1
 
     def on_confirm(frame: Any) -> None:
@@ -143,6 +155,25 @@ def hub_publish(
     return len(messages) / (time.perf_counter() - start)
 
 
+def hub_publish_encoded(
+    transport: AmqpTransport, envelopes: Sequence[Envelope], batch: int
+) -> float:
+    """Messages per second: wire form already made (an outbox row holds it) -> confirmed."""
+    start = time.perf_counter()
+    in_flight: deque[PendingPublish] = deque()
+    for offset in range(0, len(envelopes), batch):
+        items = [
+            Outgoing(envelope, "financial.request.bench")
+            for envelope in envelopes[offset : offset + batch]
+        ]
+        in_flight.append(transport.submit_batch(items))
+        if len(in_flight) > 2:
+            in_flight.popleft().result()
+    while in_flight:
+        in_flight.popleft().result()
+    return len(envelopes) / (time.perf_counter() - start)
+
+
 def hub_consume(transport: AmqpTransport, count: int, prefetch: int, batch: int) -> float:
     """Messages per second: decode + batch handler + multiple acks."""
     done = threading.Event()
@@ -171,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--window", type=int, default=1_000)
     parser.add_argument("--batch", type=int, default=1_000)
     parser.add_argument("--prefetch", type=int, default=1_000)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
     args = parser.parse_args(argv)
 
     prefix = f"bench{uuid.uuid4().hex[:8]}"
@@ -183,45 +215,88 @@ def main(argv: Sequence[str] | None = None) -> None:
     padding = _padding()
     body = encode(_message(0, padding)).body
     raw_queue = f"{prefix}.raw"
-    transport = AmqpTransport(args.url, topology, max_in_flight=args.window)
+    transport = AmqpTransport(args.url, topology, window=args.window)
     transport.start()
-    setup = pika.BlockingConnection(pika.URLParameters(args.url))
-    channel = setup.channel()
-    channel.queue_declare(raw_queue, durable=True, arguments={"x-queue-type": "quorum"})
+    _admin(
+        args.url,
+        lambda channel: channel.queue_declare(
+            raw_queue, durable=True, arguments={"x-queue-type": "quorum"}
+        ),
+    )
     try:
-        print(f"{args.messages} messages of {len(body)} bytes, window {args.window}")
-        raw_pub = raw_publish(args.url, raw_queue, args.messages, args.window, body)
+        print(
+            f"{args.messages} messages of {len(body)} bytes, window {args.window},"
+            f" {args.rounds} interleaved rounds (median); load average {os.getloadavg()[0]:.1f}"
+        )
         messages = [_message(n, padding) for n in range(args.messages)]
-        hub_pub = hub_publish(transport, messages, args.batch)
-        raw_con = raw_consume(args.url, raw_queue, args.messages, args.prefetch)
-        hub_con = hub_consume(transport, args.messages, args.prefetch, args.batch // 2)
-        print(f"{'path':<44} {'msg/s':>8} {'x raw':>6}")
-        print(f"{'raw pika publish, confirms pipelined':<44} {raw_pub:>8,.0f} {1.0:>6.2f}")
-        print(
-            f"{'hub publish: canonical -> wire -> confirms':<44} {hub_pub:>8,.0f}"
-            f" {hub_pub / raw_pub:>6.2f}"
+        envelopes = [encode(message) for message in messages]
+        rates: dict[str, list[float]] = {
+            k: [] for k in ("raw_pub", "raw_route", "hub_pub", "hub_pre", "raw_con", "hub_con")
+        }
+        for _ in range(args.rounds):
+            rates["raw_pub"].append(
+                raw_publish(args.url, raw_queue, args.messages, args.window, body)
+            )
+            rates["raw_route"].append(
+                raw_publish(
+                    args.url,
+                    "financial.request.bench",
+                    args.messages,
+                    args.window,
+                    body,
+                    exchange=topology.exchange,
+                    mandatory=True,
+                )
+            )
+            _admin(args.url, lambda channel: channel.queue_purge(topology.queue("bench")))
+            rates["hub_pub"].append(hub_publish(transport, messages, args.batch))
+            rates["hub_pre"].append(hub_publish_encoded(transport, envelopes, args.batch))
+            rates["raw_con"].append(raw_consume(args.url, raw_queue, args.messages, args.prefetch))
+            rates["hub_con"].append(
+                hub_consume(transport, 2 * args.messages, args.prefetch, args.batch // 2)
+            )
+        raw_pub, raw_route, hub_pub, hub_pre, raw_con, hub_con = (
+            statistics.median(v) for v in rates.values()
         )
-        print(f"{'raw pika consume + multiple ack':<44} {raw_con:>8,.0f} {1.0:>6.2f}")
-        print(
-            f"{'hub consume: decode + handler + ack':<44} {hub_con:>8,.0f}"
-            f" {hub_con / raw_con:>6.2f}"
-        )
+        print(f"{'path':<46} {'msg/s':>8} {'x raw':>6} {'x route':>7}   rounds")
+        rows = [
+            ("raw pika publish, confirms pipelined", raw_pub, raw_pub, None, "raw_pub"),
+            ("raw pika, the hub's route (topic, mandatory)", raw_route, raw_pub, None, "raw_route"),
+            ("hub publish: canonical -> wire -> confirms", hub_pub, raw_pub, raw_route, "hub_pub"),
+            ("hub publish: wire form -> confirms (relay)", hub_pre, raw_pub, raw_route, "hub_pre"),
+            ("raw pika consume + multiple ack", raw_con, raw_con, None, "raw_con"),
+            ("hub consume: decode + handler + ack", hub_con, raw_con, None, "hub_con"),
+        ]
+        for label, rate, floor, route, key in rows:
+            each = " ".join(f"{r:,.0f}" for r in rates[key])
+            versus_route = f"{rate / route:>7.2f}" if route else " " * 7
+            print(f"{label:<46} {rate:>8,.0f} {rate / floor:>6.2f} {versus_route}   {each}")
     finally:
         transport.close()
-        channel.queue_delete(raw_queue)
-        for name in (
-            topology.queue("bench"),
-            topology.dead_letter_queue("bench"),
-            topology.unroutable_queue,
-            *(
-                topology.retry_queue("bench", d)
-                for d in topology.destination("bench").retry.delays_ms
-            ),
-        ):
-            channel.queue_delete(name)
-        channel.exchange_delete(topology.exchange)
-        channel.exchange_delete(topology.dead_letter_exchange)
-        setup.close()
+        _admin(args.url, lambda channel: _delete(channel, topology, raw_queue))
+
+
+def _admin(url: str, action: Callable[[Any], object]) -> None:
+    """Run ``action(channel)`` on a short-lived connection (an idle one would miss heartbeats)."""
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        action(connection.channel())
+    finally:
+        connection.close()
+
+
+def _delete(channel: Any, topology: Topology, raw_queue: str) -> None:
+    channel.queue_delete(raw_queue)
+    delays = topology.destination("bench").retry.delays_ms
+    for name in (
+        topology.queue("bench"),
+        topology.dead_letter_queue("bench"),
+        topology.unroutable_queue,
+        *(topology.retry_queue("bench", d) for d in delays),
+    ):
+        channel.queue_delete(name)
+    channel.exchange_delete(topology.exchange)
+    channel.exchange_delete(topology.dead_letter_exchange)
 
 
 if __name__ == "__main__":
