@@ -215,6 +215,7 @@ class AmqpTransport:
         self._unconfirmed: dict[int, _Pub] = {}
         self._blocked = False
         self._channel_numbers = itertools.count(1)
+        self._republished = 0
         self._io: threading.Thread | None = None
 
     @property
@@ -225,6 +226,16 @@ class AmqpTransport:
     def blocked(self) -> bool:
         """Whether the broker has blocked publishing (``connection.blocked``: a resource alarm)."""
         return self._blocked
+
+    @property
+    def unconfirmed_count(self) -> int:
+        """Messages on the wire whose confirm has not come yet."""
+        return len(self._unconfirmed)
+
+    @property
+    def republished_count(self) -> int:
+        """Messages published again because their connection was lost before the confirm."""
+        return self._republished
 
     def __enter__(self) -> AmqpTransport:
         self.start()
@@ -350,6 +361,7 @@ class AmqpTransport:
             if pub.on_confirm is None:
                 pub.returned = False
                 self._pending.appendleft(pub)
+                self._republished += 1
         for consumer in self._consumers:
             consumer.channel = None
             consumer.deferred.clear()

@@ -172,22 +172,22 @@ def chaos_node() -> Iterator[ChaosNode]:
 def _publish_all(
     transport: AmqpTransport,
     half_published: threading.Event,
-    broker_down: threading.Event,
+    broker_back: threading.Event,
     errors: list[str],
 ) -> None:
     """Publish TOTAL messages in batches, like an outbox relay: a batch that was not confirmed
     in time is published again (duplicates are the consumer's inbox's business). The second
-    half starts once the broker is down, so publishing spans the outage for sure."""
+    half goes out in small paced batches until the broker is back, so that messages are on
+    the wire, unconfirmed, when it goes down."""
     try:
-        for start in range(0, TOTAL, BATCH):
+        start = 0
+        while start < TOTAL:
+            size = BATCH if start < TOTAL // 2 else 50
             if start == TOTAL // 2:
                 half_published.set()
-                if not broker_down.wait(timeout=60):
-                    errors.append("the outage never began")
-                    return
             batch = [
                 Outgoing(encode(message(i)), "financial.request.acme")
-                for i in range(start, start + BATCH)
+                for i in range(start, min(TOTAL, start + size))
             ]
             for _ in range(10):
                 try:
@@ -198,31 +198,39 @@ def _publish_all(
             else:
                 errors.append(f"batch at {start} never confirmed")
                 return
+            start += size
+            if start >= TOTAL // 2 and not broker_back.is_set():
+                time.sleep(0.01)
+                if start >= TOTAL - 1_000:  # keep some for after the outage
+                    broker_back.wait(timeout=120)
     except Exception as exc:  # reported by the test, not lost in a thread
         errors.append(repr(exc))
 
 
 def _run_through_outage(
-    node: ChaosNode, tmp_path: Path, go_down: Callable[[], None], come_back: Callable[[], None]
-) -> None:
+    node: ChaosNode,
+    tmp_path: Path,
+    go_down: Callable[[AmqpTransport], None],
+    come_back: Callable[[], None],
+) -> AmqpTransport:
     topology = make_topology()
     store = EffectStore(tmp_path / "effects.db")
     transport = AmqpTransport(node.url, topology, reconnect_delays=(0.1, 0.2, 0.5))
     try:
         transport.start(timeout=30)
         consumer = transport.consume("core", store.handle, prefetch=1_000, batch_size=200)
-        half_published, broker_down = threading.Event(), threading.Event()
+        half_published, broker_back = threading.Event(), threading.Event()
         errors: list[str] = []
         publisher = threading.Thread(
-            target=_publish_all, args=(transport, half_published, broker_down, errors)
+            target=_publish_all, args=(transport, half_published, broker_back, errors)
         )
         publisher.start()
         assert half_published.wait(timeout=60)
         wait_until(lambda: store.count() >= TOTAL // 4, timeout=60, what="a quarter consumed")
-        go_down()
-        broker_down.set()
+        go_down(transport)
         time.sleep(1.0)
         come_back()
+        broker_back.set()
         publisher.join(timeout=180)
         assert not publisher.is_alive()
         assert errors == []
@@ -234,6 +242,7 @@ def _run_through_outage(
         assert set(applied) == {f"m-{i}" for i in range(TOTAL)}
         assert set(applied.values()) == {1}, "an effect applied twice"
         assert transport.dead_letters("core") == []
+        return transport
     finally:
         transport.close()
         store.close()
@@ -242,13 +251,23 @@ def _run_through_outage(
 def test_broker_stop_app_start_app_mid_stream_loses_nothing_applies_nothing_twice(
     chaos_node: ChaosNode, tmp_path: Path
 ) -> None:
-    _run_through_outage(chaos_node, tmp_path, chaos_node.stop_app, chaos_node.start_app)
+    _run_through_outage(
+        chaos_node, tmp_path, lambda _transport: chaos_node.stop_app(), chaos_node.start_app
+    )
 
 
 def test_broker_kill_9_mid_stream_loses_nothing_applies_nothing_twice(
     chaos_node: ChaosNode, tmp_path: Path
 ) -> None:
-    _run_through_outage(chaos_node, tmp_path, chaos_node.kill9, chaos_node.restart_after_kill)
+    def kill_with_messages_in_flight(transport: AmqpTransport) -> None:
+        # Kill while messages are on the wire, unconfirmed: they must be published again.
+        wait_until(lambda: transport.unconfirmed_count > 0, what="unconfirmed messages")
+        chaos_node.kill9()
+
+    transport = _run_through_outage(
+        chaos_node, tmp_path, kill_with_messages_in_flight, chaos_node.restart_after_kill
+    )
+    assert transport.republished_count > 0
 
 
 def test_a_handler_outcome_reaches_the_broker_only_once_acked(
