@@ -3,9 +3,12 @@
 It keeps the topology of :mod:`routing.transport` as plain Python objects: a topic exchange
 (AMQP 0-9-1 topic matching: ``*`` one word, ``#`` zero or more), the default exchange (routing
 key = queue name), a direct dead-letter exchange, retry tiers whose messages move back to their
-destination after the tier's delay, a parking queue for unroutable messages, single active
-consumers and delivery limits. "Confirmed" means "in a queue of this process": nothing survives
-the process, which is what the embedded default needs and all it promises.
+destination after the tier's delay, a parking queue for unroutable messages and single active
+consumers. "Confirmed" means "in a queue of this process": nothing survives the process, which
+is what the embedded default needs and all it promises. Two things have no meaning in one
+process and are not modelled: the broker's delivery limit (a handler cannot crash a consumer
+here without crashing the process; a failing handler goes through its retries as everywhere)
+and the prefetch count (a consumer takes one batch at a time).
 
 Each consumer runs its handler on a thread of its own, like the amqp transport.
 
