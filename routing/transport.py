@@ -64,6 +64,7 @@ import importlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import TracebackType
 from typing import Literal, Protocol, cast, runtime_checkable
 from urllib.parse import urlsplit
 
@@ -369,6 +370,18 @@ class Transport(Protocol):
 
     @property
     def topology(self) -> Topology: ...
+
+    def __enter__(self) -> Transport:
+        """:meth:`start`, then the transport."""
+        ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """:meth:`close`."""
 
     def start(self, timeout: float = 30.0) -> None:
         """Connect and declare the topology; retries with backoff up to ``timeout`` seconds,
