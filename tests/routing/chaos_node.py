@@ -2,8 +2,8 @@
 
 Never the shared broker on 5672: this node is ``isobridge-chaos-<pid>@localhost`` on the
 first free port from 5673 (or ``$ISOBRIDGE_CHAOS_PORT``), with its database and logs in a
-temporary directory and no plugins. As root it runs as the ``rabbitmq`` user (Debian's package layout); otherwise as the
-current user with a home (and Erlang cookie) of its own.
+temporary directory and no plugins. As root it runs as the ``rabbitmq`` user (Debian's
+package layout); otherwise as the current user with a home (and Erlang cookie) of its own.
 """
 
 from __future__ import annotations
