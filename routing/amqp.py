@@ -330,6 +330,9 @@ class AmqpTransport:
     # --- connection callbacks (I/O thread) -------------------------------------------------
 
     def _on_connection_open(self, connection: Any) -> None:
+        if self._closing:  # close() came while this connection was being opened
+            connection.close()
+            return
         connection.add_on_connection_blocked_callback(self._on_blocked)
         connection.add_on_connection_unblocked_callback(self._on_unblocked)
         connection.channel(on_open_callback=self._on_channel_open)
