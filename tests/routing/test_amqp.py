@@ -325,3 +325,29 @@ def test_a_blocked_broker_holds_publishers_back_within_a_bounded_window(
     finally:
         transport.close()
         delete_topology(chaos_node.url, topology)
+
+
+def test_prefetch_bounds_the_unacked_deliveries(shared_broker: tuple[str, Topology]) -> None:
+    url, topology = shared_broker
+    release = threading.Event()
+    calls: list[str] = []
+
+    def blocked(delivery: Delivery) -> Outcome:
+        calls.append(delivery.message.ids.message_id)
+        release.wait(timeout=30)
+        return Outcome.ack()
+
+    with AmqpTransport(url, topology) as transport:
+        transport.publish_batch(
+            [Outgoing(encode(message(n)), "financial.request.acme") for n in range(20)]
+        )
+        consumer = transport.consume("core", as_batch_handler(blocked), prefetch=5)
+        wait_until(lambda: calls == ["m-0"], what="the first delivery in the handler")
+        wait_until(
+            lambda: transport.queue_depth(topology.queue("core")) == 15,
+            what="15 ready: 5 delivered and unacked",
+        )
+        release.set()
+        wait_until(lambda: len(calls) == 20, what="every delivery")
+        wait_until(lambda: transport.queue_depth(topology.queue("core")) == 0, what="empty")
+        consumer.stop()
