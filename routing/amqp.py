@@ -198,7 +198,7 @@ class AmqpTransport:
         self._in_flight = 0
         self._pending: deque[_Pub] = deque()
         self._ready = threading.Event()
-        self._stopped = threading.Event()
+        self._stop_requested = threading.Event()  # cuts a reconnect backoff short
         self._closing = False
         self._fatal: str | None = None
         self._last_error = "not connected yet"
@@ -216,6 +216,7 @@ class AmqpTransport:
         self._blocked = False
         self._channel_numbers = itertools.count(1)
         self._republished = 0
+        self._session_ready = False
         self._io: threading.Thread | None = None
 
     @property
@@ -269,6 +270,7 @@ class AmqpTransport:
         if self._closing:
             return
         self._closing = True
+        self._stop_requested.set()
         consumers = list(self._consumers)
         for consumer in consumers:
             consumer.stopping = True
@@ -285,6 +287,7 @@ class AmqpTransport:
         try:
             while not self._closing:
                 self._attempts += 1
+                self._session_ready = False
                 self._connection = pika.SelectConnection(
                     self._parameters,
                     on_open_callback=self._on_connection_open,
@@ -297,16 +300,16 @@ class AmqpTransport:
                 connection.ioloop.close()  # its wake-up socket pair
                 if self._closing or self._fatal is not None:
                     break
-                failures = 0 if self._ready.is_set() else failures + 1
+                # A connection that got as far as ready resets the backoff.
+                failures = 0 if self._session_ready else failures + 1
                 self._ready.clear()
                 delay = self._reconnect_delays[min(failures, len(self._reconnect_delays) - 1)]
                 delay *= 0.75 + random.random() / 2  # jitter: many hubs, one broker
                 _log.warning(
                     "broker connection lost (%s); reconnecting in %.2fs", self._last_error, delay
                 )
-                self._stopped.wait(delay)
+                self._stop_requested.wait(delay)
         finally:
-            self._stopped.set()
             self._ready.clear()
 
     def _call(self, callback: Callable[[], None]) -> None:
@@ -401,6 +404,7 @@ class AmqpTransport:
             connection.close()
 
     def _on_confirm_mode(self) -> None:
+        self._session_ready = True
         self._next_tag = self._low_tag = 1
         connection = self._connection
         for consumer in self._consumers:
