@@ -150,11 +150,11 @@ def _table(rows: Sequence[DeadLetter], out: TextIO) -> None:
     if not rows:
         return
     out.write(
-        f"{'MESSAGE ID':<24} {'DEST':<12} {'TRIES':>5} {'PARKED AT':<29} ROUTING KEY / REASON\n"
+        f"{'MESSAGE ID':<36} {'DEST':<12} {'TRIES':>5} {'PARKED AT':<29} ROUTING KEY / REASON\n"
     )
     for dead in rows:
         out.write(
-            f"{dead.message_id:<24} {dead.destination:<12} {dead.attempts:>5}"
+            f"{dead.message_id:<36} {dead.destination:<12} {dead.attempts:>5}"
             f" {dead.dead_lettered_at or '-':<29} {dead.original_routing_key}: {dead.reason}\n"
         )
 
