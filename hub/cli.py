@@ -16,6 +16,7 @@ Commands::
     isobridge copybook show X.cpy           a COBOL copybook's layout (see hub.copybook_cli)
     isobridge convert FILE --copybook X.cpy --to jsonl|csv|canonical-json|camt.053
                                             a mainframe record file, streamed
+    isobridge dlq list|show|replay|purge    dead-lettered messages (see hub.dlq_cli)
 
 ``A`` and ``B`` are an adapter (``iso8583``, ``iso8583:ebcdic-cp037``) or ``canonical-json``.
 Binary input is read raw, or as hex text with ``--hex`` (binary output is then hex too).
@@ -48,6 +49,7 @@ from hub.bootstrap import Hub, open_vault
 from hub.cli_support import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, CliError
 from hub.config import Settings
 from hub.copybook_cli import add_copybook_commands, run_copybook_command
+from hub.dlq_cli import add_dlq_commands, run_dlq_command
 from hub.routes_cli import add_routes_commands, run_routes_command
 from hub.vault_cli import add_vault_commands, run_vault_command
 from vault.errors import VaultError
@@ -114,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     add_vault_commands(commands)
     add_routes_commands(commands)
     add_copybook_commands(commands)
+    add_dlq_commands(commands)
     return parser
 
 
@@ -364,6 +367,8 @@ def main(
             run_routes_command(args, wired, stdin or sys.stdin.buffer, out)
         elif args.command in ("copybook", "convert"):
             return run_copybook_command(args, out, err)
+        elif args.command == "dlq":
+            run_dlq_command(args, environ, out, err)
     except CliError as exc:
         err.write(f"isobridge: {exc}\n")
         return exc.status

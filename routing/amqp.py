@@ -7,7 +7,7 @@ AMQP 0-9-1:
   other threads hand it work through ``add_callback_threadsafe``. Handlers run on a worker
   thread per consumer, never on the I/O thread, so a slow handler cannot starve heartbeats.
 - **Publisher confirms, pipelined**: messages are published persistent (``delivery_mode=2``)
-  on a channel in confirm mode, up to ``max_in_flight`` unconfirmed at a time; acks with
+  on a channel in confirm mode, up to ``window`` unconfirmed at a time; acks with
   ``multiple=True`` settle many at once. :meth:`AmqpTransport.publish_batch` returns once all
   of its messages are confirmed, so a caller (an outbox relay) acknowledges its sender only
   after the broker took responsibility. ``mandatory=True``: a ``basic.return`` (no queue
@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import logging
 import queue as queue_module
 import random
@@ -45,7 +46,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
@@ -78,6 +79,7 @@ __all__ = ["AmqpTransport", "masked_url"]
 
 _log = logging.getLogger("isobridge.routing")
 
+_COALESCE_BYTES = 128 * 1024
 _RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
 
 
@@ -139,6 +141,32 @@ def _envelope(properties: Any, body: bytes) -> Envelope:
     )
 
 
+class _AmqpPending:
+    """A submitted batch; :meth:`result` waits for its confirms."""
+
+    def __init__(self, transport: AmqpTransport, batches: list[_Batch], count: int) -> None:
+        self._transport = transport
+        self._batches = batches
+        self._count = count
+
+    def result(self, timeout: float = 60.0) -> PublishReceipt:
+        deadline = time.monotonic() + timeout
+        for batch in self._batches:
+            if not batch.done.wait(timeout=max(0.0, deadline - time.monotonic())):
+                raise PublishTimeoutError(
+                    f"messages not confirmed within {timeout:g} s"
+                    f" (broker: {self._transport._last_error}); they may still be delivered"
+                )
+        batches = self._batches
+        nacked = [m for b in batches for m in b.nacked]
+        if nacked:
+            raise PublishNackedError(nacked)
+        returned = [m for b in batches for m in b.returned]
+        if returned:
+            raise UnroutableError(returned)
+        return PublishReceipt(self._count, tuple(m for b in batches for m in b.parked))
+
+
 class AmqpTransport:
     """The RabbitMQ transport; see the module docstring. Not started by the constructor."""
 
@@ -147,8 +175,10 @@ class AmqpTransport:
         url: str,
         topology: Topology,
         *,
-        max_in_flight: int = 2_000,
+        window: int = 1_000,
+        max_in_flight: int = 10_000,
         reconnect_delays: Sequence[float] = _RECONNECT_DELAYS,
+        declare: bool = True,
     ) -> None:
         self.url = url
         self._topology = topology
@@ -157,7 +187,9 @@ class AmqpTransport:
         except Exception as exc:
             raise TransportUnavailableError(f"bad broker URL {masked_url(url)}: {exc}") from None
         self._parameters.blocked_connection_timeout = 300
-        self._max_in_flight = max(1, max_in_flight)
+        self._window = max(1, window)
+        self._max_in_flight = max(self._window, max_in_flight)
+        self._declare = declare
         self._reconnect_delays = tuple(reconnect_delays) or _RECONNECT_DELAYS
         self._exchanges = {DEFAULT_EXCHANGE, topology.exchange, topology.dead_letter_exchange}
 
@@ -166,7 +198,7 @@ class AmqpTransport:
         self._in_flight = 0
         self._pending: deque[_Pub] = deque()
         self._ready = threading.Event()
-        self._stopped = threading.Event()
+        self._stop_requested = threading.Event()  # cuts a reconnect backoff short
         self._closing = False
         self._fatal: str | None = None
         self._last_error = "not connected yet"
@@ -182,11 +214,29 @@ class AmqpTransport:
         self._low_tag = 1
         self._unconfirmed: dict[int, _Pub] = {}
         self._blocked = False
+        self._channel_numbers = itertools.count(1)
+        self._republished = 0
+        self._session_ready = False
         self._io: threading.Thread | None = None
 
     @property
     def topology(self) -> Topology:
         return self._topology
+
+    @property
+    def blocked(self) -> bool:
+        """Whether the broker has blocked publishing (``connection.blocked``: a resource alarm)."""
+        return self._blocked
+
+    @property
+    def unconfirmed_count(self) -> int:
+        """Messages on the wire whose confirm has not come yet."""
+        return len(self._unconfirmed)
+
+    @property
+    def republished_count(self) -> int:
+        """Messages published again because their connection was lost before the confirm."""
+        return self._republished
 
     def __enter__(self) -> AmqpTransport:
         self.start()
@@ -220,6 +270,7 @@ class AmqpTransport:
         if self._closing:
             return
         self._closing = True
+        self._stop_requested.set()
         consumers = list(self._consumers)
         for consumer in consumers:
             consumer.stopping = True
@@ -236,6 +287,7 @@ class AmqpTransport:
         try:
             while not self._closing:
                 self._attempts += 1
+                self._session_ready = False
                 self._connection = pika.SelectConnection(
                     self._parameters,
                     on_open_callback=self._on_connection_open,
@@ -248,16 +300,16 @@ class AmqpTransport:
                 connection.ioloop.close()  # its wake-up socket pair
                 if self._closing or self._fatal is not None:
                     break
-                failures = 0 if self._ready.is_set() else failures + 1
+                # A connection that got as far as ready resets the backoff.
+                failures = 0 if self._session_ready else failures + 1
                 self._ready.clear()
                 delay = self._reconnect_delays[min(failures, len(self._reconnect_delays) - 1)]
                 delay *= 0.75 + random.random() / 2  # jitter: many hubs, one broker
                 _log.warning(
                     "broker connection lost (%s); reconnecting in %.2fs", self._last_error, delay
                 )
-                self._stopped.wait(delay)
+                self._stop_requested.wait(delay)
         finally:
-            self._stopped.set()
             self._ready.clear()
 
     def _call(self, callback: Callable[[], None]) -> None:
@@ -281,6 +333,9 @@ class AmqpTransport:
     # --- connection callbacks (I/O thread) -------------------------------------------------
 
     def _on_connection_open(self, connection: Any) -> None:
+        if self._closing:  # close() came while this connection was being opened
+            connection.close()
+            return
         connection.add_on_connection_blocked_callback(self._on_blocked)
         connection.add_on_connection_unblocked_callback(self._on_unblocked)
         connection.channel(on_open_callback=self._on_channel_open)
@@ -312,6 +367,7 @@ class AmqpTransport:
             if pub.on_confirm is None:
                 pub.returned = False
                 self._pending.appendleft(pub)
+                self._republished += 1
         for consumer in self._consumers:
             consumer.channel = None
             consumer.deferred.clear()
@@ -348,6 +404,7 @@ class AmqpTransport:
             connection.close()
 
     def _on_confirm_mode(self) -> None:
+        self._session_ready = True
         self._next_tag = self._low_tag = 1
         connection = self._connection
         for consumer in self._consumers:
@@ -360,6 +417,9 @@ class AmqpTransport:
 
     def _declare_topology(self, channel: Any, done: Callable[[], None]) -> None:
         topology = self._topology
+        if not self._declare:  # operator tooling: use what exists, change nothing
+            done()
+            return
         steps: list[tuple[Callable[..., Any], dict[str, Any]]] = [
             (
                 channel.exchange_declare,
@@ -481,6 +541,17 @@ class AmqpTransport:
         unroutable: Literal["park", "raise"] = "park",
         timeout: float = 60.0,
     ) -> PublishReceipt:
+        deadline = time.monotonic() + timeout
+        pending = self.submit_batch(items, unroutable=unroutable, timeout=timeout)
+        return pending.result(timeout=max(0.0, deadline - time.monotonic()))
+
+    def submit_batch(
+        self,
+        items: Sequence[Outgoing],
+        *,
+        unroutable: Literal["park", "raise"] = "park",
+        timeout: float = 60.0,
+    ) -> _AmqpPending:
         if self._closing or self._io is None:
             raise RoutingError("the amqp transport is not started (or closed)")
         for item in items:
@@ -489,7 +560,8 @@ class AmqpTransport:
                 raise RoutingError(f"exchange {exchange!r} is not part of this hub's topology")
         deadline = time.monotonic() + timeout
         batches: list[_Batch] = []
-        chunk = self._max_in_flight
+        chunk = self._window  # several chunks in flight keep the window full
+        topic = self._topology.exchange
         for start in range(0, len(items), chunk):
             part = items[start : start + chunk]
             batch = _Batch(len(part), unroutable, len(part))
@@ -502,26 +574,13 @@ class AmqpTransport:
                         )
                     self._flight.wait(timeout=min(left, 0.5))
                 self._in_flight += len(part)
-            topic = self._topology.exchange
             self._pending.extend(
                 _Pub(item, topic if item.exchange is None else item.exchange, batch)
                 for item in part
             )
             batches.append(batch)
             self._call(self._pump)
-        for batch in batches:
-            if not batch.done.wait(timeout=max(0.0, deadline - time.monotonic())):
-                raise PublishTimeoutError(
-                    f"messages not confirmed within {timeout:g} s (broker: {self._last_error});"
-                    " they may still be delivered"
-                )
-        nacked = [m for b in batches for m in b.nacked]
-        if nacked:
-            raise PublishNackedError(nacked)
-        returned = [m for b in batches for m in b.returned]
-        if returned:
-            raise UnroutableError(returned)
-        return PublishReceipt(len(items), tuple(m for b in batches for m in b.parked))
+        return _AmqpPending(self, batches, len(items))
 
     def _pump(self) -> None:
         """Put pending messages on the wire while the window has room (I/O thread)."""
@@ -530,7 +589,7 @@ class AmqpTransport:
             return
         pending = self._pending
         unconfirmed = self._unconfirmed
-        window = self._max_in_flight * 2  # follow-ups and caller messages share the wire
+        window = self._window
         generation = self._generation
         while pending and len(unconfirmed) < window:
             pub = pending.popleft()
@@ -546,6 +605,29 @@ class AmqpTransport:
             )
             unconfirmed[self._next_tag] = pub
             self._next_tag += 1
+        self._coalesce_output()
+
+    def _coalesce_output(self) -> None:
+        """pika writes each frame with a send() of its own, three per message; join what is
+        waiting into chunks of up to 128 KiB so the ioloop sends it in a few system calls.
+        (pika's write buffer is internal: when it is not where expected, nothing changes.)"""
+        transport = getattr(self._connection, "_transport", None)
+        buffers = getattr(transport, "_tx_buffers", None)
+        if not isinstance(buffers, deque) or len(buffers) < 3:
+            return
+        chunks: list[bytes] = []
+        current: list[bytes] = []
+        size = 0
+        for data in buffers:
+            current.append(data)
+            size += len(data)
+            if size >= _COALESCE_BYTES:
+                chunks.append(b"".join(current))
+                current, size = [], 0
+        if current:
+            chunks.append(b"".join(current))
+        buffers.clear()
+        buffers.extend(chunks)
 
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method
@@ -667,8 +749,15 @@ class AmqpTransport:
             channel.close()
             return
         consumer.channel = channel
-        consumer.generation = self._generation
-        generation = self._generation
+        # Delivery tags belong to one channel: a number per channel tells stale work apart.
+        generation = next(self._channel_numbers)
+        consumer.generation = generation
+        channel.add_on_close_callback(
+            functools.partial(self._on_consumer_channel_closed, consumer, generation)
+        )
+        # basic.cancel from the broker (queue deleted, leader moved): start over on a new
+        # channel, which consumes again once the queue is back.
+        channel.add_on_cancel_callback(lambda _frame: channel.is_open and channel.close())
 
         def on_message(ch: Any, method: Any, properties: Any, body: bytes) -> None:
             envelope = _envelope(properties, body)
@@ -690,6 +779,26 @@ class AmqpTransport:
             channel.basic_consume(consumer.queue, on_message, callback=on_consuming)
 
         channel.basic_qos(prefetch_count=consumer.prefetch, callback=on_qos)
+
+    def _on_consumer_channel_closed(
+        self, consumer: _AmqpConsumer, generation: int, channel: Any, reason: BaseException
+    ) -> None:
+        if consumer.generation != generation:
+            return
+        consumer.channel = None
+        consumer.deferred.clear()
+        connection = self._connection
+        if consumer.stopping or self._closing or connection is None or not connection.is_open:
+            return  # stopped, or the whole connection is going: it is reopened with it
+        _log.warning("consumer channel of %s closed (%s); reopening", consumer.queue, reason)
+
+        def reopen() -> None:
+            if not consumer.stopping and connection.is_open and consumer.channel is None:
+                connection.channel(
+                    on_open_callback=functools.partial(self._start_consumer, consumer)
+                )
+
+        connection.ioloop.call_later(1.0, reopen)
 
     def _settle_deliveries(
         self,
@@ -749,6 +858,18 @@ class AmqpTransport:
 
     # --- dead letters (operator tooling: a blocking connection of its own) -----------------
 
+    @contextlib.contextmanager
+    def _blocking_channel(self, queue: str) -> Iterator[Any]:
+        """A channel on a connection of its own; a missing queue is a RoutingError."""
+        connection = self._blocking()
+        try:
+            yield connection.channel()
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            raise RoutingError(f"queue {queue!r}: {exc.reply_text}") from None
+        finally:
+            if connection.is_open:
+                connection.close()
+
     def _blocking(self) -> Any:
         try:
             return pika.BlockingConnection(self._parameters)
@@ -760,17 +881,14 @@ class AmqpTransport:
     def dead_letters(self, name: str, limit: int | None = None) -> list[DeadLetter]:
         queue = self._topology.parking_queue(name)
         found: list[DeadLetter] = []
-        connection = self._blocking()
-        try:
-            channel = connection.channel()
-            while limit is None or len(found) < limit:
+        with self._blocking_channel(queue) as channel:
+            present = channel.queue_declare(queue, passive=True).method.message_count
+            while len(found) < (present if limit is None else min(limit, present)):
                 method, properties, body = channel.basic_get(queue, auto_ack=False)
                 if method is None:
                     break
                 found.append(DeadLetter.from_envelope(_envelope(properties, body), name))
             channel.close()  # everything unacked goes back, in place
-        finally:
-            connection.close()
         return found
 
     def take_dead_letters(
@@ -778,10 +896,10 @@ class AmqpTransport:
     ) -> int:
         queue = self._topology.parking_queue(name)
         taken = 0
-        connection = self._blocking()
-        try:
-            channel = connection.channel()
-            while True:
+        with self._blocking_channel(queue) as channel:
+            # Only what is parked now: a replay that is parked again must not come round.
+            present = channel.queue_declare(queue, passive=True).method.message_count
+            for _ in range(present):
                 method, properties, body = channel.basic_get(queue, auto_ack=False)
                 if method is None:
                     break
@@ -791,21 +909,15 @@ class AmqpTransport:
                     channel.basic_ack(method.delivery_tag)
                     taken += 1
             channel.close()
-        finally:
-            connection.close()
         return taken
 
     # --- for tests and tooling -------------------------------------------------------------
 
     def queue_depth(self, queue: str) -> int:
         """Messages ready in ``queue`` (a passive declare on a connection of its own)."""
-        connection = self._blocking()
-        try:
-            channel = connection.channel()
+        with self._blocking_channel(queue) as channel:
             frame = channel.queue_declare(queue, passive=True)
             return int(frame.method.message_count)
-        finally:
-            connection.close()
 
     def _remove(self, consumer: _AmqpConsumer) -> None:
         if consumer in self._consumers:

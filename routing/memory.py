@@ -3,9 +3,12 @@
 It keeps the topology of :mod:`routing.transport` as plain Python objects: a topic exchange
 (AMQP 0-9-1 topic matching: ``*`` one word, ``#`` zero or more), the default exchange (routing
 key = queue name), a direct dead-letter exchange, retry tiers whose messages move back to their
-destination after the tier's delay, a parking queue for unroutable messages, single active
-consumers and delivery limits. "Confirmed" means "in a queue of this process": nothing survives
-the process, which is what the embedded default needs and all it promises.
+destination after the tier's delay, a parking queue for unroutable messages and single active
+consumers. "Confirmed" means "in a queue of this process": nothing survives the process, which
+is what the embedded default needs and all it promises. Two things have no meaning in one
+process and are not modelled: the broker's delivery limit (a handler cannot crash a consumer
+here without crashing the process; a failing handler goes through its retries as everywhere)
+and the prefetch count (a consumer takes one batch at a time).
 
 Each consumer runs its handler on a thread of its own, like the amqp transport.
 
@@ -46,6 +49,7 @@ from routing.transport import (
     PublishReceipt,
     Received,
     RoutingError,
+    SettledPublish,
     Topology,
     UnknownDestinationError,
     UnroutableError,
@@ -97,9 +101,8 @@ class _Queue:
 class MemoryTransport:
     """The in-process transport; see the module docstring."""
 
-    def __init__(self, url: str, topology: Topology, **options: object) -> None:
-        if options:
-            raise TypeError(f"memory:// takes no options (got {', '.join(options)})")
+    def __init__(self, url: str, topology: Topology, *, declare: bool = True) -> None:
+        # ``declare`` is accepted for symmetry with amqp://: in memory, declaring is existing.
         self.url = url
         self._topology = topology
         self._lock = threading.Condition()
@@ -183,6 +186,18 @@ class MemoryTransport:
         )
         key = routing_key if routing_key is not None else routing_key_for(message)
         return self.publish_batch([Outgoing(envelope, key)])
+
+    def submit_batch(
+        self,
+        items: Sequence[Outgoing],
+        *,
+        unroutable: Literal["park", "raise"] = "park",
+        timeout: float = 60.0,
+    ) -> SettledPublish:
+        try:
+            return SettledPublish(self.publish_batch(items, unroutable=unroutable))
+        except RoutingError as exc:
+            return SettledPublish(error=exc)
 
     def publish_batch(
         self,

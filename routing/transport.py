@@ -64,6 +64,7 @@ import importlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import TracebackType
 from typing import Literal, Protocol, cast, runtime_checkable
 from urllib.parse import urlsplit
 
@@ -96,11 +97,13 @@ __all__ = [
     "Handler",
     "Outcome",
     "Outgoing",
+    "PendingPublish",
     "PublishNackedError",
     "PublishReceipt",
     "PublishTimeoutError",
     "RetryPolicy",
     "RoutingError",
+    "SettledPublish",
     "TRANSPORTS",
     "Topology",
     "Transport",
@@ -329,6 +332,29 @@ def as_batch_handler(handler: Handler) -> BatchHandler:
     return each
 
 
+class PendingPublish(Protocol):
+    """A batch handed to a transport, not yet known to be confirmed."""
+
+    def result(self, timeout: float = 60.0) -> PublishReceipt:
+        """Wait for the confirms; the receipt, or the error :meth:`Transport.publish_batch`
+        would raise (:class:`PublishTimeoutError` when ``timeout`` passes first)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SettledPublish:
+    """A :class:`PendingPublish` already settled (a transport that confirms at once)."""
+
+    receipt: PublishReceipt | None = None
+    error: RoutingError | None = None
+
+    def result(self, timeout: float = 60.0) -> PublishReceipt:
+        if self.error is not None:
+            raise self.error
+        assert self.receipt is not None
+        return self.receipt
+
+
 @runtime_checkable
 class Consumer(Protocol):
     """A running consumer of one queue; :meth:`stop` ends it (unacked messages go back)."""
@@ -344,6 +370,18 @@ class Transport(Protocol):
 
     @property
     def topology(self) -> Topology: ...
+
+    def __enter__(self) -> Transport:
+        """:meth:`start`, then the transport."""
+        ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """:meth:`close`."""
 
     def start(self, timeout: float = 30.0) -> None:
         """Connect and declare the topology; retries with backoff up to ``timeout`` seconds,
@@ -363,6 +401,18 @@ class Transport(Protocol):
         confirmed. Unroutable ones are parked (listed in the receipt), or, with
         ``unroutable="raise"``, not parked and reported by :class:`UnroutableError`. Raises
         :class:`PublishNackedError` when the broker refused any. The outbox relay's seam."""
+        ...
+
+    def submit_batch(
+        self,
+        items: Sequence[Outgoing],
+        *,
+        unroutable: Literal["park", "raise"] = "park",
+        timeout: float = 60.0,
+    ) -> PendingPublish:
+        """Like :meth:`publish_batch`, but return as soon as the messages are handed over
+        (``timeout`` bounds the wait for room in the in-flight window); ``result()`` waits
+        for the confirms. Lets a relay prepare batch n+1 while batch n is confirmed."""
         ...
 
     def publish(

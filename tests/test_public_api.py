@@ -428,6 +428,11 @@ PUBLIC_API: dict[str, list[str]] = {
     "hub.demo_hub": [
         "run_hub_demo",
     ],
+    "hub.dlq_cli": [
+        "TRANSPORT_URL_ENV",
+        "add_dlq_commands",
+        "run_dlq_command",
+    ],
     "hub.edge": [
         "EdgeSettings",
         "EdgeStats",
@@ -543,6 +548,12 @@ PUBLIC_API: dict[str, list[str]] = {
         "AmqpTransport",
         "masked_url",
     ],
+    "routing.dlq": [
+        "DeadLetterFilter",
+        "list_dead_letters",
+        "purge_dead_letters",
+        "replay_dead_letters",
+    ],
     "routing.inbox": [
         "CLAIM_CHUNK",
         "apply_once",
@@ -612,12 +623,14 @@ PUBLIC_API: dict[str, list[str]] = {
         "Handler",
         "Outcome",
         "Outgoing",
+        "PendingPublish",
         "PublishNackedError",
         "PublishReceipt",
         "PublishTimeoutError",
         "Received",
         "RetryPolicy",
         "RoutingError",
+        "SettledPublish",
         "TRANSPORTS",
         "Topology",
         "Transport",

@@ -1,9 +1,9 @@
 """A RabbitMQ node of the chaos tests' own, to stop, restart and kill -9 at will.
 
-Never the shared broker on 5672: this node is ``isobridge-chaos-<pid>@localhost`` on port
-5673 (``$ISOBRIDGE_CHAOS_PORT``), with its database and logs in a temporary directory and no
-plugins. As root it runs as the ``rabbitmq`` user (Debian's package layout); otherwise as the
-current user with a home (and Erlang cookie) of its own.
+Never the shared broker on 5672: this node is ``isobridge-chaos-<pid>@localhost`` on the
+first free port from 5673 (or ``$ISOBRIDGE_CHAOS_PORT``), with its database and logs in a
+temporary directory and no plugins. As root it runs as the ``rabbitmq`` user (Debian's
+package layout); otherwise as the current user with a home (and Erlang cookie) of its own.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ class ChaosNode:
     """One RabbitMQ node: ``start``, ``stop_app`` / ``start_app``, ``kill9``, ``stop``."""
 
     def __init__(self, port: int | None = None) -> None:
-        self.port = port or int(os.environ.get("ISOBRIDGE_CHAOS_PORT", "5673"))
+        chosen = port or int(os.environ.get("ISOBRIDGE_CHAOS_PORT", "0"))
+        self.port = chosen or _free_port_pair()
         self.name = f"isobridge-chaos-{os.getpid()}@localhost"
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
         self._base = Path(tempfile.mkdtemp(prefix="isobridge-chaos-"))
@@ -110,6 +111,10 @@ class ChaosNode:
         self._ctl("start_app")
         self._await_port()
 
+    def set_memory_watermark(self, fraction: float) -> None:
+        """0 raises a memory alarm at once: the broker blocks every publishing connection."""
+        self._ctl("set_vm_memory_high_watermark", str(fraction))
+
     def kill9(self) -> None:
         """SIGKILL the node's Erlang VM: no clean shutdown at all."""
         pid = int((self._base / "node.pid").read_text().strip())
@@ -147,6 +152,14 @@ class ChaosNode:
                 with contextlib.suppress(ProcessLookupError, ValueError):
                     os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
         shutil.rmtree(self._base, ignore_errors=True)
+
+
+def _free_port_pair() -> int:
+    """A port from 5673 up that is free, and whose distribution port (+20000) is free too."""
+    for port in range(5673, 5773):
+        if not _port_open(port) and not _port_open(port + 20000):
+            return port
+    raise RuntimeError("no free port for the chaos node in 5673-5772")
 
 
 def _has_user(name: str) -> bool:

@@ -172,22 +172,22 @@ def chaos_node() -> Iterator[ChaosNode]:
 def _publish_all(
     transport: AmqpTransport,
     half_published: threading.Event,
-    broker_down: threading.Event,
+    broker_back: threading.Event,
     errors: list[str],
 ) -> None:
     """Publish TOTAL messages in batches, like an outbox relay: a batch that was not confirmed
     in time is published again (duplicates are the consumer's inbox's business). The second
-    half starts once the broker is down, so publishing spans the outage for sure."""
+    half goes out in small paced batches until the broker is back, so that messages are on
+    the wire, unconfirmed, when it goes down."""
     try:
-        for start in range(0, TOTAL, BATCH):
+        start = 0
+        while start < TOTAL:
+            size = BATCH if start < TOTAL // 2 else 50
             if start == TOTAL // 2:
                 half_published.set()
-                if not broker_down.wait(timeout=60):
-                    errors.append("the outage never began")
-                    return
             batch = [
                 Outgoing(encode(message(i)), "financial.request.acme")
-                for i in range(start, start + BATCH)
+                for i in range(start, min(TOTAL, start + size))
             ]
             for _ in range(10):
                 try:
@@ -198,31 +198,39 @@ def _publish_all(
             else:
                 errors.append(f"batch at {start} never confirmed")
                 return
+            start += size
+            if start >= TOTAL // 2 and not broker_back.is_set():
+                time.sleep(0.01)
+                if start >= TOTAL - 1_000:  # keep some for after the outage
+                    broker_back.wait(timeout=120)
     except Exception as exc:  # reported by the test, not lost in a thread
         errors.append(repr(exc))
 
 
 def _run_through_outage(
-    node: ChaosNode, tmp_path: Path, go_down: Callable[[], None], come_back: Callable[[], None]
-) -> None:
+    node: ChaosNode,
+    tmp_path: Path,
+    go_down: Callable[[AmqpTransport], None],
+    come_back: Callable[[], None],
+) -> AmqpTransport:
     topology = make_topology()
     store = EffectStore(tmp_path / "effects.db")
     transport = AmqpTransport(node.url, topology, reconnect_delays=(0.1, 0.2, 0.5))
     try:
         transport.start(timeout=30)
         consumer = transport.consume("core", store.handle, prefetch=1_000, batch_size=200)
-        half_published, broker_down = threading.Event(), threading.Event()
+        half_published, broker_back = threading.Event(), threading.Event()
         errors: list[str] = []
         publisher = threading.Thread(
-            target=_publish_all, args=(transport, half_published, broker_down, errors)
+            target=_publish_all, args=(transport, half_published, broker_back, errors)
         )
         publisher.start()
         assert half_published.wait(timeout=60)
         wait_until(lambda: store.count() >= TOTAL // 4, timeout=60, what="a quarter consumed")
-        go_down()
-        broker_down.set()
+        go_down(transport)
         time.sleep(1.0)
         come_back()
+        broker_back.set()
         publisher.join(timeout=180)
         assert not publisher.is_alive()
         assert errors == []
@@ -234,6 +242,7 @@ def _run_through_outage(
         assert set(applied) == {f"m-{i}" for i in range(TOTAL)}
         assert set(applied.values()) == {1}, "an effect applied twice"
         assert transport.dead_letters("core") == []
+        return transport
     finally:
         transport.close()
         store.close()
@@ -242,13 +251,23 @@ def _run_through_outage(
 def test_broker_stop_app_start_app_mid_stream_loses_nothing_applies_nothing_twice(
     chaos_node: ChaosNode, tmp_path: Path
 ) -> None:
-    _run_through_outage(chaos_node, tmp_path, chaos_node.stop_app, chaos_node.start_app)
+    _run_through_outage(
+        chaos_node, tmp_path, lambda _transport: chaos_node.stop_app(), chaos_node.start_app
+    )
 
 
 def test_broker_kill_9_mid_stream_loses_nothing_applies_nothing_twice(
     chaos_node: ChaosNode, tmp_path: Path
 ) -> None:
-    _run_through_outage(chaos_node, tmp_path, chaos_node.kill9, chaos_node.restart_after_kill)
+    def kill_with_messages_in_flight(transport: AmqpTransport) -> None:
+        # Kill while messages are on the wire, unconfirmed: they must be published again.
+        wait_until(lambda: transport.unconfirmed_count > 0, what="unconfirmed messages")
+        chaos_node.kill9()
+
+    transport = _run_through_outage(
+        chaos_node, tmp_path, kill_with_messages_in_flight, chaos_node.restart_after_kill
+    )
+    assert transport.republished_count > 0
 
 
 def test_a_handler_outcome_reaches_the_broker_only_once_acked(
@@ -275,3 +294,60 @@ def test_a_handler_outcome_reaches_the_broker_only_once_acked(
             lambda: transport.queue_depth(topology.queue("core")) == 1,
             what="the unacked message back in its queue",
         )
+
+
+def test_a_blocked_broker_holds_publishers_back_within_a_bounded_window(
+    chaos_node: ChaosNode,
+) -> None:
+    topology = make_topology()
+    transport = AmqpTransport(chaos_node.url, topology, window=50, max_in_flight=100)
+    try:
+        transport.start(timeout=30)
+        transport.publish(message(0))
+        chaos_node.set_memory_watermark(0)  # memory alarm: connection.blocked
+        try:
+            held = transport.submit_batch(
+                [Outgoing(encode(message(n)), "financial.request.acme") for n in range(1, 101)]
+            )
+            wait_until(lambda: transport.blocked, what="connection.blocked")
+            with pytest.raises(PublishTimeoutError, match=r"not confirmed within 0\.5 s"):
+                held.result(timeout=0.5)
+            # The in-flight bound is reached: a further batch waits for room, then gives up,
+            # instead of queueing without limit.
+            with pytest.raises(PublishTimeoutError, match=r"no room to publish within 0\.5 s"):
+                transport.publish_batch(
+                    [Outgoing(encode(message(101)), "financial.request.acme")], timeout=0.5
+                )
+        finally:
+            chaos_node.set_memory_watermark(0.4)
+        assert held.result(timeout=30).confirmed == 100
+        assert transport.queue_depth(topology.queue("core")) == 101
+    finally:
+        transport.close()
+        delete_topology(chaos_node.url, topology)
+
+
+def test_prefetch_bounds_the_unacked_deliveries(shared_broker: tuple[str, Topology]) -> None:
+    url, topology = shared_broker
+    release = threading.Event()
+    calls: list[str] = []
+
+    def blocked(delivery: Delivery) -> Outcome:
+        calls.append(delivery.message.ids.message_id)
+        release.wait(timeout=30)
+        return Outcome.ack()
+
+    with AmqpTransport(url, topology) as transport:
+        transport.publish_batch(
+            [Outgoing(encode(message(n)), "financial.request.acme") for n in range(20)]
+        )
+        consumer = transport.consume("core", as_batch_handler(blocked), prefetch=5)
+        wait_until(lambda: calls == ["m-0"], what="the first delivery in the handler")
+        wait_until(
+            lambda: transport.queue_depth(topology.queue("core")) == 15,
+            what="15 ready: 5 delivered and unacked",
+        )
+        release.set()
+        wait_until(lambda: len(calls) == 20, what="every delivery")
+        wait_until(lambda: transport.queue_depth(topology.queue("core")) == 0, what="empty")
+        consumer.stop()

@@ -308,3 +308,20 @@ def test_topology_is_declared_idempotently(
     transport.publish(message(1))
     wait_until(lambda: len(seen) == 1, what="the message")
     consumer.stop()
+
+
+def test_submitted_batches_are_confirmed_in_their_own_time(transport: Transport) -> None:
+    pending = [
+        transport.submit_batch(
+            [Outgoing(encode(message(n)), "financial.request.acme") for n in range(s, s + 100)]
+        )
+        for s in range(0, 300, 100)
+    ]
+    unroutable = transport.submit_batch([Outgoing(encode(message(999)), "x.y")], unroutable="raise")
+    assert [p.result(timeout=20).confirmed for p in pending] == [100, 100, 100]
+    with pytest.raises(UnroutableError, match="m-999"):
+        unroutable.result(timeout=20)
+    seen = Recorder()
+    consumer = transport.consume("core", as_batch_handler(lambda d: _ack(seen, d)), prefetch=300)
+    wait_until(lambda: len(seen) == 300, what="300 messages")
+    consumer.stop()
