@@ -2,4 +2,4 @@
 
 # Alembic runs the migration scripts itself; imported by pytest (--doctest-modules) they
 # fail outside a migration context.
-collect_ignore_glob = ["vault/migrations/*"]
+collect_ignore_glob = ["vault/migrations/*", "journal/migrations/*"]
