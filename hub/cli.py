@@ -10,6 +10,8 @@ Commands::
     isobridge demo                          translate sample messages and show each step
     isobridge vault init|stats|tokenize|detokenize|rotate|verify|purge-expired|shred
                                             the tokenization vault (see hub.vault_cli)
+    isobridge journal init|rebuild|checkpoint|shred, audit verify, trace ID
+                                            the event journal (see hub.journal_cli)
 
 ``A`` and ``B`` are an adapter (``iso8583``, ``iso8583:ebcdic-cp037``) or ``canonical-json``.
 Binary input is read raw, or as hex text with ``--hex`` (binary output is then hex too).
@@ -40,6 +42,7 @@ from canonical_model.messages import CanonicalMessage
 from hub.bootstrap import Hub, open_vault
 from hub.cli_support import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, CliError
 from hub.config import Settings
+from hub.journal_cli import JOURNAL_COMMANDS, add_journal_commands, run_journal_command
 from hub.vault_cli import add_vault_commands, run_vault_command
 from vault.errors import VaultError
 from vault.masking import install_pan_masking
@@ -86,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--variant", action="append", help="ISO 8583 variant(s) to show")
 
     add_vault_commands(commands)
+    add_journal_commands(commands)
     return parser
 
 
@@ -298,6 +302,8 @@ def main(
             run_demo(out, variants=args.variant, hub=hub)
         elif args.command == "vault":
             run_vault_command(args, settings, stdin or sys.stdin.buffer, out, err, hub)
+        elif args.command in JOURNAL_COMMANDS:
+            run_journal_command(args, settings, out, err)
     except CliError as exc:
         err.write(f"isobridge: {exc}\n")
         return exc.status

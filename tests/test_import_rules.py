@@ -39,7 +39,7 @@ RULES: Final[dict[str, Rule]] = {
     "vault": Rule(("canonical_model",), ("sqlalchemy", "cryptography", "alembic")),
     # sqlalchemy: the inbox and outbox share the transaction of the effect they guard.
     "routing": Rule(("canonical_model",), ("pika", "sqlalchemy")),
-    "journal": Rule(("canonical_model",), ("sqlalchemy", "cryptography")),
+    "journal": Rule(("canonical_model",), ("sqlalchemy", "cryptography", "alembic")),
     "gateway": Rule(
         ("canonical_model", "adapters", "vault", "routing", "journal", "mainframe_sim"),
         ("fastapi", "starlette", "pydantic", "uvicorn", "httpx"),
