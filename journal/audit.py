@@ -48,6 +48,7 @@ from sqlalchemy.engine import Connection, Row
 
 from journal.events import GENESIS_HASH, TransactionIds, canonical_bytes, chain_hash, format_time
 from journal.keys import JournalKeyError, MasterKeys, signing_key
+from journal.reading import READ_ONLY
 from journal.schema import CHECKPOINTS, EVENTS, HEAD
 
 __all__ = [
@@ -208,7 +209,7 @@ def verify(
 ) -> AuditReport:
     """Check the journal on ``engine``; see the module documentation. Writes nothing."""
     findings = _Findings(max_problems)
-    with engine.connect() as connection:
+    with engine.connect().execution_options(**READ_ONLY) as connection:
         head = connection.execute(select(HEAD).where(HEAD.c.id == 1)).one_or_none()
         stored_count = connection.execute(select(func.count()).select_from(EVENTS)).scalar_one()
         checkpoint_rows = list(connection.execute(select(CHECKPOINTS).order_by(CHECKPOINTS.c.seq)))

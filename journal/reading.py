@@ -22,10 +22,15 @@ from journal.events import EventKind, Sealed, StoredEvent, TransactionIds
 from journal.keys import NONCE_SIZE, TenantKeyring, personal_aad
 from journal.schema import EVENTS
 
-__all__ = ["READ_CHUNK", "read_events"]
+__all__ = ["READ_CHUNK", "READ_ONLY", "read_events"]
 
 READ_CHUNK: Final = 2000
 """Events read per query when reading the whole journal."""
+
+READ_ONLY: Final = {"isobridge_journal_read_only": True}
+"""Execution options of a connection that only reads: on SQLite its transaction starts with
+a plain (deferred) ``BEGIN``, so readers neither wait for nor block the writers
+(``Journal.create_engine`` starts every other transaction with ``BEGIN IMMEDIATE``)."""
 
 
 def _aware(value: dt.datetime) -> dt.datetime:

@@ -94,7 +94,7 @@ from journal.keys import (
 from journal.migrate import HEAD as SCHEMA_HEAD
 from journal.migrate import current_revision, upgrade
 from journal.read_model import TransactionView
-from journal.reading import READ_CHUNK, read_events
+from journal.reading import READ_CHUNK, READ_ONLY, read_events
 from journal.schema import CHECKPOINTS, EVENTS, HEAD
 from journal.trace import TransactionTrace, trace
 
@@ -139,7 +139,10 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if connection.get_execution_options().get("isobridge_journal_read_only"):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Journal:
@@ -376,7 +379,7 @@ class Journal:
     def events(self, *, after: int = 0, chunk: int = READ_CHUNK) -> Iterator[StoredEvent]:
         """Every event after ``after``, by sequence number, personal parts decrypted."""
         while True:
-            with self.engine.connect() as connection:
+            with self.engine.connect().execution_options(**READ_ONLY) as connection:
                 batch = read_events(connection, self.keyring, after=after, limit=chunk)
             yield from batch
             if len(batch) < chunk:
@@ -385,12 +388,12 @@ class Journal:
 
     def status(self, transaction_id: str) -> TransactionView | None:
         """The read model's row of ``transaction_id``."""
-        with self.engine.connect() as connection:
+        with self.engine.connect().execution_options(**READ_ONLY) as connection:
             return read_model.transaction(connection, transaction_id)
 
     def transactions(self) -> list[TransactionView]:
         """Every row of the read model, by transaction id."""
-        with self.engine.connect() as connection:
+        with self.engine.connect().execution_options(**READ_ONLY) as connection:
             return read_model.transactions(connection)
 
     def rebuild(self, *, chunk: int = READ_CHUNK) -> int:
@@ -420,7 +423,7 @@ class Journal:
 
     def trace(self, identifier: str) -> list[TransactionTrace]:
         """The transactions ``identifier`` names, with their events (:mod:`journal.trace`)."""
-        with self.engine.connect() as connection:
+        with self.engine.connect().execution_options(**READ_ONLY) as connection:
             return trace(connection, self.keyring, identifier)
 
 
