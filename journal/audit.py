@@ -146,6 +146,9 @@ class _Findings:
         if len(self.items) < self.limit:
             self.items.append(Problem(seq, kind, detail, last_seq))
 
+    def has(self, seq: int) -> bool:
+        return any(problem.seq == seq for problem in self.items)
+
     @property
     def full(self) -> bool:
         return len(self.items) >= self.limit
@@ -218,6 +221,9 @@ def verify(
         every = head.checkpoint_every if head is not None else 0
         checkpoints = _check_checkpoints(checkpoint_rows, keys, findings)
         expected, prev_hash, checked = 1, GENESIS_HASH, 0
+        # Stretches whose checkpoint disagrees; reported at the end unless a problem found
+        # inside the stretch already explains the disagreement.
+        rewritten: list[tuple[int, int]] = []
         after = 0
         while not findings.full:
             rows = connection.execute(
@@ -235,7 +241,21 @@ def verify(
                     prev_hash = row.prev_hash
                 self_consistent = _recomputed(row) == row.hash
                 linked = row.prev_hash == prev_hash
-                if not linked:
+                if self_consistent and not linked:
+                    # The hash covers the seq, so this event is where it was written: the
+                    # event before it changed (its hash recomputed) or was moved away.
+                    if not findings.has(row.seq - 1):
+                        findings.add(
+                            row.seq - 1,
+                            ProblemKind.EDITED,
+                            f"changed and its hash recomputed: event {row.seq} was chained "
+                            "to a different hash",
+                        )
+                elif not self_consistent and linked:
+                    findings.add(
+                        row.seq, ProblemKind.EDITED, "its columns no longer match its hash"
+                    )
+                elif not self_consistent:
                     other = _seq_of_hash(connection, row.prev_hash)
                     if other is not None and other != row.seq - 1:
                         findings.add(
@@ -243,33 +263,16 @@ def verify(
                             ProblemKind.REORDERED,
                             f"stored at {row.seq}, but the chain puts it after event {other}",
                         )
-                    elif self_consistent:
-                        findings.add(
-                            row.seq - 1,
-                            ProblemKind.EDITED,
-                            f"changed and its hash recomputed: event {row.seq} was chained "
-                            "to a different hash",
-                        )
                     else:
                         findings.add(
                             row.seq,
                             ProblemKind.EDITED,
                             "its columns and its link to its predecessor were changed",
                         )
-                elif not self_consistent:
-                    findings.add(
-                        row.seq, ProblemKind.EDITED, "its columns no longer match its hash"
-                    )
                 checkpoint = checkpoints.get(row.seq)
                 if checkpoint is not None and checkpoint.hash != row.hash and self_consistent:
                     start = max((s for s in checkpoints if s < row.seq), default=0) + 1
-                    findings.add(
-                        start,
-                        ProblemKind.EDITED,
-                        f"rewritten with recomputed hashes: checkpoint {row.seq} signed a "
-                        "different hash",
-                        row.seq if row.seq > start else None,
-                    )
+                    rewritten.append((start, row.seq))
                 prev_hash, expected = row.hash, row.seq + 1
                 checked += 1
             if progress is not None:
@@ -278,6 +281,14 @@ def verify(
                 break
             after = rows[-1].seq
         last = expected - 1
+        for start, end in rewritten:
+            if not any(start <= p.seq <= end for p in findings.items):
+                findings.add(
+                    start,
+                    ProblemKind.EDITED,
+                    f"rewritten with recomputed hashes: checkpoint {end} signed a different hash",
+                    end if end > start else None,
+                )
         stored_checkpoints = {row.seq for row in checkpoint_rows}
         _check_end(findings, head, last, prev_hash, checkpoints, stored_checkpoints, every)
     problems = tuple(sorted(findings.items, key=lambda p: (p.seq, p.kind)))
