@@ -281,6 +281,8 @@ def verify(
                 break
             after = rows[-1].seq
         last = expected - 1
+        stored_checkpoints = {row.seq for row in checkpoint_rows}
+        _check_end(findings, head, last, prev_hash, checkpoints, stored_checkpoints, every)
         for start, end in rewritten:
             if not any(start <= p.seq <= end for p in findings.items):
                 findings.add(
@@ -289,8 +291,6 @@ def verify(
                     f"rewritten with recomputed hashes: checkpoint {end} signed a different hash",
                     end if end > start else None,
                 )
-        stored_checkpoints = {row.seq for row in checkpoint_rows}
-        _check_end(findings, head, last, prev_hash, checkpoints, stored_checkpoints, every)
     problems = tuple(sorted(findings.items, key=lambda p: (p.seq, p.kind)))
     return AuditReport(
         events_checked=checked,
