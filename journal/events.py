@@ -19,6 +19,9 @@ the chain verifies without any key and still verifies once a tenant's key is des
 Bodies are JSON objects of scalars, lists and objects (no floats that are not finite), kept
 as the exact text that was hashed. No clear card number may appear anywhere in an event
 (``ARCHITECTURE.md``, invariant 1): :func:`check_event` refuses one, in the personal part too.
+It refuses any Luhn-valid run of 13 to 19 digits (:func:`canonical_model.find_clear_pans`),
+so a long number that is not a card number (a float with many digits) is refused as well:
+keep ids and amounts as short strings, and round floats.
 
 >>> at = dt.datetime(2026, 11, 29, 5, 0, tzinfo=dt.UTC)
 >>> event = Event(EventKind.RECEIVED, "acme", TransactionIds("m-1", stan="000123"), at,
