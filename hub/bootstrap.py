@@ -104,7 +104,7 @@ def open_journal(
     journal = Journal.open(
         settings.journal_url, settings.key_provider(), create=create or first_use
     )
-    if first_use:
+    if first_use and not create:
         notes.write(f"isobridge: created journal {settings.journal_url}\n")
     return journal
 

@@ -356,6 +356,7 @@ PUBLIC_API: dict[str, list[str]] = {
     ],
     "journal.reading": [
         "READ_CHUNK",
+        "READ_ONLY",
         "read_events",
     ],
     "journal.schema": [
