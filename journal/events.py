@@ -234,8 +234,11 @@ def _check_json(value: Any, where: str) -> None:
     raise ValueError(f"{where} is a {type(value).__name__}, not a JSON value")
 
 
-def check_event(event: Event) -> None:
-    """Refuse an event the journal must not store; the message never holds its values."""
+def check_event(event: Event) -> tuple[str, str | None]:
+    """Refuse an event the journal must not store; the message never holds its values.
+
+    Returns the canonical texts (:func:`body_text`) of its body and its personal part.
+    """
     ids = event.ids
     ids_text = " ".join(v for v in (ids.transaction_id, ids.end_to_end_id, ids.uetr) if v)
     if find_clear_pans(ids_text):
@@ -259,10 +262,11 @@ def check_event(event: Event) -> None:
     _check_json(event.body, "body")
     if event.personal is not None:
         _check_json(event.personal, "personal")
-    for label, text in (
-        ("body", body_text(event.body)),
-        ("personal part", "" if event.personal is None else body_text(event.personal)),
-    ):
-        # JSON escapes nothing in a digit run, so a card number in a value is found as is.
-        if find_clear_pans(text):
-            raise ValueError(f"{name}: its {label} holds a clear card number")
+    body = body_text(event.body)
+    personal = None if event.personal is None else body_text(event.personal)
+    # JSON escapes nothing in a digit run, so a card number in a value is found as is.
+    if find_clear_pans(body):
+        raise ValueError(f"{name}: its body holds a clear card number")
+    if personal is not None and find_clear_pans(personal):
+        raise ValueError(f"{name}: its personal part holds a clear card number")
+    return body, personal

@@ -130,6 +130,14 @@ def project(view: TransactionView | None, event: StoredEvent) -> TransactionView
     )
 
 
+_COLUMNS: Final = tuple(field.name for field in dataclasses.fields(TransactionView))
+
+
+def _row(view: TransactionView) -> dict[str, Any]:
+    # dataclasses.asdict deep-copies every value: a third of an append's time.
+    return {name: getattr(view, name) for name in _COLUMNS}
+
+
 def _aware(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
@@ -167,8 +175,8 @@ def apply(connection: Connection, events: Iterable[StoredEvent]) -> int:
     for event in ordered:
         key = event.ids.transaction_id
         views[key] = project(views.get(key), event)
-    new = [dataclasses.asdict(v) for k, v in views.items() if k not in existing]
-    changed = [{**dataclasses.asdict(v), "key": k} for k, v in views.items() if k in existing]
+    new = [_row(v) for k, v in views.items() if k not in existing]
+    changed = [{**_row(v), "key": k} for k, v in views.items() if k in existing]
     if new:
         connection.execute(insert(TRANSACTIONS), new)
     if changed:

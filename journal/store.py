@@ -78,7 +78,6 @@ from journal.audit import AuditReport, checkpoint_message, verify
 from journal.events import (
     Event,
     StoredEvent,
-    body_text,
     canonical_bytes,
     chain_hash,
     check_event,
@@ -262,8 +261,7 @@ class Journal:
         """
         if not events:
             return []
-        for item in events:
-            check_event(item)
+        texts = [check_event(item) for item in events]
         count = len(events)
         head = connection.execute(
             update(HEAD)
@@ -279,17 +277,16 @@ class Journal:
         rows: list[dict[str, Any]] = []
         checkpoints: list[dict[str, Any]] = []
         stored: list[StoredEvent] = []
-        for offset, item in enumerate(events):
+        for offset, (item, (body, personal)) in enumerate(zip(events, texts, strict=True)):
             seq = first + offset
-            body = body_text(item.body)
             ciphertext: bytes | None = None
             key_version: int | None = None
-            if item.personal is not None:
+            if personal is not None:
                 key_version, cipher = keys[item.tenant]
                 nonce = secrets.token_bytes(NONCE_SIZE)
                 ciphertext = nonce + cipher.encrypt(
                     nonce,
-                    body_text(item.personal).encode(),
+                    personal.encode(),
                     personal_aad(item.tenant, seq, key_version),
                 )
             hash_ = chain_hash(prev_hash, canonical_bytes(seq, item, body, ciphertext, key_version))
