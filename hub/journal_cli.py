@@ -6,7 +6,9 @@ Commands::
                                          create or upgrade the journal's schema (and the
                                          master key file, unless the keys come from
                                          $ISOBRIDGE_MASTER_KEYS); N only before any event
-    isobridge journal rebuild            recompute the read model from the events
+    isobridge journal rebuild            verify the journal, then recompute the read model
+                                         from the events; refused if the journal is not
+                                         intact (``--unverified`` rebuilds anyway)
     isobridge journal checkpoint         sign a checkpoint of the chain head now
     isobridge journal shred --tenant T --yes
                                          destroy the tenant's journal key: its personal
@@ -58,6 +60,9 @@ def add_journal_commands(commands: Any) -> None:
     init = actions.add_parser("init", help="create or upgrade the journal's schema")
     init.add_argument("--checkpoint-every", type=int, help="events between signed checkpoints")
     rebuild = actions.add_parser("rebuild", help="recompute the read model from the events")
+    rebuild.add_argument(
+        "--unverified", action="store_true", help="rebuild even if the journal is not intact"
+    )
     checkpoint = actions.add_parser("checkpoint", help="sign a checkpoint of the chain head")
     shred = actions.add_parser("shred", help="erase a tenant's personal data (its key)")
     shred.add_argument("--tenant", required=True)
@@ -120,6 +125,14 @@ def _run(journal: Journal, args: argparse.Namespace, out: TextIO, err: TextIO) -
             raise CliError(f"no transaction in the journal is known by {args.id!r}")
         out.write(format_trace(traces))
     elif args.journal_command == "rebuild":
+        if not args.unverified:
+            report = journal.verify(progress=ProgressBar("verify", err))
+            first = report.first_problem
+            if first is not None:
+                raise CliError(
+                    f"the journal is not intact (event {first.seq}: {first.kind}): the read "
+                    "model was not rebuilt; see `isobridge audit verify`, or add --unverified"
+                )
         count = journal.rebuild()
         out.write(f"read model rebuilt from the events: {count} transaction(s)\n")
     elif args.journal_command == "checkpoint":

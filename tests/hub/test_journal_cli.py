@@ -74,10 +74,26 @@ def test_verify_names_the_tampered_event_and_repairs_nothing(journal: Journal) -
 
 def test_rebuild_reproduces_the_read_model(journal: Journal) -> None:
     live = journal.transactions()
-    assert run("journal", "rebuild") == (
-        0, "read model rebuilt from the events: 4 transaction(s)\n", "",
-    )  # fmt: skip
+    status, out, _ = run("journal", "rebuild")
+    assert (status, out) == (0, "read model rebuilt from the events: 4 transaction(s)\n")
     assert journal.transactions() == live
+
+
+def test_rebuild_refuses_a_tampered_journal_unless_told(journal: Journal) -> None:
+    live = journal.transactions()
+    with journal.engine.begin() as connection:
+        connection.execute(
+            update(EVENTS).where(EVENTS.c.seq == 5).values(body='{"status":"forged"}')
+        )
+    status, out, err = run("journal", "rebuild")
+    assert (status, out) == (1, "")
+    assert err.splitlines()[-1] == (
+        "isobridge: the journal is not intact (event 5: edited): the read model was not "
+        "rebuilt; see `isobridge audit verify`, or add --unverified"
+    )
+    assert journal.transactions() == live
+    assert run("journal", "rebuild", "--unverified")[0] == 0
+    assert journal.transactions() != live
 
 
 def test_trace_by_rrn_and_by_stan_at_terminal(journal: Journal) -> None:
