@@ -38,6 +38,7 @@ from hub.bootstrap import open_journal
 from hub.cli_support import EXIT_USAGE, CliError, ProgressBar
 from hub.config import Settings
 from journal.keys import JournalKeyError
+from journal.reading import CorruptEventError
 from journal.store import Journal, JournalError
 from journal.trace import format_trace
 
@@ -100,7 +101,7 @@ def run_journal_command(
             _run(journal, args, out, err)
         finally:
             journal.close()
-    except (JournalError, JournalKeyError) as exc:
+    except (JournalError, JournalKeyError, CorruptEventError) as exc:
         raise CliError(str(exc)) from None
     except SQLAlchemyError as exc:
         raise CliError(f"journal database error: {type(exc).__name__}") from None

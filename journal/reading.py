@@ -3,7 +3,8 @@
 What cannot be decrypted is marked, never guessed: :attr:`~journal.events.Sealed.ERASED`
 when the tenant's key was shredded (its row is kept with no key), ``UNREADABLE`` when the
 key is there but the ciphertext does not open or the key row is missing (damage: run
-``isobridge audit verify``), ``NOT_DECRYPTED`` when read without keys.
+``isobridge audit verify``), ``NOT_DECRYPTED`` when read without keys. A row that cannot be
+read at all raises :class:`CorruptEventError`, naming the event.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from journal.events import EventKind, Sealed, StoredEvent, TransactionIds
 from journal.keys import NONCE_SIZE, TenantKeyring, personal_aad
 from journal.schema import EVENTS
 
-__all__ = ["READ_CHUNK", "READ_ONLY", "read_events"]
+__all__ = ["READ_CHUNK", "READ_ONLY", "CorruptEventError", "read_events"]
 
 READ_CHUNK: Final = 2000
 """Events read per query when reading the whole journal."""
@@ -60,16 +61,30 @@ def _decrypt(
     return value if isinstance(value, dict) else Sealed.UNREADABLE
 
 
+class CorruptEventError(Exception):
+    """A stored event that cannot be read at all (an unknown kind, a body that is not JSON)."""
+
+
 def _stored(row: Row[Any], personal: dict[str, Any] | Sealed | None) -> StoredEvent:
+    try:
+        kind = EventKind(row.kind)
+        body = json.loads(row.body)
+        if not isinstance(body, dict):
+            raise ValueError("not a JSON object")
+    except ValueError:
+        raise CorruptEventError(
+            f"event {row.seq} cannot be read (its kind or body is not valid): the journal is "
+            "damaged or was tampered with; run `isobridge audit verify`"
+        ) from None
     return StoredEvent(
         seq=row.seq,
-        kind=EventKind(row.kind),
+        kind=kind,
         tenant=row.tenant,
         ids=TransactionIds(
             row.transaction_id, row.end_to_end_id, row.stan, row.terminal_id, row.uetr
         ),
         at=_aware(row.at),
-        body=json.loads(row.body),
+        body=body,
         personal=personal,
         prev_hash=row.prev_hash,
         hash=row.hash,

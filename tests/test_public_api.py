@@ -355,6 +355,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "transactions",
     ],
     "journal.reading": [
+        "CorruptEventError",
         "READ_CHUNK",
         "READ_ONLY",
         "read_events",

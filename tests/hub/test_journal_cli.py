@@ -167,3 +167,20 @@ def test_commands_in_their_own_process(journal: Journal) -> None:
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.decode().startswith("transaction hub-0001\n")
+
+
+@pytest.mark.parametrize(("column", "value"), [("kind", "teleported"), ("body", "{not json")])
+def test_an_unreadable_event_is_reported_by_every_command(
+    journal: Journal, column: str, value: str
+) -> None:
+    with journal.engine.begin() as connection:
+        connection.execute(update(EVENTS).where(EVENTS.c.seq == 3).values({column: value}))
+    message = (
+        "isobridge: event 3 cannot be read (its kind or body is not valid): the journal is "
+        "damaged or was tampered with; run `isobridge audit verify`\n"
+    )
+    assert run("trace", "hub-0001") == (1, "", message)
+    assert run("journal", "rebuild", "--unverified")[2] == message
+    status, out, _ = run("audit", "verify")
+    assert status == 1
+    assert "  event 3: edited: its columns no longer match its hash" in out
