@@ -3,10 +3,12 @@
 Appending
     :meth:`Journal.append` takes the caller's connection, inside the transaction that makes
     the change the events record: the events commit with the change or not at all. A batch
-    of events costs one statement for the chain head, one insert for the events, one read
-    and up to two writes for the read model (:mod:`journal.read_model`), and a key query
-    when a batch holds personal parts: hot paths hand in whole batches (group commit,
-    ``ARCHITECTURE.md`` field notes).
+    of events costs two statements on the chain head (reserve, then advance), one insert
+    for the events, one read and up to two writes for the read model
+    (:mod:`journal.read_model`), and a key query when a batch holds personal parts: hot
+    paths hand in whole batches (group commit, ``ARCHITECTURE.md`` field notes;
+    ``bench/journal_append.py`` measures the cost). Rows are never updated or deleted;
+    only the read model is rewritten.
 
 Serializing appenders
     The first statement of an append is ``UPDATE journal_head SET seq = seq + n ...
