@@ -30,6 +30,7 @@ Each problem is a :class:`Problem`: the sequence number, what is wrong
     a checkpoint whose signature does not verify (forged or altered), or whose master key
     version is not available to check it.
 
+It reads one snapshot of the database, so hub processes may keep appending meanwhile.
 Nothing is repaired: the report is all that changes. Problems after the first are reported
 too (up to ``max_problems``); the verifier resynchronizes on the stored hash after each.
 """
@@ -212,7 +213,12 @@ def verify(
 ) -> AuditReport:
     """Check the journal on ``engine``; see the module documentation. Writes nothing."""
     findings = _Findings(max_problems)
-    with engine.connect().execution_options(**READ_ONLY) as connection:
+    options: dict[str, Any] = dict(READ_ONLY)
+    if engine.dialect.name == "postgresql":
+        # One snapshot for the head, the checkpoints and every chunk of events: appends that
+        # commit meanwhile are not seen (SQLite's read transaction is a snapshot already).
+        options["isolation_level"] = "REPEATABLE READ"
+    with engine.connect().execution_options(**options) as connection:
         head = connection.execute(select(HEAD).where(HEAD.c.id == 1)).one_or_none()
         stored_count = connection.execute(select(func.count()).select_from(EVENTS)).scalar_one()
         checkpoint_rows = list(connection.execute(select(CHECKPOINTS).order_by(CHECKPOINTS.c.seq)))

@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
-from journal.audit import Problem, ProblemKind, checkpoint_message
+from journal.audit import Problem, ProblemKind, checkpoint_message, verify
 from journal.events import TransactionIds, canonical_bytes, chain_hash
 from journal.keys import StaticMasterKeys, signing_key
 from journal.schema import CHECKPOINTS, EVENTS, HEAD
 from journal.store import Journal
-from tests.journal.conftest import master_keys
+from tests.journal.conftest import JournalFactory, master_keys
 from tests.journal.factories import mixed_run
 
 EVENT_COUNT = 18  # mixed_run(4): two card purchases (5 events) and two transfers (4)
@@ -342,3 +342,21 @@ def test_any_single_tampering_is_named_at_its_event(
     first = report.first_problem
     assert first is not None
     assert (first.seq, first.kind) == (seq, expected), report.problems
+
+
+def test_verify_reads_one_snapshot_while_others_append(
+    filled: Journal, make_journal: JournalFactory
+) -> None:
+    appender = make_journal()
+    calls: list[int] = []
+
+    def append_meanwhile(done: int, _total: int) -> None:
+        calls.append(done)
+        if len(calls) <= 4:
+            appender.record(list(mixed_run(2)))
+
+    report = verify(filled.engine, master_keys(1), progress=append_meanwhile, chunk=5)
+    assert report.ok, report.problems
+    assert report.events_checked == EVENT_COUNT
+    assert calls == [5, 10, 15, 18]
+    assert filled.verify().events_checked == EVENT_COUNT + 4 * 9
