@@ -54,6 +54,12 @@ from journal.schema import TRANSACTIONS
 __all__ = ["TransactionView", "apply", "project", "rebuild", "transaction", "transactions"]
 
 _IN_CHUNK: Final = 500
+# Built once: see journal.store (_RESERVE).
+_SELECT: Final = select(TRANSACTIONS).where(
+    TRANSACTIONS.c.transaction_id.in_(bindparam("ids", expanding=True))
+)
+_INSERT: Final = insert(TRANSACTIONS)
+_UPDATE: Final = update(TRANSACTIONS).where(TRANSACTIONS.c.transaction_id == bindparam("key"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,9 +159,7 @@ def _load(connection: Connection, transaction_ids: Sequence[str]) -> dict[str, T
     found: dict[str, TransactionView] = {}
     for start in range(0, len(transaction_ids), _IN_CHUNK):
         chunk = transaction_ids[start : start + _IN_CHUNK]
-        for row in connection.execute(
-            select(TRANSACTIONS).where(TRANSACTIONS.c.transaction_id.in_(chunk))
-        ):
+        for row in connection.execute(_SELECT, {"ids": chunk}):
             found[row.transaction_id] = _view(row)
     return found
 
@@ -178,14 +182,11 @@ def apply(connection: Connection, events: Iterable[StoredEvent]) -> int:
     new = [_row(v) for k, v in views.items() if k not in existing]
     changed = [{**_row(v), "key": k} for k, v in views.items() if k in existing]
     if new:
-        connection.execute(insert(TRANSACTIONS), new)
+        connection.execute(_INSERT, new)
     if changed:
         for row in changed:
             del row["transaction_id"]
-        connection.execute(
-            update(TRANSACTIONS).where(TRANSACTIONS.c.transaction_id == bindparam("key")),
-            changed,
-        )
+        connection.execute(_UPDATE, changed)
     return len(views)
 
 
