@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import io
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, update
+from sqlalchemy import create_engine, delete, text, update
 
 from hub.bootstrap import open_journal
 from hub.cli import main
@@ -18,6 +19,7 @@ from hub.config import Settings
 from journal.schema import EVENTS
 from journal.store import Journal
 from tests.journal.factories import credit_transfer, mixed_run
+from tests.vault.conftest import postgres_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -184,3 +186,31 @@ def test_an_unreadable_event_is_reported_by_every_command(
     status, out, _ = run("audit", "verify")
     assert status == 1
     assert "  event 3: edited: its columns no longer match its hash" in out
+
+
+def test_the_commands_on_postgresql(isolated_hub_home: Path) -> None:
+    base = postgres_url()
+    schema = f"journal_cli_{secrets.token_hex(4)}"
+    admin = create_engine(base)
+    with admin.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    url = f"{base}?options=-csearch_path%3D{schema}"
+    try:
+        assert run("journal", "init", "--journal-url", url)[0] == 0
+        settings = Settings.from_environment(
+            {"ISOBRIDGE_HOME": str(isolated_hub_home), "ISOBRIDGE_JOURNAL_URL": url}
+        )
+        journal = open_journal(settings)
+        journal.record(list(mixed_run(2)))
+        assert run("audit", "verify", "--journal-url", url)[1].endswith("journal intact\n")
+        assert run("trace", "hub-0002", "--journal-url", url)[1].startswith("transaction hub-0002")
+        with journal.engine.begin() as connection:
+            connection.execute(delete(EVENTS).where(EVENTS.c.seq == 2))
+        status, out, _ = run("audit", "verify", "--journal-url", url)
+        assert status == 1
+        assert "  event 2: deleted: missing from the journal" in out
+        journal.close()
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
