@@ -2,8 +2,9 @@
 
 ``ID`` is any id the transaction is known by (:class:`~journal.events.TransactionIds`):
 the hub's transaction id, the RRN or end-to-end id, the UETR (any letter case), or the
-STAN and terminal id written ``STAN@TERMINAL``. An RRN or a STAN is not unique for ever,
-so one id may name several transactions; each is shown. The events table indexes each id.
+STAN and terminal id written ``STAN@TERMINAL`` (the STAN's leading zeros optional). An RRN
+or a STAN is not unique for ever, so one id may name several transactions; each is shown.
+The events table indexes each id.
 
 :func:`format_trace` prints, per transaction, its read-model status and ids, then every
 event with its time, the milliseconds since the first event and since the previous one,
@@ -54,7 +55,9 @@ def find_transactions(connection: Connection, identifier: str) -> list[str]:
     columns = EVENTS.c
     stan, at_sign, terminal = identifier.partition("@")
     if at_sign:
-        condition = and_(columns.stan == stan, columns.terminal_id == terminal)
+        # ISO 8583 field 11 is six digits: "123@T1" finds the STAN stored as "000123".
+        stans = {stan, stan.zfill(6)} if stan.isdigit() else {stan}
+        condition = and_(columns.stan.in_(sorted(stans)), columns.terminal_id == terminal)
     else:
         condition = or_(
             columns.transaction_id == identifier,

@@ -24,6 +24,7 @@ def traced(journal: Journal) -> Journal:
         "hub-0003",
         "633300000003",
         "000003@TERM0001",
+        "3@TERM0001",
         "1b4e28ba-2fa1-41d2-883f-000000000003",
         "1B4E28BA-2FA1-41D2-883F-000000000003",
         " hub-0003 ",
