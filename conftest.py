@@ -2,4 +2,9 @@
 
 # Alembic runs the migration scripts itself; imported by pytest (--doctest-modules) they
 # fail outside a migration context.
-collect_ignore_glob = ["vault/migrations/*", "routing/migrations/*", "hub/migrations/*"]
+collect_ignore_glob = [
+    "vault/migrations/*",
+    "routing/migrations/*",
+    "hub/migrations/*",
+    "journal/migrations/*",
+]

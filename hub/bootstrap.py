@@ -5,6 +5,8 @@ need here and hands it in. The hub holds the adapter registry and the tokenizati
 the persistent :class:`~vault.sql.SqlVault` (SQLite by default, PostgreSQL by URL), or an
 :class:`~vault.memory.InMemoryVault` for fast tests. Each adapter that declares
 ``needs_clear_pan`` detokenizes as caller ``adapter:<name>`` under the vault's policy.
+The event journal (:func:`open_journal`) gets the vault's master key provider: one set of
+master keys wraps the journal's tenant keys and derives its checkpoint signing key.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from typing import TextIO
 from adapters.base import Adapter, DecodeContext, EncodeContext, PanDetokenizer
 from adapters.registry import AdapterRegistry, default_registry
 from hub.config import Settings
+from journal.store import Journal
 from vault.keys import FileKeyProvider
 from vault.memory import InMemoryVault
 from vault.policy import adapter_caller
 from vault.sql import SqlVault
 
-__all__ = ["Hub", "build_hub", "open_vault"]
+__all__ = ["Hub", "build_hub", "open_journal", "open_vault"]
 
 Vault = SqlVault | InMemoryVault
 
@@ -79,6 +82,31 @@ def open_vault(
     if first_use:
         notes.write(f"isobridge: created vault {settings.vault_url}\n")
     return vault
+
+
+def open_journal(
+    settings: Settings, *, create: bool = False, notes: TextIO | None = None
+) -> Journal:
+    """The journal ``settings`` name, keyed by the vault's master keys.
+
+    ``create`` sets it up (``isobridge journal init``): the key file if the keys do not
+    come from the environment, then the schema. The embedded default is set up on first use.
+    """
+    notes = notes or sys.stderr
+    first_use = settings.journal_embedded and not (settings.home / "journal.db").exists()
+    wants_keys = (create or first_use) and not settings.keys_from_environment
+    if wants_keys and not settings.key_file.exists():
+        settings.home.mkdir(parents=True, exist_ok=True)
+        FileKeyProvider.create(settings.key_file)
+        notes.write(f"isobridge: created master key file {settings.key_file}\n")
+    if settings.journal_embedded:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    journal = Journal.open(
+        settings.journal_url, settings.key_provider(), create=create or first_use
+    )
+    if first_use and not create:
+        notes.write(f"isobridge: created journal {settings.journal_url}\n")
+    return journal
 
 
 def build_hub(registry: AdapterRegistry | None = None, vault: Vault | None = None) -> Hub:

@@ -17,6 +17,8 @@ Commands::
     isobridge convert FILE --copybook X.cpy --to jsonl|csv|canonical-json|camt.053
                                             a mainframe record file, streamed
     isobridge dlq list|show|replay|purge    dead-lettered messages (see hub.dlq_cli)
+    isobridge journal init|rebuild|checkpoint|shred, audit verify, trace ID
+                                            the event journal (see hub.journal_cli)
 
 ``A`` and ``B`` are an adapter (``iso8583``, ``iso8583:ebcdic-cp037``) or ``canonical-json``.
 Binary input is read raw, or as hex text with ``--hex`` (binary output is then hex too).
@@ -50,6 +52,7 @@ from hub.cli_support import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, CliError
 from hub.config import Settings
 from hub.copybook_cli import add_copybook_commands, run_copybook_command
 from hub.dlq_cli import add_dlq_commands, run_dlq_command
+from hub.journal_cli import JOURNAL_COMMANDS, add_journal_commands, run_journal_command
 from hub.routes_cli import add_routes_commands, run_routes_command
 from hub.vault_cli import add_vault_commands, run_vault_command
 from vault.errors import VaultError
@@ -117,6 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     add_routes_commands(commands)
     add_copybook_commands(commands)
     add_dlq_commands(commands)
+    add_journal_commands(commands)
     return parser
 
 
@@ -369,6 +373,8 @@ def main(
             return run_copybook_command(args, out, err)
         elif args.command == "dlq":
             run_dlq_command(args, environ, out, err)
+        elif args.command in JOURNAL_COMMANDS:
+            run_journal_command(args, settings, out, err)
     except CliError as exc:
         err.write(f"isobridge: {exc}\n")
         return exc.status

@@ -6,6 +6,7 @@ setting                    environment variable                      default
 state directory            ``ISOBRIDGE_HOME``                        ``$XDG_DATA_HOME/isobridge``
                                                                      (``~/.local/share/...``)
 vault database             ``ISOBRIDGE_VAULT_URL``                   ``sqlite:///<home>/vault.db``
+journal database           ``ISOBRIDGE_JOURNAL_URL``                 ``sqlite:///<home>/journal.db``
 master keys                ``ISOBRIDGE_MASTER_KEYS`` (the keys)      the key file
 master key file            ``ISOBRIDGE_KEY_FILE``                    ``<home>/master-keys.json``
 token mode                 ``ISOBRIDGE_TOKEN_MODE``                  ``random`` (``ff1``, ``ff3-1``)
@@ -38,6 +39,7 @@ class Settings:
     key_file: Path
     keys_from_environment: bool
     token_mode: TokenMode
+    journal_url: str
 
     @classmethod
     def from_environment(
@@ -46,6 +48,7 @@ class Settings:
         *,
         vault_url: str | None = None,
         key_file: str | None = None,
+        journal_url: str | None = None,
     ) -> Settings:
         """Settings from ``environ`` (default ``os.environ``); flags win over variables."""
         env = os.environ if environ is None else environ
@@ -68,12 +71,20 @@ class Settings:
             key_file=Path(key_file or env.get("ISOBRIDGE_KEY_FILE") or home / "master-keys.json"),
             keys_from_environment=bool(env.get(ENV_MASTER_KEYS)) and key_file is None,
             token_mode=mode,
+            journal_url=journal_url
+            or env.get("ISOBRIDGE_JOURNAL_URL")
+            or f"sqlite:///{home / 'journal.db'}",
         )
 
     @property
     def embedded(self) -> bool:
         """Whether the vault is the default SQLite file in the state directory."""
         return self.vault_url == f"sqlite:///{self.home / 'vault.db'}"
+
+    @property
+    def journal_embedded(self) -> bool:
+        """Whether the journal is the default SQLite file in the state directory."""
+        return self.journal_url == f"sqlite:///{self.home / 'journal.db'}"
 
     def key_provider(self, environ: Mapping[str, str] | None = None) -> KeyProvider:
         """The master keys: from ``ISOBRIDGE_MASTER_KEYS`` if set, else the key file."""

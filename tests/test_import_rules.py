@@ -40,7 +40,7 @@ RULES: Final[dict[str, Rule]] = {
     # sqlalchemy: the inbox and outbox share the transaction of the effect they guard;
     # alembic: their tables are created by migrations, like the vault's.
     "routing": Rule(("canonical_model",), ("pika", "sqlalchemy", "alembic")),
-    "journal": Rule(("canonical_model",), ("sqlalchemy", "cryptography")),
+    "journal": Rule(("canonical_model",), ("sqlalchemy", "cryptography", "alembic")),
     "gateway": Rule(
         ("canonical_model", "adapters", "vault", "routing", "journal", "mainframe_sim"),
         ("fastapi", "starlette", "pydantic", "uvicorn", "httpx"),

@@ -1,0 +1,272 @@
+"""Journal events: what happened to a transaction, and the bytes its hash is taken over.
+
+An :class:`Event` is one state change of one transaction. It names the transaction by its
+ids (:class:`TransactionIds`: the hub id, the RRN or end-to-end id, STAN + terminal id, the
+UETR), its tenant, the time, a non-personal ``body`` (status, reason code, destination,
+attempt, latency, amount as a decimal string...) that is stored in clear and feeds the read
+model, and an optional ``personal`` part (names, account ids, remittance information) that
+is stored only as AES-256-GCM ciphertext under the tenant's journal key
+(:mod:`journal.keys`).
+
+Once appended an event is a :class:`StoredEvent`: it has its place in the chain (``seq``,
+from 1 without gaps), the hash of its predecessor and its own hash::
+
+    hash(n) = SHA-256(hash(n - 1) || canonical_bytes(event n))      hash(0) = 32 zero bytes
+
+:func:`canonical_bytes` covers every stored column, the personal part as its ciphertext, so
+the chain verifies without any key and still verifies once a tenant's key is destroyed.
+
+Bodies are JSON objects of scalars, lists and objects (no floats that are not finite), kept
+as the exact text that was hashed. No clear card number may appear anywhere in an event
+(``ARCHITECTURE.md``, invariant 1): :func:`check_event` refuses one, in the personal part too.
+It refuses any Luhn-valid run of 13 to 19 digits (:func:`canonical_model.find_clear_pans`),
+so a long number that is not a card number (a float with many digits) is refused as well:
+keep ids and amounts as short strings, and round floats.
+
+>>> at = dt.datetime(2026, 11, 29, 5, 0, tzinfo=dt.UTC)
+>>> event = Event(EventKind.RECEIVED, "acme", TransactionIds("m-1", stan="000123"), at,
+...               body={"amount": "10.00", "currency": "EUR"})
+>>> body_text(event.body)
+'{"amount":"10.00","currency":"EUR"}'
+>>> canonical = canonical_bytes(1, Event(EventKind.SENT, "acme", TransactionIds("m-1"), at),
+...                             "{}", None, None)
+>>> print(canonical.decode())
+[1,"2026-11-29T05:00:00.000000Z","sent","acme","m-1",null,null,null,null,"{}",null,null]
+>>> chain_hash(GENESIS_HASH, canonical) == hashlib.sha256(bytes(32) + canonical).hexdigest()
+True
+>>> check_event(Event(EventKind.RECEIVED, "acme", TransactionIds("m-2"), at,
+...                   body={"note": "4111111111111111"}))
+Traceback (most recent call last):
+...
+ValueError: event m-2 (received): its body holds a clear card number
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Final, Protocol
+
+from canonical_model.pan import find_clear_pans
+
+__all__ = [
+    "GENESIS_HASH",
+    "Event",
+    "EventKind",
+    "Hashed",
+    "JsonObject",
+    "Sealed",
+    "StoredEvent",
+    "TransactionIds",
+    "body_text",
+    "canonical_bytes",
+    "chain_hash",
+    "check_event",
+    "format_time",
+]
+
+JsonObject = Mapping[str, Any]
+"""A JSON object: string keys; values are JSON scalars (finite numbers), lists, objects."""
+
+GENESIS_HASH: Final = "0" * 64
+"""The predecessor hash of event 1."""
+
+MAX_ID_LENGTH: Final = 64
+MAX_TENANT_LENGTH: Final = 64
+
+
+class EventKind(StrEnum):
+    """The state changes of a transaction (issue 9). The value is what the row stores."""
+
+    RECEIVED = "received"
+    TOKENIZED = "tokenized"
+    ROUTED = "routed"
+    SENT = "sent"
+    ANSWERED = "answered"
+    TIMED_OUT = "timed_out"
+    REVERSED = "reversed"
+    DEAD_LETTERED = "dead_lettered"
+    REPLAYED = "replayed"
+    STATUS_CHANGED = "status_changed"
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionIds:
+    """How a transaction is found again (``isobridge trace``); each id is indexed.
+
+    ``transaction_id`` is the hub id of the transaction (the ``message_id`` of the request
+    that started it) and keys the read model. ``end_to_end_id`` is ISO 8583's RRN (field 37)
+    or ISO 20022's EndToEndId; ``stan`` and ``terminal_id`` are fields 11 and 41; ``uetr``
+    the ISO 20022 UETR. An event names what it knows; later events may add ids.
+    """
+
+    transaction_id: str
+    end_to_end_id: str | None = None
+    stan: str | None = None
+    terminal_id: str | None = None
+    uetr: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One state change of one transaction, as the hub records it."""
+
+    kind: EventKind
+    tenant: str
+    ids: TransactionIds
+    at: dt.datetime
+    body: JsonObject = field(default_factory=dict)
+    personal: JsonObject | None = None
+
+
+class Sealed(StrEnum):
+    """Why a stored event's personal part is not given in clear."""
+
+    ERASED = "erased"
+    """Its tenant's journal key was destroyed (crypto-shredding): it is gone for good."""
+    NOT_DECRYPTED = "not decrypted"
+    """It was read without keys (verification, projection)."""
+    UNREADABLE = "unreadable"
+    """Its key exists but it does not decrypt: the ciphertext was altered."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as read back from the journal, with its place in the chain.
+
+    ``personal`` is the decrypted personal part, ``None`` if the event had none, or a
+    :class:`Sealed` value saying why it is not available in clear.
+    """
+
+    seq: int
+    kind: EventKind
+    tenant: str
+    ids: TransactionIds
+    at: dt.datetime
+    body: JsonObject
+    personal: JsonObject | Sealed | None
+    prev_hash: str
+    hash: str
+
+
+def format_time(at: dt.datetime) -> str:
+    """``at`` in UTC as ``2026-11-29T05:00:00.000000Z``: the form that is hashed.
+
+    A naive time (SQLite gives them back) is UTC: the journal writes nothing else.
+    """
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=dt.UTC)
+    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def body_text(body: JsonObject) -> str:
+    """The canonical JSON text of a body or personal part (sorted keys, no spaces)."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class Hashed(Protocol):
+    """What :func:`canonical_bytes` reads of an event (an :class:`Event`, a stored row)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def tenant(self) -> str: ...
+    @property
+    def ids(self) -> TransactionIds: ...
+    @property
+    def at(self) -> dt.datetime: ...
+
+
+def canonical_bytes(
+    seq: int,
+    event: Hashed,
+    body: str,
+    personal_ciphertext: bytes | None,
+    key_version: int | None,
+) -> bytes:
+    """The bytes an event's hash covers: every stored column but the hashes themselves."""
+    ids = event.ids
+    fields = [
+        seq,
+        format_time(event.at),
+        str(event.kind),  # an EventKind is its value
+        event.tenant,
+        ids.transaction_id,
+        ids.end_to_end_id,
+        ids.stan,
+        ids.terminal_id,
+        ids.uetr,
+        body,
+        None if personal_ciphertext is None else base64.b64encode(personal_ciphertext).decode(),
+        key_version,
+    ]
+    return json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def chain_hash(prev_hash: str, canonical: bytes) -> str:
+    """SHA-256 of the predecessor's hash (32 bytes) followed by ``canonical``, as hex."""
+    return hashlib.sha256(bytes.fromhex(prev_hash) + canonical).hexdigest()
+
+
+def _check_json(value: Any, where: str) -> None:
+    if value is None or isinstance(value, str | bool | int):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where} is not a finite number")
+        return
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_json(item, f"{where}[{index}]")
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{where} has a key that is not a string: {key!r}")
+            _check_json(item, f"{where}.{key}")
+        return
+    raise ValueError(f"{where} is a {type(value).__name__}, not a JSON value")
+
+
+def check_event(event: Event) -> tuple[str, str | None]:
+    """Refuse an event the journal must not store; the message never holds its values.
+
+    Returns the canonical texts (:func:`body_text`) of its body and its personal part.
+    """
+    ids = event.ids
+    ids_text = " ".join(v for v in (ids.transaction_id, ids.end_to_end_id, ids.uetr) if v)
+    if find_clear_pans(ids_text):
+        raise ValueError(f"an event ({event.kind}): its ids hold a clear card number")
+    name = f"event {ids.transaction_id[:MAX_ID_LENGTH]} ({event.kind})"
+    if not isinstance(event.kind, EventKind):
+        raise ValueError(f"{name}: kind must be an EventKind")
+    if not event.tenant or len(event.tenant) > MAX_TENANT_LENGTH:
+        raise ValueError(f"{name}: tenant must be 1 to {MAX_TENANT_LENGTH} characters")
+    if event.at.tzinfo is None:
+        raise ValueError(f"{name}: time must be timezone-aware")
+    for label, value in (
+        ("transaction_id", ids.transaction_id),
+        ("end_to_end_id", ids.end_to_end_id),
+        ("stan", ids.stan),
+        ("terminal_id", ids.terminal_id),
+        ("uetr", ids.uetr),
+    ):
+        if value is not None and not 0 < len(value) <= MAX_ID_LENGTH:
+            raise ValueError(f"{name}: {label} must be 1 to {MAX_ID_LENGTH} characters")
+    _check_json(event.body, "body")
+    if event.personal is not None:
+        _check_json(event.personal, "personal")
+    body = body_text(event.body)
+    personal = None if event.personal is None else body_text(event.personal)
+    # JSON escapes nothing in a digit run, so a card number in a value is found as is.
+    if find_clear_pans(body):
+        raise ValueError(f"{name}: its body holds a clear card number")
+    if personal is not None and find_clear_pans(personal):
+        raise ValueError(f"{name}: its personal part holds a clear card number")
+    return body, personal

@@ -1,0 +1,64 @@
+"""Create or upgrade the journal's schema with its Alembic migrations (:mod:`journal.migrations`).
+
+>>> from sqlalchemy import create_engine, inspect
+>>> engine = create_engine("sqlite://")
+>>> upgrade(engine)
+>>> for name in sorted(inspect(engine).get_table_names()):
+...     print(name)
+journal_alembic_version
+journal_checkpoints
+journal_events
+journal_head
+journal_tenant_keys
+journal_transactions
+>>> current_revision(engine) == HEAD
+True
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import Engine
+
+__all__ = ["HEAD", "current_revision", "downgrade", "upgrade"]
+
+HEAD: Final = "0001"
+"""The newest revision this code knows."""
+
+_LOCATION = Path(__file__).resolve().parent / "migrations"
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_LOCATION))
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema on ``engine`` up to ``revision`` (default: the newest)."""
+    config = _config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the schema on ``engine`` down to ``revision`` (``"base"``: no journal tables)."""
+    config = _config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision on ``engine``, ``None`` if the journal was never set up there."""
+    with engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"version_table": "journal_alembic_version"}
+        )
+        return context.get_current_revision()

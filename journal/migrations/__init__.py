@@ -1,0 +1,1 @@
+"""Alembic migrations of the journal's tables (:mod:`journal.schema`), run by journal.migrate."""

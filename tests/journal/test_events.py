@@ -1,0 +1,137 @@
+"""Events: what the journal refuses, and the canonical bytes that the chain hashes."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from journal.events import (
+    GENESIS_HASH,
+    Event,
+    EventKind,
+    TransactionIds,
+    body_text,
+    canonical_bytes,
+    chain_hash,
+    check_event,
+    format_time,
+)
+from tests.journal.factories import START, event
+
+PAN = "4111111111111111"
+
+
+def test_the_event_kinds_are_the_issues_list() -> None:
+    assert [k.value for k in EventKind] == [
+        "received", "tokenized", "routed", "sent", "answered", "timed_out", "reversed",
+        "dead_lettered", "replayed", "status_changed",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"body": {"note": f"card {PAN}"}}, "its body holds a clear card number"),
+        ({"personal": {"name": "A", "card": PAN}}, "its personal part holds a clear card number"),
+        ({"ids": TransactionIds(PAN)}, "its ids hold a clear card number"),
+        ({"ids": TransactionIds("m-1", end_to_end_id=PAN)}, "its ids hold a clear card number"),
+        ({"at": dt.datetime(2026, 11, 29, 5, 0)}, "time must be timezone-aware"),
+        ({"tenant": ""}, "tenant must be 1 to 64 characters"),
+        ({"tenant": "t" * 65}, "tenant must be 1 to 64 characters"),
+        ({"ids": TransactionIds("m" * 65)}, "transaction_id must be 1 to 64"),
+        ({"ids": TransactionIds("m-1", stan="")}, "stan must be 1 to 64"),
+        ({"body": {"latency": float("nan")}}, "body.latency is not a finite number"),
+        ({"body": {"amount": dt.date(2026, 1, 1)}}, "body.amount is a date, not a JSON value"),
+        ({"body": {"legs": [1, {2: "x"}]}}, "body.legs[1] has a key that is not a string"),
+        ({"personal": {"when": {1, 2}}}, "personal.when is a set"),
+    ],
+)
+def test_refused_events_are_named_without_their_values(
+    change: dict[str, Any], message: str
+) -> None:
+    refused = dataclasses.replace(event(1, EventKind.RECEIVED), **change)
+    with pytest.raises(ValueError, match=re.escape(message)) as raised:
+        check_event(refused)
+    assert PAN not in str(raised.value)
+
+
+def test_a_kind_must_be_an_event_kind() -> None:
+    refused = dataclasses.replace(event(1, EventKind.RECEIVED), kind="received")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="kind must be an EventKind"):
+        check_event(refused)
+
+
+def test_an_iban_is_not_taken_for_a_card_number() -> None:
+    check_event(event(1, EventKind.RECEIVED, personal={"iban": "GB14BARC20325340846481"}))
+
+
+def test_times_are_hashed_in_utc() -> None:
+    plus_two = dt.timezone(dt.timedelta(hours=2))
+    assert format_time(START.astimezone(plus_two)) == "2026-11-29T05:00:00.000000Z"
+    assert format_time(START.replace(tzinfo=None)) == "2026-11-29T05:00:00.000000Z"
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@given(st.dictionaries(st.text(max_size=8), JSON, max_size=5))
+def test_body_text_is_canonical(body: dict[str, Any]) -> None:
+    reordered = dict(reversed(list(body.items())))
+    assert body_text(body) == body_text(reordered)
+
+
+@given(
+    seq=st.integers(1, 10**9),
+    field=st.sampled_from(
+        ["seq", "kind", "tenant", "at", "stan", "uetr", "body", "personal", "key"]
+    ),
+)
+def test_every_field_changes_the_hash(seq: int, field: str) -> None:
+    base = Event(EventKind.SENT, "acme", TransactionIds("m-1", stan="1"), START)
+    args: dict[str, Any] = {
+        "seq": seq,
+        "event": base,
+        "body": "{}",
+        "personal_ciphertext": b"x",
+        "key_version": 1,
+    }
+    original = chain_hash(GENESIS_HASH, canonical_bytes(**args))
+    if field == "seq":
+        args["seq"] = seq + 1
+    elif field == "kind":
+        args["event"] = dataclasses.replace(base, kind=EventKind.ANSWERED)
+    elif field == "tenant":
+        args["event"] = dataclasses.replace(base, tenant="acmf")
+    elif field == "at":
+        args["event"] = dataclasses.replace(base, at=START + dt.timedelta(microseconds=1))
+    elif field in ("stan", "uetr"):
+        args["event"] = dataclasses.replace(base, ids=dataclasses.replace(base.ids, **{field: "2"}))
+    elif field == "body":
+        args["body"] = "{} "
+    elif field == "personal":
+        args["personal_ciphertext"] = b"y"
+    else:
+        args["key_version"] = 2
+    assert chain_hash(GENESIS_HASH, canonical_bytes(**args)) != original
+    assert chain_hash("11" * 32, canonical_bytes(**args)) != chain_hash(
+        GENESIS_HASH, canonical_bytes(**args)
+    )
+
+
+def test_a_missing_id_and_an_empty_one_hash_differently() -> None:
+    missing = canonical_bytes(
+        1, Event(EventKind.SENT, "a", TransactionIds("m"), START), "{}", None, None
+    )
+    assert b'"m",null,null,null,null,"{}",null,null]' in missing
