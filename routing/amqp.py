@@ -55,12 +55,12 @@ from urllib.parse import urlsplit, urlunsplit
 import pika
 import pika.exceptions
 
-from canonical_model.messages import CanonicalMessage
 from routing.transport import (
     DEFAULT_EXCHANGE,
     BatchHandler,
     DeadLetter,
     Outgoing,
+    PublishesOne,
     PublishNackedError,
     PublishReceipt,
     PublishTimeoutError,
@@ -70,10 +70,9 @@ from routing.transport import (
     TransportUnavailableError,
     UnroutableError,
     dispatch,
-    routing_key_for,
     unroutable_copy,
 )
-from routing.wire import Envelope, encode
+from routing.wire import Envelope
 
 __all__ = ["AmqpTransport", "masked_url"]
 
@@ -167,7 +166,7 @@ class _AmqpPending:
         return PublishReceipt(self._count, tuple(m for b in batches for m in b.parked))
 
 
-class AmqpTransport:
+class AmqpTransport(PublishesOne):
     """The RabbitMQ transport; see the module docstring. Not started by the constructor."""
 
     def __init__(
@@ -518,21 +517,6 @@ class AmqpTransport:
         next_step()
 
     # --- publishing ------------------------------------------------------------------------
-
-    def publish(
-        self,
-        message: CanonicalMessage,
-        routing_key: str | None = None,
-        *,
-        correlation_id: str | None = None,
-        reply_to: str | None = None,
-        traceparent: str | None = None,
-    ) -> PublishReceipt:
-        envelope = encode(
-            message, correlation_id=correlation_id, reply_to=reply_to, traceparent=traceparent
-        )
-        key = routing_key if routing_key is not None else routing_key_for(message)
-        return self.publish_batch([Outgoing(envelope, key)])
 
     def publish_batch(
         self,

@@ -40,12 +40,12 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal
 
-from canonical_model.messages import CanonicalMessage
 from routing.transport import (
     DEFAULT_EXCHANGE,
     BatchHandler,
     DeadLetter,
     Outgoing,
+    PublishesOne,
     PublishReceipt,
     Received,
     RoutingError,
@@ -54,10 +54,9 @@ from routing.transport import (
     UnknownDestinationError,
     UnroutableError,
     dispatch,
-    routing_key_for,
     unroutable_copy,
 )
-from routing.wire import Envelope, encode
+from routing.wire import Envelope
 
 __all__ = ["MemoryTransport", "topic_matches"]
 
@@ -98,7 +97,7 @@ class _Queue:
     consumers: list[_MemoryConsumer] = field(default_factory=list)
 
 
-class MemoryTransport:
+class MemoryTransport(PublishesOne):
     """The in-process transport; see the module docstring."""
 
     def __init__(self, url: str, topology: Topology, *, declare: bool = True) -> None:
@@ -171,21 +170,6 @@ class MemoryTransport:
             self._timer.join(timeout=10)
 
     # --- publishing ------------------------------------------------------------------------
-
-    def publish(
-        self,
-        message: CanonicalMessage,
-        routing_key: str | None = None,
-        *,
-        correlation_id: str | None = None,
-        reply_to: str | None = None,
-        traceparent: str | None = None,
-    ) -> PublishReceipt:
-        envelope = encode(
-            message, correlation_id=correlation_id, reply_to=reply_to, traceparent=traceparent
-        )
-        key = routing_key if routing_key is not None else routing_key_for(message)
-        return self.publish_batch([Outgoing(envelope, key)])
 
     def submit_batch(
         self,

@@ -101,6 +101,7 @@ __all__ = [
     "PublishNackedError",
     "PublishReceipt",
     "PublishTimeoutError",
+    "PublishesOne",
     "RetryPolicy",
     "RoutingError",
     "SettledPublish",
@@ -252,6 +253,36 @@ class Topology:
 def routing_key_for(message: CanonicalMessage) -> str:
     """The default topic routing key: ``<kind>.<function>.<tenant>``."""
     return f"{message.kind.value}.{message.function.value}.{message.tenant}"
+
+
+class PublishesOne:
+    """:meth:`publish` (one canonical message) on top of a backend's ``publish_batch``: the
+    same for every transport, so it is written once."""
+
+    def publish_batch(
+        self,
+        items: Sequence[Outgoing],
+        *,
+        unroutable: Literal["park", "raise"] = "park",
+        timeout: float = 60.0,
+    ) -> PublishReceipt:
+        raise NotImplementedError
+
+    def publish(
+        self,
+        message: CanonicalMessage,
+        routing_key: str | None = None,
+        *,
+        correlation_id: str | None = None,
+        reply_to: str | None = None,
+        traceparent: str | None = None,
+    ) -> PublishReceipt:
+        """Publish one canonical message (routing key: :func:`routing_key_for` by default)."""
+        envelope = encode(
+            message, correlation_id=correlation_id, reply_to=reply_to, traceparent=traceparent
+        )
+        key = routing_key if routing_key is not None else routing_key_for(message)
+        return self.publish_batch([Outgoing(envelope, key)])
 
 
 @dataclass(frozen=True, slots=True)

@@ -724,6 +724,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "PublishNackedError",
         "PublishReceipt",
         "PublishTimeoutError",
+        "PublishesOne",
         "Received",
         "RetryPolicy",
         "RoutingError",
