@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import functools
 import itertools
-from collections.abc import Awaitable, Callable
-from typing import ParamSpec
+import os
+import secrets
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, ParamSpec
+
+import pytest
+import sqlalchemy
+from sqlalchemy.engine import Engine
 
 from adapters.base import Adapter, DecodeContext, EncodeContext
 from vault.memory import InMemoryVault
@@ -49,3 +57,53 @@ def on_event_loop(test: Callable[P, Awaitable[None]]) -> Callable[P, None]:
         asyncio.run(bounded())
 
     return run
+
+
+POSTGRES_URL_VARIABLE = "ISOBRIDGE_TEST_POSTGRES_URL"
+
+
+def postgres_url() -> str:
+    """The test PostgreSQL (``./scripts/test`` starts it); skipped locally without it, a
+    failure under CI."""
+    url = os.environ.get(POSTGRES_URL_VARIABLE)
+    if not url:
+        reason = f"{POSTGRES_URL_VARIABLE} is not set (./scripts/test starts PostgreSQL)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return url
+
+
+@contextlib.contextmanager
+def migrated_database(
+    kind: str,
+    tmp_path: Path,
+    name: str,
+    create_engine: Callable[..., Engine],
+    upgrade: Callable[[Engine], None],
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(url, engine options) of an empty database of ``kind`` (``sqlite`` or ``postgresql``)
+    migrated by ``upgrade``: a file in ``tmp_path``, or a PostgreSQL schema of its own,
+    dropped afterwards."""
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / f'{name}.db'}"
+        engine = create_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        yield url, {}
+        return
+    url = postgres_url()
+    schema = f"{name}_t_{secrets.token_hex(6)}"
+    admin = sqlalchemy.create_engine(url)
+    with admin.begin() as connection:
+        connection.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
+    options: dict[str, Any] = {"connect_args": {"options": f"-csearch_path={schema}"}}
+    engine = create_engine(url, **options)
+    upgrade(engine)
+    engine.dispose()
+    try:
+        yield url, options
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()

@@ -19,7 +19,7 @@ from hub.config import Settings
 from journal.schema import EVENTS
 from journal.store import Journal
 from tests.journal.factories import credit_transfer, mixed_run
-from tests.vault.conftest import postgres_url
+from tests.support import postgres_url
 
 ROOT = Path(__file__).resolve().parents[2]
 

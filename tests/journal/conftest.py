@@ -7,18 +7,16 @@ CI. Every table the journal creates is named ``journal_*``.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from journal.keys import StaticMasterKeys
 from journal.migrate import upgrade
 from journal.store import Journal
-from tests.vault.conftest import postgres_url
+from tests.support import migrated_database
 
 MASTER_KEY_1 = bytes(range(32))
 MASTER_KEY_2 = bytes(range(32, 64))
@@ -38,28 +36,10 @@ def database(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """(url, engine options) of an empty database with the journal's schema."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'journal.db'}"
-        engine = Journal.create_engine(url)
-        upgrade(engine)
-        engine.dispose()
-        yield url, {}
-        return
-    url = postgres_url()
-    schema = f"journal_t_{secrets.token_hex(6)}"
-    admin = create_engine(url)
-    with admin.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    options: dict[str, Any] = {"connect_args": {"options": f"-csearch_path={schema}"}}
-    engine = Journal.create_engine(url, **options)
-    upgrade(engine)
-    engine.dispose()
-    try:
-        yield url, options
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with migrated_database(
+        request.param, tmp_path, "journal", Journal.create_engine, upgrade
+    ) as db:
+        yield db
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from canonical_model.money import Money
 from routing.store import create_engine as routing_engine
 from routing.store import upgrade
 from routing.transport import Destination, RetryPolicy, Topology, Transport, open_transport
-from tests.vault.conftest import postgres_url
+from tests.support import postgres_url
 
 AMQP_URL_ENV = "ISOBRIDGE_TEST_AMQP_URL"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"

@@ -7,20 +7,18 @@ and fail under CI (``CI=true``), where the test command must have provided it.
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine
 
+from tests.support import migrated_database
 from vault.keys import EnvKeyProvider, KeyProvider
 from vault.migrate import upgrade
 from vault.sql import SqlVault
 
-POSTGRES_URL_VARIABLE = "ISOBRIDGE_TEST_POSTGRES_URL"
 MASTER_KEY_1 = bytes(range(32))
 MASTER_KEY_2 = bytes(range(32, 64))
 
@@ -34,43 +32,13 @@ def master_keys(*versions: int) -> EnvKeyProvider:
     return EnvKeyProvider(environ={"ISOBRIDGE_MASTER_KEYS": value})
 
 
-def postgres_url() -> str:
-    url = os.environ.get(POSTGRES_URL_VARIABLE)
-    if not url:
-        reason = f"{POSTGRES_URL_VARIABLE} is not set (./scripts/test starts PostgreSQL)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return url
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """(url, engine options) of an empty database with the vault's schema."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'vault.db'}"
-        engine = SqlVault.create_engine(url)
-        upgrade(engine)
-        engine.dispose()
-        yield url, {}
-        return
-    url = postgres_url()
-    schema = f"t_{secrets.token_hex(6)}"
-    admin = create_engine(url)
-    with admin.begin() as connection:
-        connection.execute(text(f"CREATE SCHEMA {schema}"))
-    options: dict[str, Any] = {"connect_args": {"options": f"-csearch_path={schema}"}}
-    engine = SqlVault.create_engine(url, **options)
-    upgrade(engine)
-    engine.dispose()
-    try:
-        yield url, options
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with migrated_database(request.param, tmp_path, "vault", SqlVault.create_engine, upgrade) as db:
+        yield db
 
 
 @pytest.fixture
