@@ -269,11 +269,13 @@ class CoreBanking:
         exchange: PostingExchange,
         *,
         reversals: PendingReversals | None = None,
+        on_reversal_stored: Callable[[CanonicalMessage], None] | None = None,
         now: Callable[[], dt.datetime] | None = None,
         new_message_id: Callable[[], str] | None = None,
     ) -> None:
         self.exchange = exchange
         self.reversals = reversals
+        self.on_reversal_stored = on_reversal_stored
         self.stats = CoreStats()
         self._request_adapter = FixedWidthAdapter("corebank-request")
         self._reply_adapter = FixedWidthAdapter("corebank-reply")
@@ -383,6 +385,8 @@ class CoreBanking:
         )
         # Stored (committed) before the acquirer hears 91: a restart cannot lose it.
         await asyncio.to_thread(self.reversals.store, reversal)
+        if self.on_reversal_stored is not None:
+            self.on_reversal_stored(request)
 
     def _reply(
         self, request: CanonicalMessage, status: Status, *, approval_code: str | None = None

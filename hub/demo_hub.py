@@ -16,6 +16,9 @@ the traffic:
    answered with a pacs.002 (``ACSC``, or ``RJCT`` ``AC01`` for an unknown account).
 4. **End of day** (main flow 4): the mainframe's fixed-width statement extract becomes a
    camt.053, valid against its XSD.
+
+Every request's path is in the journal (shown for one payment whose reply was lost), and
+the journal's hash chain is verified at the end.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from canonical_model.money import Money
 from hub.clearing import ClearingInbound
 from hub.config_file import ListenerConfig, MainframeConfig, load_config
 from hub.service import HubService
+from journal import format_trace
 from mainframe_sim.faults import FaultPlan, Faults
 from mainframe_sim.ledger import Ledger
 from mainframe_sim.records import Records
@@ -275,6 +279,13 @@ async def _demo(out: TextIO, home: Path, terminals: int, per_terminal: int) -> b
             )
             ok &= left == 0 and unchanged
 
+            await asyncio.sleep(0.2)  # the journal writer's group commit
+            assert service.journal is not None
+            rrn = f"{90 * 100_000 + 1:012d}"  # the first purchase whose reply was lost
+            out.write(f"  the journal (isobridge trace {rrn}):\n")
+            for line in format_trace(service.journal.trace(rrn)).splitlines():
+                out.write(f"    {line}\n")
+
             _rule(out, "3. inbound clearing: pacs.008 -> credit postings -> pacs.002")
             assert service.core is not None
             hub = service.hub
@@ -328,6 +339,8 @@ async def _demo(out: TextIO, home: Path, terminals: int, per_terminal: int) -> b
             ok &= status == 0 and not problems and entries == totals.details
 
             _rule(out, "hub summary")
+            journal_report = await asyncio.to_thread(service.journal.verify)
+            ok &= journal_report.ok
             edge = service.edges[0].stats
             core = service.core.stats
             parked = len(service.transport.dead_letters("unroutable")) + sum(
@@ -340,6 +353,8 @@ async def _demo(out: TextIO, home: Path, terminals: int, per_terminal: int) -> b
                 f" {core.declined} declined, {core.unknown_outcome} unknown outcomes"
                 f" (reversed), {core.refused} refused before posting\n"
                 f"  dead-letters: {parked}\n"
+                f"  journal: {service.journal_writer.written if service.journal_writer else 0}"
+                f" events, hash chain and checkpoints verified: {journal_report.ok}\n"
             )
     finally:
         await mainframe.close()

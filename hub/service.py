@@ -46,14 +46,16 @@ from adapters.registry import AdapterRegistry, default_registry
 from canonical_model.codes import status_from_iso8583
 from canonical_model.messages import CanonicalMessage
 from canonical_model.replies import reply_to
-from hub.bootstrap import Hub, build_hub, open_vault
+from hub.bootstrap import Hub, build_hub, open_journal, open_vault
 from hub.clearing import ClearingInbound
 from hub.clearing_queue import ClearingQueueEdge
 from hub.config_file import HubConfig
 from hub.core import CoreBanking, RunningExchange, corebank_exchange, posting_reference
 from hub.edge import Iso8583Edge
+from hub.journaling import JournalWriter
 from hub.store import ReversalForwarder, ReversalStore, create_engine, upgrade
 from hub.upstream import UpstreamHost
+from journal import EventKind, Journal
 from routing.reqreply import Requester
 from routing.rules import RouteTable, RuleSet, compile_rules, load_rules, parse_rules
 from routing.transport import (
@@ -146,6 +148,8 @@ class HubService:
         self.reversals: ReversalStore | None = None
         self.edges: list[Iso8583Edge] = []
         self.clearing: ClearingQueueEdge | None = None
+        self.journal: Journal | None = None
+        self.journal_writer: JournalWriter | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -159,6 +163,9 @@ class HubService:
         config = self.config
         hub = self._hub or build_hub(self.registry, open_vault(config.settings, notes=self._notes))
         self._hub = hub
+        self.journal = await asyncio.to_thread(open_journal, config.settings, notes=self._notes)
+        self.journal_writer = JournalWriter(self.journal)
+        await self.journal_writer.start()
         transport = open_transport(config.routing.transport, self.topology)
         await asyncio.to_thread(transport.start)
         requester = Requester(transport, default_timeout=self._requester_timeout())
@@ -219,7 +226,9 @@ class HubService:
         engine = create_engine(f"sqlite:///{Path(home) / 'hub.db'}")
         await asyncio.to_thread(upgrade, engine)
         self.reversals = ReversalStore(engine, posting_reference=posting_reference)
-        self.core = CoreBanking(connector, reversals=self.reversals)
+        self.core = CoreBanking(
+            connector, reversals=self.reversals, on_reversal_stored=self._reversal_stored
+        )
         forwarder = ReversalForwarder(self.reversals, self.core)
         parts.forwarder_task = asyncio.create_task(forwarder.run(self._stop))
         if config.clearing is not None:
@@ -264,6 +273,10 @@ class HubService:
             await host.close()
         await asyncio.to_thread(parts.requester.close)
         await asyncio.to_thread(parts.transport.close)
+        if self.journal_writer is not None:
+            await self.journal_writer.close()
+        if self.journal is not None:
+            self.journal.close()
 
     async def __aenter__(self) -> HubService:
         await self.start()
@@ -299,13 +312,19 @@ class HubService:
         """Route one request by the rules and wait for its reply."""
         if self._parts is None:
             raise RuntimeError("the hub is not running")
+        started = asyncio.get_running_loop().time()
+        self._record(EventKind.RECEIVED, request, _received_body(request))
         route = self.rules.match(request)
         if route.destination is None:
+            self._record(EventKind.DEAD_LETTERED, request, {"reason": route.reason})
             await asyncio.to_thread(
                 self._parts.transport.publish, request, f"unrouted.{routing_key_for(request)}"
             )
             _log.warning("no route for %s: %s", request.ids.message_id, route.reason)
             return self._answer(request, NO_ROUTING)
+        self._record(
+            EventKind.ROUTED, request, {"destination": route.destination, "rule": route.rule}
+        )
         key = f"{route.destination}.{routing_key_for(request)}"
         requester = self._parts.requester
         # Only the publish (with its confirm) runs on a thread; the wait for the reply is a
@@ -327,14 +346,28 @@ class HubService:
             return self._answer(request, ISSUER_INOPERATIVE)
         left = max(0.0, deadline - asyncio.get_running_loop().time())
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(reply), left)
+            answer = await asyncio.wait_for(asyncio.wrap_future(reply), left)
         except TimeoutError:
+            self._record(EventKind.TIMED_OUT, request, {"waited_s": round(timeout, 3)})
             requester.abandon(correlation_id)
             _log.warning(
                 "no reply to %s from %s within %.1f s", request.ids.message_id, key, timeout
             )
             await self._reverse_if_posted(request, route.destination)
             return self._answer(request, ISSUER_INOPERATIVE)
+        self._record(
+            EventKind.ANSWERED,
+            request,
+            _answered_body(answer, asyncio.get_running_loop().time() - started),
+        )
+        return answer
+
+    def _record(self, kind: EventKind, request: CanonicalMessage, body: dict[str, object]) -> None:
+        if self.journal_writer is not None:
+            self.journal_writer.emit(kind, request, body)
+
+    def _reversal_stored(self, request: CanonicalMessage) -> None:
+        self._record(EventKind.REVERSED, request, {"reason": "outcome unknown: stored, forwarded"})
 
     async def _reverse_if_posted(self, request: CanonicalMessage, destination: str) -> None:
         """The request reached, or may have reached, the core and its answer is lost: store a
@@ -392,6 +425,27 @@ class HubService:
             return outcomes
 
         return run
+
+
+def _received_body(request: CanonicalMessage) -> dict[str, object]:
+    amount = request.amount
+    return {
+        "message_kind": request.kind.value,
+        "function": request.function.value,
+        "amount": str(amount.amount) if amount is not None else None,
+        "currency": amount.currency.alpha if amount is not None else None,
+    }
+
+
+def _answered_body(answer: CanonicalMessage, latency: float) -> dict[str, object]:
+    status = answer.status
+    original = status.original if status is not None else None
+    return {
+        "status": status.code.value if status is not None else None,
+        "reason_code": status.reason if status is not None else None,
+        "response_code": original.code if original is not None else None,
+        "latency_ms": round(latency * 1000, 1),
+    }
 
 
 def run_forever(

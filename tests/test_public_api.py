@@ -445,6 +445,10 @@ PUBLIC_API: dict[str, list[str]] = {
         "add_journal_commands",
         "run_journal_command",
     ],
+    "hub.journaling": [
+        "JournalWriter",
+        "transaction_ids",
+    ],
     "hub.mainframe_mq": [
         "MqExchangeStats",
         "MqPostingExchange",

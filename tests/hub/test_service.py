@@ -11,8 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from canonical_model.pan import find_clear_pans
+from hub.bootstrap import open_journal
+from hub.config import Settings
 from hub.config_file import load_config
 from hub.service import HubService
+from journal import format_trace
 from mainframe_sim.ledger import Ledger
 from mainframe_sim.seed import seed_ledger
 from mainframe_sim.server import MainframeServer
@@ -164,3 +168,36 @@ bin = ["400000-499999"]
         assert OFF_US_PAN not in dead.envelope.body.decode()
 
     scenario()
+
+
+def test_the_journal_tells_each_transaction_path(tmp_path: Path) -> None:
+    @on_event_loop
+    async def scenario() -> None:
+        async with running_hub(tmp_path, "memory://") as (service, _):
+            client = await Client.connect(service.edges[0].port)
+            for stan, amount in ((7, 1_234), (8, 99_999_999)):
+                await client.send(_purchase(stan, amount, ANNA))
+                await client.receive()
+            await client.close()
+
+    scenario()
+    home = tmp_path / "home"
+    settings = Settings.from_environment({"ISOBRIDGE_HOME": str(home)})
+    journal = open_journal(settings)
+    try:
+        assert journal.verify().ok
+        (approved,) = journal.trace("000000000007")  # the RRN
+        kinds = [event.kind.value for event in approved.events]
+        assert kinds == ["received", "routed", "answered"]
+        assert approved.view is not None
+        assert (approved.view.status, approved.view.destination) == ("ACSC", "core")
+        (declined,) = journal.trace("000008@TERM0001")  # STAN@terminal
+        assert declined.view is not None
+        assert (declined.view.status, declined.view.reason_code) == ("RJCT", "AM04")
+        assert declined.events[-1].body["response_code"] == "51"
+        assert "answered" in format_trace([approved])
+        with journal.engine.connect() as connection:
+            rows = connection.exec_driver_sql("SELECT body FROM journal_events").all()
+        assert find_clear_pans(" ".join(str(row[0]) for row in rows)) == []
+    finally:
+        journal.close()
