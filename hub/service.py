@@ -229,7 +229,9 @@ class HubService:
         self.core = CoreBanking(
             connector, reversals=self.reversals, on_reversal_stored=self._reversal_stored
         )
-        forwarder = ReversalForwarder(self.reversals, self.core)
+        forwarder = ReversalForwarder(
+            self.reversals, self.core, on_acknowledged=self._reversal_acknowledged
+        )
         parts.forwarder_task = asyncio.create_task(forwarder.run(self._stop))
         if config.clearing is not None:
             clearing = ClearingInbound(self.core, self.hub, tenant=config.tenant)
@@ -368,6 +370,21 @@ class HubService:
 
     def _reversal_stored(self, request: CanonicalMessage) -> None:
         self._record(EventKind.REVERSED, request, {"reason": "outcome unknown: stored, forwarded"})
+
+    def _reversal_acknowledged(self, reversal: CanonicalMessage, code: str) -> None:
+        if self.journal_writer is None:
+            return
+        original = reversal.original
+        self.journal_writer.emit(
+            EventKind.STATUS_CHANGED,
+            reversal,
+            {
+                "status": "REVERSED" if code == "00" else "NOT_POSTED",
+                "response_code": code,
+                "reason": "the core acknowledged the reversal",
+            },
+            transaction_id=original.message_id if original is not None else None,
+        )
 
     async def _reverse_if_posted(self, request: CanonicalMessage, destination: str) -> None:
         """The request reached, or may have reached, the core and its answer is lost: store a

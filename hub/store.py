@@ -268,9 +268,11 @@ class ReversalForwarder:
         *,
         first_delay: float = 1.0,
         max_delay: float = 300.0,
+        on_acknowledged: Callable[[CanonicalMessage, str], None] | None = None,
     ) -> None:
         self.store = store
         self.sender = sender
+        self.on_acknowledged = on_acknowledged
         self.first_delay = first_delay
         self.max_delay = max_delay
         self.forwarded = 0
@@ -282,6 +284,8 @@ class ReversalForwarder:
             code = await self.sender.reverse(pending.reversal)
             if code in DONE_CODES:
                 await asyncio.to_thread(self.store.acknowledged, pending.posting_ref)
+                if self.on_acknowledged is not None and code is not None:
+                    self.on_acknowledged(pending.reversal, code)
                 done += 1
                 _log.info("reversal %s acknowledged (%s)", pending.posting_ref, code)
                 continue
