@@ -35,9 +35,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
-import sqlalchemy
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -50,14 +49,13 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    event,
     select,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.pool import StaticPool
 
 from canonical_model.json_form import from_json, to_json
 from canonical_model.messages import CanonicalMessage
+from routing.store import create_engine
 
 __all__ = [
     "HEAD",
@@ -115,29 +113,6 @@ def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
         return context.get_current_revision()
-
-
-def create_engine(url: str, **options: Any) -> Engine:
-    """An engine for ``url`` (SQLite: WAL and a busy timeout, for several threads)."""
-    if url in ("sqlite://", "sqlite:///:memory:"):
-        options.setdefault("poolclass", StaticPool)
-        options.setdefault("connect_args", {"check_same_thread": False})
-        return sqlalchemy.create_engine(url, **options)
-    if not url.startswith("sqlite"):
-        options.setdefault("pool_pre_ping", True)
-        return sqlalchemy.create_engine(url, **options)
-    options.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
-    engine = sqlalchemy.create_engine(url, **options)
-
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection: Any, _record: object) -> None:
-        # WAL: the forwarder's reads never block a new reversal being stored.
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA busy_timeout = 30000")
-        cursor.close()
-
-    return engine
 
 
 @dataclass(frozen=True, slots=True)
