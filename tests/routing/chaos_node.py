@@ -115,6 +115,11 @@ class ChaosNode:
         """0 raises a memory alarm at once: the broker blocks every publishing connection."""
         self._ctl("set_vm_memory_high_watermark", str(fraction))
 
+    def freeze(self) -> None:
+        """SIGSTOP the node's Erlang VM: it stops confirming (and everything else) at once,
+        so what is on the wire stays unconfirmed until :meth:`kill9`."""
+        os.kill(int((self._base / "node.pid").read_text().strip()), signal.SIGSTOP)
+
     def kill9(self) -> None:
         """SIGKILL the node's Erlang VM: no clean shutdown at all."""
         pid = int((self._base / "node.pid").read_text().strip())

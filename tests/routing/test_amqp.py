@@ -260,7 +260,9 @@ def test_broker_kill_9_mid_stream_loses_nothing_applies_nothing_twice(
     chaos_node: ChaosNode, tmp_path: Path
 ) -> None:
     def kill_with_messages_in_flight(transport: AmqpTransport) -> None:
-        # Kill while messages are on the wire, unconfirmed: they must be published again.
+        # Kill while messages are on the wire, unconfirmed: they must be published again. The
+        # broker is frozen first, so the confirms cannot all arrive between look and kill.
+        chaos_node.freeze()
         wait_until(lambda: transport.unconfirmed_count > 0, what="unconfirmed messages")
         chaos_node.kill9()
 
