@@ -26,7 +26,8 @@ Bounded by design (:class:`EdgeSettings`):
 - ``request_timeout``: a request whose handler has not answered by then is answered with
   ``91`` (issuer or switch inoperative); a handler that fails answers ``96``.
 - ``tls``: an :class:`ssl.SSLContext` (with ``verify_mode = CERT_REQUIRED`` for client
-  certificates) turns the listener into TLS.
+  certificates) turns the listener into TLS; :meth:`Iso8583Edge.reload_certificate` swaps
+  its certificate without a restart (``isobridge run`` does it on SIGHUP).
 
 Card numbers: the adapter tokenizes the PAN of each request through the vault; the reply
 echoes the request's PAN from the edge's memory of that one request (held while it is in
@@ -47,6 +48,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import os
 import ssl
 import uuid
 from collections import deque
@@ -168,6 +170,14 @@ class Iso8583Edge:
         if self._server is None or not self._server.sockets:
             raise RuntimeError("the edge is not listening")
         return int(self._server.sockets[0].getsockname()[1])
+
+    def reload_certificate(self, cert: str | os.PathLike[str], key: str | os.PathLike[str]) -> None:
+        """Load a new certificate and key into the listener's TLS context: connections
+        accepted from now on present it, open ones carry on (no restart, no drop)."""
+        if self.settings.tls is None:
+            raise RuntimeError("this listener does not use TLS")
+        self.settings.tls.load_cert_chain(cert, key)
+        _log.info("ISO 8583 edge on port %d: certificate reloaded from %s", self.port, cert)
 
     async def start(self) -> None:
         """Bind and start accepting connections."""

@@ -24,7 +24,9 @@ when no rule routes it, the acquirer gets ``92`` (no routing) and the message is
 the transport's unroutable queue with its reason. The core worker runs its postings on the
 hub's event loop; the transport's consumer threads hand them over and wait.
 
-Stopping (:meth:`HubService.close`, or SIGINT / SIGTERM under :func:`run_forever`) closes
+SIGHUP under :func:`run_forever` reloads the TLS listeners' certificates from their files
+(:meth:`HubService.reload_certificates`). Stopping (:meth:`HubService.close`, or SIGINT /
+SIGTERM under :func:`run_forever`) closes
 the edges first (no new requests), then the consumers, the connector and the transport.
 """
 
@@ -287,6 +289,15 @@ class HubService:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
+    def reload_certificates(self) -> int:
+        """Reload every TLS listener's certificate and key from their files; how many."""
+        reloaded = 0
+        for edge, listener in zip(self.edges, self.config.listeners, strict=True):
+            if listener.tls is not None:
+                edge.reload_certificate(listener.tls.cert, listener.tls.key)
+                reloaded += 1
+        return reloaded
+
     @property
     def hub(self) -> Hub:
         """The wired registry and vault."""
@@ -495,6 +506,8 @@ def run_forever(
             for signum in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(signum, stop.set)
+            with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+                loop.add_signal_handler(signal.SIGHUP, service.reload_certificates)
             await stop.wait()
             out.write("isobridge: stopping\n")
 

@@ -426,3 +426,39 @@ def test_tls_with_client_certificates(tmp_path: Path) -> None:
         assert running.stats.replies == 1
 
     scenario()
+
+
+def _peer_name(writer: asyncio.StreamWriter) -> str:
+    certificate = writer.get_extra_info("peercert")
+    subject = dict(item[0] for item in certificate["subject"])
+    return str(subject["commonName"])
+
+
+def test_the_certificate_reloads_without_a_restart(tmp_path: Path) -> None:
+    authority = TestAuthority(tmp_path)
+    first = authority.issue("edge", "edge-2026", server=True)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.minimum_version = ssl.TLSVersion.TLSv1_3
+    server.load_cert_chain(first.cert, first.key)
+    client = ssl.create_default_context(cafile=str(authority.files.cert))
+
+    @on_event_loop
+    async def scenario() -> None:
+        async with _edge(_approve_small_amounts, tls=server) as running:
+            reader, old_writer = await asyncio.open_connection(
+                "127.0.0.1", running.port, ssl=client, server_hostname="localhost"
+            )
+            old = Client(reader, old_writer)
+            assert _peer_name(old_writer) == "edge-2026"
+            second = authority.issue("edge", "edge-2027", server=True)  # same files, new cert
+            running.reload_certificate(second.cert, second.key)
+            reader, new_writer = await asyncio.open_connection(
+                "127.0.0.1", running.port, ssl=client, server_hostname="localhost"
+            )
+            new = Client(reader, new_writer)
+            assert _peer_name(new_writer) == "edge-2027"
+            for connection, stan in ((old, 1), (new, 2)):  # the open one carries on
+                assert _parse(await connection.exchange(_purchase(stan, 100)))[1][39] == "00"
+                await connection.close()
+
+    scenario()

@@ -20,6 +20,7 @@ from journal import format_trace
 from mainframe_sim.ledger import Ledger
 from mainframe_sim.seed import seed_ledger
 from mainframe_sim.server import MainframeServer
+from tests.certs import TestAuthority
 from tests.hub.test_edge import Client, _build, _parse
 from tests.mainframe_sim.samples import ANNA, JONAS
 from tests.routing.conftest import amqp_url, require_broker
@@ -201,3 +202,22 @@ def test_the_journal_tells_each_transaction_path(tmp_path: Path) -> None:
         assert find_clear_pans(" ".join(str(row[0]) for row in rows)) == []
     finally:
         journal.close()
+
+
+def test_tls_listeners_reload_their_certificates(tmp_path: Path) -> None:
+    authority = TestAuthority(tmp_path)
+    authority.issue("edge", "edge.test", server=True)
+    toml = tmp_path / "hub.toml"
+    toml.write_text(
+        f'[hub]\nhome = "{tmp_path / "home"}"\n'
+        "[[listeners]]\nname = 'plain'\nport = 0\n"
+        "[[listeners]]\nname = 'tls'\nport = 0\n"
+        '[listeners.tls]\ncert = "edge.crt"\nkey = "edge.key"\n'
+    )
+
+    @on_event_loop
+    async def scenario() -> None:
+        async with HubService(load_config(toml, environ={})) as service:
+            assert service.reload_certificates() == 1
+
+    scenario()
