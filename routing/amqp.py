@@ -48,7 +48,6 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -60,13 +59,13 @@ from routing.transport import (
     BatchHandler,
     DeadLetter,
     Outgoing,
-    PublishesOne,
     PublishNackedError,
     PublishReceipt,
     PublishTimeoutError,
     Received,
     RoutingError,
     Topology,
+    TransportBase,
     TransportUnavailableError,
     UnroutableError,
     dispatch,
@@ -166,7 +165,7 @@ class _AmqpPending:
         return PublishReceipt(self._count, tuple(m for b in batches for m in b.parked))
 
 
-class AmqpTransport(PublishesOne):
+class AmqpTransport(TransportBase):
     """The RabbitMQ transport; see the module docstring. Not started by the constructor."""
 
     def __init__(
@@ -236,18 +235,6 @@ class AmqpTransport(PublishesOne):
     def republished_count(self) -> int:
         """Messages published again because their connection was lost before the confirm."""
         return self._republished
-
-    def __enter__(self) -> AmqpTransport:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # --- life cycle ------------------------------------------------------------------------
 

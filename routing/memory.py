@@ -37,7 +37,6 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Literal
 
 from routing.transport import (
@@ -45,12 +44,12 @@ from routing.transport import (
     BatchHandler,
     DeadLetter,
     Outgoing,
-    PublishesOne,
     PublishReceipt,
     Received,
     RoutingError,
     SettledPublish,
     Topology,
+    TransportBase,
     UnknownDestinationError,
     UnroutableError,
     dispatch,
@@ -97,7 +96,7 @@ class _Queue:
     consumers: list[_MemoryConsumer] = field(default_factory=list)
 
 
-class MemoryTransport(PublishesOne):
+class MemoryTransport(TransportBase):
     """The in-process transport; see the module docstring."""
 
     def __init__(self, url: str, topology: Topology, *, declare: bool = True) -> None:
@@ -117,18 +116,6 @@ class MemoryTransport(PublishesOne):
     @property
     def topology(self) -> Topology:
         return self._topology
-
-    def __enter__(self) -> MemoryTransport:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def start(self, timeout: float = 30.0) -> None:
         """Declare the topology (idempotent)."""

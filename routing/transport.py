@@ -65,7 +65,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import TracebackType
-from typing import Literal, Protocol, cast, runtime_checkable
+from typing import Literal, Protocol, Self, cast, runtime_checkable
 from urllib.parse import urlsplit
 
 from canonical_model.messages import CanonicalMessage
@@ -101,7 +101,7 @@ __all__ = [
     "PublishNackedError",
     "PublishReceipt",
     "PublishTimeoutError",
-    "PublishesOne",
+    "TransportBase",
     "RetryPolicy",
     "RoutingError",
     "SettledPublish",
@@ -255,9 +255,27 @@ def routing_key_for(message: CanonicalMessage) -> str:
     return f"{message.kind.value}.{message.function.value}.{message.tenant}"
 
 
-class PublishesOne:
-    """:meth:`publish` (one canonical message) on top of a backend's ``publish_batch``: the
-    same for every transport, so it is written once."""
+class TransportBase:
+    """What every backend shares, written once: :meth:`publish` (one canonical message) on
+    top of the backend's ``publish_batch``, and use as a context manager (start, close)."""
+
+    def start(self, timeout: float = 30.0) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
     def publish_batch(
         self,
