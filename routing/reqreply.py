@@ -29,7 +29,6 @@ timeout outcome (:func:`timeout_reply`): a response with status RJCT, reason AB0
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import uuid
@@ -39,7 +38,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from types import TracebackType
 
 from canonical_model.codes import Status, TransactionStatus
-from canonical_model.messages import CanonicalMessage, MessageFunction
+from canonical_model.messages import CanonicalMessage
+from canonical_model.replies import reply_to
 from routing.transport import (
     BatchHandler,
     Consumer,
@@ -66,30 +66,25 @@ TIMEOUT_REASON = "AB05"
 
 def timeout_reply(request: CanonicalMessage, waited: float) -> CanonicalMessage:
     """The canonical outcome of a request that got no reply within ``waited`` seconds."""
-    function = (
-        MessageFunction.ADVICE_RESPONSE
-        if request.function is MessageFunction.ADVICE
-        else MessageFunction.RESPONSE
-    )
-    return dataclasses.replace(
+    return reply_to(
         request,
-        function=function,
-        ids=dataclasses.replace(request.ids, message_id=f"{request.ids.message_id}-timeout"),
-        status=Status(
+        Status(
             TransactionStatus.RJCT,
             reason=TIMEOUT_REASON,
             additional_info=f"no reply within {waited:g} s",
         ),
+        message_id=f"{request.ids.message_id}-timeout",
+        transmitted_at=request.transmitted_at,
     )
 
 
 def approve(request: CanonicalMessage) -> CanonicalMessage:
     """A responder for examples and tests: the request, approved (ACSC)."""
-    return dataclasses.replace(
+    return reply_to(
         request,
-        function=MessageFunction.RESPONSE,
-        ids=dataclasses.replace(request.ids, message_id=f"{request.ids.message_id}-reply"),
-        status=Status(TransactionStatus.ACSC),
+        Status(TransactionStatus.ACSC),
+        message_id=f"{request.ids.message_id}-reply",
+        transmitted_at=request.transmitted_at,
     )
 
 
