@@ -50,7 +50,6 @@ class ClearingInbound:
         if not isinstance(adapter, BatchAdapter):
             raise TypeError("the iso20022 adapter must read and write batches")
         self._adapter = adapter
-        self._reject_adapter = adapter
 
     async def process(self, document: bytes) -> ClearingOutcome:
         """Credit every transaction of ``document``; the pacs.002 answering it."""
@@ -58,9 +57,7 @@ class ClearingInbound:
         try:
             transfers = adapter.decode_batch(document, self.hub.decode_context(self.tenant))
         except AdapterDecodeError as exc:
-            answer = self._reject_adapter.reject(
-                exc, self.hub.encode_context(self._reject_adapter, self.tenant)
-            )
+            answer = adapter.reject(exc, self.hub.encode_context(adapter, self.tenant))
             if answer is None:
                 raise
             return ClearingOutcome(answer, 0, 0, refused_document=True)

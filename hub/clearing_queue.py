@@ -28,7 +28,7 @@ from typing import Any
 import pika
 import pika.exceptions
 
-from canonical_model.pan import find_clear_pans
+from adapters.base import scrub
 from hub.clearing import ClearingInbound
 
 __all__ = ["ClearingQueueEdge"]
@@ -133,7 +133,7 @@ class ClearingQueueEdge:
                 self.clearing.process(body), self.loop
             ).result(self.timeout)
         except Exception as exc:  # the hub failed, not the document: park it with why
-            reason = _scrubbed(f"{type(exc).__name__}: {exc}")
+            reason = scrub(f"{type(exc).__name__}: {exc}")[:500]
             _log.error("clearing document %s parked: %s", properties.message_id, reason)
             channel.basic_publish(
                 "",
@@ -168,12 +168,6 @@ class ClearingQueueEdge:
             ", refused" if outcome.refused_document else "",
             (time.perf_counter() - started) * 1000,
         )
-
-
-def _scrubbed(text: str) -> str:
-    for pan in find_clear_pans(text):
-        text = text.replace(pan, pan[:6] + "*" * (len(pan) - 10) + pan[-4:])
-    return text[:500]
 
 
 def _masked(url: str) -> str:

@@ -83,6 +83,7 @@ __all__ = [
     "RunningExchange",
     "corebank_connector",
     "corebank_exchange",
+    "immediate_answer",
     "posting_for",
     "posting_reference",
 ]
@@ -122,6 +123,17 @@ class PendingReversals(Protocol):
     """Where reversals of postings with an unknown outcome are stored and forwarded."""
 
     def store(self, reversal: CanonicalMessage) -> None: ...
+
+
+def immediate_answer(request: CanonicalMessage, response_code: str) -> CanonicalMessage:
+    """The reply with ISO 8583 ``response_code`` that the hub gives ``request`` itself (no
+    route, no core, a failure): a new message id, sent now."""
+    return reply_to(
+        request,
+        status_from_iso8583(response_code),
+        message_id=uuid.uuid4().hex,
+        transmitted_at=dt.datetime.now(dt.UTC),
+    )
 
 
 def posting_reference(message: CanonicalMessage) -> str:

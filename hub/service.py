@@ -34,10 +34,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import signal
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,14 +43,18 @@ from pathlib import Path
 from typing import TextIO
 
 from adapters.registry import AdapterRegistry, default_registry
-from canonical_model.codes import status_from_iso8583
 from canonical_model.messages import CanonicalMessage
-from canonical_model.replies import reply_to
 from hub.bootstrap import Hub, build_hub, open_journal, open_vault
 from hub.clearing import ClearingInbound
 from hub.clearing_queue import ClearingQueueEdge
 from hub.config_file import HubConfig
-from hub.core import CoreBanking, RunningExchange, corebank_exchange, posting_reference
+from hub.core import (
+    CoreBanking,
+    RunningExchange,
+    corebank_exchange,
+    immediate_answer,
+    posting_reference,
+)
 from hub.edge import Iso8583Edge
 from hub.journaling import JournalWriter
 from hub.store import ReversalForwarder, ReversalStore, create_engine, upgrade
@@ -247,11 +249,12 @@ class HubService:
             await asyncio.to_thread(edge.start)
             parts.clearing = edge
             self.clearing = edge
+        core_batch = self._batch_handler(self.core.handle)
         for name in self.core_destinations:
             # Each consumer waits for its batch's postings: several keep the core busy.
             for _ in range(CORE_CONSUMERS):
                 consumer = parts.transport.consume(
-                    name, self._core_batch, prefetch=256, batch_size=64, batch_wait=0.002
+                    name, core_batch, prefetch=256, batch_size=64, batch_wait=0.002
                 )
                 parts.consumers.append(consumer)
 
@@ -334,7 +337,7 @@ class HubService:
                 self._parts.transport.publish, request, f"unrouted.{routing_key_for(request)}"
             )
             _log.warning("no route for %s: %s", request.ids.message_id, route.reason)
-            return self._answer(request, NO_ROUTING)
+            return immediate_answer(request, NO_ROUTING)
         self._record(
             EventKind.ROUTED, request, {"destination": route.destination, "rule": route.rule}
         )
@@ -353,10 +356,10 @@ class HubService:
         except (PublishTimeoutError, TimeoutError) as exc:  # it may still arrive and post
             _log.warning("request %s not confirmed in time: %r", request.ids.message_id, exc)
             await self._reverse_if_posted(request, route.destination)
-            return self._answer(request, ISSUER_INOPERATIVE)
+            return immediate_answer(request, ISSUER_INOPERATIVE)
         except RoutingError as exc:  # not published: nothing can have been posted
             _log.warning("request %s not sent: %s", request.ids.message_id, exc)
-            return self._answer(request, ISSUER_INOPERATIVE)
+            return immediate_answer(request, ISSUER_INOPERATIVE)
         left = max(0.0, deadline - asyncio.get_running_loop().time())
         try:
             answer = await asyncio.wait_for(asyncio.wrap_future(reply), left)
@@ -367,7 +370,7 @@ class HubService:
                 "no reply to %s from %s within %.1f s", request.ids.message_id, key, timeout
             )
             await self._reverse_if_posted(request, route.destination)
-            return self._answer(request, ISSUER_INOPERATIVE)
+            return immediate_answer(request, ISSUER_INOPERATIVE)
         self._record(
             EventKind.ANSWERED,
             request,
@@ -404,20 +407,7 @@ class HubService:
         if core is not None and destination in self.core_destinations:
             await core.store_reversal(request)
 
-    def _answer(self, request: CanonicalMessage, code: str) -> CanonicalMessage:
-        return reply_to(
-            request,
-            status_from_iso8583(code),
-            message_id=uuid.uuid4().hex,
-            transmitted_at=dt.datetime.now(dt.UTC),
-        )
-
     # -- the core worker (called on a transport consumer thread) ---------------------------
-
-    def _core_batch(self, deliveries: Sequence[Delivery]) -> Sequence[Outcome]:
-        core = self.core
-        assert core is not None
-        return self._batch_handler(core.handle)(deliveries)
 
     def _batch_handler(
         self, handle: Callable[[CanonicalMessage], Awaitable[CanonicalMessage]]
@@ -443,12 +433,7 @@ class HubService:
                 if isinstance(reply, BaseException):
                     # A bug, not a bad message: answer 96 rather than hold the requester up.
                     _log.error("failed on %s: %r", delivery.message.ids.message_id, reply)
-                    reply = reply_to(
-                        delivery.message,
-                        status_from_iso8583(SYSTEM_MALFUNCTION),
-                        message_id=uuid.uuid4().hex,
-                        transmitted_at=dt.datetime.now(dt.UTC),
-                    )
+                    reply = immediate_answer(delivery.message, SYSTEM_MALFUNCTION)
                 outcomes.append(Outcome.ack(reply=reply))
             return outcomes
 

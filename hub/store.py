@@ -35,7 +35,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from alembic import command
 from alembic.config import Config
@@ -130,6 +130,16 @@ def _utc(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
+def _pending(row: Any) -> PendingReversal:
+    return PendingReversal(
+        row.posting_ref,
+        from_json(row.reversal),
+        row.attempts,
+        _utc(row.next_attempt_at),
+        row.last_error,
+    )
+
+
 class ReversalStore:
     """The table of pending reversals (see the module docstring)."""
 
@@ -178,32 +188,14 @@ class ReversalStore:
                 .order_by(table.c.next_attempt_at)
                 .limit(limit)
             ).all()
-        return [
-            PendingReversal(
-                row.posting_ref,
-                from_json(row.reversal),
-                row.attempts,
-                _utc(row.next_attempt_at),
-                row.last_error,
-            )
-            for row in rows
-        ]
+        return [_pending(row) for row in rows]
 
     def pending(self) -> list[PendingReversal]:
         """Every stored reversal (for status pages and tests)."""
         table = pending_reversals_table
         with self.engine.connect() as connection:
             rows = connection.execute(select(table).order_by(table.c.created_at)).all()
-        return [
-            PendingReversal(
-                row.posting_ref,
-                from_json(row.reversal),
-                row.attempts,
-                _utc(row.next_attempt_at),
-                row.last_error,
-            )
-            for row in rows
-        ]
+        return [_pending(row) for row in rows]
 
     def acknowledged(self, posting_ref: str) -> None:
         """The core acknowledged the reversal: forget it."""

@@ -16,9 +16,7 @@ acquirer's 0420 is routed like any request).
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -27,13 +25,12 @@ import iso8583
 from adapters.base import Adapter, AdapterDecodeError, AdapterEncodeError, EncodeContext
 from adapters.framing import get_framer
 from adapters.iso8583.mti import correlation_class
-from canonical_model.codes import status_from_iso8583
 from canonical_model.messages import CanonicalMessage
-from canonical_model.replies import reply_to
 from hub.bootstrap import Hub
 from hub.breaker import CircuitBreaker
 from hub.config_file import UpstreamConfig
 from hub.connector import ConnectorError, ConnectorSettings, RecordConnector
+from hub.core import immediate_answer
 
 __all__ = ["UpstreamHost", "iso8583_match_key"]
 
@@ -90,7 +87,6 @@ class UpstreamHost:
                 reset_after=config.reset_after,
             ),
         )
-        self._new_message_id: Callable[[], str] = lambda: uuid.uuid4().hex
 
     async def start(self) -> None:
         """Start connecting (a host down at start-up is retried in the background)."""
@@ -107,23 +103,15 @@ class UpstreamHost:
             payload = self.adapter.encode(request, context)
         except AdapterEncodeError as exc:
             _log.error("cannot encode %s for %s: %s", request.ids.message_id, self.config.name, exc)
-            return self._reply(request, SYSTEM_MALFUNCTION)
+            return immediate_answer(request, SYSTEM_MALFUNCTION)
         try:
             raw = await self.connector.request(payload)
         except ConnectorError as exc:
             _log.warning("upstream %s: %s", self.config.name, exc)
-            return self._reply(request, ISSUER_INOPERATIVE)
+            return immediate_answer(request, ISSUER_INOPERATIVE)
         try:
             answer = self.adapter.decode(raw, self.hub.decode_context(request.tenant))
         except AdapterDecodeError as exc:
             _log.error("undecodable answer from %s: %s", self.config.name, exc)
-            return self._reply(request, SYSTEM_MALFUNCTION)
+            return immediate_answer(request, SYSTEM_MALFUNCTION)
         return answer
-
-    def _reply(self, request: CanonicalMessage, code: str) -> CanonicalMessage:
-        return reply_to(
-            request,
-            status_from_iso8583(code),
-            message_id=self._new_message_id(),
-            transmitted_at=dt.datetime.now(dt.UTC),
-        )

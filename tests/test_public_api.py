@@ -423,6 +423,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "RunningExchange",
         "corebank_connector",
         "corebank_exchange",
+        "immediate_answer",
         "posting_for",
         "posting_reference",
     ],
