@@ -21,8 +21,12 @@ When the reply does not come in time (or the publish was not confirmed), the acq
 ``91`` and, for a core destination, a reversal of the request is stored and forwarded until
 the mainframe acknowledges it: the posting may have been made while its answer was lost;
 when no rule routes it, the acquirer gets ``92`` (no routing) and the message is parked on
-the transport's unroutable queue with its reason. The core worker runs its postings on the
-hub's event loop; the transport's consumer threads hand them over and wait.
+the transport's unroutable queue with its reason.
+
+Everything runs on one event loop: the edges, the route, the core worker's postings and, with
+``amqp://``, the transport's I/O itself (``start_async``): a card payment crosses no thread
+between its 0200 and its 0210 (with ``memory://``, the transport's consumer threads hand
+deliveries to the loop).
 
 SIGHUP under :func:`run_forever` reloads the TLS listeners' certificates from their files
 (:meth:`HubService.reload_certificates`). Stopping (:meth:`HubService.close`, or SIGINT /
@@ -63,6 +67,7 @@ from journal import EventKind, Journal
 from routing.reqreply import Requester
 from routing.rules import RouteTable, RuleSet, compile_rules, load_rules, parse_rules
 from routing.transport import (
+    AsyncBatchHandler,
     Consumer,
     Delivery,
     Destination,
@@ -160,7 +165,7 @@ class HubService:
     async def start(self) -> None:
         """Start every service; raises with a clear message if one cannot start."""
         self._loop = asyncio.get_running_loop()
-        # Publishes wait for broker confirms on threads: more of them than the default.
+        # Blocking work (databases, the memory transport's consumers) runs on threads.
         self._loop.set_default_executor(
             ThreadPoolExecutor(max_workers=32, thread_name_prefix="isobridge")
         )
@@ -171,9 +176,9 @@ class HubService:
         self.journal_writer = JournalWriter(self.journal)
         await self.journal_writer.start()
         transport = open_transport(config.routing.transport, self.topology)
-        await asyncio.to_thread(transport.start)
+        await transport.start_async()
         requester = Requester(transport, default_timeout=self._requester_timeout())
-        requester.start()
+        await requester.start_async()
         parts = _Parts(transport, requester, None, [], [], None)
         self._parts = parts
         try:
@@ -210,12 +215,12 @@ class HubService:
             host = UpstreamHost(upstream_config, self.hub, tenant=self.config.tenant)
             await host.start()
             parts.upstreams.append(host)
-            consumer = parts.transport.consume(
+            consumer = await parts.transport.consume_async(
                 destination.name,
                 self._batch_handler(host.handle),
                 prefetch=256,
                 batch_size=64,
-                batch_wait=0.002,
+                batch_wait=0.0,
             )
             parts.consumers.append(consumer)
 
@@ -251,10 +256,11 @@ class HubService:
             self.clearing = edge
         core_batch = self._batch_handler(self.core.handle)
         for name in self.core_destinations:
-            # Each consumer waits for its batch's postings: several keep the core busy.
+            # A consumer on a thread (memory://) waits for its batch's postings: several
+            # keep the core busy. On the loop, batches run at once anyway.
             for _ in range(CORE_CONSUMERS):
-                consumer = parts.transport.consume(
-                    name, core_batch, prefetch=256, batch_size=64, batch_wait=0.002
+                consumer = await parts.transport.consume_async(
+                    name, core_batch, prefetch=256, batch_size=64, batch_wait=0.0
                 )
                 parts.consumers.append(consumer)
 
@@ -279,7 +285,7 @@ class HubService:
         for host in parts.upstreams:
             await host.close()
         await asyncio.to_thread(parts.requester.close)
-        await asyncio.to_thread(parts.transport.close)
+        await parts.transport.close_async()
         if self.journal_writer is not None:
             await self.journal_writer.close()
         if self.journal is not None:
@@ -333,8 +339,8 @@ class HubService:
         route = self.rules.match(request)
         if route.destination is None:
             self._record(EventKind.DEAD_LETTERED, request, {"reason": route.reason})
-            await asyncio.to_thread(
-                self._parts.transport.publish, request, f"unrouted.{routing_key_for(request)}"
+            await self._parts.transport.publish_async(
+                request, f"unrouted.{routing_key_for(request)}"
             )
             _log.warning("no route for %s: %s", request.ids.message_id, route.reason)
             return immediate_answer(request, NO_ROUTING)
@@ -343,16 +349,12 @@ class HubService:
         )
         key = f"{route.destination}.{routing_key_for(request)}"
         requester = self._parts.requester
-        # Only the publish (with its confirm) runs on a thread; the wait for the reply is a
-        # future on this loop, so thousands of requests can be in flight at once.
         timeout = self._requester_timeout()
         deadline = asyncio.get_running_loop().time() + timeout
         try:
             # A broker that is down holds the publish until it is back: the acquirer's
             # budget bounds the wait (the publish may still complete later).
-            correlation_id, reply = await asyncio.wait_for(
-                asyncio.to_thread(requester.send, request, key), timeout
-            )
+            correlation_id, reply = await requester.send_async(request, key, timeout=timeout)
         except (PublishTimeoutError, TimeoutError) as exc:  # it may still arrive and post
             _log.warning("request %s not confirmed in time: %r", request.ids.message_id, exc)
             await self._reverse_if_posted(request, route.destination)
@@ -360,9 +362,9 @@ class HubService:
         except RoutingError as exc:  # not published: nothing can have been posted
             _log.warning("request %s not sent: %s", request.ids.message_id, exc)
             return immediate_answer(request, ISSUER_INOPERATIVE)
-        left = max(0.0, deadline - asyncio.get_running_loop().time())
         try:
-            answer = await asyncio.wait_for(asyncio.wrap_future(reply), left)
+            async with asyncio.timeout_at(deadline):
+                answer = await reply
         except TimeoutError:
             self._record(EventKind.TIMED_OUT, request, {"waited_s": round(timeout, 3)})
             requester.abandon(correlation_id)
@@ -407,29 +409,20 @@ class HubService:
         if core is not None and destination in self.core_destinations:
             await core.store_reversal(request)
 
-    # -- the core worker (called on a transport consumer thread) ---------------------------
+    # -- the core worker and the upstreams' consumers (on the event loop) ---------------------
 
     def _batch_handler(
         self, handle: Callable[[CanonicalMessage], Awaitable[CanonicalMessage]]
-    ) -> Callable[[Sequence[Delivery]], Sequence[Outcome]]:
-        """A transport batch handler (called on a consumer thread) that runs ``handle`` on
-        the hub's event loop for every delivery and acks each with its reply."""
+    ) -> AsyncBatchHandler:
+        """A transport batch handler (on the hub's event loop) that runs ``handle`` for every
+        delivery at once and acks each with its reply."""
 
-        def run(deliveries: Sequence[Delivery]) -> Sequence[Outcome]:
-            loop = self._loop
-            assert loop is not None
-
-            async def serve() -> list[CanonicalMessage | BaseException]:
-                return list(
-                    await asyncio.gather(
-                        *(handle(d.message) for d in deliveries), return_exceptions=True
-                    )
-                )
-
+        async def run(deliveries: Sequence[Delivery]) -> Sequence[Outcome]:
+            replies = await asyncio.gather(
+                *(handle(d.message) for d in deliveries), return_exceptions=True
+            )
             outcomes = []
-            for delivery, reply in zip(
-                deliveries, asyncio.run_coroutine_threadsafe(serve(), loop).result(), strict=True
-            ):
+            for delivery, reply in zip(deliveries, replies, strict=True):
                 if isinstance(reply, BaseException):
                     # A bug, not a bad message: answer 96 rather than hold the requester up.
                     _log.error("failed on %s: %r", delivery.message.ids.message_id, reply)

@@ -10,6 +10,10 @@ timeout outcome (:func:`timeout_reply`): a response with status RJCT, reason AB0
 (``TimeoutCreditorAgent``), which each edge answers in its own protocol (ISO 8583 field 39
 68, a pacs.002 RJCT AB05). A reply that arrives after its timeout is dropped and counted.
 
+From a coroutine, :meth:`Requester.start_async`, :meth:`Requester.send_async` and
+:meth:`Requester.request_async` do the same on the event loop: the replies resolve asyncio
+futures there (with a transport started by ``start_async``, no thread is crossed).
+
 >>> from canonical_model.messages import CanonicalMessage, Identifiers, MessageKind, MessageFunction
 >>> from routing.memory import MemoryTransport
 >>> from routing.transport import Destination, Topology
@@ -29,6 +33,8 @@ timeout outcome (:func:`timeout_reply`): a response with status RJCT, reason AB0
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
 import threading
 import uuid
@@ -45,6 +51,7 @@ from routing.transport import (
     Consumer,
     Delivery,
     Outcome,
+    PublishReceipt,
     Transport,
     as_batch_handler,
     routing_key_for,
@@ -106,8 +113,12 @@ class Requester:
         self._default_timeout = default_timeout
         self._lock = threading.Lock()
         self._waiting: dict[str, Future[CanonicalMessage]] = {}
+        self._waiting_on_loop: dict[str, asyncio.Future[CanonicalMessage]] = {}
         self._consumer: Consumer | None = None
         self._reply_queue = ""
+        # Correlation ids: unique per requester (a random prefix) and cheap (a counter).
+        self._id_prefix = uuid.uuid4().hex[:16]
+        self._id_numbers = itertools.count(1)
         self.late_replies = 0
 
     def __enter__(self) -> Requester:
@@ -134,10 +145,97 @@ class Requester:
                 self._reply_queue, self._on_replies, prefetch=500, batch_size=100
             )
 
+    async def start_async(self) -> None:
+        """:meth:`start` on the running event loop; use :meth:`send_async` then."""
+        if self._consumer is None:
+            self._reply_queue = await self._transport.declare_reply_queue_async()
+            self._consumer = await self._transport.consume_queue_async(
+                self._reply_queue, self._on_replies_on_loop, prefetch=1_000, batch_size=200
+            )
+
+    def _next_correlation_id(self) -> str:
+        return f"{self._id_prefix}{next(self._id_numbers):x}"
+
     def close(self) -> None:
         if self._consumer is not None:
             self._consumer.stop()
             self._consumer = None
+
+    async def _on_replies_on_loop(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
+        waiting = self._waiting_on_loop
+        for delivery in deliveries:
+            correlation_id = delivery.envelope.correlation_id or ""
+            future = waiting.pop(correlation_id, None)
+            if future is None or future.done():
+                self.late_replies += 1
+                _log.info("reply %s came after its timeout; dropped", correlation_id)
+            else:
+                future.set_result(delivery.message)
+        return [Outcome.ack() for _ in deliveries]
+
+    async def send_async(
+        self,
+        request: CanonicalMessage,
+        routing_key: str | None = None,
+        *,
+        traceparent: str | None = None,
+        timeout: float = 60.0,
+    ) -> tuple[str, asyncio.Future[CanonicalMessage]]:
+        """:meth:`send` from a coroutine of a requester started by :meth:`start_async`: the
+        publish is awaited (``timeout`` bounds the wait for its confirm); the reply's future
+        belongs to the running loop. Pair a timed-out wait with :meth:`abandon`."""
+        if self._consumer is None:
+            raise RuntimeError("the requester is not started")
+        correlation_id = self._next_correlation_id()
+        future: asyncio.Future[CanonicalMessage] = asyncio.get_running_loop().create_future()
+        self._waiting_on_loop[correlation_id] = future
+        try:
+            await self._publish_async(request, routing_key, correlation_id, traceparent, timeout)
+        except BaseException:
+            self._waiting_on_loop.pop(correlation_id, None)
+            raise
+        return correlation_id, future
+
+    async def _publish_async(
+        self,
+        request: CanonicalMessage,
+        routing_key: str | None,
+        correlation_id: str,
+        traceparent: str | None,
+        timeout: float,
+    ) -> PublishReceipt:
+        return await self._transport.publish_async(
+            request,
+            routing_key if routing_key is not None else routing_key_for(request),
+            correlation_id=correlation_id,
+            reply_to=self._reply_queue,
+            traceparent=traceparent,
+            timeout=timeout,
+        )
+
+    async def request_async(
+        self,
+        request: CanonicalMessage,
+        routing_key: str | None = None,
+        *,
+        timeout: float | None = None,
+        traceparent: str | None = None,
+    ) -> CanonicalMessage:
+        """:meth:`request` from a coroutine: the reply, or after ``timeout`` seconds (publish
+        included) the canonical timeout outcome."""
+        waited = self._default_timeout if timeout is None else timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + waited
+        correlation_id = ""
+        try:
+            async with asyncio.timeout_at(deadline):
+                correlation_id, future = await self.send_async(
+                    request, routing_key, traceparent=traceparent, timeout=waited
+                )
+                return await future
+        except TimeoutError:
+            self.abandon(correlation_id)
+            return timeout_reply(request, waited)
 
     def _on_replies(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
         for delivery in deliveries:
@@ -161,7 +259,7 @@ class Requester:
         """Publish ``request`` (confirmed); its correlation id and the future of its reply."""
         if self._consumer is None:
             raise RuntimeError("the requester is not started")
-        correlation_id = uuid.uuid4().hex
+        correlation_id = self._next_correlation_id()
         future: Future[CanonicalMessage] = Future()
         with self._lock:
             self._waiting[correlation_id] = future
@@ -184,6 +282,7 @@ class Requester:
         comes later is dropped and counted in ``late_replies``."""
         with self._lock:
             self._waiting.pop(correlation_id, None)
+        self._waiting_on_loop.pop(correlation_id, None)
 
     def request(
         self,

@@ -58,10 +58,11 @@ routing.transport.UnknownTransportError: unknown transport 'memroy'; did you mea
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import difflib
 import importlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import TracebackType
@@ -87,6 +88,7 @@ from routing.wire import (
 
 __all__ = [
     "Action",
+    "AsyncBatchHandler",
     "BatchHandler",
     "Consumer",
     "DEFAULT_EXCHANGE",
@@ -114,6 +116,7 @@ __all__ = [
     "UnroutableError",
     "as_batch_handler",
     "dispatch",
+    "dispatch_async",
     "follow_up",
     "open_transport",
     "replay_copy",
@@ -257,7 +260,10 @@ def routing_key_for(message: CanonicalMessage) -> str:
 
 class TransportBase:
     """What every backend shares, written once: :meth:`publish` (one canonical message) on
-    top of the backend's ``publish_batch``, and use as a context manager (start, close)."""
+    top of the backend's ``publish_batch``, use as a context manager (start, close), and the
+    asyncio face of a backend whose work runs on threads of its own (each ``*_async`` method
+    runs its blocking twin on a worker thread; an async handler runs on the caller's event
+    loop). A backend that can run on the event loop itself overrides them."""
 
     def start(self, timeout: float = 30.0) -> None:
         raise NotImplementedError
@@ -301,6 +307,110 @@ class TransportBase:
         )
         key = routing_key if routing_key is not None else routing_key_for(message)
         return self.publish_batch([Outgoing(envelope, key)])
+
+    def consume(
+        self,
+        destination: str,
+        handler: BatchHandler,
+        *,
+        prefetch: int = 100,
+        batch_size: int = 1,
+        batch_wait: float = 0.05,
+    ) -> Consumer:
+        raise NotImplementedError
+
+    def consume_queue(
+        self, queue: str, handler: BatchHandler, *, prefetch: int = 100, batch_size: int = 1
+    ) -> Consumer:
+        raise NotImplementedError
+
+    def declare_reply_queue(self) -> str:
+        raise NotImplementedError
+
+    # -- the asyncio face --------------------------------------------------------------------
+
+    async def start_async(self, timeout: float = 30.0) -> None:
+        await asyncio.to_thread(self.start, timeout)
+
+    async def close_async(self) -> None:
+        await asyncio.to_thread(self.close)
+
+    async def publish_batch_async(
+        self,
+        items: Sequence[Outgoing],
+        *,
+        unroutable: Literal["park", "raise"] = "park",
+        timeout: float = 60.0,
+    ) -> PublishReceipt:
+        return await asyncio.to_thread(
+            self.publish_batch, items, unroutable=unroutable, timeout=timeout
+        )
+
+    async def publish_async(
+        self,
+        message: CanonicalMessage,
+        routing_key: str | None = None,
+        *,
+        correlation_id: str | None = None,
+        reply_to: str | None = None,
+        traceparent: str | None = None,
+        timeout: float = 60.0,
+    ) -> PublishReceipt:
+        envelope = encode(
+            message, correlation_id=correlation_id, reply_to=reply_to, traceparent=traceparent
+        )
+        key = routing_key if routing_key is not None else routing_key_for(message)
+        return await self.publish_batch_async([Outgoing(envelope, key)], timeout=timeout)
+
+    async def consume_async(
+        self,
+        destination: str,
+        handler: AsyncBatchHandler,
+        *,
+        prefetch: int = 100,
+        batch_size: int = 1,
+        batch_wait: float = 0.05,
+    ) -> Consumer:
+        run = _on_loop(handler, asyncio.get_running_loop())
+        return await asyncio.to_thread(
+            self.consume,
+            destination,
+            run,
+            prefetch=prefetch,
+            batch_size=batch_size,
+            batch_wait=batch_wait,
+        )
+
+    async def consume_queue_async(
+        self,
+        queue: str,
+        handler: AsyncBatchHandler,
+        *,
+        prefetch: int = 100,
+        batch_size: int = 1,
+    ) -> Consumer:
+        run = _on_loop(handler, asyncio.get_running_loop())
+        return await asyncio.to_thread(
+            self.consume_queue, queue, run, prefetch=prefetch, batch_size=batch_size
+        )
+
+    async def declare_reply_queue_async(self) -> str:
+        return await asyncio.to_thread(self.declare_reply_queue)
+
+
+def _on_loop(handler: AsyncBatchHandler, loop: asyncio.AbstractEventLoop) -> BatchHandler:
+    """A batch handler for a consumer thread that runs ``handler`` on ``loop`` and waits."""
+
+    def run(deliveries: Sequence[Delivery]) -> Sequence[Outcome]:
+        return asyncio.run_coroutine_threadsafe(_outcomes(handler, deliveries), loop).result()
+
+    return run
+
+
+async def _outcomes(
+    handler: AsyncBatchHandler, deliveries: Sequence[Delivery]
+) -> Sequence[Outcome]:
+    return await handler(deliveries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,6 +480,8 @@ class Delivery:
 
 Handler = Callable[[Delivery], Outcome]
 BatchHandler = Callable[[Sequence[Delivery]], Sequence[Outcome]]
+AsyncBatchHandler = Callable[[Sequence[Delivery]], Awaitable[Sequence[Outcome]]]
+"""A batch handler that runs on the event loop (``consume_async``): it may await I/O."""
 
 
 def as_batch_handler(handler: Handler) -> BatchHandler:
@@ -509,6 +621,67 @@ class Transport(Protocol):
     ) -> int:
         """For each parked message that ``select`` picks: call ``act`` (it may publish), then
         remove it; the others stay. Returns how many were taken."""
+        ...
+
+    # -- the asyncio face: the same semantics, awaited on the caller's event loop ---------
+
+    async def start_async(self, timeout: float = 30.0) -> None:
+        """:meth:`start` from a coroutine. A backend that can do its I/O on the running
+        event loop does it there from now on (no thread hand-offs); its blocking methods
+        then must not be called on that loop's thread."""
+
+    async def close_async(self) -> None:
+        """:meth:`close` from a coroutine."""
+
+    async def publish_batch_async(
+        self,
+        items: Sequence[Outgoing],
+        *,
+        unroutable: Literal["park", "raise"] = "park",
+        timeout: float = 60.0,
+    ) -> PublishReceipt:
+        """:meth:`publish_batch`, awaited: returns once every message is confirmed."""
+        ...
+
+    async def publish_async(
+        self,
+        message: CanonicalMessage,
+        routing_key: str | None = None,
+        *,
+        correlation_id: str | None = None,
+        reply_to: str | None = None,
+        traceparent: str | None = None,
+        timeout: float = 60.0,
+    ) -> PublishReceipt:
+        """:meth:`publish`, awaited."""
+        ...
+
+    async def consume_async(
+        self,
+        destination: str,
+        handler: AsyncBatchHandler,
+        *,
+        prefetch: int = 100,
+        batch_size: int = 1,
+        batch_wait: float = 0.05,
+    ) -> Consumer:
+        """:meth:`consume` with a handler that runs on the running event loop; a backend on
+        the loop runs several batches at once (up to ``prefetch`` messages)."""
+        ...
+
+    async def consume_queue_async(
+        self,
+        queue: str,
+        handler: AsyncBatchHandler,
+        *,
+        prefetch: int = 100,
+        batch_size: int = 1,
+    ) -> Consumer:
+        """:meth:`consume_queue` with a handler on the running event loop."""
+        ...
+
+    async def declare_reply_queue_async(self) -> str:
+        """:meth:`declare_reply_queue`, awaited."""
         ...
 
 
@@ -671,45 +844,86 @@ def dispatch(
     """Decode a batch, run ``handler`` on the valid messages, and return for each received
     message its follow-up (:func:`follow_up`; None: just ack). Shared by every backend, so
     they decide alike. Invalid messages are dead-lettered with their reason, untried."""
-    deliveries: list[Delivery] = []
-    outcomes: dict[int, Outcome] = {}
-    origins: list[tuple[str, str, int]] = []
-    for index, item in enumerate(received):
-        headers = item.envelope.headers
-        exchange = header_str(headers, ORIGINAL_EXCHANGE)
-        routing_key = header_str(headers, ORIGINAL_ROUTING_KEY)
-        if exchange is None or routing_key is None:
-            exchange, routing_key = item.exchange, item.routing_key
-        attempt = header_int(headers, ATTEMPT) + item.delivery_count + 1
-        origins.append((exchange, routing_key, attempt))
+    batch = _DecodedBatch(received, destination)
+    if batch.deliveries:
         try:
-            message = decode(item.envelope)
-        except BadMessageError as exc:
-            outcomes[index] = Outcome.dead_letter(f"bad message: {exc}")
-            continue
-        deliveries.append(
-            Delivery(
-                message,
-                item.envelope,
-                destination or "",
-                attempt,
-                item.redelivered,
-                exchange,
-                routing_key,
-            )
-        )
-    if deliveries:
-        valid = [i for i in range(len(received)) if i not in outcomes]
-        try:
-            results = list(handler(deliveries))
-            if len(results) != len(deliveries):
-                raise RoutingError(
-                    f"handler returned {len(results)} outcome(s) for {len(deliveries)} message(s)"
-                )
+            results: Sequence[Outcome] = handler(batch.deliveries)
         except Exception as exc:
-            results = [Outcome.retry(f"{type(exc).__name__}: {exc}")] * len(deliveries)
-        outcomes.update(zip(valid, results, strict=True))
-    return [
-        follow_up(item.envelope, destination, *origins[i], outcomes[i], topology)
-        for i, item in enumerate(received)
-    ]
+            results = batch.failed(exc)
+        batch.settle(results)
+    return batch.follow_ups(topology)
+
+
+async def dispatch_async(
+    received: Sequence[Received],
+    destination: str | None,
+    handler: AsyncBatchHandler,
+    topology: Topology,
+) -> list[Outgoing | None]:
+    """:func:`dispatch` with a handler that is awaited (a consumer on the event loop)."""
+    batch = _DecodedBatch(received, destination)
+    if batch.deliveries:
+        try:
+            results: Sequence[Outcome] = await handler(batch.deliveries)
+        except Exception as exc:
+            results = batch.failed(exc)
+        batch.settle(results)
+    return batch.follow_ups(topology)
+
+
+class _DecodedBatch:
+    """A received batch decoded for a handler; what :func:`dispatch` shares with
+    :func:`dispatch_async`."""
+
+    def __init__(self, received: Sequence[Received], destination: str | None) -> None:
+        self.received = received
+        self.destination = destination
+        self.deliveries: list[Delivery] = []
+        self.outcomes: dict[int, Outcome] = {}
+        self.origins: list[tuple[str, str, int]] = []
+        for index, item in enumerate(received):
+            headers = item.envelope.headers
+            exchange = header_str(headers, ORIGINAL_EXCHANGE)
+            routing_key = header_str(headers, ORIGINAL_ROUTING_KEY)
+            if exchange is None or routing_key is None:
+                exchange, routing_key = item.exchange, item.routing_key
+            attempt = header_int(headers, ATTEMPT) + item.delivery_count + 1
+            self.origins.append((exchange, routing_key, attempt))
+            try:
+                message = decode(item.envelope)
+            except BadMessageError as exc:
+                self.outcomes[index] = Outcome.dead_letter(f"bad message: {exc}")
+                continue
+            self.deliveries.append(
+                Delivery(
+                    message,
+                    item.envelope,
+                    destination or "",
+                    attempt,
+                    item.redelivered,
+                    exchange,
+                    routing_key,
+                )
+            )
+
+    def failed(self, exc: Exception) -> list[Outcome]:
+        """A handler that raised: every delivery is retried with the exception as reason."""
+        return [Outcome.retry(f"{type(exc).__name__}: {exc}")] * len(self.deliveries)
+
+    def settle(self, results: Sequence[Outcome]) -> None:
+        results = list(results)
+        if len(results) != len(self.deliveries):
+            results = self.failed(
+                RoutingError(
+                    f"handler returned {len(results)} outcome(s)"
+                    f" for {len(self.deliveries)} message(s)"
+                )
+            )
+        valid = [i for i in range(len(self.received)) if i not in self.outcomes]
+        self.outcomes.update(zip(valid, results, strict=True))
+
+    def follow_ups(self, topology: Topology) -> list[Outgoing | None]:
+        return [
+            follow_up(item.envelope, self.destination, *self.origins[i], self.outcomes[i], topology)
+            for i, item in enumerate(self.received)
+        ]

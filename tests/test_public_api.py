@@ -716,6 +716,7 @@ PUBLIC_API: dict[str, list[str]] = {
     ],
     "routing.transport": [
         "Action",
+        "AsyncBatchHandler",
         "BatchHandler",
         "Consumer",
         "DEFAULT_EXCHANGE",
@@ -743,6 +744,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "UnroutableError",
         "as_batch_handler",
         "dispatch",
+        "dispatch_async",
         "follow_up",
         "open_transport",
         "replay_copy",

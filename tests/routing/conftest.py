@@ -12,14 +12,16 @@ a fresh schema of its own (``r_<hex>``), so it never meets the vault's tables.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import pika
@@ -36,6 +38,7 @@ from tests.support import postgres_url
 AMQP_URL_ENV = "ISOBRIDGE_TEST_AMQP_URL"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 TENANT = "acme"
+T = TypeVar("T")
 
 
 def amqp_url() -> str:
@@ -134,9 +137,34 @@ def open_started(url: str, topology: Topology) -> Transport:
     return transport
 
 
-@pytest.fixture(params=["memory", "amqp"])
+class LoopThread:
+    """An asyncio event loop on a thread of its own, as the hub runs one: a transport started
+    on it with ``start_async`` does its I/O there, and the test drives it from outside."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def run(self, coroutine: Coroutine[object, object, T], timeout: float = 60.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
+def open_started_on_loop(url: str, topology: Topology, loop: LoopThread) -> Transport:
+    transport = open_transport(url, topology)
+    loop.run(transport.start_async(timeout=20))
+    return transport
+
+
+@pytest.fixture(params=["memory", "amqp", "amqp-loop"])
 def backend(request: pytest.FixtureRequest) -> str:
-    """Every behaviour test runs against each backend."""
+    """Every behaviour test runs against each backend (``amqp-loop``: the amqp transport
+    doing its I/O on an event loop, driven through its blocking methods from outside)."""
     return str(request.param)
 
 
@@ -151,16 +179,20 @@ def transport_factory(
 ) -> Iterator[Callable[[Topology], Transport]]:
     """Opens started transports of the backend; closes them and removes their topology."""
     url = "memory://" if backend == "memory" else amqp_url()
-    if backend == "amqp":
+    if backend != "memory":
         require_broker(url)
     opened: list[Transport] = []
     # Memory transports are per process: the same topology shares one broker object.
     shared: dict[Topology, Transport] = {}
+    loop = LoopThread() if backend == "amqp-loop" else None
 
     def factory(topology: Topology) -> Transport:
         if backend == "memory" and topology in shared:
             return shared[topology]
-        transport = open_started(url, topology)
+        if loop is not None:
+            transport = open_started_on_loop(url, topology, loop)
+        else:
+            transport = open_started(url, topology)
         opened.append(transport)
         shared[topology] = transport
         return transport
@@ -168,7 +200,9 @@ def transport_factory(
     yield factory
     for transport in reversed(opened):
         transport.close()
-    if backend == "amqp":
+    if loop is not None:
+        loop.close()
+    if backend != "memory":
         for topology in {t.topology for t in opened}:
             delete_topology(url, topology)
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pika
@@ -16,6 +16,7 @@ import pytest
 
 from routing.amqp import AmqpTransport, masked_url
 from routing.transport import (
+    Consumer,
     Delivery,
     Outcome,
     Outgoing,
@@ -27,6 +28,7 @@ from routing.transport import (
 from routing.wire import encode
 from tests.routing.chaos_node import ChaosNode
 from tests.routing.conftest import (
+    LoopThread,
     amqp_url,
     delete_topology,
     make_topology,
@@ -212,13 +214,28 @@ def _run_through_outage(
     tmp_path: Path,
     go_down: Callable[[AmqpTransport], None],
     come_back: Callable[[], None],
+    io: str,
 ) -> AmqpTransport:
+    """``io``: ``thread`` (the transport's own I/O thread) or ``loop`` (an event loop, with
+    the consumer's handler on it)."""
     topology = make_topology()
     store = EffectStore(tmp_path / "effects.db")
     transport = AmqpTransport(node.url, topology, reconnect_delays=(0.1, 0.2, 0.5))
+    loop = LoopThread() if io == "loop" else None
     try:
-        transport.start(timeout=30)
-        consumer = transport.consume("core", store.handle, prefetch=1_000, batch_size=200)
+        consumer: Consumer
+        if loop is None:
+            transport.start(timeout=30)
+            consumer = transport.consume("core", store.handle, prefetch=1_000, batch_size=200)
+        else:
+
+            async def handle(deliveries: Sequence[Delivery]) -> Sequence[Outcome]:
+                return store.handle(deliveries)
+
+            loop.run(transport.start_async(timeout=30))
+            consumer = loop.run(
+                transport.consume_async("core", handle, prefetch=1_000, batch_size=200)
+            )
         half_published, broker_back = threading.Event(), threading.Event()
         errors: list[str] = []
         publisher = threading.Thread(
@@ -245,19 +262,23 @@ def _run_through_outage(
         return transport
     finally:
         transport.close()
+        if loop is not None:
+            loop.close()
         store.close()
 
 
+@pytest.mark.parametrize("io", ["thread", "loop"])
 def test_broker_stop_app_start_app_mid_stream_loses_nothing_applies_nothing_twice(
-    chaos_node: ChaosNode, tmp_path: Path
+    chaos_node: ChaosNode, tmp_path: Path, io: str
 ) -> None:
     _run_through_outage(
-        chaos_node, tmp_path, lambda _transport: chaos_node.stop_app(), chaos_node.start_app
+        chaos_node, tmp_path, lambda _transport: chaos_node.stop_app(), chaos_node.start_app, io
     )
 
 
+@pytest.mark.parametrize("io", ["thread", "loop"])
 def test_broker_kill_9_mid_stream_loses_nothing_applies_nothing_twice(
-    chaos_node: ChaosNode, tmp_path: Path
+    chaos_node: ChaosNode, tmp_path: Path, io: str
 ) -> None:
     def kill_with_messages_in_flight(transport: AmqpTransport) -> None:
         # Kill while messages are on the wire, unconfirmed: they must be published again. The
@@ -267,7 +288,7 @@ def test_broker_kill_9_mid_stream_loses_nothing_applies_nothing_twice(
         chaos_node.kill9()
 
     transport = _run_through_outage(
-        chaos_node, tmp_path, kill_with_messages_in_flight, chaos_node.restart_after_kill
+        chaos_node, tmp_path, kill_with_messages_in_flight, chaos_node.restart_after_kill, io
     )
     assert transport.republished_count > 0
 

@@ -1,0 +1,252 @@
+"""The asyncio face of every transport: the same behaviour, awaited.
+
+Each test runs as a coroutine against ``memory://``, ``amqp://`` started with ``start`` (its
+own I/O thread: the async methods hand over to threads) and ``amqp://`` started with
+``start_async`` (its I/O on the test's event loop, no thread in between).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+
+import pytest
+
+from canonical_model.codes import TransactionStatus
+from canonical_model.messages import CanonicalMessage
+from routing.reqreply import Requester, approve
+from routing.transport import (
+    DEFAULT_EXCHANGE,
+    Delivery,
+    Outcome,
+    Outgoing,
+    Topology,
+    Transport,
+    UnroutableError,
+    open_transport,
+)
+from routing.wire import Envelope, encode
+from tests.routing.conftest import amqp_url, delete_topology, make_topology, message, require_broker
+
+Body = Callable[[Transport], Awaitable[None]]
+
+
+@pytest.fixture(params=["memory", "amqp", "amqp-loop"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def run(backend: str) -> Iterator[Callable[[Body], None]]:
+    """Runs a test body on a fresh event loop with a started transport of the backend."""
+    url = "memory://" if backend == "memory" else amqp_url()
+    if backend != "memory":
+        require_broker(url)
+    topologies: list[Topology] = []
+
+    def run_body(body: Body) -> None:
+        topology = make_topology()
+        topologies.append(topology)
+
+        async def main() -> None:
+            transport = open_transport(url, topology)
+            if backend == "amqp-loop":
+                await transport.start_async(timeout=20)
+            else:
+                await asyncio.to_thread(transport.start, 20)
+            try:
+                await body(transport)
+            finally:
+                await transport.close_async()
+
+        asyncio.run(main())
+
+    yield run_body
+    if backend != "memory":
+        for topology in topologies:
+            delete_topology(url, topology)
+
+
+async def _eventually(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def _approve_all(deliveries: Sequence[Delivery]) -> Sequence[Outcome]:
+    await asyncio.sleep(0)  # a real handler awaits its I/O here
+    return [Outcome.ack(reply=approve(d.message)) for d in deliveries]
+
+
+def test_requests_awaited_concurrently_get_their_own_replies(
+    run: Callable[[Body], None],
+) -> None:
+    async def body(transport: Transport) -> None:
+        responder = await transport.consume_async("core", _approve_all, prefetch=50, batch_size=10)
+        requester = Requester(transport, default_timeout=20)
+        await requester.start_async()
+        try:
+            answers = await asyncio.gather(
+                *(requester.request_async(message(i)) for i in range(40))
+            )
+        finally:
+            responder.stop()
+            requester.close()
+        assert [a.ids.message_id for a in answers] == [f"m-{i}-reply" for i in range(40)]
+        assert {a.status.code for a in answers if a.status is not None} == {TransactionStatus.ACSC}
+
+    run(body)
+
+
+def test_an_unanswered_request_gets_the_timeout_outcome_and_its_late_reply_is_dropped(
+    run: Callable[[Body], None],
+) -> None:
+    async def body(transport: Transport) -> None:
+        requester = Requester(transport)
+        await requester.start_async()
+        try:
+            answer = await requester.request_async(message(1), timeout=0.3)
+            assert answer.status is not None
+            assert (answer.status.code, answer.status.reason) == (TransactionStatus.RJCT, "AB05")
+            # The responder comes up late: its reply finds nobody waiting.
+            late = await transport.consume_async("core", _approve_all)
+            await _eventually(lambda: requester.late_replies == 1, "the late reply")
+            late.stop()
+        finally:
+            requester.close()
+
+    run(body)
+
+
+def test_async_handler_outcomes_retry_then_park_with_the_reason(
+    run: Callable[[Body], None],
+) -> None:
+    attempts: dict[str, int] = {}
+
+    async def handle(deliveries: Sequence[Delivery]) -> Sequence[Outcome]:
+        outcomes = []
+        for delivery in deliveries:
+            message_id = delivery.message.ids.message_id
+            attempts[message_id] = delivery.attempt
+            if message_id == "m-1":
+                outcomes.append(Outcome.retry("core busy"))
+            elif message_id == "m-2":
+                outcomes.append(Outcome.dead_letter("account closed"))
+            else:
+                outcomes.append(Outcome.ack())
+        return outcomes
+
+    async def body(transport: Transport) -> None:
+        consumer = await transport.consume_async("core", handle)
+        receipt = await transport.publish_batch_async(
+            [Outgoing(encode(message(i)), "financial.request.acme") for i in range(3)]
+        )
+        assert receipt.confirmed == 3
+        await _eventually(lambda: len(transport.dead_letters("core")) == 2, "two parked")
+        consumer.stop()
+        parked = {d.message_id: d for d in transport.dead_letters("core")}
+        assert parked["m-1"].reason == "gave up after 3 attempt(s): core busy"
+        assert parked["m-2"].reason == "account closed"
+        assert attempts == {"m-0": 1, "m-1": 3, "m-2": 1}
+
+    run(body)
+
+
+def test_a_raising_async_handler_is_retried_and_bad_input_is_parked_untried(
+    run: Callable[[Body], None],
+) -> None:
+    seen: list[str] = []
+
+    async def handle(deliveries: Sequence[Delivery]) -> Sequence[Outcome]:
+        seen.extend(d.message.ids.message_id for d in deliveries)
+        raise ValueError("the core said no")
+
+    async def body(transport: Transport) -> None:
+        consumer = await transport.consume_async("core", handle)
+        garbage = Envelope(b"{not json", "garbage-1", {}, content_type="application/json")
+        await transport.publish_batch_async([Outgoing(garbage, "financial.request.acme")])
+        await transport.publish_async(message(7), "financial.request.acme")
+        await _eventually(lambda: len(transport.dead_letters("core")) == 2, "both parked")
+        consumer.stop()
+        reasons = {d.message_id: d.reason for d in transport.dead_letters("core")}
+        assert reasons["garbage-1"].startswith("bad message:")
+        assert reasons["m-7"] == "gave up after 3 attempt(s): ValueError: the core said no"
+        assert seen == ["m-7"] * 3
+
+    run(body)
+
+
+def test_unroutable_messages_are_parked_or_reported_when_awaited(
+    run: Callable[[Body], None],
+) -> None:
+    async def body(transport: Transport) -> None:
+        receipt = await transport.publish_async(message(3), "nobody.listens.here")
+        assert receipt.parked == ("m-3",)
+        with pytest.raises(UnroutableError):
+            await transport.publish_batch_async(
+                [Outgoing(encode(message(4)), "nobody.listens.here")], unroutable="raise"
+            )
+        parked = transport.dead_letters("unroutable")
+        assert [d.message_id for d in parked] == ["m-3"]
+
+    run(body)
+
+
+def test_a_reply_queue_declared_from_a_coroutine_takes_messages(
+    run: Callable[[Body], None],
+) -> None:
+    got: list[CanonicalMessage] = []
+
+    async def keep(deliveries: Sequence[Delivery]) -> Sequence[Outcome]:
+        got.extend(d.message for d in deliveries)
+        return [Outcome.ack() for _ in deliveries]
+
+    async def body(transport: Transport) -> None:
+        queue = await transport.declare_reply_queue_async()
+        consumer = await transport.consume_queue_async(queue, keep)
+        await transport.publish_batch_async(
+            [Outgoing(encode(message(5)), queue, DEFAULT_EXCHANGE, mandatory=False)]
+        )
+        await _eventually(lambda: len(got) == 1, "the message")
+        consumer.stop()
+        assert got == [message(5)]
+
+    run(body)
+
+
+def test_a_consumer_on_the_event_loop_handles_several_batches_at_once() -> None:
+    """Only where the I/O is on the loop: a batch awaiting I/O does not hold the next."""
+    url = amqp_url()
+    require_broker(url)
+    topology = make_topology()
+    running = 0
+    most = 0
+
+    async def slow(deliveries: Sequence[Delivery]) -> Sequence[Outcome]:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.2)
+        running -= 1
+        return [Outcome.ack() for _ in deliveries]
+
+    async def main() -> None:
+        transport = open_transport(url, topology)
+        await transport.start_async(timeout=20)
+        try:
+            consumer = await transport.consume_async("core", slow, prefetch=20, batch_size=1)
+            await transport.publish_batch_async(
+                [Outgoing(encode(message(i)), "financial.request.acme") for i in range(10)]
+            )
+            await _eventually(lambda: most >= 5, "five batches at once")
+            await _eventually(lambda: running == 0, "all handled")
+            consumer.stop()
+        finally:
+            await transport.close_async()
+
+    try:
+        asyncio.run(main())
+    finally:
+        delete_topology(url, topology)
