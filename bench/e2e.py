@@ -14,7 +14,10 @@ them), for ``--seconds``. Measured in the same run:
 - **floor 2, raw pika request / reply**: the same number of broker hops (request queue and
   reply queue, both quorum) with an echoing pika responder, no hub code, and no publisher
   confirms (pika's blocking channel confirms one message at a time): an upper bound;
-- **hub at a fixed rate** (``--rate``, default 500/s): p99 latency when not saturated.
+- **hub at a fixed rate** (``--rate``, default 500/s): p99 latency when not saturated;
+- **CPU per payment** of each process during the hub case (hub, simulator, RabbitMQ, this
+  client; from ``/proc/<pid>/stat``): what each part costs, whatever else runs on the
+  machine, and so where the time goes and how far the figures would scale.
 
 Run (RabbitMQ on 127.0.0.1:5672, as ``./scripts/test`` starts it)::
 
@@ -65,6 +68,7 @@ class Result:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def tps(self) -> float:
@@ -79,6 +83,41 @@ class Result:
             f"  {self.name:<44} {self.tps:8.0f}/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms"
             f"  errors {self.errors}{ratio}"
         )
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _broker_pid() -> int | None:
+    """RabbitMQ's Erlang VM on this machine, if it runs here."""
+    found = subprocess.run(["pgrep", "-f", "beam.smp"], capture_output=True, text=True)
+    pids = found.stdout.split()
+    return int(pids[0]) if pids else None
+
+
+@contextlib.contextmanager
+def _cpu_meter(result: Result, pids: dict[str, int | None]) -> Iterator[None]:
+    """Record in ``result`` the CPU seconds each process (and this one) used meanwhile."""
+    known = {name: pid for name, pid in pids.items() if pid is not None}
+    before = {name: _cpu_seconds(pid) for name, pid in known.items()}
+    own = time.process_time()
+    yield
+    for name, pid in known.items():
+        result.cpu_seconds[name] = _cpu_seconds(pid) - before[name]
+    result.cpu_seconds["client"] = time.process_time() - own
+
+
+def _cpu_line(result: Result) -> str:
+    count = len(result.latencies) or 1
+    parts = [
+        f"{name} {seconds / count * 1e6:,.0f} us ({seconds / result.seconds:.0%} of a core)"
+        for name, seconds in result.cpu_seconds.items()
+    ]
+    total = sum(result.cpu_seconds.values()) / count * 1e6
+    return f"  CPU per payment: {', '.join(parts)}; all {total:,.0f} us"
 
 
 def _free_port() -> int:
@@ -97,14 +136,14 @@ def _wait_port(port: int, timeout: float = 60.0) -> None:
 
 
 @contextlib.contextmanager
-def _process(args: list[str], port: int, env: dict[str, str]) -> Iterator[None]:
+def _process(args: list[str], port: int, env: dict[str, str]) -> Iterator[int]:
     process = subprocess.Popen(
         args, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         _wait_port(port)
-        yield
+        yield process.pid
     finally:
         process.terminate()
         try:
@@ -310,7 +349,7 @@ def run(seconds: float, connections: int, window: int, rate: float) -> list[str]
         hub = [python, "-m", "hub.cli", "run", "--config", str(config)]
         records = Records()
         results: list[Result] = []
-        with _process(mainframe, mainframe_port, {}):
+        with _process(mainframe, mainframe_port, {}) as mainframe_pid:
             direct = Result("floor 1: mainframe_sim direct (CB-REQUEST)")
             asyncio.run(
                 _drive(
@@ -320,17 +359,19 @@ def run(seconds: float, connections: int, window: int, rate: float) -> list[str]
                 )
             )  # fmt: skip
             results.append(direct)
-            with _process(hub, edge_port, {"ISOBRIDGE_HOME": str(home / "hub")}):
+            with _process(hub, edge_port, {"ISOBRIDGE_HOME": str(home / "hub")}) as hub_pid:
                 warm = Result("warm-up")
                 asyncio.run(
                     _drive(edge_port, warm, _purchase, _approved, connections=connections,
                            window=window, seconds=2.0, first=1)
                 )  # fmt: skip
                 full = Result("hub: 0200 -> RabbitMQ -> mainframe -> 0210")
-                asyncio.run(
-                    _drive(edge_port, full, _purchase, _approved, connections=connections,
-                           window=window, seconds=seconds, first=10_000_000)
-                )  # fmt: skip
+                pids = {"hub": hub_pid, "mainframe_sim": mainframe_pid, "rabbitmq": _broker_pid()}
+                with _cpu_meter(full, pids):
+                    asyncio.run(
+                        _drive(edge_port, full, _purchase, _approved, connections=connections,
+                               window=window, seconds=seconds, first=10_000_000)
+                    )  # fmt: skip
                 results.append(full)
                 paced = Result(f"hub at {rate:.0f}/s offered")
                 asyncio.run(
@@ -346,6 +387,7 @@ def run(seconds: float, connections: int, window: int, rate: float) -> list[str]
         direct.line(),
         raw.line(),
         full.line(direct),
+        _cpu_line(full),
         paced.line(),
         f"  hub / raw pika: {full.tps / raw.tps:.2f}x" if raw.tps else "",
     ]
