@@ -22,6 +22,7 @@ them), for ``--seconds``. Measured in the same run:
 Run (RabbitMQ on 127.0.0.1:5672, as ``./scripts/test`` starts it)::
 
     .venv/bin/python -m bench.e2e [--seconds 10] [--connections 16] [--window 8] [--rate 500]
+        [--workers 1]
 """
 
 from __future__ import annotations
@@ -86,9 +87,12 @@ class Result:
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` so far (Linux ``/proc``)."""
+    """User + system CPU time so far of process ``pid`` and its children (the hub's
+    workers), from Linux ``/proc``."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return own + sum(_cpu_seconds(int(child)) for child in children.stdout.split())
 
 
 def _broker_pid() -> int | None:
@@ -136,14 +140,19 @@ def _wait_port(port: int, timeout: float = 60.0) -> None:
 
 
 @contextlib.contextmanager
-def _process(args: list[str], port: int, env: dict[str, str]) -> Iterator[int]:
-    process = subprocess.Popen(
-        args, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+def _process(args: list[str], port: int, env: dict[str, str], log: Path) -> Iterator[int]:
+    """Run ``args`` (its output to ``log``, shown if the run fails) while listening on
+    ``port``."""
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            args, cwd=ROOT, env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT
+        )
     try:
         _wait_port(port)
         yield process.pid
+    except BaseException:
+        sys.stderr.write(f"--- {log.name}:\n{log.read_text(errors='replace')[-4000:]}\n")
+        raise
     finally:
         process.terminate()
         try:
@@ -330,13 +339,13 @@ def _raw_pika(seconds: float, window: int) -> Result:
     return result
 
 
-def run(seconds: float, connections: int, window: int, rate: float) -> list[str]:
+def run(seconds: float, connections: int, window: int, rate: float, workers: int = 1) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="isobridge-e2e-") as tmp:
         home = Path(tmp)
         mainframe_port, edge_port = _free_port(), _free_port()
         config = home / "hub.toml"
         config.write_text(
-            f'[hub]\nhome = "{home / "hub"}"\n'
+            f'[hub]\nhome = "{home / "hub"}"\nworkers = {workers}\n'
             f'[routing]\ntransport = "{AMQP_URL}"\n'
             f"[[listeners]]\nname = 'pos'\nport = {edge_port}\nrequest_timeout = 10.0\n"
             f"[mainframe]\nport = {mainframe_port}\nconnections = 8\ntimeout = 5.0\n"
@@ -349,7 +358,7 @@ def run(seconds: float, connections: int, window: int, rate: float) -> list[str]
         hub = [python, "-m", "hub.cli", "run", "--config", str(config)]
         records = Records()
         results: list[Result] = []
-        with _process(mainframe, mainframe_port, {}) as mainframe_pid:
+        with _process(mainframe, mainframe_port, {}, home / "mainframe.log") as mainframe_pid:
             direct = Result("floor 1: mainframe_sim direct (CB-REQUEST)")
             asyncio.run(
                 _drive(
@@ -359,7 +368,8 @@ def run(seconds: float, connections: int, window: int, rate: float) -> list[str]
                 )
             )  # fmt: skip
             results.append(direct)
-            with _process(hub, edge_port, {"ISOBRIDGE_HOME": str(home / "hub")}) as hub_pid:
+            hub_env = {"ISOBRIDGE_HOME": str(home / "hub")}
+            with _process(hub, edge_port, hub_env, home / "hub.log") as hub_pid:
                 warm = Result("warm-up")
                 asyncio.run(
                     _drive(edge_port, warm, _purchase, _approved, connections=connections,
@@ -383,7 +393,7 @@ def run(seconds: float, connections: int, window: int, rate: float) -> list[str]
     direct, full, paced, raw = results
     return [
         f"e2e: {connections} connections x {window} in flight, {seconds:g} s per case,"
-        f" RabbitMQ {AMQP_URL.split('@')[-1]}",
+        f" hub workers {workers}, RabbitMQ {AMQP_URL.split('@')[-1]}",
         direct.line(),
         raw.line(),
         full.line(direct),
@@ -399,8 +409,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--window", type=int, default=8)
     parser.add_argument("--rate", type=float, default=500.0)
+    parser.add_argument("--workers", type=int, default=1, help="hub processes ([hub] workers)")
     args = parser.parse_args(argv)
-    for line in run(args.seconds, args.connections, args.window, args.rate):
+    for line in run(args.seconds, args.connections, args.window, args.rate, args.workers):
         print(line)
     return 0
 

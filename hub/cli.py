@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import binascii
+import dataclasses
 import json
 import logging
 import sys
@@ -100,6 +101,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--config", help="hub.toml (default: the embedded defaults, no listener)", default=None
     )
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="hub processes sharing the listeners (default: [hub] workers, or 1)",
+    )
+    run.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
 
     demo = commands.add_parser(
         "demo", help="run the whole hub on sample traffic, then show the translations step by step"
@@ -160,9 +168,17 @@ def _demo(args: argparse.Namespace, out: TextIO, hub: Hub | None) -> int:
     return EXIT_OK if ok else EXIT_BAD_INPUT
 
 
-def _run(config_path: str | None, environ: Mapping[str, str] | None, out: TextIO) -> int:
+def _run(
+    config_path: str | None,
+    environ: Mapping[str, str] | None,
+    out: TextIO,
+    *,
+    workers: int | None = None,
+    worker: int | None = None,
+) -> int:
     from hub.config_file import ConfigError, load_config
-    from hub.service import run_forever
+    from hub.service import prepare_state, run_forever
+    from hub.workers import die_with_parent, supervise
     from routing.rules import RouteRulesError
     from routing.transport import RoutingError
 
@@ -170,8 +186,24 @@ def _run(config_path: str | None, environ: Mapping[str, str] | None, out: TextIO
         config = load_config(Path(config_path) if config_path else None, environ)
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
+    if workers is not None:
+        if not 1 <= workers <= 64:
+            raise CliError(f"--workers: {workers} is outside 1..64", EXIT_USAGE)
+        shared = [listener.name for listener in config.listeners if listener.port == 0]
+        if workers > 1 and shared:
+            raise CliError(
+                f"--workers {workers}: listener {shared[0]!r} has port 0 (any free port),"
+                " which workers cannot share: name a port",
+                EXIT_USAGE,
+            )
+        config = dataclasses.replace(config, workers=workers)
+    if config.workers > 1 and worker is None:
+        prepare_state(config, out)
+        return supervise(config_path, config.workers, out)
+    if worker is not None:
+        die_with_parent()
     try:
-        return run_forever(config, out=out)
+        return run_forever(config, out=out, name=f"isobridge[worker {worker}]" if worker else None)
     except RouteRulesError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     except RoutingError as exc:
@@ -362,7 +394,7 @@ def main(
         elif args.command == "schema":
             out.write(json.dumps(json_schema(), indent=2) + "\n")
         elif args.command == "run":
-            return _run(args.config, environ, out)
+            return _run(args.config, environ, out, workers=args.workers, worker=args.worker)
         elif args.command == "demo":
             return _demo(args, out, hub)
         elif args.command == "vault":

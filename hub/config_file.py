@@ -9,6 +9,7 @@ optional; what is absent takes the default shown::
     [hub]
     tenant = "default"                  # the tenant of traffic from listeners without one
     home = "/var/lib/isobridge"         # state directory (default: $ISOBRIDGE_HOME or XDG)
+    workers = 1                         # hub processes sharing the listeners (hub.workers)
 
     [vault]
     url = "sqlite:///<home>/vault.db"   # or postgresql+psycopg://user:pw@host/db
@@ -232,6 +233,7 @@ class HubConfig:
     clearing: ClearingConfig | None = None
     upstreams: tuple[UpstreamConfig, ...] = ()
     source: str = "(defaults)"
+    workers: int = 1
 
 
 def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> HubConfig:
@@ -267,7 +269,7 @@ class _Reader:
             data, "", ("hub", "vault", "routing", "listeners", "mainframe", "clearing", "upstreams")
         )
         hub = self.table(data, "hub")
-        self.known(hub, "hub", ("tenant", "home"))
+        self.known(hub, "hub", ("tenant", "home", "workers"))
         tenant = self.text(hub, "hub.tenant", "tenant", "default")
         vault = self.table(data, "vault")
         self.known(vault, "vault", ("url", "key_file", "token_mode"))
@@ -289,6 +291,14 @@ class _Reader:
         except ValueError as exc:
             raise self.fail("vault.token_mode", str(exc)) from None
         listeners = self.listeners(data.get("listeners", []), tenant)
+        workers = self.integer(hub, "hub.workers", "workers", 1, 1, 64)
+        if workers > 1:
+            for index, listener in enumerate(listeners):
+                if listener.port == 0:
+                    raise self.fail(
+                        f"listeners[{index}].port",
+                        f"0 (any free port) cannot be shared by {workers} workers: name a port",
+                    )
         routing = self.routing(self.table(data, "routing"))
         mainframe = (
             self.mainframe(data["mainframe"], routing.transport) if "mainframe" in data else None
@@ -307,6 +317,7 @@ class _Reader:
             clearing=clearing,
             upstreams=self.upstreams(data.get("upstreams", [])),
             source=self.source,
+            workers=workers,
         )
 
     def upstreams(self, value: object) -> tuple[UpstreamConfig, ...]:

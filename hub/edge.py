@@ -105,6 +105,9 @@ class EdgeSettings:
     idle_timeout: float = 300.0
     request_timeout: float = 30.0
     tls: ssl.SSLContext | None = None
+    # Several processes listen on the same port (SO_REUSEPORT); the kernel spreads the
+    # connections over them (``[hub] workers``).
+    reuse_port: bool = False
 
     def __post_init__(self) -> None:
         for name in ("max_message_size", "in_flight_per_connection", "max_connections"):
@@ -182,7 +185,11 @@ class Iso8583Edge:
     async def start(self) -> None:
         """Bind and start accepting connections."""
         self._server = await asyncio.start_server(
-            self._accept, self.settings.host, self.settings.port, ssl=self.settings.tls
+            self._accept,
+            self.settings.host,
+            self.settings.port,
+            ssl=self.settings.tls,
+            reuse_port=self.settings.reuse_port or None,
         )
         _log.info(
             "ISO 8583 edge listening on %s:%d (%s, %s)",

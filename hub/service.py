@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
@@ -45,6 +46,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
+
+from sqlalchemy import Engine
 
 from adapters.registry import AdapterRegistry, default_registry
 from canonical_model.messages import CanonicalMessage
@@ -81,7 +84,7 @@ from routing.transport import (
     routing_key_for,
 )
 
-__all__ = ["DEFAULT_RULES", "HubService", "core_destinations", "run_forever"]
+__all__ = ["DEFAULT_RULES", "HubService", "core_destinations", "prepare_state", "run_forever"]
 
 _log = logging.getLogger("isobridge.service")
 
@@ -188,7 +191,7 @@ class HubService:
             for listener in config.listeners:
                 adapter = self.registry.get(listener.adapter)
                 edge = Iso8583Edge(
-                    listener.edge_settings(),
+                    dataclasses.replace(listener.edge_settings(), reuse_port=config.workers > 1),
                     adapter=adapter,
                     decode_context=hub.decode_context(listener.tenant),
                     encode_context=hub.encode_context(adapter, listener.tenant),
@@ -230,10 +233,7 @@ class HubService:
         connector = corebank_exchange(config.mainframe)
         await connector.start()
         parts.connector = connector
-        home = config.settings.home
-        home.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(f"sqlite:///{Path(home) / 'hub.db'}")
-        await asyncio.to_thread(upgrade, engine)
+        engine = await asyncio.to_thread(_reversal_database, config)
         self.reversals = ReversalStore(engine, posting_reference=posting_reference)
         self.core = CoreBanking(
             connector, reversals=self.reversals, on_reversal_stored=self._reversal_stored
@@ -433,6 +433,25 @@ class HubService:
         return run
 
 
+def _reversal_database(config: HubConfig) -> Engine:
+    """The reversal store's database (``<home>/hub.db``), its schema up to date."""
+    home = config.settings.home
+    home.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(f"sqlite:///{Path(home) / 'hub.db'}")
+    upgrade(engine)
+    return engine
+
+
+def prepare_state(config: HubConfig, notes: TextIO) -> None:
+    """Set up, once, what several hub processes share (:mod:`hub.workers` calls it before
+    it starts them): the master keys, the vault, the journal and the reversal store, so
+    that no two workers race to create them."""
+    open_vault(config.settings, notes=notes).close()
+    open_journal(config.settings, notes=notes).close()
+    if config.mainframe is not None:
+        _reversal_database(config).dispose()
+
+
 def _received_body(request: CanonicalMessage) -> dict[str, object]:
     amount = request.amount
     return {
@@ -459,23 +478,26 @@ def run_forever(
     *,
     out: TextIO,
     ready: Callable[[HubService], None] | None = None,
+    name: str | None = None,
 ) -> int:
-    """Run the hub until SIGINT / SIGTERM; the exit status."""
+    """Run the hub until SIGINT / SIGTERM; the exit status. ``name`` starts each line it
+    writes (default ``isobridge``; a worker's name under :mod:`hub.workers`)."""
+    name = name or "isobridge"
 
     async def main() -> None:
         async with HubService(config, notes=out) as service:
             for edge in service.edges:
                 out.write(
-                    f"isobridge: ISO 8583 edge on {edge.settings.host}:{edge.port}"
+                    f"{name}: ISO 8583 edge on {edge.settings.host}:{edge.port}"
                     f" ({edge.settings.framing}, {edge.adapter.variant})\n"
                 )
             if config.mainframe is not None:
                 out.write(
-                    f"isobridge: core banking at {config.mainframe.host}:{config.mainframe.port}"
+                    f"{name}: core banking at {config.mainframe.host}:{config.mainframe.port}"
                     f" ({config.mainframe.framing}); destinations"
                     f" {', '.join(service.core_destinations) or '(none)'}\n"
                 )
-            out.write(f"isobridge: transport {_masked_url(config.routing.transport)}; running\n")
+            out.write(f"{name}: transport {_masked_url(config.routing.transport)}; running\n")
             out.flush()
             if ready is not None:
                 ready(service)
@@ -487,7 +509,8 @@ def run_forever(
             with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
                 loop.add_signal_handler(signal.SIGHUP, service.reload_certificates)
             await stop.wait()
-            out.write("isobridge: stopping\n")
+            served = sum(edge.stats.requests for edge in service.edges)
+            out.write(f"{name}: stopping after {served} requests\n")
 
     asyncio.run(main())
     return 0

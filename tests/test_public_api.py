@@ -462,6 +462,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "DEFAULT_RULES",
         "HubService",
         "core_destinations",
+        "prepare_state",
         "run_forever",
     ],
     "hub.store": [
@@ -480,6 +481,12 @@ PUBLIC_API: dict[str, list[str]] = {
     "hub.upstream": [
         "UpstreamHost",
         "iso8583_match_key",
+    ],
+    "hub.workers": [
+        "Supervisor",
+        "die_with_parent",
+        "supervise",
+        "worker_command",
     ],
     "hub.vault_cli": [
         "add_vault_commands",

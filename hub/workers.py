@@ -1,0 +1,189 @@
+"""Several hub processes behind the same listening ports (``[hub] workers = N``).
+
+One Python process runs the hub on one core: the interpreter's lock lets one thread run
+Python at a time. ``isobridge run`` with ``workers = N`` (or ``--workers N``) starts N
+worker processes, each a whole hub (:class:`hub.service.HubService`: edges, route, core
+worker, reversal forwarder, clearing consumer), and supervises them, as uvicorn and gunicorn
+do for web servers:
+
+- **Listeners** are bound by every worker with ``SO_REUSEPORT``: the kernel spreads the
+  acquirers' connections over the workers. A port of 0 cannot be shared (a configuration
+  error names the listener).
+- **Work** is shared through the broker: each worker consumes the core destinations as a
+  competing consumer and waits for its replies on a reply queue of its own; the vault, the
+  journal, the reversal store and the ledger are databases that every worker uses (SQLite
+  with WAL for one machine; PostgreSQL beyond, see the README).
+- **Supervision**: a worker that fails (exits with an error status) during its first
+  ``startup_grace`` seconds (a port it cannot bind, a broker it cannot reach) stops them
+  all, and ``isobridge run`` exits with that worker's status: a fault that every worker
+  would meet is not retried forever. A worker that dies otherwise (killed, or later) is
+  started again after a backoff (``restart_delays``, reset once a worker has run for a
+  minute); meanwhile the others serve, the dead worker's unacknowledged deliveries go to
+  them, and its acquirers reconnect (to a live worker).
+- **Signals**: SIGTERM and SIGINT stop every worker (each closes its edges first, then
+  finishes what it holds) and then the supervisor; SIGHUP is passed on (certificate
+  reload). A worker whose supervisor disappears is sent SIGTERM by the kernel (Linux
+  ``PR_SET_PDEATHSIG``), so no orphan keeps a port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import TextIO
+
+__all__ = ["Supervisor", "die_with_parent", "supervise", "worker_command"]
+
+_PR_SET_PDEATHSIG = 1
+_STABLE_AFTER = 60.0
+
+
+def worker_command(config_path: str | None, index: int, workers: int) -> list[str]:
+    """The command line of worker ``index`` of ``workers`` (``isobridge run`` of this
+    interpreter)."""
+    command = [
+        sys.executable, "-m", "hub.cli", "run", "--worker", str(index), "--workers", str(workers)
+    ]  # fmt: skip
+    if config_path is not None:
+        command += ["--config", config_path]
+    return command
+
+
+def die_with_parent() -> None:
+    """Have the kernel send this process SIGTERM when its parent dies (Linux; elsewhere,
+    nothing)."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+@dataclass(slots=True)
+class _Worker:
+    index: int
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    runs: int = 0
+    failures: int = 0
+    restart_at: float | None = None
+
+
+@dataclass
+class Supervisor:
+    """Starts ``workers`` processes from ``command(index)`` and keeps them running; see the
+    module docstring. :meth:`run` returns the exit status."""
+
+    workers: int
+    command: Callable[[int], Sequence[str]]
+    out: TextIO
+    startup_grace: float = 10.0
+    restart_delays: Sequence[float] = (1.0, 2.0, 5.0, 10.0, 30.0)
+    poll_interval: float = 0.2
+    env: dict[str, str] | None = None
+    _slots: list[_Worker] = field(default_factory=list)
+    _stopping: bool = False
+    _status: int = 0
+
+    def run(self) -> int:
+        previous = {
+            signum: signal.signal(signum, self._on_signal)
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        }
+        try:
+            self._slots = [_Worker(index) for index in range(1, self.workers + 1)]
+            for worker in self._slots:
+                self._start(worker)
+            self._note(f"{self.workers} workers started (pids {', '.join(self.pids())})")
+            while not self._stopping:
+                self._watch()
+                time.sleep(self.poll_interval)
+        finally:
+            self._stop_all()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        return self._status
+
+    def pids(self) -> list[str]:
+        """The process ids of the running workers."""
+        return [
+            str(w.process.pid)
+            for w in self._slots
+            if w.process is not None and w.process.poll() is None
+        ]
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            for worker in self._slots:
+                if worker.process is not None and worker.process.poll() is None:
+                    worker.process.send_signal(signal.SIGHUP)
+            return
+        self._stopping = True
+
+    def _start(self, worker: _Worker) -> int:
+        worker.process = subprocess.Popen(self.command(worker.index), env=self.env)
+        worker.started_at = time.monotonic()
+        worker.runs += 1
+        worker.restart_at = None
+        return worker.process.pid
+
+    def _watch(self) -> None:
+        now = time.monotonic()
+        for worker in self._slots:
+            process = worker.process
+            if worker.restart_at is not None:
+                if now >= worker.restart_at:
+                    pid = self._start(worker)
+                    self._note(f"worker {worker.index} started again (pid {pid})")
+                continue
+            if process is None or process.poll() is None:
+                if process is not None and now - worker.started_at > _STABLE_AFTER:
+                    worker.failures = 0
+                continue
+            status = process.returncode
+            lived = now - worker.started_at
+            if worker.runs == 1 and lived < self.startup_grace and status > 0:
+                self._note(
+                    f"worker {worker.index} exited at start-up with status {status}; stopping"
+                )
+                self._status = status if status > 0 else 1
+                self._stopping = True
+                return
+            delay = self.restart_delays[min(worker.failures, len(self.restart_delays) - 1)]
+            worker.failures += 1
+            worker.restart_at = now + delay
+            self._note(
+                f"worker {worker.index} (pid {process.pid}) exited with status {status}"
+                f" after {lived:.0f} s; starting it again in {delay:g} s"
+            )
+
+    def _stop_all(self) -> None:
+        running = [w.process for w in self._slots if w.process is not None]
+        for process in running:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for process in running:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self._note(f"worker pid {process.pid} did not stop in time; killed")
+                process.kill()
+                process.wait()
+
+    def _note(self, text: str) -> None:
+        self.out.write(f"isobridge: {text}\n")
+        self.out.flush()
+
+
+def supervise(config_path: str | None, workers: int, out: TextIO) -> int:
+    """Run ``workers`` hub processes from ``config_path`` until SIGTERM / SIGINT."""
+    return Supervisor(workers, lambda index: worker_command(config_path, index, workers), out).run()
