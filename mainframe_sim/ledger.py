@@ -535,6 +535,12 @@ class Ledger:
         return cls(engine, clock=clock)
 
     @property
+    def embedded(self) -> bool:
+        """True when the database runs inside this process (SQLite): a statement is a function
+        call, and a commit does not wait for the disk (WAL, ``synchronous=NORMAL``)."""
+        return self._engine.dialect.name == "sqlite"
+
+    @property
     def engine(self) -> Engine:
         """The SQLAlchemy engine (for the statement extract and tests)."""
         return self._engine
