@@ -113,6 +113,8 @@ REASON_LENGTH: Final = 40
 SINGLE_ATTEMPTS: Final = 3
 MINOR_UNITS: Final = Decimal(100)
 _CENT: Final = Decimal("0.01")
+_SORTED_JSON: Final = json.JSONEncoder(sort_keys=True)
+"""``json.dumps(..., sort_keys=True)`` without building an encoder per call."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +151,7 @@ class Reply:
 
     def to_json(self) -> str:
         """The stored form (mf_replies)."""
-        return json.dumps({name: getattr(self, name) for name in self.__slots__}, sort_keys=True)
+        return _SORTED_JSON.encode({name: getattr(self, name) for name in self.__slots__})
 
     @classmethod
     def from_json(cls, text: str) -> Reply:
@@ -170,7 +172,7 @@ def format_error(tran_code: str, posting_ref: str, field: str, problem: str) -> 
 
 def request_digest(request: Mapping[str, Any]) -> str:
     """SHA-256 over the request's fields (names sorted), to tell a repeat from a reuse."""
-    canonical = json.dumps({k: str(v) for k, v in request.items()}, sort_keys=True)
+    canonical = _SORTED_JSON.encode({k: str(v) for k, v in request.items()})
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
