@@ -29,7 +29,9 @@ two decimals); the record layer converts from and to the copybooks' ``Decimal`` 
 Writes go through :meth:`Ledger.transaction`: one lock per ledger object (so threads of one
 process queue up behind it; the TCP server batches many requests into one transaction, see
 :mod:`mainframe_sim.transactions`) and ``SELECT ... FOR UPDATE`` on account rows, which
-PostgreSQL honours when several processes share a database.
+PostgreSQL honours when several processes share a database. The statements of the request
+path are compiled once per dialect and run on the DBAPI cursor (:class:`_Statement`); the
+rest goes through SQLAlchemy.
 
 >>> ledger = Ledger.open("sqlite://")
 >>> with ledger.transaction() as book:
