@@ -198,6 +198,7 @@ def _server(home: Path, port: int) -> Iterator[int]:
             if time.monotonic() > deadline or process.poll() is not None:
                 raise RuntimeError("the simulator did not start")
             time.sleep(0.1)
+        print(f"simulator pid {process.pid} (for py-spy)", file=sys.stderr, flush=True)
         yield process.pid
     finally:
         process.terminate()
