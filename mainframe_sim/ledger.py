@@ -29,7 +29,9 @@ two decimals); the record layer converts from and to the copybooks' ``Decimal`` 
 Writes go through :meth:`Ledger.transaction`: one lock per ledger object (so threads of one
 process queue up behind it; the TCP server batches many requests into one transaction, see
 :mod:`mainframe_sim.transactions`) and ``SELECT ... FOR UPDATE`` on account rows, which
-PostgreSQL honours when several processes share a database.
+PostgreSQL honours when several processes share a database. The statements of the request
+path are compiled once per dialect and run on the DBAPI cursor (:class:`_Statement`); the
+rest goes through SQLAlchemy.
 
 >>> ledger = Ledger.open("sqlite://")
 >>> with ledger.transaction() as book:
@@ -46,8 +48,9 @@ True
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
@@ -71,8 +74,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine.interfaces import DBAPICursor
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.elements import ClauseElement
 
 __all__ = [
     "Account",
@@ -85,6 +92,7 @@ __all__ = [
     "Posting",
     "StoredReply",
     "clearing_account",
+    "timestamp",
 ]
 
 metadata: Final = MetaData()
@@ -146,44 +154,119 @@ replies: Final = Table(
 )
 
 
-# Built once: constructing a statement costs more than running it on SQLite, so the hot
-# path executes these prepared forms with parameters (their compiled SQL is cached too).
-_ACCOUNT: Final = select(accounts).where(accounts.c.number == bindparam("p_number"))
-_ACCOUNT_FOR_UPDATE: Final = _ACCOUNT.with_for_update()
-_ADD_TO_BALANCE: Final = (
+class _Statement:
+    """A statement of the hot path: built once with SQLAlchemy Core, compiled once per dialect
+    (:class:`_Compiled`) and run on the transaction's DBAPI cursor.
+
+    SQLAlchemy's work per execution (execution context, parameter processing, result
+    wrapper, cache lookup) costs several times SQLite's own for these one-row statements, and
+    none of it is needed: every parameter is a ``str``, ``int`` or None and every row a plain
+    tuple. ``names`` are the bound parameters in the order :meth:`Book._run` takes them.
+    """
+
+    __slots__ = ("names", "statement")
+
+    def __init__(self, statement: ClauseElement, *names: str) -> None:
+        self.statement = statement
+        self.names = names
+
+
+class _Compiled:
+    """A :class:`_Statement`'s SQL for one dialect, and how to pass it its parameters."""
+
+    __slots__ = ("_named", "_order", "names", "sql")
+
+    def __init__(self, statement: _Statement, dialect: Dialect) -> None:
+        # An insert names the columns it fills; other statements their bind parameters.
+        columns = list(statement.names) if isinstance(statement.statement, Insert) else None
+        compiled = statement.statement.compile(dialect=dialect, column_keys=columns)
+        assert isinstance(compiled, SQLCompiler)
+        for bind in compiled.binds.values():
+            if bind.type.dialect_impl(dialect).bind_processor(dialect) is not None:
+                raise TypeError(f"{bind.key} needs a conversion: execute it through SQLAlchemy")
+        self.sql = str(compiled)
+        self.names = statement.names
+        self._named = not compiled.positional
+        positions = [statement.names.index(name) for name in compiled.positiontup or ()]
+        self._order = None if positions == list(range(len(positions))) else positions
+
+    def parameters(self, values: Sequence[Any]) -> Sequence[Any] | dict[str, Any]:
+        """``values`` (in the order of ``names``) as the DBAPI takes them."""
+        if self._named:
+            return dict(zip(self.names, values, strict=True))
+        if self._order is None:
+            return values
+        return [values[position] for position in self._order]
+
+    def parameter_rows(
+        self, rows: Iterable[Sequence[Any]]
+    ) -> list[Sequence[Any]] | list[dict[str, Any]]:
+        """:meth:`parameters` of each row, for ``executemany``."""
+        if self._named:
+            return [dict(zip(self.names, values, strict=True)) for values in rows]
+        if self._order is None:
+            return list(rows)
+        ordered: list[Sequence[Any]] = [[values[p] for p in self._order] for values in rows]
+        return ordered
+
+
+_ACCOUNT_ROW: Final = select(accounts).where(accounts.c.number == bindparam("number"))
+_ACCOUNT: Final = _Statement(_ACCOUNT_ROW, "number")
+_ACCOUNT_FOR_UPDATE: Final = _Statement(_ACCOUNT_ROW.with_for_update(), "number")
+_ADD_TO_BALANCE: Final = _Statement(
     update(accounts)
-    .where(accounts.c.number == bindparam("p_number"))
-    .values(ledger_balance=accounts.c.ledger_balance + bindparam("p_delta", type_=BigInteger))
-)
-_ADD_TO_HELD: Final = (
+    .where(accounts.c.number == bindparam("number"))
+    .values(ledger_balance=accounts.c.ledger_balance + bindparam("delta", type_=BigInteger)),
+    "number", "delta",
+)  # fmt: skip
+_ADD_TO_HELD: Final = _Statement(
     update(accounts)
-    .where(accounts.c.number == bindparam("p_number"))
-    .values(held=accounts.c.held + bindparam("p_delta", type_=BigInteger))
+    .where(accounts.c.number == bindparam("number"))
+    .values(held=accounts.c.held + bindparam("delta", type_=BigInteger)),
+    "number", "delta",
+)  # fmt: skip
+_POSTING: Final = _Statement(
+    select(postings).where(postings.c.reference == bindparam("reference")), "reference"
 )
-_POSTING: Final = select(postings).where(postings.c.reference == bindparam("p_reference"))
-_MARK_REVERSED: Final = (
+_MARK_REVERSED: Final = _Statement(
     update(postings)
-    .where(postings.c.reference == bindparam("p_reference"))
-    .values(reversed_by=bindparam("p_by"))
-)
-_ENTRIES_OF: Final = (
+    .where(postings.c.reference == bindparam("reference"))
+    .values(reversed_by=bindparam("by")),
+    "reference", "by",
+)  # fmt: skip
+_ENTRIES_OF: Final = _Statement(
     select(entries.c.account, entries.c.amount)
-    .where(entries.c.posting_ref == bindparam("p_reference"))
-    .order_by(entries.c.id)
+    .where(entries.c.posting_ref == bindparam("reference"))
+    .order_by(entries.c.id),
+    "reference",
 )
-_HOLD: Final = select(holds).where(holds.c.reference == bindparam("p_reference"))
-_END_HOLD: Final = (
+_HOLD: Final = _Statement(
+    select(holds).where(holds.c.reference == bindparam("reference")), "reference"
+)
+_END_HOLD: Final = _Statement(
     update(holds)
-    .where(holds.c.reference == bindparam("p_reference"))
-    .values(status=bindparam("p_status"), ended_by=bindparam("p_by"))
+    .where(holds.c.reference == bindparam("reference"))
+    .values(status=bindparam("status"), ended_by=bindparam("by")),
+    "reference", "status", "by",
+)  # fmt: skip
+_STORED_REPLY: Final = _Statement(
+    select(replies.c.request_digest, replies.c.reply).where(
+        replies.c.posting_ref == bindparam("reference")
+    ),
+    "reference",
 )
-_STORED_REPLY: Final = select(replies.c.request_digest, replies.c.reply).where(
-    replies.c.posting_ref == bindparam("p_reference")
+# Inserts name their columns; ``inline``: no RETURNING of the generated entry id.
+_INSERT_POSTING: Final = _Statement(insert(postings), *postings.c.keys())
+_INSERT_ENTRY: Final = _Statement(
+    insert(entries).inline(), "posting_ref", "account", "amount", "booking_date"
 )
-_INSERT_POSTING: Final = insert(postings)
-_INSERT_ENTRY: Final = insert(entries)
-_INSERT_HOLD: Final = insert(holds)
-_INSERT_REPLY: Final = insert(replies)
+_INSERT_HOLD: Final = _Statement(insert(holds), *holds.c.keys())
+_INSERT_REPLY: Final = _Statement(insert(replies), *replies.c.keys())
+_HOT_PATH: Final = (
+    _ACCOUNT, _ACCOUNT_FOR_UPDATE, _ADD_TO_BALANCE, _ADD_TO_HELD, _POSTING, _MARK_REVERSED,
+    _ENTRIES_OF, _HOLD, _END_HOLD, _STORED_REPLY, _INSERT_POSTING, _INSERT_ENTRY, _INSERT_HOLD,
+    _INSERT_REPLY,
+)  # fmt: skip
 
 
 def clearing_account(currency: str) -> str:
@@ -278,7 +361,15 @@ class LedgerCheck:
         return not self.drifted and all(total == 0 for total in self.totals.values())
 
 
-def _stamp(moment: dt.datetime) -> str:
+@functools.lru_cache(maxsize=4)
+def timestamp(moment: dt.datetime) -> str:
+    """``moment`` in UTC as YYYYMMDDHHMMSS: a posting's ``booked_at`` and CB-RP-POSTED-AT.
+
+    Cached: every request of a batch is booked at the batch's one moment.
+
+    >>> timestamp(dt.datetime(2026, 11, 29, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=1))))
+    '20261129083000'
+    """
     return moment.astimezone(dt.UTC).strftime("%Y%m%d%H%M%S")
 
 
@@ -286,16 +377,29 @@ class Book:
     """The ledger inside one open transaction (from :meth:`Ledger.transaction`).
 
     Reads see the transaction's own earlier writes; nothing is durable until the
-    ``with`` block ends without an exception.
+    ``with`` block ends without an exception. The reads and writes of the request path run
+    on the connection's DBAPI cursor (see :class:`_Statement`); the rest through SQLAlchemy.
     """
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(
+        self, connection: Connection, cursor: DBAPICursor, compiled: Mapping[_Statement, _Compiled]
+    ) -> None:
         self._connection = connection
+        self._cursor = cursor
+        self._compiled = compiled
+
+    def _run(self, statement: _Statement, *values: Any) -> DBAPICursor:
+        compiled = self._compiled[statement]
+        self._cursor.execute(compiled.sql, compiled.parameters(values))
+        return self._cursor
+
+    def _run_many(self, statement: _Statement, rows: Iterable[Sequence[Any]]) -> None:
+        compiled = self._compiled[statement]
+        self._cursor.executemany(compiled.sql, compiled.parameter_rows(rows))
 
     def account(self, number: str, *, lock: bool = False) -> Account | None:
         """The account ``number``, or None; ``lock`` takes a row lock (PostgreSQL)."""
-        query = _ACCOUNT_FOR_UPDATE if lock else _ACCOUNT
-        row = self._connection.execute(query, {"p_number": number}).first()
+        row = self._run(_ACCOUNT_FOR_UPDATE if lock else _ACCOUNT, number).fetchone()
         return None if row is None else Account(*row)
 
     def add_account(
@@ -327,13 +431,12 @@ class Book:
 
     def posting(self, reference: str) -> Posting | None:
         """The posting ``reference``, or None."""
-        row = self._connection.execute(_POSTING, {"p_reference": reference}).first()
+        row = self._run(_POSTING, reference).fetchone()
         return None if row is None else Posting(*row)
 
     def entries(self, reference: str) -> list[Entry]:
         """The legs of posting ``reference``, in the order they were written."""
-        rows = self._connection.execute(_ENTRIES_OF, {"p_reference": reference})
-        return [Entry(*row) for row in rows]
+        return [Entry(*row) for row in self._run(_ENTRIES_OF, reference).fetchall()]
 
     def add_posting(
         self,
@@ -349,64 +452,43 @@ class Book:
         """Book a posting; its ``legs`` must sum to zero (ValueError otherwise)."""
         if sum(amount for _, amount in legs) != 0:
             raise ValueError(f"posting {reference}: legs do not balance")
-        booking_date = int(booked_at.astimezone(dt.UTC).strftime("%Y%m%d"))
-        self._connection.execute(
-            _INSERT_POSTING,
-            {
-                "reference": reference, "tran_code": tran_code, "booked_at": _stamp(booked_at),
-                "booking_date": booking_date, "value_date": value_date or booking_date,
-                "narrative": narrative, "reverses": reverses, "reversed_by": None,
-            },
-        )  # fmt: skip
-        self._connection.execute(
-            _INSERT_ENTRY,
-            [
-                {"posting_ref": reference, "account": account, "amount": amount,
-                 "booking_date": booking_date}
-                for account, amount in legs
-            ],
-        )  # fmt: skip
-        self._connection.execute(
-            _ADD_TO_BALANCE, [{"p_number": account, "p_delta": amount} for account, amount in legs]
+        stamp = timestamp(booked_at)
+        booking_date = int(stamp[:8])
+        self._run(_INSERT_POSTING, reference, tran_code, stamp, booking_date,
+                  value_date or booking_date, narrative, reverses, None)  # fmt: skip
+        self._run_many(
+            _INSERT_ENTRY, [(reference, account, amount, booking_date) for account, amount in legs]
         )
+        self._run_many(_ADD_TO_BALANCE, legs)
         if reverses is not None:
-            self._connection.execute(_MARK_REVERSED, {"p_reference": reverses, "p_by": reference})
+            self._run(_MARK_REVERSED, reverses, reference)
 
     def hold(self, reference: str) -> Hold | None:
         """The hold ``reference``, or None."""
-        row = self._connection.execute(_HOLD, {"p_reference": reference}).first()
+        row = self._run(_HOLD, reference).fetchone()
         return None if row is None else Hold(*row)
 
     def add_hold(self, reference: str, account: str, amount: int) -> None:
         """Place an active hold of ``amount`` on ``account``."""
-        self._connection.execute(
-            _INSERT_HOLD,
-            {"reference": reference, "account": account, "amount": amount, "status": "active",
-             "ended_by": None},
-        )  # fmt: skip
-        self._connection.execute(_ADD_TO_HELD, {"p_number": account, "p_delta": amount})
+        self._run(_INSERT_HOLD, reference, account, amount, "active", None)
+        self._run(_ADD_TO_HELD, account, amount)
 
     def end_hold(self, reference: str, status: str, ended_by: str) -> None:
         """Release or consume the active hold ``reference`` (``status``: its new state)."""
         hold = self.hold(reference)
         if hold is None or hold.status != "active":
             raise ValueError(f"hold {reference} is not active")
-        self._connection.execute(
-            _END_HOLD, {"p_reference": reference, "p_status": status, "p_by": ended_by}
-        )
-        self._connection.execute(_ADD_TO_HELD, {"p_number": hold.account, "p_delta": -hold.amount})
+        self._run(_END_HOLD, reference, status, ended_by)
+        self._run(_ADD_TO_HELD, hold.account, -hold.amount)
 
     def stored_reply(self, posting_ref: str) -> StoredReply | None:
         """The reply stored for ``posting_ref``, or None."""
-        row = self._connection.execute(_STORED_REPLY, {"p_reference": posting_ref}).first()
+        row = self._run(_STORED_REPLY, posting_ref).fetchone()
         return None if row is None else StoredReply(*row)
 
     def store_reply(self, posting_ref: str, request_digest: str, reply: str) -> None:
         """Keep the reply to ``posting_ref`` (a second one for the same reference fails)."""
-        self._connection.execute(
-            _INSERT_REPLY,
-            {"posting_ref": posting_ref, "request_digest": request_digest, "reply": reply},
-        )
+        self._run(_INSERT_REPLY, posting_ref, request_digest, reply)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -429,7 +511,11 @@ class Ledger:
 
     def __init__(self, engine: Engine, *, clock: Callable[[], dt.datetime] | None = None) -> None:
         self._engine = engine
+        self._compiled = {
+            statement: _Compiled(statement, engine.dialect) for statement in _HOT_PATH
+        }
         self._lock = threading.Lock()
+        self._idle: Connection | None = None  # transactions' connection between them
         self.clock: Callable[[], dt.datetime] = clock or (lambda: dt.datetime.now(dt.UTC))
 
     @classmethod
@@ -452,12 +538,22 @@ class Ledger:
         return cls(engine, clock=clock)
 
     @property
+    def embedded(self) -> bool:
+        """True when the database runs inside this process (SQLite): a statement is a function
+        call, and a commit does not wait for the disk (WAL, ``synchronous=NORMAL``)."""
+        return self._engine.dialect.name == "sqlite"
+
+    @property
     def engine(self) -> Engine:
         """The SQLAlchemy engine (for the statement extract and tests)."""
         return self._engine
 
     def close(self) -> None:
         """Release the database connections."""
+        with self._lock:
+            if self._idle is not None:
+                self._idle.close()
+                self._idle = None
         self._engine.dispose()
 
     @contextmanager
@@ -465,10 +561,28 @@ class Ledger:
         """A :class:`Book` in one database transaction, committed when the block ends.
 
         Transactions of one :class:`Ledger` run one at a time (a lock), so a batch of
-        requests sees a consistent ledger and the running balances cannot race.
+        requests sees a consistent ledger and the running balances cannot race. They keep one
+        connection from one to the next (a pool check-out and check-in cost more than a small
+        batch's statements); after a failed transaction it goes back to the pool, and the next
+        one checks out a connection the pool has verified.
         """
-        with self._lock, self._engine.begin() as connection:
-            yield Book(connection)
+        with self._lock:
+            connection, self._idle = self._idle or self._engine.connect(), None
+            try:
+                with connection.begin(), self._book(connection) as book:
+                    yield book
+            except BaseException:
+                connection.close()
+                raise
+            self._idle = connection
+
+    @contextmanager
+    def _book(self, connection: Connection) -> Iterator[Book]:
+        cursor = connection.connection.cursor()
+        try:
+            yield Book(connection, cursor, self._compiled)
+        finally:
+            cursor.close()
 
     def is_empty(self) -> bool:
         """True when no account exists yet."""
@@ -477,8 +591,8 @@ class Ledger:
 
     def account(self, number: str) -> Account | None:
         """The account ``number``, or None."""
-        with self._engine.connect() as connection:
-            return Book(connection).account(number)
+        with self._engine.connect() as connection, self._book(connection) as book:
+            return book.account(number)
 
     def accounts(self, *, kind: str | None = "customer") -> list[Account]:
         """All accounts of ``kind`` (every kind for None), by number."""

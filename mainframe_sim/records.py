@@ -69,10 +69,9 @@ class Records:
 
     def decode_request(self, data: bytes) -> dict[str, Any] | Reply:
         """The request's fields, or the ``30`` reply for a record that does not decode."""
-        tran, ref = self._text(data, 0, 4), self._text(data, 4, 28)
         if len(data) != self.request_length:
             reason = f"record length {len(data)}, expected {self.request_length}"
-            return Reply(tran, ref, "30", reason_text=reason)
+            return self._format_error(data, reason)
         try:
             fields: dict[str, Any] = self.request.decode(data)
         except Exception as exc:  # the codec's error names field and offset
@@ -82,8 +81,13 @@ class Records:
                 offset = REQUEST_FIELD_OFFSETS[field]
             reason = str(getattr(exc, "reason", exc))
             where = f"{field or 'record'} @{offset}: " if offset is not None else ""
-            return Reply(tran, ref, "30", reason_text=f"{where}{reason}"[:40])
+            return self._format_error(data, f"{where}{reason}"[:40])
         return fields
+
+    def _format_error(self, data: bytes, reason: str) -> Reply:
+        """The ``30`` reply to a request record, with what can be read of its tran code and
+        posting reference."""
+        return Reply(self._text(data, 0, 4), self._text(data, 4, 28), "30", reason_text=reason)
 
     def encode_request(self, fields: Mapping[str, Any]) -> bytes:
         """A CB-REQUEST record from its field values (absent fields blank or zero)."""

@@ -16,9 +16,10 @@ Framings (``--framing``):
 Many connections at once; on one connection requests may be pipelined (sent without waiting
 for replies): replies come back **in request order**, each also carrying its posting
 reference. Requests from all connections are applied in batches, one database transaction
-per batch (:class:`LedgerBatcher`): while one batch commits, the next one gathers, so the
-commit rate, not the request rate, is the limit (ARCHITECTURE.md, field notes). A reply is
-written only after its batch has committed.
+per batch (:class:`LedgerBatcher`): while one batch commits, the next one gathers (in the
+sockets' buffers, or in the queue when batches run on a worker thread), so the commit rate, not
+the request rate, is the limit (ARCHITECTURE.md, field notes). A reply is written only after
+its batch has committed.
 
 Bad input gets an answer: a record of the wrong length or that does not decode is answered
 ``30`` with the field and offset; a length header above the limit (4096) is answered ``30``
@@ -133,15 +134,31 @@ def _length_framer(framing: str) -> Framer:
 class LedgerBatcher:
     """Group commit for asyncio callers: :meth:`submit` a decoded request, await its reply.
 
-    One worker thread applies the requests queued so far as one batch (at most
-    ``max_batch``) in one transaction; requests that arrive meanwhile form the next batch.
+    The requests queued so far are applied as one batch (at most ``max_batch``) in one
+    transaction; requests that arrive meanwhile form the next batch. Where a batch runs:
+
+    - on the event loop itself when the ledger is embedded (SQLite, :attr:`Ledger.embedded`):
+      the batch is calls into SQLite and a commit that does not wait for the disk, and the
+      requests that arrive meanwhile wait in the sockets' buffers. Handing each batch to a
+      thread and back would cost two thread wake-ups, more CPU than a small batch itself;
+    - on a worker thread when the database is a server (PostgreSQL): the loop does not wait
+      for its round trips and fsync, and keeps reading requests meanwhile.
+
+    ``in_loop`` overrides that choice.
     """
 
-    def __init__(self, ledger: Ledger, *, max_batch: int = 256) -> None:
+    def __init__(
+        self, ledger: Ledger, *, max_batch: int = 256, in_loop: bool | None = None
+    ) -> None:
         self._ledger = ledger
         self._max_batch = max_batch
         self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[Reply]]] = asyncio.Queue()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mf-ledger")
+        self.in_loop = ledger.embedded if in_loop is None else in_loop
+        self._executor = (
+            None
+            if self.in_loop
+            else ThreadPoolExecutor(max_workers=1, thread_name_prefix="mf-ledger")
+        )
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
         self.requests = 0
@@ -150,11 +167,12 @@ class LedgerBatcher:
         """Start the batching task on the running loop."""
         self._task = asyncio.get_running_loop().create_task(self._run())
 
-    async def submit(self, request: dict[str, Any]) -> Reply:
-        """Apply ``request`` in the next batch; its reply, once the batch committed."""
+    def submit(self, request: dict[str, Any]) -> asyncio.Future[Reply]:
+        """Queue ``request`` for the next batch; the future of its reply, set once the batch
+        committed."""
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        await self._queue.put((request, future))
-        return await future
+        self._queue.put_nowait((request, future))
+        return future
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -163,14 +181,21 @@ class LedgerBatcher:
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             requests = [request for request, _ in batch]
-            replies = await loop.run_in_executor(
-                self._executor, process_batch, self._ledger, requests
-            )
+            if self._executor is None:
+                replies = process_batch(self._ledger, requests)
+            else:
+                replies = await loop.run_in_executor(
+                    self._executor, process_batch, self._ledger, requests
+                )
             self.batches += 1
             self.requests += len(batch)
             for (_, future), reply in zip(batch, replies, strict=True):
                 if not future.done():
                     future.set_result(reply)
+            if self._executor is None:
+                # Nothing yielded while the batch ran: its replies go out before the queue
+                # (if it holds more than one batch) is taken up again.
+                await asyncio.sleep(0)
 
     async def close(self) -> None:
         """Stop batching (a batch being applied finishes first) and end the worker thread."""
@@ -181,7 +206,8 @@ class LedgerBatcher:
         while not self._queue.empty():
             _, future = self._queue.get_nowait()
             future.cancel()
-        self._executor.shutdown(wait=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
 
 
 @dataclass
@@ -205,6 +231,9 @@ class ServerStats:
 class MainframeServer:
     """The TCP server and its admin port, on one ledger.
 
+    ``max_batch`` and ``in_loop``: the group commit's largest batch, and where batches run
+    (see :class:`LedgerBatcher`).
+
     >>> async def main() -> None:
     ...     server = MainframeServer(Ledger.open("sqlite://"), framing="len4")
     ...     host, port = await server.start("127.0.0.1", 0)
@@ -221,6 +250,7 @@ class MainframeServer:
         faults: Faults | None = None,
         tran_id: str = DEFAULT_TRAN_ID,
         max_batch: int = 256,
+        in_loop: bool | None = None,
     ) -> None:
         self.ledger = ledger
         self.framing = framing
@@ -230,7 +260,7 @@ class MainframeServer:
         self.stats = ServerStats()
         self._request_framer = request_framer(framing)
         self._reply_framer = reply_framer(framing)
-        self._batcher = LedgerBatcher(ledger, max_batch=max_batch)
+        self._batcher = LedgerBatcher(ledger, max_batch=max_batch, in_loop=in_loop)
         self._servers: list[asyncio.Server] = []
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -382,7 +412,7 @@ class MainframeServer:
             done: asyncio.Future[Reply] = loop.create_future()
             done.set_result(decoded)
             return done
-        return asyncio.ensure_future(self._batcher.submit(decoded))
+        return self._batcher.submit(decoded)
 
     async def _send_replies(
         self,

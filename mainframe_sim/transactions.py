@@ -55,11 +55,11 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
-from mainframe_sim.ledger import Account, Book, Ledger, clearing_account
+from mainframe_sim.ledger import Account, Book, Ledger, clearing_account, timestamp
 
 __all__ = [
     "REQUEST_FIELD_OFFSETS",
@@ -112,6 +112,9 @@ REQUEST_FIELD_OFFSETS: Final[Mapping[str, int]] = {
 REASON_LENGTH: Final = 40
 SINGLE_ATTEMPTS: Final = 3
 MINOR_UNITS: Final = Decimal(100)
+_CENT: Final = Decimal("0.01")
+_SORTED_JSON: Final = json.JSONEncoder(sort_keys=True)
+"""``json.dumps(..., sort_keys=True)`` without building an encoder per call."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +151,7 @@ class Reply:
 
     def to_json(self) -> str:
         """The stored form (mf_replies)."""
-        return json.dumps(asdict(self), sort_keys=True)
+        return _SORTED_JSON.encode({name: getattr(self, name) for name in self.__slots__})
 
     @classmethod
     def from_json(cls, text: str) -> Reply:
@@ -169,7 +172,7 @@ def format_error(tran_code: str, posting_ref: str, field: str, problem: str) -> 
 
 def request_digest(request: Mapping[str, Any]) -> str:
     """SHA-256 over the request's fields (names sorted), to tell a repeat from a reuse."""
-    canonical = json.dumps({k: str(v) for k, v in request.items()}, sort_keys=True)
+    canonical = _SORTED_JSON.encode({k: str(v) for k, v in request.items()})
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -218,27 +221,26 @@ def _text(request: Mapping[str, Any], field: str) -> str:
 
 def _parse(request: Mapping[str, Any]) -> _Request:
     tran, ref = _text(request, "CB-TRAN-CODE"), _text(request, "CB-POSTING-REF")
-    amount = request.get("CB-AMOUNT", Decimal(0))
     value_date = request.get("CB-VALUE-DATE", 0)
-    parsed = _Request(
-        tran, ref, _text(request, "CB-ORIG-POSTING-REF"), _text(request, "CB-ACCOUNT-NO"),
-        _text(request, "CB-CONTRA-ACCOUNT"), Decimal(0), _text(request, "CB-CURRENCY"), 0,
-        _text(request, "CB-NARRATIVE"),
-    )  # fmt: skip
     try:
-        amount = Decimal(amount)
+        amount = Decimal(request.get("CB-AMOUNT", 0))
     except (InvalidOperation, TypeError, ValueError):
-        raise parsed.format_error("CB-AMOUNT", "not a number") from None
-    if not amount.is_finite() or amount != amount.quantize(Decimal("0.01")):
-        raise parsed.format_error("CB-AMOUNT", "more than two decimals")
+        raise _RefusedError(format_error(tran, ref, "CB-AMOUNT", "not a number")) from None
+    if not amount.is_finite() or amount != amount.quantize(_CENT):
+        raise _RefusedError(format_error(tran, ref, "CB-AMOUNT", "more than two decimals"))
     if not isinstance(value_date, int):
-        raise parsed.format_error("CB-VALUE-DATE", "not a number")
+        raise _RefusedError(format_error(tran, ref, "CB-VALUE-DATE", "not a number"))
     if value_date:
         try:
             dt.datetime.strptime(f"{value_date:08d}", "%Y%m%d")
         except ValueError:
-            raise parsed.format_error("CB-VALUE-DATE", f"{value_date} is no date") from None
-    return replace(parsed, amount=amount, value_date=value_date)
+            problem = f"{value_date} is no date"
+            raise _RefusedError(format_error(tran, ref, "CB-VALUE-DATE", problem)) from None
+    return _Request(
+        tran, ref, _text(request, "CB-ORIG-POSTING-REF"), _text(request, "CB-ACCOUNT-NO"),
+        _text(request, "CB-CONTRA-ACCOUNT"), amount, _text(request, "CB-CURRENCY"), value_date,
+        _text(request, "CB-NARRATIVE"),
+    )  # fmt: skip
 
 
 def _minor(request: _Request) -> int:
@@ -281,18 +283,14 @@ def _post(book: Book, request: _Request, legs: list[tuple[str, int]], now: dt.da
     )  # fmt: skip
 
 
-def _stamp(now: dt.datetime) -> str:
-    return now.astimezone(dt.UTC).strftime("%Y%m%d%H%M%S")
-
-
 def _approved(book: Book, request: _Request, number: str, now: dt.datetime,
               reason: str = "") -> Reply:  # fmt: skip
-    return request.reply("00", reason, book.account(number), _stamp(now))
+    return request.reply("00", reason, book.account(number), timestamp(now))
 
 
 def _balance_enquiry(book: Book, request: _Request, now: dt.datetime) -> Reply:
     account = _customer(book, request, request.account_no, "CB-ACCOUNT-NO")
-    return request.reply("00", "", account, _stamp(now))
+    return request.reply("00", "", account, timestamp(now))
 
 
 def _debit(book: Book, request: _Request, now: dt.datetime) -> Reply:

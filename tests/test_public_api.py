@@ -610,6 +610,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "Posting",
         "StoredReply",
         "clearing_account",
+        "timestamp",
     ],
     "mainframe_sim.mq": [
         "DEFAULT_REPLY_QUEUE",

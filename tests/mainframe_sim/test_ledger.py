@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text, update
+from sqlalchemy import QueuePool, create_engine, text, update
 
 from mainframe_sim.ledger import Ledger, accounts
 from mainframe_sim.seed import SEED_ACCOUNTS, seed_ledger
@@ -114,3 +114,25 @@ def test_two_ledgers_on_one_database_stay_balanced(shared_database: Callable[[],
     check = first.check()
     assert check.balanced, check
     assert check.postings == sum(1 for s in SEED_ACCOUNTS if s.opening) + 6 * 25
+
+
+def test_transactions_keep_their_connection_unless_one_fails(ledger: Ledger) -> None:
+    pool = ledger.engine.pool
+    assert isinstance(pool, QueuePool)
+    with ledger.transaction() as book:
+        book.add_account("DE00KEPT", "Kept", "EUR")
+    assert pool.checkedout() == 1  # kept for the next transaction
+
+    def failing_batch() -> None:
+        with ledger.transaction() as book:
+            book.add_account("DE00GONE", "Gone", "EUR")
+            raise RuntimeError("a failed batch")
+
+    with pytest.raises(RuntimeError):
+        failing_batch()
+    assert pool.checkedout() == 0  # back to the pool, which checks it before handing it out
+    assert ledger.account("DE00GONE") is None
+    with ledger.transaction() as book:
+        assert book.account("DE00KEPT") is not None
+    ledger.close()
+    assert pool.checkedout() == 0

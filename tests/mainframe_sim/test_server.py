@@ -16,7 +16,7 @@ from mainframe_sim.faults import FaultPlan, Faults
 from mainframe_sim.ledger import Ledger
 from mainframe_sim.records import Records
 from mainframe_sim.seed import SEED_ACCOUNTS
-from mainframe_sim.server import FRAMINGS, MainframeServer
+from mainframe_sim.server import FRAMINGS, LedgerBatcher, MainframeServer
 from mainframe_sim.transactions import Reply
 from tests.mainframe_sim.samples import ANNA, JONAS, request
 
@@ -98,9 +98,18 @@ def test_cics_framing_checks_the_transaction_id(ledger: Ledger) -> None:
     run(scenario)
 
 
-def test_pipelined_requests_are_answered_in_order(ledger: Ledger) -> None:
+IN_LOOP_OR_THREAD = pytest.mark.parametrize("in_loop", [True, False], ids=["loop", "thread"])
+
+
+def test_an_embedded_ledger_is_applied_on_the_loop(ledger: Ledger) -> None:
+    assert ledger.embedded
+    assert LedgerBatcher(ledger).in_loop
+
+
+@IN_LOOP_OR_THREAD
+def test_pipelined_requests_are_answered_in_order(ledger: Ledger, in_loop: bool) -> None:
     async def scenario() -> None:
-        async with serving(ledger) as (_, port), connected(port) as client:
+        async with serving(ledger, in_loop=in_loop) as (_, port), connected(port) as client:
             for n in range(60):
                 client.send(RECORDS.encode_request(request("CRDT", f"P{n}", amount="1")))
             await client.drain()
@@ -111,7 +120,10 @@ def test_pipelined_requests_are_answered_in_order(ledger: Ledger) -> None:
     run(scenario)
 
 
-def test_ledger_stays_balanced_under_concurrent_clients_and_repeats(ledger: Ledger) -> None:
+@IN_LOOP_OR_THREAD
+def test_ledger_stays_balanced_under_concurrent_clients_and_repeats(
+    ledger: Ledger, in_loop: bool
+) -> None:
     accounts = [seed.number for seed in SEED_ACCOUNTS[:11]]
     clients, rounds = 16, 25
 
@@ -136,7 +148,7 @@ def test_ledger_stays_balanced_under_concurrent_clients_and_repeats(ledger: Ledg
         return seen
 
     async def scenario() -> None:
-        async with serving(ledger) as (server, port):
+        async with serving(ledger, in_loop=in_loop) as (server, port):
             await asyncio.gather(*(client_session(port, n) for n in range(clients)))
             assert server.stats.requests == clients * (rounds * 3 + 5 * 2)
             assert server.batches < server.stats.requests  # batched commits

@@ -257,3 +257,33 @@ def test_a_posting_reversed_before_it_arrived_is_not_applied(tmp_path: Path) -> 
     assert ledger.balances(ANNA) == before
     assert ledger.check().balanced
     ledger.close()
+
+
+def test_stored_replies_and_digests_keep_their_form(ledger: Ledger) -> None:
+    # Databases written by earlier versions hold these: a repeat must still find and match them.
+    process_batch(ledger, [request("DEBT", "D1", amount="10.50"), request("REVS", "R1", orig="P")])
+    with ledger.engine.connect() as connection:
+        rows = connection.execute(text("SELECT * FROM mf_replies ORDER BY posting_ref")).all()
+    assert [tuple(row) for row in rows] == [
+        (
+            "D1",
+            "00ccb69366cd111c4b83c8fc46645842acb620721a6dd1e1d4faf2f9c6dacfa1",
+            '{"account_no": "DE89370400440532013000", "available_balance": 111295,'
+            ' "currency": "EUR", "ledger_balance": 111295, "posted_at": "20261127090000",'
+            ' "posting_ref": "D1", "reason_text": "", "result_code": "00", "tran_code": "DEBT"}',
+        ),
+        (
+            "P",
+            "reversed-before-posting",
+            '{"account_no": "", "available_balance": 0, "currency": "", "ledger_balance": 0,'
+            ' "posted_at": "", "posting_ref": "P", "reason_text": "reversed before it arrived",'
+            ' "result_code": "12", "tran_code": ""}',
+        ),
+        (
+            "R1",
+            "7d32a2e5c161a289ded31727b9f6f0ba7dcfde155bc5c514ff3e958d701416ed",
+            '{"account_no": "DE89370400440532013000", "available_balance": 0, "currency": "",'
+            ' "ledger_balance": 0, "posted_at": "", "posting_ref": "R1",'
+            ' "reason_text": "no posting P", "result_code": "25", "tran_code": "REVS"}',
+        ),
+    ]
