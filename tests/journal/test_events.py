@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import datetime as dt
 import hashlib
-import json
 import re
 from typing import Any
 
@@ -26,6 +24,7 @@ from journal.events import (
     format_time,
 )
 from tests.journal.factories import START, event
+from tests.journal.reference import reference_body, reference_canonical, reference_time
 
 PAN = "4111111111111111"
 
@@ -145,47 +144,6 @@ def test_a_missing_id_and_an_empty_one_hash_differently() -> None:
         1, Event(EventKind.SENT, "a", TransactionIds("m"), START), "{}", None, None
     )
     assert b'"m",null,null,null,null,"{}",null,null]' in missing
-
-
-# -- the chain's definition: what the first version of the journal hashed --------------------
-#
-# Journals written since the beginning must keep verifying, so canonical_bytes, format_time
-# and body_text must give exactly what these plain definitions give (the code itself builds
-# the same text faster).
-
-
-def reference_time(at: dt.datetime) -> str:
-    """format_time as first written."""
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=dt.UTC)
-    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def reference_body(body: Any) -> str:
-    """body_text as first written."""
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def reference_canonical(
-    seq: Any, event: Any, body: Any, ciphertext: bytes | None, key_version: Any
-) -> bytes:
-    """canonical_bytes as first written."""
-    ids = event.ids
-    fields = [
-        seq,
-        reference_time(event.at),
-        str(event.kind),
-        event.tenant,
-        ids.transaction_id,
-        ids.end_to_end_id,
-        ids.stan,
-        ids.terminal_id,
-        ids.uetr,
-        body,
-        None if ciphertext is None else base64.b64encode(ciphertext).decode(),
-        key_version,
-    ]
-    return json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def test_known_events_hash_as_they_always_have() -> None:
