@@ -4,13 +4,12 @@ Appending
     :meth:`Journal.append` takes the caller's connection, inside the transaction that makes
     the change the events record: the events commit with the change or not at all. A batch
     of events costs two statements on the chain head (reserve, then advance), one insert
-    for the events, one read and up to two writes for the read model
-    (:mod:`journal.read_model`), and a key query when a batch holds personal parts: hot
-    paths hand in whole batches (group commit, ``ARCHITECTURE.md`` field notes;
-    ``bench/journal_append.py`` measures the cost). The head and event statements are
-    written once per dialect and run as driver SQL on tuples (:mod:`journal.driver_sql`):
-    the same rows as SQLAlchemy Core would write, for a fraction of its per-row cost. Rows
-    are never updated or deleted; only the read model is rewritten.
+    for the events, one upsert for the read model (:mod:`journal.read_model`), and a key
+    query when a batch holds personal parts: hot paths hand in whole batches (group commit,
+    ``ARCHITECTURE.md`` field notes; ``bench/journal_append.py`` measures the cost). These
+    statements are written once per dialect and run as driver SQL on tuples
+    (:mod:`journal.driver_sql`): the rows SQLAlchemy Core would write, for a fraction of its
+    per-row cost. Rows are never updated or deleted; only the read model is rewritten.
 
 Serializing appenders
     The first statement of an append is ``UPDATE journal_head SET seq = seq + n ...

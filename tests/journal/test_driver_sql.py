@@ -3,6 +3,7 @@ byte, on SQLite and PostgreSQL; the SQL is written in each dialect's placeholder
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -15,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from journal.driver_sql import DriverInsert, per_dialect, placeholders
 from journal.events import body_text
-from journal.schema import EVENTS, HEAD
+from journal.schema import EVENTS, HEAD, TRANSACTIONS
 from journal.store import Journal
 from tests.journal.factories import mixed_run
 
@@ -57,6 +58,19 @@ def test_appended_events_are_the_rows_core_writes(journal: Journal) -> None:
         assert stored_rows(connection, "journal_events", "seq") == written
         transaction.rollback()
     assert journal.verify().ok
+
+
+def test_the_read_model_upserts_the_rows_core_writes(journal: Journal) -> None:
+    events = list(mixed_run(5))
+    for start in range(0, len(events), 4):  # transactions split across batches: updates too
+        journal.record(events[start : start + 4])
+    live = journal.transactions()
+    with journal.engine.connect() as connection, connection.begin() as transaction:
+        written = stored_rows(connection, "journal_transactions", "transaction_id")
+        connection.execute(delete(TRANSACTIONS))
+        connection.execute(insert(TRANSACTIONS), [dataclasses.asdict(view) for view in live])
+        assert stored_rows(connection, "journal_transactions", "transaction_id") == written
+        transaction.rollback()
 
 
 def test_the_sql_is_written_in_each_dialects_placeholder_style() -> None:
