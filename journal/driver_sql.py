@@ -9,9 +9,8 @@ still in the caller's transaction, with SQLAlchemy's events, logging and error w
 with nothing done per row beyond what :class:`DriverInsert` converts.
 
 A value the dialect converts on its way to the driver is converted with the dialect's own
-bind processor (SQLite stores a ``DateTime`` as text, written here the same way but faster),
-so the rows are those Core writes: ``tests/journal/test_driver_sql.py`` compares the stored
-rows on SQLite and PostgreSQL.
+bind processor (SQLite stores a ``DateTime`` as text), so the rows are those Core writes:
+``tests/journal/test_driver_sql.py`` compares the stored rows on SQLite and PostgreSQL.
 
 >>> from sqlalchemy.dialects import sqlite
 >>> from journal.schema import HEAD
@@ -22,7 +21,6 @@ rows on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import datetime as dt
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -30,7 +28,6 @@ from typing import Any, Final, TypeVar
 
 from sqlalchemy import Table
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.types import TypeEngine
 
 __all__ = ["DriverInsert", "per_dialect", "placeholders", "quote"]
 
@@ -79,33 +76,6 @@ def per_dialect(build: Callable[[Dialect], _T]) -> Callable[[Dialect], _T]:
     return cached
 
 
-# SQLite's DATETIME stores text in this form unless told otherwise (SQLAlchemy's default
-# storage format): what datetime.isoformat(" ", "microseconds") writes, without an offset.
-_SQLITE_DATETIME_FORMAT: Final = (
-    "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
-)
-
-
-def _bind_converter(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
-    """The dialect's bind processor of ``type_``, or ``None`` when it converts nothing.
-
-    SQLite's datetime processor fills its format from a dict of seven fields; for the
-    default format the same text comes from ``isoformat`` in a fifth of the time.
-    """
-    impl = type_.dialect_impl(dialect)
-    processor = impl.bind_processor(dialect)
-    if processor is None or getattr(impl, "_storage_format", None) != _SQLITE_DATETIME_FORMAT:
-        return processor
-    dialect_processor = processor
-
-    def datetime_text(value: Any) -> Any:
-        if value.__class__ is dt.datetime:
-            return value.isoformat(" ", "microseconds")[:26]
-        return dialect_processor(value)  # a date, None, a subclass: as the dialect does
-
-    return datetime_text
-
-
 @dataclass(frozen=True, slots=True)
 class DriverInsert:
     """An ``INSERT`` of whole rows (tuples in ``columns`` order) in one dialect's SQL."""
@@ -123,9 +93,9 @@ class DriverInsert:
         values = ", ".join(placeholders(dialect, len(columns)))
         conversions = []
         for position, name in enumerate(columns):
-            converter = _bind_converter(table.c[name].type, dialect)
-            if converter is not None:
-                conversions.append((position, converter))
+            processor = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                conversions.append((position, processor))
         into = dialect.identifier_preparer.format_table(table)
         return cls(f"INSERT INTO {into} ({names}) VALUES ({values}){suffix}", tuple(conversions))
 

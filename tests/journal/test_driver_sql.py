@@ -4,13 +4,10 @@ byte, on SQLite and PostgreSQL; the SQL is written in each dialect's placeholder
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-from sqlalchemy import DateTime, delete, insert
+from sqlalchemy import delete, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -98,23 +95,3 @@ def test_statements_are_built_once_per_dialect() -> None:
     first, second = sqlite.dialect(), sqlite.dialect()
     assert statement(first) == statement(first) == statement(second)
     assert built == ["sqlite", "sqlite"]
-
-
-SQLITE = sqlite.dialect()
-SQLITE_DATETIME = DateTime(timezone=True).dialect_impl(SQLITE).bind_processor(SQLITE)
-((_, DRIVER_DATETIME),) = DriverInsert.of(SQLITE, EVENTS, ("at",)).conversions
-ZONES = st.sampled_from([None, dt.UTC, dt.timezone(dt.timedelta(hours=5, minutes=45))])
-
-
-@given(st.builds(lambda at, zone: at.replace(tzinfo=zone), st.datetimes(), ZONES))
-def test_sqlite_times_are_the_text_the_dialect_writes(at: dt.datetime) -> None:
-    assert SQLITE_DATETIME is not None
-    assert DRIVER_DATETIME(at) == SQLITE_DATETIME(at)
-
-
-def test_sqlite_values_that_are_not_datetimes_go_to_the_dialect() -> None:
-    assert SQLITE_DATETIME is not None
-    assert DRIVER_DATETIME(dt.date(2026, 11, 29)) == SQLITE_DATETIME(dt.date(2026, 11, 29))
-    assert DRIVER_DATETIME(None) is None
-    with pytest.raises(TypeError, match="only accepts Python datetime"):
-        DRIVER_DATETIME("2026-11-29")
