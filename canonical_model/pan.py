@@ -60,6 +60,9 @@ def mask_pan(pan: str, keep_first: int = 6, keep_last: int = 4) -> str:
 
 
 _DIGIT_RUN = re.compile(r"(?<!\d)\d{13,19}(?!\d)")
+# In ASCII text \d is [0-9], and a regex of plain digits runs about twice as fast: text
+# without 13 of them in a row holds no candidate at all (the usual case, checked first).
+_ASCII_THIRTEEN_DIGITS = re.compile(r"[0-9]{13}")
 _WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 _IBAN_SHAPE = re.compile(r"[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}")
 
@@ -105,6 +108,8 @@ def find_clear_pans(text: str) -> list[str]:
 def contains_clear_pan(text: str) -> bool:
     """Whether the text holds a Luhn-valid 13-19 digit run standing on its own (not the
     account part of a valid IBAN)."""
+    if text.isascii() and _ASCII_THIRTEEN_DIGITS.search(text) is None:
+        return False
     return bool(_card_numbers(text))
 
 

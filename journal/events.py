@@ -51,9 +51,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from json.encoder import encode_basestring
 from typing import Any, Final, Protocol
 
-from canonical_model.pan import find_clear_pans
+from canonical_model.pan import contains_clear_pan
 
 __all__ = [
     "GENESIS_HASH",
@@ -160,14 +161,25 @@ def format_time(at: dt.datetime) -> str:
 
     A naive time (SQLite gives them back) is UTC: the journal writes nothing else.
     """
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=dt.UTC)
-    return at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if at.tzinfo is not dt.UTC:
+        at = at.replace(tzinfo=dt.UTC) if at.tzinfo is None else at.astimezone(dt.UTC)
+    if at.year < 1000:
+        # The form was defined by strftime, which does not pad such years; isoformat does.
+        return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat writes "2026-11-29T05:00:00.000000+00:00": up to the offset, the strftime
+    # form above, in half the time.
+    return at.isoformat(timespec="microseconds")[:26] + "Z"
+
+
+# Encoders built once: json.dumps builds one per call when given any option.
+_BODY_JSON: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_CANONICAL_JSON: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_OPTIONAL_INT: Final = frozenset({int, type(None)})
 
 
 def body_text(body: JsonObject) -> str:
     """The canonical JSON text of a body or personal part (sorted keys, no spaces)."""
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _BODY_JSON.encode(body)
 
 
 class Hashed(Protocol):
@@ -190,10 +202,15 @@ def canonical_bytes(
     personal_ciphertext: bytes | None,
     key_version: int | None,
 ) -> bytes:
-    """The bytes an event's hash covers: every stored column but the hashes themselves."""
+    """The bytes an event's hash covers: every stored column but the hashes themselves.
+
+    They are the compact JSON array (``json.dumps(..., separators=(",", ":"),
+    ensure_ascii=False)``, UTF-8) of the sequence number, the time (:func:`format_time`),
+    kind, tenant, the five ids, the body text, the personal ciphertext in base64 and its
+    key version.
+    """
     ids = event.ids
-    fields = [
-        seq,
+    texts = (
         format_time(event.at),
         str(event.kind),  # an EventKind is its value
         event.tenant,
@@ -204,14 +221,36 @@ def canonical_bytes(
         ids.uetr,
         body,
         None if personal_ciphertext is None else base64.b64encode(personal_ciphertext).decode(),
-        key_version,
-    ]
-    return json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
+    )
+    try:
+        # What the encoder writes for strings and nulls, without its per-call set-up.
+        strings = ",".join(["null" if text is None else encode_basestring(text) for text in texts])
+    except TypeError:  # not a string: a row altered to hold another type (audit)
+        strings = None
+    if strings is not None and seq.__class__ is int and key_version.__class__ in _OPTIONAL_INT:
+        array = f"[{seq},{strings},{'null' if key_version is None else key_version}]"
+    else:
+        array = _CANONICAL_JSON.encode([seq, *texts, key_version])
+    return array.encode()
 
 
 def chain_hash(prev_hash: str, canonical: bytes) -> str:
     """SHA-256 of the predecessor's hash (32 bytes) followed by ``canonical``, as hex."""
     return hashlib.sha256(bytes.fromhex(prev_hash) + canonical).hexdigest()
+
+
+_ID_FIELDS: Final = ("transaction_id", "end_to_end_id", "stan", "terminal_id", "uetr")
+_SCALAR_TYPES: Final = frozenset({str, int, bool, type(None)})
+
+
+def _is_flat_json(value: Any) -> bool:
+    """Whether ``value`` is a dict of strings to strings, integers, booleans, nulls and
+    finite floats: the usual body, accepted without the recursive walk."""
+    return value.__class__ is dict and all(
+        key.__class__ is str
+        and (item.__class__ in _SCALAR_TYPES or (item.__class__ is float and math.isfinite(item)))
+        for key, item in value.items()
+    )
 
 
 def _check_json(value: Any, where: str) -> None:
@@ -234,6 +273,11 @@ def _check_json(value: Any, where: str) -> None:
     raise ValueError(f"{where} is a {type(value).__name__}, not a JSON value")
 
 
+def _refused(event: Event, why: str) -> ValueError:
+    """The error for an event whose ids hold no card number (they were checked first)."""
+    return ValueError(f"event {event.ids.transaction_id[:MAX_ID_LENGTH]} ({event.kind}): {why}")
+
+
 def check_event(event: Event) -> tuple[str, str | None]:
     """Refuse an event the journal must not store; the message never holds its values.
 
@@ -241,32 +285,27 @@ def check_event(event: Event) -> tuple[str, str | None]:
     """
     ids = event.ids
     ids_text = " ".join(v for v in (ids.transaction_id, ids.end_to_end_id, ids.uetr) if v)
-    if find_clear_pans(ids_text):
+    if contains_clear_pan(ids_text):
         raise ValueError(f"an event ({event.kind}): its ids hold a clear card number")
-    name = f"event {ids.transaction_id[:MAX_ID_LENGTH]} ({event.kind})"
     if not isinstance(event.kind, EventKind):
-        raise ValueError(f"{name}: kind must be an EventKind")
+        raise _refused(event, "kind must be an EventKind")
     if not event.tenant or len(event.tenant) > MAX_TENANT_LENGTH:
-        raise ValueError(f"{name}: tenant must be 1 to {MAX_TENANT_LENGTH} characters")
+        raise _refused(event, f"tenant must be 1 to {MAX_TENANT_LENGTH} characters")
     if event.at.tzinfo is None:
-        raise ValueError(f"{name}: time must be timezone-aware")
-    for label, value in (
-        ("transaction_id", ids.transaction_id),
-        ("end_to_end_id", ids.end_to_end_id),
-        ("stan", ids.stan),
-        ("terminal_id", ids.terminal_id),
-        ("uetr", ids.uetr),
-    ):
+        raise _refused(event, "time must be timezone-aware")
+    for label in _ID_FIELDS:
+        value = getattr(ids, label)
         if value is not None and not 0 < len(value) <= MAX_ID_LENGTH:
-            raise ValueError(f"{name}: {label} must be 1 to {MAX_ID_LENGTH} characters")
-    _check_json(event.body, "body")
-    if event.personal is not None:
+            raise _refused(event, f"{label} must be 1 to {MAX_ID_LENGTH} characters")
+    if not _is_flat_json(event.body):
+        _check_json(event.body, "body")
+    if event.personal is not None and not _is_flat_json(event.personal):
         _check_json(event.personal, "personal")
     body = body_text(event.body)
     personal = None if event.personal is None else body_text(event.personal)
     # JSON escapes nothing in a digit run, so a card number in a value is found as is.
-    if find_clear_pans(body):
-        raise ValueError(f"{name}: its body holds a clear card number")
-    if personal is not None and find_clear_pans(personal):
-        raise ValueError(f"{name}: its personal part holds a clear card number")
+    if contains_clear_pan(body):
+        raise _refused(event, "its body holds a clear card number")
+    if personal is not None and contains_clear_pan(personal):
+        raise _refused(event, "its personal part holds a clear card number")
     return body, personal

@@ -48,7 +48,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from journal.schema import TENANT_KEYS
@@ -66,6 +66,12 @@ __all__ = [
 
 NONCE_SIZE: Final = 12
 KEY_SIZE: Final = 32
+
+# Built once, like the append's statements (journal.store): every batch with personal
+# parts runs it.
+_KEYS_OF_TENANTS: Final = select(TENANT_KEYS).where(
+    TENANT_KEYS.c.tenant.in_(bindparam("tenants", expanding=True))
+)
 
 
 class JournalKeyError(Exception):
@@ -183,7 +189,7 @@ class TenantKeyring:
         wanted = sorted(set(tenants))
         if not wanted:
             return {}
-        rows = connection.execute(select(TENANT_KEYS).where(TENANT_KEYS.c.tenant.in_(wanted))).all()
+        rows = connection.execute(_KEYS_OF_TENANTS, {"tenants": wanted}).all()
         latest: dict[str, tuple[int, bytes | None, int]] = {}
         for row in rows:
             known = latest.get(row.tenant)
@@ -225,7 +231,7 @@ class TenantKeyring:
         wanted = sorted(set(tenants))
         if not wanted:
             return {}
-        rows = connection.execute(select(TENANT_KEYS).where(TENANT_KEYS.c.tenant.in_(wanted))).all()
+        rows = connection.execute(_KEYS_OF_TENANTS, {"tenants": wanted}).all()
         return {
             (row.tenant, row.version): None
             if row.wrapped is None

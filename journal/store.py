@@ -4,11 +4,12 @@ Appending
     :meth:`Journal.append` takes the caller's connection, inside the transaction that makes
     the change the events record: the events commit with the change or not at all. A batch
     of events costs two statements on the chain head (reserve, then advance), one insert
-    for the events, one read and up to two writes for the read model
-    (:mod:`journal.read_model`), and a key query when a batch holds personal parts: hot
-    paths hand in whole batches (group commit, ``ARCHITECTURE.md`` field notes;
-    ``bench/journal_append.py`` measures the cost). Rows are never updated or deleted;
-    only the read model is rewritten.
+    for the events, one upsert for the read model (:mod:`journal.read_model`), and a key
+    query when a batch holds personal parts: hot paths hand in whole batches (group commit,
+    ``ARCHITECTURE.md`` field notes; ``bench/journal_append.py`` measures the cost). These
+    statements are written once per dialect and run as driver SQL on tuples
+    (:mod:`journal.driver_sql`): the rows SQLAlchemy Core would write, for a fraction of its
+    per-row cost. Rows are never updated or deleted; only the read model is rewritten.
 
 Serializing appenders
     The first statement of an append is ``UPDATE journal_head SET seq = seq + n ...
@@ -70,13 +71,14 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine, Integer, bindparam, create_engine, event, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import Engine, create_engine, event, insert, select, update
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from journal import read_model
 from journal.audit import AuditReport, checkpoint_message, verify
+from journal.driver_sql import DriverInsert, per_dialect, placeholders
 from journal.events import (
     Event,
     StoredEvent,
@@ -102,21 +104,37 @@ from journal.trace import TransactionTrace, trace
 __all__ = ["Checkpoint", "Journal", "JournalError"]
 
 
-# The append's statements, built once: building a statement and its cache key on every
-# call cost more than executing it (bench/journal_append.py, batches of 1).
-_RESERVE: Final = (
-    update(HEAD)
-    .where(HEAD.c.id == 1)
-    .values(seq=HEAD.c.seq + bindparam("count", type_=Integer))
-    .returning(HEAD.c.seq, HEAD.c.hash, HEAD.c.checkpoint_seq, HEAD.c.checkpoint_every)
-)
-_ADVANCE: Final = (
-    update(HEAD)
-    .where(HEAD.c.id == 1)
-    .values(hash=bindparam("head_hash"), checkpoint_seq=bindparam("head_checkpoint"))
-)
-_INSERT_EVENTS: Final = insert(EVENTS)
+# The columns of an event row, in the order append() builds its tuples.
+_EVENT_COLUMNS: Final = (
+    "seq", "at", "kind", "tenant", "transaction_id", "end_to_end_id", "stan", "terminal_id",
+    "uetr", "body", "personal", "key_version", "prev_hash", "hash",
+)  # fmt: skip
 _INSERT_CHECKPOINTS: Final = insert(CHECKPOINTS)
+
+
+@dataclass(frozen=True, slots=True)
+class _AppendSql:
+    """The statements every append runs, in one dialect's SQL (:mod:`journal.driver_sql`)."""
+
+    reserve: str
+    """Reserve ``n`` sequence numbers and read the chain head (locks the head row)."""
+    advance: str
+    """Move the chain head to the last hash and checkpoint."""
+    insert_events: DriverInsert
+
+
+@per_dialect
+def _append_sql(dialect: Dialect) -> _AppendSql:
+    head = dialect.identifier_preparer.format_table(HEAD)
+    (count,) = placeholders(dialect, 1)
+    last_hash, last_checkpoint = placeholders(dialect, 2)
+    return _AppendSql(
+        reserve=f"UPDATE {head} SET seq = seq + {count} WHERE id = 1 "
+        "RETURNING seq, hash, checkpoint_seq, checkpoint_every",
+        advance=f"UPDATE {head} SET hash = {last_hash}, checkpoint_seq = {last_checkpoint} "
+        "WHERE id = 1",
+        insert_events=DriverInsert.of(dialect, EVENTS, _EVENT_COLUMNS),
+    )
 
 
 class JournalError(Exception):
@@ -282,17 +300,20 @@ class Journal:
             return []
         texts = [check_event(item) for item in events]
         count = len(events)
-        head = connection.execute(_RESERVE, {"count": count}).one()
+        sql = _append_sql(connection.dialect)
+        head = connection.exec_driver_sql(sql.reserve, (count,)).one()
         first = head.seq - count + 1
+        every = head.checkpoint_every
         tenants = {item.tenant for item in events if item.personal is not None}
         keys = self.keyring.current_keys(connection, tenants, self._now()) if tenants else {}
         prev_hash = head.hash
         last_checkpoint = head.checkpoint_seq
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
         checkpoints: list[dict[str, Any]] = []
         stored: list[StoredEvent] = []
-        for offset, (item, (body, personal)) in enumerate(zip(events, texts, strict=True)):
-            seq = first + offset
+        for seq, item, (body, personal) in zip(
+            range(first, first + count), events, texts, strict=True
+        ):
             ciphertext: bytes | None = None
             key_version: int | None = None
             if personal is not None:
@@ -306,22 +327,22 @@ class Journal:
             hash_ = chain_hash(prev_hash, canonical_bytes(seq, item, body, ciphertext, key_version))
             ids = item.ids
             rows.append(
-                {
-                    "seq": seq,
-                    "at": item.at,
-                    "kind": item.kind.value,
-                    "tenant": item.tenant,
-                    "transaction_id": ids.transaction_id,
-                    "end_to_end_id": ids.end_to_end_id,
-                    "stan": ids.stan,
-                    "terminal_id": ids.terminal_id,
-                    "uetr": ids.uetr,
-                    "body": body,
-                    "personal": ciphertext,
-                    "key_version": key_version,
-                    "prev_hash": prev_hash,
-                    "hash": hash_,
-                }
+                (
+                    seq,
+                    item.at,
+                    item.kind.value,
+                    item.tenant,
+                    ids.transaction_id,
+                    ids.end_to_end_id,
+                    ids.stan,
+                    ids.terminal_id,
+                    ids.uetr,
+                    body,
+                    ciphertext,
+                    key_version,
+                    prev_hash,
+                    hash_,
+                )
             )
             stored.append(
                 StoredEvent(
@@ -336,14 +357,14 @@ class Journal:
                     hash_,
                 )
             )
-            if seq % head.checkpoint_every == 0:
+            if seq % every == 0:
                 checkpoints.append(self._sign(seq, hash_, last_checkpoint))
                 last_checkpoint = seq
             prev_hash = hash_
-        connection.execute(_INSERT_EVENTS, rows)
+        sql.insert_events.execute(connection, rows)
         if checkpoints:
             connection.execute(_INSERT_CHECKPOINTS, checkpoints)
-        connection.execute(_ADVANCE, {"head_hash": prev_hash, "head_checkpoint": last_checkpoint})
+        connection.exec_driver_sql(sql.advance, (prev_hash, last_checkpoint))
         read_model.apply(connection, stored)
         return stored
 

@@ -518,6 +518,12 @@ PUBLIC_API: dict[str, list[str]] = {
         "checkpoint_message",
         "verify",
     ],
+    "journal.driver_sql": [
+        "DriverInsert",
+        "per_dialect",
+        "placeholders",
+        "quote",
+    ],
     "journal.events": [
         "Event",
         "EventKind",

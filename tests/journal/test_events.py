@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import re
 from typing import Any
 
@@ -23,6 +24,7 @@ from journal.events import (
     format_time,
 )
 from tests.journal.factories import START, event
+from tests.journal.reference import reference_body, reference_canonical, reference_time
 
 PAN = "4111111111111111"
 
@@ -50,6 +52,13 @@ def test_the_event_kinds_are_the_issues_list() -> None:
         ({"body": {"amount": dt.date(2026, 1, 1)}}, "body.amount is a date, not a JSON value"),
         ({"body": {"legs": [1, {2: "x"}]}}, "body.legs[1] has a key that is not a string"),
         ({"personal": {"when": {1, 2}}}, "personal.when is a set"),
+        # A flat body is accepted without the recursive walk only when nothing in it is wrong.
+        ({"body": {1: "x"}}, "body has a key that is not a string: 1"),
+        ({"body": {"latency": float("inf")}}, "body.latency is not a finite number"),
+        ({"personal": {"score": float("-inf")}}, "personal.score is not a finite number"),
+        ({"body": {"legs": [float("nan")]}}, "body.legs[0] is not a finite number"),
+        # The ids are checked first: no other message may name a card number.
+        ({"ids": TransactionIds(PAN), "tenant": ""}, "its ids hold a clear card number"),
     ],
 )
 def test_refused_events_are_named_without_their_values(
@@ -135,3 +144,107 @@ def test_a_missing_id_and_an_empty_one_hash_differently() -> None:
         1, Event(EventKind.SENT, "a", TransactionIds("m"), START), "{}", None, None
     )
     assert b'"m",null,null,null,null,"{}",null,null]' in missing
+
+
+def test_known_events_hash_as_they_always_have() -> None:
+    at = dt.datetime(2026, 11, 29, 5, 0, 0, 4321, tzinfo=dt.UTC)
+    card = Event(
+        EventKind.RECEIVED,
+        "acme",
+        TransactionIds(
+            "hub-0001", "633300000001", "000001", "TERM0001", "1b4e28ba-2fa1-41d2-883f-000000000001"
+        ),
+        at,
+        {"amount": "12.50", "currency": "EUR"},
+    )
+    odd = Event(
+        EventKind.STATUS_CHANGED,
+        'zoë "quoted"',
+        TransactionIds("hub-0002"),
+        at.astimezone(dt.timezone(dt.timedelta(hours=-5))),
+        {"note": "Grüße\n\t\\ \u2028 \U0001f600", "n": [1, 2.5, None, True]},
+    )
+    first = chain_hash(GENESIS_HASH, canonical_bytes(1, card, body_text(card.body), None, None))
+    second = chain_hash(first, canonical_bytes(2, odd, body_text(odd.body), bytes(range(40)), 3))
+    # Computed by the journal's first version, which wrote the journals in the field.
+    assert first == "523c1e2ab1be99d5ddeb046827e81e0366110709162e349f292b37fc79cda80d"
+    assert second == "7db293331387fe58f408c1f43338d27329804eb2cacaab8ae9e8934c1c90251c"
+
+
+OFFSETS = st.sampled_from([None, dt.UTC, dt.timezone(dt.timedelta(hours=2)),
+                           dt.timezone(dt.timedelta(hours=-9, minutes=-30))])  # fmt: skip
+TIMES = st.builds(
+    lambda naive, tz: naive.replace(tzinfo=tz),
+    st.datetimes(min_value=dt.datetime(2, 1, 1), max_value=dt.datetime(9998, 12, 31)),
+    OFFSETS,
+)
+OPTIONAL_TEXT = st.none() | st.text(max_size=12)
+IDS = st.builds(
+    TransactionIds, st.text(max_size=12), OPTIONAL_TEXT, OPTIONAL_TEXT, OPTIONAL_TEXT, OPTIONAL_TEXT
+)
+
+
+@given(TIMES)
+def test_times_are_formatted_as_they_always_have_been(at: dt.datetime) -> None:
+    assert format_time(at) == reference_time(at)
+
+
+@given(st.dictionaries(st.text(max_size=8), JSON, max_size=5))
+def test_bodies_are_written_as_they_always_have_been(body: dict[str, Any]) -> None:
+    assert body_text(body) == reference_body(body)
+
+
+@given(
+    seq=st.integers(1, 2**62),
+    kind=st.sampled_from(EventKind),
+    tenant=st.text(min_size=1, max_size=12),
+    at=TIMES,
+    ids=IDS,
+    body=st.text(max_size=40),
+    ciphertext=st.none() | st.binary(max_size=40),
+    key_version=st.none() | st.integers(1, 10**6),
+)
+def test_canonical_bytes_are_the_reference_bytes(
+    seq: int,
+    kind: EventKind,
+    tenant: str,
+    at: dt.datetime,
+    ids: TransactionIds,
+    body: str,
+    ciphertext: bytes | None,
+    key_version: int | None,
+) -> None:
+    event = Event(kind, tenant, ids, at)
+    canonical = canonical_bytes(seq, event, body, ciphertext, key_version)
+    assert canonical == reference_canonical(seq, event, body, ciphertext, key_version)
+    assert chain_hash(GENESIS_HASH, canonical) == hashlib.sha256(bytes(32) + canonical).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class AlteredRow:
+    """A stored row as an altered SQLite database can hand it back: any type in any column."""
+
+    kind: Any
+    tenant: Any
+    ids: TransactionIds
+    at: dt.datetime
+
+
+@pytest.mark.parametrize(
+    ("seq", "row", "body", "key_version"),
+    [
+        (7, AlteredRow("sent", 42, TransactionIds("m-1"), START), "{}", None),
+        (7, AlteredRow(3.5, "acme", TransactionIds("m-1"), START), "{}", None),
+        (7, AlteredRow("sent", "acme", TransactionIds(12, stan=None), START), "{}", None),  # type: ignore[arg-type]
+        (7, AlteredRow("sent", "acme", TransactionIds("m-1"), START), 17, None),
+        (True, AlteredRow("sent", "acme", TransactionIds("m-1"), START), "{}", None),
+        (7, AlteredRow("sent", "acme", TransactionIds("m-1"), START), "{}", "1"),
+        (7, AlteredRow("sent", "acme", TransactionIds("m-1"), START), "{}", False),
+    ],
+)
+def test_altered_column_types_hash_as_they_always_have(
+    seq: Any, row: AlteredRow, body: Any, key_version: Any
+) -> None:
+    assert canonical_bytes(seq, row, body, None, key_version) == reference_canonical(
+        seq, row, body, None, key_version
+    )

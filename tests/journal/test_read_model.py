@@ -8,11 +8,13 @@ the events in plain Python (the reference).
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, update
 
+from journal import read_model
 from journal.events import Event, EventKind, StoredEvent, TransactionIds
 from journal.read_model import TransactionView, project
 from journal.schema import TRANSACTIONS
@@ -155,3 +157,113 @@ def test_rebuild_equals_live_after_any_mixed_sequence(
     assert journal.transactions() == live
     assert journal.verify().ok
     journal.close()
+
+
+# -- one upsert per batch: the row and the batch's fold merged in SQL ----------------------
+
+FEW_IDS = st.sampled_from([None, "", "id-1", "id-2"])  # "" cannot be appended, but is folded
+STORED_BODIES = st.fixed_dictionaries(
+    {},
+    optional={
+        "status": st.sampled_from(["ACSC", "RJCT", "x" * 33]),
+        "reason_code": st.sampled_from(["AM04", "TECH"]),
+        "amount": st.sampled_from(["1.00", "2.50", ""]),
+        "currency": st.sampled_from(["EUR", "USD", "EURO"]),
+        "destination": st.sampled_from(["core", "clearing"]),
+    },
+)
+STORED = st.builds(
+    lambda number, kind, ms, body, e2e, stan, terminal, uetr: (
+        number,
+        kind,
+        START + dt.timedelta(milliseconds=ms),
+        body,
+        TransactionIds(f"hub-{number}", e2e, stan, terminal, uetr),
+    ),
+    st.integers(0, 3),
+    st.sampled_from(KINDS),
+    st.integers(0, 60_000),
+    STORED_BODIES,
+    FEW_IDS,
+    FEW_IDS,
+    FEW_IDS,
+    FEW_IDS,
+)
+
+
+def numbered(drafts: list[list[Any]]) -> list[list[StoredEvent]]:
+    """Batches of stored events, numbered from 1 across batches (no chain: not verified)."""
+    seq = 0
+    batches = []
+    for batch in drafts:
+        stored = []
+        for _number, kind, at, body, ids in batch:
+            seq += 1
+            stored.append(StoredEvent(seq, kind, "acme", ids, at, body, None, "", ""))
+        batches.append(stored)
+    return batches
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(STORED, min_size=1, max_size=6), min_size=1, max_size=6))
+def test_each_batch_upserted_equals_the_fold_of_every_event(drafts: list[list[Any]]) -> None:
+    batches = numbered(drafts)
+    journal = Journal.open("sqlite://", master_keys(1), create=True)
+    for batch in batches:
+        with journal.engine.begin() as connection:
+            assert read_model.apply(connection, batch) == len(
+                {event.ids.transaction_id for event in batch}
+            )
+    assert journal.transactions() == reference([e for batch in batches for e in batch])
+    journal.close()
+
+
+def test_the_upsert_keeps_what_a_batch_does_not_name(journal: Journal) -> None:
+    drafts = [
+        [(1, EventKind.RECEIVED, START, {"amount": "5.00", "currency": "EUR"},
+          TransactionIds("hub-1", None, "000123", "T1", None)),
+         (2, EventKind.RECEIVED, START, {"reason_code": "TECH"}, TransactionIds("hub-2", stan=""))],
+        [(1, EventKind.SENT, START, {"destination": "core"},
+          TransactionIds("hub-1", "e2e-1", "", None, "")),
+         (2, EventKind.SENT, START, {}, TransactionIds("hub-2"))],
+        [(1, EventKind.SENT, START, {}, TransactionIds("hub-1", "")),
+         (1, EventKind.ANSWERED, START + dt.timedelta(seconds=1),
+          {"status": "RJCT", "reason_code": "AM04"}, TransactionIds("hub-1"))],
+    ]  # fmt: skip
+    batches = numbered(drafts)
+    for batch in batches:
+        with journal.engine.begin() as connection:
+            read_model.apply(connection, batch)
+    live = journal.transactions()
+    assert live == reference([e for batch in batches for e in batch])
+    first, second = live
+    assert (first.status, first.reason_code, first.amount, first.currency) == (
+        "RJCT", "AM04", "5.00", "EUR",
+    )  # fmt: skip
+    assert (first.end_to_end_id, first.stan, first.terminal_id, first.uetr) == (
+        "e2e-1", "000123", "T1", None,
+    )  # fmt: skip
+    assert (first.attempts, first.first_seq, first.last_seq, first.event_count) == (2, 1, 6, 4)
+    assert (second.stan, second.status, second.reason_code, second.attempts) == (
+        "",
+        "sent",
+        None,
+        1,
+    )
+
+
+@given(st.lists(EVENTS, min_size=1, max_size=12))
+def test_folding_events_together_equals_projecting_them_one_by_one(events: list[Event]) -> None:
+    stored = [
+        StoredEvent(seq, e.kind, e.tenant, e.ids, e.at, e.body, None, "", "")
+        for seq, e in enumerate(events, start=1)
+    ]
+    one_by_one: TransactionView | None = None
+    for event in stored:
+        one_by_one = project(one_by_one, event)
+    assert read_model._fold(None, stored) == one_by_one
+    split = len(stored) // 2
+    if split:
+        assert (
+            read_model._fold(read_model._fold(None, stored[:split]), stored[split:]) == one_by_one
+        )

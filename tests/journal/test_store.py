@@ -17,6 +17,7 @@ from journal.schema import CHECKPOINTS, EVENTS, HEAD, TENANT_KEYS
 from journal.store import Journal, JournalError
 from tests.journal.conftest import CHECKPOINT_EVERY, JournalFactory, master_keys
 from tests.journal.factories import START, card_purchase, credit_transfer, event, mixed_run
+from tests.journal.reference import write_reference_chain
 
 
 def test_append_numbers_and_chains_events_across_batches(journal: Journal) -> None:
@@ -28,6 +29,20 @@ def test_append_numbers_and_chains_events_across_batches(journal: Journal) -> No
     assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(stored))
     assert [e.hash for e in journal.events()] == [e.hash for e in stored]
     assert list(journal.events(after=7)) == [e for e in journal.events() if e.seq > 7]
+
+
+def test_a_chain_written_by_the_first_version_verifies_and_grows(journal: Journal) -> None:
+    first, second, third = credit_transfer(1)[:3]
+    with journal.engine.begin() as connection:
+        last_hash = write_reference_chain(
+            connection, [(first, b"\x01" * 40, 1), (second, None, None), (third, None, None)]
+        )
+    assert journal.verify().ok
+    grown = journal.record(card_purchase(2))  # crosses the checkpoint at 4
+    assert (grown[0].seq, grown[0].prev_hash) == (4, last_hash)
+    report = journal.verify()
+    assert report.ok, report.problems
+    assert (report.events_checked, report.checkpoints_checked) == (8, 2)
 
 
 def test_events_commit_and_roll_back_with_the_change_they_record(journal: Journal) -> None:

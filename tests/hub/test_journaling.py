@@ -1,0 +1,138 @@
+"""The hub's journal writer: group commit off the event loop, retries, a bounded buffer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from canonical_model.messages import (
+    Acceptor,
+    CanonicalMessage,
+    Identifiers,
+    MessageFunction,
+    MessageKind,
+    ProcessingCode,
+)
+from canonical_model.money import Money
+from hub.journaling import JournalWriter
+from journal import Event, EventKind, Journal, StaticMasterKeys, StoredEvent
+from tests.support import NOW, on_event_loop
+
+TENANT = "bank-a"
+
+
+def purchase(stan: int) -> CanonicalMessage:
+    return CanonicalMessage(
+        MessageKind.FINANCIAL,
+        MessageFunction.REQUEST,
+        TENANT,
+        Identifiers(f"m-{stan}", end_to_end_id=f"{stan:012d}", instruction_id=f"{stan:06d}"),
+        processing=ProcessingCode("00"),
+        amount=Money.of(f"{stan}.25", "EUR"),
+        acceptor=Acceptor(terminal_id="TERM0001"),
+    )
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    opened = Journal.open(
+        f"sqlite:///{tmp_path / 'journal.db'}", StaticMasterKeys({1: bytes(32)}), create=True
+    )
+    yield opened
+    opened.close()
+
+
+def emit_payment(writer: JournalWriter, stan: int) -> None:
+    """What the hub emits for one card payment: received, routed, answered."""
+    request = purchase(stan)
+    writer.emit(EventKind.RECEIVED, request, {"amount": f"{stan}.25", "currency": "EUR"})
+    writer.emit(EventKind.ROUTED, request, {"destination": "core", "rule": "cards"})
+    writer.emit(
+        EventKind.ANSWERED,
+        request,
+        {"status": "ACSC", "reason_code": None, "response_code": "00", "latency_ms": 4.5},
+    )
+
+
+def test_payments_are_group_committed_and_the_journal_verifies(journal: Journal) -> None:
+    batches: list[int] = []
+    record = journal.record
+
+    def counted(events: Sequence[Event]) -> list[StoredEvent]:
+        batches.append(len(events))
+        return record(events)
+
+    journal.record = counted  # type: ignore[method-assign]
+
+    @on_event_loop
+    async def run() -> None:
+        writer = JournalWriter(journal, interval=0.01, batch=50, now=lambda: NOW)
+        await writer.start()
+        for stan in range(1, 41):
+            emit_payment(writer, stan)
+            if stan % 10 == 0:
+                await asyncio.sleep(0.02)
+        await writer.close()
+        assert (writer.written, writer.lost) == (120, 0)
+
+    run()
+    assert sum(batches) == 120 and len(batches) < 40  # many events per commit
+    events = list(journal.events())
+    assert [e.kind for e in events[:3]] == [
+        EventKind.RECEIVED,
+        EventKind.ROUTED,
+        EventKind.ANSWERED,
+    ]
+    assert "reason_code" not in events[2].body  # the writer leaves out what is None
+    assert journal.verify().ok
+    view = journal.status("m-7")
+    assert view is not None
+    assert (view.status, view.amount, view.destination, view.stan) == (
+        "ACSC", "7.25", "core", "000007",
+    )  # fmt: skip
+    live = journal.transactions()
+    assert journal.rebuild() == 40
+    assert journal.transactions() == live
+
+
+def test_a_failed_flush_keeps_its_events_for_the_next(journal: Journal) -> None:
+    record = journal.record
+    failures = [RuntimeError("database away")]
+
+    def flaky(events: Sequence[Event]) -> list[StoredEvent]:
+        if failures:
+            raise failures.pop()
+        return record(events)
+
+    journal.record = flaky  # type: ignore[method-assign]
+
+    @on_event_loop
+    async def run() -> None:
+        writer = JournalWriter(journal, interval=0.01, now=lambda: NOW)
+        await writer.start()
+        emit_payment(writer, 1)
+        await asyncio.sleep(0.05)  # the first flush fails meanwhile
+        emit_payment(writer, 2)
+        await writer.close()
+        assert writer.written == 6
+
+    run()
+    assert [e.ids.transaction_id for e in journal.events()] == ["m-1"] * 3 + ["m-2"] * 3
+    assert journal.verify().ok
+
+
+def test_a_full_buffer_counts_what_it_loses(journal: Journal) -> None:
+    @on_event_loop
+    async def run() -> None:
+        writer = JournalWriter(journal, limit=2, now=lambda: NOW)  # not started: nothing drains
+        emit_payment(writer, 1)
+        assert writer.lost == 1
+        await writer.start()
+        await writer.close()
+        assert writer.written == 2
+
+    run()
+    assert [e.kind for e in journal.events()] == [EventKind.RECEIVED, EventKind.ROUTED]
