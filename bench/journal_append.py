@@ -7,19 +7,24 @@ least.
 
 Journal: :meth:`journal.store.Journal.append` of the same events, batches of N in one
 transaction (group commit), everything included: checks (the clear-PAN scan), the chain
-head lock, the SHA-256 chain, AES-256-GCM of the personal parts under the tenant key (two
-events in nine carry one), a signed checkpoint every 1000 events, and the read-model
-projection (one read and up to two writes per batch).
+head lock, the SHA-256 chain, AES-256-GCM of the personal parts under the tenant key, a
+signed checkpoint every 1000 events, and the read-model projection (one upsert per batch).
 
-Events are those of card purchases (5 events each) and credit transfers with personal data
-(4 events each), interleaved. Each figure is the median of ``--rounds`` rounds, each on
-fresh databases. SQLite runs in a temporary directory (WAL, the embedded default); with
+Events (``--mix``): ``mixed`` interleaves card purchases (5 events each) and credit
+transfers with personal data (4 events each, two of them with a personal part); ``hub`` is
+what the running hub writes for each card payment (``hub/service.py``): received, routed,
+answered, no personal part. Each figure is the median of ``--rounds`` rounds, each on fresh
+databases. SQLite runs in a temporary directory (WAL, the embedded default); with
 ``--postgres-url`` PostgreSQL runs too, each round in its own schema.
+
+Besides events per second, the journal's CPU time per event is shown: this process's CPU
+time (``time.process_time``) over the appends, which is what journaling takes from the hub
+(PostgreSQL's own CPU is not in it; SQLite's is, it runs in the process).
 
 Run::
 
     .venv/bin/python -m bench.journal_append [--events 20000] [--batches 1,10,100,500]
-        [--rounds 3] [--postgres-url postgresql+psycopg://user:pw@host/db]
+        [--rounds 3] [--mix mixed|hub] [--postgres-url postgresql+psycopg://user:pw@host/db]
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy
 from sqlalchemy import Engine, create_engine, insert, text
@@ -81,6 +86,28 @@ def events(count: int) -> list[Event]:
             Event(EventKind.ANSWERED, "acme", card, at, {"status": "approved", "latency_ms": 9.5}),
         ]
     return made[:count]
+
+
+def hub_events(count: int) -> list[Event]:
+    """``count`` events of card payments as the hub journals them (hub/service.py): one
+    payment received every millisecond and answered 9 ms later, so that a payment's answer
+    comes after nine later payments' receipts (and often in a later batch)."""
+    made: list[Event] = []
+    for number in range(1, count // 3 + 2):
+        ids = _ids(number)
+        at = START + dt.timedelta(milliseconds=number)
+        made += [
+            Event(EventKind.RECEIVED, "acme", ids, at, {"message_kind": "financial",
+                  "function": "request", "amount": "12.50", "currency": "EUR"}),
+            Event(EventKind.ROUTED, "acme", ids, at + dt.timedelta(microseconds=300),
+                  {"destination": "core", "rule": "cards-to-core"}),
+            Event(EventKind.ANSWERED, "acme", ids, at + dt.timedelta(microseconds=9_100),
+                  {"status": "ACSC", "response_code": "00", "latency_ms": 9.1}),
+        ]  # fmt: skip
+    return sorted(made, key=lambda event: event.at)[:count]
+
+
+MIXES: dict[str, Callable[[int], list[Event]]] = {"mixed": events, "hub": hub_events}
 
 
 def floor_rows(items: list[Event]) -> list[dict[str, Any]]:
@@ -134,10 +161,22 @@ def database(kind: str, postgres_url: str | None) -> Iterator[tuple[str, dict[st
         admin.dispose()
 
 
-def _timed(operation: Callable[[], None]) -> float:
-    start = time.perf_counter()
+class Measured(NamedTuple):
+    """What one run of a batch size gave: its medians over the rounds."""
+
+    batch: int
+    events: int
+    floor_per_second: float
+    journal_per_second: float
+    journal_cpu_us: float
+    """This process's CPU time per event appended (microseconds)."""
+
+
+def _timed(operation: Callable[[], None]) -> tuple[float, float]:
+    """(wall-clock seconds, CPU seconds of this process) that ``operation`` took."""
+    wall, cpu = time.perf_counter(), time.process_time()
     operation()
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def measure_floor(engine: Engine, rows: list[dict[str, Any]], batch: int) -> float:
@@ -146,29 +185,38 @@ def measure_floor(engine: Engine, rows: list[dict[str, Any]], batch: int) -> flo
             with engine.begin() as connection:
                 connection.execute(insert(EVENTS), rows[start : start + batch])
 
-    return len(rows) / _timed(run)
+    wall, _cpu = _timed(run)
+    return len(rows) / wall
 
 
-def measure_journal(journal: Journal, items: list[Event], batch: int) -> float:
+def measure_journal(journal: Journal, items: list[Event], batch: int) -> tuple[float, float]:
+    """(events per second, CPU microseconds per event)."""
+
     def run() -> None:
         for start in range(0, len(items), batch):
             with journal.engine.begin() as connection:
                 journal.append(connection, items[start : start + batch])
 
-    return len(items) / _timed(run)
+    wall, cpu = _timed(run)
+    return len(items) / wall, cpu / len(items) * 1e6
 
 
 def run(
-    kind: str, count: int, batches: list[int], rounds: int, postgres_url: str | None
-) -> list[tuple[int, int, float, float]]:
-    """(batch, events, floor events/s, journal events/s) for each batch size: medians."""
+    kind: str,
+    count: int,
+    batches: list[int],
+    rounds: int,
+    postgres_url: str | None,
+    mix: Callable[[int], list[Event]] = events,
+) -> list[Measured]:
+    """The medians of each batch size."""
     results = []
     for batch in batches:
         # One commit per event is slow everywhere: fewer events keep the run short.
         size = min(count, 2000) if batch == 1 else count
-        items = events(size)
+        items = mix(size)
         rows = floor_rows(items)
-        floors, journals = [], []
+        floors, journals, cpus = [], [], []
         for _ in range(rounds):
             with database(kind, postgres_url) as (url, options):
                 engine = Journal.create_engine(url, **options)
@@ -176,12 +224,22 @@ def run(
                 engine.dispose()
             with database(kind, postgres_url) as (url, options):
                 journal = Journal.open(url, KEYS, **options)
-                journal.record(events(1))  # the tenant key exists before the clock starts
-                journals.append(measure_journal(journal, items, batch))
+                journal.record(events(2))  # the tenant key exists before the clock starts
+                per_second, cpu_us = measure_journal(journal, items, batch)
+                journals.append(per_second)
+                cpus.append(cpu_us)
                 report = journal.verify()
-                assert report.ok and report.events_checked == size + 1, report.problems
+                assert report.ok and report.events_checked == size + 2, report.problems
                 journal.close()
-        results.append((batch, size, statistics.median(floors), statistics.median(journals)))
+        results.append(
+            Measured(
+                batch,
+                size,
+                statistics.median(floors),
+                statistics.median(journals),
+                statistics.median(cpus),
+            )
+        )
     return results
 
 
@@ -190,19 +248,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--batches", default="1,10,100,500")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--mix", choices=sorted(MIXES), default="mixed")
     parser.add_argument("--postgres-url", help="also run on PostgreSQL (a schema per round)")
     args = parser.parse_args(argv)
     batches = [int(b) for b in args.batches.split(",")]
     print(f"python {sys.version.split()[0]}, SQLAlchemy {sqlalchemy.__version__}")
-    print(f"{args.events} events, median of {args.rounds} rounds\n")
+    print(f"{args.events} events ({args.mix}), median of {args.rounds} rounds\n")
     kinds = ["sqlite"] + (["postgresql"] if args.postgres_url else [])
-    print(f"  {'database':<11} {'batch':>6} {'floor /s':>10} {'journal /s':>11} {'x floor':>8}")
+    print(
+        f"  {'database':<11} {'batch':>6} {'floor /s':>10} {'journal /s':>11} {'x floor':>8}"
+        f" {'cpu us/event':>13}"
+    )
     for kind in kinds:
-        for batch, _size, floor, journal in run(
-            kind, args.events, batches, args.rounds, args.postgres_url
+        for measured in run(
+            kind, args.events, batches, args.rounds, args.postgres_url, MIXES[args.mix]
         ):
+            floor, journal = measured.floor_per_second, measured.journal_per_second
             print(
-                f"  {kind:<11} {batch:>6} {floor:>10,.0f} {journal:>11,.0f} {floor / journal:>8.2f}"
+                f"  {kind:<11} {measured.batch:>6} {floor:>10,.0f} {journal:>11,.0f}"
+                f" {floor / journal:>8.2f} {measured.journal_cpu_us:>13.1f}"
             )
     return 0
 
