@@ -45,6 +45,7 @@ neither ever contains the data, so the message is safe to log.
 
 from __future__ import annotations
 
+import binascii
 import functools
 import re
 from collections.abc import Iterable
@@ -178,6 +179,32 @@ def _checked_tag(tag: str) -> str:
 
 def build_tlv_hex(tags: Iterable[EmvTag]) -> str:
     """:func:`build_tlv`, as upper-case hex (the form ISO 8583 field 55 is handled in)."""
+    tags = tuple(tags)
+    # Hot path (every chip transaction): the headers and values are joined as they are,
+    # the whole is checked to be hex in one C call and upper-cased once. Anything wrong
+    # (a bad tag, an odd, long or non-hex value) is left to the checked build, which
+    # names the data object at fault.
+    parts: list[str] = []
+    for item in tags:
+        try:
+            tag = _checked_tag(item.tag)
+        except TlvError:
+            return _checked_build_tlv_hex(tags)
+        value = item.value
+        length = len(value) >> 1
+        if len(value) & 1 or length > MAX_VALUE_LENGTH:
+            return _checked_build_tlv_hex(tags)
+        parts += (tag, _SHORT_LENGTHS[length] if length < 0x80 else _length_hex(length), value)
+    try:
+        built = "".join(parts)
+        binascii.a2b_hex(built)
+    except (ValueError, TypeError):  # binascii.Error (not hex), non-ASCII or non-str values
+        return _checked_build_tlv_hex(tags)
+    return built.upper()
+
+
+def _checked_build_tlv_hex(tags: tuple[EmvTag, ...]) -> str:
+    """:func:`build_tlv_hex`, checking each data object in turn; raises :class:`TlvError`."""
     parts: list[str] = []
     size = 0  # bytes written so far, for error offsets
     for item in tags:
