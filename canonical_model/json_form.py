@@ -48,6 +48,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
+from canonical_model.construct import fast_constructor
 from canonical_model.currency import Currency, UnknownCurrencyError, currency
 from canonical_model.messages import CanonicalMessage
 from canonical_model.pan import PanToken
@@ -368,6 +369,14 @@ def _generate_dump(cls: type, fields: list[_Field]) -> _Dump:
     return dump
 
 
+def _constructor(cls: type) -> Callable[..., Any]:
+    """``cls``, or the faster function that builds the same instance (see :mod:`.construct`)."""
+    try:
+        return fast_constructor(cls)
+    except TypeError:
+        return cls
+
+
 def _generate_fast_load(cls: type, fields: list[_Field]) -> _Load:
     """The fast-path loader of a dataclass, as straight-line code: each field looked up,
     its JSON type checked, converted if it needs to be, and the class called with every
@@ -375,7 +384,7 @@ def _generate_fast_load(cls: type, fields: list[_Field]) -> _Load:
     a missing required field, an unknown field, a value of another type or refused.
     """
     namespace: dict[str, Any] = {
-        "_cls": cls,
+        "_cls": _constructor(cls),
         "_FastPathError": _FastPathError,
         "_MISSING": _MISSING,
     }

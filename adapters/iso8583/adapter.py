@@ -108,6 +108,7 @@ from canonical_model.codes import (
     iso8583_response_code,
     status_from_iso8583,
 )
+from canonical_model.construct import fast_constructor
 from canonical_model.currency import Currency, UnknownCurrencyError, currency
 from canonical_model.messages import (
     Acceptor,
@@ -199,6 +200,9 @@ _MAPPED_FIELDS = frozenset(
     ]
 ) | frozenset(_DROPPED_FIELDS)
 
+_MAPPED_FIELDS_BUT_70 = _MAPPED_FIELDS - {"70"}
+"""Field 70 is canonical only on 08xx; elsewhere it travels as an extension."""
+
 SYSTEM_MALFUNCTION = "96"
 
 ADDRESSING_FIELDS = ("3", "4", "7", "11", "12", "13", "32", "37", "41", "42", "49")
@@ -206,6 +210,15 @@ ADDRESSING_FIELDS = ("3", "4", "7", "11", "12", "13", "32", "37", "41", "42", "4
 
 # pyiso8583 does not check that numeric (n) fields hold digits: the adapter does.
 _NUMERIC_FIELDS = frozenset(str(number) for number, f in FIELDS.items() if f.type == "n")
+
+# The same instances as calling the classes, built faster (see canonical_model.construct).
+_new_message = fast_constructor(CanonicalMessage)
+_new_identifiers = fast_constructor(Identifiers)
+_new_processing_code = fast_constructor(ProcessingCode)
+_new_card = fast_constructor(Card)
+_new_acceptor = fast_constructor(Acceptor)
+_new_agents = fast_constructor(Agents)
+_new_agent = fast_constructor(Agent)
 
 _FIELD_NAMES = {"h": "header", "t": "MTI", "p": "primary bitmap", "1": "secondary bitmap"}
 _EXTENSION_PREFIX = f"{NAME}:"
@@ -349,7 +362,7 @@ class Iso8583Adapter:
         processing = None
         code = get("3")
         if code is not None:
-            processing = ProcessingCode(code[0:2], code[2:4], code[4:6])
+            processing = _new_processing_code(code[0:2], code[2:4], code[4:6])
             if kind is MessageKind.FINANCIAL and code[0:2] == BALANCE_ENQUIRY_PROCESSING:
                 kind = MessageKind.BALANCE_ENQUIRY
 
@@ -402,14 +415,13 @@ class Iso8583Adapter:
         if value is not None:
             additional = self._parse("54", parse_additional_amounts, value)
 
-        # Field 70 is canonical only on 08xx; elsewhere it travels as an extension.
-        mapped = _MAPPED_FIELDS if network is not None else _MAPPED_FIELDS - {"70"}
+        mapped = _MAPPED_FIELDS if network is not None else _MAPPED_FIELDS_BUT_70
         extensions, dropped = self._extensions(doc, mapped)
         card = self._card(doc, ctx, dropped)
 
         acceptor = None
         if "41" in doc or "42" in doc or "43" in doc or "18" in doc or "22" in doc:
-            acceptor = Acceptor(
+            acceptor = _new_acceptor(
                 terminal_id=get("41"),
                 merchant_id=get("42"),
                 name_location=get("43"),
@@ -418,11 +430,11 @@ class Iso8583Adapter:
                 pos_condition_code=get("25"),
             )
         elif "25" in doc:
-            acceptor = Acceptor(pos_condition_code=get("25"))
+            acceptor = _new_acceptor(pos_condition_code=get("25"))
 
         agents = None
         if "32" in doc or "33" in doc or "100" in doc:
-            agents = Agents(
+            agents = _new_agents(
                 acquirer=_member(get("32")),
                 forwarder=_member(get("33")),
                 receiver=_member(get("100")),
@@ -430,11 +442,11 @@ class Iso8583Adapter:
 
         stan = get("11")
         terminal = get("41")
-        return CanonicalMessage(
+        return _new_message(
             kind=kind,
             function=meaning.function,
             tenant=ctx.tenant,
-            ids=Identifiers(
+            ids=_new_identifiers(
                 message_id=ctx.new_message_id(),
                 end_to_end_id=get("37"),
                 instruction_id=stan,
@@ -531,7 +543,7 @@ class Iso8583Adapter:
             and not dropped
         ):
             return None
-        return Card(
+        return _new_card(
             token=None if pan is None else self._tokenize(pan, "2" if "2" in doc else "35", ctx),
             expiry=expiry,
             sequence_number=sequence,
@@ -758,7 +770,7 @@ def _parse_mmdd(value: str, now: dt.datetime) -> dt.date:
 
 
 def _member(value: str | None) -> Agent | None:
-    return None if value is None else Agent(member_id=value)
+    return None if value is None else _new_agent(member_id=value)
 
 
 def _member_id(agent: Agent | None, field: str) -> str | None:

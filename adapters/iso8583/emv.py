@@ -51,6 +51,7 @@ import re
 from collections.abc import Iterable
 from typing import Final
 
+from canonical_model.construct import fast_constructor
 from canonical_model.messages import EmvTag
 
 __all__ = ["MAX_VALUE_LENGTH", "EmvTag", "TlvError", "build_tlv", "build_tlv_hex", "parse_tlv"]
@@ -80,6 +81,9 @@ class TlvError(ValueError):
         return (type(self), (self.offset, self.reason))
 
 
+_new_emv_tag: Final = fast_constructor(EmvTag)
+
+
 def parse_tlv(data: bytes) -> tuple[EmvTag, ...]:
     """The data objects of ``data``, in order; raises :class:`TlvError` on malformed input."""
     # Hot path (every chip transaction): locals only, and tags and values are sliced out of
@@ -88,7 +92,7 @@ def parse_tlv(data: bytes) -> tuple[EmvTag, ...]:
     size = len(data)
     tags: list[EmvTag] = []
     append = tags.append
-    new_tag = EmvTag
+    new_tag = _new_emv_tag
     index = 0
     while index < size:
         byte = data[index]
