@@ -9,13 +9,19 @@ currencies their alphabetic code, times ISO 8601, a PAN token its digits.
 Converters are derived once per dataclass from its type hints, so the JSON form, the
 reader and the JSON Schema (:func:`json_schema`) cannot drift apart.
 
-Speed: from those converters, each dataclass gets two functions generated as straight-line
-Python at import: its dump (one attribute read and one test per field) and a *fast loader*,
-which checks each field's JSON type but tracks no JSON path. When the fast loader meets
-anything it does not expect (a wrong type, an unknown or a missing field, a value refused),
-:func:`from_dict` reads the data again with the path-tracking loader, which raises the
-error: errors name the path exactly as before. The fast loader accepts nothing the other
-refuses, and builds the same message from what it accepts.
+Speed: from those converters, each dataclass gets three functions generated as straight-line
+Python at import (one attribute read or one look-up, and one test, per field):
+
+- its *dump* to JSON data (:func:`to_dict`);
+- its *writer* of compact JSON text, which :func:`to_json` uses: the text ``json.dumps``
+  would make of the dump, string values encoded by ``json``'s own C string encoder. A value
+  the writer does not know (one of a type its field does not declare) leaves the whole text
+  to ``json.dumps``;
+- its *fast loader*, which checks each field's JSON type but tracks no JSON path. When it
+  meets anything it does not expect (a wrong type, an unknown or a missing field, a value
+  refused), :func:`from_dict` reads the data again with the path-tracking loader, which
+  raises the error: errors name the path exactly as before. The fast loader accepts nothing
+  the other refuses, and builds the same message from what it accepts.
 
 >>> from canonical_model.messages import CanonicalMessage, Identifiers, MessageKind, MessageFunction
 >>> from canonical_model.money import Money
@@ -69,6 +75,7 @@ _VERSION_KEY = "canonical_version"
 JsonValue = Any
 _Dump = Callable[[Any], JsonValue]
 _Load = Callable[[JsonValue, str], Any]
+_Write = Callable[[Any], str]
 
 
 class CanonicalJsonError(ValueError):
@@ -189,12 +196,16 @@ _SCALARS: dict[Any, tuple[_Dump, _Load, dict[str, Any]]] = {
 
 class _Converter(typing.NamedTuple):
     """How one type travels: ``dump`` to JSON data, ``load`` back (naming the JSON path in
-    its errors), and ``fast``, the JSON type to expect and the loader to apply (``None``:
-    the value as it is) on the fast path, where paths are not tracked."""
+    its errors), ``fast``, the JSON type to expect and the loader to apply (``None``: the
+    value as it is) on the fast path, where paths are not tracked, and ``write``, straight
+    to compact JSON text (what ``json.dumps`` makes of ``dump``'s result, or an exception).
+    ``dumps_string``: ``dump`` gives a string (of a value of the right type)."""
 
     dump: _Dump
     load: _Load
     fast: tuple[type, _Load | None]
+    write: _Write
+    dumps_string: bool
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -231,14 +242,24 @@ def _build_converter(hint: Any) -> _Converter:
     if hint in _SCALARS:
         dump, load, _ = _SCALARS[hint]
         json_type = _JSON_TYPES.get(hint, str)
-        return _Converter(dump, load, (json_type, None if dump is _identity else load))
+        if json_type is not str:
+            return _Converter(dump, load, (json_type, None), _write_scalar, False)
+        if dump is _identity:
+            return _Converter(dump, load, (str, None), _encode_str, True)
+
+        def write_string(value: Any) -> str:
+            return _encode_str(dump(value))
+
+        return _Converter(dump, load, (str, load), write_string, True)
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (types.UnionType, typing.Union):
         (inner,) = [a for a in args if a is not type(None)]
         return _converter(inner)
     if origin is tuple:
-        item_dump, item_load, (item_type, item_fast) = _converter(args[0])
+        item = _converter(args[0])
+        item_dump, item_load, item_write = item.dump, item.load, item.write
+        item_type, item_fast = item.fast
 
         def dump_tuple(value: tuple[Any, ...]) -> JsonValue:
             return [item_dump(item) for item in value]
@@ -255,7 +276,10 @@ def _build_converter(hint: Any) -> _Converter:
                 return tuple(value)
             return tuple([item_fast(item, path) for item in value])
 
-        return _Converter(dump_tuple, load_tuple, (list, fast_tuple))
+        def write_tuple(value: tuple[Any, ...]) -> str:
+            return "[" + ",".join([item_write(item) for item in value]) + "]"
+
+        return _Converter(dump_tuple, load_tuple, (list, fast_tuple), write_tuple, False)
     if isinstance(hint, type) and issubclass(hint, StrEnum):
         enum_type = hint
         allowed = ", ".join(m.value for m in enum_type)
@@ -267,7 +291,10 @@ def _build_converter(hint: Any) -> _Converter:
             except ValueError:
                 raise CanonicalJsonError(path, f"{value!r} is not one of: {allowed}") from None
 
-        return _Converter(str, load_enum, (str, load_enum))
+        def write_enum(value: StrEnum) -> str:
+            return _encode_str(str(value))
+
+        return _Converter(str, load_enum, (str, load_enum), write_enum, True)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _dataclass_converter(hint)
     raise TypeError(f"no canonical JSON form for {hint!r}")
@@ -298,12 +325,15 @@ def _fields(cls: type) -> list[_Field]:
 def _dataclass_converter(cls: type) -> _Converter:
     generated: dict[str, Callable[..., Any]] = {}
 
-    # These two are reached only through a recursive type, before the code is generated.
+    # These three are reached only through a recursive type, before the code is generated.
     def dump(value: Any) -> JsonValue:
         return generated["dump"](value)
 
     def fast_load(value: JsonValue, path: str) -> Any:
         return generated["fast_load"](value, path)
+
+    def write(value: Any) -> str:
+        return typing.cast(str, generated["write"](value))
 
     names: frozenset[str] = frozenset()
     required: tuple[str, ...] = ()
@@ -325,14 +355,17 @@ def _dataclass_converter(cls: type) -> _Converter:
             raise CanonicalJsonError(path, str(exc)) from None
 
     # Registered before the fields are resolved, so recursive types terminate.
-    _CONVERTERS[cls] = _Converter(dump, load, (dict, fast_load))
+    _CONVERTERS[cls] = _Converter(dump, load, (dict, fast_load), write, False)
     fields = _fields(cls)
     names = frozenset(f.name for f in fields)
     required = tuple(f.name for f in fields if f.required)
     loaders.update((f.name, f.converter.load) for f in fields)
     generated["dump"] = _generate_dump(cls, fields)
+    generated["write"] = _generate_write(cls, fields)
     generated["fast_load"] = _generate_fast_load(cls, fields)
-    return _Converter(generated["dump"], load, (dict, generated["fast_load"]))
+    return _Converter(
+        generated["dump"], load, (dict, generated["fast_load"]), generated["write"], False
+    )
 
 
 def _generate(name: str, lines: list[str], namespace: dict[str, Any], cls: type) -> Any:
@@ -342,31 +375,88 @@ def _generate(name: str, lines: list[str], namespace: dict[str, Any], cls: type)
     return namespace[name]
 
 
+def _present_fields(fields: list[_Field], emit: Callable[[int, _Field], str]) -> list[str]:
+    """Source lines visiting each field of ``value`` in order: ``item`` is read, and the line
+    ``emit`` gives is run unless the field is optional and ``None`` or at its default."""
+    lines = []
+    for index, field in enumerate(fields):
+        lines.append(f"    item = value.{field.name}")
+        if field.required:
+            lines.append(f"    {emit(index, field)}")
+            continue
+        if field.default is None:
+            lines.append("    if item is not None:")
+        else:
+            lines.append(f"    if item is not None and item != default_{index}:")
+        lines.append(f"        {emit(index, field)}")
+    return lines
+
+
+def _namespace(fields: list[_Field]) -> dict[str, Any]:
+    """What the generated code of these fields refers to: converters, defaults."""
+    namespace: dict[str, Any] = {"_encode_str": _encode_str}
+    for index, field in enumerate(fields):
+        namespace[f"dump_{index}"] = field.converter.dump
+        namespace[f"write_{index}"] = field.converter.write
+        namespace[f"default_{index}"] = field.default
+    return namespace
+
+
 def _generate_dump(cls: type, fields: list[_Field]) -> _Dump:
     """The dump function of a dataclass, as straight-line code: one attribute read and one
     test per field, the field's converter called only when it is not the identity.
-
-    A field is left out when it is optional and ``None`` or at its default.
     """
-    namespace: dict[str, Any] = {}
-    lines = ["def dump(value):", "    out = {}"]
-    for index, field in enumerate(fields):
-        name = field.name
-        namespace[f"dump_{index}"] = field.converter.dump
-        namespace[f"default_{index}"] = field.default
+
+    def emit(index: int, field: _Field) -> str:
         converted = "item" if field.converter.dump is _identity else f"dump_{index}(item)"
-        lines.append(f"    item = value.{name}")
-        indent = "    "
-        if not field.required:
-            indent = "        "
-            if field.default is None:
-                lines.append("    if item is not None:")
-            else:
-                lines.append(f"    if item is not None and item != default_{index}:")
-        lines.append(f"{indent}out[{name!r}] = {converted}")
-    lines.append("    return out")
-    dump: _Dump = _generate("dump", lines, namespace, cls)
+        return f"out[{field.name!r}] = {converted}"
+
+    lines = ["def dump(value):", "    out = {}", *_present_fields(fields, emit), "    return out"]
+    dump: _Dump = _generate("dump", lines, _namespace(fields), cls)
     return dump
+
+
+def _generate_write(cls: type, fields: list[_Field]) -> _Write:
+    """The JSON text writer of a dataclass: what ``json.dumps`` (compact, not ASCII-only)
+    makes of its dump, built field by field; string values go straight to the C string
+    encoder. Raises where ``json.dumps`` might write what the writer does not know."""
+
+    def emit(index: int, field: _Field) -> str:
+        key = _encode_str(field.name) + ":"
+        if not field.converter.dumps_string:
+            return f"out.append({key!r} + write_{index}(item))"
+        if field.converter.dump is _identity:
+            return f"out.append({key!r} + _encode_str(item))"
+        return f"out.append({key!r} + _encode_str(dump_{index}(item)))"
+
+    lines = [
+        "def write(value):",
+        "    out = []",
+        *_present_fields(fields, emit),
+        '    return "{" + ",".join(out) + "}"',
+    ]
+    write: _Write = _generate("write", lines, _namespace(fields), cls)
+    return write
+
+
+_encode_str: Callable[[str], str] = json.encoder.encode_basestring
+"""A JSON string as ``json.dumps(..., ensure_ascii=False)`` writes it (the C function)."""
+
+
+def _write_scalar(value: Any) -> str:
+    """A scalar as ``json.dumps`` writes it; raises :class:`_FastPathError` for anything
+    that is not ``None``, a bool, a string or an integer (left to ``json.dumps``)."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return _encode_str(value)
+    if isinstance(value, int):
+        return int.__repr__(value)
+    raise _FastPathError
 
 
 def _constructor(cls: type) -> Callable[..., Any]:
@@ -451,9 +541,19 @@ _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 def to_json(message: CanonicalMessage, *, indent: int | None = None) -> str:
     """The canonical JSON text of a message (compact unless ``indent`` is given)."""
-    if indent is None:
+    if indent is not None:
+        return json.dumps(
+            to_dict(message), separators=(",", ": "), indent=indent, ensure_ascii=False
+        )
+    try:
+        body = _MESSAGE.write(message)
+    except Exception:  # a value of an undeclared type: json.dumps writes it, or raises
         return _COMPACT.encode(to_dict(message))
-    return json.dumps(to_dict(message), separators=(",", ": "), indent=indent, ensure_ascii=False)
+    return _VERSIONED + body[1:] if body != "{}" else _VERSIONED[:-1] + "}"
+
+
+_VERSIONED = f'{{"{_VERSION_KEY}":{CANONICAL_VERSION},'
+"""The start of every compact canonical JSON text."""
 
 
 def from_json(text: str | bytes) -> CanonicalMessage:

@@ -262,3 +262,39 @@ def test_the_fast_loader_accepts_nothing_the_path_tracking_one_refuses(
     if not isinstance(slow, CanonicalMessage):
         assert not isinstance(fast, CanonicalMessage)
         assert isinstance(slow, tuple) and slow[0] == "CanonicalJsonError"
+
+
+def _off_type(message: CanonicalMessage, **changes: object) -> CanonicalMessage:
+    """``message`` with values of types its fields do not declare (set past the checks)."""
+    copy = dataclasses.replace(message)
+    for name, value in changes.items():
+        object.__setattr__(copy, name, value)
+    return copy
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"tenant": None},
+        {"tenant": 7},
+        {"repeat": 1},
+        {"approval_code": 1.5},
+        {"remittance": ("a", None, 2)},
+        {"extensions": [{"key": "k"}]},
+        {"approval_code": MessageKind.FINANCIAL},
+    ],
+)
+def test_off_type_values_are_written_as_json_dumps_writes_them(changes: dict[str, object]) -> None:
+    # The direct text writer knows strings, booleans, integers and None; anything else is
+    # left to json.dumps, so the text (or the error) is json.dumps's whatever the values.
+    message = _off_type(from_dict(_minimal()), **changes)
+    outcomes = []
+    for write in (
+        to_json,
+        lambda m: json.dumps(to_dict(m), separators=(",", ":"), ensure_ascii=False),
+    ):
+        try:
+            outcomes.append(write(message))
+        except Exception as exc:
+            outcomes.append(f"{type(exc).__name__}: {exc}")
+    assert outcomes[0] == outcomes[1]
