@@ -60,6 +60,7 @@ offset; :meth:`Iso8583Adapter.reject` turns it into the response MTI with field 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Mapping
 from typing import ClassVar, TypeVar
 
@@ -79,7 +80,7 @@ from adapters.base import (
     scrub,
 )
 from adapters.framing import FRAMERS
-from adapters.iso8583.codec import compile_codec
+from adapters.iso8583.codec import CompiledCodec, compile_codec
 from adapters.iso8583.emv import TlvError, build_tlv_hex, parse_tlv
 from adapters.iso8583.fields import (
     FieldFormatError,
@@ -265,7 +266,7 @@ class Iso8583Adapter:
             raise ValueError(f"unknown {NAME} variant {chosen!r} (known: {', '.join(VARIANTS)})")
         self._variant = chosen
         self._spec = SPECS[chosen]
-        self._codec = compile_codec(self._spec)
+        self._codec = _compiled_codec(chosen)
         self._capabilities = Capabilities(
             kinds=frozenset(
                 {
@@ -739,6 +740,12 @@ class Iso8583Adapter:
                 continue
             return bytes(raw)
         return None
+
+
+@functools.cache
+def _compiled_codec(variant: str) -> CompiledCodec | None:
+    """The codec compiled for ``variant``'s spec, once per process (about a millisecond)."""
+    return compile_codec(SPECS[variant])
 
 
 def _masked(field: str, value: str) -> str:

@@ -194,7 +194,7 @@ def _compiled_and_reference(variant: str) -> tuple[Iso8583Adapter, Iso8583Adapte
     """The adapter, and the same adapter on pyiso8583 alone (no compiled codec)."""
     compiled = Iso8583Adapter(variant)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(adapter_module, "compile_codec", lambda spec: None)
+        patch.setattr(adapter_module, "_compiled_codec", lambda variant: None)
         reference = Iso8583Adapter(variant)
     return compiled, reference
 
