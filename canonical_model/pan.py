@@ -39,15 +39,29 @@ class ClearPanError(ValueError):
 
 
 _DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+_DOUBLED_DIGIT_SUMS = bytes.maketrans(b"0123456789", bytes(48 + d for d in _DOUBLED))
+"""Each ASCII digit to the ASCII digit of the digit sum of its double (``5`` -> ``1``)."""
 
 
 def luhn_valid(digits: str) -> bool:
-    """Whether a string of decimal digits passes the Luhn (mod 10) check."""
-    if not digits.isdigit():
+    """Whether a string of decimal digits passes the Luhn (mod 10) check. Decimal digits of
+    any script count as their values (``\\d`` finds them in text too); other characters,
+    superscripts included, make it not a card number.
+
+    >>> luhn_valid("4111111111111111"), luhn_valid("\u0664" + "\u0661" * 15), luhn_valid("4\u00b2")
+    (True, True, False)
+    """
+    if not digits.isdecimal():
         return False
+    if digits.isascii():
+        # From the right: every other digit as it is, the others doubled; the bytes are
+        # summed in C, and every byte carries 48 (ord("0")) on top of its digit.
+        raw = digits.encode("ascii")
+        total = sum(raw[-1::-2]) + sum(raw[-2::-2].translate(_DOUBLED_DIGIT_SUMS))
+        return (total - 48 * len(raw)) % 10 == 0
     total = 0
     for position, char in enumerate(reversed(digits)):
-        value = ord(char) - 48
+        value = int(char)
         total += _DOUBLED[value] if position % 2 else value
     return total % 10 == 0
 

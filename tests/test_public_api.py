@@ -264,6 +264,10 @@ PUBLIC_API: dict[str, list[str]] = {
         "ADDRESSING_FIELDS",
         "Iso8583Adapter",
     ],
+    "adapters.iso8583.codec": [
+        "CompiledCodec",
+        "compile_codec",
+    ],
     "adapters.iso8583.emv": [
         "EmvTag",
         "MAX_VALUE_LENGTH",
@@ -353,6 +357,9 @@ PUBLIC_API: dict[str, list[str]] = {
         "status_from_iso8583",
         "to_dict",
         "to_json",
+    ],
+    "canonical_model.construct": [
+        "fast_constructor",
     ],
     "canonical_model.replies": [
         "reply_to",

@@ -45,11 +45,13 @@ neither ever contains the data, so the message is safe to log.
 
 from __future__ import annotations
 
+import binascii
 import functools
 import re
 from collections.abc import Iterable
 from typing import Final
 
+from canonical_model.construct import fast_constructor
 from canonical_model.messages import EmvTag
 
 __all__ = ["MAX_VALUE_LENGTH", "EmvTag", "TlvError", "build_tlv", "build_tlv_hex", "parse_tlv"]
@@ -79,6 +81,9 @@ class TlvError(ValueError):
         return (type(self), (self.offset, self.reason))
 
 
+_new_emv_tag: Final = fast_constructor(EmvTag)
+
+
 def parse_tlv(data: bytes) -> tuple[EmvTag, ...]:
     """The data objects of ``data``, in order; raises :class:`TlvError` on malformed input."""
     # Hot path (every chip transaction): locals only, and tags and values are sliced out of
@@ -87,7 +92,7 @@ def parse_tlv(data: bytes) -> tuple[EmvTag, ...]:
     size = len(data)
     tags: list[EmvTag] = []
     append = tags.append
-    new_tag = EmvTag
+    new_tag = _new_emv_tag
     index = 0
     while index < size:
         byte = data[index]
@@ -178,6 +183,32 @@ def _checked_tag(tag: str) -> str:
 
 def build_tlv_hex(tags: Iterable[EmvTag]) -> str:
     """:func:`build_tlv`, as upper-case hex (the form ISO 8583 field 55 is handled in)."""
+    tags = tuple(tags)
+    # Hot path (every chip transaction): the headers and values are joined as they are,
+    # the whole is checked to be hex in one C call and upper-cased once. Anything wrong
+    # (a bad tag, an odd, long or non-hex value) is left to the checked build, which
+    # names the data object at fault.
+    parts: list[str] = []
+    for item in tags:
+        try:
+            tag = _checked_tag(item.tag)
+        except TlvError:
+            return _checked_build_tlv_hex(tags)
+        value = item.value
+        length = len(value) >> 1
+        if len(value) & 1 or length > MAX_VALUE_LENGTH:
+            return _checked_build_tlv_hex(tags)
+        parts += (tag, _SHORT_LENGTHS[length] if length < 0x80 else _length_hex(length), value)
+    try:
+        built = "".join(parts)
+        binascii.a2b_hex(built)
+    except (ValueError, TypeError):  # binascii.Error (not hex), non-ASCII or non-str values
+        return _checked_build_tlv_hex(tags)
+    return built.upper()
+
+
+def _checked_build_tlv_hex(tags: tuple[EmvTag, ...]) -> str:
+    """:func:`build_tlv_hex`, checking each data object in turn; raises :class:`TlvError`."""
     parts: list[str] = []
     size = 0  # bytes written so far, for error offsets
     for item in tags:

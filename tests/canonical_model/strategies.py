@@ -13,6 +13,7 @@ from canonical_model import (
     AdditionalAmount,
     Agent,
     Agents,
+    Balance,
     BusinessHeader,
     CanonicalMessage,
     Card,
@@ -31,6 +32,8 @@ from canonical_model import (
     PaymentTerms,
     PostalAddress,
     ProcessingCode,
+    Statement,
+    StatementEntry,
     Status,
     TransactionStatus,
     luhn_valid,
@@ -89,6 +92,33 @@ statuses = st.builds(
     additional_info=optional_text,
 )
 
+statements = st.builds(
+    Statement,
+    statement_id=text,
+    account=st.builds(Account, iban=optional_text, currency=st.none() | st.just("EUR")),
+    created_at=st.none() | aware_datetimes,
+    balances=st.lists(
+        st.builds(
+            Balance,
+            type_code=st.sampled_from(["OPBD", "CLBD"]),
+            amount=money(),
+            credit=st.booleans(),
+            date=st.none() | st.dates(),
+        ),
+        max_size=2,
+    ).map(tuple),
+    entry_count=st.none() | st.integers(0, 10**6),
+)
+statement_entries = st.builds(
+    StatementEntry,
+    amount=money(),
+    credit=st.booleans(),
+    status=st.sampled_from(["BOOK", "PDNG"]),
+    booking_date=st.none() | st.dates(),
+    counterparty=st.none() | st.builds(Party, name=optional_text),
+    remittance=st.lists(text, max_size=2).map(tuple),
+)
+
 messages = st.builds(
     CanonicalMessage,
     kind=st.sampled_from(MessageKind),
@@ -109,7 +139,12 @@ messages = st.builds(
     local_time=st.none() | st.times(),
     local_date=st.none() | st.dates(),
     settlement_date=st.none() | st.dates(),
-    processing=st.none() | st.builds(ProcessingCode, transaction_type=st.just("31")),
+    processing=st.none()
+    | st.builds(
+        ProcessingCode,
+        transaction_type=st.just("31"),
+        from_account_type=st.sampled_from(["00", "10"]),
+    ),
     amount=st.none() | money(),
     additional_amounts=st.lists(
         st.builds(
@@ -161,6 +196,8 @@ messages = st.builds(
         duplicate=st.booleans(),
     ),
     ultimate_creditor=st.none() | st.builds(Party, name=optional_text),
+    statement=st.none() | statements,
+    statement_entry=st.none() | statement_entries,
 )
 
 __all__ = ["messages", "money", "tokens"]

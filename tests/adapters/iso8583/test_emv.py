@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.iso8583.emv import MAX_VALUE_LENGTH, TlvError, build_tlv, parse_tlv
+from adapters.iso8583 import emv
+from adapters.iso8583.emv import MAX_VALUE_LENGTH, TlvError, build_tlv, build_tlv_hex, parse_tlv
 from canonical_model.messages import EmvTag
 
 # An ARQC request's field 55, object by object (tag, value), as a terminal sends it.
@@ -286,3 +287,29 @@ def test_random_bytes_raise_nothing_but_tlv_error(data: bytes) -> None:
     else:
         assert parse_tlv(build_tlv(outcome)) == outcome
         assert len(build_tlv(outcome)) <= len(data)
+
+
+_ODD_TAGS = ["", "9F", "9f26", "00", "FF", "1F", "9F8", "9F2G", "5F2A00", "\u00e9\u00e9", "DF8101"]
+_ODD_VALUES = ["", "A", "0a", "GG", "0 ", "\u00e9\u00e9", "AB" * 300, "ab" * 0x80]
+
+
+@given(
+    st.lists(
+        st.builds(
+            EmvTag,
+            tag=st.sampled_from(_ODD_TAGS) | ber_tags(),
+            value=st.sampled_from(_ODD_VALUES) | st.binary(max_size=140).map(bytes.hex),
+        ),
+        max_size=6,
+    )
+)
+def test_build_gives_the_checked_builds_output_or_error(tags: list[EmvTag]) -> None:
+    # build_tlv_hex joins and checks the whole at once; its checked twin goes object by
+    # object and names the one at fault. Both must agree on everything.
+    outcomes: list[str | tuple[int, str]] = []
+    for build in (build_tlv_hex, emv._checked_build_tlv_hex):
+        try:
+            outcomes.append(build(tuple(tags)))
+        except TlvError as error:
+            outcomes.append((error.offset, error.reason))
+    assert outcomes[0] == outcomes[1]
