@@ -463,8 +463,8 @@ class Iso8583Adapter:
             additional_amounts=additional,
             card=card,
             acceptor=acceptor,
-            debtor_account=self._account(get("102"), ctx),
-            creditor_account=self._account(get("103"), ctx),
+            debtor_account=self._account(get("102"), "102", ctx),
+            creditor_account=self._account(get("103"), "103", ctx),
             agents=agents,
             original=original,
             status=status,
@@ -553,11 +553,16 @@ class Iso8583Adapter:
             dropped=tuple(dropped),
         )
 
-    def _account(self, value: str | None, ctx: DecodeContext) -> Account | None:
+    def _account(self, value: str | None, field: str, ctx: DecodeContext) -> Account | None:
+        """An account identification; a card number in it (card-funded accounts) is
+        tokenized like field 2, and one inside other characters is refused: it can neither
+        be tokenized on its own nor carried in clear."""
         if value is None:
             return None
         if contains_clear_pan(value):
-            return Account(other_id=ctx.tokenize(value).value, scheme="TOKEN")
+            if not (value.isascii() and value.isdigit()):
+                raise _FieldError(field, "holds a card number among other characters")
+            return Account(other_id=self._tokenize(value, field, ctx).value, scheme="TOKEN")
         return Account(other_id=value)
 
     @staticmethod

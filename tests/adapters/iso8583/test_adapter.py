@@ -116,6 +116,21 @@ def test_account_number_that_is_a_pan_is_tokenized() -> None:
     assert message.debtor_account.other_id != TEST_PANS[0]
 
 
+def test_an_account_number_holding_a_pan_among_other_characters_is_refused() -> None:
+    # A damaged IBAN whose digits pass the Luhn check: not a card number on its own.
+    raw, _ = iso8583.encode(
+        {"t": "0200", "11": "000001", "41": "TERM0001", "102": "GB33BUKB20206555555555"},
+        SPECS["ascii"],
+    )
+    error = decode_error(bytes(raw))
+    assert (error.field, error.reason) == ("102", "holds a card number among other characters")
+    assert "20206555555555" not in str(error)
+    answer = ASCII.reject(error, encode_context(ASCII, fixed_vault()))
+    assert answer is not None
+    fields, _ = iso8583.decode(answer, SPECS["ascii"])
+    assert (fields["t"], fields["39"]) == ("0210", "30")
+
+
 def test_request_and_response_share_the_correlation_key() -> None:
     request = decode(dict(SAMPLES["0200-balance-enquiry"]))
     response = decode(dict(SAMPLES["0210-balance-response"]))
