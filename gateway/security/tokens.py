@@ -78,21 +78,25 @@ class KeySet:
     clock: Callable[[], float] = time.monotonic
     _keys: dict[str, PublicJwk] = field(default_factory=dict)
     _fetched_at: float | None = None
+    _unknown_at: float | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     fetches: int = 0
 
     async def key(self, kid: str) -> PublicJwk | None:
-        """The key ``kid``, refetching when the cache is stale or the kid is new."""
-        now = self.clock()
-        stale = self._fetched_at is None or now - self._fetched_at >= self.ttl
-        if not stale and kid in self._keys:
-            return self._keys[kid]
-        may_refresh = self._fetched_at is None or now - self._fetched_at >= self.min_refresh
-        if stale or may_refresh:
+        """The key ``kid``: refetched when the cache is older than ``ttl``, or when ``kid``
+        is unknown and no unknown kid caused a refetch in the last ``min_refresh`` s."""
+        if self._fetched_at is None or self.clock() - self._fetched_at >= self.ttl:
             async with self._lock:
-                if self._fetched_at is None or self.clock() - self._fetched_at >= min(
-                    self.min_refresh, self.ttl
-                ):
+                if self._fetched_at is None or self.clock() - self._fetched_at >= self.ttl:
+                    await self._refresh()
+            return self._keys.get(kid)
+        found = self._keys.get(kid)
+        if found is not None:
+            return found
+        if self._unknown_at is None or self.clock() - self._unknown_at >= self.min_refresh:
+            async with self._lock:
+                if self._unknown_at is None or self.clock() - self._unknown_at >= self.min_refresh:
+                    self._unknown_at = self.clock()
                     await self._refresh()
         return self._keys.get(kid)
 
