@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from hub.gateway import seed_directory
 from mainframe_sim.faults import FaultPlan
 from mainframe_sim.records import Records
 from mainframe_sim.statement import write_statement
@@ -18,7 +19,6 @@ from tests.gateway.harness import (
     Harness,
     account_consent_body,
     running_gateway,
-    seed_directory,
 )
 from tests.gateway.obie import check_error, check_response
 from tests.support import on_event_loop
