@@ -283,8 +283,7 @@ async def running_gateway(
                     built, http, mf, core, journal, clearing if with_clearing else None, tpps
                 )
         finally:
-            if with_clearing:
-                await asyncio.to_thread(clearing.stop)
+            await asyncio.to_thread(clearing.stop)
             journal.close()
 
 
