@@ -53,6 +53,7 @@ from hub.cli_support import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, CliError
 from hub.config import Settings
 from hub.copybook_cli import add_copybook_commands, run_copybook_command
 from hub.dlq_cli import add_dlq_commands, run_dlq_command
+from hub.gateway_cli import add_gateway_command, run_gateway_command
 from hub.journal_cli import JOURNAL_COMMANDS, add_journal_commands, run_journal_command
 from hub.routes_cli import add_routes_commands, run_routes_command
 from hub.vault_cli import add_vault_commands, run_vault_command
@@ -96,6 +97,8 @@ def _parser() -> argparse.ArgumentParser:
 
     schema = commands.add_parser("schema", help="print a JSON Schema")
     schema.add_argument("which", choices=["canonical"])
+
+    add_gateway_command(commands)
 
     run = commands.add_parser("run", help="run the hub: edges, routing, core banking")
     run.add_argument(
@@ -395,6 +398,8 @@ def main(
             out.write(json.dumps(json_schema(), indent=2) + "\n")
         elif args.command == "run":
             return _run(args.config, environ, out, workers=args.workers, worker=args.worker)
+        elif args.command == "gateway":
+            return run_gateway_command(args, environ, out, err)
         elif args.command == "demo":
             return _demo(args, out, hub)
         elif args.command == "vault":

@@ -579,6 +579,15 @@ PUBLIC_API: dict[str, list[str]] = {
         "build_gateway",
         "seed_directory",
     ],
+    "hub.gateway_cli": [
+        "add_gateway_command",
+        "run_gateway_command",
+        "serve_gateway",
+    ],
+    "hub.gateway_config": [
+        "GatewayConfig",
+        "load_gateway_config",
+    ],
     "hub.journal_cli": [
         "JOURNAL_COMMANDS",
         "add_journal_commands",

@@ -1,0 +1,128 @@
+"""``isobridge gateway``: its configuration file, and a real run under uvicorn against
+mainframe_sim and RabbitMQ, reached over TCP."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from hub.cli import main
+from hub.config_file import ConfigError, load_config
+from hub.gateway import BuiltGateway
+from hub.gateway_cli import serve_gateway
+from hub.gateway_config import load_gateway_config
+from tests.certs import TestAuthority
+from tests.gateway.harness import account_consent_body
+from tests.hub.test_core import mainframe
+from tests.support import on_event_loop
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[gateway]\nprot = 1\n", "gateway.prot: unknown key (did you mean 'port'?)"),
+        ("[gateway]\nport = 70000\n", "gateway.port: 70000 is not a number in 0..65535"),
+        ('[issuer]\nalgorithm = "HS256"\n', "issuer.algorithm: HS256 is not one of PS256"),
+        ('[[clients]]\nclient_id = "a"\n', "clients[0]: needs a certificate or a secret"),
+        ('[[clients]]\nclient_id = "a"\nsecret = "short"\n', "clients[0].secret: at least 8"),
+        (
+            '[[clients]]\nclient_id = "a"\ncertificate = "none.pem"\n',
+            "clients[0].certificate: no such file",
+        ),
+        (
+            '[[clients]]\nclient_id = "a"\nsecret = "12345678"\nscopes = ["admin"]\n',
+            "clients[0].scopes",
+        ),
+        ('[gateway]\nresponse_signing_key = "gateway.toml"\n', "not a PS256 private key"),
+        ("[surprise]\n", "surprise: unknown key"),
+        ("not toml [", "not valid TOML"),
+    ],
+)
+def test_configuration_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    path = _write(tmp_path / "gateway.toml", text)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_gateway_config(path)
+
+
+def test_the_cli_refuses_a_bad_configuration(tmp_path: Path) -> None:
+    hub_toml = _write(tmp_path / "hub.toml", "[mainframe]\nport = 7070\n")
+    bad = _write(tmp_path / "gateway.toml", "[gateway]\nprot = 1\n")
+    err = io.StringIO()
+    assert main(["gateway", "--config", str(hub_toml), "--gateway", str(bad)], stderr=err) == 2
+    assert "gateway.prot: unknown key" in err.getvalue()
+    no_mainframe = _write(tmp_path / "bare.toml", "")
+    good = _write(tmp_path / "ok.toml", "")
+    err = io.StringIO()
+    assert main(["gateway", "--config", str(no_mainframe), "--gateway", str(good)], stderr=err) == 2
+    assert "mainframe: the gateway needs a [mainframe]" in err.getvalue()
+
+
+def test_a_real_run_over_tcp(tmp_path: Path) -> None:
+    authority = TestAuthority(tmp_path)
+    cert = authority.issue("tpp", "tpp-one", server=False).cert
+
+    @on_event_loop
+    async def scenario() -> None:
+        async with mainframe(tmp_path) as mf:
+            hub_toml = _write(
+                tmp_path / "hub.toml",
+                f'[hub]\nhome = "{tmp_path / "home"}"\n[mainframe]\nport = {mf.port}\n',
+            )
+            gateway_toml = _write(
+                tmp_path / "gateway.toml",
+                '[gateway]\nport = 0\npublic_url = "http://127.0.0.1"\n'
+                '[clearing]\noutgoing = "test.cli.outgoing"\nstatus = "test.cli.status"\n'
+                '[[clients]]\nclient_id = "tpp-one"\nsecret = "demo-secret-1"\n'
+                f'certificate = "{cert.name}"\nredirect_uris = ["https://tpp.example/cb"]\n',
+            )
+            stop = asyncio.Event()
+            started: list[tuple[BuiltGateway, int]] = []
+            out = io.StringIO()
+            task = asyncio.create_task(
+                serve_gateway(
+                    load_config(hub_toml, {}),
+                    load_gateway_config(gateway_toml),
+                    out,
+                    ready=lambda built, port: started.append((built, port)),
+                    stop=stop,
+                )
+            )
+            while not started and not task.done():
+                await asyncio.sleep(0.02)
+            if not started:
+                await task  # raises why it did not start
+                raise AssertionError("the gateway stopped without starting")
+            _, port = started[0]
+            assert f"open-banking gateway on http://127.0.0.1:{port}" in out.getvalue()
+            certificate = {"x-ssl-client-cert": quote(cert.read_text())}
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+                assert (await http.get("/health")).json() == {"status": "ok"}
+                issued = await http.post(
+                    "/oauth2/token",
+                    data={"grant_type": "client_credentials", "client_id": "tpp-one"},
+                    headers=certificate,
+                )
+                assert issued.status_code == 200, issued.text
+                token = issued.json()["access_token"]
+                created = await http.post(
+                    "/open-banking/v4.0/aisp/account-access-consents",
+                    json=account_consent_body(),
+                    headers={"Authorization": f"Bearer {token}", **certificate},
+                )
+                assert created.status_code == 201, created.text
+            stop.set()
+            await task
+            assert (tmp_path / "home" / "journal.db").exists()
+
+    scenario()
