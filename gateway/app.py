@@ -8,7 +8,9 @@
 - ``/pisp``: domestic-payment-consents, funds-confirmation, domestic-payments,
   payment-details (:mod:`gateway.pisp`);
 - with a built-in authorization server, its ``/oauth2/...`` endpoints
-  (:mod:`gateway.security.authserver`).
+  (:mod:`gateway.security.authserver`);
+- the operations API: ``/healthz``, ``/readyz``, ``/metrics``, the OpenAPI documents and
+  ``/docs`` (:mod:`gateway.operations`).
 
 Every request passes :class:`gateway.http.GatewayMiddleware` (interaction id, size limit,
 the 500 body); every error is an ``OBErrorResponse1``. :func:`authorized` is the one
@@ -18,7 +20,7 @@ client's rate limit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, cast
 
 from fastapi import FastAPI, Request
@@ -28,6 +30,7 @@ from gateway.errors import ObieError
 from gateway.http import GatewayMiddleware, install_error_handlers
 from gateway.idempotency import IdempotencyStore
 from gateway.limits import RateLimiter
+from gateway.operations import Metrics, ReadinessProbe, operations_router
 from gateway.payments import PaymentService
 from gateway.ports import AccountDirectory, CoreBankingPort, StatementSource
 from gateway.security.authserver import AuthorizationServer, authorization_router
@@ -75,6 +78,8 @@ class GatewayServices:
     signer: MessageSigner | None = None
     request_signatures: dict[str, SignatureCheck] | None = None
     authorization_server: AuthorizationServer | None = None
+    probes: tuple[ReadinessProbe, ...] = ()
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 def services_of(request: Request) -> GatewayServices:
@@ -132,9 +137,15 @@ def create_app(services: GatewayServices) -> FastAPI:
             )
         )
 
+    app.include_router(operations_router(services.probes, services.metrics))
+
     @app.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    app.add_middleware(GatewayMiddleware, max_body_bytes=services.settings.max_body_bytes)
+    app.add_middleware(
+        GatewayMiddleware,
+        max_body_bytes=services.settings.max_body_bytes,
+        observe=services.metrics.observe,
+    )
     return app

@@ -155,6 +155,10 @@ class ConsentStore:
             return None
         return self._replace(consent, consumed_by=payment_id)
 
+    def count(self) -> int:
+        """How many consents the store holds."""
+        return len(self._consents)
+
     def _replace(self, consent: Consent, **changes: Any) -> Consent:
         if "status" in changes:
             changes["status_updated_at"] = self._now()

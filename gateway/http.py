@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
@@ -134,9 +135,16 @@ class _TooLargeError(Exception):
 class GatewayMiddleware:
     """See the module docstring."""
 
-    def __init__(self, app: AsgiApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: AsgiApp,
+        *,
+        max_body_bytes: int,
+        observe: Callable[[str, str, int, float], None] | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.observe = observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -147,11 +155,14 @@ class GatewayMiddleware:
         minted = str(uuid.uuid4())
         scope.setdefault("state", {})[_STATE_KEY] = minted
         started = False
+        status = 500
+        began = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started
+            nonlocal started, status
             if message["type"] == "http.response.start":
                 started = True
+                status = int(message["status"])
                 raw = [
                     (k, v)
                     for k, v in message.get("headers", [])
@@ -209,6 +220,7 @@ class GatewayMiddleware:
 
         try:
             await self.app(scope, bounded_receive, send_with_id)
+            self._observe(scope, status, began)
         except _TooLargeError:
             if not started:
                 await refuse(_too_large(self.max_body_bytes))
@@ -220,6 +232,17 @@ class GatewayMiddleware:
                         500, "UK.OBIE.UnexpectedError", "the request failed; quote the Id"
                     )
                 )
+
+    def _observe(self, scope: Scope, status: int, began: float) -> None:
+        if self.observe is None:
+            return
+        if scope.get("route") is None:
+            template = "(unmatched)"  # no label per made-up path
+        else:
+            names = {str(v): k for k, v in scope.get("path_params", {}).items()}
+            segments = str(scope["path"]).split("/")
+            template = "/".join(f"{{{names[s]}}}" if s in names else s for s in segments)
+        self.observe(str(scope.get("method")), template, status, time.perf_counter() - began)
 
 
 def _too_large(limit: int) -> ObieError:

@@ -19,7 +19,7 @@ from typing import Any
 from canonical_model.messages import CanonicalMessage
 from journal import Event, EventKind, Journal, TransactionIds, TransactionView
 
-__all__ = ["JournalPayments"]
+__all__ = ["JournalPayments", "JournalProbe"]
 
 
 class JournalPayments:
@@ -65,3 +65,17 @@ class JournalPayments:
     async def status(self, transaction_id: str) -> TransactionView | None:
         """The read model's row of ``transaction_id``."""
         return await asyncio.to_thread(self.journal.status, transaction_id)
+
+
+class JournalProbe:
+    """Readiness of the journal's database: a read of the read model answers."""
+
+    name = "journal"
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    async def ready(self) -> bool:
+        """True when the database answers a read."""
+        await asyncio.to_thread(self.journal.status, "readiness-probe")
+        return True

@@ -233,7 +233,7 @@ class PaymentService:
             await self.clearing.publish(document, message_id=payment_id)
         except Exception as exc:  # not sent: give the money back and say so
             _log.error("payment %s not sent to clearing: %r", payment_id, exc)
-            await self._reverse(payment, "not sent to the clearing system")
+            await self._reverse(payment, "not sent to the clearing system", "NARR")
             await self._record(
                 EventKind.ANSWERED, payment, {"status": "RJCT", "reason_code": "NARR"}
             )
@@ -263,7 +263,9 @@ class PaymentService:
             moved += 1
             status = report.status
             if status.code is TransactionStatus.RJCT:
-                await self._reverse(payment, f"clearing rejected it ({status.reason})")
+                await self._reverse(
+                    payment, f"clearing rejected it ({status.reason})", status.reason or "NARR"
+                )
                 await self._record(
                     EventKind.STATUS_CHANGED,
                     payment,
@@ -294,7 +296,7 @@ class PaymentService:
             None,
         )
 
-    async def _reverse(self, payment: Payment, why: str) -> None:
+    async def _reverse(self, payment: Payment, why: str, reason_code: str) -> None:
         debit = payment.message
         reversal = dataclasses.replace(
             debit,
@@ -313,6 +315,7 @@ class PaymentService:
             payment,
             {
                 "status": "RJCT",
+                "reason_code": reason_code,
                 "reason": why[:200],
                 "response_code": reply.status.original.code
                 if reply.status is not None and reply.status.original is not None

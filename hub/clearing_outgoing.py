@@ -66,6 +66,7 @@ class ClearingOutgoing:
         self._publish_connection: Any = None
         self._publish_channel: Any = None
         self._consumer_connection: Any = None
+        self._stopped = False
 
     def _declare(self, channel: Any) -> None:
         quorum = {"x-queue-type": "quorum"}
@@ -89,7 +90,10 @@ class ClearingOutgoing:
             raise RuntimeError(f"clearing queues: no broker at {self.url.rpartition('@')[2]}")
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop consuming and publishing; close the connections."""
+        """Stop consuming and publishing; close the connections (once; again: nothing)."""
+        if self._stopped:
+            return
+        self._stopped = True
         self._stop.set()
         connection = self._consumer_connection
         if connection is not None:
@@ -106,6 +110,13 @@ class ClearingOutgoing:
 
         self._publisher.submit(close).result(timeout)
         self._publisher.shutdown(wait=True)
+
+    name = "broker"
+    """The readiness probe's name (``/readyz``)."""
+
+    async def ready(self) -> bool:
+        """Readiness: the status consumer is connected to the broker."""
+        return self._thread.is_alive() and self._consumer_connection is not None
 
     # -- publishing (the gateway's ClearingPublisher) ----------------------------------------
 

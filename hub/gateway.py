@@ -29,8 +29,9 @@ from fastapi import FastAPI
 from gateway.app import GatewayServices, GatewaySettings, create_app
 from gateway.consents import ConsentStore
 from gateway.idempotency import IdempotencyStore
-from gateway.journaled import JournalPayments
+from gateway.journaled import JournalPayments, JournalProbe
 from gateway.limits import RateLimiter
+from gateway.operations import ReadinessProbe
 from gateway.payments import PaymentService
 from gateway.ports import AccountDirectory, AccountRecord, ClearingPublisher, CoreBankingPort
 from gateway.security.authserver import (
@@ -116,6 +117,7 @@ def build_gateway(
     trust_anchor: str = "openbanking.org.uk",
     jwks_source: JwksSource | None = None,
     tenant_of: Mapping[str, str] | None = None,
+    probes: Sequence[ReadinessProbe] = (),
 ) -> BuiltGateway:
     """Wire the gateway from the hub's parts (module docstring)."""
     settings = settings or GatewaySettings()
@@ -166,5 +168,6 @@ def build_gateway(
         signer=signer,
         request_signatures=_request_signatures(clients, trust_anchor),
         authorization_server=server,
+        probes=(JournalProbe(journal), *probes),
     )
     return BuiltGateway(create_app(services), services, server, payments)

@@ -90,6 +90,7 @@ async def serve_gateway(
             settings=config.settings,
             statement_files=config.statement_files,
             response_signing_key=config.response_signing_key,
+            probes=(clearing,),
         )
         holder.append(built)
         server = uvicorn.Server(

@@ -256,8 +256,8 @@ class _Reader:
             if any(client.client_id == client_id for client in found):
                 raise self.fail(f"{where}.client_id", f"{client_id} is registered twice")
             scopes = self.strings(table, where, "scopes", ("accounts", "payments"))
-            if not set(scopes) <= {"accounts", "payments"}:
-                raise self.fail(f"{where}.scopes", "scopes are accounts and payments")
+            if not set(scopes) <= {"accounts", "payments", "admin"}:
+                raise self.fail(f"{where}.scopes", "scopes are accounts, payments and admin")
             thumbprint = None
             if "certificate" in table:
                 path = self.file(

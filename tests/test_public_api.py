@@ -400,9 +400,17 @@ PUBLIC_API: dict[str, list[str]] = {
     ],
     "gateway.journaled": [
         "JournalPayments",
+        "JournalProbe",
     ],
     "gateway.limits": [
         "RateLimiter",
+    ],
+    "gateway.operations": [
+        "IMPLEMENTED",
+        "Metrics",
+        "ReadinessProbe",
+        "operations_router",
+        "served_document",
     ],
     "gateway.payments": [
         "Payment",

@@ -223,7 +223,11 @@ def _registration(tpp: Tpp) -> ClientRegistration:
     return ClientRegistration(
         client_id=tpp.client_id,
         tenant=tpp.client_id,
-        scopes=frozenset({"accounts", "payments"}),
+        scopes=frozenset(
+            {"accounts", "payments", "admin"}
+            if tpp.client_id == "tpp-one"
+            else {"accounts", "payments"}
+        ),
         redirect_uris=(REDIRECT,),
         secret_sha256=hash_secret(tpp.secret),
         certificate_sha256=certificate_thumbprint(der),
@@ -272,6 +276,7 @@ async def running_gateway(
             response_signing_key=SigningKey.generate("PS256", kid="bank-sig")
             if sign_responses
             else None,
+            probes=(clearing,) if with_clearing else (),
         )
         holder.append(built)
         if with_clearing:

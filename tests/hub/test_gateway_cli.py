@@ -41,7 +41,7 @@ def _write(path: Path, text: str) -> Path:
             "clients[0].certificate: no such file",
         ),
         (
-            '[[clients]]\nclient_id = "a"\nsecret = "12345678"\nscopes = ["admin"]\n',
+            '[[clients]]\nclient_id = "a"\nsecret = "12345678"\nscopes = ["root"]\n',
             "clients[0].scopes",
         ),
         ('[gateway]\nresponse_signing_key = "gateway.toml"\n', "not a PS256 private key"),

@@ -68,7 +68,7 @@ def test_client_authentication_and_grants(tmp_path: Path) -> None:
                 ({**form, "client_id": "nobody"}, tpp.cert_header, 401, "invalid_client"),
                 (form, h.tpps["tpp-two"].cert_header, 401, "invalid_client"),  # another's cert
                 ({**form, "client_secret": tpp.secret}, {}, 400, "invalid_request"),  # unbound
-                ({**form, "scope": "admin"}, tpp.cert_header, 400, "invalid_scope"),
+                ({**form, "scope": "superuser"}, tpp.cert_header, 400, "invalid_scope"),
                 (
                     {**form, "grant_type": "password"},
                     tpp.cert_header,
