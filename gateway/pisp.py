@@ -24,6 +24,7 @@ available balance (``BALQ``) and compares it with the consent's amount.
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -160,8 +161,6 @@ def pisp_router() -> APIRouter:
             )
         balances = await enquire_balances(services, claims.tenant, record.iban)
         amount = consent.data["Initiation"]["InstructedAmount"]
-        from decimal import Decimal
-
         available = balances.currency == amount["Currency"] and balances.available >= Decimal(
             amount["Amount"]
         )

@@ -37,6 +37,7 @@ import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
+from urllib.parse import unquote
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -358,8 +359,6 @@ def sign_detached(header: Mapping[str, Any], payload: bytes, key: SigningKey) ->
 def certificate_from_header(value: str) -> x509.Certificate:
     """The client certificate a TLS terminator forwards: URL-escaped PEM (nginx
     ``$ssl_client_escaped_cert``) or plain PEM; :class:`JoseError` if it is not one."""
-    from urllib.parse import unquote
-
     text = unquote(value) if "%" in value else value
     try:
         return x509.load_pem_x509_certificate(text.encode("ascii"))

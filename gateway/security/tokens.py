@@ -24,6 +24,12 @@ What :meth:`AccessTokenVerifier.verify` requires, in order (each failure a 401 w
    certificate that the TLS terminator forwards (header ``client_cert_header``), or
    ``cnf.jkt`` and a valid DPoP proof (:class:`DpopVerifier`) with the ``DPoP`` scheme. A
    token with neither is refused when ``require_sender_constraint`` is set (the default).
+
+A token whose signature verified is remembered (``cache_size`` tokens, oldest forgotten
+first), so a TPP's repeated calls cost one signature check: every other step above runs on
+every request, and a remembered token is accepted only while its key is still in the
+issuer's published set. The thumbprints of forwarded certificates are remembered the same
+way (by the header's value).
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
+
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from gateway.errors import ErrorItem, ObieError
 from gateway.security.jose import (
@@ -243,16 +251,42 @@ class AccessTokenVerifier:
         dpop: DpopVerifier | None = None,
         clock: Callable[[], float] = time.time,
         tenant_of: Callable[[str], str | None] | None = None,
+        cache_size: int = 10_000,
     ) -> None:
         self.settings = settings
         self.keys = keys
         self.dpop = dpop or DpopVerifier(window=settings.dpop_window, clock=clock)
         self.clock = clock
         self.tenant_of = tenant_of or (lambda client_id: client_id)
+        self.cache_size = cache_size
+        self._verified: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
+        self._thumbprints: OrderedDict[str, str] = OrderedDict()
 
     async def verify(self, request: RequestFacts, *, scopes: Sequence[str]) -> AccessClaims:
         """The claims of the request's access token, or :class:`ObieError` (401 / 403)."""
         scheme, token = self._credentials(request.authorization)
+        cached = self._verified.get(token)
+        if cached is not None and await self.keys.key(cached[0]) is not None:
+            claims = cached[1]  # its signature verified before, its key still published
+        else:
+            claims = await self._verified_claims(token, scheme)
+        accepted = self._claims(claims, scheme)
+        missing = [scope for scope in scopes if scope not in accepted.scopes]
+        wanted = " ".join(scopes)
+        if missing:
+            raise ObieError(
+                403,
+                (
+                    ErrorItem(
+                        "UK.OBIE.Token.InsufficientScope", f"the token lacks scope {missing[0]}"
+                    ),
+                ),
+                {"WWW-Authenticate": f'{scheme} error="insufficient_scope", scope="{wanted}"'},
+            )
+        self._sender(claims, scheme, token, request)
+        return accepted
+
+    async def _verified_claims(self, token: str, scheme: str) -> dict[str, Any]:
         try:
             jws = parse_compact(token)
         except JoseError as exc:
@@ -275,21 +309,10 @@ class AccessTokenVerifier:
             raise _unauthorized("the token's claims are not JSON", scheme=scheme) from None
         if not isinstance(claims, dict):
             raise _unauthorized("the token's claims are not an object", scheme=scheme)
-        accepted = self._claims(claims, scheme)
-        missing = [scope for scope in scopes if scope not in accepted.scopes]
-        wanted = " ".join(scopes)
-        if missing:
-            raise ObieError(
-                403,
-                (
-                    ErrorItem(
-                        "UK.OBIE.Token.InsufficientScope", f"the token lacks scope {missing[0]}"
-                    ),
-                ),
-                {"WWW-Authenticate": f'{scheme} error="insufficient_scope", scope="{wanted}"'},
-            )
-        self._sender(claims, scheme, token, request)
-        return accepted
+        if len(self._verified) >= self.cache_size:
+            self._verified.popitem(last=False)
+        self._verified[token] = (kid, claims)
+        return claims
 
     def _credentials(self, authorization: str | None) -> tuple[str, str]:
         if not authorization:
@@ -348,6 +371,20 @@ class AccessTokenVerifier:
             raw=dict(claims),
         )
 
+    def _thumbprint(self, header: str) -> str:
+        """``x5t#S256`` of the forwarded certificate, remembered by header value."""
+        found = self._thumbprints.get(header)
+        if found is None:
+            try:
+                certificate = certificate_from_header(header)
+            except JoseError as exc:
+                raise _unauthorized(str(exc)) from None
+            found = certificate_thumbprint(certificate.public_bytes(Encoding.DER))
+            if len(self._thumbprints) >= self.cache_size:
+                self._thumbprints.popitem(last=False)
+            self._thumbprints[header] = found
+        return found
+
     def _sender(
         self, claims: Mapping[str, Any], scheme: str, token: str, request: RequestFacts
     ) -> None:
@@ -380,13 +417,8 @@ class AccessTokenVerifier:
                 raise _unauthorized(
                     "the token is bound to a client certificate; none was presented"
                 )
-            try:
-                der = certificate_from_header(request.client_certificate)
-            except JoseError as exc:
-                raise _unauthorized(str(exc)) from None
-            from cryptography.hazmat.primitives.serialization import Encoding
-
-            if certificate_thumbprint(der.public_bytes(Encoding.DER)) != thumbprint:
+            presented = self._thumbprint(request.client_certificate)
+            if presented != thumbprint:
                 raise _unauthorized("the token is bound to another client certificate")
             return
         if self.settings.require_sender_constraint:
