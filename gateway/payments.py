@@ -64,7 +64,13 @@ from gateway.errors import ObieError
 from gateway.ports import ClearingPublisher, CoreBankingPort, PaymentJournal
 from journal import EventKind
 
-__all__ = ["Payment", "PaymentOutcome", "PaymentService", "canonical_payment"]
+__all__ = [
+    "Payment",
+    "PaymentOutcome",
+    "PaymentService",
+    "canonical_payment",
+    "check_initiation",
+]
 
 _log = logging.getLogger("isobridge.gateway.payments")
 
@@ -152,6 +158,18 @@ def canonical_payment(
         creditor=Party(name=creditor["Name"]),
         creditor_account=Account(iban=creditor["Identification"], name=creditor["Name"]),
         remittance=tuple(str(line)[:140] for line in remittance)[:1],
+    )
+
+
+def check_initiation(initiation: Mapping[str, Any]) -> None:
+    """Refuse at consent time what :func:`canonical_payment` would refuse at payment time."""
+    canonical_payment(
+        initiation,
+        tenant="check",
+        payment_id="check",
+        debtor_iban="check",
+        uetr="00000000-0000-4000-8000-000000000000",
+        now=dt.datetime.now(dt.UTC),
     )
 
 

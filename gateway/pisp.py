@@ -35,7 +35,7 @@ from gateway.app import GatewayServices, authorized, services_of
 from gateway.consents import Consent, ConsentKind, ConsentStatus
 from gateway.errors import ObieError
 from gateway.http import read_json
-from gateway.payments import Payment
+from gateway.payments import Payment, check_initiation
 from gateway.responses import (
     document,
     idempotent_post,
@@ -130,6 +130,7 @@ def pisp_router() -> APIRouter:
             problems = spec("payment-initiation").problems("OBWriteDomesticConsent4", body)
             if problems:
                 raise ObieError(400, problems)
+            check_initiation(body["Data"]["Initiation"])
             consent = services.consents.create(
                 ConsentKind.DOMESTIC_PAYMENT, claims.tenant, body["Data"], body["Risk"]
             )

@@ -417,6 +417,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "PaymentOutcome",
         "PaymentService",
         "canonical_payment",
+        "check_initiation",
     ],
     "gateway.pisp": [
         "pisp_router",

@@ -234,17 +234,24 @@ def test_payment_refusals_and_tenant_isolation(tmp_path: Path) -> None:
                 headers=h.auth(token, **{"x-idempotency-key": "m-3"}),
             )
             check_error(with_client_token, 403, "UK.OBIE.Resource.ConsentMismatch")
+            for amount, currency in (("1.001", "EUR"), ("0", "EUR"), ("1.00", "ZZZ")):
+                odd = payment_consent_body(amount, currency)
+                refused_consent = await h.http.post(
+                    CONSENTS,
+                    json=odd,
+                    headers=h.auth(token, **{"x-idempotency-key": amount + currency}),
+                )
+                check_error(refused_consent, 400)
+                check_response(refused_consent)
             sort_code = copy.deepcopy(consent_body)
             sort_code["Data"]["Initiation"]["CreditorAccount"]["SchemeName"] = (
                 "UK.OBIE.SortCodeAccountNumber"
             )
-            sc_id, sc_psu = await _consent(h, sort_code, key="sc")
             unsupported = await h.http.post(
-                PAYMENTS,
-                json=_payment(sort_code, sc_id),
-                headers=h.auth(sc_psu, **{"x-idempotency-key": "m-4"}),
+                CONSENTS, json=sort_code, headers=h.auth(token, **{"x-idempotency-key": "m-4"})
             )
             check_error(unsupported, 400, "UK.OBIE.Unsupported.AccountIdentifier")
+            sc_id, _ = await _consent(h, payment_consent_body("2.00"), key="sc")
 
             posted = await h.http.post(
                 PAYMENTS,
