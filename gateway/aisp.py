@@ -21,7 +21,9 @@ Balances are asked of the mainframe each time: a ``BALQ`` balance enquiry throug
 hub's core banking connector (:class:`gateway.ports.CoreBankingPort`); the ledger balance is
 reported as ``ITBD`` (interim booked) and the available balance as ``ITAV``. Transactions
 are the booked entries of the mainframe's end-of-day statement extract
-(:class:`gateway.ports.StatementSource`), within the consent's
+(:class:`gateway.ports.StatementSource`) and, for the account's payments made through the
+gateway that no extract holds yet (matched by posting reference), the status of the
+journal's read model (``BOOK``, or ``RJCT`` when refused); all within the consent's
 ``TransactionFromDateTime`` / ``TransactionToDateTime`` and the request's
 ``fromBookingDateTime`` / ``toBookingDateTime``.
 """
@@ -308,6 +310,9 @@ def aisp_router() -> APIRouter:
         )
         entries = await services.statements.entries(record.iban) if services.statements else ()
         items = []
+        booked_refs = {entry.account_servicer_reference for entry in entries}
+        if debits:
+            items += await _journaled(services, record, booked_refs, granted, low, high)
         for entry in entries:
             booked = dt.datetime.combine(entry.booking_date or dt.date.min, dt.time(), dt.UTC)
             if (low and booked < low) or (high and booked > high):
@@ -336,6 +341,44 @@ def aisp_router() -> APIRouter:
         return json_response(services, document(services, request.url.path, {"Transaction": items}))
 
     return router
+
+
+async def _journaled(
+    services: GatewayServices,
+    record: AccountRecord,
+    booked: set[str | None],
+    granted: set[str],
+    low: dt.datetime | None,
+    high: dt.datetime | None,
+) -> list[dict[str, Any]]:
+    """The account's payments made through the gateway that no extract holds yet, with the
+    status of the journal's read model: ``BOOK`` once the debit is posted, ``RJCT`` when the
+    mainframe or the clearing system refused it (a rejected debit is reversed)."""
+    items: list[dict[str, Any]] = []
+    for payment in services.payments.debiting(record.iban):
+        reference = services.payments.reference_of(payment)
+        if reference is not None and reference in booked:
+            continue  # the extract has it
+        if (low and payment.created_at < low) or (high and payment.created_at > high):
+            continue
+        outcome = await services.payments.outcome(payment)
+        amount = payment.message.amount
+        if amount is None or outcome.status == "RCVD":
+            continue
+        item: dict[str, Any] = {
+            "AccountId": record.account_id,
+            "TransactionReference": payment.message.ids.end_to_end_id or payment.payment_id,
+            "CreditDebitIndicator": "Debit",
+            "Status": "RJCT" if outcome.status == "RJCT" else "BOOK",
+            "BookingDateTime": obie_time(payment.created_at),
+            "Amount": {"Amount": amount_text(amount.amount), "Currency": amount.currency.alpha},
+        }
+        if reference is not None:
+            item["TransactionId"] = reference
+        if payment.message.remittance and "ReadTransactionsDetail" in granted:
+            item["TransactionInformation"] = payment.message.remittance[0][:500]
+        items.append(item)
+    return items
 
 
 def _bound(consented: Any, asked: str | None, pick: Any, name: str) -> dt.datetime | None:

@@ -191,8 +191,10 @@ class PaymentService:
         *,
         registry: AdapterRegistry | None = None,
         now: Callable[[], dt.datetime] | None = None,
+        posting_reference: Callable[[CanonicalMessage], str] | None = None,
     ) -> None:
         self.core = core
+        self.posting_reference = posting_reference
         self.clearing = clearing
         self.journal = journal
         self._now = now or (lambda: dt.datetime.now(dt.UTC))
@@ -204,6 +206,20 @@ class PaymentService:
         self._pacs008 = pacs008
         self._pacs002 = pacs002
         self._payments: dict[str, Payment] = {}
+
+    def debiting(self, iban: str) -> list[Payment]:
+        """The payments that debit the account ``iban``, oldest first (whichever TPP made
+        them: they are the account's transactions)."""
+        return [
+            payment
+            for payment in self._payments.values()
+            if payment.message.debtor_account is not None
+            and payment.message.debtor_account.iban == iban
+        ]
+
+    def reference_of(self, payment: Payment) -> str | None:
+        """The mainframe posting reference of the payment's debit, when it is known."""
+        return self.posting_reference(payment.message) if self.posting_reference else None
 
     def find(self, payment_id: str, tenant: str) -> Payment | None:
         """The payment if it is ``tenant``'s."""

@@ -44,6 +44,7 @@ from gateway.security.jose import JoseError, PublicJwk, SigningKey
 from gateway.security.tokens import AccessTokenVerifier, JwksSource, KeySet, TokenSettings
 from gateway.signatures import MessageSigner, SignatureCheck
 from gateway.statements import ExtractStatementSource
+from hub.core import posting_reference
 from journal import Journal
 from mainframe_sim.seed import SEED_ACCOUNTS
 
@@ -149,7 +150,9 @@ def build_gateway(
         KeySet(jwks_source),
         tenant_of=tenants.get,
     )
-    payments = PaymentService(core, clearing, JournalPayments(journal))
+    payments = PaymentService(
+        core, clearing, JournalPayments(journal), posting_reference=posting_reference
+    )
     signer = (
         MessageSigner(response_signing_key, settings.bank_name, trust_anchor)
         if response_signing_key is not None

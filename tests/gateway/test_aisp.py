@@ -16,11 +16,15 @@ from mainframe_sim.statement import write_statement
 from tests.gateway.harness import (
     AISP,
     ALICE_EUR,
+    PISP,
     Harness,
     account_consent_body,
+    payment_consent_body,
     running_gateway,
 )
 from tests.gateway.obie import check_error, check_response
+from tests.gateway.test_pisp import _consent as pay_consent
+from tests.gateway.test_pisp import _payment as payment_of
 from tests.support import on_event_loop
 
 CONSENTS = f"{AISP}/account-access-consents"
@@ -135,6 +139,31 @@ def test_transactions_from_the_statement_extract(tmp_path: Path) -> None:
             assert opening["TransactionInformation"] == "OPENING BALANCE"
             assert Decimal(opening["Amount"]["Amount"]) == Decimal("1123.45")
             assert opening["BookingDateTime"].startswith(today.isoformat())
+            # a payment through the gateway: from the journal until an extract holds it
+            consent_body = payment_consent_body("7.25")
+            consent_id, payer = await pay_consent(h, consent_body)
+            paid = await h.http.post(
+                f"{PISP}/domestic-payments",
+                json=payment_of(consent_body, consent_id),
+                headers=h.auth(payer, **{"x-idempotency-key": "t-1"}),
+            )
+            assert paid.status_code == 201, paid.text
+            pending = check_response(await h.http.get(url, headers=h.auth(psu_token)))
+            journaled = [
+                t for t in pending["Data"]["Transaction"] if t["CreditDebitIndicator"] == "Debit"
+            ]
+            assert len(journaled) == 1 and journaled[0]["Status"] == "BOOK"
+            assert journaled[0]["Amount"]["Amount"] == "7.25"
+            assert journaled[0]["TransactionInformation"] == "Invoice 42"
+            with extract.open("wb") as out:
+                write_statement(h.mf.ledger, Records("cp037"), today, out)
+            booked = check_response(await h.http.get(url, headers=h.auth(psu_token)))
+            debits = [
+                t for t in booked["Data"]["Transaction"] if t["CreditDebitIndicator"] == "Debit"
+            ]
+            assert len(debits) == 1  # once: from the extract now, by its posting reference
+            assert debits[0]["TransactionId"] == journaled[0]["TransactionId"]
+            assert "TransactionReference" not in debits[0]
             later = await h.http.get(
                 url,
                 params={
