@@ -36,6 +36,7 @@ from gateway.ports import AccountDirectory, CoreBankingPort, StatementSource
 from gateway.security.authserver import AuthorizationServer, authorization_router
 from gateway.security.tokens import AccessClaims, AccessTokenVerifier, RequestFacts
 from gateway.signatures import MessageSigner, SignatureCheck
+from routing.transport import Transport
 
 __all__ = [
     "BASE_PATH",
@@ -80,6 +81,7 @@ class GatewayServices:
     authorization_server: AuthorizationServer | None = None
     probes: tuple[ReadinessProbe, ...] = ()
     metrics: Metrics = field(default_factory=Metrics)
+    dead_letters: Transport | None = None
 
 
 def services_of(request: Request) -> GatewayServices:
@@ -137,7 +139,7 @@ def create_app(services: GatewayServices) -> FastAPI:
             )
         )
 
-    app.include_router(operations_router(services.probes, services.metrics))
+    app.include_router(operations_router(services.probes, services.metrics, services.dead_letters))
 
     @app.get("/health")
     async def health() -> dict[str, str]:

@@ -10,10 +10,16 @@ endpoint                                        access            what
 ``GET /open-banking/v4.0/{aisp,pisp}/openapi.json``  open         the OBIE v4.0 document cut
                                                                   to the operations served
 ``GET /docs/aisp``, ``/docs/pisp`` (``/docs``)  open              Swagger UI on those
+``GET /ops/dead-letters/{destination}``         token, ``admin``  parked messages and why
+``POST /ops/dead-letters/{destination}/replay``  token, ``admin``  replay them (all, or the
+                                                                  body's ``MessageIds``)
 ==============================================  ================  ==========================
 
 Liveness and readiness stay open so that an orchestrator can probe them; they say only
-"ok" or which probe failed. Metrics need a token with the ``admin`` scope.
+"ok" or which probe failed. Metrics and dead letters need a token with the ``admin`` scope.
+Dead letters are those of the hub's transport (``routing.dlq``, as ``isobridge dlq`` shows
+them): message id, destination, attempts, when, where from, and the reason with any card
+number masked; a replay sends each to its original exchange and routing key.
 
 The OpenAPI documents served are the OBIE files themselves (:mod:`gateway.spec`) with
 ``paths`` reduced to the operations this gateway implements and ``servers`` set to its
@@ -22,6 +28,7 @@ public URL, so a client generator or a conformance tool sees exactly the publish
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import time
 from collections import Counter, defaultdict
@@ -38,7 +45,12 @@ from fastapi.responses import (
     Response,
 )
 
+from gateway.errors import ObieError
+from gateway.http import read_json
 from gateway.spec import SpecName, spec
+from routing.dlq import DeadLetterFilter, list_dead_letters, replay_dead_letters
+from routing.transport import DeadLetter, Transport, UnknownDestinationError
+from routing.wire import scrub
 
 __all__ = ["IMPLEMENTED", "Metrics", "ReadinessProbe", "operations_router", "served_document"]
 
@@ -130,7 +142,33 @@ def served_document(name: SpecName, public_url: str) -> dict[str, Any]:
     return document
 
 
-def operations_router(probes: Sequence[ReadinessProbe], metrics: Metrics) -> APIRouter:
+def _summary(dead: DeadLetter) -> dict[str, Any]:
+    return {
+        "MessageId": dead.message_id,
+        "Destination": dead.destination,
+        "Attempts": dead.attempts,
+        "DeadLetteredAt": dead.dead_lettered_at,
+        "OriginalExchange": dead.original_exchange,
+        "OriginalRoutingKey": dead.original_routing_key,
+        "Reason": scrub(dead.reason),
+    }
+
+
+def _dead_letters(transport: Transport | None, destination: str) -> Transport:
+    if transport is None:
+        raise ObieError.single(404, "UK.OBIE.Resource.NotFound", "no transport is configured")
+    if destination != "unroutable" and destination not in {
+        d.name for d in transport.topology.destinations
+    }:
+        raise ObieError.single(
+            404, "UK.OBIE.Resource.NotFound", "no such destination", "destination"
+        )
+    return transport
+
+
+def operations_router(
+    probes: Sequence[ReadinessProbe], metrics: Metrics, transport: Transport | None = None
+) -> APIRouter:
     """The operations endpoints (module docstring)."""
     from gateway.app import authorized, services_of
 
@@ -189,5 +227,31 @@ def operations_router(probes: Sequence[ReadinessProbe], metrics: Metrics) -> API
     @router.get("/docs")
     async def docs() -> Response:
         return RedirectResponse("/docs/pisp")
+
+    @router.get("/ops/dead-letters/{destination}")
+    async def dead_letters(destination: str, request: Request) -> dict[str, Any]:
+        await authorized(request, "admin")
+        source = _dead_letters(transport, destination)
+        try:
+            found = await asyncio.to_thread(list_dead_letters, source, destination, None, 1000)
+        except UnknownDestinationError:
+            raise ObieError.single(
+                404, "UK.OBIE.Resource.NotFound", "no such destination"
+            ) from None
+        return {"Data": {"DeadLetter": [_summary(dead) for dead in found]}}
+
+    @router.post("/ops/dead-letters/{destination}/replay")
+    async def replay(destination: str, request: Request) -> dict[str, Any]:
+        await authorized(request, "admin")
+        source = _dead_letters(transport, destination)
+        _, body = await read_json(request)
+        ids = body.get("MessageIds", [])
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise ObieError.single(
+                400, "UK.OBIE.Field.Invalid", "MessageIds is a list of strings", "MessageIds"
+            )
+        select = DeadLetterFilter(message_ids=frozenset(ids))
+        done = await asyncio.to_thread(replay_dead_letters, source, destination, select)
+        return {"Data": {"Replayed": [dead.message_id for dead in done]}}
 
     return router

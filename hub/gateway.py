@@ -47,6 +47,7 @@ from gateway.statements import ExtractStatementSource
 from hub.core import posting_reference
 from journal import Journal
 from mainframe_sim.seed import SEED_ACCOUNTS
+from routing.transport import Transport
 
 __all__ = ["BuiltGateway", "IssuerConfig", "build_gateway", "seed_directory"]
 
@@ -119,6 +120,7 @@ def build_gateway(
     jwks_source: JwksSource | None = None,
     tenant_of: Mapping[str, str] | None = None,
     probes: Sequence[ReadinessProbe] = (),
+    dead_letters: Transport | None = None,
 ) -> BuiltGateway:
     """Wire the gateway from the hub's parts (module docstring)."""
     settings = settings or GatewaySettings()
@@ -172,5 +174,6 @@ def build_gateway(
         request_signatures=_request_signatures(clients, trust_anchor),
         authorization_server=server,
         probes=(JournalProbe(journal), *probes),
+        dead_letters=dead_letters,
     )
     return BuiltGateway(create_app(services), services, server, payments)

@@ -41,6 +41,7 @@ from hub.clearing_outgoing import ClearingOutgoing
 from hub.core import CoreBanking
 from hub.gateway import BuiltGateway, IssuerConfig, build_gateway, seed_directory
 from journal import Journal, StaticMasterKeys
+from routing.transport import Transport
 from tests.hub.test_core import Mainframe, core_for, mainframe
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -245,6 +246,7 @@ async def running_gateway(
     statement_files: tuple[Path, ...] = (),
     sign_responses: bool = False,
     queue_suffix: str | None = None,
+    dead_letters: Transport | None = None,
 ) -> AsyncIterator[Harness]:
     """The harness (module docstring)."""
     import asyncio
@@ -277,6 +279,7 @@ async def running_gateway(
             if sign_responses
             else None,
             probes=(clearing,) if with_clearing else (),
+            dead_letters=dead_letters,
         )
         holder.append(built)
         if with_clearing:

@@ -80,3 +80,47 @@ def test_served_openapi_documents_and_docs(tmp_path: Path) -> None:
             assert (await h.http.get("/docs")).headers["location"] == "/docs/pisp"
 
     scenario()
+
+
+def test_dead_letters_listed_and_replayed(tmp_path: Path) -> None:
+    from routing.transport import Outcome, as_batch_handler, open_transport
+    from tests.routing.conftest import make_topology, message, wait_until
+
+    topology = make_topology()
+    transport = open_transport("memory://", topology)
+    transport.start()
+    consumer = transport.consume(
+        "core", as_batch_handler(lambda d: Outcome.dead_letter("card 4111111111111111 refused"))
+    )
+    transport.publish(message(0))
+    transport.publish(message(1))
+    wait_until(lambda: len(transport.dead_letters("core")) == 2, what="two dead letters")
+    consumer.stop()
+
+    @on_event_loop
+    async def scenario() -> None:
+        async with running_gateway(tmp_path, dead_letters=transport) as h:
+            admin = await h.client_token(scope="admin")
+            url = "/ops/dead-letters/core"
+            check_error(await h.http.get(url), 401)
+            plain = await h.client_token("tpp-two")
+            check_error(await h.http.get(url, headers=h.auth(plain, "tpp-two")), 403)
+            listed = (await h.http.get(url, headers=h.auth(admin))).json()["Data"]["DeadLetter"]
+            assert sorted(d["MessageId"] for d in listed) == ["m-0", "m-1"]
+            assert all("4111111111111111" not in d["Reason"] for d in listed)
+            check_error(await h.http.get("/ops/dead-letters/nowhere", headers=h.auth(admin)), 404)
+            bad = await h.http.post(
+                f"{url}/replay", json={"MessageIds": "m-0"}, headers=h.auth(admin)
+            )
+            check_error(bad, 400, "UK.OBIE.Field.Invalid")
+            replayed = await h.http.post(
+                f"{url}/replay", json={"MessageIds": ["m-0"]}, headers=h.auth(admin)
+            )
+            assert replayed.json()["Data"]["Replayed"] == ["m-0"]
+            left = (await h.http.get(url, headers=h.auth(admin))).json()["Data"]["DeadLetter"]
+            assert [d["MessageId"] for d in left] == ["m-1"]
+
+    try:
+        scenario()
+    finally:
+        transport.close()
