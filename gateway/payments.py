@@ -226,12 +226,23 @@ class PaymentService:
         payment = self._payments.get(payment_id)
         return payment if payment is not None and payment.tenant == tenant else None
 
+    @staticmethod
+    def new_payment_id() -> str:
+        """A fresh ``DomesticPaymentId``."""
+        return f"pmt-{secrets.token_hex(12)}"
+
     async def submit(
-        self, initiation: Mapping[str, Any], *, tenant: str, consent_id: str, debtor_iban: str
+        self,
+        initiation: Mapping[str, Any],
+        *,
+        tenant: str,
+        consent_id: str,
+        debtor_iban: str,
+        payment_id: str | None = None,
     ) -> Payment:
         """Accept, post and send a payment (module docstring, steps 1-3)."""
         now = self._now()
-        payment_id = f"pmt-{secrets.token_hex(12)}"
+        payment_id = payment_id or self.new_payment_id()
         message = canonical_payment(
             initiation,
             tenant=tenant,

@@ -193,10 +193,6 @@ def pisp_router() -> APIRouter:
                     "Initiation and Risk must equal the consent's",
                     "Data.Initiation",
                 )
-            if consent.consumed_by is not None:
-                raise ObieError.single(
-                    403, "UK.OBIE.Resource.InvalidConsentStatus", "the consent was used already"
-                )
             record = (
                 services.directory.by_id(consent.account_ids[0]) if consent.account_ids else None
             )
@@ -204,13 +200,19 @@ def pisp_router() -> APIRouter:
                 raise ObieError.single(
                     403, "UK.OBIE.Resource.ConsentMismatch", "the consent names no debtor account"
                 )
+            # Used up before the first await: a concurrent payment on it is refused.
+            payment_id = services.payments.new_payment_id()
+            if services.consents.consume(consent.consent_id, claims.tenant, payment_id) is None:
+                raise ObieError.single(
+                    403, "UK.OBIE.Resource.InvalidConsentStatus", "the consent was used already"
+                )
             payment = await services.payments.submit(
                 data["Initiation"],
                 tenant=claims.tenant,
                 consent_id=consent.consent_id,
                 debtor_iban=record.iban,
+                payment_id=payment_id,
             )
-            services.consents.consume(consent.consent_id, claims.tenant, payment.payment_id)
             path = f"{request.url.path}/{payment.payment_id}"
             view = document(services, path, await _payment_view(services, payment))
             return json_response(services, view, status=201, sign=True)

@@ -273,6 +273,22 @@ def test_payment_refusals_and_tenant_isolation(tmp_path: Path) -> None:
                 headers=h.auth(two, "tpp-two", **{"x-idempotency-key": "sc"}),
             )
             assert theirs.status_code == 201 and theirs.json()["Data"]["ConsentId"] != sc_id
+            # two payments at once on one consent (different keys): one of them only
+            racing_body = payment_consent_body("3.00")
+            racing_id, racer = await _consent(h, racing_body, key="race")
+            before = h.mf.balance(ALICE_EUR.iban)
+            answers = await asyncio.gather(
+                *(
+                    h.http.post(
+                        PAYMENTS,
+                        json=_payment(racing_body, racing_id),
+                        headers=h.auth(racer, **{"x-idempotency-key": f"race-{n}"}),
+                    )
+                    for n in range(3)
+                )
+            )
+            assert sorted(a.status_code for a in answers) == [201, 403, 403]
+            assert h.mf.balance(ALICE_EUR.iban) == before - 300
             # tpp-two's PSU (bob) cannot spend from tpp-one's consent
             bob_consent, bob = await _consent(h, payment_consent_body("1.00"), client_id="tpp-two")
             stolen = await h.http.post(
