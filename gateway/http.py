@@ -2,8 +2,9 @@
 
 FAPI 1.0 Baseline (section 6.2.1, items 11-13) and the OBIE v4.0 headers:
 ``x-fapi-interaction-id`` is echoed when the client sends one (an RFC 4122 UUID) and minted
-otherwise, on every response, errors included. Every refusal is an ``OBErrorResponse1``
-(:mod:`gateway.errors`), whatever raised it:
+otherwise, on every response, errors included, and logged with each request (logger
+``isobridge.gateway``, INFO: method, path, status, time, interaction id). Every refusal is
+an ``OBErrorResponse1`` (:mod:`gateway.errors`), whatever raised it:
 
 =====================================  ======  =============================================
 cause                                  status  error
@@ -234,6 +235,14 @@ class GatewayMiddleware:
                 )
 
     def _observe(self, scope: Scope, status: int, began: float) -> None:
+        _log.info(
+            "%s %s -> %d (%.1f ms) x-fapi-interaction-id=%s",
+            scope.get("method"),
+            scope.get("path"),
+            status,
+            (time.perf_counter() - began) * 1000,
+            scope["state"][_STATE_KEY],
+        )
         if self.observe is None:
             return
         if scope.get("route") is None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+
+import pytest
 
 from gateway.app import GatewaySettings
 from tests.gateway.harness import AISP, PISP, PUBLIC_URL, payment_consent_body, running_gateway
@@ -12,7 +15,11 @@ from tests.gateway.obie import check_error, check_response
 from tests.support import on_event_loop
 
 
-def test_unknown_path_wrong_method_and_interaction_ids(tmp_path: Path) -> None:
+def test_unknown_path_wrong_method_and_interaction_ids(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="isobridge.gateway")
+
     @on_event_loop
     async def scenario() -> None:
         async with running_gateway(tmp_path) as h:
@@ -23,6 +30,10 @@ def test_unknown_path_wrong_method_and_interaction_ids(tmp_path: Path) -> None:
             echoed = await h.http.get("/nope", headers={"x-fapi-interaction-id": given})
             assert echoed.headers["x-fapi-interaction-id"] == given
             assert check_error(echoed, 404)["Id"] == given
+            assert any(
+                f"x-fapi-interaction-id={given}" in r.getMessage() and "-> 404" in r.getMessage()
+                for r in caplog.records
+            )
             bad_id = await h.http.get("/health", headers={"x-fapi-interaction-id": "not-a-uuid"})
             check_error(bad_id, 400, "UK.OBIE.Header.Invalid")
             wrong = await h.http.delete(f"{PISP}/domestic-payments")
