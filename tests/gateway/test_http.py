@@ -87,6 +87,11 @@ def test_media_type_size_and_json_errors(tmp_path: Path) -> None:
             error = check_error(invalid, 400, "UK.OBIE.Field.Missing")
             assert error["Errors"][0]["Path"] == "Data.Initiation.CreditorAccount.Name"
             check_response(invalid)
+            surprise = payment_consent_body()
+            surprise["Data"]["Initiation"]["Debug"] = True  # the spec forbids unknown fields
+            unknown = await h.http.post(url, json=surprise, headers=headers)
+            error = check_error(unknown, 400, "UK.OBIE.Field.Unexpected")
+            assert error["Errors"][0]["Path"] == "Data.Initiation.Debug"
 
     scenario()
 
