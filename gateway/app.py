@@ -141,10 +141,6 @@ def create_app(services: GatewayServices) -> FastAPI:
 
     app.include_router(operations_router(services.probes, services.metrics, services.dead_letters))
 
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
     app.add_middleware(
         GatewayMiddleware,
         max_body_bytes=services.settings.max_body_bytes,

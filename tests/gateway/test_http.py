@@ -34,7 +34,7 @@ def test_unknown_path_wrong_method_and_interaction_ids(
                 f"x-fapi-interaction-id={given}" in r.getMessage() and "-> 404" in r.getMessage()
                 for r in caplog.records
             )
-            bad_id = await h.http.get("/health", headers={"x-fapi-interaction-id": "not-a-uuid"})
+            bad_id = await h.http.get("/healthz", headers={"x-fapi-interaction-id": "not-a-uuid"})
             check_error(bad_id, 400, "UK.OBIE.Header.Invalid")
             wrong = await h.http.delete(f"{PISP}/domestic-payments")
             check_error(wrong, 405)

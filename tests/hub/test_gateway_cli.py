@@ -107,7 +107,7 @@ def test_a_real_run_over_tcp(tmp_path: Path) -> None:
             assert f"open-banking gateway on http://127.0.0.1:{port}" in out.getvalue()
             certificate = {"x-ssl-client-cert": quote(cert.read_text())}
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-                assert (await http.get("/health")).json() == {"status": "ok"}
+                assert (await http.get("/healthz")).json() == {"status": "ok"}
                 issued = await http.post(
                     "/oauth2/token",
                     data={"grant_type": "client_credentials", "client_id": "tpp-one"},
