@@ -1,7 +1,9 @@
 """HTTP plumbing shared by every endpoint: interaction ids, error bodies, limits, JSON bodies.
 
 FAPI 1.0 Baseline (section 6.2.1, items 11-13) and the OBIE v4.0 headers:
-``x-fapi-interaction-id`` is echoed when the client sends one (an RFC 4122 UUID) and minted
+``x-fapi-auth-date`` (an RFC 7231 date) and ``x-fapi-customer-ip-address`` (an IP address)
+are refused with 400 ``Header.Invalid`` when malformed. ``x-fapi-interaction-id`` is
+echoed when the client sends one (an RFC 4122 UUID) and minted
 otherwise, on every response, errors included, and logged with each request (logger
 ``isobridge.gateway``, INFO: method, path, status, time, interaction id). Every refusal is
 an ``OBErrorResponse1`` (:mod:`gateway.errors`), whatever raised it:
@@ -33,6 +35,8 @@ turns an exception that escaped everything else into the 500 body.
 
 from __future__ import annotations
 
+import email.utils
+import ipaddress
 import json
 import logging
 import time
@@ -190,6 +194,13 @@ class GatewayMiddleware:
                     )
                 )
                 return
+        for name, check in _FAPI_HEADERS.items():
+            value = headers.get(name)
+            if value is not None and not check(value):
+                await refuse(
+                    ObieError.single(400, "UK.OBIE.Header.Invalid", f"{name} is not valid", name)
+                )
+                return
         accept = headers.get("accept")
         if accept and not any(m in accept for m in ("application/json", "*/*", "application/*")):
             await refuse(
@@ -252,6 +263,29 @@ class GatewayMiddleware:
             segments = str(scope["path"]).split("/")
             template = "/".join(f"{{{names[s]}}}" if s in names else s for s in segments)
         self.observe(str(scope.get("method")), template, status, time.perf_counter() - began)
+
+
+def _http_date(value: str) -> bool:
+    """An RFC 7231 IMF-fixdate (``Sun, 10 Sep 2017 19:43:31 GMT``), as x-fapi-auth-date is."""
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return False
+    return parsed.tzinfo is not None and value.endswith(" GMT")
+
+
+def _ip_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+_FAPI_HEADERS: Final[dict[str, Callable[[str], bool]]] = {
+    "x-fapi-auth-date": _http_date,
+    "x-fapi-customer-ip-address": _ip_address,
+}
 
 
 def _too_large(limit: int) -> ObieError:

@@ -34,6 +34,17 @@ def test_unknown_path_wrong_method_and_interaction_ids(
                 f"x-fapi-interaction-id={given}" in r.getMessage() and "-> 404" in r.getMessage()
                 for r in caplog.records
             )
+            for name, value in (
+                ("x-fapi-auth-date", "yesterday"),
+                ("x-fapi-auth-date", "2026-11-29T10:00:00Z"),
+                ("x-fapi-customer-ip-address", "300.1.1.1"),
+            ):
+                check_error(await h.http.get("/healthz", headers={name: value}), 400)
+            fine = {
+                "x-fapi-auth-date": "Sun, 29 Nov 2026 10:00:00 GMT",
+                "x-fapi-customer-ip-address": "2001:db8::1",
+            }
+            assert (await h.http.get("/healthz", headers=fine)).status_code == 200
             bad_id = await h.http.get("/healthz", headers={"x-fapi-interaction-id": "not-a-uuid"})
             check_error(bad_id, 400, "UK.OBIE.Header.Invalid")
             wrong = await h.http.delete(f"{PISP}/domestic-payments")
