@@ -31,7 +31,7 @@ CHECK = SignatureCheck(
 BODY = b'{"Data":{}}'
 
 
-def _signature(key: SigningKey = KEY, **changes: Any) -> str:
+def _signature(key: SigningKey = KEY, /, **changes: Any) -> str:
     header = {
         "alg": key.alg, "kid": key.kid, "typ": "JOSE", "cty": "application/json",
         OB_IAT: int(time.time()), OB_ISS: "org/tpp", OB_TAN: "openbanking.org.uk",
@@ -52,7 +52,7 @@ def test_a_good_signature_passes() -> None:
         ("a.b.c", "UK.OBIE.Signature.Malformed"),
         (_signature().replace("..", ".e30."), "UK.OBIE.Signature.Malformed"),  # not detached
         (
-            _signature(key=SigningKey.generate("ES256", kid="tpp-sig")),
+            _signature(SigningKey.generate("ES256", kid="tpp-sig")),
             "UK.OBIE.Signature.InvalidClaim",
         ),
         (_signature(crit=[OB_IAT, OB_ISS]), "UK.OBIE.Signature.MissingClaim"),
@@ -65,7 +65,7 @@ def test_a_good_signature_passes() -> None:
         (_signature(**{OB_TAN: "evil.example"}), "UK.OBIE.Signature.InvalidClaim"),
         (_signature(**{OB_IAT: int(time.time()) + 3600}), "UK.OBIE.Signature.InvalidClaim"),
         (_signature(**{OB_IAT: "now"}), "UK.OBIE.Signature.InvalidClaim"),
-        (_signature(key=SigningKey.generate("PS256", kid="tpp-sig")), "UK.OBIE.Signature.Invalid"),
+        (_signature(SigningKey.generate("PS256", kid="tpp-sig")), "UK.OBIE.Signature.Invalid"),
     ],
 )
 def test_refusals(signature: str | None, name: str) -> None:
