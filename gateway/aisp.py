@@ -119,6 +119,21 @@ def parse_time(value: str, path: str) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
+def _check_permissions(permissions: list[str]) -> None:
+    """OBIE's pairing rule: ``ReadTransactionsBasic`` / ``Detail`` need
+    ``ReadTransactionsCredits`` and / or ``Debits``, and the other way round."""
+    granted = set(permissions)
+    kinds = granted & {"ReadTransactionsBasic", "ReadTransactionsDetail"}
+    sides = granted & {"ReadTransactionsCredits", "ReadTransactionsDebits"}
+    if bool(kinds) != bool(sides):
+        raise ObieError.single(
+            400,
+            "UK.OBIE.Field.Invalid",
+            "ReadTransactionsBasic / Detail go with ReadTransactionsCredits / Debits",
+            "Data.Permissions",
+        )
+
+
 def _consent_view(consent: Consent) -> dict[str, Any]:
     data: dict[str, Any] = {
         "ConsentId": consent.consent_id,
@@ -195,6 +210,7 @@ def aisp_router() -> APIRouter:
         if problems:
             raise ObieError(400, problems)
         data = body["Data"]
+        _check_permissions(data["Permissions"])
         expires = None
         if "ExpirationDateTime" in data:
             expires = parse_time(data["ExpirationDateTime"], "Data.ExpirationDateTime")

@@ -71,6 +71,11 @@ def test_consent_life_cycle(tmp_path: Path) -> None:
             expired["Data"]["ExpirationDateTime"] = "2020-01-01T00:00:00+00:00"
             old = await h.http.post(CONSENTS, json=expired, headers=h.auth(token))
             check_error(old, 400, "UK.OBIE.Field.InvalidDate")
+            for unpaired in (("ReadTransactionsDetail",), ("ReadTransactionsDebits",)):
+                refused = await h.http.post(
+                    CONSENTS, json=account_consent_body(*unpaired), headers=h.auth(token)
+                )
+                check_error(refused, 400, "UK.OBIE.Field.Invalid")
             no_permissions = await h.http.post(
                 CONSENTS, json={"Data": {"Permissions": []}, "Risk": {}}, headers=h.auth(token)
             )
