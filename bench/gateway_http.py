@@ -97,6 +97,19 @@ def serve_gateway(port: int, mainframe_port: int, certificate: Path, home: Path)
     asyncio.run(serve(load_config(hub_toml, {}), load_gateway_config(gateway_toml), sys.stdout))
 
 
+def _delete_queues(*names: str) -> None:
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        channel = connection.channel()
+        for name in names:
+            for queue in (name, f"{name}.dlq"):
+                channel.queue_delete(queue)
+    finally:
+        connection.close()
+
+
 # -- the client --------------------------------------------------------------------------------
 
 
@@ -312,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
                 process.terminate()
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     process.wait(10)
+            _delete_queues("bench.clearing.outgoing", "bench.clearing.status")
     rows = [
         ("bare FastAPI endpoint (floor)", floor),
         ("GET balances", read),

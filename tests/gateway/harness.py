@@ -292,7 +292,22 @@ async def running_gateway(
                 )
         finally:
             await asyncio.to_thread(clearing.stop)
+            await asyncio.to_thread(delete_queues, clearing.outgoing, clearing.status)
             journal.close()
+
+
+def delete_queues(*names: str) -> None:
+    """Delete a test's queues (and dead-letter queues) from the shared broker."""
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        channel = connection.channel()
+        for name in names:
+            for queue in (name, f"{name}.dlq"):
+                channel.queue_delete(queue)
+    finally:
+        connection.close()
 
 
 def replace_settings(settings: GatewaySettings, **changes: Any) -> GatewaySettings:

@@ -18,7 +18,7 @@ from hub.gateway import BuiltGateway
 from hub.gateway_cli import serve_gateway
 from hub.gateway_config import load_gateway_config
 from tests.certs import TestAuthority
-from tests.gateway.harness import account_consent_body
+from tests.gateway.harness import account_consent_body, delete_queues
 from tests.hub.test_core import mainframe
 from tests.support import on_event_loop
 
@@ -123,6 +123,7 @@ def test_a_real_run_over_tcp(tmp_path: Path) -> None:
                 assert created.status_code == 201, created.text
             stop.set()
             await task
+            await asyncio.to_thread(delete_queues, "test.cli.outgoing", "test.cli.status")
             assert (tmp_path / "home" / "journal.db").exists()
 
     scenario()
