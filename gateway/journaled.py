@@ -4,9 +4,10 @@ read back from its read model (ARCHITECTURE.md, invariant 4).
 Each payment event is one :class:`journal.Event` keyed by the ``DomesticPaymentId``
 (``transaction_id``), with the end-to-end id, instruction id and UETR as its other ids, so
 ``isobridge trace <id>`` finds the payment by any of them. Bodies hold the status, reason,
-amount and currency only; account numbers and names stay out of the clear part (the
-payment's debtor and creditor IBANs go into the encrypted personal part). Appends and
-reads run on a worker thread, off the event loop.
+amount, currency, consent id and channel only; account numbers, names and the initiation
+go into the encrypted personal part. The ``received`` events are the gateway's record of
+its payments (:meth:`JournalPayments.received`): a restarted gateway rebuilds its payments
+from them. Appends and reads run on a worker thread, off the event loop.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from canonical_model.messages import CanonicalMessage
-from journal import Event, EventKind, Journal, TransactionIds, TransactionView
+from gateway.payments import CHANNEL
+from journal import Event, EventKind, Journal, StoredEvent, TransactionIds, TransactionView
 
 __all__ = ["JournalPayments", "JournalProbe"]
 
@@ -35,18 +37,11 @@ class JournalPayments:
         body: Mapping[str, Any],
         *,
         transaction_id: str,
+        personal: Mapping[str, Any] | None = None,
     ) -> None:
-        """Append one event of the payment ``transaction_id``."""
+        """Append one event of the payment ``transaction_id``; ``personal`` (account numbers,
+        names, the initiation) is stored encrypted under the tenant's journal key."""
         ids = payment.ids
-        personal: dict[str, Any] | None = None
-        if kind is EventKind.RECEIVED:
-            personal = {
-                "debtor_account": payment.debtor_account.iban if payment.debtor_account else None,
-                "creditor_account": payment.creditor_account.iban
-                if payment.creditor_account
-                else None,
-                "creditor_name": payment.creditor.name if payment.creditor else None,
-            }
         event = Event(
             kind,
             payment.tenant,
@@ -58,9 +53,21 @@ class JournalPayments:
             ),
             dt.datetime.now(dt.UTC),
             body={k: v for k, v in body.items() if v is not None},
-            personal=personal,
+            personal=dict(personal) if personal is not None else None,
         )
         await asyncio.to_thread(self.journal.record, [event])
+
+    async def received(self) -> list[StoredEvent]:
+        """Every ``received`` event of the gateway's payments (``body["channel"]``)."""
+
+        def read() -> list[StoredEvent]:
+            return [
+                event
+                for event in self.journal.events()
+                if event.kind is EventKind.RECEIVED and event.body.get("channel") == CHANNEL
+            ]
+
+        return await asyncio.to_thread(read)
 
     async def status(self, transaction_id: str) -> TransactionView | None:
         """The read model's row of ``transaction_id``."""

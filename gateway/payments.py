@@ -32,6 +32,11 @@ journal's read model then holds for ``DomesticPaymentId``:
 
 The posting reference is derived from the tenant, end-to-end id, UETR and instruction id
 (``hub.core.posting_reference``), so a retried posting or reversal is applied once.
+
+The journal is the payments' record: the ``received`` event carries the consent id and,
+encrypted, the initiation and the debtor account, so a restarted gateway rebuilds its
+payments (:meth:`PaymentService.restore`) and answers GETs and the clearing system's
+late pacs.002 for payments made before the restart.
 """
 
 from __future__ import annotations
@@ -61,7 +66,7 @@ from canonical_model.messages import (
 from canonical_model.money import AmountError, Money
 from canonical_model.pan import PanToken
 from gateway.errors import ObieError
-from gateway.ports import ClearingPublisher, CoreBankingPort, PaymentJournal
+from gateway.ports import ClearingPublisher, CoreBankingPort, PaymentHistory, PaymentJournal
 from journal import EventKind
 
 __all__ = [
@@ -75,6 +80,8 @@ __all__ = [
 _log = logging.getLogger("isobridge.gateway.payments")
 
 CLEARING_DESTINATION: Final = "clearing"
+CHANNEL: Final = "open-banking"
+"""``body["channel"]`` of the ``received`` event of a gateway payment."""
 _IBAN_SCHEMES: Final = frozenset({"UK.OBIE.IBAN", "IBAN"})
 
 
@@ -207,6 +214,38 @@ class PaymentService:
         self._pacs002 = pacs002
         self._payments: dict[str, Payment] = {}
 
+    async def restore(self, history: PaymentHistory) -> int:
+        """Rebuild the payments from the journal's ``received`` events (after a restart);
+        how many. Payments whose personal part is gone (a shredded tenant) are skipped."""
+        restored = 0
+        for event in await history.received():
+            personal = event.personal
+            body = event.body
+            if not isinstance(personal, Mapping) or event.ids.transaction_id in self._payments:
+                continue
+            initiation = personal.get("initiation")
+            debtor = personal.get("debtor_account")
+            if not isinstance(initiation, Mapping) or not isinstance(debtor, str):
+                continue
+            message = canonical_payment(
+                initiation,
+                tenant=event.tenant,
+                payment_id=event.ids.transaction_id,
+                debtor_iban=debtor,
+                uetr=event.ids.uetr or str(uuid.uuid4()),
+                now=event.at,
+            )
+            self._payments[event.ids.transaction_id] = Payment(
+                event.ids.transaction_id,
+                event.tenant,
+                str(body.get("consent_id", "")),
+                event.at,
+                initiation,
+                message,
+            )
+            restored += 1
+        return restored
+
     def debiting(self, iban: str) -> list[Payment]:
         """The payments that debit the account ``iban``, oldest first (whichever TPP made
         them: they are the account's transactions)."""
@@ -255,10 +294,18 @@ class PaymentService:
         self._payments[payment_id] = payment
         amount = message.amount
         assert amount is not None
-        await self._record(
+        await self.journal.record(
             EventKind.RECEIVED,
-            payment,
-            {"status": "RCVD", "amount": str(amount.amount), "currency": amount.currency.alpha},
+            message,
+            {
+                "status": "RCVD",
+                "amount": str(amount.amount),
+                "currency": amount.currency.alpha,
+                "consent_id": consent_id,
+                "channel": CHANNEL,
+            },
+            transaction_id=payment_id,
+            personal={"initiation": dict(initiation), "debtor_account": debtor_iban},
         )
         reply = await self.core.handle(message)
         status = reply.status

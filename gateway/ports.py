@@ -9,7 +9,8 @@ root (:mod:`hub.gateway`), so the gateway knows no infrastructure.
 - :class:`StatementSource`: the booked entries of an account, from the mainframe's
   end-of-day statement extract.
 - :class:`PaymentJournal`: events of a payment into the journal, and its status back from
-  the journal's read model (ARCHITECTURE.md, invariant 4).
+  the journal's read model (ARCHITECTURE.md, invariant 4); :class:`PaymentHistory`: the
+  payments it holds, to rebuild the gateway's after a restart.
 
 :class:`AccountRecord` and :class:`AccountDirectory` say which accounts each PSU holds at
 the bank (the authorization server offers them when the PSU authorises a consent).
@@ -23,13 +24,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from canonical_model.messages import CanonicalMessage, StatementEntry
-from journal import EventKind, TransactionView
+from journal import EventKind, StoredEvent, TransactionView
 
 __all__ = [
     "AccountDirectory",
     "AccountRecord",
     "ClearingPublisher",
     "CoreBankingPort",
+    "PaymentHistory",
     "PaymentJournal",
     "StatementSource",
     "account_id_for",
@@ -65,9 +67,18 @@ class PaymentJournal(Protocol):
         body: Mapping[str, Any],
         *,
         transaction_id: str,
+        personal: Mapping[str, Any] | None = None,
     ) -> None: ...
 
     async def status(self, transaction_id: str) -> TransactionView | None: ...
+
+
+class PaymentHistory(Protocol):
+    """The payments the journal holds: each ``received`` event of the gateway's channel,
+    its personal part decrypted (what :meth:`gateway.payments.PaymentService.restore`
+    rebuilds its payments from after a restart)."""
+
+    async def received(self) -> Sequence[StoredEvent]: ...
 
 
 def account_id_for(iban: str) -> str:

@@ -50,6 +50,7 @@ async def serve_gateway(
     """Run the gateway until ``stop`` is set (or a signal, under uvicorn's handlers)."""
     import uvicorn
 
+    from gateway.journaled import JournalPayments
     from hub.bootstrap import open_journal
     from hub.clearing_outgoing import ClearingOutgoing
     from hub.core import CoreBanking, corebank_exchange, posting_reference
@@ -93,6 +94,9 @@ async def serve_gateway(
             probes=(clearing,),
         )
         holder.append(built)
+        restored = await built.payments.restore(JournalPayments(journal))
+        if restored:
+            out.write(f"isobridge: {restored} payments restored from the journal\n")
         server = uvicorn.Server(
             uvicorn.Config(
                 built.app, host=config.host, port=config.port, log_level="warning", lifespan="off"

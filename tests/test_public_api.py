@@ -427,6 +427,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "AccountRecord",
         "ClearingPublisher",
         "CoreBankingPort",
+        "PaymentHistory",
         "PaymentJournal",
         "StatementSource",
         "account_id_for",

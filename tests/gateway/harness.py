@@ -252,7 +252,8 @@ async def running_gateway(
     import asyncio
 
     tpps = {name: _tpp(tmp_path, name) for name in ("tpp-one", "tpp-two")}
-    settings = settings or GatewaySettings(public_url=PUBLIC_URL)
+    # generous limits: the rate-limit tests set their own
+    settings = settings or GatewaySettings(public_url=PUBLIC_URL, rate_per_second=1000, burst=1000)
     journal = Journal.open(
         f"sqlite:///{tmp_path / 'journal.db'}", StaticMasterKeys({1: bytes(range(32))}), create=True
     )

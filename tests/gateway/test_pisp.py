@@ -10,13 +10,19 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from canonical_model.codes import TransactionStatus
 from gateway.app import GatewaySettings
+from gateway.journaled import JournalPayments
 from gateway.security.jose import PublicJwk, parse_compact, verify_signature
 from gateway.signatures import OB_IAT, OB_ISS, OB_TAN
+from hub.gateway import IssuerConfig, build_gateway
 from tests.gateway.clearing_system import ClearingSystem
 from tests.gateway.harness import (
     ALICE_EUR,
+    AUDIENCE,
+    ISSUER,
     PISP,
     PUBLIC_URL,
     Harness,
@@ -53,6 +59,7 @@ async def _status(h: Harness, payment_id: str, wanted: str) -> dict[str, Any]:
     token = await h.client_token(scope="payments")
     for _ in range(100):
         response = await h.http.get(f"{PAYMENTS}/{payment_id}", headers=h.auth(token))
+        assert response.status_code == 200, response.text
         body = check_response(response)
         if body["Data"]["Status"] == wanted:
             return dict(body)
@@ -333,5 +340,49 @@ def test_request_signatures_when_required(tmp_path: Path) -> None:
             good = await post(h.sign(raw))
             assert good.status_code == 201, good.text
             check_response(good)
+
+    scenario()
+
+
+def test_a_restarted_gateway_rebuilds_its_payments_from_the_journal(tmp_path: Path) -> None:
+    @on_event_loop
+    async def scenario() -> None:
+        async with running_gateway(tmp_path, with_clearing=True) as h:
+            assert h.clearing is not None
+            clearing = ClearingSystem(h.clearing.outgoing)
+            consent_body = payment_consent_body("4.00")
+            consent_id, psu = await _consent(h, consent_body)
+            posted = await h.http.post(
+                PAYMENTS,
+                json=_payment(consent_body, consent_id),
+                headers=h.auth(psu, **{"x-idempotency-key": "before-restart"}),
+            )
+            payment_id = check_response(posted)["Data"]["DomesticPaymentId"]
+            received = await clearing.take()
+            # a new gateway on the same journal, core and clearing queues (a restart)
+            restarted = build_gateway(
+                core=h.core,
+                clearing=h.clearing,
+                journal=h.journal,
+                issuer=IssuerConfig(issuer=ISSUER, audience=AUDIENCE),
+                clients=list(h.server.clients.values()),
+                settings=GatewaySettings(public_url=PUBLIC_URL),
+            )
+            assert await restarted.payments.restore(JournalPayments(h.journal)) == 1
+            assert await restarted.payments.restore(JournalPayments(h.journal)) == 0  # once
+            h.built = restarted  # the clearing queue's reports now go to the new gateway
+            transport = httpx.ASGITransport(app=restarted.app)
+            async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as http:
+                h.http = http
+                token = await h.client_token(scope="payments")
+                got = await http.get(f"{PAYMENTS}/{payment_id}", headers=h.auth(token))
+                data = check_response(got)["Data"]
+                assert data["Status"] == "ACSP" and data["ConsentId"] == consent_id
+                assert data["Initiation"] == consent_body["Data"]["Initiation"]
+                await clearing.answer(received, TransactionStatus.ACSC)  # a late pacs.002
+                await _status(h, payment_id, "ACSC")
+                two = await h.client_token("tpp-two", "payments")
+                other = await http.get(f"{PAYMENTS}/{payment_id}", headers=h.auth(two, "tpp-two"))
+                check_error(other, 404)
 
     scenario()
