@@ -207,7 +207,7 @@ class _Reader:
         issuer = IssuerConfig(
             issuer=self.text(issuer_table, "issuer", "issuer", public_url),
             audience=self.text(issuer_table, "issuer", "audience", public_url),
-            jwks_url=issuer_table.get("jwks_url"),
+            jwks_url=self.jwks_url(issuer_table),
             algorithm=algorithm,
             require_sender_constraint=self.flag(
                 issuer_table, "issuer", "require_sender_constraint", True
@@ -237,6 +237,14 @@ class _Reader:
             statement_files=statements,
             response_signing_key=signing_key,
         )
+
+    def jwks_url(self, table: Mapping[str, Any]) -> str | None:
+        if "jwks_url" not in table:
+            return None
+        url = self.text(table, "issuer", "jwks_url", None)
+        if not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise self.fail("issuer.jwks_url", "an https:// URL (http only on this machine)")
+        return url
 
     def clients(self, value: object) -> tuple[ClientRegistration, ...]:
         if not isinstance(value, list):

@@ -46,6 +46,8 @@ def _write(path: Path, text: str) -> Path:
         ),
         ('[gateway]\nresponse_signing_key = "gateway.toml"\n', "not a PS256 private key"),
         ("[surprise]\n", "surprise: unknown key"),
+        ("[issuer]\njwks_url = 5\n", "issuer.jwks_url: expected a non-empty string"),
+        ('[issuer]\njwks_url = "http://as.example/jwks"\n', "issuer.jwks_url: an https:// URL"),
         ("not toml [", "not valid TOML"),
     ],
 )
@@ -127,3 +129,42 @@ def test_a_real_run_over_tcp(tmp_path: Path) -> None:
             assert (tmp_path / "home" / "journal.db").exists()
 
     scenario()
+
+
+async def _no_reports(document: bytes) -> int:
+    return 0
+
+
+def test_a_real_issuer_by_configuration(tmp_path: Path) -> None:
+    from gateway.security.authserver import HttpJwksSource
+    from hub.clearing_outgoing import ClearingOutgoing
+    from hub.config_file import MainframeConfig
+    from hub.core import CoreBanking, corebank_connector
+    from hub.gateway import build_gateway
+    from journal import Journal, StaticMasterKeys
+
+    path = _write(
+        tmp_path / "gateway.toml",
+        '[issuer]\nissuer = "https://as.bank.example"\naudience = "https://api.bank.example"\n'
+        'jwks_url = "https://as.bank.example/jwks"\n'
+        '[[clients]]\nclient_id = "tpp-one"\nsecret = "demo-secret-1"\n',
+    )
+    config = load_gateway_config(path)
+    assert config.issuer.jwks_url == "https://as.bank.example/jwks"
+
+    # real parts, none of them started: the wiring is what is under test
+    journal = Journal.open(
+        f"sqlite:///{tmp_path / 'journal.db'}", StaticMasterKeys({1: bytes(32)}), create=True
+    )
+    core = CoreBanking(corebank_connector(MainframeConfig(port=1)))
+    loop = asyncio.new_event_loop()
+    clearing = ClearingOutgoing("amqp://guest:guest@127.0.0.1:5672/%2F", loop, _no_reports)
+    built = build_gateway(
+        core=core, clearing=clearing, journal=journal, issuer=config.issuer, clients=config.clients
+    )
+    journal.close()
+    loop.close()
+    assert built.authorization_server is None  # no built-in server, no /oauth2 endpoints
+    source = built.services.verifier.keys.source
+    assert isinstance(source, HttpJwksSource) and source.url == "https://as.bank.example/jwks"
+    assert all(not getattr(r, "path", "").startswith("/oauth2") for r in built.app.routes)
