@@ -12,7 +12,7 @@ an unknown ``kid`` (the issuer rotated), at most once per ``min_refresh`` second
 flood of made-up ``kid`` values cannot hammer the issuer.
 
 What :meth:`AccessTokenVerifier.verify` requires, in order (each failure a 401 with
-``WWW-Authenticate``, except scope and sender mismatches, 403):
+``WWW-Authenticate``, except a missing scope: 403):
 
 1. an ``Authorization: Bearer`` or ``DPoP`` header with a compact JWS whose ``alg`` is one of
    the three, whose ``typ`` (if present) is ``at+jwt`` or ``JWT``, signed by a key of the
