@@ -1,6 +1,9 @@
-"""``isobridge gateway``: the open-banking gateway served with uvicorn.
+"""``isobridge gateway`` and ``isobridge run --gateway``: the open-banking gateway under uvicorn.
 
-``isobridge gateway --config hub.toml --gateway gateway.toml`` starts, on one event loop:
+``isobridge run --config hub.toml --gateway gateway.toml`` runs the hub and the gateway in
+one process (:func:`serve_hub_with_gateway`): the gateway uses the hub's core banking
+worker, journal and transport (dead letters). ``isobridge gateway --config hub.toml
+--gateway gateway.toml`` runs the gateway alone, on one event loop, with:
 
 - the core banking connector of ``hub.toml``'s ``[mainframe]`` (``hub.core``), with the
   reversal store (``<home>/gateway.db``) and its forwarder, so a debit whose answer was lost
@@ -26,10 +29,19 @@ from hub.cli_support import EXIT_OK, EXIT_USAGE
 from hub.config_file import ConfigError, HubConfig, load_config
 
 if TYPE_CHECKING:  # the web stack is imported when the command runs, not by every CLI call
+    from gateway.ports import CoreBankingPort
     from hub.gateway import BuiltGateway
     from hub.gateway_config import GatewayConfig
+    from journal import Journal
+    from routing.transport import Transport
 
-__all__ = ["add_gateway_command", "run_gateway_command", "serve_gateway"]
+__all__ = [
+    "add_gateway_command",
+    "load_gateway_for_run",
+    "run_gateway_command",
+    "serve_gateway",
+    "serve_hub_with_gateway",
+]
 
 
 def add_gateway_command(commands: Any) -> None:
@@ -47,19 +59,14 @@ async def serve_gateway(
     ready: Callable[[BuiltGateway, int], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Run the gateway until ``stop`` is set (or a signal, under uvicorn's handlers)."""
-    import uvicorn
-
-    from gateway.journaled import JournalPayments
+    """Run the gateway on its own connector (``isobridge gateway``) until ``stop`` is set
+    (or a signal, under uvicorn's handlers)."""
     from hub.bootstrap import open_journal
-    from hub.clearing_outgoing import ClearingOutgoing
     from hub.core import CoreBanking, corebank_exchange, posting_reference
-    from hub.gateway import build_gateway
     from hub.store import ReversalForwarder, ReversalStore, create_engine, upgrade
 
     if hub_config.mainframe is None:
         raise ConfigError(hub_config.source, "mainframe", "the gateway needs a [mainframe]")
-    loop = asyncio.get_running_loop()
     connector = corebank_exchange(hub_config.mainframe)
     await connector.start()
     home = hub_config.settings.home
@@ -68,16 +75,75 @@ async def serve_gateway(
     await asyncio.to_thread(upgrade, engine)
     reversals = ReversalStore(engine, posting_reference=posting_reference)
     core = CoreBanking(connector, reversals=reversals)
-    halt = stop or asyncio.Event()
+    halt = asyncio.Event()
     forwarder = asyncio.create_task(ReversalForwarder(reversals, core).run(halt))
     journal = await asyncio.to_thread(open_journal, hub_config.settings, notes=out)
+    try:
+        await _serve(config, out, core=core, journal=journal, ready=ready, stop=stop)
+    finally:
+        halt.set()
+        forwarder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await forwarder
+        await connector.close()
+        journal.close()
+        engine.dispose()
+
+
+async def serve_hub_with_gateway(
+    hub_config: HubConfig,
+    config: GatewayConfig,
+    out: TextIO,
+    *,
+    ready: Callable[[BuiltGateway, int], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """``isobridge run --gateway``: the hub (:class:`hub.service.HubService`) and the gateway
+    in one process, on one event loop; the gateway uses the hub's core banking worker, its
+    journal, and its transport for the dead-letter endpoints."""
+    from hub.service import HubService
+
+    async with HubService(hub_config, notes=out) as service:
+        if service.core is None or service.journal is None:
+            raise ConfigError(hub_config.source, "mainframe", "the gateway needs a [mainframe]")
+        await _serve(
+            config,
+            out,
+            core=service.core,
+            journal=service.journal,
+            dead_letters=service.transport,
+            ready=ready,
+            stop=stop,
+        )
+
+
+async def _serve(
+    config: GatewayConfig,
+    out: TextIO,
+    *,
+    core: CoreBankingPort,
+    journal: Journal,
+    dead_letters: Transport | None = None,
+    ready: Callable[[BuiltGateway, int], None] | None,
+    stop: asyncio.Event | None,
+) -> None:
+    import uvicorn
+
+    from gateway.journaled import JournalPayments
+    from hub.clearing_outgoing import ClearingOutgoing
+    from hub.gateway import build_gateway
+
     holder: list[BuiltGateway] = []
 
     async def on_status(document: bytes) -> int:
         return await holder[0].payments.receive_status_report(document)
 
     clearing = ClearingOutgoing(
-        config.clearing_url, loop, on_status, outgoing=config.outgoing, status=config.status
+        config.clearing_url,
+        asyncio.get_running_loop(),
+        on_status,
+        outgoing=config.outgoing,
+        status=config.status,
     )
     try:
         await asyncio.to_thread(clearing.start)
@@ -92,6 +158,7 @@ async def serve_gateway(
             statement_files=config.statement_files,
             response_signing_key=config.response_signing_key,
             probes=(clearing,),
+            dead_letters=dead_letters,
         )
         holder.append(built)
         restored = await built.payments.restore(JournalPayments(journal))
@@ -119,14 +186,7 @@ async def serve_gateway(
             waiter.cancel()
         await serving
     finally:
-        halt.set()
-        forwarder.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await forwarder
         await asyncio.to_thread(clearing.stop)
-        await connector.close()
-        journal.close()
-        engine.dispose()
 
 
 def run_gateway_command(
@@ -145,3 +205,10 @@ def run_gateway_command(
         return EXIT_USAGE
     asyncio.run(serve_gateway(hub_config, config, out))
     return EXIT_OK
+
+
+def load_gateway_for_run(path: str) -> GatewayConfig:
+    """``run --gateway``'s file, loaded (:class:`hub.config_file.ConfigError` if bad)."""
+    from hub.gateway_config import load_gateway_config
+
+    return load_gateway_config(Path(path))

@@ -591,8 +591,10 @@ PUBLIC_API: dict[str, list[str]] = {
     ],
     "hub.gateway_cli": [
         "add_gateway_command",
+        "load_gateway_for_run",
         "run_gateway_command",
         "serve_gateway",
+        "serve_hub_with_gateway",
     ],
     "hub.gateway_config": [
         "GatewayConfig",

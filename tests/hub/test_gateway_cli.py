@@ -168,3 +168,106 @@ def test_a_real_issuer_by_configuration(tmp_path: Path) -> None:
     source = built.services.verifier.keys.source
     assert isinstance(source, HttpJwksSource) and source.url == "https://as.bank.example/jwks"
     assert all(not getattr(r, "path", "").startswith("/oauth2") for r in built.app.routes)
+
+
+def test_run_serves_the_hub_and_the_gateway_in_one_process(tmp_path: Path) -> None:
+    from urllib.parse import parse_qs, urlparse
+
+    from gateway.security.authserver import pkce_challenge
+    from hub.gateway import seed_directory
+    from hub.gateway_cli import serve_hub_with_gateway
+
+    authority = TestAuthority(tmp_path)
+    cert = authority.issue("tpp", "tpp-one", server=False).cert
+    account = seed_directory().of("alice")[0]
+
+    @on_event_loop
+    async def scenario() -> None:
+        async with mainframe(tmp_path) as mf:
+            hub_toml = _write(
+                tmp_path / "hub.toml",
+                f'[hub]\nhome = "{tmp_path / "home"}"\n[mainframe]\nport = {mf.port}\n',
+            )
+            gateway_toml = _write(
+                tmp_path / "gateway.toml",
+                '[gateway]\nport = 0\npublic_url = "http://127.0.0.1"\n'
+                '[clearing]\noutgoing = "test.run.outgoing"\nstatus = "test.run.status"\n'
+                '[[clients]]\nclient_id = "tpp-one"\n'
+                f'certificate = "{cert.name}"\nredirect_uris = ["https://tpp.example/cb"]\n'
+                'scopes = ["accounts", "payments", "admin"]\n',
+            )
+            stop = asyncio.Event()
+            started: list[int] = []
+            task = asyncio.create_task(
+                serve_hub_with_gateway(
+                    load_config(hub_toml, {}),
+                    load_gateway_config(gateway_toml),
+                    io.StringIO(),
+                    ready=lambda _, port: started.append(port),
+                    stop=stop,
+                )
+            )
+            while not started and not task.done():
+                await asyncio.sleep(0.02)
+            if not started:
+                await task
+                raise AssertionError("the hub stopped without starting")
+            headers = {"x-ssl-client-cert": quote(cert.read_text())}
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{started[0]}") as http:
+
+                async def token(**form: str) -> str:
+                    answer = await http.post(
+                        "/oauth2/token", data={"client_id": "tpp-one", **form}, headers=headers
+                    )
+                    assert answer.status_code == 200, answer.text
+                    value: str = answer.json()["access_token"]
+                    return value
+
+                client = await token(grant_type="client_credentials")
+                auth = {"Authorization": f"Bearer {client}", **headers}
+                consent = await http.post(
+                    "/open-banking/v4.0/aisp/account-access-consents",
+                    json=account_consent_body(),
+                    headers=auth,
+                )
+                verifier = "v" * 50
+                redirect = await http.get(
+                    "/oauth2/authorize",
+                    params={
+                        "response_type": "code", "client_id": "tpp-one", "scope": "accounts",
+                        "redirect_uri": "https://tpp.example/cb", "psu": "alice",
+                        "consent_id": consent.json()["Data"]["ConsentId"],
+                        "code_challenge": pkce_challenge(verifier),
+                        "code_challenge_method": "S256",
+                    },
+                )  # fmt: skip
+                code = parse_qs(urlparse(redirect.headers["location"]).query)["code"][0]
+                psu = await token(
+                    grant_type="authorization_code", code=code, code_verifier=verifier,
+                    redirect_uri="https://tpp.example/cb",
+                )  # fmt: skip
+                balances = await http.get(
+                    f"/open-banking/v4.0/aisp/accounts/{account.account_id}/balances",
+                    headers={"Authorization": f"Bearer {psu}", **headers},
+                )
+                assert balances.status_code == 200, balances.text  # through the hub's core
+                admin = await token(grant_type="client_credentials", scope="admin")
+                parked = await http.get(
+                    "/ops/dead-letters/core",
+                    headers={"Authorization": f"Bearer {admin}", **headers},
+                )
+                assert parked.json() == {"Data": {"DeadLetter": []}}  # the hub's transport
+                assert (await http.get("/readyz")).json()["checked"] == ["journal", "broker"]
+            stop.set()
+            await task
+            await asyncio.to_thread(delete_queues, "test.run.outgoing", "test.run.status")
+
+    scenario()
+
+
+def test_run_refuses_a_bad_gateway_file(tmp_path: Path) -> None:
+    hub_toml = _write(tmp_path / "hub.toml", "[mainframe]\nport = 7070\n")
+    bad = _write(tmp_path / "gateway.toml", "[gateway]\nprot = 1\n")
+    err = io.StringIO()
+    status = main(["run", "--config", str(hub_toml), "--gateway", str(bad)], stderr=err)
+    assert status == 2 and "gateway.prot: unknown key" in err.getvalue()
