@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+from gateway.ports import new_id
 
 __all__ = ["Consent", "ConsentKind", "ConsentStatus", "ConsentStore"]
 
@@ -90,7 +91,7 @@ class ConsentStore:
         now = self._now()
         prefix = "aac" if kind is ConsentKind.ACCOUNT_ACCESS else "pdc"
         consent = Consent(
-            consent_id=f"{prefix}-{secrets.token_hex(12)}",
+            consent_id=new_id(prefix),
             kind=kind,
             tenant=tenant,
             status=ConsentStatus.AWAU,

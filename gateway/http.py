@@ -49,6 +49,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from canonical_model.pan import contains_clear_pan
 from gateway.errors import ErrorItem, ObieError, error_body
 
 __all__ = [
@@ -321,5 +322,12 @@ async def read_json(request: Request) -> tuple[bytes, Any]:
     if not isinstance(value, dict):
         raise ObieError.single(
             400, "UK.OBIE.Resource.InvalidFormat", "the body is not a JSON object"
+        )
+    if contains_clear_pan(raw.decode("utf-8", "replace")):
+        # ARCHITECTURE.md, invariant 1: no clear card number past the edge (nor in the journal)
+        raise ObieError.single(
+            400,
+            "UK.OBIE.Field.Invalid",
+            "the body holds a card number (a Luhn-valid run of 13-19 digits): not accepted",
         )
     return raw, value

@@ -44,7 +44,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import secrets
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -66,7 +65,13 @@ from canonical_model.messages import (
 from canonical_model.money import AmountError, Money
 from canonical_model.pan import PanToken
 from gateway.errors import ObieError
-from gateway.ports import ClearingPublisher, CoreBankingPort, PaymentHistory, PaymentJournal
+from gateway.ports import (
+    ClearingPublisher,
+    CoreBankingPort,
+    PaymentHistory,
+    PaymentJournal,
+    new_id,
+)
 from journal import EventKind
 
 __all__ = [
@@ -268,7 +273,7 @@ class PaymentService:
     @staticmethod
     def new_payment_id() -> str:
         """A fresh ``DomesticPaymentId``."""
-        return f"pmt-{secrets.token_hex(12)}"
+        return new_id("pmt")
 
     async def submit(
         self,

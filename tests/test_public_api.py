@@ -431,6 +431,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "PaymentJournal",
         "StatementSource",
         "account_id_for",
+        "new_id",
     ],
     "gateway.responses": [
         "IDEMPOTENCY_KEY",

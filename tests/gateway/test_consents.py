@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from canonical_model.pan import contains_clear_pan
 from gateway.consents import ConsentKind, ConsentStatus, ConsentStore
 
 AT = dt.datetime(2026, 11, 29, 9, 0, tzinfo=dt.UTC)
@@ -17,6 +18,8 @@ def test_life_cycle_expiry_and_isolation() -> None:
         expires_at=AT + dt.timedelta(hours=1),
     )  # fmt: skip
     assert access.status is ConsentStatus.AWAU and access.consent_id.startswith("aac-")
+    ids = [store.create(ConsentKind.DOMESTIC_PAYMENT, "t", {}, {}).consent_id for _ in range(500)]
+    assert not any(contains_clear_pan(i) for i in ids)  # the journal would refuse them
     assert store.get(access.consent_id, "tpp-2", ConsentKind.ACCOUNT_ACCESS) is None
     assert store.get(access.consent_id, "tpp-1", ConsentKind.DOMESTIC_PAYMENT) is None
     assert store.authorise(access.consent_id, "tpp-2", ConsentKind.ACCOUNT_ACCESS, "p", ()) is None

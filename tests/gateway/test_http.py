@@ -98,6 +98,11 @@ def test_media_type_size_and_json_errors(tmp_path: Path) -> None:
             error = check_error(invalid, 400, "UK.OBIE.Field.Missing")
             assert error["Errors"][0]["Path"] == "Data.Initiation.CreditorAccount.Name"
             check_response(invalid)
+            carded = payment_consent_body()
+            carded["Data"]["Initiation"]["EndToEndIdentification"] = "4111111111111111"
+            refused_card = await h.http.post(url, json=carded, headers=headers)
+            body = check_error(refused_card, 400, "UK.OBIE.Field.Invalid")
+            assert "4111111111111111" not in refused_card.text and "card number" in body["Message"]
             surprise = payment_consent_body()
             surprise["Data"]["Initiation"]["Debug"] = True  # the spec forbids unknown fields
             unknown = await h.http.post(url, json=surprise, headers=headers)
