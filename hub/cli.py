@@ -29,6 +29,7 @@ request the response that the hub would send back (field 39 = 30) is shown as we
 from __future__ import annotations
 
 import argparse
+import asyncio
 import binascii
 import dataclasses
 import json
@@ -53,6 +54,7 @@ from hub.cli_support import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, CliError
 from hub.config import Settings
 from hub.copybook_cli import add_copybook_commands, run_copybook_command
 from hub.dlq_cli import add_dlq_commands, run_dlq_command
+from hub.gateway_cli import add_gateway_command, run_gateway_command
 from hub.journal_cli import JOURNAL_COMMANDS, add_journal_commands, run_journal_command
 from hub.routes_cli import add_routes_commands, run_routes_command
 from hub.vault_cli import add_vault_commands, run_vault_command
@@ -97,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="print a JSON Schema")
     schema.add_argument("which", choices=["canonical"])
 
+    add_gateway_command(commands)
+
     run = commands.add_parser("run", help="run the hub: edges, routing, core banking")
     run.add_argument(
         "--config", help="hub.toml (default: the embedded defaults, no listener)", default=None
@@ -108,6 +112,11 @@ def _parser() -> argparse.ArgumentParser:
         help="hub processes sharing the listeners (default: [hub] workers, or 1)",
     )
     run.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    run.add_argument(
+        "--gateway",
+        default=None,
+        help="gateway.toml: serve the open-banking gateway in the hub process (one worker)",
+    )
 
     demo = commands.add_parser(
         "demo", help="run the whole hub on sample traffic, then show the translations step by step"
@@ -166,6 +175,26 @@ def _demo(args: argparse.Namespace, out: TextIO, hub: Hub | None) -> int:
             out.write("\n")
         run_demo(out, variants=args.variant, hub=hub)
     return EXIT_OK if ok else EXIT_BAD_INPUT
+
+
+def _run_with_gateway(
+    config_path: str | None, gateway_path: str, environ: Mapping[str, str] | None, out: TextIO
+) -> int:
+    """``run --gateway``: the hub and the gateway in one process (hub.gateway_cli)."""
+    from hub.config_file import ConfigError, load_config
+    from hub.gateway_cli import load_gateway_for_run, serve_hub_with_gateway
+
+    try:
+        config = load_config(Path(config_path) if config_path else None, environ)
+        gateway = load_gateway_for_run(gateway_path)
+        if config.mainframe is None:
+            raise ConfigError(config.source, "mainframe", "the gateway needs a [mainframe]")
+        if config.workers > 1:
+            raise ConfigError(config.source, "hub.workers", "the gateway runs in one process")
+    except ConfigError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    asyncio.run(serve_hub_with_gateway(config, gateway, out))
+    return EXIT_OK
 
 
 def _run(
@@ -394,7 +423,11 @@ def main(
         elif args.command == "schema":
             out.write(json.dumps(json_schema(), indent=2) + "\n")
         elif args.command == "run":
+            if args.gateway is not None:
+                return _run_with_gateway(args.config, args.gateway, environ, out)
             return _run(args.config, environ, out, workers=args.workers, worker=args.worker)
+        elif args.command == "gateway":
+            return run_gateway_command(args, environ, out, err)
         elif args.command == "demo":
             return _demo(args, out, hub)
         elif args.command == "vault":

@@ -43,7 +43,18 @@ RULES: Final[dict[str, Rule]] = {
     "journal": Rule(("canonical_model",), ("sqlalchemy", "cryptography", "alembic")),
     "gateway": Rule(
         ("canonical_model", "adapters", "vault", "routing", "journal", "mainframe_sim"),
-        ("fastapi", "starlette", "pydantic", "uvicorn", "httpx"),
+        # jsonschema / referencing: request bodies checked against the OBIE OpenAPI schemas;
+        # cryptography: JWS / JWK (no JOSE library)
+        (
+            "fastapi",
+            "starlette",
+            "pydantic",
+            "uvicorn",
+            "httpx",
+            "jsonschema",
+            "referencing",
+            "cryptography",
+        ),
     ),
     "hub": Rule((ANY,), (ANY,)),
     "mainframe_sim": Rule(

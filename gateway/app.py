@@ -1,0 +1,149 @@
+"""The open-banking gateway's FastAPI application, built from its wired services.
+
+:func:`create_app` takes a :class:`GatewayServices` (built by the composition root,
+``hub.gateway``) and serves, under ``/open-banking/v4.0`` (OBIE v4.0 base paths):
+
+- ``/aisp``: account-access-consents, accounts, balances, transactions
+  (:mod:`gateway.aisp`);
+- ``/pisp``: domestic-payment-consents, funds-confirmation, domestic-payments,
+  payment-details (:mod:`gateway.pisp`);
+- with a built-in authorization server, its ``/oauth2/...`` endpoints
+  (:mod:`gateway.security.authserver`);
+- the operations API: ``/healthz``, ``/readyz``, ``/metrics``, the OpenAPI documents and
+  ``/docs`` (:mod:`gateway.operations`).
+
+Every request passes :class:`gateway.http.GatewayMiddleware` (interaction id, size limit,
+the 500 body); every error is an ``OBErrorResponse1``. :func:`authorized` is the one
+dependency every resource endpoint calls: token, scope, sender constraint, then the
+client's rate limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final, cast
+
+from fastapi import FastAPI, Request
+
+from gateway.consents import ConsentStore
+from gateway.errors import ObieError
+from gateway.http import GatewayMiddleware, install_error_handlers
+from gateway.idempotency import IdempotencyStore
+from gateway.limits import RateLimiter
+from gateway.operations import Metrics, ReadinessProbe, operations_router
+from gateway.payments import PaymentService
+from gateway.ports import AccountDirectory, CoreBankingPort, StatementSource
+from gateway.security.authserver import AuthorizationServer, authorization_router
+from gateway.security.tokens import AccessClaims, AccessTokenVerifier, RequestFacts
+from gateway.signatures import MessageSigner, SignatureCheck
+from routing.transport import Transport
+
+__all__ = [
+    "BASE_PATH",
+    "GatewayServices",
+    "GatewaySettings",
+    "authorized",
+    "create_app",
+    "services_of",
+]
+
+BASE_PATH: Final = "/open-banking/v4.0"
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    """Limits and the public address the gateway is reached at (DPoP ``htu`` and ``Links``
+    are built from it)."""
+
+    public_url: str = "http://127.0.0.1:8080"
+    max_body_bytes: int = 64 * 1024
+    rate_per_second: float = 50.0
+    burst: int = 100
+    require_request_signatures: bool = False
+    bank_name: str = "isobridge"
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayServices:
+    """Everything the endpoints use, wired by the composition root."""
+
+    settings: GatewaySettings
+    verifier: AccessTokenVerifier
+    consents: ConsentStore
+    directory: AccountDirectory
+    core: CoreBankingPort
+    payments: PaymentService
+    statements: StatementSource | None
+    idempotency: IdempotencyStore
+    limiter: RateLimiter
+    signer: MessageSigner | None = None
+    request_signatures: dict[str, SignatureCheck] | None = None
+    authorization_server: AuthorizationServer | None = None
+    probes: tuple[ReadinessProbe, ...] = ()
+    metrics: Metrics = field(default_factory=Metrics)
+    dead_letters: Transport | None = None
+
+
+def services_of(request: Request) -> GatewayServices:
+    """The services of the application serving ``request``."""
+    return cast(GatewayServices, request.app.state.services)
+
+
+async def authorized(request: Request, *scopes: str) -> AccessClaims:
+    """Verify the request's access token for ``scopes`` and take one from the client's
+    rate budget: the claims, or :class:`ObieError` (401, 403, 429)."""
+    services = services_of(request)
+    settings = services.settings
+    verifier = services.verifier
+    url = f"{settings.public_url}{request.url.path}"
+    facts = RequestFacts(
+        method=request.method,
+        url=url,
+        authorization=request.headers.get("authorization"),
+        dpop=request.headers.get("dpop"),
+        client_certificate=request.headers.get(verifier.settings.client_cert_header),
+    )
+    claims = await verifier.verify(facts, scopes=scopes)
+    wait = services.limiter.take(claims.client_id)
+    if wait is not None:
+        raise ObieError.single(
+            429,
+            "UK.OBIE.Rules.RateLimited",
+            f"too many requests; retry after {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+    return claims
+
+
+def create_app(services: GatewayServices) -> FastAPI:
+    """The application (module docstring)."""
+    from gateway.aisp import aisp_router
+    from gateway.pisp import pisp_router
+
+    app = FastAPI(
+        title="isobridge open-banking gateway",
+        version="4.0",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    app.include_router(aisp_router(), prefix=f"{BASE_PATH}/aisp")
+    app.include_router(pisp_router(), prefix=f"{BASE_PATH}/pisp")
+    server = services.authorization_server
+    if server is not None:
+        app.include_router(
+            authorization_router(
+                server, client_cert_header=services.verifier.settings.client_cert_header
+            )
+        )
+
+    app.include_router(operations_router(services.probes, services.metrics, services.dead_letters))
+
+    app.add_middleware(
+        GatewayMiddleware,
+        max_body_bytes=services.settings.max_body_bytes,
+        observe=services.metrics.observe,
+    )
+    return app

@@ -1,0 +1,333 @@
+"""HTTP plumbing shared by every endpoint: interaction ids, error bodies, limits, JSON bodies.
+
+FAPI 1.0 Baseline (section 6.2.1, items 11-13) and the OBIE v4.0 headers:
+``x-fapi-auth-date`` (an RFC 7231 date) and ``x-fapi-customer-ip-address`` (an IP address)
+are refused with 400 ``Header.Invalid`` when malformed. ``x-fapi-interaction-id`` is
+echoed when the client sends one (an RFC 4122 UUID) and minted
+otherwise, on every response, errors included, and logged with each request (logger
+``isobridge.gateway``, INFO: method, path, status, time, interaction id). Every refusal is
+an ``OBErrorResponse1`` (:mod:`gateway.errors`), whatever raised it:
+
+=====================================  ======  =============================================
+cause                                  status  error
+=====================================  ======  =============================================
+body not JSON / fails the OBIE schema  400     ``Field.Invalid`` / ``Missing`` / ``Unexpected``
+no / bad / expired token               401     ``Token.Invalid`` (``WWW-Authenticate``)
+scope missing, consent not the token's 403     ``Token.InsufficientScope`` / ``ConsentMismatch``
+unknown path or resource               404     ``Resource.NotFound``
+method not allowed                     405     (``Allow`` header)
+``Accept`` without JSON                406
+``Content-Type`` not JSON              415     ``Header.Invalid``
+body over ``max_body_bytes``           413     ``Rules.PayloadTooLarge``
+client over its rate                   429     ``Rules.RateLimited`` (``Retry-After``)
+a bug                                  500     ``UnexpectedError`` (logged, no detail sent)
+=====================================  ======  =============================================
+
+The v4.0 OpenAPI documents declare no body for 401, 404, 405, 406, 415 and 429 (headers
+only); the gateway sends the ``OBErrorResponse1`` there too, since a body is allowed and a
+refusal that says why is the project's rule (ARCHITECTURE.md, invariant 5).
+
+:class:`GatewayMiddleware` is a plain ASGI middleware, outermost: it fixes the interaction
+id, refuses bodies over the size limit before the application reads them (by
+``Content-Length`` and while streaming), adds the id to whatever response goes out, and
+turns an exception that escaped everything else into the 500 body.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Final
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from canonical_model.pan import contains_clear_pan
+from gateway.errors import ErrorItem, ObieError, error_body
+
+__all__ = [
+    "INTERACTION_ID",
+    "GatewayMiddleware",
+    "error_response",
+    "install_error_handlers",
+    "interaction_id",
+    "read_json",
+]
+
+_log = logging.getLogger("isobridge.gateway")
+
+INTERACTION_ID: Final = "x-fapi-interaction-id"
+_STATE_KEY: Final = "interaction_id"
+JSON_TYPE: Final = "application/json; charset=utf-8"
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def interaction_id(request: Request) -> str:
+    """The request's ``x-fapi-interaction-id`` (echoed or minted by the middleware)."""
+    value = request.scope.get("state", {}).get(_STATE_KEY)
+    return value if isinstance(value, str) else str(uuid.uuid4())
+
+
+def error_response(error: ObieError, interaction: str) -> JSONResponse:
+    """The ``OBErrorResponse1`` response for ``error``."""
+    headers = {**error.headers, INTERACTION_ID: interaction}
+    return JSONResponse(
+        error_body(error.status, error.errors, interaction),
+        status_code=error.status,
+        headers=headers,
+        media_type=JSON_TYPE,
+    )
+
+
+def _http_error(exc: StarletteHTTPException) -> ObieError:
+    status = exc.status_code
+    headers = dict(exc.headers or {})
+    if status == 404:
+        return ObieError.single(404, "UK.OBIE.Resource.NotFound", "no such resource", None, headers)
+    if status == 405:
+        return ObieError.single(
+            405,
+            "UK.OBIE.UnexpectedError",
+            "the method is not allowed on this resource",
+            None,
+            headers,
+        )
+    return ObieError.single(status, "UK.OBIE.UnexpectedError", str(exc.detail)[:200], None, headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error the application raises becomes an ``OBErrorResponse1``."""
+
+    async def obie(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ObieError)
+        return error_response(exc, interaction_id(request))
+
+    async def http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        return error_response(_http_error(exc), interaction_id(request))
+
+    async def validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        items = []
+        for problem in exc.errors()[:20]:
+            location = [str(part) for part in problem.get("loc", ())]
+            where = location[0] if location else "request"
+            path = ".".join(location[1:]) or where
+            name = "UK.OBIE.Header.Invalid" if where == "header" else "UK.OBIE.Field.Invalid"
+            items.append(ErrorItem(name, f"{path}: {problem.get('msg', 'invalid')}", path))
+        return error_response(ObieError(400, items), interaction_id(request))
+
+    app.add_exception_handler(ObieError, obie)
+    app.add_exception_handler(StarletteHTTPException, http)
+    app.add_exception_handler(RequestValidationError, validation)
+
+
+class _TooLargeError(Exception):
+    pass
+
+
+class GatewayMiddleware:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        app: AsgiApp,
+        *,
+        max_body_bytes: int,
+        observe: Callable[[str, str, int, float], None] | None = None,
+    ) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.observe = observe
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        given = headers.get(INTERACTION_ID)
+        minted = str(uuid.uuid4())
+        scope.setdefault("state", {})[_STATE_KEY] = minted
+        started = False
+        status = 500
+        began = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started, status
+            if message["type"] == "http.response.start":
+                started = True
+                status = int(message["status"])
+                raw = [
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k.lower() != b"x-fapi-interaction-id"
+                ]
+                raw.append((INTERACTION_ID.encode(), scope["state"][_STATE_KEY].encode()))
+                message["headers"] = raw
+            await send(message)
+
+        async def refuse(error: ObieError) -> None:
+            response = error_response(error, scope["state"][_STATE_KEY])
+            await response(scope, receive, send_with_id)
+
+        if given is not None:
+            if _is_uuid(given):
+                scope["state"][_STATE_KEY] = given
+            else:
+                await refuse(
+                    ObieError.single(
+                        400,
+                        "UK.OBIE.Header.Invalid",
+                        "x-fapi-interaction-id must be an RFC 4122 UUID",
+                        INTERACTION_ID,
+                    )
+                )
+                return
+        for name, check in _FAPI_HEADERS.items():
+            value = headers.get(name)
+            if value is not None and not check(value):
+                await refuse(
+                    ObieError.single(400, "UK.OBIE.Header.Invalid", f"{name} is not valid", name)
+                )
+                return
+        accept = headers.get("accept")
+        if accept and not any(m in accept for m in ("application/json", "*/*", "application/*")):
+            await refuse(
+                ObieError.single(406, "UK.OBIE.Header.Invalid", "only JSON is served", "Accept")
+            )
+            return
+        length = headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                await refuse(
+                    ObieError.single(
+                        400, "UK.OBIE.Header.Invalid", "Content-Length is not a number"
+                    )
+                )
+                return
+            if int(length) > self.max_body_bytes:
+                await refuse(_too_large(self.max_body_bytes))
+                return
+        received = 0
+
+        async def bounded_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise _TooLargeError
+            return message
+
+        try:
+            await self.app(scope, bounded_receive, send_with_id)
+            self._observe(scope, status, began)
+        except _TooLargeError:
+            if not started:
+                await refuse(_too_large(self.max_body_bytes))
+        except Exception:
+            _log.exception("unexpected failure on %s %s", scope.get("method"), scope.get("path"))
+            if not started:
+                await refuse(
+                    ObieError.single(
+                        500, "UK.OBIE.UnexpectedError", "the request failed; quote the Id"
+                    )
+                )
+
+    def _observe(self, scope: Scope, status: int, began: float) -> None:
+        _log.info(
+            "%s %s -> %d (%.1f ms) x-fapi-interaction-id=%s",
+            scope.get("method"),
+            scope.get("path"),
+            status,
+            (time.perf_counter() - began) * 1000,
+            scope["state"][_STATE_KEY],
+        )
+        if self.observe is None:
+            return
+        if scope.get("route") is None:
+            template = "(unmatched)"  # no label per made-up path
+        else:
+            names = {str(v): k for k, v in scope.get("path_params", {}).items()}
+            segments = str(scope["path"]).split("/")
+            template = "/".join(f"{{{names[s]}}}" if s in names else s for s in segments)
+        self.observe(str(scope.get("method")), template, status, time.perf_counter() - began)
+
+
+def _http_date(value: str) -> bool:
+    """An RFC 7231 IMF-fixdate (``Sun, 10 Sep 2017 19:43:31 GMT``), as x-fapi-auth-date is."""
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return False
+    return parsed.tzinfo is not None and value.endswith(" GMT")
+
+
+def _ip_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+_FAPI_HEADERS: Final[dict[str, Callable[[str], bool]]] = {
+    "x-fapi-auth-date": _http_date,
+    "x-fapi-customer-ip-address": _ip_address,
+}
+
+
+def _too_large(limit: int) -> ObieError:
+    return ObieError.single(
+        413, "UK.OBIE.Rules.PayloadTooLarge", f"the body is larger than {limit} bytes"
+    )
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return len(value) == 36
+
+
+async def read_json(request: Request) -> tuple[bytes, Any]:
+    """The raw body and its JSON value; 415 unless the content type is JSON, 400 unless
+    the body is a JSON object."""
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media != "application/json":
+        raise ObieError.single(
+            415, "UK.OBIE.Header.Invalid", "the body must be application/json", "Content-Type"
+        )
+    raw = await request.body()
+    try:
+        value = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ObieError.single(
+            400, "UK.OBIE.Resource.InvalidFormat", "the body is not JSON"
+        ) from None
+    if not isinstance(value, dict):
+        raise ObieError.single(
+            400, "UK.OBIE.Resource.InvalidFormat", "the body is not a JSON object"
+        )
+    if contains_clear_pan(raw.decode("utf-8", "replace")):
+        # ARCHITECTURE.md, invariant 1: no clear card number past the edge (nor in the journal)
+        raise ObieError.single(
+            400,
+            "UK.OBIE.Field.Invalid",
+            "the body holds a card number (a Luhn-valid run of 13-19 digits): not accepted",
+        )
+    return raw, value

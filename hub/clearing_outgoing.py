@@ -1,0 +1,200 @@
+"""The clearing queue pair for payments the bank sends: pacs.008 out, pacs.002 back.
+
+The mirror of :mod:`hub.clearing_queue` (which serves pacs.008 coming *in*): the
+open-banking gateway's payments leave as pacs.008 documents on the ``outgoing`` queue
+(the document is the message body, ``message_id`` the payment id, ``reply_to`` the status
+queue), and the clearing system's pacs.002 status reports come back on the ``status``
+queue. Both are durable quorum queues, declared at start; the status queue dead-letters
+to ``<status>.dlq``.
+
+- :meth:`ClearingOutgoing.publish` (the gateway's ``ClearingPublisher`` seam) returns once
+  the broker confirmed the document (publisher confirms, ``mandatory``); an unconfirmed or
+  unroutable publish raises, and the gateway reverses the debit.
+- A status report is handed to ``on_status`` (the gateway's
+  ``PaymentService.receive_status_report``) on the hub's event loop and acked after it
+  returned; one that makes it fail is parked on the dead-letter queue.
+
+pika connections are not thread-safe: publishing uses a connection of its own on one worker
+thread, the consumer another on its own thread; both reconnect when the broker goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pika
+import pika.exceptions
+
+__all__ = ["ClearingOutgoing"]
+
+_log = logging.getLogger("isobridge.clearing.outgoing")
+
+
+class ClearingOutgoing:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        url: str,
+        loop: asyncio.AbstractEventLoop,
+        on_status: Callable[[bytes], Coroutine[Any, Any, int]],
+        *,
+        outgoing: str = "clearing.outgoing",
+        status: str = "clearing.status",
+        timeout: float = 30.0,
+    ) -> None:
+        self.url = url
+        self.loop = loop
+        self.on_status = on_status
+        self.outgoing = outgoing
+        self.status = status
+        self.timeout = timeout
+        self.published = 0
+        self.reports = 0
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._consume, name="isobridge-clearing-out", daemon=True
+        )
+        self._publisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="isobridge-clr-pub")
+        self._publish_connection: Any = None
+        self._publish_channel: Any = None
+        self._consumer_connection: Any = None
+        self._stopped = False
+
+    def _declare(self, channel: Any) -> None:
+        quorum = {"x-queue-type": "quorum"}
+        channel.queue_declare(self.outgoing, durable=True, arguments=quorum)
+        channel.queue_declare(f"{self.status}.dlq", durable=True, arguments=quorum)
+        channel.queue_declare(
+            self.status,
+            durable=True,
+            arguments={
+                **quorum,
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": f"{self.status}.dlq",
+            },
+        )
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Declare the queues and start consuming status reports (waits until ready)."""
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            self.stop()
+            raise RuntimeError(f"clearing queues: no broker at {self.url.rpartition('@')[2]}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop consuming and publishing; close the connections (once; again: nothing)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stop.set()
+        connection = self._consumer_connection
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.add_callback_threadsafe(lambda: None)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+        def close() -> None:
+            if self._publish_connection is not None:
+                with contextlib.suppress(Exception):
+                    self._publish_connection.close()
+            self._publish_connection = self._publish_channel = None
+
+        self._publisher.submit(close).result(timeout)
+        self._publisher.shutdown(wait=True)
+
+    name = "broker"
+    """The readiness probe's name (``/readyz``)."""
+
+    async def ready(self) -> bool:
+        """Readiness: the status consumer is connected to the broker."""
+        return self._thread.is_alive() and self._consumer_connection is not None
+
+    # -- publishing (the gateway's ClearingPublisher) ----------------------------------------
+
+    async def publish(self, document: bytes, *, message_id: str) -> None:
+        """Put ``document`` on the outgoing queue; returns once the broker confirmed it."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._publisher, self._publish_blocking, document, message_id)
+
+    def _publish_blocking(self, document: bytes, message_id: str) -> None:
+        for attempt in (1, 2):
+            try:
+                if self._publish_channel is None:
+                    connection = pika.BlockingConnection(pika.URLParameters(self.url))
+                    channel = connection.channel()
+                    channel.confirm_delivery()
+                    self._declare(channel)
+                    self._publish_connection, self._publish_channel = connection, channel
+                self._publish_channel.basic_publish(
+                    "",
+                    self.outgoing,
+                    document,
+                    pika.BasicProperties(
+                        delivery_mode=2,
+                        content_type="application/xml",
+                        message_id=message_id,
+                        reply_to=self.status,
+                    ),
+                    mandatory=True,
+                )
+                self.published += 1
+                return
+            except (
+                pika.exceptions.AMQPConnectionError,
+                pika.exceptions.ChannelClosed,
+                pika.exceptions.StreamLostError,
+            ):
+                self._publish_connection = self._publish_channel = None
+                if attempt == 2:
+                    raise
+
+    # -- consuming status reports -------------------------------------------------------------
+
+    def _consume(self) -> None:
+        delay = 0.2
+        while not self._stop.is_set():
+            try:
+                self._serve()
+                delay = 0.2
+            except pika.exceptions.AMQPError as exc:
+                _log.warning("clearing status queue: %s; reconnecting in %.1f s", exc, delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _serve(self) -> None:
+        connection = pika.BlockingConnection(pika.URLParameters(self.url))
+        self._consumer_connection = connection
+        try:
+            channel = connection.channel()
+            self._declare(channel)
+            channel.basic_qos(prefetch_count=16)
+            self._ready.set()
+            for method, properties, body in channel.consume(self.status, inactivity_timeout=0.2):
+                if self._stop.is_set():
+                    break
+                if method is None:
+                    continue
+                try:
+                    asyncio.run_coroutine_threadsafe(self.on_status(body), self.loop).result(
+                        self.timeout
+                    )
+                except Exception as exc:  # the hub failed on it: park it with why
+                    _log.error("status report %s parked: %r", properties.message_id, exc)
+                    channel.basic_reject(method.delivery_tag, requeue=False)
+                    continue
+                channel.basic_ack(method.delivery_tag)
+                self.reports += 1
+            channel.cancel()
+        finally:
+            self._consumer_connection = None
+            with contextlib.suppress(Exception):
+                connection.close()

@@ -1,0 +1,179 @@
+"""The open-banking gateway's composition root: the one place where it is wired to the hub.
+
+The gateway (:mod:`gateway`) knows its seams only (:mod:`gateway.ports`); this module hands
+it the hub's real parts:
+
+- the core banking connector: :class:`hub.core.CoreBanking` (``BALQ`` balance enquiries,
+  ``DEBT`` postings and their ``REVS`` reversals on the mainframe);
+- the clearing queue pair for outgoing payments: :class:`hub.clearing_outgoing.ClearingOutgoing`
+  (pacs.008 out, pacs.002 in, RabbitMQ), whose status reports go to
+  ``PaymentService.receive_status_report``;
+- the journal (:class:`journal.Journal`, through :class:`gateway.journaled.JournalPayments`);
+- the statement extract files (:class:`gateway.statements.ExtractStatementSource`);
+- the token verifier: against the built-in authorization server
+  (:class:`gateway.security.authserver.AuthorizationServer`, in process) or, in
+  production, a real issuer's JWKS URL (:class:`gateway.security.authserver.HttpJwksSource`).
+
+:func:`build_gateway` returns the services and the FastAPI application;
+:func:`seed_directory` is the demo's PSUs, holding the mainframe simulator's seeded accounts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from gateway.app import GatewayServices, GatewaySettings, create_app
+from gateway.consents import ConsentStore
+from gateway.idempotency import IdempotencyStore
+from gateway.journaled import JournalPayments, JournalProbe
+from gateway.limits import RateLimiter
+from gateway.operations import ReadinessProbe
+from gateway.payments import PaymentService
+from gateway.ports import AccountDirectory, AccountRecord, ClearingPublisher, CoreBankingPort
+from gateway.security.authserver import (
+    AuthorizationServer,
+    ClientRegistration,
+    HttpJwksSource,
+    LocalJwksSource,
+)
+from gateway.security.jose import JoseError, PublicJwk, SigningKey
+from gateway.security.tokens import AccessTokenVerifier, JwksSource, KeySet, TokenSettings
+from gateway.signatures import MessageSigner, SignatureCheck
+from gateway.statements import ExtractStatementSource
+from hub.core import posting_reference
+from journal import Journal
+from mainframe_sim.seed import SEED_ACCOUNTS
+from routing.transport import Transport
+
+__all__ = ["BuiltGateway", "IssuerConfig", "build_gateway", "seed_directory"]
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerConfig:
+    """Where access tokens come from: ``jwks_url`` of a real issuer, or (``None``) the
+    built-in authorization server at ``issuer``."""
+
+    issuer: str
+    audience: str
+    jwks_url: str | None = None
+    algorithm: str = "ES256"
+    require_sender_constraint: bool = True
+    client_cert_header: str = "x-ssl-client-cert"
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltGateway:
+    """The wired gateway."""
+
+    app: FastAPI
+    services: GatewayServices
+    authorization_server: AuthorizationServer | None
+    payments: PaymentService = field(repr=False)
+
+
+def seed_directory() -> AccountDirectory:
+    """The demo PSUs: ``alice`` holds the first three seeded EUR accounts and the first
+    GBP one, ``bob`` the next three EUR accounts."""
+    accounts = [seed for seed in SEED_ACCOUNTS if seed.status == "open"]
+    eur = [seed for seed in accounts if seed.currency == "EUR"]
+    gbp = [seed for seed in accounts if seed.currency == "GBP"]
+    records = [AccountRecord("alice", s.number, s.currency, s.name) for s in [*eur[:3], gbp[0]]]
+    records += [AccountRecord("bob", s.number, s.currency, s.name) for s in eur[3:6]]
+    return AccountDirectory(records)
+
+
+def _request_signatures(
+    clients: Sequence[ClientRegistration], anchor: str
+) -> dict[str, SignatureCheck]:
+    checks: dict[str, SignatureCheck] = {}
+    for client in clients:
+        if client.jws_issuer is None:
+            continue
+        keys: dict[str, PublicJwk] = {}
+        for entry in client.jwks.get("keys", []):
+            try:
+                jwk = PublicJwk.from_dict(entry)
+            except JoseError:
+                continue
+            if jwk.kid is not None:
+                keys[jwk.kid] = jwk
+        checks[client.client_id] = SignatureCheck(keys, client.jws_issuer, anchor)
+    return checks
+
+
+def build_gateway(
+    *,
+    core: CoreBankingPort,
+    clearing: ClearingPublisher,
+    journal: Journal,
+    issuer: IssuerConfig,
+    clients: Sequence[ClientRegistration],
+    directory: AccountDirectory | None = None,
+    settings: GatewaySettings | None = None,
+    statement_files: Sequence[Path] = (),
+    response_signing_key: SigningKey | None = None,
+    trust_anchor: str = "openbanking.org.uk",
+    jwks_source: JwksSource | None = None,
+    tenant_of: Mapping[str, str] | None = None,
+    probes: Sequence[ReadinessProbe] = (),
+    dead_letters: Transport | None = None,
+) -> BuiltGateway:
+    """Wire the gateway from the hub's parts (module docstring)."""
+    settings = settings or GatewaySettings()
+    directory = directory or seed_directory()
+    consents = ConsentStore()
+    server: AuthorizationServer | None = None
+    if jwks_source is None:
+        if issuer.jwks_url is not None:
+            jwks_source = HttpJwksSource(issuer.jwks_url)
+        else:
+            server = AuthorizationServer(
+                issuer=issuer.issuer,
+                audience=issuer.audience,
+                clients=clients,
+                consents=consents,
+                directory=directory,
+                algorithm=issuer.algorithm,
+            )
+            jwks_source = LocalJwksSource(server)
+    tenants: dict[str, str] = dict(tenant_of or {})
+    tenants.update({client.client_id: client.tenant for client in clients})
+    verifier = AccessTokenVerifier(
+        TokenSettings(
+            issuer=issuer.issuer,
+            audience=issuer.audience,
+            require_sender_constraint=issuer.require_sender_constraint,
+            client_cert_header=issuer.client_cert_header,
+        ),
+        KeySet(jwks_source),
+        tenant_of=tenants.get,
+    )
+    payments = PaymentService(
+        core, clearing, JournalPayments(journal), posting_reference=posting_reference
+    )
+    signer = (
+        MessageSigner(response_signing_key, settings.bank_name, trust_anchor)
+        if response_signing_key is not None
+        else None
+    )
+    services = GatewayServices(
+        settings=settings,
+        verifier=verifier,
+        consents=consents,
+        directory=directory,
+        core=core,
+        payments=payments,
+        statements=ExtractStatementSource(statement_files) if statement_files else None,
+        idempotency=IdempotencyStore(),
+        limiter=RateLimiter(rate=settings.rate_per_second, burst=settings.burst),
+        signer=signer,
+        request_signatures=_request_signatures(clients, trust_anchor),
+        authorization_server=server,
+        probes=(JournalProbe(journal), *probes),
+        dead_letters=dead_letters,
+    )
+    return BuiltGateway(create_app(services), services, server, payments)

@@ -1,0 +1,336 @@
+"""``gateway.toml``: the open-banking gateway's configuration (``isobridge gateway``).
+
+The gateway runs beside the hub's configuration (``--config hub.toml``: ``[mainframe]``,
+the state directory, the journal); this file says what is the gateway's own. Every key is
+checked; an error names the file, the key and why (:class:`hub.config_file.ConfigError`)::
+
+    [gateway]
+    host = "127.0.0.1"
+    port = 8080
+    public_url = "http://127.0.0.1:8080"   # what TPPs call (DPoP htu, Links)
+    max_body_bytes = 65536
+    rate_per_second = 50.0                 # per client, token bucket
+    burst = 100
+    require_request_signatures = false     # x-jws-signature on payment POSTs
+    response_signing_key = "bank-jws.pem"  # optional: PS256 key (PKCS#8 PEM) signing responses
+    statement_files = ["STMT.DAT"]         # end-of-day extracts: GET .../transactions
+    demo_accounts = true                   # PSUs alice and bob on the simulator's seed accounts
+
+    [issuer]                               # where access tokens come from
+    issuer = "http://127.0.0.1:8080"       # without jwks_url: the built-in authorization server
+    audience = "http://127.0.0.1:8080"
+    jwks_url = "https://as.bank.example/jwks"  # a real issuer's key set instead
+    algorithm = "ES256"                    # the built-in server's: PS256, ES256 or EdDSA
+    require_sender_constraint = true       # mTLS- or DPoP-bound tokens only
+    client_cert_header = "x-ssl-client-cert"   # the TLS terminator's header (escaped PEM)
+
+    [clearing]                             # pacs.008 out, pacs.002 back (RabbitMQ)
+    url = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    outgoing = "clearing.outgoing"
+    status = "clearing.status"
+
+    [[clients]]                            # registered TPPs, any number
+    client_id = "tpp-one"
+    tenant = "tpp-one"                     # default: the client id
+    scopes = ["accounts", "payments"]
+    redirect_uris = ["https://tpp.example/cb"]
+    secret = "demo-secret"                 # demo only: client_secret_basic / _post
+    certificate = "tpp-one.crt"            # tls_client_auth: the TPP's certificate (PEM)
+    jws_issuer = "org/tpp-one"             # request signatures: the signer id ...
+    jwks = "tpp-one.jwks.json"             # ... and its public keys
+
+    [[accounts]]                           # which PSU holds which account (or demo_accounts)
+    psu = "alice"
+    iban = "DE89370400440532013000"
+    currency = "EUR"
+    name = "Anna Schmidt"
+
+Relative paths are taken from the file's directory.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from gateway.app import GatewaySettings
+from gateway.ports import AccountDirectory, AccountRecord
+from gateway.security.authserver import ClientRegistration, hash_secret
+from gateway.security.jose import ALGORITHMS, JoseError, SigningKey, certificate_thumbprint
+from hub.config_file import ConfigError
+from hub.gateway import IssuerConfig, seed_directory
+
+__all__ = ["GatewayConfig", "load_gateway_config"]
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """Everything ``isobridge gateway`` needs besides the hub's configuration."""
+
+    host: str
+    port: int
+    settings: GatewaySettings
+    issuer: IssuerConfig
+    clients: tuple[ClientRegistration, ...]
+    directory: AccountDirectory
+    clearing_url: str
+    outgoing: str
+    status: str
+    statement_files: tuple[Path, ...]
+    response_signing_key: SigningKey | None
+
+
+class _Reader:
+    def __init__(self, source: str, base: Path) -> None:
+        self.source = source
+        self.base = base
+
+    def fail(self, key: str, reason: str) -> ConfigError:
+        return ConfigError(self.source, key, reason)
+
+    def known(self, table: Mapping[str, Any], where: str, keys: Sequence[str]) -> None:
+        for key in table:
+            if key not in keys:
+                import difflib
+
+                close = difflib.get_close_matches(key, keys, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise self.fail(f"{where}.{key}" if where else key, f"unknown key{hint}")
+
+    def table(self, data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            raise self.fail(key, "expected a table")
+        return value
+
+    def text(self, table: Mapping[str, Any], where: str, key: str, default: str | None) -> str:
+        value = table.get(key, default)
+        if not isinstance(value, str) or not value:
+            raise self.fail(f"{where}.{key}", "expected a non-empty string")
+        return value
+
+    def number(
+        self,
+        table: Mapping[str, Any],
+        where: str,
+        key: str,
+        default: float,
+        low: float,
+        high: float,
+    ) -> float:
+        value = table.get(key, default)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not low <= value <= high
+        ):
+            raise self.fail(f"{where}.{key}", f"{value!r} is not a number in {low:g}..{high:g}")
+        return float(value)
+
+    def flag(self, table: Mapping[str, Any], where: str, key: str, default: bool) -> bool:
+        value = table.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(f"{where}.{key}", "expected true or false")
+        return value
+
+    def strings(
+        self, table: Mapping[str, Any], where: str, key: str, default: Sequence[str]
+    ) -> tuple[str, ...]:
+        value = table.get(key, list(default))
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.fail(f"{where}.{key}", "expected an array of strings")
+        return tuple(value)
+
+    def file(self, where: str, text: str) -> Path:
+        path = Path(text) if Path(text).is_absolute() else self.base / text
+        if not path.is_file():
+            raise self.fail(where, f"no such file: {path}")
+        return path
+
+    def config(self, data: Mapping[str, Any]) -> GatewayConfig:
+        self.known(data, "", ("gateway", "issuer", "clearing", "clients", "accounts"))
+        gateway = self.table(data, "gateway")
+        self.known(
+            gateway,
+            "gateway",
+            ("host", "port", "public_url", "max_body_bytes", "rate_per_second", "burst",
+             "require_request_signatures", "response_signing_key", "statement_files",
+             "demo_accounts"),
+        )  # fmt: skip
+        host = self.text(gateway, "gateway", "host", "127.0.0.1")
+        port = int(self.number(gateway, "gateway", "port", 8080, 0, 65535))
+        public_url = self.text(gateway, "gateway", "public_url", f"http://{host}:{port}").rstrip(
+            "/"
+        )
+        settings = GatewaySettings(
+            public_url=public_url,
+            max_body_bytes=int(
+                self.number(gateway, "gateway", "max_body_bytes", 65536, 1024, 16 << 20)
+            ),
+            rate_per_second=self.number(gateway, "gateway", "rate_per_second", 50.0, 0.001, 1e6),
+            burst=int(self.number(gateway, "gateway", "burst", 100, 1, 1e6)),
+            require_request_signatures=self.flag(
+                gateway, "gateway", "require_request_signatures", False
+            ),
+        )
+        signing_key = None
+        if "response_signing_key" in gateway:
+            where = "gateway.response_signing_key"
+            path = self.file(where, self.text(gateway, "gateway", "response_signing_key", None))
+            try:
+                signing_key = SigningKey.from_pem(path.read_bytes(), alg="PS256", kid=path.stem)
+            except (JoseError, ValueError) as exc:
+                raise self.fail(where, f"not a PS256 private key: {exc}") from None
+        statements = tuple(
+            Path(p) if Path(p).is_absolute() else self.base / p
+            for p in self.strings(gateway, "gateway", "statement_files", ())
+        )
+        issuer_table = self.table(data, "issuer")
+        self.known(
+            issuer_table,
+            "issuer",
+            ("issuer", "audience", "jwks_url", "algorithm", "require_sender_constraint",
+             "client_cert_header"),
+        )  # fmt: skip
+        algorithm = self.text(issuer_table, "issuer", "algorithm", "ES256")
+        if algorithm not in ALGORITHMS:
+            raise self.fail(
+                "issuer.algorithm", f"{algorithm} is not one of {', '.join(ALGORITHMS)}"
+            )
+        issuer = IssuerConfig(
+            issuer=self.text(issuer_table, "issuer", "issuer", public_url),
+            audience=self.text(issuer_table, "issuer", "audience", public_url),
+            jwks_url=self.jwks_url(issuer_table),
+            algorithm=algorithm,
+            require_sender_constraint=self.flag(
+                issuer_table, "issuer", "require_sender_constraint", True
+            ),
+            client_cert_header=self.text(
+                issuer_table, "issuer", "client_cert_header", "x-ssl-client-cert"
+            ).lower(),
+        )
+        clearing = self.table(data, "clearing")
+        self.known(clearing, "clearing", ("url", "outgoing", "status"))
+        clients = self.clients(data.get("clients", []))
+        accounts = data.get("accounts")
+        demo = self.flag(gateway, "gateway", "demo_accounts", accounts is None)
+        directory = seed_directory() if demo else self.accounts(accounts or [])
+        return GatewayConfig(
+            host=host,
+            port=port,
+            settings=settings,
+            issuer=issuer,
+            clients=clients,
+            directory=directory,
+            clearing_url=self.text(
+                clearing, "clearing", "url", "amqp://guest:guest@127.0.0.1:5672/%2F"
+            ),
+            outgoing=self.text(clearing, "clearing", "outgoing", "clearing.outgoing"),
+            status=self.text(clearing, "clearing", "status", "clearing.status"),
+            statement_files=statements,
+            response_signing_key=signing_key,
+        )
+
+    def jwks_url(self, table: Mapping[str, Any]) -> str | None:
+        if "jwks_url" not in table:
+            return None
+        url = self.text(table, "issuer", "jwks_url", None)
+        if not url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise self.fail("issuer.jwks_url", "an https:// URL (http only on this machine)")
+        return url
+
+    def clients(self, value: object) -> tuple[ClientRegistration, ...]:
+        if not isinstance(value, list):
+            raise self.fail("clients", "expected an array of tables ([[clients]])")
+        found: list[ClientRegistration] = []
+        for index, table in enumerate(value):
+            where = f"clients[{index}]"
+            if not isinstance(table, dict):
+                raise self.fail(where, "expected a table")
+            self.known(
+                table,
+                where,
+                ("client_id", "tenant", "scopes", "redirect_uris", "secret", "certificate",
+                 "jws_issuer", "jwks"),
+            )  # fmt: skip
+            client_id = self.text(table, where, "client_id", None)
+            if any(client.client_id == client_id for client in found):
+                raise self.fail(f"{where}.client_id", f"{client_id} is registered twice")
+            scopes = self.strings(table, where, "scopes", ("accounts", "payments"))
+            if not set(scopes) <= {"accounts", "payments", "admin"}:
+                raise self.fail(f"{where}.scopes", "scopes are accounts, payments and admin")
+            thumbprint = None
+            if "certificate" in table:
+                path = self.file(
+                    f"{where}.certificate", self.text(table, where, "certificate", None)
+                )
+                try:
+                    der = x509.load_pem_x509_certificate(path.read_bytes()).public_bytes(
+                        Encoding.DER
+                    )
+                except ValueError:
+                    raise self.fail(f"{where}.certificate", "not a PEM certificate") from None
+                thumbprint = certificate_thumbprint(der)
+            secret = table.get("secret")
+            if secret is not None and (not isinstance(secret, str) or len(secret) < 8):
+                raise self.fail(f"{where}.secret", "at least 8 characters")
+            if thumbprint is None and secret is None:
+                raise self.fail(where, "needs a certificate or a secret to authenticate")
+            jwks: dict[str, Any] = {}
+            if "jwks" in table:
+                path = self.file(f"{where}.jwks", self.text(table, where, "jwks", None))
+                try:
+                    jwks = json.loads(path.read_text())
+                except (ValueError, UnicodeDecodeError):
+                    raise self.fail(f"{where}.jwks", "not a JSON key set") from None
+            found.append(
+                ClientRegistration(
+                    client_id=client_id,
+                    tenant=self.text(table, where, "tenant", client_id),
+                    scopes=frozenset(scopes),
+                    redirect_uris=self.strings(table, where, "redirect_uris", ()),
+                    secret_sha256=hash_secret(secret) if secret else None,
+                    certificate_sha256=thumbprint,
+                    jws_issuer=table.get("jws_issuer"),
+                    jwks=jwks,
+                )
+            )
+        return tuple(found)
+
+    def accounts(self, value: object) -> AccountDirectory:
+        if not isinstance(value, list):
+            raise self.fail("accounts", "expected an array of tables ([[accounts]])")
+        records = []
+        for index, table in enumerate(value):
+            where = f"accounts[{index}]"
+            if not isinstance(table, dict):
+                raise self.fail(where, "expected a table")
+            self.known(table, where, ("psu", "iban", "currency", "name"))
+            records.append(
+                AccountRecord(
+                    self.text(table, where, "psu", None),
+                    self.text(table, where, "iban", None),
+                    self.text(table, where, "currency", None),
+                    self.text(table, where, "name", None),
+                )
+            )
+        return AccountDirectory(records)
+
+
+def load_gateway_config(path: Path) -> GatewayConfig:
+    """The configuration in ``path``; :class:`hub.config_file.ConfigError` naming the key."""
+    source = str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(source, "", "no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, "", f"not valid TOML: {exc}") from None
+    return _Reader(source, path.resolve().parent).config(data)
