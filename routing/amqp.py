@@ -1142,14 +1142,26 @@ class AmqpTransport(TransportBase):
 class _ConsumerBase:
     """What the I/O side knows of a consumer: its channel and what is pending on it."""
 
-    _transport: AmqpTransport
-    _queue: str
-    destination: str | None
-    prefetch: int
-    stopping: bool
-    channel: Any
-    generation: int
-    deferred: set[int]
+    def __init__(
+        self,
+        transport: AmqpTransport,
+        queue: str,
+        destination: str | None,
+        prefetch: int,
+        batch_size: int,
+        batch_wait: float,
+    ) -> None:
+        self._transport = transport
+        self._queue = queue
+        self.destination = destination
+        self.prefetch = max(1, prefetch)
+        self.batch_size = max(1, min(batch_size, self.prefetch))
+        self.batch_wait = batch_wait
+        self.stopping = False
+        # I/O side state
+        self.channel: Any = None
+        self.generation = -1
+        self.deferred: set[int] = set()
 
     @property
     def queue(self) -> str:
@@ -1185,18 +1197,9 @@ class _AsyncAmqpConsumer(_ConsumerBase):
         batch_size: int,
         batch_wait: float,
     ) -> None:
-        self._transport = transport
+        super().__init__(transport, queue, destination, prefetch, batch_size, batch_wait)
         self._loop = loop
-        self._queue = queue
-        self.destination = destination
         self.handler = handler
-        self.prefetch = max(1, prefetch)
-        self.batch_size = max(1, min(batch_size, self.prefetch))
-        self.batch_wait = batch_wait
-        self.stopping = False
-        self.channel = None
-        self.generation = -1
-        self.deferred = set()
         self._buffer: list[tuple[int, int, Received]] = []
         self._flush_at: asyncio.Handle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -1251,18 +1254,8 @@ class _AmqpConsumer(_ConsumerBase):
         batch_size: int,
         batch_wait: float,
     ) -> None:
-        self._transport = transport
-        self._queue = queue
-        self.destination = destination
+        super().__init__(transport, queue, destination, prefetch, batch_size, batch_wait)
         self.handler = handler
-        self.prefetch = max(1, prefetch)
-        self.batch_size = max(1, min(batch_size, self.prefetch))
-        self.batch_wait = batch_wait
-        self.stopping = False
-        # I/O thread state
-        self.channel: Any = None
-        self.generation = -1
-        self.deferred: set[int] = set()
         self.work: queue_module.SimpleQueue[tuple[int, int, Received]] = queue_module.SimpleQueue()
         self._thread = threading.Thread(
             target=self._run, name=f"isobridge-consumer-{queue}", daemon=True
