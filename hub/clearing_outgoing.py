@@ -31,6 +31,8 @@ from typing import Any
 import pika
 import pika.exceptions
 
+from hub.clearing_queue import serve_until_stopped
+
 __all__ = ["ClearingOutgoing"]
 
 _log = logging.getLogger("isobridge.clearing.outgoing")
@@ -160,15 +162,7 @@ class ClearingOutgoing:
     # -- consuming status reports -------------------------------------------------------------
 
     def _consume(self) -> None:
-        delay = 0.2
-        while not self._stop.is_set():
-            try:
-                self._serve()
-                delay = 0.2
-            except pika.exceptions.AMQPError as exc:
-                _log.warning("clearing status queue: %s; reconnecting in %.1f s", exc, delay)
-                self._stop.wait(delay)
-                delay = min(delay * 2, 10.0)
+        serve_until_stopped(self._serve, self._stop, "clearing status queue")
 
     def _serve(self) -> None:
         connection = pika.BlockingConnection(pika.URLParameters(self.url))

@@ -23,6 +23,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pika
@@ -31,7 +32,7 @@ import pika.exceptions
 from adapters.base import scrub
 from hub.clearing import ClearingInbound
 
-__all__ = ["ClearingQueueEdge"]
+__all__ = ["ClearingQueueEdge", "serve_until_stopped"]
 
 _log = logging.getLogger("isobridge.clearing")
 
@@ -83,15 +84,7 @@ class ClearingQueueEdge:
     # -- the consumer thread ------------------------------------------------------------------
 
     def _run(self) -> None:
-        delay = 0.2
-        while not self._stop.is_set():
-            try:
-                self._serve()
-                delay = 0.2
-            except pika.exceptions.AMQPError as exc:
-                _log.warning("clearing queues: %s; reconnecting in %.1f s", exc, delay)
-                self._stop.wait(delay)
-                delay = min(delay * 2, 10.0)
+        serve_until_stopped(self._serve, self._stop, "clearing queues")
 
     def _serve(self) -> None:
         connection = pika.BlockingConnection(pika.URLParameters(self.url))
@@ -172,3 +165,17 @@ class ClearingQueueEdge:
 
 def _masked(url: str) -> str:
     return url.rpartition("@")[2]
+
+
+def serve_until_stopped(serve: Callable[[], None], stop: threading.Event, what: str) -> None:
+    """Run ``serve`` (a blocking pika consumer) again and again until ``stop`` is set; after
+    a broker error, reconnect with a backoff of 0.2 s doubling to 10 s, logged with ``what``."""
+    delay = 0.2
+    while not stop.is_set():
+        try:
+            serve()
+            delay = 0.2
+        except pika.exceptions.AMQPError as exc:
+            _log.warning("%s: %s; reconnecting in %.1f s", what, exc, delay)
+            stop.wait(delay)
+            delay = min(delay * 2, 10.0)

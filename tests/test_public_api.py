@@ -521,6 +521,7 @@ PUBLIC_API: dict[str, list[str]] = {
     ],
     "hub.clearing_queue": [
         "ClearingQueueEdge",
+        "serve_until_stopped",
     ],
     "hub.clearing_outgoing": [
         "ClearingOutgoing",
