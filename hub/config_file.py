@@ -80,7 +80,7 @@ import difflib
 import os
 import ssl
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -97,6 +97,7 @@ __all__ = [
     "ListenerConfig",
     "MainframeConfig",
     "RoutingConfig",
+    "TableReader",
     "TlsConfig",
     "UpstreamConfig",
     "load_config",
@@ -253,16 +254,38 @@ def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> 
     return _Reader(source, path.resolve().parent, env).config(data)
 
 
-class _Reader:
-    """Reads one file's tables, checking each key against what it may be."""
+class TableReader:
+    """What every reader of a TOML configuration file shares: errors that name the file and
+    the key, unknown keys refused with a "did you mean", tables checked to be tables. Paths
+    in the file are relative to ``base``."""
 
-    def __init__(self, source: str, base: Path, environ: Mapping[str, str]) -> None:
+    def __init__(self, source: str, base: Path) -> None:
         self.source = source
         self.base = base
-        self.environ = environ
 
     def fail(self, key: str, reason: str) -> ConfigError:
         return ConfigError(self.source, key, reason)
+
+    def known(self, table: Mapping[str, Any], where: str, keys: Sequence[str]) -> None:
+        for key in table:
+            if key not in keys:
+                close = difflib.get_close_matches(key, keys, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(keys)})"
+                raise self.fail(f"{where}.{key}" if where else key, f"unknown key{hint}")
+
+    def table(self, data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            raise self.fail(key, "expected a table")
+        return value
+
+
+class _Reader(TableReader):
+    """Reads ``hub.toml``'s tables, checking each key against what it may be."""
+
+    def __init__(self, source: str, base: Path, environ: Mapping[str, str]) -> None:
+        super().__init__(source, base)
+        self.environ = environ
 
     def config(self, data: Mapping[str, Any]) -> HubConfig:
         self.known(
@@ -530,19 +553,6 @@ class _Reader:
         )  # fmt: skip
 
     # -- values
-
-    def known(self, table: Mapping[str, Any], where: str, keys: tuple[str, ...]) -> None:
-        for key in table:
-            if key not in keys:
-                close = difflib.get_close_matches(key, keys, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(keys)})"
-                raise self.fail(f"{where}.{key}" if where else key, f"unknown key{hint}")
-
-    def table(self, data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-        value = data.get(key, {})
-        if not isinstance(value, dict):
-            raise self.fail(key, "expected a table")
-        return value
 
     def optional_text(self, table: Mapping[str, Any], where: str, key: str) -> str | None:
         value = table.get(key)

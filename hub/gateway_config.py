@@ -64,7 +64,7 @@ from gateway.app import GatewaySettings
 from gateway.ports import AccountDirectory, AccountRecord
 from gateway.security.authserver import ClientRegistration, hash_secret
 from gateway.security.jose import ALGORITHMS, JoseError, SigningKey, certificate_thumbprint
-from hub.config_file import ConfigError
+from hub.config_file import ConfigError, TableReader
 from hub.gateway import IssuerConfig, seed_directory
 
 __all__ = ["GatewayConfig", "load_gateway_config"]
@@ -87,29 +87,7 @@ class GatewayConfig:
     response_signing_key: SigningKey | None
 
 
-class _Reader:
-    def __init__(self, source: str, base: Path) -> None:
-        self.source = source
-        self.base = base
-
-    def fail(self, key: str, reason: str) -> ConfigError:
-        return ConfigError(self.source, key, reason)
-
-    def known(self, table: Mapping[str, Any], where: str, keys: Sequence[str]) -> None:
-        for key in table:
-            if key not in keys:
-                import difflib
-
-                close = difflib.get_close_matches(key, keys, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise self.fail(f"{where}.{key}" if where else key, f"unknown key{hint}")
-
-    def table(self, data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-        value = data.get(key, {})
-        if not isinstance(value, dict):
-            raise self.fail(key, "expected a table")
-        return value
-
+class _Reader(TableReader):
     def text(self, table: Mapping[str, Any], where: str, key: str, default: str | None) -> str:
         value = table.get(key, default)
         if not isinstance(value, str) or not value:

@@ -547,6 +547,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "ListenerConfig",
         "MainframeConfig",
         "RoutingConfig",
+        "TableReader",
         "TlsConfig",
         "UpstreamConfig",
         "load_config",
