@@ -80,7 +80,7 @@ import difflib
 import os
 import ssl
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -279,6 +279,16 @@ class TableReader:
             raise self.fail(key, "expected a table")
         return value
 
+    def array_of_tables(self, value: object, name: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        """Each table of the array ``[[name]]`` with where it is (``name[index]``)."""
+        if not isinstance(value, list):
+            raise self.fail(name, f"expected an array of tables ([[{name}]])")
+        for index, table in enumerate(value):
+            where = f"{name}[{index}]"
+            if not isinstance(table, dict):
+                raise self.fail(where, "expected a table")
+            yield where, table
+
 
 class _Reader(TableReader):
     """Reads ``hub.toml``'s tables, checking each key against what it may be."""
@@ -344,13 +354,8 @@ class _Reader(TableReader):
         )
 
     def upstreams(self, value: object) -> tuple[UpstreamConfig, ...]:
-        if not isinstance(value, list):
-            raise self.fail("upstreams", "expected an array of tables ([[upstreams]])")
         result: list[UpstreamConfig] = []
-        for index, table in enumerate(value):
-            where = f"upstreams[{index}]"
-            if not isinstance(table, dict):
-                raise self.fail(where, "expected a table")
+        for where, table in self.array_of_tables(value, "upstreams"):
             self.known(
                 table,
                 where,
@@ -422,15 +427,10 @@ class _Reader(TableReader):
         return RoutingConfig(transport, self.existing_file("routing.rules", rules))
 
     def listeners(self, value: object, tenant: str) -> tuple[ListenerConfig, ...]:
-        if not isinstance(value, list):
-            raise self.fail("listeners", "expected an array of tables ([[listeners]])")
         listeners: list[ListenerConfig] = []
         names: set[str] = set()
         ports: set[int] = set()
-        for index, table in enumerate(value):
-            where = f"listeners[{index}]"
-            if not isinstance(table, dict):
-                raise self.fail(where, "expected a table")
+        for where, table in self.array_of_tables(value, "listeners"):
             listener = self.listener(table, where, tenant)
             if listener.name in names:
                 raise self.fail(f"{where}.name", f"{listener.name!r} is used twice")

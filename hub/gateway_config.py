@@ -225,13 +225,8 @@ class _Reader(TableReader):
         return url
 
     def clients(self, value: object) -> tuple[ClientRegistration, ...]:
-        if not isinstance(value, list):
-            raise self.fail("clients", "expected an array of tables ([[clients]])")
         found: list[ClientRegistration] = []
-        for index, table in enumerate(value):
-            where = f"clients[{index}]"
-            if not isinstance(table, dict):
-                raise self.fail(where, "expected a table")
+        for where, table in self.array_of_tables(value, "clients"):
             self.known(
                 table,
                 where,
@@ -283,13 +278,8 @@ class _Reader(TableReader):
         return tuple(found)
 
     def accounts(self, value: object) -> AccountDirectory:
-        if not isinstance(value, list):
-            raise self.fail("accounts", "expected an array of tables ([[accounts]])")
         records = []
-        for index, table in enumerate(value):
-            where = f"accounts[{index}]"
-            if not isinstance(table, dict):
-                raise self.fail(where, "expected a table")
+        for where, table in self.array_of_tables(value, "accounts"):
             self.known(table, where, ("psu", "iban", "currency", "name"))
             records.append(
                 AccountRecord(
