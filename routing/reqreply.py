@@ -51,7 +51,6 @@ from routing.transport import (
     Consumer,
     Delivery,
     Outcome,
-    PublishReceipt,
     Transport,
     as_batch_handler,
     routing_key_for,
@@ -190,28 +189,18 @@ class Requester:
         future: asyncio.Future[CanonicalMessage] = asyncio.get_running_loop().create_future()
         self._waiting_on_loop[correlation_id] = future
         try:
-            await self._publish_async(request, routing_key, correlation_id, traceparent, timeout)
+            await self._transport.publish_async(
+                request,
+                routing_key,
+                correlation_id=correlation_id,
+                reply_to=self._reply_queue,
+                traceparent=traceparent,
+                timeout=timeout,
+            )
         except BaseException:
             self._waiting_on_loop.pop(correlation_id, None)
             raise
         return correlation_id, future
-
-    async def _publish_async(
-        self,
-        request: CanonicalMessage,
-        routing_key: str | None,
-        correlation_id: str,
-        traceparent: str | None,
-        timeout: float,
-    ) -> PublishReceipt:
-        return await self._transport.publish_async(
-            request,
-            routing_key if routing_key is not None else routing_key_for(request),
-            correlation_id=correlation_id,
-            reply_to=self._reply_queue,
-            traceparent=traceparent,
-            timeout=timeout,
-        )
 
     async def request_async(
         self,

@@ -302,11 +302,8 @@ class TransportBase:
         traceparent: str | None = None,
     ) -> PublishReceipt:
         """Publish one canonical message (routing key: :func:`routing_key_for` by default)."""
-        envelope = encode(
-            message, correlation_id=correlation_id, reply_to=reply_to, traceparent=traceparent
-        )
-        key = routing_key if routing_key is not None else routing_key_for(message)
-        return self.publish_batch([Outgoing(envelope, key)])
+        item = _outgoing(message, routing_key, correlation_id, reply_to, traceparent)
+        return self.publish_batch([item])
 
     def consume(
         self,
@@ -356,11 +353,8 @@ class TransportBase:
         traceparent: str | None = None,
         timeout: float = 60.0,
     ) -> PublishReceipt:
-        envelope = encode(
-            message, correlation_id=correlation_id, reply_to=reply_to, traceparent=traceparent
-        )
-        key = routing_key if routing_key is not None else routing_key_for(message)
-        return await self.publish_batch_async([Outgoing(envelope, key)], timeout=timeout)
+        item = _outgoing(message, routing_key, correlation_id, reply_to, traceparent)
+        return await self.publish_batch_async([item], timeout=timeout)
 
     async def consume_async(
         self,
@@ -396,6 +390,21 @@ class TransportBase:
 
     async def declare_reply_queue_async(self) -> str:
         return await asyncio.to_thread(self.declare_reply_queue)
+
+
+def _outgoing(
+    message: CanonicalMessage,
+    routing_key: str | None,
+    correlation_id: str | None,
+    reply_to: str | None,
+    traceparent: str | None,
+) -> Outgoing:
+    """One canonical message to publish (routing key: :func:`routing_key_for` by default)."""
+    envelope = encode(
+        message, correlation_id=correlation_id, reply_to=reply_to, traceparent=traceparent
+    )
+    key = routing_key if routing_key is not None else routing_key_for(message)
+    return Outgoing(envelope, key)
 
 
 def _on_loop(handler: AsyncBatchHandler, loop: asyncio.AbstractEventLoop) -> BatchHandler:
