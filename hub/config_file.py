@@ -10,6 +10,8 @@ optional; what is absent takes the default shown::
     tenant = "default"                  # the tenant of traffic from listeners without one
     home = "/var/lib/isobridge"         # state directory (default: $ISOBRIDGE_HOME or XDG)
     workers = 1                         # hub processes sharing the listeners (hub.workers)
+    journal = true                      # false: record no events (no audit trail, no trace);
+                                        # only to measure what journaling costs
 
     [vault]
     url = "sqlite:///<home>/vault.db"   # or postgresql+psycopg://user:pw@host/db
@@ -235,6 +237,7 @@ class HubConfig:
     upstreams: tuple[UpstreamConfig, ...] = ()
     source: str = "(defaults)"
     workers: int = 1
+    journal: bool = True
 
 
 def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> HubConfig:
@@ -302,7 +305,7 @@ class _Reader(TableReader):
             data, "", ("hub", "vault", "routing", "listeners", "mainframe", "clearing", "upstreams")
         )
         hub = self.table(data, "hub")
-        self.known(hub, "hub", ("tenant", "home", "workers"))
+        self.known(hub, "hub", ("tenant", "home", "workers", "journal"))
         tenant = self.text(hub, "hub.tenant", "tenant", "default")
         vault = self.table(data, "vault")
         self.known(vault, "vault", ("url", "key_file", "token_mode"))
@@ -351,6 +354,7 @@ class _Reader(TableReader):
             upstreams=self.upstreams(data.get("upstreams", [])),
             source=self.source,
             workers=workers,
+            journal=self.boolean(hub, "hub.journal", "journal", True),
         )
 
     def upstreams(self, value: object) -> tuple[UpstreamConfig, ...]:
@@ -588,6 +592,12 @@ class _Reader(TableReader):
             raise self.fail(where, f"expected an integer, got {_shown(value)}")
         if not low <= value <= high:
             raise self.fail(where, f"{value} is outside {low}..{high}")
+        return value
+
+    def boolean(self, table: Mapping[str, Any], where: str, key: str, default: bool) -> bool:
+        value = table.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(where, f"expected true or false, got {_shown(value)}")
         return value
 
     def seconds(self, table: Mapping[str, Any], where: str, key: str, default: float) -> float:

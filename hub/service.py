@@ -175,9 +175,12 @@ class HubService:
         config = self.config
         hub = self._hub or build_hub(self.registry, open_vault(config.settings, notes=self._notes))
         self._hub = hub
-        self.journal = await asyncio.to_thread(open_journal, config.settings, notes=self._notes)
-        self.journal_writer = JournalWriter(self.journal)
-        await self.journal_writer.start()
+        if config.journal:
+            self.journal = await asyncio.to_thread(
+                open_journal, config.settings, notes=self._notes
+            )
+            self.journal_writer = JournalWriter(self.journal)
+            await self.journal_writer.start()
         transport = open_transport(config.routing.transport, self.topology)
         await transport.start_async()
         requester = Requester(transport, default_timeout=self._requester_timeout())
@@ -447,7 +450,8 @@ def prepare_state(config: HubConfig, notes: TextIO) -> None:
     it starts them): the master keys, the vault, the journal and the reversal store, so
     that no two workers race to create them."""
     open_vault(config.settings, notes=notes).close()
-    open_journal(config.settings, notes=notes).close()
+    if config.journal:
+        open_journal(config.settings, notes=notes).close()
     if config.mainframe is not None:
         _reversal_database(config).dispose()
 

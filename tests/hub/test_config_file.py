@@ -120,6 +120,7 @@ def test_no_file_means_the_embedded_defaults(tmp_path: Path) -> None:
     ("text", "key", "reason"),
     [
         ("[hub]\ntenant = 3", "hub.tenant", "expected a non-empty string, got int 3"),
+        ("[hub]\njournal = 'no'", "hub.journal", "expected true or false, got str 'no'"),
         ("[hubb]", "hubb", "unknown key (did you mean 'hub'?)"),
         ("[[listeners]]\nname = 'a'\nprot = 1", "listeners[0].prot", "did you mean 'port'?"),
         ("[[listeners]]\nport = 1", "listeners[0].name", "required"),

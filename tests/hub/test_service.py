@@ -50,11 +50,14 @@ def _purchase(stan: int, minor_units: int, account: str, pan: str = PAN) -> byte
     )
 
 
-def _config(tmp_path: Path, mainframe_port: int, transport: str, rules: str | None) -> Path:
+def _config(
+    tmp_path: Path, mainframe_port: int, transport: str, rules: str | None, journal: bool = True
+) -> Path:
     lines = [
         "[hub]",
         f'home = "{tmp_path / "home"}"',
         'tenant = "bank-a"',
+        f"journal = {str(journal).lower()}",
         "[routing]",
         f'transport = "{transport}"',
     ]
@@ -78,13 +81,13 @@ def _config(tmp_path: Path, mainframe_port: int, transport: str, rules: str | No
 
 @contextlib.asynccontextmanager
 async def running_hub(
-    tmp_path: Path, transport: str, rules: str | None = None
+    tmp_path: Path, transport: str, rules: str | None = None, journal: bool = True
 ) -> AsyncIterator[tuple[HubService, Ledger]]:
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
     seed_ledger(ledger)
     server = MainframeServer(ledger)
     _, port = await server.start("127.0.0.1", 0)
-    config = load_config(_config(tmp_path, port, transport, rules), environ={})
+    config = load_config(_config(tmp_path, port, transport, rules, journal), environ={})
     try:
         async with HubService(config) as service:
             assert service.core is not None
@@ -202,6 +205,28 @@ def test_the_journal_tells_each_transaction_path(tmp_path: Path) -> None:
         assert find_clear_pans(" ".join(str(row[0]) for row in rows)) == []
     finally:
         journal.close()
+
+
+def test_a_hub_without_journal_serves_and_records_nothing(tmp_path: Path) -> None:
+    """``[hub] journal = false`` (what ``bench.journal_cost`` compares against): the same
+    answers, no journal database."""
+
+    @on_event_loop
+    async def scenario() -> None:
+        async with running_hub(tmp_path, "memory://", journal=False) as (service, ledger):
+            assert service.journal is None
+            before = ledger.balances(ANNA)
+            client = await Client.connect(service.edges[0].port)
+            await client.send(_purchase(9, 1_000, ANNA))
+            mti, fields = _parse(await client.receive())
+            await client.close()
+            after = ledger.balances(ANNA)
+            assert (mti, fields[39]) == ("0210", "00")
+            assert before is not None and after is not None
+            assert before.ledger - after.ledger == 1_000
+
+    scenario()
+    assert not (tmp_path / "home" / "journal.db").exists()
 
 
 def test_tls_listeners_reload_their_certificates(tmp_path: Path) -> None:

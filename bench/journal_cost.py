@@ -1,0 +1,139 @@
+"""Benchmark: what journaling costs a card payment end to end (issue 9's target: at most 15%).
+
+The same load as :mod:`bench.e2e` (0200 purchases over TCP -> hub -> RabbitMQ quorum queues ->
+``mainframe_sim`` -> 0210) against two hubs that differ in one setting: ``[hub] journal =
+true`` (every transaction's events appended, hash-chained, in batches by
+:class:`hub.journaling.JournalWriter`) and ``journal = false`` (no events). The two run in
+turns (on, off, on, off, ...) against one simulator in the same run, each with a fresh state
+directory and a warm-up, so that the noise of this shared machine falls on both alike; the
+medians are compared. Reported per hub:
+
+- sustained payments per second (saturated: ``--connections`` x ``--window`` in flight);
+- the hub process's CPU per payment (``/proc``), the steadier figure on a busy machine.
+
+The cost is ``1 - with / without`` for throughput, and ``with / without - 1`` for CPU.
+
+Run (RabbitMQ on 127.0.0.1:5672, as ``./scripts/test`` starts it)::
+
+    .venv/bin/python -m bench.journal_cost [--seconds 8] [--rounds 3] [--connections 16]
+        [--window 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.e2e import (
+    AMQP_URL,
+    Result,
+    _approved,
+    _broker_pid,
+    _cpu_meter,
+    _drive,
+    _free_port,
+    _process,
+    _purchase,
+)
+
+
+def _hub_round(
+    home: Path, journal: bool, mainframe: tuple[int, int], load: tuple[int, int, float], first: int
+) -> Result:
+    """One hub process with ``journal`` on or off, warmed up, then measured at saturation."""
+    mainframe_port, mainframe_pid = mainframe
+    connections, window, seconds = load
+    edge_port = _free_port()
+    home.mkdir()
+    config = home / "hub.toml"
+    config.write_text(
+        f'[hub]\nhome = "{home / "state"}"\njournal = {str(journal).lower()}\n'
+        f'[routing]\ntransport = "{AMQP_URL}"\n'
+        f"[[listeners]]\nname = 'pos'\nport = {edge_port}\nrequest_timeout = 10.0\n"
+        f"[mainframe]\nport = {mainframe_port}\nconnections = 8\ntimeout = 5.0\n"
+    )
+    hub = [sys.executable, "-m", "hub.cli", "run", "--config", str(config)]
+    env = {"ISOBRIDGE_HOME": str(home / "state")}
+    with _process(hub, edge_port, env, home / "hub.log") as hub_pid:
+        warm = Result("warm-up")
+        asyncio.run(
+            _drive(edge_port, warm, _purchase, _approved, connections=connections,
+                   window=window, seconds=2.0, first=first)
+        )  # fmt: skip
+        result = Result(f"journal {'on' if journal else 'off'}")
+        pids = {"hub": hub_pid, "mainframe_sim": mainframe_pid, "rabbitmq": _broker_pid()}
+        with _cpu_meter(result, pids):
+            asyncio.run(
+                _drive(edge_port, result, _purchase, _approved, connections=connections,
+                       window=window, seconds=seconds, first=first + 1_000_000)
+            )  # fmt: skip
+    if result.errors:
+        raise RuntimeError(f"{result.name}: {result.errors} payments not approved")
+    return result
+
+
+def _hub_cpu_per_payment(result: Result) -> float:
+    return result.cpu_seconds["hub"] / max(1, len(result.latencies))
+
+
+def run(seconds: float, rounds: int, connections: int, window: int) -> list[str]:
+    results: dict[bool, list[Result]] = {True: [], False: []}
+    with tempfile.TemporaryDirectory(prefix="isobridge-journal-cost-") as tmp:
+        root = Path(tmp)
+        mainframe_port = _free_port()
+        mainframe = [
+            sys.executable, "-m", "mainframe_sim", "--db", f"sqlite:///{root / 'ledger.db'}",
+            "serve", "--port", str(mainframe_port),
+        ]  # fmt: skip
+        with _process(mainframe, mainframe_port, {}, root / "mainframe.log") as mainframe_pid:
+            for number in range(rounds * 2):
+                journal = number % 2 == 0
+                results[journal].append(
+                    _hub_round(
+                        root / f"hub{number}", journal, (mainframe_port, mainframe_pid),
+                        (connections, window, seconds), first=1 + number * 10_000_000,
+                    )
+                )  # fmt: skip
+    lines = [
+        f"journal cost: {connections} connections x {window} in flight, {seconds:g} s per"
+        f" round, {rounds} rounds each, RabbitMQ {AMQP_URL.split('@')[-1]}"
+    ]
+    medians: dict[bool, tuple[float, float]] = {}
+    for journal in (True, False):
+        rates = [r.tps for r in results[journal]]
+        cpus = [_hub_cpu_per_payment(r) for r in results[journal]]
+        medians[journal] = (statistics.median(rates), statistics.median(cpus))
+        lines.append(
+            f"  journal {'on ' if journal else 'off'}: "
+            + ", ".join(f"{rate:,.0f}/s" for rate in rates)
+            + f" (median {medians[journal][0]:,.0f}/s); hub CPU per payment "
+            + ", ".join(f"{cpu * 1e6:,.0f}" for cpu in cpus)
+            + f" us (median {medians[journal][1] * 1e6:,.0f} us)"
+        )
+    (with_rate, with_cpu), (without_rate, without_cpu) = medians[True], medians[False]
+    lines.append(
+        f"  cost of journaling: throughput {1 - with_rate / without_rate:+.1%}"
+        f" (with / without {with_rate / without_rate:.2f}x),"
+        f" hub CPU per payment {with_cpu / without_cpu - 1:+.1%}"
+    )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--window", type=int, default=8)
+    args = parser.parse_args(argv)
+    for line in run(args.seconds, args.rounds, args.connections, args.window):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
