@@ -80,3 +80,24 @@ def test_the_command_exists_for_the_installed_entry_point() -> None:
     )  # fmt: skip
     assert done.returncode == 0
     assert b"--config" in done.stdout
+
+
+def test_a_running_hub_keeps_its_start_up_heap_out_of_full_collections(tmp_path: Path) -> None:
+    """Once started, the hub freezes what start-up allocated (``hub.service.settle_heap``):
+    full garbage collections no longer scan it (they paused the event loop ~100 ms)."""
+    program = (
+        "import asyncio, gc, os, signal, sys\n"
+        "from hub.config_file import load_config\n"
+        "from hub.service import run_forever\n"
+        "def ready(_service):\n"
+        "    print('frozen', gc.get_freeze_count(), flush=True)\n"
+        "    asyncio.get_running_loop().call_later(0.2, os.kill, os.getpid(), signal.SIGTERM)\n"
+        f"config = load_config(None, environ={{'ISOBRIDGE_HOME': {str(tmp_path)!r}}})\n"
+        "sys.exit(run_forever(config, out=sys.stdout, ready=ready))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=120, check=True
+    )
+    frozen = [line for line in done.stdout.splitlines() if line.startswith("frozen ")]
+    assert frozen, done.stdout + done.stderr
+    assert int(frozen[0].split()[1]) > 10_000
