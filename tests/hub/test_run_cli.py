@@ -90,7 +90,7 @@ def test_a_running_hub_keeps_its_start_up_heap_out_of_full_collections(tmp_path:
         "from hub.config_file import load_config\n"
         "from hub.service import run_forever\n"
         "def ready(_service):\n"
-        "    print('frozen', gc.get_freeze_count(), flush=True)\n"
+        "    print('frozen', gc.get_freeze_count(), *gc.get_threshold(), flush=True)\n"
         "    asyncio.get_running_loop().call_later(0.2, os.kill, os.getpid(), signal.SIGTERM)\n"
         f"config = load_config(None, environ={{'ISOBRIDGE_HOME': {str(tmp_path)!r}}})\n"
         "sys.exit(run_forever(config, out=sys.stdout, ready=ready))\n"
@@ -100,4 +100,6 @@ def test_a_running_hub_keeps_its_start_up_heap_out_of_full_collections(tmp_path:
     )
     frozen = [line for line in done.stdout.splitlines() if line.startswith("frozen ")]
     assert frozen, done.stdout + done.stderr
-    assert int(frozen[0].split()[1]) > 10_000
+    count, *thresholds = map(int, frozen[0].split()[1:])
+    assert count > 10_000
+    assert thresholds == [10_000, 20, 20]
