@@ -10,7 +10,9 @@
 - with a built-in authorization server, its ``/oauth2/...`` endpoints
   (:mod:`gateway.security.authserver`);
 - the operations API: ``/healthz``, ``/readyz``, ``/metrics``, the OpenAPI documents and
-  ``/docs`` (:mod:`gateway.operations`).
+  ``/docs`` (:mod:`gateway.operations`);
+- the operations console at ``/console``, with ``/ops/summary`` and ``/ops/trace``
+  (:mod:`gateway.console`).
 
 Every request passes :class:`gateway.http.GatewayMiddleware` (interaction id, size limit,
 the 500 body); every error is an ``OBErrorResponse1``. :func:`authorized` is the one
@@ -36,6 +38,7 @@ from gateway.ports import AccountDirectory, CoreBankingPort, StatementSource
 from gateway.security.authserver import AuthorizationServer, authorization_router
 from gateway.security.tokens import AccessClaims, AccessTokenVerifier, RequestFacts
 from gateway.signatures import MessageSigner, SignatureCheck
+from journal import Journal
 from routing.transport import Transport
 
 __all__ = [
@@ -82,6 +85,7 @@ class GatewayServices:
     probes: tuple[ReadinessProbe, ...] = ()
     metrics: Metrics = field(default_factory=Metrics)
     dead_letters: Transport | None = None
+    journal: Journal | None = None
 
 
 def services_of(request: Request) -> GatewayServices:
@@ -118,6 +122,7 @@ async def authorized(request: Request, *scopes: str) -> AccessClaims:
 def create_app(services: GatewayServices) -> FastAPI:
     """The application (module docstring)."""
     from gateway.aisp import aisp_router
+    from gateway.console import console_router, live_summary
     from gateway.pisp import pisp_router
 
     app = FastAPI(
@@ -140,6 +145,9 @@ def create_app(services: GatewayServices) -> FastAPI:
         )
 
     app.include_router(operations_router(services.probes, services.metrics, services.dead_letters))
+    app.include_router(
+        console_router(live_summary(services.metrics, services.journal), services.journal)
+    )
 
     app.add_middleware(
         GatewayMiddleware,
