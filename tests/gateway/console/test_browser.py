@@ -37,12 +37,12 @@ from tests.gateway.console.browser import (
     wait_for,
 )
 from tests.gateway.console.png import read_png, thumbnail
-from tests.gateway.harness import PISP, Harness, payment_consent_body, running_gateway
+from tests.gateway.harness import ALICE_EUR, PISP, Harness, payment_consent_body, running_gateway
 from tests.routing.conftest import make_topology, message, wait_until
 
 REFERENCE = Path(__file__).with_name("screenshot_reference.txt")
 THUMBNAIL = (32, 24)
-TOLERANCE = 12
+TOLERANCE = 6
 IMG_MARKUP = "<img src=x onerror=window.pwned=1>"
 SCRIPT_MARKUP = "<script>window.pwned=2</script>"
 
@@ -133,6 +133,16 @@ def test_search_shows_the_trace_and_says_when_an_id_is_unknown(tmp_path: Path) -
     def browse(url: str, admin: str, payment_id: str) -> None:
         with chromium(tmp_path) as driver:
             sign_in(driver, url, admin)
+            # the live figures: the payment's three events, its answer (201 ACSP) and latency
+            wait_for(
+                driver,
+                lambda d: text_of(d, "answered-count") == "1 answered in the window",
+                "the payment in the live figures",
+            )
+            p50, p95 = (float(v) for v in text_of(driver, "latency").split(" / "))
+            assert 0 < p50 == p95
+            spark = driver.find_elements(By.CSS_SELECTOR, "#events-spark svg polyline")
+            assert len(spark) == 1 and len(str(spark[0].get_attribute("points")).split()) == 60
             assert _search(driver, payment_id) == f"1 transaction for {payment_id}"
             kinds = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#trace td.kind")]
             assert kinds == ["received", "sent", "status_changed"]
@@ -140,6 +150,10 @@ def test_search_shows_the_trace_and_says_when_an_id_is_unknown(tmp_path: Path) -
             assert "ACSC" in facts and "10.50 EUR" in facts and IMG_MARKUP in facts
             times = driver.find_elements(By.CSS_SELECTOR, "#trace tr.event td.number")
             assert times[1].text == "0.0"  # the first event's +ms
+            # the encrypted personal part is named, never shown
+            personal = driver.find_elements(By.CSS_SELECTOR, "#trace tr.event td.muted")
+            assert personal[0].text == "debtor_account, initiation"
+            assert ALICE_EUR.iban not in driver.page_source
             # the end-to-end id a TPP chose, markup included, finds it too, shown as text
             assert _search(driver, IMG_MARKUP) == f"1 transaction for {IMG_MARKUP}"
             _no_injected_markup(driver)
