@@ -28,6 +28,7 @@ from typing import Final, cast
 from fastapi import FastAPI, Request
 
 from gateway.consents import ConsentStore
+from gateway.console import SummarySource, console_router, live_summary
 from gateway.errors import ObieError
 from gateway.http import GatewayMiddleware, install_error_handlers
 from gateway.idempotency import IdempotencyStore
@@ -86,6 +87,8 @@ class GatewayServices:
     metrics: Metrics = field(default_factory=Metrics)
     dead_letters: Transport | None = None
     journal: Journal | None = None
+    console_summary: SummarySource | None = None
+    """The figures of ``/ops/summary``; ``None``: :func:`gateway.console.live_summary`."""
 
 
 def services_of(request: Request) -> GatewayServices:
@@ -122,7 +125,6 @@ async def authorized(request: Request, *scopes: str) -> AccessClaims:
 def create_app(services: GatewayServices) -> FastAPI:
     """The application (module docstring)."""
     from gateway.aisp import aisp_router
-    from gateway.console import console_router, live_summary
     from gateway.pisp import pisp_router
 
     app = FastAPI(
@@ -145,9 +147,8 @@ def create_app(services: GatewayServices) -> FastAPI:
         )
 
     app.include_router(operations_router(services.probes, services.metrics, services.dead_letters))
-    app.include_router(
-        console_router(live_summary(services.metrics, services.journal), services.journal)
-    )
+    summary = services.console_summary or live_summary(services.metrics, services.journal)
+    app.include_router(console_router(summary, services.journal))
 
     app.add_middleware(
         GatewayMiddleware,

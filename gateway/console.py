@@ -27,7 +27,7 @@ request counters (:class:`gateway.operations.Metrics`) and the journal
 (:class:`journal.activity.JournalActivity`: events per second, and the latency from a
 transaction's ``received`` event to the event of its answer). Another source of
 figures (Prometheus) replaces that one function: :func:`console_router` takes any
-:data:`SummarySource`.
+:data:`SummarySource` (``GatewayServices.console_summary``).
 """
 
 from __future__ import annotations

@@ -183,7 +183,20 @@ def test_the_replay_button_moves_a_dead_letter_back_and_markup_stays_text(
 
     def browse(url: str, admin: str) -> None:
         with chromium(tmp_path) as driver:
+            driver.get(f"{url}/console")
+            driver.find_element(By.ID, "token").send_keys("not-a-token")
+            driver.find_element(By.ID, "sign-in").click()
+            refused = wait_for(
+                driver,
+                lambda d: (s := text_of(d, "status")).startswith("the token was refused") and s,
+                "the refusal",
+            )
+            assert refused.startswith("the token was refused (401): ")
             sign_in(driver, url, admin)
+            stored = (
+                "return [sessionStorage.getItem('isobridge.console.token'), localStorage.length]"
+            )
+            assert driver.execute_script(stored) == [admin, 0]
             row = wait_for(
                 driver,
                 lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-message-id='m-0']"),
@@ -212,6 +225,10 @@ def test_the_replay_button_moves_a_dead_letter_back_and_markup_stays_text(
                 consumer.stop()
             assert transport.dead_letters("core") == []
             assert script_errors(driver) == []
+            driver.find_element(By.ID, "sign-out").click()
+            assert text_of(driver, "status").startswith("signed out")
+            assert driver.execute_script(stored) == [None, 0]
+            assert driver.find_elements(By.CSS_SELECTOR, "#dlq-list *") == []
 
     try:
         scenario()

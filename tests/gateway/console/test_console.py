@@ -200,3 +200,32 @@ def test_without_a_transport_the_overview_is_empty(tmp_path: Path) -> None:
             assert response.json() == {"Data": {"Destination": []}}
 
     scenario()
+
+
+def test_another_source_of_figures_replaces_one_function(tmp_path: Path) -> None:
+    import dataclasses
+
+    import httpx
+
+    from gateway.app import create_app
+
+    calls: list[int] = []
+
+    async def from_elsewhere() -> dict[str, object]:
+        calls.append(1)
+        return {"At": "2026-11-29T12:00:00.000000Z", "Source": "prometheus", "Calls": len(calls)}
+
+    @on_event_loop
+    async def scenario() -> None:
+        async with running_gateway(tmp_path) as h:
+            services = dataclasses.replace(h.built.services, console_summary=from_elsewhere)
+            app = create_app(services)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url=str(h.http.base_url)) as c:
+                admin = await h.client_token(scope="admin")
+                check_error(await c.get("/ops/summary"), 401)
+                for expected in (1, 2):
+                    data = (await c.get("/ops/summary", headers=h.auth(admin))).json()["Data"]
+                    assert data["Source"] == "prometheus" and data["Calls"] == expected
+
+    scenario()
