@@ -10,7 +10,9 @@
 - with a built-in authorization server, its ``/oauth2/...`` endpoints
   (:mod:`gateway.security.authserver`);
 - the operations API: ``/healthz``, ``/readyz``, ``/metrics``, the OpenAPI documents and
-  ``/docs`` (:mod:`gateway.operations`).
+  ``/docs`` (:mod:`gateway.operations`);
+- the operations console at ``/console``, with ``/ops/summary`` and ``/ops/trace``
+  (:mod:`gateway.console`).
 
 Every request passes :class:`gateway.http.GatewayMiddleware` (interaction id, size limit,
 the 500 body); every error is an ``OBErrorResponse1``. :func:`authorized` is the one
@@ -26,6 +28,7 @@ from typing import Final, cast
 from fastapi import FastAPI, Request
 
 from gateway.consents import ConsentStore
+from gateway.console import SummarySource, console_router, live_summary
 from gateway.errors import ObieError
 from gateway.http import GatewayMiddleware, install_error_handlers
 from gateway.idempotency import IdempotencyStore
@@ -36,6 +39,7 @@ from gateway.ports import AccountDirectory, CoreBankingPort, StatementSource
 from gateway.security.authserver import AuthorizationServer, authorization_router
 from gateway.security.tokens import AccessClaims, AccessTokenVerifier, RequestFacts
 from gateway.signatures import MessageSigner, SignatureCheck
+from journal import Journal
 from routing.transport import Transport
 
 __all__ = [
@@ -82,6 +86,9 @@ class GatewayServices:
     probes: tuple[ReadinessProbe, ...] = ()
     metrics: Metrics = field(default_factory=Metrics)
     dead_letters: Transport | None = None
+    journal: Journal | None = None
+    console_summary: SummarySource | None = None
+    """The figures of ``/ops/summary``; ``None``: :func:`gateway.console.live_summary`."""
 
 
 def services_of(request: Request) -> GatewayServices:
@@ -140,6 +147,8 @@ def create_app(services: GatewayServices) -> FastAPI:
         )
 
     app.include_router(operations_router(services.probes, services.metrics, services.dead_letters))
+    summary = services.console_summary or live_summary(services.metrics, services.journal)
+    app.include_router(console_router(summary, services.journal))
 
     app.add_middleware(
         GatewayMiddleware,

@@ -13,6 +13,8 @@ endpoint                                        access            what
 ``GET /ops/dead-letters/{destination}``         token, ``admin``  parked messages and why
 ``POST /ops/dead-letters/{destination}/replay``  token, ``admin``  replay them (all, or the
                                                                   body's ``MessageIds``)
+``GET /ops/dead-letters``                       token, ``admin``  every destination with its
+                                                                  count and first 100 (console)
 ==============================================  ================  ==========================
 
 Liveness and readiness stay open so that an orchestrator can probe them; they say only
@@ -73,6 +75,8 @@ IMPLEMENTED: Final[dict[SpecName, dict[str, tuple[str, ...]]]] = {
     },
 }
 """The OBIE operations served: path template -> methods."""
+
+_SHOWN_PER_DESTINATION: Final = 100
 
 _PREFIX: Final[dict[SpecName, str]] = {"account-info": "aisp", "payment-initiation": "pisp"}
 
@@ -239,6 +243,27 @@ def operations_router(
                 404, "UK.OBIE.Resource.NotFound", "no such destination"
             ) from None
         return {"Data": {"DeadLetter": [_summary(dead) for dead in found]}}
+
+    @router.get("/ops/dead-letters")
+    async def every_dead_letter(request: Request) -> dict[str, Any]:
+        await authorized(request, "admin")
+        if transport is None:
+            return {"Data": {"Destination": []}}
+        names = [d.name for d in transport.topology.destinations] + ["unroutable"]
+        shown = []
+        for name in names:
+            try:
+                found = await asyncio.to_thread(list_dead_letters, transport, name)
+            except UnknownDestinationError:
+                continue
+            shown.append(
+                {
+                    "Name": name,
+                    "Count": len(found),
+                    "DeadLetter": [_summary(dead) for dead in found[:_SHOWN_PER_DESTINATION]],
+                }
+            )
+        return {"Data": {"Destination": shown}}
 
     @router.post("/ops/dead-letters/{destination}/replay")
     async def replay(destination: str, request: Request) -> dict[str, Any]:

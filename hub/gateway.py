@@ -175,5 +175,6 @@ def build_gateway(
         authorization_server=server,
         probes=(JournalProbe(journal), *probes),
         dead_letters=dead_letters,
+        journal=journal,
     )
     return BuiltGateway(create_app(services), services, server, payments)

@@ -10,6 +10,7 @@ Event sourcing and CQRS for the hub (``ARCHITECTURE.md``, invariant 4):
   inserted event and every bad checkpoint signature;
 - :mod:`journal.read_model`: the status table built from the events, and its rebuild;
 - :mod:`journal.trace`: a transaction's path with timings, found by any of its ids;
+- :mod:`journal.activity`: live events per second and answer latency (operations console);
 - :mod:`journal.schema`, :mod:`journal.migrate`: tables and their Alembic migrations.
 
 The journal is infrastructure: the hub wires it (``hub.bootstrap.open_journal``); domain

@@ -299,6 +299,28 @@ ensure_postgresql_test_database() {
     ib_ok "PostgreSQL test database $database (role $role)"
 }
 
+# ensure_chromium: Debian's headless-capable chromium and its chromedriver, which the
+# operations console's browser tests (tests/gateway/console) drive through Selenium. Where
+# they cannot be installed (no root, no apt), those tests skip with the reason; under CI
+# that is an error here, and the tests would fail rather than skip.
+ensure_chromium() {
+    if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+        ib_ok "chromium: $(chromium --version 2>/dev/null | head -n 1)"
+        return 0
+    fi
+    # In a subshell: ib_apt_install exits on failure, and outside CI that is not fatal here.
+    if ! (ib_apt_install chromium chromium-driver); then
+        if ib_is_ci; then
+            ib_die "chromium and chromium-driver could not be installed: the browser tests need them"
+        fi
+        ib_warn "chromium could not be installed: the console's browser tests will be skipped"
+        return 0
+    fi
+    command -v chromedriver >/dev/null 2>&1 ||
+        ib_die "chromium-driver is installed but chromedriver is not on PATH"
+    ib_ok "chromium: $(chromium --version 2>/dev/null | head -n 1)"
+}
+
 # ensure_gnucobol: the GnuCOBOL compiler (cobc), which the fixed-width tests use to write and
 # read records with a real COBOL runtime.
 ensure_gnucobol() {

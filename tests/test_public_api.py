@@ -385,6 +385,13 @@ PUBLIC_API: dict[str, list[str]] = {
         "ConsentStatus",
         "ConsentStore",
     ],
+    "gateway.console": [
+        "CONSOLE_CSP",
+        "SummarySource",
+        "console_router",
+        "live_summary",
+        "trace_document",
+    ],
     "gateway.errors": [
         "ERROR_CODES",
         "ErrorItem",
@@ -680,6 +687,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "format_trace",
         "verify",
     ],
+    "journal.activity": ["ANSWERS", "JournalActivity", "WINDOW_SECONDS"],
     "journal.audit": [
         "AuditReport",
         "Problem",
