@@ -177,9 +177,7 @@ class HubService:
         hub = self._hub or build_hub(self.registry, open_vault(config.settings, notes=self._notes))
         self._hub = hub
         if config.journal:
-            self.journal = await asyncio.to_thread(
-                open_journal, config.settings, notes=self._notes
-            )
+            self.journal = await asyncio.to_thread(open_journal, config.settings, notes=self._notes)
             self.journal_writer = JournalWriter(self.journal)
             await self.journal_writer.start()
         transport = open_transport(config.routing.transport, self.topology)
