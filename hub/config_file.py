@@ -53,6 +53,9 @@ optional; what is absent takes the default shown::
     inbound = "clearing.inbound"        # pacs.008 documents in
     outbound = "clearing.outbound"      # pacs.002 status reports out
 
+    [metrics]                           # Prometheus /metrics (observability.metrics)
+    listen = "127.0.0.1:9464"           # host:port; without [metrics]: not served
+
     [mainframe]                         # the core banking connector
     via = "tcp"                         # tcp, or mq: the RabbitMQ queue pair
     mq_url = "amqp://..."               # via = "mq" (default: the amqp:// transport)
@@ -89,6 +92,7 @@ from adapters.codepages import EBCDIC_CODEPAGES
 from adapters.framing import FRAMERS
 from hub.config import Settings
 from hub.edge import EdgeSettings
+from observability.metrics import parse_listen
 
 __all__ = [
     "ClearingConfig",
@@ -96,6 +100,7 @@ __all__ = [
     "HubConfig",
     "ListenerConfig",
     "MainframeConfig",
+    "MetricsConfig",
     "RoutingConfig",
     "TableReader",
     "TlsConfig",
@@ -215,6 +220,14 @@ class ClearingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """Where ``isobridge run`` serves ``/metrics`` (``[metrics]``; with workers, the
+    supervisor serves the sum over them)."""
+
+    listen: str = "127.0.0.1:9464"
+
+
+@dataclass(frozen=True, slots=True)
 class RoutingConfig:
     """The transport and the route rules (``[routing]``)."""
 
@@ -235,6 +248,7 @@ class HubConfig:
     upstreams: tuple[UpstreamConfig, ...] = ()
     source: str = "(defaults)"
     workers: int = 1
+    metrics: MetricsConfig | None = None
 
 
 def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> HubConfig:
@@ -299,8 +313,11 @@ class _Reader(TableReader):
 
     def config(self, data: Mapping[str, Any]) -> HubConfig:
         self.known(
-            data, "", ("hub", "vault", "routing", "listeners", "mainframe", "clearing", "upstreams")
-        )
+            data,
+            "",
+            ("hub", "vault", "routing", "listeners", "mainframe", "clearing", "upstreams",
+             "metrics"),
+        )  # fmt: skip
         hub = self.table(data, "hub")
         self.known(hub, "hub", ("tenant", "home", "workers"))
         tenant = self.text(hub, "hub.tenant", "tenant", "default")
@@ -351,7 +368,17 @@ class _Reader(TableReader):
             upstreams=self.upstreams(data.get("upstreams", [])),
             source=self.source,
             workers=workers,
+            metrics=self.metrics(self.table(data, "metrics")) if "metrics" in data else None,
         )
+
+    def metrics(self, table: Mapping[str, Any]) -> MetricsConfig:
+        self.known(table, "metrics", ("listen",))
+        listen = self.text(table, "metrics.listen", "listen", MetricsConfig().listen)
+        try:
+            parse_listen(listen)
+        except ValueError as exc:
+            raise self.fail("metrics.listen", str(exc)) from None
+        return MetricsConfig(listen)
 
     def upstreams(self, value: object) -> tuple[UpstreamConfig, ...]:
         result: list[UpstreamConfig] = []

@@ -54,7 +54,14 @@ RULES: Final[dict[str, Rule]] = {
             "jsonschema",
             "referencing",
             "cryptography",
+            # prometheus_client: /metrics renders a Prometheus registry (observability)
+            "prometheus_client",
         ),
+    ),
+    # Infrastructure beside routing: the composition root hands it to the layers it measures.
+    "observability": Rule(
+        ("canonical_model", "adapters.base", "routing.transport"),
+        ("prometheus_client", "opentelemetry"),
     ),
     "hub": Rule((ANY,), (ANY,)),
     "mainframe_sim": Rule(
