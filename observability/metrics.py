@@ -81,6 +81,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
     start_http_server,
 )
@@ -125,6 +126,9 @@ __all__ = [
 ]
 
 _log = logging.getLogger("isobridge.metrics")
+
+# No ``*_created`` series: they double the exposition, and Prometheus does not need them.
+disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped upstream
 
 MULTIPROCESS_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 """The variable that puts prometheus_client in multiprocess mode (read at its import)."""
