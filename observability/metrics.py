@@ -579,9 +579,13 @@ class MetricsServer:
 
 
 def serve_metrics(listen: str, registry: CollectorRegistry) -> MetricsServer:
-    """Serve ``registry`` at ``http://<listen>/metrics`` (port 0: any free port)."""
+    """Serve ``registry`` at ``http://<listen>/metrics`` (port 0: any free port); an
+    :class:`OSError` naming the address when it cannot be bound."""
     host, port = parse_listen(listen)
-    server, thread = start_http_server(port, host, registry)
+    try:
+        server, thread = start_http_server(port, host, registry)
+    except OSError as exc:
+        raise OSError(exc.errno, f"metrics on {listen}: {exc.strerror}") from None
     return MetricsServer(server, thread)
 
 

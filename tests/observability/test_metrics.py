@@ -306,3 +306,16 @@ def test_the_registry_is_one_per_hub() -> None:
     assert second.registry.get_sample_value(
         "isobridge_destination_dead_letters_total", {"destination": "core"}
     ) in (None, 0.0)
+
+
+def test_a_metrics_address_in_use_is_named() -> None:
+    import socket
+
+    from observability.metrics import serve_metrics
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError, match=f"metrics on 127.0.0.1:{port}: Address already in use"):
+            serve_metrics(f"127.0.0.1:{port}", CollectorRegistry())
