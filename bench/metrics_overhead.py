@@ -19,6 +19,7 @@ cost per payment, to compare with the hub's whole CPU per payment (``bench.e2e``
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import statistics
 import sys
 import time
@@ -26,7 +27,6 @@ from collections import deque
 from collections.abc import Callable
 
 import iso8583
-import prometheus_client
 
 from adapters.base import DecodeContext, EncodeContext, PanTokenizer
 from adapters.iso8583.adapter import Iso8583Adapter
@@ -92,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--ops", type=int, default=2000)
     args = parser.parse_args(argv)
-    version = getattr(prometheus_client, "__version__", "")
-    print(f"python {sys.version.split()[0]}, prometheus_client {version}".rstrip())
+    version = importlib.metadata.version("prometheus-client")
+    print(f"python {sys.version.split()[0]}, prometheus_client {version}")
     print(f"rounds {args.rounds} x {args.ops} payments each, median round, CPU time\n")
     results = run(args.rounds, args.ops)
     for label, micros in results.items():
