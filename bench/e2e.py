@@ -22,7 +22,7 @@ them), for ``--seconds``. Measured in the same run:
 Run (RabbitMQ on 127.0.0.1:5672, as ``./scripts/test`` starts it)::
 
     .venv/bin/python -m bench.e2e [--seconds 10] [--connections 16] [--window 8] [--rate 500]
-        [--workers 1]
+        [--workers 1] [--metrics]
 """
 
 from __future__ import annotations
@@ -339,7 +339,14 @@ def _raw_pika(seconds: float, window: int) -> Result:
     return result
 
 
-def run(seconds: float, connections: int, window: int, rate: float, workers: int = 1) -> list[str]:
+def run(
+    seconds: float,
+    connections: int,
+    window: int,
+    rate: float,
+    workers: int = 1,
+    metrics: bool = False,
+) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="isobridge-e2e-") as tmp:
         home = Path(tmp)
         mainframe_port, edge_port = _free_port(), _free_port()
@@ -349,6 +356,7 @@ def run(seconds: float, connections: int, window: int, rate: float, workers: int
             f'[routing]\ntransport = "{AMQP_URL}"\n'
             f"[[listeners]]\nname = 'pos'\nport = {edge_port}\nrequest_timeout = 10.0\n"
             f"[mainframe]\nport = {mainframe_port}\nconnections = 8\ntimeout = 5.0\n"
+            + ('[metrics]\nlisten = "127.0.0.1:0"\n' if metrics else "")
         )
         python = sys.executable
         mainframe = [
@@ -393,7 +401,8 @@ def run(seconds: float, connections: int, window: int, rate: float, workers: int
     direct, full, paced, raw = results
     return [
         f"e2e: {connections} connections x {window} in flight, {seconds:g} s per case,"
-        f" hub workers {workers}, RabbitMQ {AMQP_URL.split('@')[-1]}",
+        f" hub workers {workers}, metrics {'on' if metrics else 'off'},"
+        f" RabbitMQ {AMQP_URL.split('@')[-1]}",
         direct.line(),
         raw.line(),
         full.line(direct),
@@ -410,8 +419,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=8)
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--workers", type=int, default=1, help="hub processes ([hub] workers)")
+    parser.add_argument(
+        "--metrics", action="store_true", help="the hub measures its Prometheus metrics"
+    )
     args = parser.parse_args(argv)
-    for line in run(args.seconds, args.connections, args.window, args.rate, args.workers):
+    lines = run(args.seconds, args.connections, args.window, args.rate, args.workers, args.metrics)
+    for line in lines:
         print(line)
     return 0
 

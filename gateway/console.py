@@ -83,16 +83,9 @@ class _RequestRate:
         self._samples: deque[tuple[float, int, float]] = deque(maxlen=window + 1)
 
     def sample(self, now: float) -> dict[str, Any]:
-        count = 0
-        for (_, route, _), n in list(self.metrics.requests.items()):
-            if not route.startswith(_NOT_TRAFFIC):
-                count += n
-        seconds = sum(
-            s for (_, route), s in list(self.metrics.seconds.items())
-            if not route.startswith(_NOT_TRAFFIC)
-        )  # fmt: skip
+        count, seconds = self.metrics.totals(_NOT_TRAFFIC)
         if not self._samples:
-            self._samples.append((self.metrics.started, 0, 0.0))
+            self._samples.append((self.metrics.started_at, 0, 0.0))
         self._samples.append((now, count, seconds))
         pairs = list(zip(list(self._samples)[:-1], list(self._samples)[1:], strict=True))
         rates = [(b[1] - a[1]) / max(b[0] - a[0], 1e-3) for a, b in pairs]

@@ -33,19 +33,15 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
-from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any, Final, Protocol
 
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import (
-    HTMLResponse,
-    JSONResponse,
-    PlainTextResponse,
-    RedirectResponse,
-    Response,
-)
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client import Counter as PromCounter
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from gateway.errors import ObieError
 from gateway.http import read_json
@@ -90,46 +86,60 @@ class ReadinessProbe(Protocol):
 
 
 class Metrics:
-    """Request counters and latency sums by method, route template and status."""
+    """Request counters and latency sums by method, route template and status, and the
+    number of consents, in a Prometheus registry: a registry of its own, or the hub's
+    (``isobridge run --gateway``), whose every series ``/metrics`` then shows."""
 
-    def __init__(self) -> None:
-        self.requests: Counter[tuple[str, str, int]] = Counter()
-        self.seconds: defaultdict[tuple[str, str], float] = defaultdict(float)
-        self.started = time.time()
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.requests = PromCounter(
+            "isobridge_gateway_requests",
+            "HTTP requests by route and status.",
+            ("method", "route", "status"),
+            registry=self.registry,
+        )
+        self.seconds = PromCounter(
+            "isobridge_gateway_request_seconds",
+            "Time spent answering, by route.",
+            ("method", "route"),
+            registry=self.registry,
+        )
+        self.started = Gauge(
+            "isobridge_gateway_start_time_seconds",
+            "When the process started.",
+            registry=self.registry,
+        )
+        self.started_at = time.time()
+        self.started.set(self.started_at)
+        self.consents = Gauge(
+            "isobridge_gateway_consents", "Consents held.", registry=self.registry
+        )
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one request."""
-        self.requests[(method, route, status)] += 1
-        self.seconds[(method, route)] += seconds
+        self.requests.labels(method, route, str(status)).inc()
+        self.seconds.labels(method, route).inc(seconds)
 
-    def exposition(self, extra: dict[str, float] | None = None) -> str:
-        """The Prometheus text exposition format (version 0.0.4)."""
-        lines = [
-            "# HELP isobridge_gateway_requests_total HTTP requests by route and status.",
-            "# TYPE isobridge_gateway_requests_total counter",
-        ]
-        for (method, route, status), count in sorted(self.requests.items()):
-            lines.append(
-                f'isobridge_gateway_requests_total{{method="{method}",route="{route}",'
-                f'status="{status}"}} {count}'
-            )
-        lines += [
-            "# HELP isobridge_gateway_request_seconds_total Time spent answering, by route.",
-            "# TYPE isobridge_gateway_request_seconds_total counter",
-        ]
-        for (method, route), seconds in sorted(self.seconds.items()):
-            lines.append(
-                f'isobridge_gateway_request_seconds_total{{method="{method}",route="{route}"}}'
-                f" {seconds:.6f}"
-            )
-        lines += [
-            "# HELP isobridge_gateway_start_time_seconds When the process started.",
-            "# TYPE isobridge_gateway_start_time_seconds gauge",
-            f"isobridge_gateway_start_time_seconds {self.started:.3f}",
-        ]
-        for name, value in sorted((extra or {}).items()):
-            lines += [f"# TYPE {name} gauge", f"{name} {value:g}"]
-        return "\n".join(lines) + "\n"
+    def totals(self, excluded: tuple[str, ...] = ()) -> tuple[int, float]:
+        """(requests, seconds spent answering) so far, over the routes that do not start
+        with one of ``excluded``."""
+        count = 0.0
+        seconds = 0.0
+        for family in (*self.requests.collect(), *self.seconds.collect()):
+            for sample in family.samples:
+                if sample.name.endswith("_total") and not sample.labels["route"].startswith(
+                    excluded
+                ):
+                    if family.name == "isobridge_gateway_requests":
+                        count += sample.value
+                    else:
+                        seconds += sample.value
+        return int(count), seconds
+
+    def exposition(self, consents: int) -> bytes:
+        """The Prometheus text exposition format (version 0.0.4) of the whole registry."""
+        self.consents.set(consents)
+        return generate_latest(self.registry)
 
 
 def served_document(name: SpecName, public_url: str) -> dict[str, Any]:
@@ -199,11 +209,9 @@ def operations_router(
     @router.get("/metrics")
     async def prometheus(request: Request) -> Response:
         await authorized(request, "admin")
-        consents = services_of(request).consents
-        extra = {"isobridge_gateway_consents": float(consents.count())}
-        return PlainTextResponse(
-            metrics.exposition(extra), media_type="text/plain; version=0.0.4; charset=utf-8"
-        )
+        consents = services_of(request).consents.count()
+        text = await asyncio.to_thread(metrics.exposition, consents)  # may ask the broker
+        return Response(text, media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
     for name, prefix in _PREFIX.items():
 

@@ -7,6 +7,8 @@ the persistent :class:`~vault.sql.SqlVault` (SQLite by default, PostgreSQL by UR
 ``needs_clear_pan`` detokenizes as caller ``adapter:<name>`` under the vault's policy.
 The event journal (:func:`open_journal`) gets the vault's master key provider: one set of
 master keys wraps the journal's tenant keys and derives its checkpoint signing key.
+With :class:`~observability.metrics.HubMetrics`, the adapters the hub hands out
+(:meth:`Hub.adapter`) and the vault calls of its contexts are counted and timed.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import sys
 from dataclasses import dataclass
 from typing import TextIO
 
-from adapters.base import Adapter, DecodeContext, EncodeContext, PanDetokenizer
+from adapters.base import Adapter, DecodeContext, EncodeContext, PanDetokenizer, PanTokenizer
 from adapters.registry import AdapterRegistry, default_registry
 from hub.config import Settings
 from journal.store import Journal
+from observability.metrics import HubMetrics
 from vault.keys import FileKeyProvider
 from vault.memory import InMemoryVault
 from vault.policy import adapter_caller
@@ -35,10 +38,19 @@ class Hub:
 
     registry: AdapterRegistry
     vault: Vault
+    metrics: HubMetrics | None = None
+
+    def adapter(self, spec: str) -> Adapter:
+        """The adapter ``spec`` names (``iso8583:ascii``), instrumented if metrics are on."""
+        adapter = self.registry.get(spec)
+        return self.metrics.instrument_adapter(adapter) if self.metrics is not None else adapter
 
     def decode_context(self, tenant: str) -> DecodeContext:
         """A decode context for ``tenant``, tokenizing through the hub's vault."""
-        return DecodeContext(tenant=tenant, tokenizer=self.vault)
+        tokenizer: PanTokenizer = self.vault
+        if self.metrics is not None:
+            tokenizer = self.metrics.tokenizer(tokenizer)
+        return DecodeContext(tenant=tenant, tokenizer=tokenizer)
 
     def encode_context(self, adapter: Adapter, tenant: str) -> EncodeContext:
         """An encode context for ``adapter``: detokenization only if it declared the need,
@@ -48,6 +60,8 @@ class Hub:
             if isinstance(self.vault, SqlVault)
             else self.vault
         )
+        if self.metrics is not None:
+            detokenizer = self.metrics.detokenizer(detokenizer)
         return EncodeContext.for_adapter(adapter, tenant, detokenizer)
 
 
@@ -109,8 +123,12 @@ def open_journal(
     return journal
 
 
-def build_hub(registry: AdapterRegistry | None = None, vault: Vault | None = None) -> Hub:
+def build_hub(
+    registry: AdapterRegistry | None = None,
+    vault: Vault | None = None,
+    metrics: HubMetrics | None = None,
+) -> Hub:
     """Wire a hub: the given parts, else the registry and the vault the settings name."""
     if vault is None:
         vault = open_vault(Settings.from_environment())
-    return Hub(registry=registry or default_registry(), vault=vault)
+    return Hub(registry=registry or default_registry(), vault=vault, metrics=metrics)

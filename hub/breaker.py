@@ -10,6 +10,8 @@ Three states (Nygard, *Release It!*; the pattern of Hystrix and resilience4j):
 
 A timeout counts as a failure; a decline (``51``) is a success: the core answered.
 The breaker holds no lock: it lives on one asyncio event loop. The clock is injectable.
+Listeners (:meth:`CircuitBreaker.add_listener`, metrics) are told of every change of state;
+an open breaker turns half-open when it is next asked, once ``reset_after`` has passed.
 
 >>> now = [0.0]
 >>> breaker = CircuitBreaker("core", failure_threshold=2, reset_after=5.0, clock=lambda: now[0])
@@ -82,13 +84,23 @@ class CircuitBreaker:
         self._probes_out = 0
         self._times_opened = 0
         self._refused = 0
+        self._listeners: list[Callable[[CircuitBreaker, BreakerState], None]] = []
+
+    def add_listener(self, listener: Callable[[CircuitBreaker, BreakerState], None]) -> None:
+        """Call ``listener(breaker, new_state)`` on every change of state from now on."""
+        self._listeners.append(listener)
+
+    def _become(self, state: BreakerState) -> None:
+        self._state = state
+        for listener in self._listeners:
+            listener(self, state)
 
     @property
     def state(self) -> BreakerState:
         """The state now (an open breaker whose time is up reads as half-open)."""
         if self._state is BreakerState.OPEN and self._clock() - self._opened_at >= self.reset_after:
-            self._state = BreakerState.HALF_OPEN
             self._probes_out = 0
+            self._become(BreakerState.HALF_OPEN)
         return self._state
 
     def allow(self) -> bool:
@@ -107,8 +119,8 @@ class CircuitBreaker:
         """The destination answered."""
         self._failures = 0
         if self._state is not BreakerState.CLOSED:
-            self._state = BreakerState.CLOSED
             self._probes_out = 0
+            self._become(BreakerState.CLOSED)
 
     def record_failure(self) -> None:
         """The destination failed or did not answer in time."""
@@ -119,10 +131,10 @@ class CircuitBreaker:
             self._open()
 
     def _open(self) -> None:
-        self._state = BreakerState.OPEN
         self._opened_at = self._clock()
         self._probes_out = 0
         self._times_opened += 1
+        self._become(BreakerState.OPEN)
 
     def snapshot(self) -> BreakerSnapshot:
         """Counters for metrics."""

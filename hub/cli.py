@@ -37,7 +37,7 @@ import logging
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from adapters.base import (
     Adapter,
@@ -60,6 +60,10 @@ from hub.routes_cli import add_routes_commands, run_routes_command
 from hub.vault_cli import add_vault_commands, run_vault_command
 from vault.errors import VaultError
 from vault.masking import install_pan_masking
+
+if TYPE_CHECKING:
+    from hub.config_file import HubConfig
+    from hub.workers import WorkerMetrics
 
 __all__ = ["CANONICAL_JSON", "main"]
 
@@ -228,7 +232,7 @@ def _run(
         config = dataclasses.replace(config, workers=workers)
     if config.workers > 1 and worker is None:
         prepare_state(config, out)
-        return supervise(config_path, config.workers, out)
+        return supervise(config_path, config.workers, out, _worker_metrics(config))
     if worker is not None:
         die_with_parent()
     try:
@@ -237,6 +241,21 @@ def _run(
         raise CliError(str(exc), EXIT_USAGE) from None
     except RoutingError as exc:
         raise CliError(f"transport {config.routing.transport.split('@')[-1]}: {exc}") from None
+
+
+def _worker_metrics(config: HubConfig) -> WorkerMetrics | None:
+    """``[metrics]`` for a supervisor: the workers' directory, the broker's queues."""
+    from hub.service import HubService
+    from hub.workers import WorkerMetrics
+    from routing.amqp import AmqpTransport
+
+    if config.metrics is None:
+        return None
+    url = config.routing.transport
+    queues = None
+    if url.startswith(("amqp://", "amqps://")):
+        queues = AmqpTransport(url, HubService(config).topology)  # never started: reads only
+    return WorkerMetrics(config.settings.home / "metrics", config.metrics.listen, queues)
 
 
 def _adapter(registry: AdapterRegistry, spec: str) -> Adapter:

@@ -55,6 +55,9 @@ optional; what is absent takes the default shown::
     inbound = "clearing.inbound"        # pacs.008 documents in
     outbound = "clearing.outbound"      # pacs.002 status reports out
 
+    [metrics]                           # Prometheus /metrics (observability.metrics)
+    listen = "127.0.0.1:9464"           # host:port; without [metrics]: not served
+
     [mainframe]                         # the core banking connector
     via = "tcp"                         # tcp, or mq: the RabbitMQ queue pair
     mq_url = "amqp://..."               # via = "mq" (default: the amqp:// transport)
@@ -91,6 +94,7 @@ from adapters.codepages import EBCDIC_CODEPAGES
 from adapters.framing import FRAMERS
 from hub.config import Settings
 from hub.edge import EdgeSettings
+from observability.metrics import parse_listen
 
 __all__ = [
     "ClearingConfig",
@@ -98,6 +102,7 @@ __all__ = [
     "HubConfig",
     "ListenerConfig",
     "MainframeConfig",
+    "MetricsConfig",
     "RoutingConfig",
     "TableReader",
     "TlsConfig",
@@ -217,6 +222,14 @@ class ClearingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """Where ``isobridge run`` serves ``/metrics`` (``[metrics]``; with workers, the
+    supervisor serves the sum over them)."""
+
+    listen: str = "127.0.0.1:9464"
+
+
+@dataclass(frozen=True, slots=True)
 class RoutingConfig:
     """The transport and the route rules (``[routing]``)."""
 
@@ -238,6 +251,7 @@ class HubConfig:
     source: str = "(defaults)"
     workers: int = 1
     journal: bool = True
+    metrics: MetricsConfig | None = None
 
 
 def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> HubConfig:
@@ -302,8 +316,11 @@ class _Reader(TableReader):
 
     def config(self, data: Mapping[str, Any]) -> HubConfig:
         self.known(
-            data, "", ("hub", "vault", "routing", "listeners", "mainframe", "clearing", "upstreams")
-        )
+            data,
+            "",
+            ("hub", "vault", "routing", "listeners", "mainframe", "clearing", "upstreams",
+             "metrics"),
+        )  # fmt: skip
         hub = self.table(data, "hub")
         self.known(hub, "hub", ("tenant", "home", "workers", "journal"))
         tenant = self.text(hub, "hub.tenant", "tenant", "default")
@@ -355,7 +372,17 @@ class _Reader(TableReader):
             source=self.source,
             workers=workers,
             journal=self.boolean(hub, "hub.journal", "journal", True),
+            metrics=self.metrics(self.table(data, "metrics")) if "metrics" in data else None,
         )
+
+    def metrics(self, table: Mapping[str, Any]) -> MetricsConfig:
+        self.known(table, "metrics", ("listen",))
+        listen = self.text(table, "metrics.listen", "listen", MetricsConfig().listen)
+        try:
+            parse_listen(listen)
+        except ValueError as exc:
+            raise self.fail("metrics.listen", str(exc)) from None
+        return MetricsConfig(listen)
 
     def upstreams(self, value: object) -> tuple[UpstreamConfig, ...]:
         result: list[UpstreamConfig] = []

@@ -35,6 +35,9 @@ flight, as its bytes were), not by detokenizing through the vault, which would c
 audited database write per reply. A reply carrying any other token is detokenized through
 the vault, audited, as usual.
 
+An :class:`EdgeObserver` (metrics, ``observability.metrics``) is told of connections opened
+and closed, of each request as it starts and, when its reply is written, how long it took.
+
 Bad input: a frame the adapter cannot decode is answered with the adapter's reject (field 39
 ``30``, format error) when its MTI is readable; otherwise, and on a framing error, the
 connection is closed and the event logged, with the offset and reason only (never payload
@@ -72,6 +75,7 @@ from canonical_model.pan import PanToken
 from canonical_model.replies import reply_to
 
 __all__ = [
+    "EdgeObserver",
     "EdgeSettings",
     "EdgeStats",
     "Iso8583Edge",
@@ -89,6 +93,34 @@ class RequestHandler(Protocol):
     """Where the edge sends a decoded request; returns the reply to write back."""
 
     def __call__(self, request: CanonicalMessage, /) -> Awaitable[CanonicalMessage]: ...
+
+
+class EdgeObserver(Protocol):
+    """Told what an edge does (metrics); called on the edge's event loop, must be quick."""
+
+    def connection_opened(self) -> None: ...
+
+    def connection_closed(self) -> None: ...
+
+    def request_started(self) -> None: ...
+
+    def request_finished(self, replied_after: float | None) -> None:
+        """The request is done: replied after that many seconds, or None (no reply: the
+        connection was closed on bad input, or the message was ignored)."""
+
+
+class _Unobserved:
+    def connection_opened(self) -> None:
+        pass
+
+    def connection_closed(self) -> None:
+        pass
+
+    def request_started(self) -> None:
+        pass
+
+    def request_finished(self, replied_after: float | None) -> None:
+        pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,10 +186,12 @@ class Iso8583Edge:
         handler: RequestHandler,
         now: Callable[[], dt.datetime] | None = None,
         new_message_id: Callable[[], str] | None = None,
+        observer: EdgeObserver | None = None,
     ) -> None:
         self.settings = settings
         self.adapter = adapter
         self.stats = EdgeStats()
+        self.observer: EdgeObserver = observer or _Unobserved()
         self._framer: Framer = get_framer(settings.framing, max_payload=settings.max_message_size)
         self._decode_context = decode_context
         self._encode_context = encode_context
@@ -232,12 +266,14 @@ class Iso8583Edge:
         self._connections.add(task)
         self.stats.connections_open += 1
         self.stats.connections_total += 1
+        self.observer.connection_opened()
         try:
             await _Connection(self, reader, writer, peer).run()
         except asyncio.CancelledError:
             pass  # the edge is closing: end this connection quietly
         finally:
             self.stats.connections_open -= 1
+            self.observer.connection_closed()
             self._connections.discard(task)
             await _close(writer)
 
@@ -327,6 +363,17 @@ class _Connection:
         self.slots.release()
 
     async def _handle(self, frame: Frame) -> None:
+        observer = self.edge.observer
+        observer.request_started()
+        replied_after = None
+        try:
+            replied_after = await self._answer_frame(frame)
+        finally:
+            observer.request_finished(replied_after)
+
+    async def _answer_frame(self, frame: Frame) -> float | None:
+        """Decode, answer and reply to one frame; seconds until the reply was written, or
+        None when there was no reply."""
         edge = self.edge
         started = asyncio.get_running_loop().time()
         edge.stats.requests += 1
@@ -342,14 +389,13 @@ class _Connection:
             answer = edge.adapter.reject(exc, encode_context)
             if answer is None:
                 self._bad_input(f"undecodable message: {exc}")
-                return
+                return None
             _log.info("format error from %s answered: %s", self.peer, exc)
-            await self._send(answer, frame, started)
-            return
+            return await self._send(answer, frame, started)
         if request.is_response:
             # Acquirers send requests; a response here has no request of ours to match.
             _log.warning("unexpected response from %s (message %s) ignored", self.peer, request.ids)
-            return
+            return None
         reply = await edge.answer(request)
         try:
             payload = edge.adapter.encode(reply, encode_context)
@@ -358,15 +404,17 @@ class _Connection:
             _log.error("cannot encode the reply to %s: %s", request.ids.message_id, exc)
             fallback = edge._reply(request, SYSTEM_MALFUNCTION)
             payload = edge.adapter.encode(fallback, encode_context)
-        await self._send(payload, frame, started)
+        return await self._send(payload, frame, started)
 
-    async def _send(self, payload: bytes, request_frame: Frame, started: float) -> None:
+    async def _send(self, payload: bytes, request_frame: Frame, started: float) -> float:
         self._write(self.edge._framer.frame(payload, header=_reply_header(request_frame)))
         self.edge.stats.replies += 1
-        self.edge.stats.latencies.append(asyncio.get_running_loop().time() - started)
+        latency = asyncio.get_running_loop().time() - started
+        self.edge.stats.latencies.append(latency)
         # A client that does not read its replies holds its requests' slots: backpressure.
         with contextlib.suppress(ConnectionError, ssl.SSLError):
             await self.writer.drain()
+        return latency
 
     def _write(self, data: bytes) -> None:
         if not self.writer.is_closing():

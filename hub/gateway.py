@@ -25,13 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from gateway.app import GatewayServices, GatewaySettings, create_app
 from gateway.consents import ConsentStore
 from gateway.idempotency import IdempotencyStore
 from gateway.journaled import JournalPayments, JournalProbe
 from gateway.limits import RateLimiter
-from gateway.operations import ReadinessProbe
+from gateway.operations import Metrics, ReadinessProbe
 from gateway.payments import PaymentService
 from gateway.ports import AccountDirectory, AccountRecord, ClearingPublisher, CoreBankingPort
 from gateway.security.authserver import (
@@ -121,6 +122,7 @@ def build_gateway(
     tenant_of: Mapping[str, str] | None = None,
     probes: Sequence[ReadinessProbe] = (),
     dead_letters: Transport | None = None,
+    metrics_registry: CollectorRegistry | None = None,
 ) -> BuiltGateway:
     """Wire the gateway from the hub's parts (module docstring)."""
     settings = settings or GatewaySettings()
@@ -176,5 +178,6 @@ def build_gateway(
         probes=(JournalProbe(journal), *probes),
         dead_letters=dead_letters,
         journal=journal,
+        metrics=Metrics(metrics_registry),
     )
     return BuiltGateway(create_app(services), services, server, payments)

@@ -29,6 +29,8 @@ from hub.cli_support import EXIT_OK, EXIT_USAGE
 from hub.config_file import ConfigError, HubConfig, load_config
 
 if TYPE_CHECKING:  # the web stack is imported when the command runs, not by every CLI call
+    from prometheus_client import CollectorRegistry
+
     from gateway.ports import CoreBankingPort
     from hub.gateway import BuiltGateway
     from hub.gateway_config import GatewayConfig
@@ -102,16 +104,20 @@ async def serve_hub_with_gateway(
     in one process, on one event loop; the gateway uses the hub's core banking worker, its
     journal, and its transport for the dead-letter endpoints."""
     from hub.service import HubService
+    from observability.metrics import HubMetrics
 
-    async with HubService(hub_config, notes=out) as service:
+    # The gateway's /metrics shows the hub's metrics too: they are measured either way.
+    async with HubService(hub_config, notes=out, metrics=HubMetrics()) as service:
         if service.core is None or service.journal is None:
             raise ConfigError(hub_config.source, "mainframe", "the gateway needs a [mainframe]")
+        assert service.metrics is not None
         await _serve(
             config,
             out,
             core=service.core,
             journal=service.journal,
             dead_letters=service.transport,
+            metrics_registry=service.metrics.registry,
             ready=ready,
             stop=stop,
         )
@@ -124,6 +130,7 @@ async def _serve(
     core: CoreBankingPort,
     journal: Journal,
     dead_letters: Transport | None = None,
+    metrics_registry: CollectorRegistry | None = None,
     ready: Callable[[BuiltGateway, int], None] | None,
     stop: asyncio.Event | None,
 ) -> None:
@@ -159,6 +166,7 @@ async def _serve(
             response_signing_key=config.response_signing_key,
             probes=(clearing,),
             dead_letters=dead_letters,
+            metrics_registry=metrics_registry,
         )
         holder.append(built)
         restored = await built.payments.restore(JournalPayments(journal))

@@ -28,6 +28,11 @@ Everything runs on one event loop: the edges, the route, the core worker's posti
 between its 0200 and its 0210 (with ``memory://``, the transport's consumer threads hand
 deliveries to the loop).
 
+With ``[metrics]`` (or a :class:`~observability.metrics.HubMetrics` handed in), the adapters,
+the vault calls, the edges, the transport's retries and dead-letters, the circuit breakers
+and the queue depths are measured, and (one process) ``/metrics`` is served on
+``[metrics] listen``; with workers, :mod:`hub.workers` serves the sum over them.
+
 SIGHUP under :func:`run_forever` reloads the TLS listeners' certificates from their files
 (:meth:`HubService.reload_certificates`). Stopping (:meth:`HubService.close`, or SIGINT /
 SIGTERM under :func:`run_forever`) closes
@@ -46,13 +51,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
 
 from sqlalchemy import Engine
 
 from adapters.registry import AdapterRegistry, default_registry
 from canonical_model.messages import CanonicalMessage
 from hub.bootstrap import Hub, build_hub, open_journal, open_vault
+from hub.breaker import CircuitBreaker
 from hub.clearing import ClearingInbound
 from hub.clearing_queue import ClearingQueueEdge
 from hub.config_file import HubConfig
@@ -68,6 +74,7 @@ from hub.journaling import JournalWriter
 from hub.store import ReversalForwarder, ReversalStore, create_engine, upgrade
 from hub.upstream import UpstreamHost
 from journal import EventKind, Journal
+from observability.metrics import HubMetrics, MetricsServer, QueueDepthSource, serve_metrics
 from routing.reqreply import Requester
 from routing.rules import RouteTable, RuleSet, compile_rules, load_rules, parse_rules
 from routing.transport import (
@@ -134,9 +141,12 @@ class HubService:
         hub: Hub | None = None,
         request_timeout: float | None = None,
         notes: TextIO | None = None,
+        metrics: HubMetrics | None = None,
     ) -> None:
         self.config = config
         self.registry = registry or default_registry()
+        self.metrics = metrics or (HubMetrics() if config.metrics is not None else None)
+        self.metrics_server: MetricsServer | None = None
         self._hub = hub
         self._notes = notes
         rules = (
@@ -175,12 +185,15 @@ class HubService:
         )
         config = self.config
         hub = self._hub or build_hub(self.registry, open_vault(config.settings, notes=self._notes))
+        if self.metrics is not None and hub.metrics is None:
+            hub = dataclasses.replace(hub, metrics=self.metrics)
         self._hub = hub
         if config.journal:
             self.journal = await asyncio.to_thread(open_journal, config.settings, notes=self._notes)
             self.journal_writer = JournalWriter(self.journal)
             await self.journal_writer.start()
-        transport = open_transport(config.routing.transport, self.topology)
+        observed = {"observer": self.metrics} if self.metrics is not None else {}
+        transport = open_transport(config.routing.transport, self.topology, **observed)
         await transport.start_async()
         requester = Requester(transport, default_timeout=self._requester_timeout())
         await requester.start_async()
@@ -191,20 +204,39 @@ class HubService:
                 await self._start_core(parts)
             await self._start_upstreams(parts)
             for listener in config.listeners:
-                adapter = self.registry.get(listener.adapter)
+                adapter = hub.adapter(listener.adapter)
                 edge = Iso8583Edge(
                     dataclasses.replace(listener.edge_settings(), reuse_port=config.workers > 1),
                     adapter=adapter,
                     decode_context=hub.decode_context(listener.tenant),
                     encode_context=hub.encode_context(adapter, listener.tenant),
                     handler=self.route,
+                    observer=self.metrics.edge(listener.name) if self.metrics else None,
                 )
                 await edge.start()
                 parts.edges.append(edge)
                 self.edges.append(edge)
+            if self.metrics is not None:
+                self._start_metrics(self.metrics, parts)
         except BaseException:
             await self.close()
             raise
+
+    def _start_metrics(self, metrics: HubMetrics, parts: _Parts) -> None:
+        """Follow the breakers and the queues; serve ``/metrics`` when this process is the
+        whole hub (with workers, the supervisor serves)."""
+        breakers = [getattr(parts.connector, "breaker", None)]
+        breakers += [host.connector.breaker for host in parts.upstreams]
+        for breaker in breakers:
+            if isinstance(breaker, CircuitBreaker):
+                metrics.watch_breaker(breaker)
+        depths = getattr(parts.transport, "queue_depths", None)
+        if depths is not None:
+            metrics.watch_queues(cast(QueueDepthSource, parts.transport))
+        if self.config.metrics is not None and self.config.workers == 1:
+            self.metrics_server = serve_metrics(
+                self.config.metrics.listen, metrics.exposition_registry()
+            )
 
     async def _start_upstreams(self, parts: _Parts) -> None:
         names = {f"upstream.{u.name}": u for u in self.config.upstreams}
@@ -272,6 +304,9 @@ class HubService:
         if parts is None:
             return
         self._stop.set()
+        if self.metrics_server is not None:
+            await asyncio.to_thread(self.metrics_server.close)
+            self.metrics_server = None
         for edge in parts.edges:
             await edge.close()
         if parts.clearing is not None:
@@ -508,6 +543,9 @@ def run_forever(
                     f"{name}: ISO 8583 edge on {edge.settings.host}:{edge.port}"
                     f" ({edge.settings.framing}, {edge.adapter.variant})\n"
                 )
+            if service.metrics_server is not None:
+                host, port = service.metrics_server.address
+                out.write(f"{name}: metrics on http://{host}:{port}/metrics\n")
             if config.mainframe is not None:
                 out.write(
                     f"{name}: core banking at {config.mainframe.host}:{config.mainframe.port}"

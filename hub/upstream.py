@@ -64,7 +64,7 @@ class UpstreamHost:
         self.config = config
         self.hub = hub
         self.tenant = tenant
-        adapter: Adapter = hub.registry.get(config.adapter)
+        adapter: Adapter = hub.adapter(config.adapter)
         self.adapter = adapter
         variant = adapter.variant
         match = iso8583_match_key(SPECS[variant])

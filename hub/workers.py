@@ -24,6 +24,10 @@ do for web servers:
   finishes what it holds) and then the supervisor; SIGHUP is passed on (certificate
   reload). A worker whose supervisor disappears is sent SIGTERM by the kernel (Linux
   ``PR_SET_PDEATHSIG``), so no orphan keeps a port.
+- **Metrics** (``[metrics]``, :class:`WorkerMetrics`): every worker writes its values to
+  ``<home>/metrics`` (prometheus_client's multiprocess mode, emptied at start) and the
+  supervisor serves their sum on ``[metrics] listen``, with the queue depths read from the
+  broker; a dead worker's gauges are dropped, its counters kept.
 """
 
 from __future__ import annotations
@@ -31,16 +35,29 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-__all__ = ["Supervisor", "die_with_parent", "supervise", "worker_command"]
+from observability.metrics import (
+    MULTIPROCESS_ENV,
+    MetricsServer,
+    QueueDepthCollector,
+    QueueDepthSource,
+    multiprocess_registry,
+    prepare_multiprocess_directory,
+    serve_metrics,
+    worker_exited,
+)
+
+__all__ = ["Supervisor", "WorkerMetrics", "die_with_parent", "supervise", "worker_command"]
 
 _PR_SET_PDEATHSIG = 1
 _STABLE_AFTER = 60.0
@@ -67,6 +84,22 @@ def die_with_parent() -> None:
         ctypes.CDLL(name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerMetrics:
+    """The workers' metrics: their value files' ``directory``, the address the supervisor
+    serves the sum on, and the transport whose queue depths it reads when scraped (None
+    for ``memory://``, whose queues live inside each worker)."""
+
+    directory: Path
+    listen: str
+    queues: QueueDepthSource | None = None
+
+    def serve(self) -> MetricsServer:
+        """Serve the sum over the workers' files (the directory must exist)."""
+        extra = (QueueDepthCollector([self.queues]),) if self.queues is not None else ()
+        return serve_metrics(self.listen, multiprocess_registry(self.directory, extra))
+
+
 @dataclass(slots=True)
 class _Worker:
     index: int
@@ -89,9 +122,11 @@ class Supervisor:
     restart_delays: Sequence[float] = (1.0, 2.0, 5.0, 10.0, 30.0)
     poll_interval: float = 0.2
     env: dict[str, str] | None = None
+    metrics: WorkerMetrics | None = None
     _slots: list[_Worker] = field(default_factory=list)
     _stopping: bool = False
     _status: int = 0
+    _metrics_server: MetricsServer | None = None
 
     def run(self) -> int:
         previous = {
@@ -99,6 +134,8 @@ class Supervisor:
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
         }
         try:
+            if self.metrics is not None:
+                self._start_metrics(self.metrics)
             self._slots = [_Worker(index) for index in range(1, self.workers + 1)]
             for worker in self._slots:
                 self._start(worker)
@@ -108,9 +145,19 @@ class Supervisor:
                 time.sleep(self.poll_interval)
         finally:
             self._stop_all()
+            if self._metrics_server is not None:
+                self._metrics_server.close()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         return self._status
+
+    def _start_metrics(self, metrics: WorkerMetrics) -> None:
+        prepare_multiprocess_directory(metrics.directory)
+        base = dict(os.environ) if self.env is None else dict(self.env)
+        self.env = {**base, MULTIPROCESS_ENV: str(metrics.directory)}
+        self._metrics_server = metrics.serve()
+        host, port = self._metrics_server.address
+        self._note(f"metrics of every worker on http://{host}:{port}/metrics")
 
     def pids(self) -> list[str]:
         """The process ids of the running workers."""
@@ -150,6 +197,8 @@ class Supervisor:
                 continue
             status = process.returncode
             lived = now - worker.started_at
+            if self.metrics is not None:
+                worker_exited(process.pid, self.metrics.directory)
             if worker.runs == 1 and lived < self.startup_grace and status > 0:
                 self._note(
                     f"worker {worker.index} exited at start-up with status {status}; stopping"
@@ -184,6 +233,10 @@ class Supervisor:
         self.out.flush()
 
 
-def supervise(config_path: str | None, workers: int, out: TextIO) -> int:
+def supervise(
+    config_path: str | None, workers: int, out: TextIO, metrics: WorkerMetrics | None = None
+) -> int:
     """Run ``workers`` hub processes from ``config_path`` until SIGTERM / SIGINT."""
-    return Supervisor(workers, lambda index: worker_command(config_path, index, workers), out).run()
+    return Supervisor(
+        workers, lambda index: worker_command(config_path, index, workers), out, metrics=metrics
+    ).run()

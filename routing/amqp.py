@@ -70,6 +70,7 @@ from routing.transport import (
     BatchHandler,
     Consumer,
     DeadLetter,
+    DeliveryObserver,
     Outgoing,
     PublishNackedError,
     PublishReceipt,
@@ -193,9 +194,11 @@ class AmqpTransport(TransportBase):
         max_in_flight: int = 10_000,
         reconnect_delays: Sequence[float] = _RECONNECT_DELAYS,
         declare: bool = True,
+        observer: DeliveryObserver | None = None,
     ) -> None:
         self.url = url
         self._topology = topology
+        self._observer = observer
         try:
             self._parameters = pika.URLParameters(url)
         except Exception as exc:
@@ -802,6 +805,8 @@ class AmqpTransport(TransportBase):
                 batch.returned.append(message_id)
             else:
                 batch.parked.append(message_id)
+                if self._observer is not None:
+                    self._observer.dead_lettered("unroutable")
                 parked = unroutable_copy(pub.item, pub.exchange, self._topology)
                 batch.remaining += 1
                 self._pending.append(_Pub(parked, DEFAULT_EXCHANGE, batch))
@@ -1134,6 +1139,25 @@ class AmqpTransport(TransportBase):
             frame = channel.queue_declare(queue, passive=True)
             return int(frame.method.message_count)
 
+    def queue_depths(self, queues: Sequence[str]) -> dict[str, int]:
+        """Messages ready in each of ``queues`` that exists (metrics): passive declares on
+        one connection of its own; a missing queue closes only its own channel."""
+        connection = self._blocking()
+        depths: dict[str, int] = {}
+        try:
+            for queue in queues:
+                channel = connection.channel()
+                try:
+                    frame = channel.queue_declare(queue, passive=True)
+                except pika.exceptions.ChannelClosedByBroker:
+                    continue
+                depths[queue] = int(frame.method.message_count)
+                channel.close()
+        finally:
+            if connection.is_open:
+                connection.close()
+        return depths
+
     def _remove(self, consumer: _ConsumerBase) -> None:
         if consumer in self._consumers:
             self._consumers.remove(consumer)
@@ -1233,7 +1257,11 @@ class _AsyncAmqpConsumer(_ConsumerBase):
     async def _handle(self, batch: list[tuple[int, int, Received]]) -> None:
         transport = self._transport
         follow_ups = await dispatch_async(
-            [r for _, _, r in batch], self.destination, self.handler, transport.topology
+            [r for _, _, r in batch],
+            self.destination,
+            self.handler,
+            transport.topology,
+            transport._observer,
         )
         transport._settle_deliveries(self, batch[0][0], [tag for _, tag, _ in batch], follow_ups)
 
@@ -1298,7 +1326,11 @@ class _AmqpConsumer(_ConsumerBase):
                 continue
             generation = current[0][0]
             follow_ups = dispatch(
-                [r for _, _, r in current], self.destination, self.handler, transport.topology
+                [r for _, _, r in current],
+                self.destination,
+                self.handler,
+                transport.topology,
+                transport._observer,
             )
             tags = [tag for _, tag, _ in current]
             transport._call(

@@ -43,6 +43,7 @@ from routing.transport import (
     DEFAULT_EXCHANGE,
     BatchHandler,
     DeadLetter,
+    DeliveryObserver,
     Outgoing,
     PublishReceipt,
     Received,
@@ -99,10 +100,18 @@ class _Queue:
 class MemoryTransport(TransportBase):
     """The in-process transport; see the module docstring."""
 
-    def __init__(self, url: str, topology: Topology, *, declare: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        topology: Topology,
+        *,
+        declare: bool = True,
+        observer: DeliveryObserver | None = None,
+    ) -> None:
         # ``declare`` is accepted for symmetry with amqp://: in memory, declaring is existing.
         self.url = url
         self._topology = topology
+        self._observer = observer
         self._lock = threading.Condition()
         self._queues: dict[str, _Queue] = {}
         self._bindings: list[tuple[str, str]] = []  # (binding key, queue) on the topic exchange
@@ -188,6 +197,8 @@ class MemoryTransport(TransportBase):
                     exchange = self._exchange_of(item)
                     self._route(unroutable_copy(item, exchange, self._topology))
                     parked.append(item.envelope.message_id)
+                    if self._observer is not None:
+                        self._observer.dead_lettered("unroutable")
             self._lock.notify_all()
         if unroutable == "raise" and parked:
             raise UnroutableError(parked)
@@ -330,6 +341,11 @@ class MemoryTransport(TransportBase):
         with self._lock:
             return len(self._queues[queue].ready)
 
+    def queue_depths(self, queues: Sequence[str]) -> dict[str, int]:
+        """Messages ready in each of ``queues`` that exists (metrics)."""
+        with self._lock:
+            return {q: len(self._queues[q].ready) for q in queues if q in self._queues}
+
     def _take(self, consumer: _MemoryConsumer) -> list[_Stored] | None:
         """Up to a batch of messages for ``consumer``; None once it must stop."""
         queue = consumer.queue_state
@@ -364,7 +380,9 @@ class MemoryTransport(TransportBase):
             )
             for s in batch
         ]
-        follow_ups = dispatch(received, consumer.destination, consumer.handler, self._topology)
+        follow_ups = dispatch(
+            received, consumer.destination, consumer.handler, self._topology, self._observer
+        )
         with self._lock:
             for item in follow_ups:
                 if item is not None:

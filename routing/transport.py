@@ -96,6 +96,7 @@ __all__ = [
     "Delivery",
     "Received",
     "Destination",
+    "DeliveryObserver",
     "Handler",
     "Outcome",
     "Outgoing",
@@ -121,6 +122,7 @@ __all__ = [
     "open_transport",
     "replay_copy",
     "routing_key_for",
+    "settled_action",
     "unroutable_copy",
 ]
 
@@ -493,6 +495,17 @@ AsyncBatchHandler = Callable[[Sequence[Delivery]], Awaitable[Sequence[Outcome]]]
 """A batch handler that runs on the event loop (``consume_async``): it may await I/O."""
 
 
+class DeliveryObserver(Protocol):
+    """Told when a message is retried or parked (metrics, see ``observability.metrics``).
+    Called on a consumer's thread or event loop, or a publisher's: it must be quick and
+    must not raise. ``destination`` is a topology destination, or ``unroutable`` for a
+    message that no queue was bound for (parked at publish)."""
+
+    def retried(self, destination: str) -> None: ...
+
+    def dead_lettered(self, destination: str) -> None: ...
+
+
 def as_batch_handler(handler: Handler) -> BatchHandler:
     """A batch handler that calls ``handler`` once per delivery."""
 
@@ -792,7 +805,7 @@ def follow_up(
     origin = {ORIGINAL_EXCHANGE: exchange, ORIGINAL_ROUTING_KEY: routing_key, ATTEMPT: attempt}
     if outcome.action is Action.RETRY and destination is not None:
         policy = topology.destination(destination).retry
-        if attempt < policy.max_attempts:
+        if settled_action(outcome, destination, attempt, topology) is Action.RETRY:
             queue = topology.retry_queue(destination, policy.delay_ms(attempt))
             copy = delivery_envelope.updated({**origin, REASON: reason})
             return Outgoing(copy, queue, DEFAULT_EXCHANGE, mandatory=False)
@@ -804,6 +817,19 @@ def follow_up(
         return Outgoing(copy, topology.unroutable_queue, DEFAULT_EXCHANGE, mandatory=False)
     copy = delivery_envelope.updated({**parked, DESTINATION: destination})
     return Outgoing(copy, destination, topology.dead_letter_exchange, mandatory=False)
+
+
+def settled_action(
+    outcome: Outcome, destination: str | None, attempt: int, topology: Topology
+) -> Action:
+    """What becomes of a delivery settled with ``outcome`` at its ``attempt``: a retry past
+    the destination's ``max_attempts``, or on a plain queue (``destination`` None), is a
+    dead-letter."""
+    if outcome.action is not Action.RETRY:
+        return outcome.action
+    if destination is None or attempt >= topology.destination(destination).retry.max_attempts:
+        return Action.DEAD_LETTER
+    return Action.RETRY
 
 
 def unroutable_copy(item: Outgoing, exchange: str, topology: Topology) -> Outgoing:
@@ -849,10 +875,12 @@ def dispatch(
     destination: str | None,
     handler: BatchHandler,
     topology: Topology,
+    observer: DeliveryObserver | None = None,
 ) -> list[Outgoing | None]:
     """Decode a batch, run ``handler`` on the valid messages, and return for each received
     message its follow-up (:func:`follow_up`; None: just ack). Shared by every backend, so
-    they decide alike. Invalid messages are dead-lettered with their reason, untried."""
+    they decide alike. Invalid messages are dead-lettered with their reason, untried.
+    ``observer`` is told of each retry and dead-letter of a destination."""
     batch = _DecodedBatch(received, destination)
     if batch.deliveries:
         try:
@@ -860,7 +888,7 @@ def dispatch(
         except Exception as exc:
             results = batch.failed(exc)
         batch.settle(results)
-    return batch.follow_ups(topology)
+    return batch.follow_ups(topology, observer)
 
 
 async def dispatch_async(
@@ -868,6 +896,7 @@ async def dispatch_async(
     destination: str | None,
     handler: AsyncBatchHandler,
     topology: Topology,
+    observer: DeliveryObserver | None = None,
 ) -> list[Outgoing | None]:
     """:func:`dispatch` with a handler that is awaited (a consumer on the event loop)."""
     batch = _DecodedBatch(received, destination)
@@ -877,7 +906,7 @@ async def dispatch_async(
         except Exception as exc:
             results = batch.failed(exc)
         batch.settle(results)
-    return batch.follow_ups(topology)
+    return batch.follow_ups(topology, observer)
 
 
 class _DecodedBatch:
@@ -931,7 +960,19 @@ class _DecodedBatch:
         valid = [i for i in range(len(self.received)) if i not in self.outcomes]
         self.outcomes.update(zip(valid, results, strict=True))
 
-    def follow_ups(self, topology: Topology) -> list[Outgoing | None]:
+    def follow_ups(
+        self, topology: Topology, observer: DeliveryObserver | None = None
+    ) -> list[Outgoing | None]:
+        if observer is not None and self.destination is not None:
+            for index, outcome in self.outcomes.items():
+                if outcome.action is Action.ACK:
+                    continue
+                attempt = self.origins[index][2]
+                action = settled_action(outcome, self.destination, attempt, topology)
+                if action is Action.RETRY:
+                    observer.retried(self.destination)
+                else:
+                    observer.dead_lettered(self.destination)
         return [
             follow_up(item.envelope, self.destination, *self.origins[i], self.outcomes[i], topology)
             for i, item in enumerate(self.received)

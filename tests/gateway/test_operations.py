@@ -45,9 +45,9 @@ def test_metrics_need_the_admin_scope(tmp_path: Path) -> None:
             assert (
                 'isobridge_gateway_requests_total{method="GET",'
                 'route="/open-banking/v4.0/aisp/account-access-consents/{consent_id}",'
-                'status="404"} 1'
+                'status="404"} 1.0'
             ) in text
-            assert "isobridge_gateway_consents 0" in text
+            assert "isobridge_gateway_consents 0.0" in text
 
     scenario()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.breaker import CircuitBreaker
+from hub.breaker import BreakerState, CircuitBreaker
 
 
 class Clock:
@@ -79,3 +79,23 @@ def test_half_open_lets_the_configured_number_of_probes_through() -> None:
 def test_nonsense_settings_are_refused(settings: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="must be"):
         _breaker(Clock(), **settings)
+
+
+def test_listeners_hear_every_change_of_state() -> None:
+    now = [0.0]
+    breaker = CircuitBreaker("core", failure_threshold=2, reset_after=5.0, clock=lambda: now[0])
+    heard: list[tuple[str, BreakerState]] = []
+    breaker.add_listener(lambda b, state: heard.append((b.name, state)))
+    breaker.record_failure()  # one failure: still closed, nothing to tell
+    breaker.record_failure()
+    now[0] = 5.0
+    assert breaker.allow()
+    breaker.record_failure()  # the probe failed: open again
+    now[0] = 10.0
+    assert breaker.allow()
+    breaker.record_success()
+    assert [state for _, state in heard] == [
+        BreakerState.OPEN, BreakerState.HALF_OPEN, BreakerState.OPEN,
+        BreakerState.HALF_OPEN, BreakerState.CLOSED,
+    ]  # fmt: skip
+    assert {name for name, _ in heard} == {"core"}

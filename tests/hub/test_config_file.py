@@ -114,6 +114,14 @@ def test_no_file_means_the_embedded_defaults(tmp_path: Path) -> None:
     assert config.listeners == ()
     assert config.mainframe is None
     assert config.settings.embedded
+    assert config.metrics is None  # no /metrics unless asked for
+
+
+def test_metrics_listen_address(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path, "[metrics]\nlisten = '0.0.0.0:9100'"), environ={})
+    assert config.metrics is not None and config.metrics.listen == "0.0.0.0:9100"
+    config = load_config(_write(tmp_path, "[metrics]"), environ={})
+    assert config.metrics is not None and config.metrics.listen == "127.0.0.1:9464"
 
 
 @pytest.mark.parametrize(
@@ -156,6 +164,10 @@ def test_no_file_means_the_embedded_defaults(tmp_path: Path) -> None:
         ("[clearing]", "clearing", "needs a [mainframe]"),
         ("[mainframe]\n[clearing]", "clearing.url", "an amqp:// URL is required"),
         ("[mainframe]\n[clearing]\ninbox = 'x'", "clearing.inbox", "did you mean 'inbound'?"),
+        ("[metrics]\nlisten = '9464'", "metrics.listen", "'9464' is not host:port"),
+        ("[metrics]\nlisten = 'h:70000'", "metrics.listen", "port 70000 is outside 0..65535"),
+        ("[metrics]\nlistn = ':9464'", "metrics.listn", "did you mean 'listen'?"),
+        ("metrics = 1", "metrics", "expected a table"),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, text: str, key: str, reason: str) -> None:

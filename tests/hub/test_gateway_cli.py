@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from hub.cli import main
 from hub.config_file import ConfigError, load_config
@@ -258,6 +259,18 @@ def test_run_serves_the_hub_and_the_gateway_in_one_process(tmp_path: Path) -> No
                 )
                 assert parked.json() == {"Data": {"DeadLetter": []}}  # the hub's transport
                 assert (await http.get("/readyz")).json()["checked"] == ["journal", "broker"]
+                metrics = await http.get(
+                    "/metrics", headers={"Authorization": f"Bearer {admin}", **headers}
+                )
+                names = {
+                    sample.name
+                    for family in text_string_to_metric_families(metrics.text)
+                    for sample in family.samples
+                }
+                # One registry: the gateway's HTTP series beside the hub's own.
+                assert "isobridge_gateway_requests_total" in names
+                assert "isobridge_destination_queue_depth" in names
+                assert "isobridge_circuit_breaker_state" in names
             stop.set()
             await task
             await asyncio.to_thread(delete_queues, "test.run.outgoing", "test.run.status")

@@ -243,3 +243,65 @@ def test_workers_that_cannot_share_a_port_are_refused_at_start(
     status = main(["run", "--config", str(config), *argv], stdout=io.StringIO(), stderr=err)
     assert status == 2
     assert message in err.getvalue()
+
+
+def test_the_supervisor_serves_the_metrics_of_every_worker_summed(tmp_path: Path) -> None:
+    from tests.observability.test_metrics import scrape, value
+
+    url = amqp_url()
+    require_broker(url)
+
+    @on_event_loop
+    async def scenario() -> None:
+        ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
+        seed_ledger(ledger)
+        server = MainframeServer(ledger)
+        _, mainframe_port = await server.start("127.0.0.1", 0)
+        port = _free_port()
+        config = _config(tmp_path, port, mainframe_port, url)
+        config.write_text(config.read_text() + '[metrics]\nlisten = "127.0.0.1:0"\n')
+        hub = await Supervised.start(config)
+        try:
+            (line,) = await hub.wait_for_lines(r"^isobridge: metrics of every worker on http://")
+            host, metrics_port = re.findall(r"http://([\d.]+):(\d+)/metrics", line)[0]
+            address = (host, int(metrics_port))
+
+            async def terminal(first: int) -> None:
+                client = await Client.connect(port)
+                for stan in range(first, first + 3):
+                    await client.send(_purchase(stan, 100, ANNA))
+                    assert _parse(await client.receive(timeout=20))[1][39] == "00"
+                await client.close()
+
+            await asyncio.gather(*(terminal(100 * n) for n in range(1, 9)))
+            _, summed = await asyncio.to_thread(scrape, address)
+            first, second = hub.worker_pids()
+            files = {p.name for p in tmp_path.rglob("metrics/*.db")}
+            os.kill(first, signal.SIGKILL)
+            await hub.wait_for_lines(r"worker 1 started again \(pid \d+\)")
+            _, after_kill = await asyncio.to_thread(scrape, address)
+            assert await hub.stop() == 0
+        finally:
+            await hub.kill()
+            await server.close()
+            ledger.close()
+
+        request = {"adapter": "iso8583:ascii", "message_type": "financial.request"}
+        for samples in (summed, after_kill):  # a dead worker's counters stay in the sum
+            assert value(samples, "isobridge_adapter_decode_total", **request) == 24
+            assert value(samples, "isobridge_edge_request_seconds_count", listener="pos") == 24
+            assert value(samples, "isobridge_edge_connections_accepted_total", listener="pos") == 8
+            tokenized = value(
+                samples, "isobridge_vault_operations_total", operation="tokenize", outcome="ok"
+            )
+            assert tokenized == 24
+            assert value(samples, "isobridge_edge_in_flight", listener="pos") == 0
+            assert value(samples, "isobridge_circuit_breaker_state", breaker="mainframe") == 0
+            assert value(samples, "isobridge_transport_up") == 1
+            assert ("isobridge_destination_queue_depth", frozenset({("destination", "core")})) in (
+                samples
+            )
+        # both workers wrote their values (each set its breaker gauge at start)
+        assert {f"gauge_livemax_{first}.db", f"gauge_livemax_{second}.db"} <= files
+
+    scenario()
