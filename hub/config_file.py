@@ -66,6 +66,16 @@ optional; what is absent takes the default shown::
     failure_threshold = 5               # circuit breaker: failures in a row to open
     reset_after = 10.0                  # seconds open before a probe
 
+    [tracing]                           # OpenTelemetry spans (observability.tracing)
+    exporter = "none"                   # none | otlp (OTLP over HTTP) | console (stderr)
+    endpoint = "http://collector:4318/v1/traces"  # otlp (default: $OTEL_EXPORTER_OTLP_...)
+    service_name = "isobridge"
+    sample_ratio = 1.0                  # of the traces started at the edges
+
+    [logging]                           # observability.logs; every line masked
+    format = "text"                     # text (readable) | json (one object per line)
+    level = "warning"                   # or $ISOBRIDGE_LOG_FORMAT, $ISOBRIDGE_LOG_LEVEL
+
 Relative paths are taken from the directory of the configuration file. An error names the
 file, the key (``listeners[1].port``) and the reason, and suggests the key meant when an
 unknown one is close to a known one:
@@ -89,6 +99,8 @@ from adapters.codepages import EBCDIC_CODEPAGES
 from adapters.framing import FRAMERS
 from hub.config import Settings
 from hub.edge import EdgeSettings
+from observability.logs import LOG_FORMATS, LoggingConfig
+from observability.tracing import EXPORTERS, TracingConfig
 
 __all__ = [
     "ClearingConfig",
@@ -101,6 +113,7 @@ __all__ = [
     "TlsConfig",
     "UpstreamConfig",
     "load_config",
+    "logging_config",
 ]
 
 MAINFRAME_FRAMINGS: Final = ("len2", "len4", "cics")
@@ -235,6 +248,8 @@ class HubConfig:
     upstreams: tuple[UpstreamConfig, ...] = ()
     source: str = "(defaults)"
     workers: int = 1
+    tracing: TracingConfig = field(default_factory=TracingConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 
 def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> HubConfig:
@@ -299,8 +314,11 @@ class _Reader(TableReader):
 
     def config(self, data: Mapping[str, Any]) -> HubConfig:
         self.known(
-            data, "", ("hub", "vault", "routing", "listeners", "mainframe", "clearing", "upstreams")
-        )
+            data,
+            "",
+            ("hub", "vault", "routing", "listeners", "mainframe", "clearing", "upstreams",
+             "tracing", "logging"),
+        )  # fmt: skip
         hub = self.table(data, "hub")
         self.known(hub, "hub", ("tenant", "home", "workers"))
         tenant = self.text(hub, "hub.tenant", "tenant", "default")
@@ -351,6 +369,29 @@ class _Reader(TableReader):
             upstreams=self.upstreams(data.get("upstreams", [])),
             source=self.source,
             workers=workers,
+            tracing=self.tracing(self.table(data, "tracing")),
+            logging=logging_config(self, self.table(data, "logging"), self.environ),
+        )
+
+    def tracing(self, table: Mapping[str, Any]) -> TracingConfig:
+        self.known(table, "tracing", ("exporter", "endpoint", "service_name", "sample_ratio"))
+        defaults = TracingConfig()
+        exporter = self.text(table, "tracing.exporter", "exporter", defaults.exporter)
+        if exporter not in EXPORTERS:
+            raise self.fail("tracing.exporter", _unknown(exporter, EXPORTERS))
+        endpoint = self.optional_text(table, "tracing.endpoint", "endpoint")
+        if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+            raise self.fail("tracing.endpoint", f"{endpoint!r} is not an http(s):// URL")
+        ratio = table.get("sample_ratio", defaults.sample_ratio)
+        if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 <= ratio <= 1:
+            raise self.fail(
+                "tracing.sample_ratio", f"expected a number in 0..1, got {_shown(ratio)}"
+            )
+        return TracingConfig(
+            exporter,  # type: ignore[arg-type]  # checked against EXPORTERS above
+            endpoint,
+            self.text(table, "tracing.service_name", "service_name", defaults.service_name),
+            float(ratio),
         )
 
     def upstreams(self, value: object) -> tuple[UpstreamConfig, ...]:
@@ -607,6 +648,28 @@ class _Reader(TableReader):
         if not resolved.is_file():
             raise self.fail(where, f"no such file: {resolved}")
         return resolved
+
+
+_LEVELS: Final = ("debug", "info", "warning", "error", "critical")
+
+
+def logging_config(
+    reader: TableReader, table: Mapping[str, Any], environ: Mapping[str, str]
+) -> LoggingConfig:
+    """``[logging]`` (``format``, ``level``), ``$ISOBRIDGE_LOG_FORMAT`` and
+    ``$ISOBRIDGE_LOG_LEVEL`` taking precedence."""
+    reader.known(table, "logging", ("format", "level"))
+    values = {}
+    for key, variable, choices in (
+        ("format", "ISOBRIDGE_LOG_FORMAT", LOG_FORMATS),
+        ("level", "ISOBRIDGE_LOG_LEVEL", _LEVELS),
+    ):
+        where = f"${variable}" if environ.get(variable) else f"logging.{key}"
+        value = environ.get(variable) or table.get(key, getattr(LoggingConfig(), key))
+        if not isinstance(value, str) or value.lower() not in choices:
+            raise reader.fail(where, _unknown(str(value), choices))
+        values[key] = value.lower()
+    return LoggingConfig(values["format"], values["level"].upper())  # type: ignore[arg-type]
 
 
 def _unknown(value: str, choices: tuple[str, ...] | Mapping[str, object]) -> str:

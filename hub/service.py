@@ -43,6 +43,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -67,6 +68,8 @@ from hub.journaling import JournalWriter
 from hub.store import ReversalForwarder, ReversalStore, create_engine, upgrade
 from hub.upstream import UpstreamHost
 from journal import EventKind, Journal
+from observability.logs import bind_message
+from observability.tracing import Tracing
 from routing.reqreply import Requester
 from routing.rules import RouteTable, RuleSet, compile_rules, load_rules, parse_rules
 from routing.transport import (
@@ -133,6 +136,7 @@ class HubService:
         hub: Hub | None = None,
         request_timeout: float | None = None,
         notes: TextIO | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.config = config
         self.registry = registry or default_registry()
@@ -162,6 +166,13 @@ class HubService:
         self.clearing: ClearingQueueEdge | None = None
         self.journal: Journal | None = None
         self.journal_writer: JournalWriter | None = None
+        # Spans as [tracing] says, on a provider of this hub's own (shut down by close());
+        # a given one belongs to the caller.
+        self._owns_tracing = tracing is None
+        self.tracing = tracing or Tracing.from_config(config.tracing)
+        self._messaging_system = (
+            "memory" if config.routing.transport.startswith("memory:") else "rabbitmq"
+        )
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -196,6 +207,7 @@ class HubService:
                     decode_context=hub.decode_context(listener.tenant),
                     encode_context=hub.encode_context(adapter, listener.tenant),
                     handler=self.route,
+                    tracing=self.tracing,
                 )
                 await edge.start()
                 parts.edges.append(edge)
@@ -236,7 +248,11 @@ class HubService:
         engine = await asyncio.to_thread(_reversal_database, config)
         self.reversals = ReversalStore(engine, posting_reference=posting_reference)
         self.core = CoreBanking(
-            connector, reversals=self.reversals, on_reversal_stored=self._reversal_stored
+            connector,
+            reversals=self.reversals,
+            on_reversal_stored=self._reversal_stored,
+            tracing=self.tracing,
+            peer=f"mainframe {config.mainframe.host}:{config.mainframe.port}",
         )
         forwarder = ReversalForwarder(
             self.reversals, self.core, on_acknowledged=self._reversal_acknowledged
@@ -290,6 +306,8 @@ class HubService:
             await self.journal_writer.close()
         if self.journal is not None:
             self.journal.close()
+        if self._owns_tracing:
+            await asyncio.to_thread(self.tracing.shutdown)
 
     async def __aenter__(self) -> HubService:
         await self.start()
@@ -335,13 +353,19 @@ class HubService:
         if self._parts is None:
             raise RuntimeError("the hub is not running")
         started = asyncio.get_running_loop().time()
-        self._record(EventKind.RECEIVED, request, _received_body(request))
+        tracing = self.tracing
+        received = _received_body(request)
+        if tracing.enabled:
+            received["trace_id"] = tracing.trace_id()
+        self._record(EventKind.RECEIVED, request, received)
         route = self.rules.match(request)
         if route.destination is None:
             self._record(EventKind.DEAD_LETTERED, request, {"reason": route.reason})
-            await self._parts.transport.publish_async(
-                request, f"unrouted.{routing_key_for(request)}"
-            )
+            key = f"unrouted.{routing_key_for(request)}"
+            with self._publish_span("unrouted", key, request):
+                await self._parts.transport.publish_async(
+                    request, key, traceparent=tracing.traceparent()
+                )
             _log.warning("no route for %s: %s", request.ids.message_id, route.reason)
             return immediate_answer(request, NO_ROUTING)
         self._record(
@@ -354,7 +378,10 @@ class HubService:
         try:
             # A broker that is down holds the publish until it is back: the acquirer's
             # budget bounds the wait (the publish may still complete later).
-            correlation_id, reply = await requester.send_async(request, key, timeout=timeout)
+            with self._publish_span(route.destination, key, request, route.rule):
+                correlation_id, reply = await requester.send_async(
+                    request, key, timeout=timeout, traceparent=tracing.traceparent()
+                )
         except (PublishTimeoutError, TimeoutError) as exc:  # it may still arrive and post
             _log.warning("request %s not confirmed in time: %r", request.ids.message_id, exc)
             await self._reverse_if_posted(request, route.destination)
@@ -379,6 +406,18 @@ class HubService:
             _answered_body(answer, asyncio.get_running_loop().time() - started),
         )
         return answer
+
+    def _publish_span(
+        self, destination: str, key: str, request: CanonicalMessage, rule: str | None = None
+    ) -> AbstractContextManager[object]:
+        return self.tracing.publish(
+            system=self._messaging_system,
+            exchange=self.topology.exchange,
+            routing_key=key,
+            destination=destination,
+            message=request,
+            rule=rule,
+        )
 
     def _record(self, kind: EventKind, request: CanonicalMessage, body: dict[str, object]) -> None:
         if self.journal_writer is not None:
@@ -417,10 +456,26 @@ class HubService:
         """A transport batch handler (on the hub's event loop) that runs ``handle`` for every
         delivery at once and acks each with its reply."""
 
+        tracing = self.tracing
+
+        async def traced(delivery: Delivery) -> CanonicalMessage:
+            message = delivery.message
+            bind_message(message)  # this delivery's task: its log lines name it
+            envelope = delivery.envelope
+            with tracing.consume(
+                system=self._messaging_system,
+                destination=delivery.destination,
+                queue=self.topology.queue(delivery.destination),
+                headers=envelope.headers,
+                message=message,
+                correlation_id=envelope.correlation_id,
+            ) as span:
+                reply = await handle(message)
+                tracing.outcome(span, reply)
+                return reply
+
         async def run(deliveries: Sequence[Delivery]) -> Sequence[Outcome]:
-            replies = await asyncio.gather(
-                *(handle(d.message) for d in deliveries), return_exceptions=True
-            )
+            replies = await asyncio.gather(*(traced(d) for d in deliveries), return_exceptions=True)
             outcomes = []
             for delivery, reply in zip(deliveries, replies, strict=True):
                 if isinstance(reply, BaseException):

@@ -57,6 +57,8 @@ RULES: Final[dict[str, Rule]] = {
         ),
     ),
     "hub": Rule((ANY,), (ANY,)),
+    # Wired by the composition root (hub); masks with canonical_model's card number rules.
+    "observability": Rule(("canonical_model",), ("opentelemetry", "prometheus_client")),
     "mainframe_sim": Rule(
         ("adapters.fixedwidth", "adapters.framing", "adapters.codepages"), ("sqlalchemy", "pika")
     ),

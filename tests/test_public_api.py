@@ -551,6 +551,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "TlsConfig",
         "UpstreamConfig",
         "load_config",
+        "logging_config",
     ],
     "hub.connector": [
         "ConnectionLostError",
@@ -801,6 +802,25 @@ PUBLIC_API: dict[str, list[str]] = {
         "SeedAccount",
         "iban_check_digits",
         "seed_ledger",
+    ],
+    "observability.logs": [
+        "JsonFormatter",
+        "LOG_FORMATS",
+        "LoggingConfig",
+        "MaskingFilter",
+        "bind",
+        "bind_message",
+        "bound_fields",
+        "configure_logging",
+        "install_masking",
+        "mask_sensitive",
+    ],
+    "observability.tracing": [
+        "CardSafeIdGenerator",
+        "EXPORTERS",
+        "MaskingSpanExporter",
+        "Tracing",
+        "TracingConfig",
     ],
     "mainframe_sim.server": [
         "DEFAULT_TRAN_ID",
