@@ -70,6 +70,7 @@ __all__ = [
     "configure_logging",
     "install_masking",
     "mask_sensitive",
+    "may_hold_card_data",
 ]
 
 LOG_FORMATS: Final = ("text", "json")
@@ -92,9 +93,13 @@ _PIN_BLOCK: Final = re.compile(
 )
 # Digits, possibly in groups joined by one space or dash: "4111 1111 1111 1111".
 _DIGITS: Final = re.compile(r"\d+(?:[ -]\d+)*")
-# Quick test: 13 digits with at most one separator between two of them.
+# Quick tests. Whatever the rules above change holds a 13 character stretch of digits,
+# spaces, dashes, "=" and "D" starting with a digit (a card number in groups, a track 2), a
+# "^" (track 1), a bytes literal, or a PIN block's name and 16 hex digits.
 _MAYBE_CARD: Final = re.compile(r"\d(?:[ -]?\d){12}")
-_MAYBE_TRACK_OR_PIN: Final = re.compile(r"(?i)\^|[=D]\d{4}|52|pin")
+_STRETCH: Final = re.compile(r"[0-9][0-9 =D-]{12}")
+_MAYBE_TRACK: Final = re.compile(r"\^|\d{12}[=D]|b['\"]")
+_HEX16: Final = re.compile(r"[0-9A-Fa-f]{16}")
 
 
 def _mask_track1(match: re.Match[str]) -> str:
@@ -155,11 +160,35 @@ def _mask_digits(match: re.Match[str]) -> str:
     return "".join(out)
 
 
+def may_hold_card_data(text: str) -> bool:
+    """Whether :func:`mask_sensitive` could change ``text`` (a quick test: when False, it
+    would not)."""
+    if not text.isascii():  # digits of other scripts: the full patterns
+        return (
+            _MAYBE_CARD.search(text) is not None
+            or _MAYBE_TRACK.search(text) is not None
+            or (_HEX16.search(text) is not None and _PIN_BLOCK.search(text) is not None)
+        )
+    return (
+        "^" in text
+        or "b'" in text
+        or 'b"' in text
+        or _STRETCH.search(text) is not None
+        or (
+            ("52" in text or "pin" in text.lower())
+            and _HEX16.search(text) is not None
+            and _PIN_BLOCK.search(text) is not None
+        )
+    )
+
+
 def mask_sensitive(text: str) -> str:
     """``text`` with track data, PIN blocks and card numbers masked (see the module
-    docstring). Text without 13 digits in a row (separators allowed) and without track or
-    PIN block markers is returned as it is, quickly."""
-    if _MAYBE_TRACK_OR_PIN.search(text) is not None:
+    docstring). Text that cannot hold any (:func:`may_hold_card_data`) is returned as it is,
+    quickly."""
+    if not may_hold_card_data(text):
+        return text
+    if _MAYBE_TRACK.search(text) is not None or _HEX16.search(text) is not None:
         text = _TRACK1.sub(_mask_track1, text)
         text = _TRACK2.sub(_mask_track2, text)
         text = _PIN_BLOCK.sub(_mask_pin_block, text)

@@ -47,7 +47,7 @@ import random
 import re
 import sys
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Final, Literal, TextIO
@@ -64,13 +64,13 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 from opentelemetry.sdk.trace.id_generator import IdGenerator
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
 
 from canonical_model.messages import CanonicalMessage
-from observability.logs import mask_sensitive
+from observability.logs import mask_sensitive, may_hold_card_data
 
 __all__ = [
     "CardSafeIdGenerator",
@@ -136,6 +136,21 @@ def _masked(attributes: Mapping[str, AttributeValue] | None) -> dict[str, Attrib
     return {key: _masked_value(value) for key, value in (attributes or {}).items()}
 
 
+def _strings(value: AttributeValue) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Sequence) and not isinstance(value, bytes):
+        yield from (item for item in value if isinstance(item, str))
+
+
+def _may_hold_card_data(span: ReadableSpan) -> bool:
+    texts = [span.name, span.status.description or ""]
+    for attributes in (span.attributes, *(event.attributes for event in span.events)):
+        for value in (attributes or {}).values():
+            texts.extend(_strings(value))
+    return may_hold_card_data("\n".join(texts))
+
+
 class MaskingSpanExporter(SpanExporter):
     """Exports through ``inner`` copies of the spans with every string masked."""
 
@@ -143,7 +158,9 @@ class MaskingSpanExporter(SpanExporter):
         self.inner = inner
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        return self.inner.export([self._masked(span) for span in spans])
+        return self.inner.export(
+            [self._masked(span) if _may_hold_card_data(span) else span for span in spans]
+        )
 
     @staticmethod
     def _masked(span: ReadableSpan) -> ReadableSpan:
@@ -259,7 +276,9 @@ class Tracing:
             }
         )
         provider = TracerProvider(
-            sampler=ParentBased(TraceIdRatioBased(config.sample_ratio)),
+            sampler=ParentBased(
+                ALWAYS_ON if config.sample_ratio >= 1.0 else TraceIdRatioBased(config.sample_ratio)
+            ),
             resource=resource,
             id_generator=CardSafeIdGenerator(),
             shutdown_on_exit=False,
@@ -335,18 +354,16 @@ class Tracing:
         message must carry."""
         if not self.enabled:
             return _NO_SPAN
-        attributes = _message_attributes(message)
-        attributes.update(
-            {
-                "messaging.system": system,
-                "messaging.operation.type": "send",
-                "messaging.operation.name": "publish",
-                "messaging.destination.name": exchange,
-                "messaging.rabbitmq.destination.routing_key": routing_key,
-                "messaging.message.id": message.ids.message_id,
-                "isobridge.destination": destination,
-            }
-        )
+        attributes: dict[str, AttributeValue] = {
+            "isobridge.tenant": message.tenant,
+            "messaging.system": system,
+            "messaging.operation.type": "send",
+            "messaging.operation.name": "publish",
+            "messaging.destination.name": exchange,
+            "messaging.rabbitmq.destination.routing_key": routing_key,
+            "messaging.message.id": message.ids.message_id,
+            "isobridge.destination": destination,
+        }
         if rule:
             attributes["isobridge.rule"] = rule
         return self._span(f"publish {destination}", SpanKind.PRODUCER, attributes)
@@ -364,17 +381,15 @@ class Tracing:
         """A delivery handled by a consumer, continuing the trace of its ``traceparent``."""
         if not self.enabled:
             return _NO_SPAN
-        attributes = _message_attributes(message)
-        attributes.update(
-            {
-                "messaging.system": system,
-                "messaging.operation.type": "process",
-                "messaging.operation.name": "process",
-                "messaging.destination.name": queue,
-                "messaging.message.id": message.ids.message_id,
-                "isobridge.destination": destination,
-            }
-        )
+        attributes: dict[str, AttributeValue] = {
+            "isobridge.tenant": message.tenant,
+            "messaging.system": system,
+            "messaging.operation.type": "process",
+            "messaging.operation.name": "process",
+            "messaging.destination.name": queue,
+            "messaging.message.id": message.ids.message_id,
+            "isobridge.destination": destination,
+        }
         if correlation_id:
             attributes["messaging.message.conversation_id"] = correlation_id
         return self._span(

@@ -814,6 +814,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "configure_logging",
         "install_masking",
         "mask_sensitive",
+        "may_hold_card_data",
     ],
     "observability.tracing": [
         "CardSafeIdGenerator",

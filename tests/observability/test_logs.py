@@ -30,6 +30,7 @@ from observability.logs import (
     bound_fields,
     configure_logging,
     mask_sensitive,
+    may_hold_card_data,
 )
 from tests.vault.strategies import pans_of_length
 
@@ -68,6 +69,12 @@ def test_a_card_number_written_in_groups_is_masked(
 )
 def test_text_without_digits_or_hex_is_left_as_it_is(text: str) -> None:
     assert mask_sensitive(text) == text
+
+
+@given(st.text(alphabet="0123456789abcdefABCDEF =-^;?%Bb'\"Dpinblock_52:[]x\\", max_size=80))
+def test_the_quick_test_never_lets_card_data_through(text: str) -> None:
+    if not may_hold_card_data(text):
+        assert mask_sensitive(text) == text
 
 
 @pytest.mark.parametrize(

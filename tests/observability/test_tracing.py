@@ -91,7 +91,7 @@ def test_the_consumer_continues_the_producers_trace_from_the_header() -> None:
     assert attributes["messaging.rabbitmq.destination.routing_key"] == (
         "core.financial.request.bank-a"
     )
-    assert attributes["isobridge.stan"] == "000042"
+    assert attributes["messaging.message.id"] == "m-1"
     assert dict(edge.attributes or {})["network.peer.port"] == 51000
     assert dict(process.attributes or {})["messaging.message.conversation_id"] == "c-1"
 
