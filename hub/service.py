@@ -166,10 +166,10 @@ class HubService:
         self.clearing: ClearingQueueEdge | None = None
         self.journal: Journal | None = None
         self.journal_writer: JournalWriter | None = None
-        # Spans as [tracing] says, on a provider of this hub's own (shut down by close());
+        # Spans as [tracing] says, on a provider of this hub's own from start() to close();
         # a given one belongs to the caller.
         self._owns_tracing = tracing is None
-        self.tracing = tracing or Tracing.from_config(config.tracing)
+        self.tracing = tracing or Tracing.disabled()
         self._messaging_system = (
             "memory" if config.routing.transport.startswith("memory:") else "rabbitmq"
         )
@@ -184,6 +184,8 @@ class HubService:
             ThreadPoolExecutor(max_workers=32, thread_name_prefix="isobridge")
         )
         config = self.config
+        if self._owns_tracing:
+            self.tracing = Tracing.from_config(config.tracing)
         hub = self._hub or build_hub(self.registry, open_vault(config.settings, notes=self._notes))
         self._hub = hub
         self.journal = await asyncio.to_thread(open_journal, config.settings, notes=self._notes)
@@ -284,6 +286,7 @@ class HubService:
         """Stop everything, edges first."""
         parts, self._parts = self._parts, None
         if parts is None:
+            await self._close_tracing()
             return
         self._stop.set()
         for edge in parts.edges:
@@ -306,8 +309,12 @@ class HubService:
             await self.journal_writer.close()
         if self.journal is not None:
             self.journal.close()
-        if self._owns_tracing:
-            await asyncio.to_thread(self.tracing.shutdown)
+        await self._close_tracing()
+
+    async def _close_tracing(self) -> None:
+        if self._owns_tracing and self.tracing.enabled:
+            tracing, self.tracing = self.tracing, Tracing.disabled()
+            await asyncio.to_thread(tracing.shutdown)
 
     async def __aenter__(self) -> HubService:
         await self.start()
