@@ -310,6 +310,11 @@ class Tracing:
         context: Context | None = None,
     ) -> AbstractContextManager[Span]:
         assert self._tracer is not None
+        parent = trace.get_current_span(context).get_span_context()
+        if parent.is_valid and not parent.trace_flags.sampled:
+            # A trace not sampled: its spans would record nothing; the context stays the
+            # parent's, so the traceparent passed on says "not sampled" too.
+            return _NO_SPAN
         return self._tracer.start_as_current_span(
             name, context=context, kind=kind, attributes=attributes
         )
@@ -436,11 +441,13 @@ class Tracing:
         return carrier.get(TRACEPARENT)
 
     def trace_id(self) -> str | None:
-        """The current trace id (32 hex digits), or None."""
+        """The current trace id (32 hex digits), or None (none, or not sampled)."""
         if not self.enabled:
             return None
         context = trace.get_current_span().get_span_context()
-        return f"{context.trace_id:032x}" if context.is_valid else None
+        if not (context.is_valid and context.trace_flags.sampled):
+            return None  # no trace to look up
+        return f"{context.trace_id:032x}"
 
     @staticmethod
     def extract(headers: Mapping[str, object]) -> Context | None:

@@ -145,12 +145,28 @@ def test_outcome_and_description_only_when_recording() -> None:
     assert dict(exported.attributes or {})["isobridge.message.id"] == "m-1"
 
 
-def test_a_sample_ratio_of_zero_records_nothing() -> None:
+def test_a_trace_not_sampled_records_nothing_on_either_side() -> None:
     exporter = InMemorySpanExporter()
     tracing = Tracing.from_config(TracingConfig(sample_ratio=0.0), exporters=[exporter])
-    with tracing.reply_write() as span:
+    consumer_side, consumer_exporter = _traced()  # would sample everything it starts
+    with tracing.edge_receive(peer="p", port=1, framing="f", adapter="a") as edge:
+        assert not edge.is_recording()
+        assert tracing.trace_id() is None  # nothing for the journal to point at
+        with tracing.adapter("decode", "a") as decode:
+            assert decode is trace.INVALID_SPAN  # children of an unsampled span: none
+        header = tracing.traceparent()
+    assert header is not None
+    assert int(header[-2:], 16) & 1 == 0  # the sampled flag off: "not sampled", passed on
+    with consumer_side.consume(
+        system="rabbitmq",
+        destination="core",
+        queue="isobridge.core",
+        headers={"traceparent": header},
+        message=_message(),
+    ) as span:
         assert not span.is_recording()
     assert exporter.get_finished_spans() == ()
+    assert consumer_exporter.get_finished_spans() == ()
 
 
 def test_ids_never_hold_thirteen_digits_in_a_row() -> None:
