@@ -72,7 +72,7 @@ from canonical_model.codes import status_from_iso8583
 from canonical_model.messages import CanonicalMessage, MessageKind
 from canonical_model.pan import PanToken
 from canonical_model.replies import reply_to
-from observability.logs import bind_message
+from observability.logs import bind, bind_message
 from observability.tracing import Tracing
 
 __all__ = [
@@ -242,7 +242,9 @@ class Iso8583Edge:
         self.stats.connections_open += 1
         self.stats.connections_total += 1
         try:
-            await _Connection(self, reader, writer, peer).run()
+            # Log lines of this connection name its tenant, even before a message decodes.
+            with bind(tenant=self.settings.tenant):
+                await _Connection(self, reader, writer, peer).run()
         except asyncio.CancelledError:
             pass  # the edge is closing: end this connection quietly
         finally:

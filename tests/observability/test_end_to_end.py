@@ -390,7 +390,9 @@ def test_no_card_data_anywhere_after_an_end_to_end_run_with_chaos(tmp_path: Path
     assert sum(name.split()[0].endswith(".dlq") for name in queues) >= 3
     assert sum(name.split()[0].endswith(".unroutable") for name in queues) == 1
     assert any("reversed" in row for row in rows)
-    assert any("format error" in line["message"] for line in lines)
+    format_errors = [line for line in lines if "format error" in line["message"]]
+    assert format_errors
+    assert all(line["tenant"] == "bank-a" for line in format_errors)  # the listener's
     assert any(line["logger"].startswith("pika") for line in lines)
     traced = [line for line in lines if "trace_id" in line and "tenant" in line]
     assert traced, "no log line names its trace and tenant"
