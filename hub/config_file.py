@@ -68,13 +68,14 @@ optional; what is absent takes the default shown::
 
     [tracing]                           # OpenTelemetry spans (observability.tracing)
     exporter = "none"                   # none | otlp (OTLP over HTTP) | console (stderr)
-    endpoint = "http://collector:4318/v1/traces"  # otlp (default: $OTEL_EXPORTER_OTLP_...)
+    endpoint = "http://collector:4318/v1/traces"  # otlp; default: the OTEL_EXPORTER_OTLP_*
+                                        # variables, else http://localhost:4318/v1/traces
     service_name = "isobridge"
     sample_ratio = 1.0                  # of the traces started at the edges
 
     [logging]                           # observability.logs; every line masked
     format = "text"                     # text (readable) | json (one object per line)
-    level = "warning"                   # or $ISOBRIDGE_LOG_FORMAT, $ISOBRIDGE_LOG_LEVEL
+    level = "warning"                   # $ISOBRIDGE_LOG_FORMAT / _LEVEL override both
 
 Relative paths are taken from the directory of the configuration file. An error names the
 file, the key (``listeners[1].port``) and the reason, and suggests the key meant when an
