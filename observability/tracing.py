@@ -289,8 +289,9 @@ class Tracing:
             otlp = OTLPSpanExporter(endpoint=config.endpoint)
             provider.add_span_processor(BatchSpanProcessor(MaskingSpanExporter(otlp)))
         elif config.exporter == "console":
+            # Batched too: a stderr that blocks (a full pipe) must not stall the event loop.
             console = ConsoleSpanExporter(out=stream or sys.stderr)
-            provider.add_span_processor(SimpleSpanProcessor(MaskingSpanExporter(console)))
+            provider.add_span_processor(BatchSpanProcessor(MaskingSpanExporter(console)))
         for exporter in exporters:
             provider.add_span_processor(SimpleSpanProcessor(MaskingSpanExporter(exporter)))
         return cls(provider)
