@@ -27,9 +27,10 @@ from pathlib import Path
 
 import iso8583
 import pika
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import SpanKind
 
 from adapters.iso8583.specs import SPECS
@@ -406,3 +407,43 @@ def test_no_card_data_anywhere_after_an_end_to_end_run_with_chaos(tmp_path: Path
     for pan in (PAN, OFF_US_PAN):
         assert not any(pan.encode("cp037") in f for f in files)  # EBCDIC, the mainframe's
     assert not any(bytes.fromhex(PIN_BLOCK) in f for f in files)
+
+
+class _CardLikeIds(IdGenerator):
+    """Trace ids whose hex form holds a Luhn-valid 16-digit run (a foreign tracer's might)."""
+
+    def generate_trace_id(self) -> int:
+        return int(f"abcdefabcdefabcd{PAN}", 16)
+
+    def generate_span_id(self) -> int:
+        return 0xABCDEF0123456789
+
+
+def test_a_trace_id_that_could_pass_for_a_card_number_is_not_journaled(tmp_path: Path) -> None:
+    @on_event_loop
+    async def scenario() -> None:
+        ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
+        seed_ledger(ledger)
+        mainframe = MainframeServer(ledger)
+        _, port = await mainframe.start("127.0.0.1", 0)
+        config = load_config(_config(tmp_path, port, "memory://", RULES), environ={})
+        provider = TracerProvider(id_generator=_CardLikeIds(), shutdown_on_exit=False)
+        try:
+            async with HubService(config, tracing=Tracing(provider)) as service:
+                terminal = await _Terminal.connect(service.edges[0].port)
+                assert await terminal.exchange(_purchase(1, ANNA)) == "00"
+                await terminal.close()
+                assert service.tracing.trace_id() is None  # outside any request
+        finally:
+            await mainframe.close()
+            ledger.close()
+
+    scenario()
+    journal = open_journal(Settings.from_environment({"ISOBRIDGE_HOME": str(tmp_path / "home")}))
+    try:
+        (transaction,) = journal.trace("000000000001")
+    finally:
+        journal.close()
+    # Recorded, all of it (a refused event would have held its whole batch back).
+    assert [event.kind.value for event in transaction.events] == ["received", "routed", "answered"]
+    assert "trace_id" not in transaction.events[0].body
