@@ -377,6 +377,5 @@ def test_a_bad_log_format_in_the_environment_is_named() -> None:
     status, _, err, _ = run("adapters", environ={"ISOBRIDGE_LOG_FORMAT": "xml"})
     assert status == 2
     assert err == (
-        "isobridge: environment: $ISOBRIDGE_LOG_FORMAT: unknown value 'xml'"
-        " (known: text, json)\n"
+        "isobridge: environment: $ISOBRIDGE_LOG_FORMAT: unknown value 'xml' (known: text, json)\n"
     )
