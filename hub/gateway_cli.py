@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from hub.cli_support import EXIT_OK, EXIT_USAGE
 from hub.config_file import ConfigError, HubConfig, load_config
+from observability.logs import configure_logging
 
 if TYPE_CHECKING:  # the web stack is imported when the command runs, not by every CLI call
     from prometheus_client import CollectorRegistry
@@ -174,7 +175,13 @@ async def _serve(
             out.write(f"isobridge: {restored} payments restored from the journal\n")
         server = uvicorn.Server(
             uvicorn.Config(
-                built.app, host=config.host, port=config.port, log_level="warning", lifespan="off"
+                built.app,
+                host=config.host,
+                port=config.port,
+                log_level="warning",
+                lifespan="off",
+                # uvicorn's records go to the root logger's handler: masked, in its format
+                log_config=None,
             )
         )
         serving = asyncio.create_task(server.serve())
@@ -211,6 +218,7 @@ def run_gateway_command(
     except ConfigError as exc:
         err.write(f"isobridge: {exc}\n")
         return EXIT_USAGE
+    configure_logging(hub_config.logging, err)
     asyncio.run(serve_gateway(hub_config, config, out))
     return EXIT_OK
 
