@@ -232,7 +232,7 @@ def _run(
 ) -> int:
     from hub.config_file import ConfigError, load_config
     from hub.service import prepare_state, run_forever
-    from hub.workers import die_with_parent, supervise
+    from hub.workers import die_with_parent, report_ready, supervise
     from routing.rules import RouteRulesError
     from routing.transport import RoutingError
 
@@ -258,7 +258,12 @@ def _run(
     if worker is not None:
         die_with_parent()
     try:
-        return run_forever(config, out=out, name=f"isobridge[worker {worker}]" if worker else None)
+        return run_forever(
+            config,
+            out=out,
+            name=f"isobridge[worker {worker}]" if worker else None,
+            ready=(lambda _service: report_ready()) if worker is not None else None,
+        )
     except RouteRulesError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     except RoutingError as exc:

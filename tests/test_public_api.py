@@ -662,9 +662,11 @@ PUBLIC_API: dict[str, list[str]] = {
         "iso8583_match_key",
     ],
     "hub.workers": [
+        "READY_FILE_ENV",
         "Supervisor",
         "WorkerMetrics",
         "die_with_parent",
+        "report_ready",
         "supervise",
         "worker_command",
     ],

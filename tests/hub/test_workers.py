@@ -27,7 +27,7 @@ from mainframe_sim.server import MainframeServer
 from tests.hub.test_edge import Client, _parse
 from tests.hub.test_service import _purchase
 from tests.mainframe_sim.samples import ANNA, JONAS
-from tests.routing.conftest import amqp_url, require_broker
+from tests.routing.conftest import amqp_url, hub_namespace, require_broker
 from tests.support import on_event_loop
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,11 +40,13 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _config(tmp_path: Path, port: int, mainframe_port: int, transport: str) -> Path:
+def _config(
+    tmp_path: Path, port: int, mainframe_port: int, transport: str, namespace: str = "isobridge"
+) -> Path:
     config = tmp_path / "hub.toml"
     config.write_text(
         f'[hub]\nhome = "{tmp_path / "home"}"\nworkers = 2\n'
-        f'[routing]\ntransport = "{transport}"\n'
+        f'[routing]\ntransport = "{transport}"\nnamespace = "{namespace}"\n'
         f"[[listeners]]\nname = 'pos'\nport = {port}\nrequest_timeout = 10.0\n"
         f"[mainframe]\nport = {mainframe_port}\n"
     )
@@ -119,7 +121,7 @@ def test_two_workers_share_the_port_and_the_work_and_the_ledger_reconciles(
         before = {number: ledger.balances(number) for number in ACCOUNTS}
         approved: Counter[str] = Counter()
         port = _free_port()
-        hub = await Supervised.start(_config(tmp_path, port, mainframe_port, url))
+        hub = await Supervised.start(_config(tmp_path, port, mainframe_port, url, namespace))
         try:
 
             async def terminal(first: int) -> None:
@@ -153,7 +155,8 @@ def test_two_workers_share_the_port_and_the_work_and_the_ledger_reconciles(
         assert ledger.check().balanced
         ledger.close()
 
-    scenario()
+    with hub_namespace(url) as namespace:
+        scenario()
 
 
 def test_a_killed_worker_is_started_again_and_no_worker_outlives_the_supervisor(
@@ -258,7 +261,7 @@ def test_the_supervisor_serves_the_metrics_of_every_worker_summed(tmp_path: Path
         server = MainframeServer(ledger)
         _, mainframe_port = await server.start("127.0.0.1", 0)
         port = _free_port()
-        config = _config(tmp_path, port, mainframe_port, url)
+        config = _config(tmp_path, port, mainframe_port, url, namespace)
         config.write_text(config.read_text() + '[metrics]\nlisten = "127.0.0.1:0"\n')
         hub = await Supervised.start(config)
         try:
@@ -304,7 +307,8 @@ def test_the_supervisor_serves_the_metrics_of_every_worker_summed(tmp_path: Path
         # both workers wrote their values (each set its breaker gauge at start)
         assert {f"gauge_livemax_{first}.db", f"gauge_livemax_{second}.db"} <= files
 
-    scenario()
+    with hub_namespace(url) as namespace:
+        scenario()
 
 
 def test_each_worker_traces_on_a_provider_of_its_own(tmp_path: Path) -> None:
