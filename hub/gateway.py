@@ -12,7 +12,14 @@ it the hub's real parts:
 - the statement extract files (:class:`gateway.statements.ExtractStatementSource`);
 - the token verifier: against the built-in authorization server
   (:class:`gateway.security.authserver.AuthorizationServer`, in process) or, in
-  production, a real issuer's JWKS URL (:class:`gateway.security.authserver.HttpJwksSource`).
+  production, a real issuer's JWKS URL (:class:`gateway.security.authserver.HttpJwksSource`);
+- the gateway's database (``engine``, migrated by :func:`gateway.store.upgrade`): consents,
+  idempotency keys, payments, the built-in server's codes and keys, shared by every
+  gateway process on it.
+
+Rate limits are per process (:mod:`gateway.limits`): with ``workers`` processes behind one
+port, each gets ``1/workers`` of a client's rate and burst, so a client never exceeds its
+limit in total (one keep-alive connection, which stays on one process, gets less).
 
 :func:`build_gateway` returns the services and the FastAPI application;
 :func:`seed_directory` is the demo's PSUs, holding the mainframe simulator's seeded accounts.
@@ -25,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import FastAPI
+from sqlalchemy.engine import Engine
 
 from gateway.app import GatewayServices, GatewaySettings, create_app
 from gateway.consents import ConsentStore
@@ -40,6 +48,7 @@ from gateway.security.authserver import (
     HttpJwksSource,
     LocalJwksSource,
 )
+from gateway.security.authstate import AuthorizationState
 from gateway.security.jose import JoseError, PublicJwk, SigningKey
 from gateway.security.tokens import AccessTokenVerifier, JwksSource, KeySet, TokenSettings
 from gateway.signatures import MessageSigner, SignatureCheck
@@ -110,6 +119,7 @@ def build_gateway(
     core: CoreBankingPort,
     clearing: ClearingPublisher,
     journal: Journal,
+    engine: Engine,
     issuer: IssuerConfig,
     clients: Sequence[ClientRegistration],
     directory: AccountDirectory | None = None,
@@ -121,11 +131,13 @@ def build_gateway(
     tenant_of: Mapping[str, str] | None = None,
     probes: Sequence[ReadinessProbe] = (),
     dead_letters: Transport | None = None,
+    workers: int = 1,
+    consent_cache_ttl: float = 1.0,
 ) -> BuiltGateway:
     """Wire the gateway from the hub's parts (module docstring)."""
     settings = settings or GatewaySettings()
     directory = directory or seed_directory()
-    consents = ConsentStore()
+    consents = ConsentStore(engine, cache_ttl=consent_cache_ttl)
     server: AuthorizationServer | None = None
     if jwks_source is None:
         if issuer.jwks_url is not None:
@@ -137,6 +149,7 @@ def build_gateway(
                 clients=clients,
                 consents=consents,
                 directory=directory,
+                state=AuthorizationState(engine),
                 algorithm=issuer.algorithm,
             )
             jwks_source = LocalJwksSource(server)
@@ -153,7 +166,11 @@ def build_gateway(
         tenant_of=tenants.get,
     )
     payments = PaymentService(
-        core, clearing, JournalPayments(journal), posting_reference=posting_reference
+        core,
+        clearing,
+        JournalPayments(journal),
+        engine=engine,
+        posting_reference=posting_reference,
     )
     signer = (
         MessageSigner(response_signing_key, settings.bank_name, trust_anchor)
@@ -168,8 +185,10 @@ def build_gateway(
         core=core,
         payments=payments,
         statements=ExtractStatementSource(statement_files) if statement_files else None,
-        idempotency=IdempotencyStore(),
-        limiter=RateLimiter(rate=settings.rate_per_second, burst=settings.burst),
+        idempotency=IdempotencyStore(engine),
+        limiter=RateLimiter(
+            rate=settings.rate_per_second / workers, burst=max(1, settings.burst // workers)
+        ),
         signer=signer,
         request_signatures=_request_signatures(clients, trust_anchor),
         authorization_server=server,

@@ -5,9 +5,12 @@ one process (:func:`serve_hub_with_gateway`): the gateway uses the hub's core ba
 worker, journal and transport (dead letters). ``isobridge gateway --config hub.toml
 --gateway gateway.toml`` runs the gateway alone, on one event loop, with:
 
+- the gateway's database (``[gateway] database``, default ``<home>/gateway.db``): its
+  consents, idempotency keys, payments and built-in authorization server
+  (:mod:`gateway.store`), shared by every gateway process pointed at it;
 - the core banking connector of ``hub.toml``'s ``[mainframe]`` (``hub.core``), with the
-  reversal store (``<home>/gateway.db``) and its forwarder, so a debit whose answer was lost
-  is reversed until the mainframe acknowledges it;
+  reversal store (in the gateway's database) and its forwarder, so a debit whose answer was
+  lost is reversed until the mainframe acknowledges it;
 - the journal of the state directory (``hub.bootstrap.open_journal``);
 - the clearing queue pair of ``gateway.toml``'s ``[clearing]`` (:mod:`hub.clearing_outgoing`);
 - the application (:func:`hub.gateway.build_gateway`) under uvicorn on ``[gateway] host`` /
@@ -29,6 +32,8 @@ from hub.cli_support import EXIT_OK, EXIT_USAGE
 from hub.config_file import ConfigError, HubConfig, load_config
 
 if TYPE_CHECKING:  # the web stack is imported when the command runs, not by every CLI call
+    from sqlalchemy.engine import Engine
+
     from gateway.ports import CoreBankingPort
     from hub.gateway import BuiltGateway
     from hub.gateway_config import GatewayConfig
@@ -38,6 +43,7 @@ if TYPE_CHECKING:  # the web stack is imported when the command runs, not by eve
 __all__ = [
     "add_gateway_command",
     "load_gateway_for_run",
+    "open_gateway_database",
     "run_gateway_command",
     "serve_gateway",
     "serve_hub_with_gateway",
@@ -63,23 +69,21 @@ async def serve_gateway(
     (or a signal, under uvicorn's handlers)."""
     from hub.bootstrap import open_journal
     from hub.core import CoreBanking, corebank_exchange, posting_reference
-    from hub.store import ReversalForwarder, ReversalStore, create_engine, upgrade
+    from hub.store import ReversalForwarder, ReversalStore, upgrade
 
     if hub_config.mainframe is None:
         raise ConfigError(hub_config.source, "mainframe", "the gateway needs a [mainframe]")
+    engine = await asyncio.to_thread(open_gateway_database, hub_config, config)
+    await asyncio.to_thread(upgrade, engine)
     connector = corebank_exchange(hub_config.mainframe)
     await connector.start()
-    home = hub_config.settings.home
-    home.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(f"sqlite:///{home / 'gateway.db'}")
-    await asyncio.to_thread(upgrade, engine)
     reversals = ReversalStore(engine, posting_reference=posting_reference)
     core = CoreBanking(connector, reversals=reversals)
     halt = asyncio.Event()
     forwarder = asyncio.create_task(ReversalForwarder(reversals, core).run(halt))
     journal = await asyncio.to_thread(open_journal, hub_config.settings, notes=out)
     try:
-        await _serve(config, out, core=core, journal=journal, ready=ready, stop=stop)
+        await _serve(config, out, core=core, journal=journal, engine=engine, ready=ready, stop=stop)
     finally:
         halt.set()
         forwarder.cancel()
@@ -103,18 +107,36 @@ async def serve_hub_with_gateway(
     journal, and its transport for the dead-letter endpoints."""
     from hub.service import HubService
 
-    async with HubService(hub_config, notes=out) as service:
-        if service.core is None or service.journal is None:
-            raise ConfigError(hub_config.source, "mainframe", "the gateway needs a [mainframe]")
-        await _serve(
-            config,
-            out,
-            core=service.core,
-            journal=service.journal,
-            dead_letters=service.transport,
-            ready=ready,
-            stop=stop,
-        )
+    engine = await asyncio.to_thread(open_gateway_database, hub_config, config)
+    try:
+        async with HubService(hub_config, notes=out) as service:
+            if service.core is None or service.journal is None:
+                raise ConfigError(hub_config.source, "mainframe", "the gateway needs a [mainframe]")
+            await _serve(
+                config,
+                out,
+                core=service.core,
+                journal=service.journal,
+                engine=engine,
+                dead_letters=service.transport,
+                ready=ready,
+                stop=stop,
+            )
+    finally:
+        engine.dispose()
+
+
+def open_gateway_database(hub_config: HubConfig, config: GatewayConfig) -> Engine:
+    """An engine on the gateway's database (``[gateway] database``, or ``gateway.db`` in the
+    hub's state directory), its tables created or upgraded."""
+    from gateway.store import create_engine, upgrade
+    from hub.gateway_config import database_url
+
+    home = hub_config.settings.home
+    home.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(database_url(config, home))
+    upgrade(engine)
+    return engine
 
 
 async def _serve(
@@ -123,6 +145,7 @@ async def _serve(
     *,
     core: CoreBankingPort,
     journal: Journal,
+    engine: Engine,
     dead_letters: Transport | None = None,
     ready: Callable[[BuiltGateway, int], None] | None,
     stop: asyncio.Event | None,
@@ -151,6 +174,7 @@ async def _serve(
             core=core,
             clearing=clearing,
             journal=journal,
+            engine=engine,
             issuer=config.issuer,
             clients=config.clients,
             directory=config.directory,
@@ -159,6 +183,7 @@ async def _serve(
             response_signing_key=config.response_signing_key,
             probes=(clearing,),
             dead_letters=dead_letters,
+            consent_cache_ttl=config.consent_cache_seconds,
         )
         holder.append(built)
         restored = await built.payments.restore(JournalPayments(journal))

@@ -29,6 +29,10 @@ RFC 7517 (JWKS at ``/oauth2/jwks``).
   ``redirect_uri`` with ``code`` and ``state``.
 - Keys: :meth:`AuthorizationServer.rotate` adds a new signing key; the old ones stay in the
   JWKS (``retain`` keys) so tokens they signed verify until they expire.
+- State: the codes and the signing keys are in the gateway's database
+  (:class:`gateway.security.authstate.AuthorizationState`), so the server may run in several
+  gateway processes and survives their restarts: a code issued by one is redeemed once, on
+  any; a token signed by one verifies on all (the JWKS is read from the database).
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from gateway.consents import Consent, ConsentKind, ConsentStore
 from gateway.errors import ObieError
 from gateway.ports import AccountDirectory
+from gateway.security.authstate import AuthorizationCode, AuthorizationState
 from gateway.security.jose import (
     JoseError,
     SigningKey,
@@ -104,17 +109,6 @@ class ClientRegistration:
     jwks: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
-class _Code:
-    client_id: str
-    redirect_uri: str
-    challenge: str
-    scope: str
-    consent_id: str
-    psu: str
-    expires_at: float
-
-
 class _OAuthError(Exception):
     def __init__(self, error: str, description: str, status: int = 400) -> None:
         super().__init__(description)
@@ -144,6 +138,7 @@ class AuthorizationServer:
         clients: Sequence[ClientRegistration],
         consents: ConsentStore,
         directory: AccountDirectory,
+        state: AuthorizationState,
         algorithm: str = "ES256",
         token_ttl: int = 300,
         code_ttl: int = 60,
@@ -161,26 +156,28 @@ class AuthorizationServer:
         self.retain = retain
         self.clock = clock
         self.dpop = DpopVerifier(clock=clock)
-        self._keys: list[SigningKey] = []
-        self._codes: dict[str, _Code] = {}
-        self.rotate()
+        self.state = state
+        self._keys = state.signing_keys()
+        if not self._keys:
+            self.rotate()
 
     # -- keys -------------------------------------------------------------------------------
 
     def rotate(self, algorithm: str | None = None) -> SigningKey:
         """A new current signing key; the last ``retain`` keys stay published."""
         key = SigningKey.generate(algorithm or self.algorithm, kid=secrets.token_hex(8))
-        self._keys = [key, *self._keys][: self.retain]
+        self._keys = self.state.add_key(key, retain=self.retain)
         return key
 
     @property
     def signing_key(self) -> SigningKey:
-        """The key new tokens are signed with."""
+        """The key new tokens are signed with (the newest when this process started or last
+        rotated)."""
         return self._keys[0]
 
     def jwks(self) -> dict[str, Any]:
-        """The published key set."""
-        return {"keys": [key.public_jwk() for key in self._keys]}
+        """The published key set: the database's, so keys made by other processes are in."""
+        return {"keys": [key.public_jwk() for key in self.state.signing_keys()]}
 
     def metadata(self) -> dict[str, Any]:
         """RFC 8414 authorization server metadata."""
@@ -256,7 +253,7 @@ class AuthorizationServer:
             token = self.issue(client, " ".join(sorted(asked)), cnf)
             scope = " ".join(sorted(asked))
         elif grant == "authorization_code":
-            code = self._codes.pop(form.get("code", ""), None)
+            code = self.state.redeem(form.get("code", ""))
             if code is None or code.client_id != client.client_id or code.expires_at < self.clock():
                 raise _OAuthError(
                     "invalid_grant", "the code is unknown, used, expired or not yours"
@@ -362,14 +359,17 @@ class AuthorizationServer:
                 "the consent is not awaiting authorisation",
             )
         code = secrets.token_urlsafe(32)
-        self._codes[code] = _Code(
-            client.client_id,
-            redirect_uri,
-            params["code_challenge"],
-            " ".join(sorted(wanted)),
-            consent_id,
-            psu,
-            self.clock() + self.code_ttl,
+        self.state.save_code(
+            code,
+            AuthorizationCode(
+                client.client_id,
+                redirect_uri,
+                params["code_challenge"],
+                " ".join(sorted(wanted)),
+                consent_id,
+                psu,
+                self.clock() + self.code_ttl,
+            ),
         )
         return f"{redirect_uri}?{urlencode({'code': code, 'state': state})}"
 

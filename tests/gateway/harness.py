@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, quote, urlparse
 import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy.engine import Engine
 
 from gateway.app import GatewaySettings
 from gateway.security.authserver import (
@@ -37,6 +38,7 @@ from gateway.security.authserver import (
 from gateway.security.jose import SigningKey, certificate_thumbprint, sign_compact
 from gateway.security.tokens import access_token_hash
 from gateway.signatures import OB_IAT, OB_ISS, OB_TAN
+from gateway.store import create_engine, upgrade
 from hub.clearing_outgoing import ClearingOutgoing
 from hub.core import CoreBanking
 from hub.gateway import BuiltGateway, IssuerConfig, build_gateway, seed_directory
@@ -247,8 +249,10 @@ async def running_gateway(
     sign_responses: bool = False,
     queue_suffix: str | None = None,
     dead_letters: Transport | None = None,
+    engine: Engine | None = None,
 ) -> AsyncIterator[Harness]:
-    """The harness (module docstring)."""
+    """The harness (module docstring); the gateway's state in ``engine`` (migrated), or in
+    a new SQLite file in ``tmp_path``."""
     import asyncio
 
     tpps = {name: _tpp(tmp_path, name) for name in ("tpp-one", "tpp-two")}
@@ -259,6 +263,7 @@ async def running_gateway(
     )
     suffix = queue_suffix or uuid.uuid4().hex[:8]
     holder: list[BuiltGateway] = []
+    state = engine or gateway_database(tmp_path)
 
     async def on_status(document: bytes) -> int:
         return await holder[0].payments.receive_status_report(document)
@@ -272,6 +277,7 @@ async def running_gateway(
             core=core,
             clearing=clearing,
             journal=journal,
+            engine=state,
             issuer=IssuerConfig(issuer=ISSUER, audience=AUDIENCE),
             clients=[_registration(tpp) for tpp in tpps.values()],
             settings=settings,
@@ -295,6 +301,15 @@ async def running_gateway(
             await asyncio.to_thread(clearing.stop)
             await asyncio.to_thread(delete_queues, clearing.outgoing, clearing.status)
             journal.close()
+            if engine is None:
+                state.dispose()
+
+
+def gateway_database(tmp_path: Path, name: str = "gateway") -> Engine:
+    """An engine on a migrated SQLite gateway database in ``tmp_path``."""
+    engine = create_engine(f"sqlite:///{tmp_path / f'{name}.db'}")
+    upgrade(engine)
+    return engine
 
 
 def delete_queues(*names: str) -> None:

@@ -137,6 +137,7 @@ async def _no_reports(document: bytes) -> int:
 
 def test_a_real_issuer_by_configuration(tmp_path: Path) -> None:
     from gateway.security.authserver import HttpJwksSource
+    from gateway.store import create_engine, upgrade
     from hub.clearing_outgoing import ClearingOutgoing
     from hub.config_file import MainframeConfig
     from hub.core import CoreBanking, corebank_connector
@@ -159,10 +160,18 @@ def test_a_real_issuer_by_configuration(tmp_path: Path) -> None:
     core = CoreBanking(corebank_connector(MainframeConfig(port=1)))
     loop = asyncio.new_event_loop()
     clearing = ClearingOutgoing("amqp://guest:guest@127.0.0.1:5672/%2F", loop, _no_reports)
+    engine = create_engine("sqlite://")
+    upgrade(engine)
     built = build_gateway(
-        core=core, clearing=clearing, journal=journal, issuer=config.issuer, clients=config.clients
+        core=core,
+        clearing=clearing,
+        journal=journal,
+        engine=engine,
+        issuer=config.issuer,
+        clients=config.clients,
     )
     journal.close()
+    engine.dispose()
     loop.close()
     assert built.authorization_server is None  # no built-in server, no /oauth2 endpoints
     source = built.services.verifier.keys.source
