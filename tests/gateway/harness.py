@@ -71,6 +71,14 @@ class Tpp:
         return {"x-ssl-client-cert": quote(self.certificate_pem)}
 
 
+@dataclass(frozen=True)
+class Code:
+    """An authorization code and the PKCE verifier that redeems it."""
+
+    code: str
+    verifier: str
+
+
 @dataclass
 class Harness:
     """The running gateway and helpers to talk to it."""
@@ -115,6 +123,21 @@ class Harness:
         **extra: str,
     ) -> str:
         """The PSU authorises ``consent_id``; the access token from the code (PKCE)."""
+        code = await self.authorisation_code(
+            consent_id, scope, client_id=client_id, psu=psu, **extra
+        )
+        return await self.redeem(code, client_id=client_id)
+
+    async def authorisation_code(
+        self,
+        consent_id: str,
+        scope: str,
+        *,
+        client_id: str = "tpp-one",
+        psu: str = "alice",
+        **extra: str,
+    ) -> Code:
+        """The PSU authorises ``consent_id``: the code the TPP is sent back."""
         verifier = secrets.token_urlsafe(48)
         response = await self.http.get(
             "/oauth2/authorize",
@@ -126,13 +149,16 @@ class Harness:
             },
         )  # fmt: skip
         assert response.status_code == 302, response.text
-        code = parse_qs(urlparse(response.headers["location"]).query)["code"][0]
+        return Code(parse_qs(urlparse(response.headers["location"]).query)["code"][0], verifier)
+
+    async def redeem(self, code: Code, *, client_id: str = "tpp-one") -> str:
+        """The access token for ``code``."""
         tpp = self.tpps[client_id]
         token = await self.http.post(
             "/oauth2/token",
             data={
-                "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-                "code_verifier": verifier, "client_id": client_id,
+                "grant_type": "authorization_code", "code": code.code, "redirect_uri": REDIRECT,
+                "code_verifier": code.verifier, "client_id": client_id,
             },
             headers=tpp.cert_header,
         )  # fmt: skip
@@ -250,12 +276,13 @@ async def running_gateway(
     queue_suffix: str | None = None,
     dead_letters: Transport | None = None,
     engine: Engine | None = None,
+    tpps: dict[str, Tpp] | None = None,
 ) -> AsyncIterator[Harness]:
     """The harness (module docstring); the gateway's state in ``engine`` (migrated), or in
-    a new SQLite file in ``tmp_path``."""
+    a new SQLite file in ``tmp_path``; ``tpps`` of an earlier harness to be them again."""
     import asyncio
 
-    tpps = {name: _tpp(tmp_path, name) for name in ("tpp-one", "tpp-two")}
+    tpps = tpps or {name: _tpp(tmp_path, name) for name in ("tpp-one", "tpp-two")}
     # generous limits: the rate-limit tests set their own
     settings = settings or GatewaySettings(public_url=PUBLIC_URL, rate_per_second=1000, burst=1000)
     journal = Journal.open(
