@@ -240,20 +240,20 @@ class _Reader(TableReader):
         if "database" not in table:
             return None
         url = self.text(table, "gateway", "database", None)
+        memory = url in ("sqlite://", "sqlite:///:memory:")
+        if memory or (url.startswith("sqlite:") and not url.startswith("sqlite:///")):
+            raise self.fail(
+                "gateway.database",
+                "sqlite:///<file>: an SQLite file (memory is neither shared nor kept)",
+            )
         if not url.startswith(DATABASE_SCHEMES):
             raise self.fail(
                 "gateway.database",
-                f"{url.split(':', 1)[0]!r} is not a database URL this gateway keeps its state in:"
+                f"{url.split(':', 1)[0]!r} is not a database the gateway keeps its state in:"
                 " sqlite:///<file> or postgresql+psycopg://user:password@host/database",
             )
-        if url.startswith("sqlite:///"):
-            file = Path(url.removeprefix("sqlite:///"))
-            if not file.name or file.name == ":memory:":
-                raise self.fail(
-                    "gateway.database", "an SQLite file (memory is neither shared nor kept)"
-                )
-            if not file.is_absolute():
-                url = f"sqlite:///{self.base / file}"
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            url = f"sqlite:///{self.base / url.removeprefix('sqlite:///')}"
         return url
 
     def jwks_url(self, table: Mapping[str, Any]) -> str | None:

@@ -4,6 +4,7 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from pathlib import Path
 
@@ -164,5 +165,42 @@ def test_two_gateways_on_one_database_share_their_state(
             assert gone.status_code == 204, gone.text
             refused = await one.http.get(f"{AISP}/accounts", headers=one.auth(reader))
             check_error(refused, 403)
+
+    scenario()
+
+
+def test_one_key_sent_at_once_makes_one_payment(gateway_engine: Engine, tmp_path: Path) -> None:
+    """Requests with one ``x-idempotency-key`` racing: one runs, the others wait for its
+    answer and get it (the claim, not a lock in the process, decides)."""
+
+    @on_event_loop
+    async def scenario() -> None:
+        async with running_gateway(tmp_path, engine=gateway_engine) as h:
+            consent_body = payment_consent_body("1.25")
+            token = await h.client_token(scope="payments")
+            created = await h.http.post(
+                f"{PISP}/domestic-payment-consents",
+                json=consent_body,
+                headers=h.auth(token, **{"x-idempotency-key": "c"}),
+            )
+            consent_id = check_response(created)["Data"]["ConsentId"]
+            payer = await h.authorise(consent_id, "payments")
+            body = copy.deepcopy(consent_body)
+            body["Data"]["ConsentId"] = consent_id
+            answers = await asyncio.gather(
+                *(
+                    h.http.post(
+                        f"{PISP}/domestic-payments",
+                        json=body,
+                        headers=h.auth(payer, **{"x-idempotency-key": "same"}),
+                    )
+                    for _ in range(4)
+                )
+            )
+            assert {a.status_code for a in answers} == {201}, [a.text for a in answers]
+            assert len({a.content for a in answers}) == 1
+        with gateway_engine.connect() as connection:
+            count = connection.execute(select(func.count()).select_from(payments_table))
+            assert count.scalar_one() == 1
 
     scenario()
