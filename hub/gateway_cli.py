@@ -2,7 +2,10 @@
 
 ``isobridge run --config hub.toml --gateway gateway.toml`` runs the hub and the gateway in
 one process (:func:`serve_hub_with_gateway`): the gateway uses the hub's core banking
-worker, journal and transport (dead letters). ``isobridge gateway --config hub.toml
+worker, journal and transport (dead letters). With ``--workers N`` (or ``[hub] workers``)
+each of the N hub processes serves the gateway too, all on ``[gateway] port``
+(``SO_REUSEPORT``, :mod:`hub.workers`), sharing the gateway's database; each takes
+``1/N`` of a client's rate limit (:mod:`gateway.limits`). ``isobridge gateway --config hub.toml
 --gateway gateway.toml`` runs the gateway alone, on one event loop, with:
 
 - the gateway's database (``[gateway] database``, default ``<home>/gateway.db``): its
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -119,6 +123,7 @@ async def serve_hub_with_gateway(
                 journal=service.journal,
                 engine=engine,
                 dead_letters=service.transport,
+                workers=hub_config.workers,
                 ready=ready,
                 stop=stop,
             )
@@ -147,6 +152,7 @@ async def _serve(
     journal: Journal,
     engine: Engine,
     dead_letters: Transport | None = None,
+    workers: int = 1,
     ready: Callable[[BuiltGateway, int], None] | None,
     stop: asyncio.Event | None,
 ) -> None:
@@ -183,6 +189,7 @@ async def _serve(
             response_signing_key=config.response_signing_key,
             probes=(clearing,),
             dead_letters=dead_letters,
+            workers=workers,
             consent_cache_ttl=config.consent_cache_seconds,
         )
         holder.append(built)
@@ -194,7 +201,9 @@ async def _serve(
                 built.app, host=config.host, port=config.port, log_level="warning", lifespan="off"
             )
         )
-        serving = asyncio.create_task(server.serve())
+        # several workers share the port (SO_REUSEPORT), as the hub's listeners do
+        sockets = [_shared_socket(config.host, config.port)] if workers > 1 else None
+        serving = asyncio.create_task(server.serve(sockets=sockets))
         while not server.started and not serving.done():
             await asyncio.sleep(0.01)
         if serving.done():
@@ -212,6 +221,14 @@ async def _serve(
         await serving
     finally:
         await asyncio.to_thread(clearing.stop)
+
+
+def _shared_socket(host: str, port: int) -> socket.socket:
+    listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    listening.bind((host, port))
+    return listening
 
 
 def run_gateway_command(

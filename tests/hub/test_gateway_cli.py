@@ -466,3 +466,12 @@ def test_two_gateway_processes_share_one_database(tmp_path: Path, kind: str) -> 
 
     with migrated_database(kind, tmp_path, "gateway", create_engine, upgrade) as (url, options):
         scenario(url, options)
+
+
+def test_run_refuses_workers_that_cannot_share_the_gateway_port(tmp_path: Path) -> None:
+    hub_toml = _write(tmp_path / "hub.toml", "[mainframe]\nport = 7070\n")
+    any_port = _write(tmp_path / "gateway.toml", "[gateway]\nport = 0\n")
+    err = io.StringIO()
+    argv = ["run", "--config", str(hub_toml), "--gateway", str(any_port), "--workers", "2"]
+    assert main(argv, stderr=err) == 2
+    assert "--workers 2: [gateway] port is 0 (any free port)" in err.getvalue()
