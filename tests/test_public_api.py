@@ -400,8 +400,10 @@ PUBLIC_API: dict[str, list[str]] = {
         "read_json",
     ],
     "gateway.idempotency": [
+        "Claimed",
         "IDEMPOTENCY_WINDOW",
         "IdempotencyStore",
+        "Pending",
         "StoredAnswer",
         "valid_key",
     ],
@@ -450,6 +452,10 @@ PUBLIC_API: dict[str, list[str]] = {
         "verify_request_signature",
     ],
     "gateway.security": [],
+    "gateway.security.authstate": [
+        "AuthorizationCode",
+        "AuthorizationState",
+    ],
     "gateway.security.authserver": [
         "AuthorizationServer",
         "ClientRegistration",
@@ -499,6 +505,22 @@ PUBLIC_API: dict[str, list[str]] = {
         "SpecName",
         "load_spec",
         "spec",
+    ],
+    "gateway.store": [
+        "HEAD",
+        "VERSION_TABLE",
+        "authorization_codes_table",
+        "consents_table",
+        "create_engine",
+        "current_revision",
+        "downgrade",
+        "idempotency_table",
+        "insert_or_ignore",
+        "metadata",
+        "payments_table",
+        "signing_keys_table",
+        "upgrade",
+        "utc",
     ],
     "gateway.statements": [
         "ExtractStatementSource",
@@ -602,12 +624,15 @@ PUBLIC_API: dict[str, list[str]] = {
     "hub.gateway_cli": [
         "add_gateway_command",
         "load_gateway_for_run",
+        "open_gateway_database",
         "run_gateway_command",
         "serve_gateway",
         "serve_hub_with_gateway",
     ],
     "hub.gateway_config": [
+        "DATABASE_SCHEMES",
         "GatewayConfig",
+        "database_url",
         "load_gateway_config",
     ],
     "hub.journal_cli": [
