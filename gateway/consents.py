@@ -159,9 +159,10 @@ class ConsentStore:
             consent = self._load(consent_id)
         if consent is None or consent.tenant != tenant or consent.kind is not kind:
             return None
-        if self._expired(consent):
+        expired = self._expired_at(consent)
+        if expired is not None:
             return dataclasses.replace(
-                consent, status=ConsentStatus.EXPD, status_updated_at=consent.expires_at
+                consent, status=ConsentStatus.EXPD, status_updated_at=expired
             )
         return consent
 
@@ -218,12 +219,12 @@ class ConsentStore:
                 connection.execute(select(func.count()).select_from(consents_table)).scalar_one()
             )
 
-    def _expired(self, consent: Consent) -> bool:
-        return (
-            consent.expires_at is not None
-            and consent.status in (ConsentStatus.AWAU, ConsentStatus.AUTH)
-            and self._now() >= consent.expires_at
-        )
+    def _expired_at(self, consent: Consent) -> dt.datetime | None:
+        """When an awaiting or authorised consent expired; None if it has not."""
+        if consent.status not in (ConsentStatus.AWAU, ConsentStatus.AUTH):
+            return None
+        expires = consent.expires_at
+        return expires if expires is not None and self._now() >= expires else None
 
     def _load(self, consent_id: str) -> Consent | None:
         with self.engine.connect() as connection:

@@ -394,7 +394,7 @@ class PaymentService:
             or_(table.c.payment_id == original.message_id, table.c.uetr == original.uetr)
         )
         by_id = [p for p in found if p.payment_id == original.message_id]
-        return (by_id or found or [None])[0]
+        return next(iter(by_id or found), None)
 
     def _insert(self, payment: Payment) -> bool:
         message = payment.message

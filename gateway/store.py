@@ -24,8 +24,10 @@ table                                 holds
 
 One database holds them for every gateway process (``isobridge run --workers N --gateway``
 or several ``isobridge gateway``): SQLite for one machine (``<home>/gateway.db`` by default;
-WAL, every transaction ``BEGIN IMMEDIATE``: :func:`routing.store.create_engine`) or
-PostgreSQL. What must happen once across processes is one statement: a unique key with
+WAL, every transaction ``BEGIN IMMEDIATE``: :func:`routing.store.create_engine`; and, as for
+the journal and the vault, ``synchronous = NORMAL``: a commit does not wait for the disk, a
+crashed process loses nothing, a power loss may undo the last commits but never corrupts)
+or PostgreSQL. What must happen once across processes is one statement: a unique key with
 ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` (:func:`insert_or_ignore`: a claimed
 idempotency key, a recorded payment) or a conditional ``UPDATE`` / ``DELETE ... RETURNING``
 (a consent used, a code redeemed), never a read followed by a write.
@@ -71,11 +73,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    event,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from routing.store import create_engine
+from routing import store as routing_store
 
 __all__ = [
     "HEAD",
@@ -171,6 +174,21 @@ signing_keys_table = Table(
 )
 
 _LOCATION = Path(__file__).resolve().parent / "migrations"
+
+
+def create_engine(url: str, **options: Any) -> Engine:
+    """An engine for the gateway's database at ``url`` (module docstring); ``options`` go
+    to :func:`routing.store.create_engine`."""
+    engine = routing_store.create_engine(url, **options)
+    if url.startswith("sqlite") and url not in ("sqlite://", "sqlite:///:memory:"):
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_connection: Any, _record: object) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.close()
+
+    return engine
 
 
 def _config() -> Config:

@@ -73,15 +73,18 @@ async def serve_gateway(
     (or a signal, under uvicorn's handlers)."""
     from hub.bootstrap import open_journal
     from hub.core import CoreBanking, corebank_exchange, posting_reference
-    from hub.store import ReversalForwarder, ReversalStore, upgrade
+    from hub.gateway_config import database_url
+    from hub.store import ReversalForwarder, ReversalStore, create_engine, upgrade
 
     if hub_config.mainframe is None:
         raise ConfigError(hub_config.source, "mainframe", "the gateway needs a [mainframe]")
     engine = await asyncio.to_thread(open_gateway_database, hub_config, config)
-    await asyncio.to_thread(upgrade, engine)
+    # the reversals share the database, on an engine of the hub's store: every commit on disk
+    reversal_engine = create_engine(database_url(config, hub_config.settings.home))
+    await asyncio.to_thread(upgrade, reversal_engine)
     connector = corebank_exchange(hub_config.mainframe)
     await connector.start()
-    reversals = ReversalStore(engine, posting_reference=posting_reference)
+    reversals = ReversalStore(reversal_engine, posting_reference=posting_reference)
     core = CoreBanking(connector, reversals=reversals)
     halt = asyncio.Event()
     forwarder = asyncio.create_task(ReversalForwarder(reversals, core).run(halt))
@@ -95,6 +98,7 @@ async def serve_gateway(
             await forwarder
         await connector.close()
         journal.close()
+        reversal_engine.dispose()
         engine.dispose()
 
 
