@@ -20,6 +20,9 @@ table                                 holds
 ``gateway_signing_keys``              the built-in authorization server's signing keys
                                       (PKCS#8 PEM), newest first, so that every process signs
                                       with keys every other process publishes
+``gateway_dpop_proofs``               the DPoP proofs accepted within their window
+                                      (:mod:`gateway.security.replays`), by SHA-256 of key
+                                      thumbprint and ``jti``: a replay to any process fails
 ====================================  ==========================================================
 
 One database holds them for every gateway process (``isobridge run --workers N --gateway``
@@ -44,6 +47,7 @@ share a database with the hub, the vault, the journal and routing.
 gateway_alembic_version
 gateway_authorization_codes
 gateway_consents
+gateway_dpop_proofs
 gateway_idempotency
 gateway_payments
 gateway_signing_keys
@@ -88,6 +92,7 @@ __all__ = [
     "create_engine",
     "current_revision",
     "downgrade",
+    "dpop_proofs_table",
     "idempotency_table",
     "insert_or_ignore",
     "metadata",
@@ -171,6 +176,14 @@ signing_keys_table = Table(
     Column("alg", String(8), nullable=False),
     Column("private_pem", Text, nullable=False),
     Column("created_at", Float, nullable=False),
+)
+
+dpop_proofs_table = Table(
+    "gateway_dpop_proofs",
+    metadata,
+    Column("proof_sha256", String(64), primary_key=True),
+    Column("seen_at", Float, nullable=False),
+    Index("ix_gateway_dpop_proofs_seen_at", "seen_at"),
 )
 
 _LOCATION = Path(__file__).resolve().parent / "migrations"

@@ -14,8 +14,8 @@ it the hub's real parts:
   (:class:`gateway.security.authserver.AuthorizationServer`, in process) or, in
   production, a real issuer's JWKS URL (:class:`gateway.security.authserver.HttpJwksSource`);
 - the gateway's database (``engine``, migrated by :func:`gateway.store.upgrade`): consents,
-  idempotency keys, payments, the built-in server's codes and keys, shared by every
-  gateway process on it.
+  idempotency keys, payments, the built-in server's codes and keys, the DPoP proofs seen,
+  shared by every gateway process on it.
 
 Rate limits are per process (:mod:`gateway.limits`): with ``workers`` processes behind one
 port, each gets ``1/workers`` of a client's rate and burst, so a client never exceeds its
@@ -50,7 +50,14 @@ from gateway.security.authserver import (
 )
 from gateway.security.authstate import AuthorizationState
 from gateway.security.jose import JoseError, PublicJwk, SigningKey
-from gateway.security.tokens import AccessTokenVerifier, JwksSource, KeySet, TokenSettings
+from gateway.security.replays import SqlProofReplays
+from gateway.security.tokens import (
+    AccessTokenVerifier,
+    DpopVerifier,
+    JwksSource,
+    KeySet,
+    TokenSettings,
+)
 from gateway.signatures import MessageSigner, SignatureCheck
 from gateway.statements import ExtractStatementSource
 from hub.core import posting_reference
@@ -138,6 +145,7 @@ def build_gateway(
     settings = settings or GatewaySettings()
     directory = directory or seed_directory()
     consents = ConsentStore(engine, cache_ttl=consent_cache_ttl)
+    replays = SqlProofReplays(engine)
     server: AuthorizationServer | None = None
     if jwks_source is None:
         if issuer.jwks_url is not None:
@@ -150,20 +158,23 @@ def build_gateway(
                 consents=consents,
                 directory=directory,
                 state=AuthorizationState(engine),
+                replays=replays,
                 algorithm=issuer.algorithm,
             )
             jwks_source = LocalJwksSource(server)
     tenants: dict[str, str] = dict(tenant_of or {})
     tenants.update({client.client_id: client.tenant for client in clients})
+    token_settings = TokenSettings(
+        issuer=issuer.issuer,
+        audience=issuer.audience,
+        require_sender_constraint=issuer.require_sender_constraint,
+        client_cert_header=issuer.client_cert_header,
+    )
     verifier = AccessTokenVerifier(
-        TokenSettings(
-            issuer=issuer.issuer,
-            audience=issuer.audience,
-            require_sender_constraint=issuer.require_sender_constraint,
-            client_cert_header=issuer.client_cert_header,
-        ),
+        token_settings,
         KeySet(jwks_source),
         tenant_of=tenants.get,
+        dpop=DpopVerifier(window=token_settings.dpop_window, replays=replays),
     )
     payments = PaymentService(
         core,

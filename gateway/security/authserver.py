@@ -65,7 +65,7 @@ from gateway.security.jose import (
     certificate_thumbprint,
     sign_compact,
 )
-from gateway.security.tokens import DpopVerifier
+from gateway.security.tokens import DpopVerifier, ProofReplays
 
 __all__ = [
     "AuthorizationServer",
@@ -139,6 +139,7 @@ class AuthorizationServer:
         consents: ConsentStore,
         directory: AccountDirectory,
         state: AuthorizationState,
+        replays: ProofReplays | None = None,
         algorithm: str = "ES256",
         token_ttl: int = 300,
         code_ttl: int = 60,
@@ -155,7 +156,7 @@ class AuthorizationServer:
         self.code_ttl = code_ttl
         self.retain = retain
         self.clock = clock
-        self.dpop = DpopVerifier(clock=clock)
+        self.dpop = DpopVerifier(clock=clock, replays=replays)
         self.state = state
         self._keys = state.signing_keys()
         if not self._keys:

@@ -34,6 +34,7 @@ from tests.support import on_event_loop
 GATEWAY_TABLES = {
     "gateway_authorization_codes",
     "gateway_consents",
+    "gateway_dpop_proofs",
     "gateway_idempotency",
     "gateway_payments",
     "gateway_signing_keys",

@@ -1,5 +1,5 @@
 """The gateway's first schema: consents, idempotency keys, payments, the built-in
-authorization server's codes and signing keys.
+authorization server's codes and signing keys, the DPoP proofs seen.
 
 Revision ID: 0001
 Revises:
@@ -84,9 +84,18 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("kid", name="pk_gateway_signing_keys"),
     )
+    op.create_table(
+        "gateway_dpop_proofs",
+        sa.Column("proof_sha256", sa.String(64), nullable=False),
+        sa.Column("seen_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("proof_sha256", name="pk_gateway_dpop_proofs"),
+    )
+    op.create_index("ix_gateway_dpop_proofs_seen_at", "gateway_dpop_proofs", ["seen_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_gateway_dpop_proofs_seen_at", "gateway_dpop_proofs")
+    op.drop_table("gateway_dpop_proofs")
     op.drop_table("gateway_signing_keys")
     op.drop_index("ix_gateway_authorization_codes_expires_at", "gateway_authorization_codes")
     op.drop_table("gateway_authorization_codes")
