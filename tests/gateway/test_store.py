@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 from pathlib import Path
 
 from sqlalchemy import func, inspect, select
 from sqlalchemy.engine import Engine
 
+from gateway.idempotency import Claimed, IdempotencyStore
 from gateway.store import (
     HEAD,
     current_revision,
@@ -203,5 +205,40 @@ def test_one_key_sent_at_once_makes_one_payment(gateway_engine: Engine, tmp_path
         with gateway_engine.connect() as connection:
             count = connection.execute(select(func.count()).select_from(payments_table))
             assert count.scalar_one() == 1
+
+    scenario()
+
+
+def test_a_key_another_process_holds_too_long_is_a_409(
+    gateway_engine: Engine, tmp_path: Path
+) -> None:
+    """While another process runs the first request with a key, a repeat waits; past
+    ``wait`` it is told to retry (409, ``Retry-After``), and once the first is answered the
+    repeat gets that answer."""
+
+    @on_event_loop
+    async def scenario() -> None:
+        async with running_gateway(tmp_path, engine=gateway_engine) as h:
+            store = h.built.services.idempotency
+            store.wait = 0.2
+            token = await h.client_token(scope="payments")
+            body = payment_consent_body("1.00")
+            raw = json.dumps(body).encode()
+            other = IdempotencyStore(gateway_engine)  # the other process's view
+            claim = other.claim("tpp-one", "domestic-payment-consents", "held", other.digest(raw))
+            assert isinstance(claim, Claimed)
+            headers = h.auth(
+                token, **{"x-idempotency-key": "held", "content-type": "application/json"}
+            )
+            url = f"{PISP}/domestic-payment-consents"
+            busy = await h.http.post(url, content=raw, headers=headers)
+            check_error(busy, 409)
+            assert busy.headers["retry-after"] == "1"
+            other.complete(
+                "tpp-one", "domestic-payment-consents", "held", claim.holder,
+                status=201, body=b'{"answered": "elsewhere"}', headers={},
+            )  # fmt: skip
+            answered = await h.http.post(url, content=raw, headers=headers)
+            assert (answered.status_code, answered.json()) == (201, {"answered": "elsewhere"})
 
     scenario()
