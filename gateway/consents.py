@@ -47,7 +47,7 @@ from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.engine import Engine
 
 from gateway.ports import new_id
-from gateway.store import consents_table, utc
+from gateway.store import consents_table, transaction, utc
 
 __all__ = ["Consent", "ConsentKind", "ConsentStatus", "ConsentStore"]
 
@@ -130,7 +130,7 @@ class ConsentStore:
             risk=risk,
             expires_at=expires_at,
         )
-        with self.engine.begin() as connection:
+        with transaction(self.engine) as connection:
             connection.execute(
                 consents_table.insert().values(
                     consent_id=consent.consent_id,
@@ -214,7 +214,7 @@ class ConsentStore:
 
     def count(self) -> int:
         """How many consents the store holds."""
-        with self.engine.connect() as connection:
+        with transaction(self.engine) as connection:
             return int(
                 connection.execute(select(func.count()).select_from(consents_table)).scalar_one()
             )
@@ -227,7 +227,7 @@ class ConsentStore:
         return expires if expires is not None and self._now() >= expires else None
 
     def _load(self, consent_id: str) -> Consent | None:
-        with self.engine.connect() as connection:
+        with transaction(self.engine) as connection:
             row = connection.execute(
                 select(consents_table).where(consents_table.c.consent_id == consent_id)
             ).first()
@@ -272,7 +272,7 @@ class ConsentStore:
         if "status" in values:
             values["status_updated_at"] = now
         self._cache.pop(consent_id, None)
-        with self.engine.begin() as connection:
+        with transaction(self.engine) as connection:
             row = connection.execute(
                 update(table).where(*where).values(**values).returning(*table.c)
             ).first()

@@ -36,7 +36,7 @@ from typing import Final
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.engine import Engine
 
-from gateway.store import idempotency_table, insert_or_ignore
+from gateway.store import idempotency_table, insert_or_ignore, transaction
 
 __all__ = [
     "IDEMPOTENCY_WINDOW",
@@ -124,7 +124,7 @@ class IdempotencyStore:
         now = self.clock()
         holder = secrets.token_hex(16)
         this = and_(table.c.tenant == tenant, table.c.endpoint == endpoint, table.c.key == key)
-        with self.engine.begin() as connection:
+        with transaction(self.engine) as connection:
             connection.execute(
                 delete(table).where(
                     this,
@@ -164,7 +164,7 @@ class IdempotencyStore:
     def find(self, tenant: str, endpoint: str, key: str) -> StoredAnswer | None:
         """The answer stored for the key within the window."""
         table = idempotency_table
-        with self.engine.connect() as connection:
+        with transaction(self.engine) as connection:
             row = connection.execute(
                 select(table).where(
                     table.c.tenant == tenant,
@@ -192,7 +192,7 @@ class IdempotencyStore:
         """Keep the answer to the key for the window; False if the claim was lost (taken
         over after ``lease``)."""
         table = idempotency_table
-        with self.engine.begin() as connection:
+        with transaction(self.engine) as connection:
             stored = connection.execute(
                 update(table)
                 .where(
@@ -209,7 +209,7 @@ class IdempotencyStore:
     def release(self, tenant: str, endpoint: str, key: str, holder: str) -> None:
         """Give the key back (the request was refused or failed): the next one runs."""
         table = idempotency_table
-        with self.engine.begin() as connection:
+        with transaction(self.engine) as connection:
             connection.execute(
                 delete(table).where(
                     table.c.tenant == tenant,
@@ -223,7 +223,7 @@ class IdempotencyStore:
     def purge(self) -> int:
         """Delete the keys older than the window; how many."""
         table = idempotency_table
-        with self.engine.begin() as connection:
+        with transaction(self.engine) as connection:
             gone = connection.execute(
                 delete(table)
                 .where(table.c.stored_at < self.clock() - self.window)

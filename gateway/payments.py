@@ -80,7 +80,7 @@ from gateway.ports import (
     PaymentJournal,
     new_id,
 )
-from gateway.store import insert_or_ignore, payments_table, utc
+from gateway.store import insert_or_ignore, payments_table, transaction, utc
 from journal import EventKind
 
 __all__ = [
@@ -399,7 +399,7 @@ class PaymentService:
     def _insert(self, payment: Payment) -> bool:
         message = payment.message
         assert message.debtor_account is not None and message.debtor_account.iban is not None
-        with self.engine.begin() as connection:
+        with transaction(self.engine) as connection:
             return insert_or_ignore(
                 connection,
                 payments_table,
@@ -417,7 +417,7 @@ class PaymentService:
 
     def _select(self, *where: ColumnElement[bool]) -> list[Payment]:
         table = payments_table
-        with self.engine.connect() as connection:
+        with transaction(self.engine) as connection:
             rows = connection.execute(
                 select(table).where(*where).order_by(table.c.created_at, table.c.payment_id)
             ).all()

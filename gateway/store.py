@@ -57,10 +57,13 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
+from weakref import WeakKeyDictionary
 
 from alembic import command
 from alembic.config import Config
@@ -98,6 +101,7 @@ __all__ = [
     "metadata",
     "payments_table",
     "signing_keys_table",
+    "transaction",
     "upgrade",
     "utc",
 ]
@@ -193,6 +197,8 @@ def create_engine(url: str, **options: Any) -> Engine:
     """An engine for the gateway's database at ``url`` (module docstring); ``options`` go
     to :func:`routing.store.create_engine`."""
     engine = routing_store.create_engine(url, **options)
+    if url.startswith("sqlite"):
+        _sqlite_turns[engine] = threading.Lock()
     if url.startswith("sqlite") and url not in ("sqlite://", "sqlite:///:memory:"):
 
         @event.listens_for(engine, "connect")
@@ -202,6 +208,25 @@ def create_engine(url: str, **options: Any) -> Engine:
             cursor.close()
 
     return engine
+
+
+_sqlite_turns: WeakKeyDictionary[Engine, threading.Lock] = WeakKeyDictionary()
+
+
+@contextlib.contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """``engine.begin()``; on an SQLite engine of :func:`create_engine`, one transaction at
+    a time in this process.
+
+    Every SQLite transaction here takes the write lock (``BEGIN IMMEDIATE``). Threads of
+    one process that collide on it would wait in SQLite's busy handler, which sleeps 1, 2,
+    5, 10... ms between tries (measured: two writes took 4.9 ms with 6 threads against
+    1.6 ms one after the other); a lock in the process hands the turn on at once. Other
+    processes still meet the busy handler.
+    """
+    turn = _sqlite_turns.get(engine)
+    with turn or contextlib.nullcontext(), engine.begin() as connection:
+        yield connection
 
 
 def _config() -> Config:

@@ -32,7 +32,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
 
 from gateway.security.jose import SigningKey
-from gateway.store import authorization_codes_table, signing_keys_table
+from gateway.store import authorization_codes_table, signing_keys_table, transaction
 
 __all__ = ["AuthorizationCode", "AuthorizationState"]
 
@@ -65,7 +65,7 @@ class AuthorizationState:
         """Keep ``grant`` under ``code`` until it is redeemed or expires; expired codes are
         deleted on the way."""
         table = authorization_codes_table
-        with self.engine.begin() as connection:
+        with transaction(self.engine) as connection:
             connection.execute(delete(table).where(table.c.expires_at < self.clock()))
             connection.execute(
                 table.insert().values(
@@ -84,7 +84,7 @@ class AuthorizationState:
         """What ``code`` was issued for, once: the first call takes it (expired or not; the
         server checks), every later one gets None."""
         table = authorization_codes_table
-        with self.engine.begin() as connection:
+        with transaction(self.engine) as connection:
             row = connection.execute(
                 delete(table).where(table.c.code_sha256 == _code_hash(code)).returning(*table.c)
             ).first()
@@ -103,7 +103,7 @@ class AuthorizationState:
     def signing_keys(self) -> list[SigningKey]:
         """The signing keys, newest first."""
         table = signing_keys_table
-        with self.engine.connect() as connection:
+        with transaction(self.engine) as connection:
             rows = connection.execute(
                 select(table).order_by(table.c.created_at.desc(), table.c.kid)
             ).all()
@@ -116,7 +116,7 @@ class AuthorizationState:
         newest first."""
         table = signing_keys_table
         pem = key.key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-        with self.engine.begin() as connection:
+        with transaction(self.engine) as connection:
             connection.execute(
                 table.insert().values(
                     kid=key.kid, alg=key.alg, private_pem=pem.decode(), created_at=self.clock()

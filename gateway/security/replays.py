@@ -17,7 +17,7 @@ import hashlib
 from sqlalchemy import delete
 from sqlalchemy.engine import Engine
 
-from gateway.store import dpop_proofs_table, insert_or_ignore
+from gateway.store import dpop_proofs_table, insert_or_ignore, transaction
 
 __all__ = ["SqlProofReplays"]
 
@@ -32,7 +32,7 @@ class SqlProofReplays:
         """True the first time ``key`` is presented within ``window`` seconds, on any
         process using this database."""
         table = dpop_proofs_table
-        with self.engine.begin() as connection:
+        with transaction(self.engine) as connection:
             connection.execute(delete(table).where(table.c.seen_at < at - window))
             return insert_or_ignore(
                 connection,
