@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -78,6 +79,11 @@ async def serve_gateway(
 
     if hub_config.mainframe is None:
         raise ConfigError(hub_config.source, "mainframe", "the gateway needs a [mainframe]")
+    # Blocking work (the gateway's database, the journal) runs on threads, as in the hub
+    # (hub.service): the default pool's few threads would queue a payment's several hops.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=32, thread_name_prefix="isobridge-gateway")
+    )
     engine = await asyncio.to_thread(open_gateway_database, hub_config, config)
     # the reversals share the database, on an engine of the hub's store: every commit on disk
     reversal_engine = create_engine(database_url(config, hub_config.settings.home))

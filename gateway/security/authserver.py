@@ -37,6 +37,7 @@ RFC 7517 (JWKS at ``/oauth2/jwks``).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -465,8 +466,8 @@ def authorization_router(server: AuthorizationServer, *, client_cert_header: str
             client_certificate=request.headers.get(client_cert_header),
             dpop=request.headers.get("dpop"),
         )
-        try:
-            body = server.token(form, facts)
+        try:  # in a thread: codes and DPoP proofs are database rows
+            body = await asyncio.to_thread(server.token, form, facts)
         except _OAuthError as exc:
             if exc.status == 401:
                 headers["WWW-Authenticate"] = 'Basic realm="isobridge"'
@@ -480,11 +481,12 @@ def authorization_router(server: AuthorizationServer, *, client_cert_header: str
     @router.get("/oauth2/authorize")
     async def authorize(request: Request) -> Response:
         params = dict(request.query_params.items())
-        return RedirectResponse(server.authorize(params), status_code=302)
+        location = await asyncio.to_thread(server.authorize, params)
+        return RedirectResponse(location, status_code=302)
 
     @router.get("/oauth2/jwks")
     async def jwks() -> dict[str, Any]:
-        return server.jwks()
+        return await asyncio.to_thread(server.jwks)
 
     @router.get("/.well-known/oauth-authorization-server")
     async def metadata() -> dict[str, Any]:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -195,18 +196,20 @@ class MemoryProofReplays:
     def __init__(self, memory: int = 100_000) -> None:
         self.memory = memory
         self._seen: OrderedDict[str, float] = OrderedDict()
+        self._turn = threading.Lock()  # the token endpoint runs in threads
 
     def first_use(self, key: str, at: float, window: float) -> bool:
         """See :class:`ProofReplays`."""
-        while self._seen:
-            first, seen_at = next(iter(self._seen.items()))
-            if at - seen_at <= window and len(self._seen) < self.memory:
-                break
-            del self._seen[first]
-        if key in self._seen:
-            return False
-        self._seen[key] = at
-        return True
+        with self._turn:
+            while self._seen:
+                first, seen_at = next(iter(self._seen.items()))
+                if at - seen_at <= window and len(self._seen) < self.memory:
+                    break
+                del self._seen[first]
+            if key in self._seen:
+                return False
+            self._seen[key] = at
+            return True
 
 
 class DpopVerifier:
