@@ -107,8 +107,11 @@ async def idempotent_post(
     raw: bytes,
     produce: Callable[[], Awaitable[Response]],
 ) -> Response:
-    """Run ``produce`` once per ``x-idempotency-key`` and body within 24 hours; a repeat
-    with the same body gets the stored answer, with another body a 400."""
+    """Run ``produce`` once per ``x-idempotency-key`` and body within 24 hours, on whichever
+    process (:meth:`gateway.idempotency.IdempotencyStore.claim`); a repeat with the same body
+    gets the stored answer (waiting for it while the first still runs, a 409 with
+    ``Retry-After`` past the store's ``wait``), with another body a 400. Only a success is
+    kept: after a refusal or a failure the key is given back."""
     services = services_of(request)
     key = request.headers.get(IDEMPOTENCY_KEY)
     if key is None:
