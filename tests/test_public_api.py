@@ -525,6 +525,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "metadata",
         "payments_table",
         "signing_keys_table",
+        "transaction",
         "upgrade",
         "utc",
     ],
