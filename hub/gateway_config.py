@@ -15,6 +15,10 @@ checked; an error names the file, the key and why (:class:`hub.config_file.Confi
     response_signing_key = "bank-jws.pem"  # optional: PS256 key (PKCS#8 PEM) signing responses
     statement_files = ["STMT.DAT"]         # end-of-day extracts: GET .../transactions
     demo_accounts = true                   # PSUs alice and bob on the simulator's seed accounts
+    database = "sqlite:///<home>/gateway.db"   # the gateway's state: consents, idempotency
+                                           # keys, payments (postgresql+psycopg://... to share
+                                           # it between machines)
+    consent_cache_seconds = 1.0            # how stale an authorised consent may be read
 
     [issuer]                               # where access tokens come from
     issuer = "http://127.0.0.1:8080"       # without jwks_url: the built-in authorization server
@@ -45,7 +49,9 @@ checked; an error names the file, the key and why (:class:`hub.config_file.Confi
     currency = "EUR"
     name = "Anna Schmidt"
 
-Relative paths are taken from the file's directory.
+Relative paths are taken from the file's directory (a relative SQLite ``database`` too).
+Without ``database``, the state is ``gateway.db`` in the hub's state directory
+(:func:`database_url`).
 """
 
 from __future__ import annotations
@@ -67,7 +73,10 @@ from gateway.security.jose import ALGORITHMS, JoseError, SigningKey, certificate
 from hub.config_file import ConfigError, TableReader
 from hub.gateway import IssuerConfig, seed_directory
 
-__all__ = ["GatewayConfig", "load_gateway_config"]
+__all__ = ["DATABASE_SCHEMES", "GatewayConfig", "database_url", "load_gateway_config"]
+
+DATABASE_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg://")
+"""What ``[gateway] database`` may start with."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +94,13 @@ class GatewayConfig:
     status: str
     statement_files: tuple[Path, ...]
     response_signing_key: SigningKey | None
+    database: str | None = None
+    consent_cache_seconds: float = 1.0
+
+
+def database_url(config: GatewayConfig, home: Path) -> str:
+    """The gateway's database: ``[gateway] database``, else ``<home>/gateway.db``."""
+    return config.database or f"sqlite:///{home / 'gateway.db'}"
 
 
 class _Reader(TableReader):
@@ -140,7 +156,7 @@ class _Reader(TableReader):
             "gateway",
             ("host", "port", "public_url", "max_body_bytes", "rate_per_second", "burst",
              "require_request_signatures", "response_signing_key", "statement_files",
-             "demo_accounts"),
+             "demo_accounts", "database", "consent_cache_seconds"),
         )  # fmt: skip
         host = self.text(gateway, "gateway", "host", "127.0.0.1")
         port = int(self.number(gateway, "gateway", "port", 8080, 0, 65535))
@@ -214,7 +230,31 @@ class _Reader(TableReader):
             status=self.text(clearing, "clearing", "status", "clearing.status"),
             statement_files=statements,
             response_signing_key=signing_key,
+            database=self.database(gateway),
+            consent_cache_seconds=self.number(
+                gateway, "gateway", "consent_cache_seconds", 1.0, 0.0, 60.0
+            ),
         )
+
+    def database(self, table: Mapping[str, Any]) -> str | None:
+        if "database" not in table:
+            return None
+        url = self.text(table, "gateway", "database", None)
+        memory = url in ("sqlite://", "sqlite:///:memory:")
+        if memory or (url.startswith("sqlite:") and not url.startswith("sqlite:///")):
+            raise self.fail(
+                "gateway.database",
+                "sqlite:///<file>: an SQLite file (memory is neither shared nor kept)",
+            )
+        if not url.startswith(DATABASE_SCHEMES):
+            raise self.fail(
+                "gateway.database",
+                f"{url.split(':', 1)[0]!r} is not a database the gateway keeps its state in:"
+                " sqlite:///<file> or postgresql+psycopg://user:password@host/database",
+            )
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            url = f"sqlite:///{self.base / url.removeprefix('sqlite:///')}"
+        return url
 
     def jwks_url(self, table: Mapping[str, Any]) -> str | None:
         if "jwks_url" not in table:

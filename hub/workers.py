@@ -8,7 +8,9 @@ do for web servers:
 
 - **Listeners** are bound by every worker with ``SO_REUSEPORT``: the kernel spreads the
   acquirers' connections over the workers. A port of 0 cannot be shared (a configuration
-  error names the listener).
+  error names the listener). With ``--gateway gateway.toml`` each worker also serves the
+  open-banking gateway on ``[gateway] port``, the same way; the gateway's state is in its
+  database (:mod:`gateway.store`), which every worker uses.
 - **Work** is shared through the broker: each worker consumes the core destinations as a
   competing consumer and waits for its replies on a reply queue of its own; the vault, the
   journal, the reversal store and the ledger are databases that every worker uses (SQLite
@@ -86,14 +88,18 @@ def report_ready() -> None:
         Path(path).touch()
 
 
-def worker_command(config_path: str | None, index: int, workers: int) -> list[str]:
+def worker_command(
+    config_path: str | None, index: int, workers: int, gateway_path: str | None = None
+) -> list[str]:
     """The command line of worker ``index`` of ``workers`` (``isobridge run`` of this
-    interpreter)."""
+    interpreter; with the open-banking gateway too when ``gateway_path`` names its file)."""
     command = [
         sys.executable, "-m", "hub.cli", "run", "--worker", str(index), "--workers", str(workers)
     ]  # fmt: skip
     if config_path is not None:
         command += ["--config", config_path]
+    if gateway_path is not None:
+        command += ["--gateway", gateway_path]
     return command
 
 
@@ -267,9 +273,17 @@ class Supervisor:
 
 
 def supervise(
-    config_path: str | None, workers: int, out: TextIO, metrics: WorkerMetrics | None = None
+    config_path: str | None,
+    workers: int,
+    out: TextIO,
+    metrics: WorkerMetrics | None = None,
+    gateway_path: str | None = None,
 ) -> int:
-    """Run ``workers`` hub processes from ``config_path`` until SIGTERM / SIGINT."""
+    """Run ``workers`` hub processes from ``config_path`` (each with the gateway of
+    ``gateway_path``, if given) until SIGTERM / SIGINT."""
     return Supervisor(
-        workers, lambda index: worker_command(config_path, index, workers), out, metrics=metrics
+        workers,
+        lambda index: worker_command(config_path, index, workers, gateway_path),
+        out,
+        metrics=metrics,
     ).run()
