@@ -29,7 +29,6 @@ request the response that the hub would send back (field 39 = 30) is shown as we
 from __future__ import annotations
 
 import argparse
-import asyncio
 import binascii
 import dataclasses
 import json
@@ -182,7 +181,7 @@ def _run_with_gateway(
 ) -> int:
     """``run --gateway``: the hub and the gateway in one process (hub.gateway_cli)."""
     from hub.config_file import ConfigError, load_config
-    from hub.gateway_cli import load_gateway_for_run, serve_hub_with_gateway
+    from hub.gateway_cli import load_gateway_for_run, run_event_loop, serve_hub_with_gateway
 
     try:
         config = load_config(Path(config_path) if config_path else None, environ)
@@ -193,7 +192,7 @@ def _run_with_gateway(
             raise ConfigError(config.source, "hub.workers", "the gateway runs in one process")
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
-    asyncio.run(serve_hub_with_gateway(config, gateway, out))
+    run_event_loop(serve_hub_with_gateway(config, gateway, out))
     return EXIT_OK
 
 

@@ -13,6 +13,10 @@ worker, journal and transport (dead letters). ``isobridge gateway --config hub.t
 - the application (:func:`hub.gateway.build_gateway`) under uvicorn on ``[gateway] host`` /
   ``port``; SIGINT / SIGTERM stop it, then everything else.
 
+Both commands run on the event loop uvicorn itself would pick (its ``loop="auto"``): uvloop
+when it is installed (a dependency where it builds), else asyncio's
+(:func:`run_event_loop`).
+
 The configuration is checked before anything starts; an error names the file and the key.
 """
 
@@ -21,7 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -38,10 +42,24 @@ if TYPE_CHECKING:  # the web stack is imported when the command runs, not by eve
 __all__ = [
     "add_gateway_command",
     "load_gateway_for_run",
+    "run_event_loop",
     "run_gateway_command",
     "serve_gateway",
     "serve_hub_with_gateway",
 ]
+
+
+def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` to its end on uvloop when installed, else on asyncio's loop."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None
+    try:
+        import uvloop
+    except ImportError:
+        factory = None
+    else:
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main)
 
 
 def add_gateway_command(commands: Any) -> None:
@@ -203,7 +221,7 @@ def run_gateway_command(
     except ConfigError as exc:
         err.write(f"isobridge: {exc}\n")
         return EXIT_USAGE
-    asyncio.run(serve_gateway(hub_config, config, out))
+    run_event_loop(serve_gateway(hub_config, config, out))
     return EXIT_OK
 
 

@@ -397,6 +397,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "error_response",
         "install_error_handlers",
         "interaction_id",
+        "new_interaction_id",
         "read_json",
     ],
     "gateway.idempotency": [
@@ -602,6 +603,7 @@ PUBLIC_API: dict[str, list[str]] = {
     "hub.gateway_cli": [
         "add_gateway_command",
         "load_gateway_for_run",
+        "run_event_loop",
         "run_gateway_command",
         "serve_gateway",
         "serve_hub_with_gateway",
