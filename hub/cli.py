@@ -29,7 +29,6 @@ request the response that the hub would send back (field 39 = 30) is shown as we
 from __future__ import annotations
 
 import argparse
-import asyncio
 import binascii
 import dataclasses
 import json
@@ -63,6 +62,7 @@ from vault.errors import VaultError
 
 if TYPE_CHECKING:
     from hub.config_file import HubConfig
+    from hub.gateway import BuiltGateway
     from hub.workers import WorkerMetrics
 
 __all__ = ["CANONICAL_JSON", "main"]
@@ -210,8 +210,13 @@ def _run_with_gateway(
     """``run --gateway``: the hub and the gateway in each process (hub.gateway_cli); with
     several workers, the gateway's port is shared like the listeners' (hub.workers)."""
     from hub.config_file import ConfigError, load_config
-    from hub.gateway_cli import load_gateway_for_run, open_gateway_database, serve_hub_with_gateway
-    from hub.service import prepare_state
+    from hub.gateway_cli import (
+        load_gateway_for_run,
+        open_gateway_database,
+        run_event_loop,
+        serve_hub_with_gateway,
+    )
+    from hub.service import prepare_state, settle_heap
     from hub.workers import die_with_parent, report_ready, supervise
 
     try:
@@ -237,8 +242,13 @@ def _run_with_gateway(
         )
     if worker is not None:
         die_with_parent()
-    ready = (lambda _built, _port: report_ready()) if worker is not None else None
-    asyncio.run(serve_hub_with_gateway(config, gateway, out, ready=ready))
+
+    def ready(_built: BuiltGateway, _port: int) -> None:
+        settle_heap()
+        if worker is not None:
+            report_ready()
+
+    run_event_loop(serve_hub_with_gateway(config, gateway, out, ready=ready))
     return EXIT_OK
 
 

@@ -19,6 +19,10 @@ each of the N hub processes serves the gateway too, all on ``[gateway] port``
 - the application (:func:`hub.gateway.build_gateway`) under uvicorn on ``[gateway] host`` /
   ``port``; SIGINT / SIGTERM stop it, then everything else.
 
+Both commands run on the event loop uvicorn itself would pick (its ``loop="auto"``): uvloop
+when it is installed (a dependency where it builds), else asyncio's
+(:func:`run_event_loop`).
+
 The configuration is checked before anything starts; an error names the file and the key.
 """
 
@@ -28,7 +32,7 @@ import argparse
 import asyncio
 import contextlib
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -51,10 +55,24 @@ __all__ = [
     "add_gateway_command",
     "load_gateway_for_run",
     "open_gateway_database",
+    "run_event_loop",
     "run_gateway_command",
     "serve_gateway",
     "serve_hub_with_gateway",
 ]
+
+
+def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` to its end on uvloop when installed, else on asyncio's loop."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None
+    try:
+        import uvloop
+    except ImportError:
+        factory = None
+    else:
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main)
 
 
 def add_gateway_command(commands: Any) -> None:
@@ -270,7 +288,11 @@ def run_gateway_command(
         err.write(f"isobridge: {exc}\n")
         return EXIT_USAGE
     configure_logging(hub_config.logging, err)
-    asyncio.run(serve_gateway(hub_config, config, out))
+    from hub.service import settle_heap
+
+    run_event_loop(
+        serve_gateway(hub_config, config, out, ready=lambda _built, _port: settle_heap())
+    )
     return EXIT_OK
 
 

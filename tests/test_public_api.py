@@ -404,6 +404,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "error_response",
         "install_error_handlers",
         "interaction_id",
+        "new_interaction_id",
         "read_json",
     ],
     "gateway.idempotency": [
@@ -642,6 +643,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "add_gateway_command",
         "load_gateway_for_run",
         "open_gateway_database",
+        "run_event_loop",
         "run_gateway_command",
         "serve_gateway",
         "serve_hub_with_gateway",

@@ -224,3 +224,36 @@ async def test_cics_framing_transaction_id_then_bare_record_back() -> None:
         await connector.wait_connected(2)
         assert await connector.request(b"0001abcd") == b"0001ABCD"
     await destination.stop()
+
+
+@on_event_loop
+async def test_requests_of_one_turn_of_the_loop_go_out_in_one_write() -> None:
+    framer = get_framer("len2-binary")
+    destination = Destination(_echo_upper, framer, framer)
+    await destination.start()
+    async with RecordConnector(_settings(destination.port, connections=1), _breaker()) as connector:
+        await connector.wait_connected(1)
+        records = [f"{n:04d}-rec".encode() for n in range(10)]
+        replies = await asyncio.gather(*(connector.request(r) for r in records))
+    await destination.stop()
+    assert replies == [r.upper() for r in records]
+    assert (connector.stats.sent, connector.stats.writes) == (10, 1)
+    assert destination.received == records
+
+
+@on_event_loop
+async def test_a_request_cancelled_while_its_burst_waits_still_sends_the_others() -> None:
+    framer = get_framer("len2-binary")
+    destination = Destination(_echo_upper, framer, framer)
+    await destination.start()
+    async with RecordConnector(_settings(destination.port, connections=1), _breaker()) as connector:
+        await connector.wait_connected(1)
+        records = [f"{n:04d}-rec".encode() for n in range(5)]
+        tasks = [asyncio.create_task(connector.request(r)) for r in records]
+        await asyncio.sleep(0)  # every request is queued; the first waits to write them all
+        tasks[0].cancel()
+        done = await asyncio.gather(*tasks, return_exceptions=True)
+    await destination.stop()
+    assert isinstance(done[0], asyncio.CancelledError)
+    assert done[1:] == [r.upper() for r in records[1:]]
+    assert destination.received == records
