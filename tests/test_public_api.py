@@ -670,6 +670,11 @@ PUBLIC_API: dict[str, list[str]] = {
         "Signal",
         "SignalState",
     ],
+    "hub.sagas_cli": [
+        "SAGAS_COMMAND",
+        "add_sagas_commands",
+        "run_sagas_command",
+    ],
     "hub.service": [
         "DEFAULT_RULES",
         "HubService",

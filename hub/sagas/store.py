@@ -39,7 +39,7 @@ from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
-from journal import Event, EventKind, Journal, StoredEvent
+from journal import Event, EventKind, Journal, StoredEvent, TransactionIds
 from journal.reading import READ_ONLY, read_events
 from journal.schema import SAGA_SIGNALS, SAGAS
 
@@ -398,10 +398,10 @@ class SagaStore:
                 )
             return new
 
-    def retry(self, saga_id: str, event: Callable[[SagaRecord], Event]) -> SagaRecord:
+    def retry(self, saga_id: str, *, by: str) -> SagaRecord:
         """Re-arm a saga (``isobridge sagas retry``): one in ``attention`` runs its step
-        again with fresh attempts; one that waits acts on its timeout now. ``event`` makes
-        the journal event that records it."""
+        again with fresh attempts; one that waits acts on its timeout now. The
+        ``saga_retried`` event names who asked (``by``)."""
         now = self._now()
         record = self.get(saga_id)
         if record is None:
@@ -456,7 +456,18 @@ class SagaStore:
                 last_error=None,
                 updated_at=now,
             )
-            self.journal.append(connection, [event(after)])
+            body: dict[str, Any] = {
+                "saga": record.definition,
+                "step": record.step,
+                "from": record.phase.value,
+                "by": by[:64],
+            }
+            status = data.get("status")
+            if isinstance(status, str):
+                body["status"] = status
+            ids = TransactionIds(saga_id, end_to_end_id=record.end_to_end_id, uetr=record.uetr)
+            event = Event(EventKind.SAGA_RETRIED, record.tenant, ids, now, body)
+            self.journal.append(connection, [event])
         return after
 
     # -- reading ------------------------------------------------------------------------

@@ -7,14 +7,12 @@ import asyncio
 import contextlib
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any
 
 import pytest
 
 from hub.sagas.definition import Compensate, Finish, Goto, SagaDefinition, Step
 from hub.sagas.runner import Action, SagaRunner, StepContext, StepFailedError, StepResult
 from hub.sagas.store import Phase, SagaRecord, SagaStore
-from journal import EventKind
 from tests.hub.sagas.conftest import Clock, StoreFactory
 from tests.support import on_event_loop
 
@@ -209,7 +207,7 @@ def test_a_step_that_keeps_failing_needs_attention_until_retried(
         assert await run.run_once() == 0  # never an endless loop
         assert seats.calls["s-4/reserve"] == 3
 
-        retried = store.retry("s-4", lambda r: _retried(r))
+        retried = store.retry("s-4", by="cli:ops")
         assert (retried.phase, retried.attempts) == (Phase.ACTIVE, 0)
         await settle(run)  # the 4th failure, then attention again after 3 more
         assert store.get("s-4").attempts == 1  # type: ignore[union-attr]
@@ -221,15 +219,6 @@ def test_a_step_that_keeps_failing_needs_attention_until_retried(
         assert "saga_retried" in kinds(store, "s-4")
 
     scenario()
-
-
-def _retried(record: Any) -> Any:
-    from journal import Event, TransactionIds
-
-    return Event(
-        EventKind.SAGA_RETRIED, record.tenant, TransactionIds(record.saga_id), record.updated_at,
-        {"saga": record.definition, "step": record.step},
-    )  # fmt: skip
 
 
 def test_two_runners_on_one_database_run_each_step_once(make_store: StoreFactory) -> None:
