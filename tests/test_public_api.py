@@ -182,6 +182,14 @@ PUBLIC_API: dict[str, list[str]] = {
         "VARIANTS",
         "ValidationReport",
     ],
+    "adapters.iso20022.camt029": [
+        "CANCELLATION_STATUS",
+        "MESSAGE_ID",
+        "decode_resolution_document",
+        "decode_resolutions",
+        "encode_document",
+        "encode_resolutions",
+    ],
     "adapters.iso20022.catalog": [
         "HEAD_FAMILY",
         "ISO20022_NAMESPACE_PREFIX",
@@ -651,6 +659,19 @@ PUBLIC_API: dict[str, list[str]] = {
         "Step",
         "TIMEOUT",
         "Target",
+    ],
+    "hub.sagas.mainframe": [
+        "APPROVED",
+        "MainframePostings",
+        "PostingAnswer",
+    ],
+    "hub.sagas.payments": [
+        "ClearingAnswers",
+        "ClearingSender",
+        "OUTBOUND",
+        "OutboundCreditTransfers",
+        "Parking",
+        "outbound_definition",
     ],
     "hub.sagas.runner": [
         "Action",

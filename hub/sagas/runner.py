@@ -290,6 +290,11 @@ class SagaRunner:
         assert step.action is not None
         tries = dict(record.data.get("tries", {}))
         attempt = int(tries.get(step.name, 0)) + 1
+        if attempt > step.max_attempts:  # reached again through a loop (recall, recall...)
+            reason = f"{step.name} reached {attempt} times (at most {step.max_attempts})"
+            return await self._attention(
+                record, dict(record.data), {"step": step.name}, reason, record.phase
+            )
         tries[step.name] = attempt
         context = StepContext(
             record.saga_id,
