@@ -660,6 +660,14 @@ PUBLIC_API: dict[str, list[str]] = {
         "TIMEOUT",
         "Target",
     ],
+    "hub.sagas.inbound": [
+        "INBOUND",
+        "InboundCreditTransfers",
+        "InboundReceipt",
+        "RETURN_REASONS",
+        "inbound_definition",
+        "inbound_saga_id",
+    ],
     "hub.sagas.mainframe": [
         "APPROVED",
         "MainframePostings",
