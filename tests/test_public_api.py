@@ -639,6 +639,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "Compensate",
         "Finish",
         "Goto",
+        "PaymentSagas",
         "Phase",
         "SagaDefinition",
         "SagaError",
@@ -688,6 +689,10 @@ PUBLIC_API: dict[str, list[str]] = {
         "StepFailedError",
         "StepResult",
         "posting_reference",
+    ],
+    "hub.sagas.service": [
+        "ClearingQueues",
+        "PaymentSagas",
     ],
     "hub.sagas.store": [
         "LIVE_PHASES",

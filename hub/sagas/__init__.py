@@ -12,19 +12,24 @@ later step fails. The parts:
 - :mod:`hub.sagas.mainframe`: holds, releases, debits and credits on the mainframe, keyed by
   saga and step;
 - :mod:`hub.sagas.payments`: the outbound credit transfer saga (hold, pacs.008, pacs.002 /
-  camt.056 recall / pacs.004 return / camt.029) and the matching of clearing answers.
+  camt.056 recall / pacs.004 return / camt.029) and the matching of clearing answers;
+- :mod:`hub.sagas.inbound`: the inbound credit transfer saga (credit, or a pacs.004 return);
+- :mod:`hub.sagas.service`: :class:`PaymentSagas`, all of it wired for one hub process (the
+  port the gateway and the clearing queues call).
 
 ``isobridge sagas list | show ID | retry ID`` (:mod:`hub.sagas_cli`) shows and re-arms them.
 """
 
 from hub.sagas.definition import Compensate, Finish, Goto, SagaDefinition, Step
 from hub.sagas.runner import SagaRunner, StepContext, StepFailedError, StepResult
+from hub.sagas.service import PaymentSagas
 from hub.sagas.store import Phase, SagaError, SagaRecord, SagaStore
 
 __all__ = [
     "Compensate",
     "Finish",
     "Goto",
+    "PaymentSagas",
     "Phase",
     "SagaDefinition",
     "SagaError",

@@ -35,6 +35,7 @@ from hub.core import corebank_connector
 from hub.sagas.mainframe import MainframePostings
 from hub.sagas.payments import ClearingAnswers, OutboundCreditTransfers
 from hub.sagas.runner import Action, SagaRunner, StepContext, StepResult
+from hub.sagas.service import PaymentSagas
 from hub.sagas.store import Phase, SagaRecord, SagaStore
 from journal.store import Journal
 from mainframe_sim.ledger import clearing_account
@@ -486,5 +487,44 @@ def test_a_hub_that_dies_in_any_step_is_taken_over_and_the_ledger_reconciles(
             paid = {"settled": 2500, "rejected": 0, "returned": 0}[outcome]
             assert w.mf.balance(ANNA) == before[ANNA] - paid
             assert len(set(w.peer.settled)) <= 1  # clearing settled it at most once
+
+    scenario()
+
+
+def test_the_wired_service_runs_payments_and_transfers_as_a_hub_task(tmp_path: Path) -> None:
+    """PaymentSagas as the hub runs it: its loop a task, answers from the status consumer."""
+
+    @on_event_loop
+    async def scenario() -> None:
+        async with world(tmp_path) as w:
+            before = balances(w)
+            journal = Journal.open(w.journal_url, KEYS)
+            sagas = PaymentSagas(
+                journal, w.connector, w.clearing, tenant="bank-a", owner="hub-service"
+            )
+            w.hubs.append(Hub(sagas.store, sagas.outbound, sagas.runner, sagas.answers))
+            stop = asyncio.Event()
+            peer_stop = asyncio.Event()
+            tasks = [
+                asyncio.create_task(sagas.run(stop)),
+                asyncio.create_task(w.peer.serve(peer_stop)),
+            ]
+            messages = [payment(10 + n, "5.00") for n in range(5)]
+            for message in messages:
+                assert await sagas.submit_payment(message)
+            for _ in range(400):
+                if all(
+                    (r := sagas.store.get(m.ids.message_id)) and r.phase is Phase.DONE
+                    for m in messages
+                ):
+                    break
+                await asyncio.sleep(0.05)
+            stop.set()
+            peer_stop.set()
+            await asyncio.gather(*tasks)
+            outcomes = {sagas.store.get(m.ids.message_id).outcome for m in messages}  # type: ignore[union-attr]
+            assert outcomes == {"settled"}
+            w.reconcile(before)
+            assert w.mf.balance(ANNA) == before[ANNA] - 2500
 
     scenario()
