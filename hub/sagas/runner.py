@@ -262,8 +262,11 @@ class SagaRunner:
                 moved += 1
                 record = after
                 self.transitions += 1
+                if record.lease_owner is None:
+                    break  # saved and released in one go: nothing more to do now
         finally:
-            await asyncio.to_thread(self.store.release, record)
+            if record.lease_owner is not None:
+                await asyncio.to_thread(self.store.release, record)
             if record.phase is Phase.DONE:
                 self._personal.pop(record.saga_id, None)
         return moved

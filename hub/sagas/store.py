@@ -292,9 +292,15 @@ class SagaStore:
     ) -> SagaRecord | None:
         """Write ``after`` over ``before`` with the ``events`` that record the change, in one
         transaction, if ``before`` is still what the database holds and this process still
-        holds the lease; the row as written, else ``None`` (nothing written)."""
+        holds the lease; the row as written, else ``None`` (nothing written).
+
+        When there is nothing more to do now (finished, stopped for attention, or waiting
+        with no signal pending) the lease is given back in the same transaction, as
+        :meth:`release` would: the row returned then has no ``lease_owner``.
+        """
         now = self._now()
         owner = before.lease_owner
+        settled = after.phase in (Phase.DONE, Phase.ATTENTION)
         with self.engine.begin() as connection:
             changed = connection.execute(
                 update(SAGAS)
@@ -326,11 +332,32 @@ class SagaStore:
                     .values(state=state.value)
                 )
             self.journal.append(connection, events)
+            version = before.version + 1
+            idle = settled or (
+                after.phase is Phase.WAITING and not self._pending(connection, after.saga_id)
+            )
+            if idle:
+                next_at = after.deadline if after.phase is Phase.WAITING else after.next_at
+                connection.execute(
+                    update(SAGAS)
+                    .where(SAGAS.c.saga_id == after.saga_id)
+                    .values(
+                        lease_owner=None, lease_until=None, next_at=next_at, version=version + 1
+                    )
+                )
+                return dataclasses.replace(
+                    after,
+                    next_at=next_at or after.next_at,
+                    lease_owner=None,
+                    lease_until=None,
+                    version=version + 1,
+                    updated_at=now,
+                )
         return dataclasses.replace(
             after,
             lease_owner=owner,
             lease_until=now + dt.timedelta(seconds=lease),
-            version=before.version + 1,
+            version=version,
             updated_at=now,
         )
 
@@ -360,18 +387,26 @@ class SagaStore:
             ).rowcount
             if released != 1 or record.phase is not Phase.WAITING:
                 return
-            pending = connection.execute(
-                select(func.count())
-                .select_from(SAGA_SIGNALS)
-                .where(
-                    SAGA_SIGNALS.c.saga_id == record.saga_id,
-                    SAGA_SIGNALS.c.state == SignalState.PENDING.value,
-                )
-            ).scalar_one()
-            if pending:
+            if self._pending(connection, record.saga_id):
                 connection.execute(
                     update(SAGAS).where(SAGAS.c.saga_id == record.saga_id).values(next_at=now)
                 )
+
+    @staticmethod
+    def _pending(connection: Connection, saga_id: str) -> bool:
+        """Whether a signal is pending for ``saga_id`` (in the caller's transaction, after
+        it updated the saga's row: see :meth:`release`)."""
+        return (
+            connection.execute(
+                select(SAGA_SIGNALS.c.signal_key)
+                .where(
+                    SAGA_SIGNALS.c.saga_id == saga_id,
+                    SAGA_SIGNALS.c.state == SignalState.PENDING.value,
+                )
+                .limit(1)
+            ).first()
+            is not None
+        )
 
     def add_signal(self, saga_id: str, key: str, signal: str, body: Mapping[str, Any]) -> bool:
         """Store a signal for ``saga_id`` under the deduplication ``key`` and make the saga
