@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ import pika
 import pytest
 
 from canonical_model.codes import TransactionStatus
+from canonical_model.json_form import to_json
 from canonical_model.messages import (
     Account,
     CanonicalMessage,
@@ -112,10 +116,11 @@ class World:
         *,
         dead: bool = False,
         wrap: Callable[[Mapping[str, Action]], Mapping[str, Action]] | None = None,
+        real_clock: bool = False,
     ) -> Hub:
         journal = Journal.open(self.journal_url, KEYS)
         store_class = DyingProcessStore if dead else SagaStore
-        store = store_class(journal, now=self.clock)
+        store = store_class(journal, now=None if real_clock else self.clock)
         outbound = OutboundCreditTransfers(
             MainframePostings(self.connector),
             self.clearing,
@@ -524,6 +529,52 @@ def test_the_wired_service_runs_payments_and_transfers_as_a_hub_task(tmp_path: P
             await asyncio.gather(*tasks)
             outcomes = {sagas.store.get(m.ids.message_id).outcome for m in messages}  # type: ignore[union-attr]
             assert outcomes == {"settled"}
+            w.reconcile(before)
+            assert w.mf.balance(ANNA) == before[ANNA] - 2500
+
+    scenario()
+
+
+@pytest.mark.parametrize("step", ["hold", "send", "settle"])
+def test_a_hub_process_killed_after_a_step_is_taken_over_by_another(
+    tmp_path: Path, step: str
+) -> None:
+    """A real process, SIGKILLed right after the step's effect; another process's runner
+    takes the saga over once the lease has run out, and the ledger reconciles."""
+
+    @on_event_loop
+    async def scenario() -> None:
+        async with world(tmp_path) as w:
+            before = balances(w)
+            fresh = w.hub("hub-fresh", real_clock=True)  # takes answers while the other runs
+            message = payment(30)
+            saga_id = message.ids.message_id
+            path = tmp_path / "payment.json"
+            path.write_text(to_json(message))
+            child = subprocess.Popen(
+                [sys.executable, "-m", "tests.hub.sagas.crash_hub", w.journal_url,
+                 str(w.mf.port), w.peer.outgoing, w.status_queue, step, str(path)],
+                cwd=Path(__file__).resolve().parents[3],
+            )  # fmt: skip
+            stop = asyncio.Event()
+            peer = asyncio.create_task(w.peer.serve(stop))
+            try:
+                assert await asyncio.to_thread(child.wait, 40) == -signal.SIGKILL
+                for _ in range(400):
+                    await fresh.runner.run_once()
+                    if w.saga(saga_id).phase is Phase.DONE:
+                        break
+                    await asyncio.sleep(0.05)
+            finally:
+                stop.set()
+                await peer
+                if child.poll() is None:
+                    child.kill()
+            record = w.saga(saga_id)
+            assert (record.phase, record.outcome) == (Phase.DONE, "settled")
+            steps = [e.body.get("step") for e in fresh.store.history(saga_id)]
+            assert steps.count(step) >= 1 and steps[-1] == "settle"
+            assert list(w.peer.settled) == [saga_id]
             w.reconcile(before)
             assert w.mf.balance(ANNA) == before[ANNA] - 2500
 
