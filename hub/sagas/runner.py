@@ -3,8 +3,8 @@ transition at a time, each one recorded in the journal before the next step star
 
 How a saga moves (:meth:`SagaRunner.run_once`, or :meth:`SagaRunner.run` in a loop):
 
-1. find the due sagas (:meth:`SagaStore.due`) and take the lease of each
-   (:meth:`SagaStore.claim`: safe with several hub processes on one database);
+1. take the lease of the due sagas (:meth:`SagaStore.claim_due`, one statement: safe with
+   several hub processes on one database);
 2. an **action step**: call its action with a :class:`StepContext` (saga id, step, attempt,
    the saga's values, its personal data on demand, and :attr:`StepContext.key` /
    :meth:`StepContext.reference`, the ids the other side deduplicates on). The outcome picks
@@ -241,16 +241,13 @@ class SagaRunner:
 
     async def run_once(self) -> int:
         """Claim the due sagas and move each as far as it can go now; transitions made."""
-        due = await asyncio.to_thread(self.store.due, self.batch)
-        if not due:
+        claimed = await asyncio.to_thread(self.store.claim_due, self.owner, self.lease, self.batch)
+        if not claimed:
             return 0
-        results = await asyncio.gather(*(self._claim_and_advance(s, v) for s, v in due))
+        results = await asyncio.gather(*(self._advance_claimed(record) for record in claimed))
         return sum(results)
 
-    async def _claim_and_advance(self, saga_id: str, version: int) -> int:
-        record = await asyncio.to_thread(self.store.claim, saga_id, version, self.owner, self.lease)
-        if record is None:
-            return 0  # another process has it
+    async def _advance_claimed(self, record: SagaRecord) -> int:
         moved = 0
         try:
             while True:

@@ -281,6 +281,38 @@ class SagaStore:
             row = connection.execute(select(SAGAS).where(SAGAS.c.saga_id == saga_id)).one()
             return _record(row)
 
+    def claim_due(self, owner: str, lease: float, limit: int = 32) -> list[SagaRecord]:
+        """Take the lease of up to ``limit`` due sagas in one statement (:meth:`due` and
+        :meth:`claim` together): ``UPDATE ... WHERE <due and not leased> RETURNING``. The
+        condition is checked again on each row as it is updated, so of two processes that
+        go for the same saga one gets it (on PostgreSQL the candidates are picked with
+        ``FOR UPDATE SKIP LOCKED``: a row another process is claiming is left to it)."""
+        now = self._now()
+        live = [phase.value for phase in LIVE_PHASES]
+        free = or_(SAGAS.c.lease_owner.is_(None), SAGAS.c.lease_until < now)
+        candidates = (
+            select(SAGAS.c.saga_id)
+            .where(SAGAS.c.phase.in_(live), SAGAS.c.next_at <= now, free)
+            .order_by(SAGAS.c.next_at)
+            .limit(limit)
+        )
+        with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                candidates = candidates.with_for_update(skip_locked=True)
+            rows = connection.execute(
+                update(SAGAS)
+                .where(
+                    SAGAS.c.saga_id.in_(candidates.scalar_subquery()), SAGAS.c.phase.in_(live), free
+                )
+                .values(
+                    lease_owner=owner,
+                    lease_until=now + dt.timedelta(seconds=lease),
+                    version=SAGAS.c.version + 1,
+                )
+                .returning(*SAGAS.c)
+            ).all()
+        return sorted((_record(row) for row in rows), key=lambda record: record.next_at)
+
     def save(
         self,
         before: SagaRecord,
