@@ -16,10 +16,11 @@ once with a pacs.002 ``ACSC``; the journal on SQLite in a temporary directory.
   (the saga row and its lease, one journal event per transition, the stored signal).
 
 ``--payments`` payments with at most ``--in-flight`` at once, measured from the first
-submission to the last settled saga. Payments per second and the ratio to the floor are
-printed (``bench/RESULTS.md``)::
+submission to the last settled saga; ``--rounds`` rounds, the two cases alternated (each
+on a fresh journal), so a change of load on a shared machine hits both. The medians of
+payments per second and their ratio are printed (``bench/RESULTS.md``)::
 
-    .venv/bin/python -m bench.sagas [--payments 400] [--in-flight 32]
+    .venv/bin/python -m bench.sagas [--payments 400] [--in-flight 32] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import asyncio
 import datetime as dt
 import secrets
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -260,17 +262,23 @@ async def _run_case(case: str, parts: _Parts, payments: int, in_flight: int) -> 
         connection.close()
 
 
-async def _measure(port: int, workdir: Path, payments: int, in_flight: int) -> dict[str, float]:
+async def _measure(
+    port: int, workdir: Path, payments: int, in_flight: int, rounds: int
+) -> dict[str, list[float]]:
     from hub.config_file import MainframeConfig
     from hub.core import corebank_connector
 
     config = MainframeConfig(port=port, connections=8, timeout=5.0)
+    results: dict[str, list[float]] = {"floor": [], "sagas": []}
     async with corebank_connector(config) as connector:
         await connector.wait_connected(config.connections)
         parts = _Parts(connector, workdir)
-        return {
-            case: await _run_case(case, parts, payments, in_flight) for case in ("floor", "sagas")
-        }
+        for number in range(rounds):  # alternated, so a change of load hits both
+            for case in ("floor", "sagas"):
+                parts.workdir = workdir / f"round-{number}"
+                parts.workdir.mkdir(exist_ok=True)
+                results[case].append(await _run_case(case, parts, payments, in_flight))
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -282,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.sagas")
     parser.add_argument("--payments", type=int, default=400)
     parser.add_argument("--in-flight", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
     options = parser.parse_args(args)
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)
@@ -301,14 +310,20 @@ def main(argv: list[str] | None = None) -> int:
                     if probe.connect_ex(("127.0.0.1", port)) == 0:
                         break
                 time.sleep(0.1)
-            results = asyncio.run(_measure(port, workdir, options.payments, options.in_flight))
+            results = asyncio.run(
+                _measure(port, workdir, options.payments, options.in_flight, options.rounds)
+            )
         finally:
             mainframe.terminate()
             mainframe.wait()
-    floor = results["floor"]
-    print(f"{'case':<8} {'payments/s':>11} {'x floor':>8}")
-    for case, rate in results.items():
-        print(f"{case:<8} {rate:>11.1f} {rate / floor:>8.2f}")
+    floor = statistics.median(results["floor"])
+    print(f"{'case':<8} {'payments/s (median)':>20} {'x floor':>8}  rounds")
+    for case, rates in results.items():
+        rate = statistics.median(rates)
+        each = ", ".join(f"{value:.1f}" for value in rates)
+        print(f"{case:<8} {rate:>20.1f} {rate / floor:>8.2f}  {each}")
+    ratios = [saga / base for base, saga in zip(results["floor"], results["sagas"], strict=True)]
+    print(f"ratio per round: {', '.join(f'{ratio:.2f}' for ratio in ratios)}")
     return 0
 
 
