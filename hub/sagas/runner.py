@@ -353,7 +353,9 @@ class SagaRunner:
         body: dict[str, Any] = {"step": step.name}
         if chosen is not None:
             data["values"] = {**record.values, **chosen.body}
-            body.update(signal=chosen.signal, signal_key=chosen.key[:64])
+            # The answer's own ids stay in the signal table: they come from outside, and an
+            # event holding a long digit run would be refused as a card number.
+            body.update(signal=chosen.signal, ignored=len(states) - 1)
             target = step.on[chosen.signal]
         elif record.deadline is not None and record.deadline <= now and TIMEOUT in step.on:
             body["signal"] = TIMEOUT
@@ -364,8 +366,7 @@ class SagaRunner:
             )
         else:
             if states:  # only ignored signals: note them, keep waiting
-                ignored = [key[:64] for key in states]
-                body.update(ignored=ignored)
+                body.update(ignored=len(states))
                 after = dataclasses.replace(record, next_at=record.deadline or now)
                 return await self._store(record, after, EventKind.SAGA_SIGNAL, body, states)
             return None
