@@ -19,6 +19,7 @@ Commands::
     isobridge dlq list|show|replay|purge    dead-lettered messages (see hub.dlq_cli)
     isobridge journal init|rebuild|checkpoint|shred, audit verify, trace ID
                                             the event journal (see hub.journal_cli)
+    isobridge sagas list|show ID|retry ID   payment sagas (see hub.sagas_cli)
 
 ``A`` and ``B`` are an adapter (``iso8583``, ``iso8583:ebcdic-cp037``) or ``canonical-json``.
 Binary input is read raw, or as hex text with ``--hex`` (binary output is then hex too).
@@ -56,6 +57,7 @@ from hub.dlq_cli import add_dlq_commands, run_dlq_command
 from hub.gateway_cli import add_gateway_command, run_gateway_command
 from hub.journal_cli import JOURNAL_COMMANDS, add_journal_commands, run_journal_command
 from hub.routes_cli import add_routes_commands, run_routes_command
+from hub.sagas_cli import SAGAS_COMMAND, add_sagas_commands, run_sagas_command
 from hub.vault_cli import add_vault_commands, run_vault_command
 from observability.logs import configure_logging
 from vault.errors import VaultError
@@ -142,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
     add_copybook_commands(commands)
     add_dlq_commands(commands)
     add_journal_commands(commands)
+    add_sagas_commands(commands)
     return parser
 
 
@@ -533,6 +536,8 @@ def main(
             run_dlq_command(args, environ, out, err)
         elif args.command in JOURNAL_COMMANDS:
             run_journal_command(args, settings, out, err)
+        elif args.command == SAGAS_COMMAND:
+            run_sagas_command(args, settings, out, err)
     except CliError as exc:
         err.write(f"isobridge: {exc}\n")
         return exc.status
