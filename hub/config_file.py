@@ -581,7 +581,8 @@ class _Reader(TableReader):
         client_ca = self.existing_file(
             f"{where}.client_ca", self.optional_text(table, f"{where}.client_ca", "client_ca")
         )
-        assert cert is not None and key is not None
+        if cert is None or key is None:
+            raise RuntimeError("internal error: expected cert is not None and key is not None")
         return TlsConfig(cert, key, client_ca)
 
     def mainframe(self, value: object, transport: str) -> MainframeConfig:

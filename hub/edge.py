@@ -265,7 +265,8 @@ class Iso8583Edge:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
-        assert task is not None
+        if task is None:
+            raise RuntimeError("internal error: expected task is not None")
         peer = _peer(writer)
         if self.stats.connections_open >= self.settings.max_connections:
             self.stats.connections_refused += 1

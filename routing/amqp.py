@@ -356,7 +356,8 @@ class AmqpTransport(TransportBase):
 
     def _backoff(self, failures: int) -> float:
         delay = self._reconnect_delays[min(failures, len(self._reconnect_delays) - 1)]
-        delay *= 0.75 + random.random() / 2  # jitter: many hubs, one broker
+        # jitter: many hubs, one broker (nothing secret depends on it)
+        delay *= 0.75 + random.random() / 2  # noqa: S311
         _log.warning("broker connection lost (%s); reconnecting in %.2fs", self._last_error, delay)
         return delay
 
