@@ -40,7 +40,14 @@ from typing import BinaryIO, Final
 
 import iso8583
 
-from adapters.framing import FRAMERS, Framer, FrameDecoder, FramingError, get_framer
+from adapters.framing import (
+    FRAMERS,
+    TPDU_SIZE,
+    FrameDecoder,
+    Framer,
+    FramingError,
+    get_framer,
+)
 from adapters.iso8583.codec import compile_codec
 from adapters.iso8583.emv import TlvError, build_tlv_hex, parse_tlv
 from adapters.iso8583.specs import SPECS
@@ -112,9 +119,7 @@ class Iso8583Masker:
         self._spec = SPECS[variant]
         self._codec = compile_codec(self._spec)
         self._framing = framing
-        self._framer: Framer | None = (
-            None if framing == HEX_LINES else get_framer(framing, max_payload=0xFFFF)
-        )
+        self._framer: Framer | None = None if framing == HEX_LINES else _largest_framer(framing)
         for field, rule in (rules or {}).items():
             if not (field.isdigit() and 2 <= int(field) <= 128):
                 raise ValueError(f"ISO 8583 field {field!r}: fields are 2 to 128")
@@ -337,6 +342,16 @@ class Iso8583Masker:
                 progress(position)
         self.messages = count
         return count
+
+
+def _largest_framer(name: str) -> Framer:
+    """The framer ``name`` taking the largest message its length prefix can express."""
+    for limit in (0xFFFF, 0xFFFF - TPDU_SIZE, 9999):
+        try:
+            return get_framer(name, max_payload=limit)
+        except ValueError:
+            continue
+    return get_framer(name)
 
 
 def _lines(source: BinaryIO) -> Iterator[bytes]:
