@@ -55,9 +55,7 @@ def add_mask_command(commands: Any) -> None:
     mask.add_argument("input", metavar="IN")
     mask.add_argument("output", metavar="OUT")
     mask.add_argument("--format", choices=FORMATS, help="default: detected")
-    mask.add_argument(
-        "--key-file", default=argparse.SUPPRESS, help="the vault's master key file"
-    )
+    mask.add_argument("--key-file", default=argparse.SUPPRESS, help="the vault's master key file")
     mask.add_argument("--key", help="random (a throwaway key) or env:NAME (a passphrase)")
     mask.add_argument("--key-version", type=int, help="master key version (default: current)")
     mask.add_argument(
@@ -76,9 +74,7 @@ def add_mask_command(commands: Any) -> None:
     mask.add_argument("--record-format", default="F", choices=RECORD_FORMATS)
     mask.add_argument("--codepage", help="fixed width: cp037 (default), cp500, ... or ascii")
     mask.add_argument("--record", help="fixed width: the 01 level to use")
-    mask.add_argument(
-        "--record-rule", action="append", default=[], metavar="RECORD=CONDITION"
-    )
+    mask.add_argument("--record-rule", action="append", default=[], metavar="RECORD=CONDITION")
 
 
 def detect_format(path: str, copybook: str | None) -> str:
@@ -198,9 +194,7 @@ def _runner(fmt: str, args: argparse.Namespace, masker: Masker, fields: dict[str
         raise CliError(str(exc), EXIT_USAGE) from None
 
 
-def _fixed_width_runner(
-    args: argparse.Namespace, masker: Masker, fields: dict[str, str]
-) -> _Run:
+def _fixed_width_runner(args: argparse.Namespace, masker: Masker, fields: dict[str, str]) -> _Run:
     from adapters.fixedwidth import CopybookSyntaxError, layout_names, load_copybook, load_layout
     from hub.masking.fixedwidth import FixedWidthMasker, load_policy
 

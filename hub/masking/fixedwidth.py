@@ -80,12 +80,33 @@ _RULES_BY_WORD: Final[tuple[tuple[frozenset[str], str], ...]] = (
     (frozenset({"PAN"}), "pan"),
     (frozenset({"IBAN"}), "iban"),
     (frozenset({"NAME", "NM", "SURNAME", "FORENAME"}), "name"),
-    (frozenset({"SSN", "NATL", "NATIONAL", "TAX", "TIN", "NIN", "PASSPORT", "LICENCE",
-                "LICENSE"}), "id"),  # fmt: skip
-    (frozenset({"ADDR", "ADDRESS", "STREET", "POSTCODE", "ZIP", "PHONE", "EMAIL", "MOBILE"}),
-     "text"),  # fmt: skip
-    (frozenset({"NARRATIVE", "DESCRIPTION", "DESC", "MEMO", "TEXT", "REMARK", "REMARKS",
-                "COMMENT", "NOTE", "NOTES"}), "text"),  # fmt: skip
+    (
+        frozenset(
+            {"SSN", "NATL", "NATIONAL", "TAX", "TIN", "NIN", "PASSPORT", "LICENCE", "LICENSE"}
+        ),
+        "id",
+    ),
+    (
+        frozenset({"ADDR", "ADDRESS", "STREET", "POSTCODE", "ZIP", "PHONE", "EMAIL", "MOBILE"}),
+        "text",
+    ),
+    (
+        frozenset(
+            {
+                "NARRATIVE",
+                "DESCRIPTION",
+                "DESC",
+                "MEMO",
+                "TEXT",
+                "REMARK",
+                "REMARKS",
+                "COMMENT",
+                "NOTE",
+                "NOTES",
+            }
+        ),
+        "text",
+    ),
     (frozenset({"BIRTH", "DOB"}), "date"),
 )
 _ACCOUNT_WORDS: Final = frozenset({"ACCOUNT", "ACCT", "CONTRA"})
@@ -233,7 +254,7 @@ class FixedWidthMasker:
             ) from None
         plan, checked = self._plans[codec.name]
         for spec in checked:
-            for text in _flat(values.get(spec.key)):
+            for text in _flat(values.get(spec.key or "")):
                 found = sensitive_content(str(text))
                 if found is not None:
                     raise RecordMaskingError(
@@ -249,7 +270,7 @@ class FixedWidthMasker:
             key = item.spec.key
             assert key is not None
             try:
-                masked[key] = _map(values.get(key), lambda v: self._mask_value(item, v))
+                masked[key] = self._mask_values(item, values.get(key))
             except MaskingError as exc:
                 raise RecordMaskingError(
                     str(exc), record=number, field=key, offset=item.spec.offset
@@ -262,6 +283,12 @@ class FixedWidthMasker:
                 f"masked record does not encode: {exc.reason}", record=number, field=exc.field
             ) from None
         return _splice(raw, before, after, plan, codec)
+
+    def _mask_values(self, item: _Masked, value: Any) -> Any:
+        """``value`` masked, or each entry of it under OCCURS."""
+        if isinstance(value, list):
+            return [self._mask_values(item, entry) for entry in value]
+        return self._mask_value(item, value)
 
     def _mask_value(self, item: _Masked, value: Any) -> Any:
         spec = item.spec
@@ -319,12 +346,6 @@ def _flat(value: Any) -> Iterable[Any]:
     if isinstance(value, list):
         return itertools.chain.from_iterable(_flat(v) for v in value)
     return () if value is None else (value,)
-
-
-def _map(value: Any, function: Callable[[Any], Any]) -> Any:
-    if isinstance(value, list):
-        return [_map(v, function) for v in value]
-    return function(value)
 
 
 def _splice(

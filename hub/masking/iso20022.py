@@ -119,19 +119,6 @@ class _Open:
     nsmap: Mapping[str | None, str] = field(default_factory=dict)
 
 
-class _CountingReader:
-    """A binary stream that counts what was read from it (for the progress bar)."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self._stream = stream
-        self.consumed = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._stream.read(size)
-        self.consumed += len(data)
-        return data
-
-
 class Iso20022Masker:
     """Masks ISO 20022 documents under one :class:`~hub.masking.values.Masker`."""
 
@@ -158,13 +145,12 @@ class Iso20022Masker:
         self, source: BinaryIO, sink: BinaryIO, progress: Callable[[int], None] | None = None
     ) -> int:
         """The document of ``source`` masked into ``sink``; the number of values masked."""
-        reader = _CountingReader(source)
         stack: list[_Open] = []
         skipping = 0
         sink.write(b'<?xml version="1.0" encoding="UTF-8"?>\n')
         try:
             with etree.xmlfile(sink, encoding="utf-8") as out:
-                for event, element in iterparse_safe(reader, events=("start", "end")):
+                for event, element in iterparse_safe(source, events=("start", "end")):
                     if event == "start":
                         if skipping:
                             skipping += 1
@@ -179,13 +165,13 @@ class Iso20022Masker:
                         self._end(out, element, stack.pop())
                         self.elements += 1
                         if progress is not None and self.elements % _PROGRESS_EVERY == 0:
-                            progress(reader.consumed)
+                            progress(source.tell())
             sink.write(b"\n")
         except XmlInputError as exc:
             line = exc.line or 0
             raise RecordMaskingError(f"not accepted XML: {exc}", record=line, unit="line") from None
         if progress is not None:
-            progress(reader.consumed)
+            progress(source.tell())
         return self.masked
 
     def _start(self, out: Any, element: Any, stack: list[_Open]) -> int:

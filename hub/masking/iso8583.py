@@ -60,7 +60,14 @@ from hub.masking.values import (
     sensitive_content,
 )
 
-__all__ = ["DEFAULT_RULES", "FIELD_RULES", "FRAMINGS", "HEX_LINES", "Iso8583Masker", "UNKNOWN_FIELDS"]
+__all__ = [
+    "DEFAULT_RULES",
+    "FIELD_RULES",
+    "FRAMINGS",
+    "HEX_LINES",
+    "Iso8583Masker",
+    "UNKNOWN_FIELDS",
+]
 
 HEX_LINES: Final = "hex-lines"
 FRAMINGS: Final = (*FRAMERS, HEX_LINES)
@@ -82,9 +89,7 @@ DEFAULT_RULES: Final[Mapping[str, str]] = {
 """The rule of each field that is masked by default (``track1``, ``track2`` and ``emv``
 are the structured rules of this module)."""
 
-UNKNOWN_FIELDS: Final = frozenset(
-    str(n) for n in (46, 47, 48, *range(56, 64), *range(105, 128))
-)
+UNKNOWN_FIELDS: Final = frozenset(str(n) for n in (46, 47, 48, *range(56, 64), *range(105, 128)))
 """Fields whose content only the network defines: a rule must be given for them."""
 
 FIELD_RULES: Final = ("keep", "drop", *RULES, "track1", "track2", "emv")
@@ -124,9 +129,8 @@ class Iso8583Masker:
             if not (field.isdigit() and 2 <= int(field) <= 128):
                 raise ValueError(f"ISO 8583 field {field!r}: fields are 2 to 128")
             if rule not in FIELD_RULES:
-                raise ValueError(
-                    f"ISO 8583 field {field}: unknown rule {rule!r} (rules: {', '.join(FIELD_RULES)})"
-                )
+                known = ", ".join(FIELD_RULES)
+                raise ValueError(f"ISO 8583 field {field}: unknown rule {rule!r} (rules: {known})")
         self._rules = {**DEFAULT_RULES, **(rules or {})}
         self.messages = 0
 
@@ -196,7 +200,7 @@ class Iso8583Masker:
             raise MaskingError("track 1 is not format B (B PAN ^ NAME ^ data)")
         code, pan = parts[0][0], parts[0][1:]
         name = parts[1]
-        surname, slash, given = name.partition("/")
+        slash = "/" in name
         if name.strip():
             fake = self._masker.name(name.replace("/", " ").strip()).upper()
             first, _, last = fake.partition(" ")
@@ -335,7 +339,9 @@ class Iso8583Masker:
             try:
                 payload = bytes.fromhex(text.decode("ascii"))
             except (UnicodeDecodeError, ValueError):
-                raise RecordMaskingError("line is not hexadecimal", record=count, unit="message")
+                raise RecordMaskingError(
+                    "line is not hexadecimal", record=count, unit="message"
+                ) from None
             masked = self.mask_message(payload, count)
             sink.write(masked.hex().upper().encode("ascii") + b"\n")
             if progress is not None and count % 1024 == 0:

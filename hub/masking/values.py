@@ -418,8 +418,9 @@ class Masker:
         blocks = []
         for counter in range(len(value) // 32 + 1):
             blocks.append(
-                hmac.new(self._substitution, counter.to_bytes(4, "big") + seed, hashlib.sha256)
-                .digest()
+                hmac.new(
+                    self._substitution, counter.to_bytes(4, "big") + seed, hashlib.sha256
+                ).digest()
             )
         return b"".join(blocks)
 

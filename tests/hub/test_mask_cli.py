@@ -79,8 +79,12 @@ def test_passphrase_and_random_keys(tmp_path: Path) -> None:
     source = capture(tmp_path / "capture.bin")
     env = {"MASK_PASSPHRASE": "a passphrase for the test data"}
     outs = [tmp_path / f"{n}.bin" for n in range(4)]
-    assert run("mask", str(source), str(outs[0]), "--key", "env:MASK_PASSPHRASE", environ=env)[0] == 0
-    assert run("mask", str(source), str(outs[1]), "--key", "env:MASK_PASSPHRASE", environ=env)[0] == 0
+    assert (
+        run("mask", str(source), str(outs[0]), "--key", "env:MASK_PASSPHRASE", environ=env)[0] == 0
+    )
+    assert (
+        run("mask", str(source), str(outs[1]), "--key", "env:MASK_PASSPHRASE", environ=env)[0] == 0
+    )
     assert outs[0].read_bytes() == outs[1].read_bytes()
     assert run("mask", str(source), str(outs[2]), "--key", "random")[0] == 0
     assert run("mask", str(source), str(outs[3]), "--key", "random")[0] == 0
@@ -116,13 +120,17 @@ def test_a_fixed_width_file_masks_and_still_converts(tmp_path: Path, key_file: P
     )  # fmt: skip
     assert status == 0, err
     assert "4 records masked (fixedwidth)" in err
-    status, out, err = run("convert", str(target), "--copybook", "corebank_statement", "--to", "jsonl")
+    status, out, err = run(
+        "convert", str(target), "--copybook", "corebank_statement", "--to", "jsonl"
+    )
     assert status == 0, err
     rows = [json.loads(line) for line in out.splitlines()]
     assert iban_problem(rows[0]["SH-ACCOUNT-NO"]) is None
     assert rows[0]["SH-ACCOUNT-NO"] != "DE89370400440532013000"
     assert rows[1]["SD-NARRATIVE"] == "POS PURCHASE"  # kept, as told
-    status, out, err = run("convert", str(target), "--copybook", "corebank_statement", "--to", "camt.053")
+    status, out, err = run(
+        "convert", str(target), "--copybook", "corebank_statement", "--to", "camt.053"
+    )
     assert status == 0, err
 
 
@@ -130,8 +138,7 @@ def test_a_failure_names_file_message_and_field_and_leaves_no_output(tmp_path: P
     framer = get_framer("len2-binary")
     source = tmp_path / "capture.bin"
     source.write_bytes(
-        framer.frame(sample_bytes("0800-echo", "ascii"))
-        + framer.frame(b"0200" + b"7" * 16 + b"xx")
+        framer.frame(sample_bytes("0800-echo", "ascii")) + framer.frame(b"0200" + b"7" * 16 + b"xx")
     )
     target = tmp_path / "out.bin"
     status, _, err = run("mask", str(source), str(target), "--key", "random")
@@ -145,7 +152,9 @@ def test_usage_errors(tmp_path: Path) -> None:
     source = capture(tmp_path / "capture.bin")
     status, _, err = run("mask", str(source), str(source), "--key", "random")
     assert status == 2 and "OUT is IN" in err
-    status, _, err = run("mask", str(source), str(tmp_path / "o"), "--key", "random", "--field", "48")
+    status, _, err = run(
+        "mask", str(source), str(tmp_path / "o"), "--key", "random", "--field", "48"
+    )
     assert status == 2 and "NAME=VALUE" in err
     status, _, err = run(
         "mask", str(source), str(tmp_path / "o"), "--key", "random", "--field", "48=shuffle"

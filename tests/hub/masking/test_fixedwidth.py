@@ -47,7 +47,10 @@ def test_a_statement_masks_and_decodes(record_format: str) -> None:
     before, after = header.decode(original[0]), header.decode(masked[0])
     assert iban_problem(after["SH-ACCOUNT-NO"]) is None
     assert after["SH-ACCOUNT-NO"] != before["SH-ACCOUNT-NO"]
-    assert after["SH-ACCOUNT-NO"][:12] == before["SH-ACCOUNT-NO"][:2] + after["SH-ACCOUNT-NO"][2:4] + "37040044"
+    assert (
+        after["SH-ACCOUNT-NO"][:12]
+        == before["SH-ACCOUNT-NO"][:2] + after["SH-ACCOUNT-NO"][2:4] + "37040044"
+    )
     assert after["SH-ACCOUNT-NAME"] != "ANNA SCHMIDT" and after["SH-ACCOUNT-NAME"].isupper()
     assert {k: v for k, v in after.items() if k not in ("SH-ACCOUNT-NO", "SH-ACCOUNT-NAME")} == {
         k: v for k, v in before.items() if k not in ("SH-ACCOUNT-NO", "SH-ACCOUNT-NAME")
@@ -98,12 +101,14 @@ SECRETS = compile_copybook(
 
 
 def test_unclassified_fields_must_get_a_rule() -> None:
-    with pytest.raises(ValueError, match="no masking rule for R.R-HOBBY, R.R-MOTTO: give each"):
+    with pytest.raises(ValueError, match=r"no masking rule for R.R-HOBBY, R.R-MOTTO: give each"):
         FixedWidthMasker(MASKER, SECRETS)
     masker = FixedWidthMasker(MASKER, SECRETS, policy={"R-HOBBY": "text", "R-MOTTO": "drop"})
     codec = SECRETS.record()
     masked = codec.decode(
-        masker.mask_record(codec.encode({"R-CUSTOMER-NO": 4711, "R-HOBBY": "Chess", "R-MOTTO": "Carpe"}))
+        masker.mask_record(
+            codec.encode({"R-CUSTOMER-NO": 4711, "R-HOBBY": "Chess", "R-MOTTO": "Carpe"})
+        )
     )
     assert masked["R-MOTTO"] == "" and masked["R-HOBBY"] not in ("", "Chess")
     assert len(masked["R-HOBBY"]) == 5 and masked["R-CUSTOMER-NO"] != 4711
@@ -137,7 +142,7 @@ def test_a_card_number_in_a_kept_field_fails_with_record_and_field() -> None:
     book = compile_copybook("       01  R.\n           05  R-REF   PIC X(20).\n")
     raw = book.record().encode({"R-REF": "4111111111111111"})
     masker = FixedWidthMasker(MASKER, book)
-    with pytest.raises(RecordMaskingError, match="record 7, field R-REF .*holds a card number"):
+    with pytest.raises(RecordMaskingError, match=r"record 7, field R-REF .*holds a card number"):
         masker.mask_record(raw, 7)
     told = FixedWidthMasker(MASKER, book, policy={"R-REF": "pan"}).mask_record(raw)
     assert b"4111111111111111".decode().encode("cp037") not in told
@@ -145,5 +150,5 @@ def test_a_card_number_in_a_kept_field_fails_with_record_and_field() -> None:
 
 def test_a_truncated_file_names_the_record() -> None:
     data = file_of(statement_records(), "F")[:-10]
-    with pytest.raises(RecordMaskingError, match="record 4 .*ends inside a record"):
+    with pytest.raises(RecordMaskingError, match=r"record 4 .*ends inside a record"):
         FixedWidthMasker(MASKER, STATEMENT).mask_stream(io.BytesIO(data), io.BytesIO(), "F")

@@ -88,7 +88,9 @@ def test_the_same_card_is_masked_alike_in_every_field() -> None:
 
 
 def test_private_fields_need_a_rule() -> None:
-    raw = bytes(iso8583.encode({"t": "0200", "11": "000001", "48": "CUSTOMER DATA"}, SPECS["ascii"])[0])
+    raw = bytes(
+        iso8583.encode({"t": "0200", "11": "000001", "48": "CUSTOMER DATA"}, SPECS["ascii"])[0]
+    )
     data = get_framer("len2-binary").frame(raw)
     with pytest.raises(RecordMaskingError, match="message 1, field 48: additional or private"):
         masked_capture(data)
