@@ -14,6 +14,8 @@ message and version)::
     Nm                                       name        (parties, accounts, contacts)
     Othr/Id under an account's Id            account     (DbtrAcct, CdtrAcct, Acct...)
     Othr/Id under OrgId, PrvtId, CtctDtls    id          (national, tax, customer ids)
+    CardData/DbtrAcctId                      account     (the hub's card data envelope:
+                                                          ISO 8583 field 102)
     Prxy/Id                                  id          (phone or e-mail proxies)
     PstlAdr: StrtNm, BldgNb, BldgNm, Flr,    text        (TwnNm, CtrySubDvsn and Ctry
       PstBx, Room, PstCd, DstrctNm,                       are kept: tests route by
@@ -92,6 +94,8 @@ def element_rule(path: tuple[str, ...]) -> str | None:
         return "id" if any(step in _PARTY_IDS for step in ancestors) else "account"
     if name == "Id" and parent == "Prxy":
         return "id"
+    if name == "DbtrAcctId" and parent == "CardData":
+        return "account"
     if name in _ADDRESS and "PstlAdr" in ancestors:
         return "text"
     if name == "BirthDt":

@@ -26,8 +26,8 @@ Rules (:data:`RULES`)
         the national BBAN format (Belgium, France, Italy, Spain...) is not recomputed.
     ``account``
         An account identification of any form: a valid IBAN is masked as ``iban``, 12-19
-        digits that pass the Luhn check (a card-funded account) as ``pan``, anything else as
-        ``id``.
+        digits (a card-funded account, or the vault's card token, which fails the Luhn check
+        on purpose and keeps failing it) as ``pan``, anything else as ``id``.
     ``id``
         Digits stay digits, letters stay letters of the same case, every other character
         stays where it is. Six or more digits are encrypted together with FF1 (a tweak made
@@ -108,6 +108,7 @@ RULES: Final = ("pan", "iban", "account", "id", "name", "text", "date", "binary"
 
 _PURPOSE: Final = b"isobridge/mask/v1"
 _MIN_PASSPHRASE: Final = 16
+_PLACEHOLDERS: Final = frozenset({"NOTPROVIDED", "NOT PROVIDED", "UNKNOWN", "N/A", "NONE"})
 _MIN_FF1_DIGITS: Final = 6
 _MAX_WALK: Final = 1000
 _CACHE_SIZE: Final = 65_536
@@ -274,7 +275,10 @@ class Masker:
         return f"Masker(pan_keep_first={self.pan_keep_first})"
 
     def apply(self, rule: str, value: str) -> str:
-        """``value`` masked by ``rule`` (one of :data:`RULES`)."""
+        """``value`` masked by ``rule`` (one of :data:`RULES`); a placeholder that ISO 20022
+        writes for what is not known (``NOTPROVIDED``) is no value and stays."""
+        if value.strip().upper() in _PLACEHOLDERS:
+            return value
         if rule == "pan":
             return self.pan(value)
         if rule == "iban":
@@ -317,10 +321,10 @@ class Masker:
         return country + iban_check_digits(country, masked) + masked
 
     def account(self, value: str) -> str:
-        """``value`` as an IBAN, a card number or an id, whichever it is."""
+        """``value`` as an IBAN, a card number (or card token) or an id, whichever it is."""
         if iban_problem(value) is None:
             return self.iban(value)
-        if _ascii_digits(value) and 12 <= len(value) <= 19 and luhn_valid(value):
+        if _ascii_digits(value) and 12 <= len(value) <= 19:
             return self.pan(value)
         return self.identifier(value)
 

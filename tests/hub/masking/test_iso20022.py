@@ -3,6 +3,7 @@ names, IBANs and account ids; the same account masks alike across files."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 from pathlib import Path
@@ -11,10 +12,15 @@ from typing import Any
 import pytest
 from lxml import etree
 
+from adapters.base import DecodeContext, EncodeContext
+from adapters.iso8583.adapter import Iso8583Adapter
+from adapters.iso8583.samples import sample_bytes
 from adapters.iso20022.adapter import Iso20022Adapter
 from adapters.iso20022.rules import iban_problem
+from canonical_model.pan import luhn_valid
 from hub.masking.iso20022 import Iso20022Masker
 from hub.masking.values import Masker, MaskingKey, RecordMaskingError
+from vault.memory import InMemoryVault
 
 SAMPLES = Path(__file__).resolve().parents[4] / "shared" / "iso20022" / "samples"
 MANIFEST = SAMPLES / "MANIFEST.json"
@@ -181,3 +187,22 @@ def test_a_card_number_in_a_kept_element_fails_unless_told() -> None:
 def test_hostile_xml_is_refused() -> None:
     with pytest.raises(RecordMaskingError, match="not accepted XML"):
         mask(b'<!DOCTYPE d [<!ENTITY x "y">]><d>&x;</d>')
+
+
+def test_a_pacs008_the_hub_wrote_from_a_card_payment() -> None:
+    vault = InMemoryVault()
+    now = dt.datetime(2026, 11, 28, 16, 0, tzinfo=dt.UTC)
+    message = Iso8583Adapter("ascii").decode(
+        sample_bytes("0200-purchase", "ascii"), DecodeContext("t", vault, now=lambda: now)
+    )
+    data = Iso20022Adapter("pacs.008").encode(message, EncodeContext("t"))
+    masked = mask(data)
+    assert ADAPTER.validate(masked).ok
+    path = "{*}FIToFICstmrCdtTrf/{*}CdtTrfTxInf/{*}DbtrAcct/{*}Id/{*}Othr/{*}Id"
+    token = etree.fromstring(data).findtext(path)
+    masked_token = etree.fromstring(masked).findtext(path)
+    assert token and masked_token
+    assert masked_token != token and masked_token[:6] == token[:6]  # the BIN routes alike
+    assert not luhn_valid(masked_token)  # still a token, never a card number
+    assert b"GB33BUKB20201555555555" not in masked  # field 102 in the card data envelope
+    assert values(masked, "Nm")[0] == "NOTPROVIDED"

@@ -93,6 +93,9 @@ def test_an_iban_keeps_the_bank_code_and_masks_the_account() -> None:
 def test_an_account_is_masked_as_what_it_is() -> None:
     assert iban_problem(MASKER.account("GB33BUKB20201555555555")) is None
     assert luhn_valid(MASKER.account("5413330089010012"))
+    token = MASKER.account("5413337527960012")  # a vault token: BIN kept, Luhn still failing
+    assert token[:6] == "541333" and not luhn_valid(token)
+    assert MASKER.apply("name", "NOTPROVIDED") == "NOTPROVIDED"
     masked = MASKER.account("AC-00042-X")
     assert masked[2] == "-" and masked[8] == "-" and masked[3:8].isdigit()
 
