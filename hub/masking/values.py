@@ -87,7 +87,7 @@ from typing import Final
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from adapters.iso20022.rules import iban_problem
-from canonical_model.pan import contains_clear_pan, find_clear_pans, luhn_valid
+from canonical_model.pan import contains_clear_pan, find_clear_pans
 from vault.fpe import FF1
 from vault.keys import KEY_SIZE, derive_subkey
 
