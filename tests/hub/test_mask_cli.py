@@ -176,16 +176,20 @@ def test_progress_bar_on_request(tmp_path: Path) -> None:
 
 # -- bounded memory ---------------------------------------------------------------------------
 
+# VmHWM, not ru_maxrss: Linux keeps ru_maxrss across execve, so a child would report the
+# test process's own size; VmHWM belongs to the new address space.
 _MEASURE = """
-import resource, sys
+import re, sys
+from pathlib import Path
 from hub.cli import main
 status = main(sys.argv[1:])
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, status)
+peak = re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1)
+print(peak, status)
 """
 
 
 def peak_kib(*argv: str) -> int:
-    """The peak resident size of a fresh process running ``isobridge ARGV``."""
+    """The peak resident size (KiB) of a fresh process running ``isobridge ARGV``."""
     result = subprocess.run(
         [sys.executable, "-c", _MEASURE, *argv],
         capture_output=True,
@@ -231,6 +235,6 @@ def test_a_large_file_streams_in_bounded_memory(tmp_path: Path, fmt: str) -> Non
     assert growth > 5_000_000
     before = peak_kib("mask", str(small), str(tmp_path / "s.out"), "--key", "random", *options)
     after = peak_kib("mask", str(large), str(tmp_path / "l.out"), "--key", "random", *options)
-    # Held in memory, the extra input alone would add its size (a parsed XML tree several
-    # times that); streamed, the peak barely moves.
-    assert (after - before) * 1024 < growth / 4, (before, after, growth)
+    # Held in memory, the extra input alone would add its size (a parsed XML tree ten times
+    # that); streamed, the peak moves by the masking caches (bounded) at most.
+    assert (after - before) * 1024 < growth / 2, (before, after, growth)
