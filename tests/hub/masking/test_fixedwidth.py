@@ -8,12 +8,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapters.fixedwidth import compile_copybook, load_copybook, load_layout
 from adapters.fixedwidth.recordformat import RecordWriter, read_records
-from adapters.iso20022.rules import iban_problem
+from adapters.iso20022.rules import IBAN_LENGTHS, iban_problem
 from hub.masking.fixedwidth import FixedWidthMasker, field_rule, load_policy
-from hub.masking.values import Masker, MaskingKey, RecordMaskingError
+from hub.masking.values import Masker, MaskingKey, RecordMaskingError, iban_check_digits
 from tests.adapters.fixedwidth.samples import statement_records
 
 MASKER = Masker(MaskingKey(bytes(range(32))))
@@ -152,3 +154,38 @@ def test_a_truncated_file_names_the_record() -> None:
     data = file_of(statement_records(), "F")[:-10]
     with pytest.raises(RecordMaskingError, match=r"record 4 .*ends inside a record"):
         FixedWidthMasker(MASKER, STATEMENT).mask_stream(io.BytesIO(data), io.BytesIO(), "F")
+
+
+@st.composite
+def headers(draw: st.DrawFn) -> dict[str, object]:
+    country = draw(st.sampled_from(["DE", "GB", "FR", "NL", "CH", "AT"]))
+    length = IBAN_LENGTHS[country]
+    alphabet = (
+        "0123456789" if country in ("DE", "AT", "CH") else "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    )
+    bban = draw(st.text(alphabet=alphabet, min_size=length - 4, max_size=length - 4))
+    name = draw(st.from_regex(r"[A-Z][A-Z ]{0,33}[A-Z]", fullmatch=True))
+    return {
+        "SH-IS-HEADER": True,
+        "SH-ACCOUNT-NO": country + iban_check_digits(country, bban) + bban,
+        "SH-CURRENCY": "EUR",
+        "SH-STATEMENT-DATE": 20261129,
+        "SH-OPENING-BALANCE": Decimal(draw(st.integers(-(10**12), 10**12))) / 100,
+        "SH-ACCOUNT-NAME": name,
+    }
+
+
+@settings(max_examples=50)
+@given(headers())
+def test_masked_records_round_trip(values: dict[str, object]) -> None:
+    codec = STATEMENT.record("STMT-HEADER")
+    raw = codec.encode(values)
+    masked_raw = FixedWidthMasker(MASKER, STATEMENT).mask_record(raw)
+    assert len(masked_raw) == len(raw)
+    before, after = codec.decode(raw), codec.decode(masked_raw)
+    assert iban_problem(after["SH-ACCOUNT-NO"]) is None
+    assert after["SH-ACCOUNT-NO"][:2] == before["SH-ACCOUNT-NO"][:2]
+    assert after["SH-ACCOUNT-NAME"] != before["SH-ACCOUNT-NAME"]
+    for key in ("SH-CURRENCY", "SH-STATEMENT-DATE", "SH-OPENING-BALANCE", "SH-REC-TYPE"):
+        assert after[key] == before[key]
+    assert FixedWidthMasker(MASKER, STATEMENT).mask_record(raw) == masked_raw

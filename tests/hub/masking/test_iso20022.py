@@ -10,16 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from adapters.base import DecodeContext, EncodeContext
 from adapters.iso8583.adapter import Iso8583Adapter
 from adapters.iso8583.samples import sample_bytes
 from adapters.iso20022.adapter import Iso20022Adapter
-from adapters.iso20022.rules import iban_problem
+from adapters.iso20022.rules import IBAN_LENGTHS, iban_problem
 from canonical_model.pan import luhn_valid
 from hub.masking.iso20022 import Iso20022Masker
-from hub.masking.values import Masker, MaskingKey, RecordMaskingError
+from hub.masking.values import Masker, MaskingKey, RecordMaskingError, iban_check_digits
 from vault.memory import InMemoryVault
 
 SAMPLES = Path(__file__).resolve().parents[4] / "shared" / "iso20022" / "samples"
@@ -206,3 +208,26 @@ def test_a_pacs008_the_hub_wrote_from_a_card_payment() -> None:
     assert not luhn_valid(masked_token)  # still a token, never a card number
     assert b"GB33BUKB20201555555555" not in masked  # field 102 in the card data envelope
     assert values(masked, "Nm")[0] == "NOTPROVIDED"
+
+
+@st.composite
+def parties(draw: st.DrawFn) -> tuple[str, str, str]:
+    country = draw(st.sampled_from(["DE", "GB", "FR", "IT", "ES", "NL", "BE", "PL"]))
+    length = IBAN_LENGTHS[country]
+    bban = draw(st.text(alphabet="0123456789", min_size=length - 4, max_size=length - 4))
+    name = draw(st.from_regex(r"[A-Z][a-z]{1,10} [A-Z][a-z]{1,12}", fullmatch=True))
+    account = draw(st.from_regex(r"[0-9A-Z]{4,20}", fullmatch=True))
+    return country + iban_check_digits(country, bban) + bban, name, account
+
+
+@settings(max_examples=20, deadline=None)
+@given(parties())
+def test_masked_documents_round_trip(party: tuple[str, str, str]) -> None:
+    iban, name, account = party
+    original = document(iban, name, account)
+    masked = mask(original)
+    assert mask(original) == masked
+    assert ADAPTER.validate(masked).ok
+    assert not leaks(original, masked)
+    assert values(masked, "IBAN")[0][:2] == iban[:2]
+    assert values(masked, "IntrBkSttlmAmt") == ["10.00"]

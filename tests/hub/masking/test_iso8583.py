@@ -7,6 +7,8 @@ import io
 
 import iso8583
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapters.base import DecodeContext
 from adapters.framing import FrameDecoder, get_framer
@@ -16,7 +18,7 @@ from adapters.iso8583.samples import SAMPLES, TEST_PANS, sample_bytes
 from adapters.iso8583.specs import SPECS
 from canonical_model.pan import luhn_valid
 from hub.masking.iso8583 import Iso8583Masker
-from hub.masking.values import Masker, MaskingKey, RecordMaskingError
+from hub.masking.values import Masker, MaskingKey, RecordMaskingError, luhn_check_digit
 from vault.memory import InMemoryVault
 
 MASKER = Masker(MaskingKey(bytes(range(32))))
@@ -128,3 +130,39 @@ def test_hex_lines() -> None:
     lines = sink.getvalue().split()
     assert all(TEST_PANS[0].encode().hex().encode() not in line.lower() for line in lines)
     assert iso8583.decode(bytes.fromhex(lines[0].decode()), SPECS["ascii"])[0]["t"] == "0100"
+
+
+@st.composite
+def purchases(draw: st.DrawFn) -> dict[str, str]:
+    body = draw(st.text(alphabet="0123456789", min_size=12, max_size=18))
+    pan = body + luhn_check_digit(body)
+    expiry = draw(st.from_regex(r"[0-9]{2}(0[1-9]|1[0-2])", fullmatch=True))
+    discretionary = draw(st.text(alphabet="0123456789", max_size=37 - len(pan) - 8))
+    return {
+        "t": "0200",
+        "2": pan,
+        "3": "000000",
+        "4": draw(st.from_regex(r"[0-9]{12}", fullmatch=True)),
+        "11": draw(st.from_regex(r"[0-9]{6}", fullmatch=True)),
+        "35": f"{pan}={expiry}101{discretionary}",
+        "41": "TERM0001",
+        "49": "978",
+    }
+
+
+@settings(max_examples=50)
+@given(purchases())
+def test_masked_messages_round_trip(fields: dict[str, str]) -> None:
+    raw = bytes(iso8583.encode(dict(fields), SPECS["ascii"])[0])
+    masker = Iso8583Masker(MASKER)
+    masked = masker.mask_message(raw)
+    assert masker.mask_message(raw) == masked
+    doc = iso8583.decode(masked, SPECS["ascii"])[0]
+    pan = doc["2"]
+    assert len(pan) == len(fields["2"]) and luhn_valid(pan) and pan != fields["2"]
+    assert pan[: min(6, len(pan) - 7)] == fields["2"][: min(6, len(pan) - 7)]
+    track_pan, _, rest = doc["35"].partition("=")
+    assert track_pan == pan and rest[:7] == fields["35"].partition("=")[2][:7]
+    assert len(doc["35"]) == len(fields["35"])
+    for key in ("t", "3", "4", "11", "41", "49"):
+        assert doc[key] == fields[key]
