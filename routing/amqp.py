@@ -47,9 +47,9 @@ AMQP 0-9-1:
   may list the nodes in another order to spread the connections.
 - **Nacks** are published again after a pause, six times over some 16 s, before the caller
   gets :class:`~routing.transport.PublishNackedError`: a quorum queue nacks while it elects
-  a leader on the surviving nodes. A message nacked a third time makes the transport connect
-  again (to the next node): on RabbitMQ 3.10 a channel opened while a queue's leader moved
-  was seen to nack every publish to that queue for minutes.
+  a leader on the surviving nodes. With several nodes, a message nacked a third time makes
+  the transport connect again, to the next node: on RabbitMQ 3.10 a channel opened while a
+  queue's leader moved was seen to nack every publish to that queue for minutes.
 - **Start-up**: a wrong URL or a broker that is down is retried with backoff until the
   ``start`` timeout, then reported as :class:`~routing.transport.TransportUnavailableError`
   with a one-line reason (the password masked).
@@ -292,6 +292,7 @@ class AmqpTransport(TransportBase):
         self._blocked = False
         self._channel_numbers = itertools.count(1)
         self._republished = 0
+        self._nacks_retried = 0
         self._session_ready = False
         self._io: threading.Thread | None = None
         # Event-loop mode (start_async): the loop does the I/O thread's work.
@@ -322,6 +323,11 @@ class AmqpTransport(TransportBase):
             return None
         parameters = self._nodes[self._node]
         return str(parameters.host), int(parameters.port)
+
+    @property
+    def nack_retried_count(self) -> int:
+        """Messages the broker nacked that were published again."""
+        return self._nacks_retried
 
     @property
     def republished_count(self) -> int:
@@ -920,12 +926,13 @@ class AmqpTransport(TransportBase):
         """Publish a nacked message again after a pause (I/O thread)."""
         delay = _NACK_RETRY_DELAYS[pub.nacks]
         pub.nacks += 1
+        self._nacks_retried += 1
         pub.returned = False
         self._nacked_later.append((time.monotonic() + delay, pub))
         connection = self._connection
         if connection is None:
             return
-        if pub.nacks == _NACKS_BEFORE_RECONNECT and connection.is_open:
+        if pub.nacks == _NACKS_BEFORE_RECONNECT and len(self._nodes) > 1 and connection.is_open:
             # Seen on RabbitMQ 3.10 after a node died: a channel that went on nacking every
             # publish to a queue whose new leader ran. A new connection gets a fresh channel.
             _log.warning("the broker keeps nacking; connecting again (to the next node)")
