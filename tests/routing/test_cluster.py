@@ -1,12 +1,17 @@
 """The amqp transport on a three-node RabbitMQ cluster (tests/cluster.py): quorum queues with
-a member on every node, and a stream of messages that goes on while the node the transport
-is connected to is killed -9 (in both I/O modes) or cut off from its clients. Each ends with
-every message applied exactly once through the inbox (tests/routing/effects.py)."""
+a member on every node, a stream of messages that goes on while the node the transport is
+connected to is killed -9 (in both I/O modes) or cut off from its clients, and the order of a
+single-active-consumer destination kept across two instances when the active one dies. Each
+ends with every message applied exactly once through the inbox (tests/routing/effects.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +33,7 @@ from tests.cluster import NODES, RabbitCluster
 from tests.routing.conftest import LoopThread, delete_topology, make_topology, message, wait_until
 from tests.routing.effects import EffectStore
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TOTAL = 4_000
 BATCH = 50
 
@@ -163,3 +169,47 @@ def test_a_node_cut_off_from_its_clients_mid_stream_loses_nothing(
             cluster.stop_app(node)
 
     _stream_through_fault(cluster, tmp_path, "thread", cut_off, query="?heartbeat=2")
+
+
+def test_a_single_active_consumer_keeps_the_order_across_instances_when_one_dies(
+    cluster: RabbitCluster, tmp_path: Path
+) -> None:
+    """Instance A (a process of its own) is the active consumer; instance B waits, receiving
+    nothing; A is killed -9 after committing its 8th batch of 50, before the acks. B takes
+    over with the deliveries A held: the effects are applied in queue order, each once."""
+    topology = make_topology(single_active_consumer=True)
+    db = tmp_path / "effects.db"
+    total = 600
+    transport = AmqpTransport(cluster.url, topology)
+    instance_a: subprocess.Popen[str] | None = None
+    store = EffectStore(db)
+    try:
+        transport.start(timeout=30)
+        items = [Outgoing(encode(message(i)), "financial.request.acme") for i in range(total)]
+        transport.publish_batch(items)
+        instance_a = subprocess.Popen(
+            [sys.executable, "-m", "tests.routing.crash_consumer", cluster.url,
+             topology.prefix, str(db), "8", "0.5", "sac"],
+            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        wait_until(lambda: store.count() > 0, timeout=60, what="instance A consuming")
+        consumer_b = transport.consume("core", store.handle, prefetch=100, batch_size=50)
+        time.sleep(1.0)  # B's chance to receive something (wrongly) while A is active
+        assert instance_a.poll() is None, "instance A ended too soon for this test"
+        assert store.deliveries == 0, "instance B received while A was the active consumer"
+        _, stderr = instance_a.communicate(timeout=120)
+        assert instance_a.returncode == -9, stderr
+        wait_until(lambda: store.count() >= total, timeout=60, what="every effect")
+        consumer_b.stop()
+        with contextlib.closing(sqlite3.connect(db)) as read:
+            order = [row[0] for row in read.execute("SELECT message_id FROM effect ORDER BY rowid")]
+        assert order == [f"m-{i}" for i in range(total)], "applied out of order"
+        assert set(store.applied().values()) == {1}
+        assert store.duplicates >= 50  # the batch whose acks died with A came again, skipped
+    finally:
+        if instance_a is not None and instance_a.poll() is None:
+            instance_a.kill()
+            instance_a.wait()
+        transport.close()
+        store.close()
+        delete_topology(cluster.node_url("ib1"), topology)
