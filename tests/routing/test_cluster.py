@@ -37,9 +37,19 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TOTAL = 4_000
 BATCH = 50
 
-# A partition is iptables dropping every packet of the node's AMQP port where that works
-# (root, iptables installed); elsewhere the node's RabbitMQ application is stopped instead.
-PARTITION = "iptables" if os.geteuid() == 0 and shutil.which("iptables") else "stop_app"
+
+def _iptables_works() -> bool:
+    """Root, iptables installed, and allowed to change the rules here (a container may lack
+    the capability)."""
+    if os.geteuid() != 0 or shutil.which("iptables") is None:
+        return False
+    probe = subprocess.run(["iptables", "-w", "5", "-S", "INPUT"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+# A partition is iptables dropping every packet of the node's AMQP port where that works;
+# elsewhere the node's RabbitMQ application is stopped instead (the test id says which).
+PARTITION = "iptables" if _iptables_works() else "stop_app"
 
 
 def test_quorum_queues_have_a_member_on_every_node(cluster: RabbitCluster) -> None:
