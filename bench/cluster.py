@@ -7,6 +7,8 @@ processes sharing the edge port and consuming the core queue as competing consum
 cluster URL, and drives it like :mod:`bench.e2e` (``--connections`` ISO 8583 connections,
 ``--window`` purchases in flight each, for ``--seconds``), in one run:
 
+- **the single broker**: 1 instance on the default RabbitMQ node (127.0.0.1:5672, or
+  ``$ISOBRIDGE_BENCH_AMQP_URL``), what the cluster is compared with;
 - **scaling**: TPS and p50 / p99 with 1, 2 and 3 instances, as ratios to the 1-instance
   figure, with the CPU per payment of each component (hub processes, simulator, the three
   RabbitMQ nodes, this client): on a 2-core machine the instances compete with the broker
@@ -32,6 +34,7 @@ import time
 from pathlib import Path
 
 from bench.e2e import (
+    AMQP_URL,
     Result,
     _approved,
     _cpu_meter,
@@ -96,7 +99,7 @@ class _Case:
         return [sys.executable, "-m", "hub.cli", "run", "--config", str(self.config)]
 
 
-def _scaling(url: str, workers: int, args: argparse.Namespace) -> Result:
+def _scaling(url: str, workers: int, args: argparse.Namespace, name: str | None = None) -> Result:
     with tempfile.TemporaryDirectory(prefix="isobridge-cluster-bench-") as tmp:
         case = _Case(Path(tmp), url, workers)
         with (
@@ -111,8 +114,9 @@ def _scaling(url: str, workers: int, args: argparse.Namespace) -> Result:
                 _drive(case.edge_port, warm, _purchase, _approved, connections=args.connections,
                        window=args.window, seconds=2.0, first=1)
             )  # fmt: skip
-            result = Result(f"{workers} hub instance(s)")
-            pids = {"hub": hub_pid, "mainframe_sim": mf_pid, **_node_pids()}
+            result = Result(name or f"{workers} hub instance(s)")
+            nodes = {} if name else _node_pids()
+            pids = {"hub": hub_pid, "mainframe_sim": mf_pid, **nodes}
             with _cpu_meter(result, pids):
                 asyncio.run(
                     _drive(case.edge_port, result, _purchase, _approved,
@@ -191,10 +195,14 @@ def main(argv: list[str] | None = None) -> int:
         f"cluster e2e: {args.connections} connections x {args.window} in flight,"
         f" {args.seconds:g} s per case, RabbitMQ cluster {url.split('@')[-1]}"
     )
+    single = _scaling(AMQP_URL, 1, args, "1 hub instance, single broker node")
     results = [_scaling(url, workers, args) for workers in (1, 2, 3)]
+    print(single.line())
+    print(_cpu_line(single) + " (RabbitMQ not measured)")
     for result in results:
         ratio = result.tps / results[0].tps if results[0].tps else 0.0
-        print(f"{result.line()}  {ratio:4.2f}x 1 instance")
+        versus = result.tps / single.tps if single.tps else 0.0
+        print(f"{result.line()}  {ratio:4.2f}x 1 instance, {versus:4.2f}x single node")
         print(_cpu_line(result))
     for line in _node_kill(url, args):
         print(line)
