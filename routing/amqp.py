@@ -100,7 +100,7 @@ from routing.transport import (
 )
 from routing.wire import Envelope
 
-__all__ = ["AmqpTransport", "masked_url", "node_urls"]
+__all__ = ["AmqpTransport", "masked_url", "node_parameters", "node_urls"]
 
 _log = logging.getLogger("isobridge.routing")
 
@@ -158,6 +158,16 @@ def node_urls(url: str) -> list[str]:
             ) from None
         found.append(one)
     return found
+
+
+def node_parameters(url: str) -> list[Any]:
+    """pika's connection parameters of each node ``url`` lists, in order: what
+    ``pika.BlockingConnection`` takes to connect to the first node that answers.
+
+    >>> [(p.host, p.port) for p in node_parameters("amqp://u:pw@mq1:5681,mq2/%2F")]
+    [('mq1', 5681), ('mq2', 5672)]
+    """
+    return [pika.URLParameters(one) for one in node_urls(url)]
 
 
 @dataclass(slots=True)
@@ -253,7 +263,7 @@ class AmqpTransport(TransportBase):
         self._topology = topology
         self._observer = observer
         try:
-            self._nodes = tuple(pika.URLParameters(one) for one in node_urls(url))
+            self._nodes = tuple(node_parameters(url))
         except Exception as exc:
             raise TransportUnavailableError(f"bad broker URL {masked_url(url)}: {exc}") from None
         for parameters in self._nodes:

@@ -863,6 +863,7 @@ PUBLIC_API: dict[str, list[str]] = {
     "routing.amqp": [
         "AmqpTransport",
         "masked_url",
+        "node_parameters",
         "node_urls",
     ],
     "routing.dlq": [
