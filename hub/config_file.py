@@ -19,7 +19,8 @@ optional; what is absent takes the default shown::
     token_mode = "random"               # random | ff1 | ff3-1
 
     [routing]
-    transport = "memory://"             # or amqp://user:pw@host:5672/vhost
+    transport = "memory://"             # or amqp://user:pw@host:5672/vhost; a RabbitMQ
+                                        # cluster: amqp://user:pw@h1:5672,h2:5672,h3:5672/vhost
     namespace = "isobridge"             # exchanges <namespace>.canonical / .dlx, queues
                                         # <namespace>.<destination>: hubs that must not
                                         # share work on one broker use different ones
@@ -498,6 +499,13 @@ class _Reader(TableReader):
                 "routing.transport",
                 f"{transport!r} is not a transport URL ({', '.join(_TRANSPORT_SCHEMES)}...)",
             )
+        if transport.startswith(("amqp://", "amqps://")):
+            from routing.amqp import node_urls  # pika only when RabbitMQ is configured
+
+            try:
+                node_urls(transport)
+            except ValueError as exc:
+                raise self.fail("routing.transport", str(exc)) from None
         rules = self.optional_text(table, "routing.rules", "rules")
         namespace = self.text(table, "routing.namespace", "namespace", "isobridge")
         if not _NAMESPACE.fullmatch(namespace):

@@ -1051,6 +1051,8 @@ PUBLIC_API: dict[str, list[str]] = {
     "routing.amqp": [
         "AmqpTransport",
         "masked_url",
+        "node_parameters",
+        "node_urls",
     ],
     "routing.dlq": [
         "DeadLetterFilter",
