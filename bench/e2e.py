@@ -89,7 +89,10 @@ class Result:
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time so far of process ``pid`` and its children (the hub's
     workers), from Linux ``/proc``."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except FileNotFoundError:  # a child that ended meanwhile (a thread pool's, a shell's)
+        return 0.0
     own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
     return own + sum(_cpu_seconds(int(child)) for child in children.stdout.split())
