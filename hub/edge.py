@@ -25,9 +25,14 @@ Bounded by design (:class:`EdgeSettings`):
   echoed.
 - ``request_timeout``: a request whose handler has not answered by then is answered with
   ``91`` (issuer or switch inoperative); a handler that fails answers ``96``.
-- ``tls``: an :class:`ssl.SSLContext` (with ``verify_mode = CERT_REQUIRED`` for client
-  certificates) turns the listener into TLS; :meth:`Iso8583Edge.reload_certificate` swaps
-  its certificate without a restart (``isobridge run`` does it on SIGHUP).
+- ``tls``: an :class:`ssl.SSLContext` (:func:`hub.tls.server_context`: TLS 1.3 only, with
+  ``verify_mode = CERT_REQUIRED`` for client certificates) turns the listener into TLS. The
+  handshake runs in the connection's own task, so a refused one (expired, self-signed or
+  wrong-CA certificate, none at all, TLS 1.2 or older) is logged with the peer and the reason
+  (:func:`hub.tls.refusal_reason`) and counted (``EdgeStats.tls_refused``).
+  :meth:`Iso8583Edge.use_tls_context` swaps in a context rebuilt from the files, and
+  :meth:`Iso8583Edge.reload_certificate` loads a new certificate into the current one, both
+  without a restart (``isobridge run`` does it on SIGHUP and when the files change).
 
 Card numbers: the adapter tokenizes the PAN of each request through the vault; the reply
 echoes the request's PAN from the edge's memory of that one request (held while it is in
@@ -73,6 +78,7 @@ from canonical_model.codes import status_from_iso8583
 from canonical_model.messages import CanonicalMessage, MessageKind
 from canonical_model.pan import PanToken
 from canonical_model.replies import reply_to
+from hub.tls import describe_peer_certificate, refusal_reason
 
 __all__ = [
     "EdgeObserver",
@@ -165,6 +171,7 @@ class EdgeStats:
     handler_errors: int = 0
     closed_on_bad_input: int = 0
     closed_idle: int = 0
+    tls_refused: int = 0
     # seconds from request in to reply out, the most recent ones (bounded)
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
 
@@ -200,6 +207,7 @@ class Iso8583Edge:
         self._new_message_id = new_message_id or (lambda: uuid.uuid4().hex)
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self.tls_context: ssl.SSLContext | None = settings.tls
 
     @property
     def port(self) -> int:
@@ -211,10 +219,18 @@ class Iso8583Edge:
     def reload_certificate(self, cert: str | os.PathLike[str], key: str | os.PathLike[str]) -> None:
         """Load a new certificate and key into the listener's TLS context: connections
         accepted from now on present it, open ones carry on (no restart, no drop)."""
-        if self.settings.tls is None:
+        if self.tls_context is None:
             raise RuntimeError("this listener does not use TLS")
-        self.settings.tls.load_cert_chain(cert, key)
+        self.tls_context.load_cert_chain(cert, key)
         _log.info("ISO 8583 edge on port %d: certificate reloaded from %s", self.port, cert)
+
+    def use_tls_context(self, context: ssl.SSLContext) -> None:
+        """Handshake new connections with ``context`` (rebuilt from the certificate, key and
+        client CA files); open connections carry on."""
+        if self.tls_context is None:
+            raise RuntimeError("this listener does not use TLS")
+        self.tls_context = context
+        _log.info("ISO 8583 edge on port %d: TLS certificates reloaded", self.port)
 
     async def start(self) -> None:
         """Bind and start accepting connections."""
@@ -222,7 +238,6 @@ class Iso8583Edge:
             self._accept,
             self.settings.host,
             self.settings.port,
-            ssl=self.settings.tls,
             reuse_port=self.settings.reuse_port or None,
         )
         _log.info(
@@ -263,6 +278,9 @@ class Iso8583Edge:
             _log.warning("refusing connection from %s: %d open", peer, self.stats.connections_open)
             await _close(writer)
             return
+        if self.tls_context is not None and not await self._handshake(writer, peer):
+            await _close(writer)
+            return
         self._connections.add(task)
         self.stats.connections_open += 1
         self.stats.connections_total += 1
@@ -276,6 +294,31 @@ class Iso8583Edge:
             self.observer.connection_closed()
             self._connections.discard(task)
             await _close(writer)
+
+    async def _handshake(self, writer: asyncio.StreamWriter, peer: str) -> bool:
+        """The TLS handshake of a new connection: whether it succeeded (a refusal is logged
+        with the peer and the reason)."""
+        assert self.tls_context is not None
+        try:
+            await writer.start_tls(
+                self.tls_context, ssl_handshake_timeout=min(self.settings.idle_timeout, 30.0)
+            )
+        except (ssl.SSLError, OSError, TimeoutError, EOFError) as exc:
+            self.stats.tls_refused += 1
+            _log.warning(
+                "ISO 8583 edge on port %d: TLS handshake with %s refused: %s",
+                self.port,
+                peer,
+                refusal_reason(exc),
+            )
+            return False
+        _log.info(
+            "ISO 8583 edge on port %d: TLS connection from %s (%s)",
+            self.port,
+            peer,
+            describe_peer_certificate(writer.get_extra_info("ssl_object")),
+        )
+        return True
 
     async def answer(self, request: CanonicalMessage) -> CanonicalMessage:
         """The reply to one decoded request: at the edge, from the handler, or 91 / 96."""
