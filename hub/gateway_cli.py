@@ -11,7 +11,9 @@ worker, journal and transport (dead letters). ``isobridge gateway --config hub.t
 - the journal of the state directory (``hub.bootstrap.open_journal``);
 - the clearing queue pair of ``gateway.toml``'s ``[clearing]`` (:mod:`hub.clearing_outgoing`);
 - the application (:func:`hub.gateway.build_gateway`) under uvicorn on ``[gateway] host`` /
-  ``port``; SIGINT / SIGTERM stop it, then everything else.
+  ``port``; SIGINT / SIGTERM stop it, then everything else. With ``[gateway.tls]`` it is
+  served over TLS 1.3 (:mod:`hub.gateway_tls`), and SIGHUP or a change of the certificate
+  files reloads them (under ``run --gateway``, SIGHUP reloads the hub's certificates too).
 
 The configuration is checked before anything starts; an error names the file and the key.
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import signal
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -120,6 +123,7 @@ async def serve_hub_with_gateway(
             metrics_registry=service.metrics.registry,
             ready=ready,
             stop=stop,
+            on_hangup=service.reload_certificates,
         )
 
 
@@ -133,18 +137,25 @@ async def _serve(
     metrics_registry: CollectorRegistry | None = None,
     ready: Callable[[BuiltGateway, int], None] | None,
     stop: asyncio.Event | None,
+    on_hangup: Callable[[], object] | None = None,
 ) -> None:
     import uvicorn
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
     from gateway.journaled import JournalPayments
     from hub.clearing_outgoing import ClearingOutgoing
     from hub.gateway import build_gateway
+    from hub.gateway_tls import GatewayTls
+    from hub.tls import CertificateFiles
 
     holder: list[BuiltGateway] = []
 
     async def on_status(document: bytes) -> int:
         return await holder[0].payments.receive_status_report(document)
 
+    tls: GatewayTls | None = None
+    watcher: asyncio.Task[None] | None = None
+    hangups: list[Callable[[], object]] = []
     clearing = ClearingOutgoing(
         config.clearing_url,
         asyncio.get_running_loop(),
@@ -172,18 +183,36 @@ async def _serve(
         restored = await built.payments.restore(JournalPayments(journal))
         if restored:
             out.write(f"isobridge: {restored} payments restored from the journal\n")
+        if config.tls is not None:
+            tls = GatewayTls(config.tls, config.issuer.client_cert_header)
         server = uvicorn.Server(
             uvicorn.Config(
-                built.app, host=config.host, port=config.port, log_level="warning", lifespan="off"
+                tls.wrap(built.app) if tls is not None else built.app,
+                host=config.host,
+                port=config.port,
+                log_level="warning",
+                lifespan="off",
+                http=tls.protocol_class(AutoHTTPProtocol) if tls is not None else "auto",
             )
         )
+        hangups += [job for job in (on_hangup, tls.reload if tls else None) if job is not None]
+        if hangups:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                asyncio.get_running_loop().add_signal_handler(
+                    signal.SIGHUP, lambda: [job() for job in hangups]
+                )
+        if tls is not None and config.tls is not None:
+            watcher = asyncio.create_task(
+                CertificateFiles(config.tls.files).watch(tls.reload, config.tls.reload_interval)
+            )
         serving = asyncio.create_task(server.serve())
         while not server.started and not serving.done():
             await asyncio.sleep(0.01)
         if serving.done():
             await serving  # raises why it could not start
         port = server.servers[0].sockets[0].getsockname()[1]
-        out.write(f"isobridge: open-banking gateway on http://{config.host}:{port}\n")
+        scheme = "https" if tls is not None else "http"
+        out.write(f"isobridge: open-banking gateway on {scheme}://{config.host}:{port}\n")
         out.flush()
         if ready is not None:
             ready(built, port)
@@ -194,6 +223,11 @@ async def _serve(
             waiter.cancel()
         await serving
     finally:
+        if watcher is not None:
+            watcher.cancel()
+        if hangups:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         await asyncio.to_thread(clearing.stop)
 
 

@@ -16,6 +16,14 @@ checked; an error names the file, the key and why (:class:`hub.config_file.Confi
     statement_files = ["STMT.DAT"]         # end-of-day extracts: GET .../transactions
     demo_accounts = true                   # PSUs alice and bob on the simulator's seed accounts
 
+    [gateway.tls]                          # optional: the gateway terminates TLS 1.3 itself
+    cert = "gateway.crt"                   # (hub.gateway_tls); public_url then defaults to https
+    key = "gateway.key"
+    client_ca = "tpp-ca.crt"               # TPP certificates: asked for, verified if presented
+    forwarded_client_cert = false          # true: a re-encrypting terminator in front forwards
+                                           # client_cert_header; false: taken from this TLS
+    reload_interval = 30.0                 # seconds between checks of the files (and SIGHUP)
+
     [issuer]                               # where access tokens come from
     issuer = "http://127.0.0.1:8080"       # without jwks_url: the built-in authorization server
     audience = "http://127.0.0.1:8080"
@@ -51,6 +59,7 @@ Relative paths are taken from the file's directory.
 from __future__ import annotations
 
 import json
+import ssl
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -66,6 +75,7 @@ from gateway.security.authserver import ClientRegistration, hash_secret
 from gateway.security.jose import ALGORITHMS, JoseError, SigningKey, certificate_thumbprint
 from hub.config_file import ConfigError, TableReader
 from hub.gateway import IssuerConfig, seed_directory
+from hub.gateway_tls import GatewayTlsConfig
 
 __all__ = ["GatewayConfig", "load_gateway_config"]
 
@@ -85,6 +95,7 @@ class GatewayConfig:
     status: str
     statement_files: tuple[Path, ...]
     response_signing_key: SigningKey | None
+    tls: GatewayTlsConfig | None = None
 
 
 class _Reader(TableReader):
@@ -140,13 +151,15 @@ class _Reader(TableReader):
             "gateway",
             ("host", "port", "public_url", "max_body_bytes", "rate_per_second", "burst",
              "require_request_signatures", "response_signing_key", "statement_files",
-             "demo_accounts"),
+             "demo_accounts", "tls"),
         )  # fmt: skip
         host = self.text(gateway, "gateway", "host", "127.0.0.1")
         port = int(self.number(gateway, "gateway", "port", 8080, 0, 65535))
-        public_url = self.text(gateway, "gateway", "public_url", f"http://{host}:{port}").rstrip(
-            "/"
-        )
+        tls = self.tls(gateway["tls"]) if "tls" in gateway else None
+        scheme = "https" if tls is not None else "http"
+        public_url = self.text(
+            gateway, "gateway", "public_url", f"{scheme}://{host}:{port}"
+        ).rstrip("/")
         settings = GatewaySettings(
             public_url=public_url,
             max_body_bytes=int(
@@ -214,7 +227,33 @@ class _Reader(TableReader):
             status=self.text(clearing, "clearing", "status", "clearing.status"),
             statement_files=statements,
             response_signing_key=signing_key,
+            tls=tls,
         )
+
+    def tls(self, table: object) -> GatewayTlsConfig:
+        where = "gateway.tls"
+        if not isinstance(table, dict):
+            raise self.fail(where, "expected a table")
+        self.known(
+            table, where, ("cert", "key", "client_ca", "forwarded_client_cert", "reload_interval")
+        )
+        client_ca = table.get("client_ca")
+        config = GatewayTlsConfig(
+            cert=self.file(f"{where}.cert", self.text(table, where, "cert", None)),
+            key=self.file(f"{where}.key", self.text(table, where, "key", None)),
+            client_ca=(
+                self.file(f"{where}.client_ca", self.text(table, where, "client_ca", None))
+                if client_ca is not None
+                else None
+            ),
+            forwarded_client_cert=self.flag(table, where, "forwarded_client_cert", False),
+            reload_interval=self.number(table, where, "reload_interval", 30.0, 0.1, 86400.0),
+        )
+        try:
+            config.server_context()
+        except (ssl.SSLError, OSError) as exc:
+            raise self.fail(where, f"cannot use these files: {exc}") from None
+        return config
 
     def jwks_url(self, table: Mapping[str, Any]) -> str | None:
         if "jwks_url" not in table:

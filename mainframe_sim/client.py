@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import ssl
 from collections.abc import Mapping
 from typing import Any
 
@@ -52,9 +53,16 @@ class MainframeClient:
         framing: str = "len2",
         records: Records | None = None,
         tran_id: str = DEFAULT_TRAN_ID,
+        tls: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
     ) -> MainframeClient:
-        """Open a connection to ``host``:``port``."""
-        reader, writer = await asyncio.open_connection(host, port)
+        """Open a connection to ``host``:``port`` (TLS with ``tls``)."""
+        if tls is None:
+            reader, writer = await asyncio.open_connection(host, port)
+        else:
+            reader, writer = await asyncio.open_connection(
+                host, port, ssl=tls, server_hostname=server_hostname or host
+            )
         return cls(reader, writer, framing=framing, records=records or Records(),
                    tran_id=tran_id)  # fmt: skip
 
