@@ -404,6 +404,11 @@ class HubService:
         return self._hub
 
     @property
+    def upstream_hosts(self) -> tuple[UpstreamHost, ...]:
+        """The running ``[[upstreams]]`` hosts that route rules send to."""
+        return tuple(self._parts.upstreams) if self._parts is not None else ()
+
+    @property
     def transport(self) -> Transport:
         """The running transport."""
         if self._parts is None:

@@ -544,11 +544,24 @@ PUBLIC_API: dict[str, list[str]] = {
         "EXIT_USAGE",
         "ProgressBar",
     ],
+    "hub.certs": [
+        "CertFiles",
+        "CertificateAuthority",
+        "DEV_CERTIFICATES",
+        "DevCertificates",
+        "create_dev_certificates",
+        "self_signed",
+    ],
+    "hub.certs_cli": [
+        "add_certs_commands",
+        "run_certs_command",
+    ],
     "hub.config": [
         "Settings",
     ],
     "hub.config_file": [
         "ClearingConfig",
+        "ClientTlsConfig",
         "ConfigError",
         "HubConfig",
         "ListenerConfig",
@@ -619,6 +632,11 @@ PUBLIC_API: dict[str, list[str]] = {
         "GatewayConfig",
         "load_gateway_config",
     ],
+    "hub.gateway_tls": [
+        "CLIENT_CERTIFICATE_STATE",
+        "GatewayTls",
+        "GatewayTlsConfig",
+    ],
     "hub.journal_cli": [
         "JOURNAL_COMMANDS",
         "add_journal_commands",
@@ -655,6 +673,16 @@ PUBLIC_API: dict[str, list[str]] = {
         "metadata",
         "pending_reversals_table",
         "upgrade",
+    ],
+    "hub.tls": [
+        "CertificateFiles",
+        "ClientAuth",
+        "TlsRefusedError",
+        "await_acceptance",
+        "client_context",
+        "describe_peer_certificate",
+        "refusal_reason",
+        "server_context",
     ],
     "hub.upstream": [
         "UpstreamHost",
@@ -847,6 +875,10 @@ PUBLIC_API: dict[str, list[str]] = {
         "ExtractTotals",
         "statement_records",
         "write_statement",
+    ],
+    "mainframe_sim.tls": [
+        "refusal_reason",
+        "server_context",
     ],
     "mainframe_sim.transactions": [
         "REQUEST_FIELD_OFFSETS",
