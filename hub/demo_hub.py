@@ -219,9 +219,16 @@ async def _refused(port: int, tls: ssl.SSLContext) -> bool:
         reader, writer = await asyncio.open_connection(
             "127.0.0.1", port, ssl=tls, server_hostname="localhost"
         )
+    except (ssl.SSLError, ConnectionError):
+        return True
+    try:
         await _exchange(reader, writer, _purchase(1, 100, _UNKNOWN_ACCOUNT, _CARDS[0], "DEMO9999"))
     except (ssl.SSLError, ConnectionError, asyncio.IncompleteReadError):
         return True
+    finally:
+        writer.close()
+        with contextlib.suppress(ssl.SSLError, ConnectionError):
+            await writer.wait_closed()
     return False
 
 
