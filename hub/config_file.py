@@ -12,6 +12,7 @@ optional; what is absent takes the default shown::
     workers = 1                         # hub processes sharing the listeners (hub.workers)
     journal = true                      # false: record no events (no audit trail, no trace);
                                         # only to measure what journaling costs
+    tls_reload_interval = 30.0          # seconds between checks of the TLS files (hub.tls)
 
     [vault]
     url = "sqlite:///<home>/vault.db"   # or postgresql+psycopg://user:pw@host/db
@@ -81,9 +82,9 @@ optional; what is absent takes the default shown::
     key = "hub-client.key"
     server_name = "mainframe.bank.example"
 
-Certificates are reloaded from their files on SIGHUP and when a file changes (checked every
-``[hub] tls_reload_interval`` seconds, default 30): new connections use them, open ones
-carry on.
+TLS is 1.3 only, everywhere (:mod:`hub.tls`). Certificates are reloaded from their files on
+SIGHUP and when a file changes (checked every ``[hub] tls_reload_interval`` seconds): new
+connections use them, open ones carry on.
 
 Relative paths are taken from the directory of the configuration file. An error names the
 file, the key (``listeners[1].port``) and the reason, and suggests the key meant when an

@@ -66,6 +66,13 @@ class MainframeClient:
         return cls(reader, writer, framing=framing, records=records or Records(),
                    tran_id=tran_id)  # fmt: skip
 
+    @property
+    def peer_certificate(self) -> dict[str, Any] | None:
+        """The mainframe's certificate as :meth:`ssl.SSLSocket.getpeercert` gives it (TLS),
+        or None (plain TCP)."""
+        certificate = self._writer.get_extra_info("peercert")
+        return dict(certificate) if certificate else None
+
     def send(self, record: bytes) -> None:
         """Frame and queue ``record`` for sending (call :meth:`drain` to wait for it)."""
         if self.framing == "cics":

@@ -126,8 +126,9 @@ def test_serve_refuses_bad_faults(tmp_path: Path, argv: list[str]) -> None:
     assert err.startswith("mainframe_sim: --faults: ")
 
 
-def _peer_common_name(writer: asyncio.StreamWriter) -> str:
-    certificate = writer.get_extra_info("peercert")
+def _peer_common_name(connection: MainframeClient) -> str:
+    certificate = connection.peer_certificate
+    assert certificate is not None
     return str(dict(item[0] for item in certificate["subject"])["commonName"])
 
 
@@ -156,7 +157,7 @@ def test_serve_with_mutual_tls_refuses_strangers_and_reloads_on_sighup(tmp_path:
             )
             try:
                 reply = await connection.request(request("BALQ", "Q1"))
-                return reply.result_code, _peer_common_name(connection._writer)
+                return reply.result_code, _peer_common_name(connection)
             finally:
                 with contextlib.suppress(ConnectionError, ssl.SSLError):
                     await connection.close()
