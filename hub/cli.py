@@ -34,7 +34,6 @@ import asyncio
 import binascii
 import dataclasses
 import json
-import logging
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -60,8 +59,8 @@ from hub.gateway_cli import add_gateway_command, run_gateway_command
 from hub.journal_cli import JOURNAL_COMMANDS, add_journal_commands, run_journal_command
 from hub.routes_cli import add_routes_commands, run_routes_command
 from hub.vault_cli import add_vault_commands, run_vault_command
+from observability.logs import configure_logging
 from vault.errors import VaultError
-from vault.masking import install_pan_masking
 
 if TYPE_CHECKING:
     from hub.config_file import HubConfig
@@ -184,8 +183,28 @@ def _demo(args: argparse.Namespace, out: TextIO, hub: Hub | None) -> int:
     return EXIT_OK if ok else EXIT_BAD_INPUT
 
 
+def _configure_logging(environ: Mapping[str, str] | None, err: TextIO) -> None:
+    """Log as ``$ISOBRIDGE_LOG_FORMAT`` / ``$ISOBRIDGE_LOG_LEVEL`` say (readable text at
+    warning level by default), every line masked (observability.logs)."""
+    import os
+
+    from hub.config_file import ConfigError, TableReader, logging_config
+
+    try:
+        config = logging_config(
+            TableReader("environment", Path.cwd()), {}, os.environ if environ is None else environ
+        )
+    except ConfigError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    configure_logging(config, err)
+
+
 def _run_with_gateway(
-    config_path: str | None, gateway_path: str, environ: Mapping[str, str] | None, out: TextIO
+    config_path: str | None,
+    gateway_path: str,
+    environ: Mapping[str, str] | None,
+    out: TextIO,
+    err: TextIO,
 ) -> int:
     """``run --gateway``: the hub and the gateway in one process (hub.gateway_cli)."""
     from hub.config_file import ConfigError, load_config
@@ -200,6 +219,7 @@ def _run_with_gateway(
             raise ConfigError(config.source, "hub.workers", "the gateway runs in one process")
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
+    configure_logging(config.logging, err)
     asyncio.run(serve_hub_with_gateway(config, gateway, out))
     return EXIT_OK
 
@@ -208,6 +228,7 @@ def _run(
     config_path: str | None,
     environ: Mapping[str, str] | None,
     out: TextIO,
+    err: TextIO,
     *,
     workers: int | None = None,
     worker: int | None = None,
@@ -222,6 +243,7 @@ def _run(
         config = load_config(Path(config_path) if config_path else None, environ)
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
+    configure_logging(config.logging, err)
     if workers is not None:
         if not 1 <= workers <= 64:
             raise CliError(f"--workers: {workers} is outside 1..64", EXIT_USAGE)
@@ -410,9 +432,11 @@ def main(
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     args = _parser().parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.WARNING, stream=err, format="isobridge: %(message)s")
-    install_pan_masking()
+    try:
+        _configure_logging(environ, err)
+    except CliError as exc:
+        err.write(f"isobridge: {exc}\n")
+        return exc.status
 
     def settings() -> Settings:
         try:
@@ -446,8 +470,8 @@ def main(
             out.write(json.dumps(json_schema(), indent=2) + "\n")
         elif args.command == "run":
             if args.gateway is not None:
-                return _run_with_gateway(args.config, args.gateway, environ, out)
-            return _run(args.config, environ, out, workers=args.workers, worker=args.worker)
+                return _run_with_gateway(args.config, args.gateway, environ, out, err)
+            return _run(args.config, environ, out, err, workers=args.workers, worker=args.worker)
         elif args.command == "gateway":
             return run_gateway_command(args, environ, out, err)
         elif args.command == "demo":

@@ -86,6 +86,17 @@ TLS is 1.3 only, everywhere (:mod:`hub.tls`). Certificates are reloaded from the
 SIGHUP and when a file changes (checked every ``[hub] tls_reload_interval`` seconds): new
 connections use them, open ones carry on.
 
+    [tracing]                           # OpenTelemetry spans (observability.tracing)
+    exporter = "none"                   # none | otlp (OTLP over HTTP) | console (stderr)
+    endpoint = "http://collector:4318/v1/traces"  # otlp; default: the OTEL_EXPORTER_OTLP_*
+                                        # variables, else http://localhost:4318/v1/traces
+    service_name = "isobridge"
+    sample_ratio = 1.0                  # of the traces started at the edges
+
+    [logging]                           # observability.logs; every line masked
+    format = "text"                     # text (readable) | json (one object per line)
+    level = "warning"                   # $ISOBRIDGE_LOG_FORMAT / _LEVEL override both
+
 Relative paths are taken from the directory of the configuration file. An error names the
 file, the key (``listeners[1].port``) and the reason, and suggests the key meant when an
 unknown one is close to a known one:
@@ -110,7 +121,9 @@ from adapters.framing import FRAMERS
 from hub.config import Settings
 from hub.edge import EdgeSettings
 from hub.tls import client_context, server_context
+from observability.logs import LOG_FORMATS, LoggingConfig
 from observability.metrics import parse_listen
+from observability.tracing import EXPORTERS, TracingConfig
 
 __all__ = [
     "ClearingConfig",
@@ -125,6 +138,7 @@ __all__ = [
     "TlsConfig",
     "UpstreamConfig",
     "load_config",
+    "logging_config",
 ]
 
 MAINFRAME_FRAMINGS: Final = ("len2", "len4", "cics")
@@ -291,6 +305,8 @@ class HubConfig:
     journal: bool = True
     metrics: MetricsConfig | None = None
     tls_reload_interval: float = 30.0
+    tracing: TracingConfig = field(default_factory=TracingConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 
 def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> HubConfig:
@@ -358,7 +374,7 @@ class _Reader(TableReader):
             data,
             "",
             ("hub", "vault", "routing", "listeners", "mainframe", "clearing", "upstreams",
-             "metrics"),
+             "metrics", "tracing", "logging"),
         )  # fmt: skip
         hub = self.table(data, "hub")
         self.known(hub, "hub", ("tenant", "home", "workers", "journal", "tls_reload_interval"))
@@ -415,6 +431,29 @@ class _Reader(TableReader):
             tls_reload_interval=self.seconds(
                 hub, "hub.tls_reload_interval", "tls_reload_interval", 30.0
             ),
+            tracing=self.tracing(self.table(data, "tracing")),
+            logging=logging_config(self, self.table(data, "logging"), self.environ),
+        )
+
+    def tracing(self, table: Mapping[str, Any]) -> TracingConfig:
+        self.known(table, "tracing", ("exporter", "endpoint", "service_name", "sample_ratio"))
+        defaults = TracingConfig()
+        exporter = self.text(table, "tracing.exporter", "exporter", defaults.exporter)
+        if exporter not in EXPORTERS:
+            raise self.fail("tracing.exporter", _unknown(exporter, EXPORTERS))
+        endpoint = self.optional_text(table, "tracing.endpoint", "endpoint")
+        if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+            raise self.fail("tracing.endpoint", f"{endpoint!r} is not an http(s):// URL")
+        ratio = table.get("sample_ratio", defaults.sample_ratio)
+        if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 <= ratio <= 1:
+            raise self.fail(
+                "tracing.sample_ratio", f"expected a number in 0..1, got {_shown(ratio)}"
+            )
+        return TracingConfig(
+            exporter,  # type: ignore[arg-type]  # checked against EXPORTERS above
+            endpoint,
+            self.text(table, "tracing.service_name", "service_name", defaults.service_name),
+            float(ratio),
         )
 
     def metrics(self, table: Mapping[str, Any]) -> MetricsConfig:
@@ -722,6 +761,28 @@ class _Reader(TableReader):
         if not resolved.is_file():
             raise self.fail(where, f"no such file: {resolved}")
         return resolved
+
+
+_LEVELS: Final = ("debug", "info", "warning", "error", "critical")
+
+
+def logging_config(
+    reader: TableReader, table: Mapping[str, Any], environ: Mapping[str, str]
+) -> LoggingConfig:
+    """``[logging]`` (``format``, ``level``), ``$ISOBRIDGE_LOG_FORMAT`` and
+    ``$ISOBRIDGE_LOG_LEVEL`` taking precedence."""
+    reader.known(table, "logging", ("format", "level"))
+    values = {}
+    for key, variable, choices in (
+        ("format", "ISOBRIDGE_LOG_FORMAT", LOG_FORMATS),
+        ("level", "ISOBRIDGE_LOG_LEVEL", _LEVELS),
+    ):
+        where = f"${variable}" if environ.get(variable) else f"logging.{key}"
+        value = environ.get(variable) or table.get(key, getattr(LoggingConfig(), key))
+        if not isinstance(value, str) or value.lower() not in choices:
+            raise reader.fail(where, _unknown(str(value), choices))
+        values[key] = value.lower()
+    return LoggingConfig(values["format"], values["level"].upper())  # type: ignore[arg-type]
 
 
 def _unknown(value: str, choices: tuple[str, ...] | Mapping[str, object]) -> str:

@@ -72,6 +72,7 @@ from hub.connector import (
     DestinationUnavailableError,
     RecordConnector,
 )
+from observability.tracing import Tracing
 
 __all__ = [
     "CORE_RECORD_LENGTH",
@@ -284,8 +285,12 @@ class CoreBanking:
         on_reversal_stored: Callable[[CanonicalMessage], None] | None = None,
         now: Callable[[], dt.datetime] | None = None,
         new_message_id: Callable[[], str] | None = None,
+        tracing: Tracing | None = None,
+        peer: str = "mainframe",
     ) -> None:
         self.exchange = exchange
+        self.tracing = tracing or Tracing.disabled()
+        self.peer = peer
         self.reversals = reversals
         self.on_reversal_stored = on_reversal_stored
         self.stats = CoreStats()
@@ -358,7 +363,8 @@ class CoreBanking:
                 status=status_from_iso8583(INVALID_TRANSACTION),
             )
         try:
-            raw = await self.exchange.request(payload)
+            with self.tracing.connector_call(peer=self.peer, reference=posting.ids.transaction_id):
+                raw = await self.exchange.request(payload)
         except DestinationUnavailableError as exc:
             self.stats.unavailable += 1
             _log.warning("posting %s not sent: %s", posting.ids.transaction_id, exc)

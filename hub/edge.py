@@ -64,6 +64,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from opentelemetry.trace import Span
+
 from adapters.base import (
     Adapter,
     AdapterDecodeError,
@@ -79,6 +81,8 @@ from canonical_model.messages import CanonicalMessage, MessageKind
 from canonical_model.pan import PanToken
 from canonical_model.replies import reply_to
 from hub.tls import describe_peer_certificate, refusal_reason
+from observability.logs import bind, bind_message
+from observability.tracing import Tracing
 
 __all__ = [
     "EdgeObserver",
@@ -194,9 +198,11 @@ class Iso8583Edge:
         now: Callable[[], dt.datetime] | None = None,
         new_message_id: Callable[[], str] | None = None,
         observer: EdgeObserver | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
         self.adapter = adapter
+        self.tracing = tracing or Tracing.disabled()
         self.stats = EdgeStats()
         self.observer: EdgeObserver = observer or _Unobserved()
         self._framer: Framer = get_framer(settings.framing, max_payload=settings.max_message_size)
@@ -206,15 +212,16 @@ class Iso8583Edge:
         self._now = now or (lambda: dt.datetime.now(dt.UTC))
         self._new_message_id = new_message_id or (lambda: uuid.uuid4().hex)
         self._server: asyncio.Server | None = None
+        self._port: int | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self.tls_context: ssl.SSLContext | None = settings.tls
 
     @property
     def port(self) -> int:
         """The port the listener is bound to (useful with ``port=0``)."""
-        if self._server is None or not self._server.sockets:
+        if self._port is None:
             raise RuntimeError("the edge is not listening")
-        return int(self._server.sockets[0].getsockname()[1])
+        return self._port
 
     def reload_certificate(self, cert: str | os.PathLike[str], key: str | os.PathLike[str]) -> None:
         """Load a new certificate and key into the listener's TLS context: connections
@@ -240,6 +247,7 @@ class Iso8583Edge:
             self.settings.port,
             reuse_port=self.settings.reuse_port or None,
         )
+        self._port = int(self._server.sockets[0].getsockname()[1])
         _log.info(
             "ISO 8583 edge listening on %s:%d (%s, %s)",
             self.settings.host,
@@ -259,6 +267,7 @@ class Iso8583Edge:
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
+            self._port = None
 
     async def __aenter__(self) -> Iso8583Edge:
         await self.start()
@@ -286,7 +295,9 @@ class Iso8583Edge:
         self.stats.connections_total += 1
         self.observer.connection_opened()
         try:
-            await _Connection(self, reader, writer, peer).run()
+            # Log lines of this connection name its tenant, even before a message decodes.
+            with bind(tenant=self.settings.tenant):
+                await _Connection(self, reader, writer, peer).run()
         except asyncio.CancelledError:
             pass  # the edge is closing: end this connection quietly
         finally:
@@ -418,6 +429,18 @@ class _Connection:
         """Decode, answer and reply to one frame; seconds until the reply was written, or
         None when there was no reply."""
         edge = self.edge
+        tracing = edge.tracing
+        with tracing.edge_receive(
+            peer=self.peer,
+            port=edge.port,
+            framing=edge.settings.framing,
+            adapter=edge.adapter.variant,
+        ) as span:
+            return await self._answer(frame, span)
+
+    async def _answer(self, frame: Frame, span: Span) -> float | None:
+        edge = self.edge
+        tracing = edge.tracing
         started = asyncio.get_running_loop().time()
         edge.stats.requests += 1
         pans = _RequestPans(edge._decode_context.tokenizer, edge._encode_context.detokenizer)
@@ -426,7 +449,8 @@ class _Connection:
         granted = pans if edge._encode_context.detokenizer is not None else None
         encode_context = dataclasses.replace(edge._encode_context, detokenizer=granted)
         try:
-            request = edge.adapter.decode(bytes(frame.payload), decode_context)
+            with tracing.adapter("decode", edge.adapter.variant):
+                request = edge.adapter.decode(bytes(frame.payload), decode_context)
         except AdapterDecodeError as exc:
             edge.stats.format_errors += 1
             answer = edge.adapter.reject(exc, encode_context)
@@ -435,13 +459,17 @@ class _Connection:
                 return None
             _log.info("format error from %s answered: %s", self.peer, exc)
             return await self._send(answer, frame, started)
+        bind_message(request)
+        tracing.describe(span, request)
         if request.is_response:
             # Acquirers send requests; a response here has no request of ours to match.
             _log.warning("unexpected response from %s (message %s) ignored", self.peer, request.ids)
             return None
         reply = await edge.answer(request)
+        tracing.outcome(span, reply)
         try:
-            payload = edge.adapter.encode(reply, encode_context)
+            with tracing.adapter("encode", edge.adapter.variant):
+                payload = edge.adapter.encode(reply, encode_context)
         except AdapterEncodeError as exc:
             edge.stats.handler_errors += 1
             _log.error("cannot encode the reply to %s: %s", request.ids.message_id, exc)
@@ -450,13 +478,14 @@ class _Connection:
         return await self._send(payload, frame, started)
 
     async def _send(self, payload: bytes, request_frame: Frame, started: float) -> float:
-        self._write(self.edge._framer.frame(payload, header=_reply_header(request_frame)))
-        self.edge.stats.replies += 1
-        latency = asyncio.get_running_loop().time() - started
-        self.edge.stats.latencies.append(latency)
-        # A client that does not read its replies holds its requests' slots: backpressure.
-        with contextlib.suppress(ConnectionError, ssl.SSLError):
-            await self.writer.drain()
+        with self.edge.tracing.reply_write():
+            self._write(self.edge._framer.frame(payload, header=_reply_header(request_frame)))
+            self.edge.stats.replies += 1
+            latency = asyncio.get_running_loop().time() - started
+            self.edge.stats.latencies.append(latency)
+            # A client that does not read its replies holds its requests' slots: backpressure.
+            with contextlib.suppress(ConnectionError, ssl.SSLError):
+                await self.writer.drain()
         return latency
 
     def _write(self, data: bytes) -> None:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from hub.cli_support import EXIT_OK, EXIT_USAGE
 from hub.config_file import ConfigError, HubConfig, load_config
+from observability.logs import configure_logging
 
 if TYPE_CHECKING:  # the web stack is imported when the command runs, not by every CLI call
     from prometheus_client import CollectorRegistry
@@ -193,6 +194,8 @@ async def _serve(
                 log_level="warning",
                 lifespan="off",
                 http=tls.protocol_class(AutoHTTPProtocol) if tls is not None else "auto",
+                # uvicorn's records go to the root logger's handler: masked, in its format
+                log_config=None,
             )
         )
         hangups += [job for job in (on_hangup, tls.reload if tls else None) if job is not None]
@@ -245,6 +248,7 @@ def run_gateway_command(
     except ConfigError as exc:
         err.write(f"isobridge: {exc}\n")
         return EXIT_USAGE
+    configure_logging(hub_config.logging, err)
     asyncio.run(serve_gateway(hub_config, config, out))
     return EXIT_OK
 

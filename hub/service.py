@@ -51,6 +51,7 @@ import signal
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO, cast
@@ -59,6 +60,7 @@ from sqlalchemy import Engine
 
 from adapters.registry import AdapterRegistry, default_registry
 from canonical_model.messages import CanonicalMessage
+from canonical_model.pan import contains_clear_pan
 from hub.bootstrap import Hub, build_hub, open_journal, open_vault
 from hub.breaker import CircuitBreaker
 from hub.clearing import ClearingInbound
@@ -78,7 +80,9 @@ from hub.store import ReversalForwarder, ReversalStore, create_engine, upgrade
 from hub.tls import CertificateFiles
 from hub.upstream import UpstreamHost
 from journal import EventKind, Journal
+from observability.logs import bind_message
 from observability.metrics import HubMetrics, MetricsServer, QueueDepthSource, serve_metrics
+from observability.tracing import Tracing
 from routing.reqreply import Requester
 from routing.rules import RouteTable, RuleSet, compile_rules, load_rules, parse_rules
 from routing.transport import (
@@ -146,6 +150,7 @@ class HubService:
         request_timeout: float | None = None,
         notes: TextIO | None = None,
         metrics: HubMetrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.config = config
         self.registry = registry or default_registry()
@@ -178,6 +183,13 @@ class HubService:
         self.journal: Journal | None = None
         self.journal_writer: JournalWriter | None = None
         self._tls_watch: asyncio.Task[None] | None = None
+        # Spans as [tracing] says, on a provider of this hub's own from start() to close();
+        # a given one belongs to the caller.
+        self._owns_tracing = tracing is None
+        self.tracing = tracing or Tracing.disabled()
+        self._messaging_system = (
+            "memory" if config.routing.transport.startswith("memory:") else "rabbitmq"
+        )
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -189,6 +201,8 @@ class HubService:
             ThreadPoolExecutor(max_workers=32, thread_name_prefix="isobridge")
         )
         config = self.config
+        if self._owns_tracing:
+            self.tracing = Tracing.from_config(config.tracing)
         hub = self._hub or build_hub(self.registry, open_vault(config.settings, notes=self._notes))
         if self.metrics is not None and hub.metrics is None:
             hub = dataclasses.replace(hub, metrics=self.metrics)
@@ -217,6 +231,7 @@ class HubService:
                     encode_context=hub.encode_context(adapter, listener.tenant),
                     handler=self.route,
                     observer=self.metrics.edge(listener.name) if self.metrics else None,
+                    tracing=self.tracing,
                 )
                 await edge.start()
                 parts.edges.append(edge)
@@ -282,7 +297,11 @@ class HubService:
         engine = await asyncio.to_thread(_reversal_database, config)
         self.reversals = ReversalStore(engine, posting_reference=posting_reference)
         self.core = CoreBanking(
-            connector, reversals=self.reversals, on_reversal_stored=self._reversal_stored
+            connector,
+            reversals=self.reversals,
+            on_reversal_stored=self._reversal_stored,
+            tracing=self.tracing,
+            peer=f"mainframe {config.mainframe.host}:{config.mainframe.port}",
         )
         forwarder = ReversalForwarder(
             self.reversals, self.core, on_acknowledged=self._reversal_acknowledged
@@ -314,6 +333,7 @@ class HubService:
         """Stop everything, edges first."""
         parts, self._parts = self._parts, None
         if parts is None:
+            await self._close_tracing()
             return
         self._stop.set()
         if self._tls_watch is not None:
@@ -342,6 +362,12 @@ class HubService:
             await self.journal_writer.close()
         if self.journal is not None:
             self.journal.close()
+        await self._close_tracing()
+
+    async def _close_tracing(self) -> None:
+        if self._owns_tracing and self.tracing.enabled:
+            tracing, self.tracing = self.tracing, Tracing.disabled()
+            await asyncio.to_thread(tracing.shutdown)
 
     async def __aenter__(self) -> HubService:
         await self.start()
@@ -429,13 +455,22 @@ class HubService:
         if self._parts is None:
             raise RuntimeError("the hub is not running")
         started = asyncio.get_running_loop().time()
-        self._record(EventKind.RECEIVED, request, _received_body(request))
+        tracing = self.tracing
+        received = _received_body(request)
+        trace_id = tracing.trace_id()
+        # The journal refuses a body that looks like it holds a card number; our ids never
+        # do (observability.tracing.CardSafeIdGenerator), a foreign one might.
+        if trace_id is not None and not contains_clear_pan(trace_id):
+            received["trace_id"] = trace_id
+        self._record(EventKind.RECEIVED, request, received)
         route = self.rules.match(request)
         if route.destination is None:
             self._record(EventKind.DEAD_LETTERED, request, {"reason": route.reason})
-            await self._parts.transport.publish_async(
-                request, f"unrouted.{routing_key_for(request)}"
-            )
+            key = f"unrouted.{routing_key_for(request)}"
+            with self._publish_span("unrouted", key, request):
+                await self._parts.transport.publish_async(
+                    request, key, traceparent=tracing.traceparent()
+                )
             _log.warning("no route for %s: %s", request.ids.message_id, route.reason)
             return immediate_answer(request, NO_ROUTING)
         self._record(
@@ -448,7 +483,10 @@ class HubService:
         try:
             # A broker that is down holds the publish until it is back: the acquirer's
             # budget bounds the wait (the publish may still complete later).
-            correlation_id, reply = await requester.send_async(request, key, timeout=timeout)
+            with self._publish_span(route.destination, key, request, route.rule):
+                correlation_id, reply = await requester.send_async(
+                    request, key, timeout=timeout, traceparent=tracing.traceparent()
+                )
         except (PublishTimeoutError, TimeoutError) as exc:  # it may still arrive and post
             _log.warning("request %s not confirmed in time: %r", request.ids.message_id, exc)
             await self._reverse_if_posted(request, route.destination)
@@ -473,6 +511,18 @@ class HubService:
             _answered_body(answer, asyncio.get_running_loop().time() - started),
         )
         return answer
+
+    def _publish_span(
+        self, destination: str, key: str, request: CanonicalMessage, rule: str | None = None
+    ) -> AbstractContextManager[object]:
+        return self.tracing.publish(
+            system=self._messaging_system,
+            exchange=self.topology.exchange,
+            routing_key=key,
+            destination=destination,
+            message=request,
+            rule=rule,
+        )
 
     def _record(self, kind: EventKind, request: CanonicalMessage, body: dict[str, object]) -> None:
         if self.journal_writer is not None:
@@ -511,10 +561,26 @@ class HubService:
         """A transport batch handler (on the hub's event loop) that runs ``handle`` for every
         delivery at once and acks each with its reply."""
 
+        tracing = self.tracing
+
+        async def traced(delivery: Delivery) -> CanonicalMessage:
+            message = delivery.message
+            bind_message(message)  # this delivery's task: its log lines name it
+            envelope = delivery.envelope
+            with tracing.consume(
+                system=self._messaging_system,
+                destination=delivery.destination,
+                queue=self.topology.queue(delivery.destination),
+                headers=envelope.headers,
+                message=message,
+                correlation_id=envelope.correlation_id,
+            ) as span:
+                reply = await handle(message)
+                tracing.outcome(span, reply)
+                return reply
+
         async def run(deliveries: Sequence[Delivery]) -> Sequence[Outcome]:
-            replies = await asyncio.gather(
-                *(handle(d.message) for d in deliveries), return_exceptions=True
-            )
+            replies = await asyncio.gather(*(traced(d) for d in deliveries), return_exceptions=True)
             outcomes = []
             for delivery, reply in zip(deliveries, replies, strict=True):
                 if isinstance(reply, BaseException):

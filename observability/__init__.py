@@ -9,5 +9,6 @@ Modules:
 - ``observability.logs``: JSON log lines with trace id, tenant and message ids, and the
   masking filter that keeps card numbers, track data and PIN blocks out of every line.
 
-Domain code does not import this package; the composition root (``hub.bootstrap``) wires it.
+Domain code does not import this package; the composition root (the ``hub`` package: its edge,
+service, core banking worker and CLI) wires it.
 """

@@ -371,3 +371,11 @@ def test_a_card_reversal_becomes_camt056_before_settlement_and_pacs004_after(
     decoded = json.loads(back)
     assert decoded["original"]["instruction_id"] == message["original"]["instruction_id"]
     assert decoded["amount"] == message["amount"]
+
+
+def test_a_bad_log_format_in_the_environment_is_named() -> None:
+    status, _, err, _ = run("adapters", environ={"ISOBRIDGE_LOG_FORMAT": "xml"})
+    assert status == 2
+    assert err == (
+        "isobridge: environment: $ISOBRIDGE_LOG_FORMAT: unknown value 'xml' (known: text, json)\n"
+    )

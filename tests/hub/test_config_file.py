@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from hub.config_file import ConfigError, HubConfig, load_config
+from observability.logs import LoggingConfig
+from observability.tracing import TracingConfig
 from tests.certs import TestAuthority
 
 FULL = """
@@ -108,6 +110,26 @@ def test_the_environment_wins(tmp_path: Path) -> None:
     assert config.settings.home == tmp_path / "home"
 
 
+def test_tracing_and_logging_are_read_and_off_or_readable_by_default(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        '[tracing]\nexporter = "otlp"\nendpoint = "http://collector:4318/v1/traces"\n'
+        'service_name = "hub-eu"\nsample_ratio = 0.25\n[logging]\nformat = "json"\nlevel = "INFO"',
+    )
+    config = load_config(path, environ={})
+    assert config.tracing == TracingConfig(
+        "otlp", "http://collector:4318/v1/traces", "hub-eu", 0.25
+    )
+    assert config.logging == LoggingConfig("json", "INFO")
+    defaults = load_config(None, environ={"ISOBRIDGE_HOME": str(tmp_path)})
+    assert defaults.tracing == TracingConfig("none")
+    assert defaults.logging == LoggingConfig("text", "WARNING")
+    environment = {"ISOBRIDGE_LOG_FORMAT": "text", "ISOBRIDGE_LOG_LEVEL": "debug"}
+    assert load_config(path, environ=environment).logging == LoggingConfig("text", "DEBUG")
+    with pytest.raises(ConfigError, match=r"\$ISOBRIDGE_LOG_FORMAT: unknown value 'yaml'"):
+        load_config(path, environ={"ISOBRIDGE_LOG_FORMAT": "yaml"})
+
+
 def test_no_file_means_the_embedded_defaults(tmp_path: Path) -> None:
     config = load_config(None, environ={"ISOBRIDGE_HOME": str(tmp_path)})
     assert config.routing.transport == "memory://"
@@ -168,6 +190,12 @@ def test_metrics_listen_address(tmp_path: Path) -> None:
         ("[metrics]\nlisten = 'h:70000'", "metrics.listen", "port 70000 is outside 0..65535"),
         ("[metrics]\nlistn = ':9464'", "metrics.listn", "did you mean 'listen'?"),
         ("metrics = 1", "metrics", "expected a table"),
+        ("[tracing]\nexporter = 'jaeger'", "tracing.exporter", "unknown value 'jaeger'"),
+        ("[tracing]\nendpoint = 'collector:4318'", "tracing.endpoint", "not an http(s)://"),
+        ("[tracing]\nsample_ratio = 1.5", "tracing.sample_ratio", "a number in 0..1"),
+        ("[tracing]\nsampler = 1", "tracing.sampler", "did you mean 'sample_ratio'?"),
+        ("[logging]\nformat = 'xml'", "logging.format", "unknown value 'xml'"),
+        ("[logging]\nlevel = 'loud'", "logging.level", "unknown value 'loud'"),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, text: str, key: str, reason: str) -> None:

@@ -305,3 +305,49 @@ def test_the_supervisor_serves_the_metrics_of_every_worker_summed(tmp_path: Path
         assert {f"gauge_livemax_{first}.db", f"gauge_livemax_{second}.db"} <= files
 
     scenario()
+
+
+def test_each_worker_traces_on_a_provider_of_its_own(tmp_path: Path) -> None:
+    @on_event_loop
+    async def scenario() -> None:
+        ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
+        seed_ledger(ledger)
+        server = MainframeServer(ledger)
+        _, mainframe_port = await server.start("127.0.0.1", 0)
+        port = _free_port()
+        config = _config(tmp_path, port, mainframe_port, "memory://")
+        config.write_text(config.read_text() + '[tracing]\nexporter = "console"\n')
+        hub = await Supervised.start(config)
+        assert hub.process.stdout is not None
+        stdout = hub.process.stdout
+
+        async def drain() -> None:  # the spans are many: a full pipe would hold the workers
+            while line := await stdout.readline():
+                hub.lines.append(line.decode().rstrip("\n"))
+
+        reader = asyncio.create_task(drain())
+        try:
+
+            async def terminal(first: int) -> None:
+                client = await Client.connect(port)
+                for stan in range(first, first + 3):
+                    await client.send(_purchase(stan, 100, ANNA))
+                    assert _parse(await client.receive(timeout=20))[1][39] == "00"
+                await client.close()
+
+            await asyncio.gather(*(terminal(1000 * n + 1) for n in range(1, 17)))
+            hub.process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(reader, 60)
+            assert await asyncio.wait_for(hub.process.wait(), 30) == 0
+        finally:
+            reader.cancel()
+            await hub.kill()
+            await server.close()
+            ledger.close()
+        output = "\n".join(hub.lines)
+        instances = Counter(re.findall(r'"service\.instance\.id": "([^"]+)"', output))
+        assert len(instances) == 2, instances  # one provider per worker process
+        assert output.count('"name": "edge receive"') == 48
+        assert output.count('"name": "mainframe posting"') == 48
+
+    scenario()
