@@ -51,6 +51,7 @@ async def _served(tls: GatewayTls) -> AsyncIterator[int]:
             log_level="warning",
             lifespan="off",
             http=tls.protocol_class(AutoHTTPProtocol),
+            log_config=None,  # leave the process's logging as it is
         )
     )
     serving = asyncio.create_task(server.serve())
