@@ -6,5 +6,6 @@ collect_ignore_glob = [
     "vault/migrations/*",
     "routing/migrations/*",
     "hub/migrations/*",
+    "gateway/migrations/*",
     "journal/migrations/*",
 ]

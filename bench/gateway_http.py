@@ -17,7 +17,11 @@ sending the next request as soon as the answer is in, for ``--seconds``. Measure
   the journal (SQLite) and a pacs.008 published with a broker confirm; each payment needs an
   authorised consent of its own, prepared before the clock starts.
 
-Requests per second and the ratio to the floor are printed (``bench/RESULTS.md``)::
+Both servers run on the same stack: uvicorn with httptools and uvloop (the gateway through
+``isobridge gateway``'s own loop, :func:`hub.gateway_cli.run_event_loop`). Requests per
+second and the ratio to the floor are printed, with the CPU time each process used per
+request meanwhile (from ``/proc/<pid>/stat``: what a request costs, whatever else runs on
+this shared machine) (``bench/RESULTS.md``)::
 
     .venv/bin/python -m bench.gateway_http [--seconds 10] [--connections 16]
 """
@@ -28,6 +32,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import secrets
 import socket
 import subprocess
@@ -82,6 +87,7 @@ def serve_bare(port: int) -> None:
 def serve_gateway(port: int, mainframe_port: int, certificate: Path, home: Path) -> None:
     """The gateway, configured and wired as ``isobridge gateway`` does it."""
     from hub.config_file import load_config
+    from hub.gateway_cli import run_event_loop
     from hub.gateway_cli import serve_gateway as serve
     from hub.gateway_config import load_gateway_config
 
@@ -94,7 +100,7 @@ def serve_gateway(port: int, mainframe_port: int, certificate: Path, home: Path)
         f'[[clients]]\nclient_id = "tpp-bench"\ncertificate = "{certificate}"\n'
         f'redirect_uris = ["{REDIRECT}"]\n'
     )
-    asyncio.run(serve(load_config(hub_toml, {}), load_gateway_config(gateway_toml), sys.stdout))
+    run_event_loop(serve(load_config(hub_toml, {}), load_gateway_config(gateway_toml), sys.stdout))
 
 
 def _delete_queues(*names: str) -> None:
@@ -108,6 +114,35 @@ def _delete_queues(*names: str) -> None:
                 channel.queue_delete(queue)
     finally:
         connection.close()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time so far of process ``pid``, from Linux ``/proc``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Outcome:
+    """One case: answers under 300 and the others, the seconds it ran, and the CPU seconds
+    each server process and this client used meanwhile."""
+
+    ok: int
+    failed: int
+    seconds: float
+    cpu: dict[str, float]
+
+
+def _case(
+    port: int, requests: Iterator[Request], connections: int, seconds: float, pids: dict[str, int]
+) -> Outcome:
+    """Run :func:`_load`, metering the CPU of the processes ``pids`` names."""
+    before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+    own = time.process_time()
+    ok, failed, took = asyncio.run(_load(port, requests, connections, seconds))
+    cpu = {name: _cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+    cpu["client"] = time.process_time() - own
+    return Outcome(ok, failed, took, cpu)
 
 
 # -- the client --------------------------------------------------------------------------------
@@ -294,13 +329,12 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             _wait_port(bare_port)
-            floor = asyncio.run(
-                _load(
-                    bare_port,
-                    _forever(_request("GET", "/bare", {})),
-                    args.connections,
-                    args.seconds,
-                )
+            floor = _case(
+                bare_port,
+                _forever(_request("GET", "/bare", {})),
+                args.connections,
+                args.seconds,
+                {"server": processes[-1].pid},
             )
             processes.pop().terminate()
             gateway_port = _free_port()
@@ -316,10 +350,9 @@ def main(argv: list[str] | None = None) -> int:
                 _prepare(gateway_port, certificate.read_text(), args.payments)
             )
             print(f"prepared {len(payments)} consents in {time.monotonic() - started:.1f} s")
-            read = asyncio.run(
-                _load(gateway_port, _forever(balances), args.connections, args.seconds)
-            )
-            pay = asyncio.run(_load(gateway_port, iter(payments), args.connections, args.seconds))
+            pids = {"server": processes[-1].pid, "mainframe_sim": processes[0].pid}
+            read = _case(gateway_port, _forever(balances), args.connections, args.seconds, pids)
+            pay = _case(gateway_port, iter(payments), args.connections, args.seconds, pids)
         finally:
             for process in processes:
                 process.terminate()
@@ -331,11 +364,18 @@ def main(argv: list[str] | None = None) -> int:
         ("GET balances", read),
         ("POST domestic-payments", pay),
     ]
-    floor_rate = floor[0] / floor[2]
-    print(f"{'case':34} {'ok':>7} {'failed':>6} {'req/s':>8} {'x floor':>8}")
-    for name, (ok, failed, seconds) in rows:
-        rate = ok / seconds
-        print(f"{name:34} {ok:7d} {failed:6d} {rate:8.0f} {rate / floor_rate:8.2f}")
+    floor_rate = floor.ok / floor.seconds
+    print(f"{'case':30} {'ok':>7} {'failed':>6} {'req/s':>7} {'x floor':>7}  CPU per request")
+    for name, outcome in rows:
+        rate = outcome.ok / outcome.seconds
+        cpu = ", ".join(
+            f"{who} {seconds / max(outcome.ok, 1) * 1e6:,.0f} us"
+            for who, seconds in outcome.cpu.items()
+        )
+        print(
+            f"{name:30} {outcome.ok:7d} {outcome.failed:6d} {rate:7.0f} {rate / floor_rate:7.2f}"
+            f"  {cpu}"
+        )
     return 0
 
 

@@ -32,7 +32,7 @@ import dataclasses
 import datetime as dt
 
 from canonical_model.codes import Status
-from canonical_model.messages import CanonicalMessage, MessageFunction
+from canonical_model.messages import AdditionalAmount, CanonicalMessage, MessageFunction
 
 __all__ = ["reply_to"]
 
@@ -44,8 +44,10 @@ def reply_to(
     message_id: str,
     transmitted_at: dt.datetime | None,
     approval_code: str | None = None,
+    additional_amounts: tuple[AdditionalAmount, ...] | None = None,
 ) -> CanonicalMessage:
-    """The response (or advice response) to ``request`` with ``status``."""
+    """The response (or advice response) to ``request`` with ``status``; with
+    ``additional_amounts`` (balances) instead of the request's when given."""
     if request.function.is_response:
         raise ValueError(f"a response is not answered: {request.function.value}")
     function = (
@@ -63,4 +65,7 @@ def reply_to(
         approval_code=approval_code,
         remittance=(),
         business_header=None,
+        additional_amounts=(
+            request.additional_amounts if additional_amounts is None else additional_amounts
+        ),
     )

@@ -31,7 +31,7 @@ journal's read model (``BOOK``, or ``RJCT`` when refused); all within the consen
 from __future__ import annotations
 
 import datetime as dt
-import uuid
+import secrets
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -78,7 +78,7 @@ async def enquire_balances(services: GatewayServices, tenant: str, iban: str) ->
         MessageKind.BALANCE_ENQUIRY,
         MessageFunction.REQUEST,
         tenant,
-        Identifiers(uuid.uuid4().hex, end_to_end_id=uuid.uuid4().hex[:16]),
+        Identifiers(secrets.token_hex(16), end_to_end_id=secrets.token_hex(8)),
         transmitted_at=dt.datetime.now(dt.UTC),
         processing=ProcessingCode("31"),
         debtor_account=Account(iban=iban),
@@ -201,7 +201,6 @@ def aisp_router() -> APIRouter:
     """The account information endpoints (module docstring)."""
     router = APIRouter()
 
-    @router.post("/account-access-consents")
     async def create_consent(request: Request) -> Response:
         claims = await authorized(request, _SCOPE)
         services = services_of(request)
@@ -234,8 +233,8 @@ def aisp_router() -> APIRouter:
             status=201,
         )
 
-    @router.get("/account-access-consents/{consent_id}")
-    async def get_consent(consent_id: str, request: Request) -> Response:
+    async def get_consent(request: Request) -> Response:
+        consent_id = request.path_params["consent_id"]
         claims = await authorized(request, _SCOPE)
         services = services_of(request)
         consent = services.consents.get(consent_id, claims.tenant, ConsentKind.ACCOUNT_ACCESS)
@@ -246,14 +245,13 @@ def aisp_router() -> APIRouter:
             document(services, request.url.path, _consent_view(consent), Risk=consent.risk),
         )
 
-    @router.delete("/account-access-consents/{consent_id}", status_code=204)
-    async def delete_consent(consent_id: str, request: Request) -> Response:
+    async def delete_consent(request: Request) -> Response:
+        consent_id = request.path_params["consent_id"]
         claims = await authorized(request, _SCOPE)
         if not services_of(request).consents.revoke(consent_id, claims.tenant):
             raise ObieError.single(404, "UK.OBIE.Resource.NotFound", "no such consent", "ConsentId")
         return Response(status_code=204)
 
-    @router.get("/accounts")
     async def accounts(request: Request) -> Response:
         claims = await authorized(request, _SCOPE)
         services = services_of(request)
@@ -266,8 +264,8 @@ def aisp_router() -> APIRouter:
         ]
         return json_response(services, document(services, request.url.path, {"Account": views}))
 
-    @router.get("/accounts/{account_id}")
-    async def account(account_id: str, request: Request) -> Response:
+    async def account(request: Request) -> Response:
+        account_id = request.path_params["account_id"]
         claims = await authorized(request, _SCOPE)
         services = services_of(request)
         consent = _consented(services, claims, "ReadAccountsBasic", "ReadAccountsDetail")
@@ -278,27 +276,28 @@ def aisp_router() -> APIRouter:
             document(services, request.url.path, {"Account": [_account_view(record, detail)]}),
         )
 
-    @router.get("/accounts/{account_id}/balances")
-    async def balances(account_id: str, request: Request) -> Response:
+    async def balances(request: Request) -> Response:
+        account_id = request.path_params["account_id"]
         claims = await authorized(request, _SCOPE)
         services = services_of(request)
         consent = _consented(services, claims, "ReadBalances")
         record = _account(services, consent, account_id)
         found = await enquire_balances(services, claims.tenant, record.iban)
+        at = obie_time(found.at)
         items = [
             {
                 "AccountId": record.account_id,
                 "CreditDebitIndicator": "Credit" if value >= 0 else "Debit",
                 "Type": code,
-                "DateTime": obie_time(found.at),
+                "DateTime": at,
                 "Amount": {"Amount": amount_text(value), "Currency": found.currency},
             }
             for code, value in (("ITBD", found.ledger), ("ITAV", found.available))
         ]
         return json_response(services, document(services, request.url.path, {"Balance": items}))
 
-    @router.get("/accounts/{account_id}/transactions")
-    async def transactions(account_id: str, request: Request) -> Response:
+    async def transactions(request: Request) -> Response:
+        account_id = request.path_params["account_id"]
         claims = await authorized(request, _SCOPE)
         services = services_of(request)
         consent = _consented(services, claims, "ReadTransactionsBasic", "ReadTransactionsDetail")
@@ -356,6 +355,13 @@ def aisp_router() -> APIRouter:
             items.append(item)
         return json_response(services, document(services, request.url.path, {"Transaction": items}))
 
+    router.add_route("/account-access-consents", create_consent, methods=["POST"])
+    router.add_route("/account-access-consents/{consent_id}", get_consent, methods=["GET"])
+    router.add_route("/account-access-consents/{consent_id}", delete_consent, methods=["DELETE"])
+    router.add_route("/accounts", accounts, methods=["GET"])
+    router.add_route("/accounts/{account_id}", account, methods=["GET"])
+    router.add_route("/accounts/{account_id}/balances", balances, methods=["GET"])
+    router.add_route("/accounts/{account_id}/transactions", transactions, methods=["GET"])
     return router
 
 

@@ -25,7 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final, cast
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.routing import APIRoute
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from gateway.consents import ConsentStore
 from gateway.console import SummarySource, console_router, live_summary
@@ -122,6 +125,45 @@ async def authorized(request: Request, *scopes: str) -> AccessClaims:
     return claims
 
 
+class _NamedRoute(Route):
+    """A plain route that puts itself in the scope (``scope["route"]``) as FastAPI's
+    routes do, so the metrics label its requests by its path template."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match is not Match.NONE:
+            child_scope["route"] = self
+        return match, child_scope
+
+
+def _include_flat(app: FastAPI, router: APIRouter, prefix: str = "") -> None:
+    """Add ``router``'s endpoints to ``app`` itself, under ``prefix``: one flat route list,
+    matched once per request (FastAPI's ``include_router`` keeps a nested router that is
+    matched twice). Plain Starlette routes (the open-banking resources: string path
+    parameters, a ``Response`` always) stay plain: no FastAPI parameter machinery."""
+    for route in router.routes:
+        if isinstance(route, APIRoute):
+            app.add_api_route(
+                prefix + route.path,
+                route.endpoint,
+                methods=sorted(route.methods or ()),
+                status_code=route.status_code,
+                name=route.name,
+                include_in_schema=route.include_in_schema,
+            )
+        elif isinstance(route, Route):
+            app.router.routes.append(
+                _NamedRoute(
+                    prefix + route.path,
+                    route.endpoint,
+                    methods=sorted(route.methods or ()),
+                    name=route.name,
+                )
+            )
+        else:
+            raise TypeError(f"neither an API route nor a route: {route!r}")
+
+
 def create_app(services: GatewayServices) -> FastAPI:
     """The application (module docstring)."""
     from gateway.aisp import aisp_router
@@ -136,19 +178,20 @@ def create_app(services: GatewayServices) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
-    app.include_router(aisp_router(), prefix=f"{BASE_PATH}/aisp")
-    app.include_router(pisp_router(), prefix=f"{BASE_PATH}/pisp")
+    _include_flat(app, aisp_router(), f"{BASE_PATH}/aisp")
+    _include_flat(app, pisp_router(), f"{BASE_PATH}/pisp")
     server = services.authorization_server
     if server is not None:
-        app.include_router(
+        _include_flat(
+            app,
             authorization_router(
                 server, client_cert_header=services.verifier.settings.client_cert_header
-            )
+            ),
         )
 
-    app.include_router(operations_router(services.probes, services.metrics, services.dead_letters))
+    _include_flat(app, operations_router(services.probes, services.metrics, services.dead_letters))
     summary = services.console_summary or live_summary(services.metrics, services.journal)
-    app.include_router(console_router(summary, services.journal))
+    _include_flat(app, console_router(summary, services.journal))
 
     app.add_middleware(
         GatewayMiddleware,

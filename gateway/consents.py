@@ -13,24 +13,41 @@ Standards: OBIE Read/Write API v4.0, account-access-consents (``OBReadConsent1``
 ==========  =========================================================================
 
 A payment consent is used once: :meth:`ConsentStore.consume` marks it and a second payment
-on it is refused. Every consent belongs to the tenant (OAuth client) that created it;
-:meth:`ConsentStore.get` with another tenant finds nothing, so a TPP cannot even learn that
-another TPP's consent exists (strict tenant isolation).
+on it is refused. Every consent belongs to the tenant (OAuth client) that created it; every
+query names the tenant, so :meth:`ConsentStore.get` with another tenant finds nothing and a
+TPP cannot even learn that another TPP's consent exists (strict tenant isolation).
 
-The store is a one-process map behind :class:`ConsentStore`; it holds no card numbers or
-credentials, only the consent's request data, its status and the bound accounts.
+The consents live in the gateway's database (``gateway_consents``, :mod:`gateway.store`),
+shared by every gateway process and kept across restarts. Each change is one conditional
+``UPDATE ... RETURNING`` (authorise only what awaits authorisation, use a payment consent
+only while it is authorised and unused), so two processes racing on one consent cannot both
+win. The store holds no card numbers or credentials, only the consent's request data, its
+status and the bound accounts.
+
+Reads on the hot path (every account request looks its consent up) are served from a small
+per-process cache of *authorised* consents for ``cache_ttl`` seconds (default 1). A change
+made through this process (a ``DELETE``, a use) drops the entry at once; a revocation made
+by another process takes effect here within ``cache_ttl``. A consent awaiting authorisation
+is never cached, so one authorised on another process is seen as such at once; expiry is
+checked on every read, cached or not.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy.engine import Engine
+
 from gateway.ports import new_id
+from gateway.store import consents_table, transaction, utc
 
 __all__ = ["Consent", "ConsentKind", "ConsentStatus", "ConsentStore"]
 
@@ -72,11 +89,23 @@ class Consent:
 
 
 class ConsentStore:
-    """Consents by id (module docstring)."""
+    """Consents by id, in the gateway's database (module docstring)."""
 
-    def __init__(self, *, now: Callable[[], dt.datetime] | None = None) -> None:
-        self._consents: dict[str, Consent] = {}
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        now: Callable[[], dt.datetime] | None = None,
+        cache_ttl: float = 1.0,
+        cache_size: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.engine = engine
+        self.cache_ttl = cache_ttl
+        self.cache_size = cache_size
         self._now = now or (lambda: dt.datetime.now(dt.UTC))
+        self._clock = clock
+        self._cache: OrderedDict[str, tuple[float, Consent]] = OrderedDict()
 
     def create(
         self,
@@ -101,21 +130,40 @@ class ConsentStore:
             risk=risk,
             expires_at=expires_at,
         )
-        self._consents[consent.consent_id] = consent
+        with transaction(self.engine) as connection:
+            connection.execute(
+                consents_table.insert().values(
+                    consent_id=consent.consent_id,
+                    kind=kind.value,
+                    tenant=tenant,
+                    status=consent.status.value,
+                    created_at=now,
+                    status_updated_at=now,
+                    expires_at=expires_at,
+                    data=dict(data),
+                    risk=dict(risk),
+                    psu=None,
+                    account_ids=[],
+                    consumed_by=None,
+                )
+            )
         return consent
 
     def get(self, consent_id: str, tenant: str, kind: ConsentKind) -> Consent | None:
         """The consent if it exists, is of ``kind`` and belongs to ``tenant``; an account
         access consent past its expiry is reported ``EXPD``."""
-        consent = self._consents.get(consent_id)
+        cached = self._cache.get(consent_id)
+        if cached is not None and self._clock() - cached[0] < self.cache_ttl:
+            consent: Consent | None = cached[1]
+        else:
+            consent = self._load(consent_id)
         if consent is None or consent.tenant != tenant or consent.kind is not kind:
             return None
-        if (
-            consent.expires_at is not None
-            and consent.status in (ConsentStatus.AWAU, ConsentStatus.AUTH)
-            and self._now() >= consent.expires_at
-        ):
-            consent = self._replace(consent, status=ConsentStatus.EXPD)
+        expired = self._expired_at(consent)
+        if expired is not None:
+            return dataclasses.replace(
+                consent, status=ConsentStatus.EXPD, status_updated_at=expired
+            )
         return consent
 
     def authorise(
@@ -127,42 +175,122 @@ class ConsentStore:
         account_ids: tuple[str, ...],
     ) -> Consent | None:
         """The PSU authorised the consent and chose ``account_ids``; None if it cannot be
-        (unknown, another tenant's, not awaiting authorisation)."""
-        consent = self.get(consent_id, tenant, kind)
-        if consent is None or consent.status is not ConsentStatus.AWAU:
-            return None
-        return self._replace(consent, status=ConsentStatus.AUTH, psu=psu, account_ids=account_ids)
+        (unknown, another tenant's, not awaiting authorisation, expired)."""
+        return self._change(
+            consent_id,
+            tenant,
+            kind,
+            awaiting=True,
+            status=ConsentStatus.AUTH.value,
+            psu=psu,
+            account_ids=list(account_ids),
+        )
 
     def reject(self, consent_id: str, tenant: str, kind: ConsentKind) -> Consent | None:
         """The PSU refused the consent."""
-        consent = self.get(consent_id, tenant, kind)
-        if consent is None or consent.status is not ConsentStatus.AWAU:
-            return None
-        return self._replace(consent, status=ConsentStatus.RJCT)
+        return self._change(
+            consent_id, tenant, kind, awaiting=True, status=ConsentStatus.RJCT.value
+        )
 
     def revoke(self, consent_id: str, tenant: str) -> bool:
         """The TPP deleted an account access consent; False if it is not theirs."""
-        consent = self.get(consent_id, tenant, ConsentKind.ACCOUNT_ACCESS)
-        if consent is None:
-            return False
-        self._replace(consent, status=ConsentStatus.CANC)
-        return True
+        changed = self._change(
+            consent_id, tenant, ConsentKind.ACCOUNT_ACCESS, status=ConsentStatus.CANC.value
+        )
+        return changed is not None
 
     def consume(self, consent_id: str, tenant: str, payment_id: str) -> Consent | None:
         """Mark an authorised payment consent used by ``payment_id``; None if it is not
-        authorised or already used."""
-        consent = self.get(consent_id, tenant, ConsentKind.DOMESTIC_PAYMENT)
-        if consent is None or consent.status is not ConsentStatus.AUTH or consent.consumed_by:
-            return None
-        return self._replace(consent, consumed_by=payment_id)
+        authorised, expired or already used (by this process or any other)."""
+        table = consents_table
+        return self._change(
+            consent_id,
+            tenant,
+            ConsentKind.DOMESTIC_PAYMENT,
+            conditions=(table.c.status == ConsentStatus.AUTH.value, table.c.consumed_by.is_(None)),
+            live=True,
+            consumed_by=payment_id,
+        )
 
     def count(self) -> int:
         """How many consents the store holds."""
-        return len(self._consents)
+        with transaction(self.engine) as connection:
+            return int(
+                connection.execute(select(func.count()).select_from(consents_table)).scalar_one()
+            )
 
-    def _replace(self, consent: Consent, **changes: Any) -> Consent:
-        if "status" in changes:
-            changes["status_updated_at"] = self._now()
-        updated = dataclasses.replace(consent, **changes)
-        self._consents[consent.consent_id] = updated
-        return updated
+    def _expired_at(self, consent: Consent) -> dt.datetime | None:
+        """When an awaiting or authorised consent expired; None if it has not."""
+        if consent.status not in (ConsentStatus.AWAU, ConsentStatus.AUTH):
+            return None
+        expires = consent.expires_at
+        return expires if expires is not None and self._now() >= expires else None
+
+    def _load(self, consent_id: str) -> Consent | None:
+        with transaction(self.engine) as connection:
+            row = connection.execute(
+                select(consents_table).where(consents_table.c.consent_id == consent_id)
+            ).first()
+        if row is None:
+            return None
+        consent = _consent(row)
+        if consent.status is ConsentStatus.AUTH and self.cache_ttl > 0:
+            self._cache[consent_id] = (self._clock(), consent)
+            self._cache.move_to_end(consent_id)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.pop(consent_id, None)
+        return consent
+
+    def _change(
+        self,
+        consent_id: str,
+        tenant: str,
+        kind: ConsentKind,
+        *,
+        awaiting: bool = False,
+        live: bool = False,
+        conditions: tuple[ColumnElement[bool], ...] = (),
+        **values: Any,
+    ) -> Consent | None:
+        """One conditional ``UPDATE`` of the tenant's consent: the updated consent, or None
+        when no row matched. ``awaiting``: only while ``AWAU``; ``awaiting`` and ``live``:
+        only before its expiry."""
+        table = consents_table
+        now = self._now()
+        where = [
+            table.c.consent_id == consent_id,
+            table.c.tenant == tenant,
+            table.c.kind == kind.value,
+            *conditions,
+        ]
+        if awaiting:
+            where.append(table.c.status == ConsentStatus.AWAU.value)
+        if awaiting or live:
+            where.append(or_(table.c.expires_at.is_(None), table.c.expires_at > now))
+        if "status" in values:
+            values["status_updated_at"] = now
+        self._cache.pop(consent_id, None)
+        with transaction(self.engine) as connection:
+            row = connection.execute(
+                update(table).where(*where).values(**values).returning(*table.c)
+            ).first()
+        return None if row is None else _consent(row)
+
+
+def _consent(row: Any) -> Consent:
+    return Consent(
+        consent_id=row.consent_id,
+        kind=ConsentKind(row.kind),
+        tenant=row.tenant,
+        status=ConsentStatus(row.status),
+        created_at=utc(row.created_at),
+        status_updated_at=utc(row.status_updated_at),
+        data=row.data,
+        risk=row.risk,
+        psu=row.psu,
+        account_ids=tuple(row.account_ids),
+        consumed_by=row.consumed_by,
+        expires_at=None if row.expires_at is None else utc(row.expires_at),
+    )

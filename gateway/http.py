@@ -39,6 +39,7 @@ import email.utils
 import ipaddress
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -58,6 +59,7 @@ __all__ = [
     "error_response",
     "install_error_handlers",
     "interaction_id",
+    "new_interaction_id",
     "read_json",
 ]
 
@@ -77,7 +79,7 @@ AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 def interaction_id(request: Request) -> str:
     """The request's ``x-fapi-interaction-id`` (echoed or minted by the middleware)."""
     value = request.scope.get("state", {}).get(_STATE_KEY)
-    return value if isinstance(value, str) else str(uuid.uuid4())
+    return value if isinstance(value, str) else new_interaction_id()
 
 
 def error_response(error: ObieError, interaction: str) -> JSONResponse:
@@ -158,8 +160,8 @@ class GatewayMiddleware:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         given = headers.get(INTERACTION_ID)
-        minted = str(uuid.uuid4())
-        scope.setdefault("state", {})[_STATE_KEY] = minted
+        echoed = given is not None and _is_uuid(given)
+        scope.setdefault("state", {})[_STATE_KEY] = given if echoed else new_interaction_id()
         started = False
         status = 500
         began = time.perf_counter()
@@ -182,19 +184,16 @@ class GatewayMiddleware:
             response = error_response(error, scope["state"][_STATE_KEY])
             await response(scope, receive, send_with_id)
 
-        if given is not None:
-            if _is_uuid(given):
-                scope["state"][_STATE_KEY] = given
-            else:
-                await refuse(
-                    ObieError.single(
-                        400,
-                        "UK.OBIE.Header.Invalid",
-                        "x-fapi-interaction-id must be an RFC 4122 UUID",
-                        INTERACTION_ID,
-                    )
+        if given is not None and not echoed:
+            await refuse(
+                ObieError.single(
+                    400,
+                    "UK.OBIE.Header.Invalid",
+                    "x-fapi-interaction-id must be an RFC 4122 UUID",
+                    INTERACTION_ID,
                 )
-                return
+            )
+            return
         for name, check in _FAPI_HEADERS.items():
             value = headers.get(name)
             if value is not None and not check(value):
@@ -257,12 +256,8 @@ class GatewayMiddleware:
         )
         if self.observe is None:
             return
-        if scope.get("route") is None:
-            template = "(unmatched)"  # no label per made-up path
-        else:
-            names = {str(v): k for k, v in scope.get("path_params", {}).items()}
-            segments = str(scope["path"]).split("/")
-            template = "/".join(f"{{{names[s]}}}" if s in names else s for s in segments)
+        # the matched route's path template; no label per made-up path
+        template = getattr(scope.get("route"), "path", None) or "(unmatched)"
         self.observe(str(scope.get("method")), template, status, time.perf_counter() - began)
 
 
@@ -293,6 +288,16 @@ def _too_large(limit: int) -> ObieError:
     return ObieError.single(
         413, "UK.OBIE.Rules.PayloadTooLarge", f"the body is larger than {limit} bytes"
     )
+
+
+def new_interaction_id() -> str:
+    """A fresh random (version 4) RFC 4122 UUID in its text form, as ``str(uuid.uuid4())``
+    but without building a ``UUID`` (a fifth of the time)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # the RFC 4122 variant
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def _is_uuid(value: str) -> bool:

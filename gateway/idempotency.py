@@ -7,22 +7,45 @@ same status code), and the same key with a different body is an error (400
 ``UK.OBIE.Resource.ConsentMismatch`` in the v3.1 wording: here ``Field.Invalid`` on the
 header). After 24 hours a key may be used again.
 
-Keys are kept per tenant and endpoint, so two TPPs never see each other's answers. A
-request with a key that is still being processed waits for the first to finish (one
-``asyncio.Lock`` per key) and then gets its answer, so a retry racing the original cannot
-create the resource twice. The body is compared by SHA-256 of its bytes.
+Keys are kept per tenant and endpoint, so two TPPs never see each other's answers, in the
+gateway's database (``gateway_idempotency``, :mod:`gateway.store`), shared by every gateway
+process and kept across restarts. The body is compared by SHA-256 of its bytes.
+
+The first request with a key *claims* it (:meth:`IdempotencyStore.claim`): one
+``INSERT ... ON CONFLICT DO NOTHING`` of a row holding the body's digest and a holder token,
+so of two requests racing with one key, on one process or two, exactly one runs; the other
+sees the claim (:class:`Pending`) and waits for the answer
+(:func:`gateway.responses.idempotent_post` asks again every ``poll`` seconds; after ``wait``
+seconds it answers 409, retry later). A success is stored in the row
+(:meth:`IdempotencyStore.complete`); a refusal or a failure gives the key back
+(:meth:`IdempotencyStore.release`), so a corrected retry runs again. A claim whose holder
+vanished (its process died) is taken over after ``lease`` seconds. Rows older than the
+window are deleted (:meth:`IdempotencyStore.purge`, run every ``purge_every`` claims, and
+by whoever meets an expired key).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["IDEMPOTENCY_WINDOW", "IdempotencyStore", "StoredAnswer", "valid_key"]
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.engine import Engine
+
+from gateway.store import idempotency_table, insert_or_ignore, transaction
+
+__all__ = [
+    "IDEMPOTENCY_WINDOW",
+    "Claimed",
+    "IdempotencyStore",
+    "Pending",
+    "StoredAnswer",
+    "valid_key",
+]
 
 IDEMPOTENCY_WINDOW: Final = 24 * 3600.0
 """Seconds a key and its answer are kept (24 hours)."""
@@ -39,6 +62,21 @@ class StoredAnswer:
     stored_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """The key is this request's: run it, then :meth:`IdempotencyStore.complete` or
+    :meth:`IdempotencyStore.release` with ``holder``."""
+
+    holder: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """Another request (here or in another process) holds the key and is still running."""
+
+    body_digest: str
+
+
 def valid_key(key: str) -> bool:
     """At most 40 characters, printable, not blank.
 
@@ -52,48 +90,143 @@ class IdempotencyStore:
     """See the module docstring."""
 
     def __init__(
-        self, *, window: float = IDEMPOTENCY_WINDOW, clock: Callable[[], float] = time.time
+        self,
+        engine: Engine,
+        *,
+        window: float = IDEMPOTENCY_WINDOW,
+        lease: float = 120.0,
+        wait: float = 30.0,
+        poll: float = 0.05,
+        purge_every: int = 1000,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self.engine = engine
         self.window = window
+        self.lease = lease
+        self.wait = wait
+        self.poll = poll
+        self.purge_every = purge_every
         self.clock = clock
-        self._answers: dict[tuple[str, str, str], StoredAnswer] = {}
-        self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
+        self._claims = 0
 
     @staticmethod
     def digest(body: bytes) -> str:
         """SHA-256 of a request body."""
         return hashlib.sha256(body).hexdigest()
 
-    def lock(self, tenant: str, endpoint: str, key: str) -> asyncio.Lock:
-        """The lock that serializes requests with this key."""
-        return self._locks.setdefault((tenant, endpoint, key), asyncio.Lock())
+    def claim(
+        self, tenant: str, endpoint: str, key: str, body_digest: str
+    ) -> Claimed | Pending | StoredAnswer:
+        """Take the key for a request whose body has ``body_digest``: :class:`Claimed` when
+        it is this request's to run, :class:`Pending` while another runs, or the answer
+        stored within the window (whichever body it was for: the caller compares)."""
+        table = idempotency_table
+        now = self.clock()
+        holder = secrets.token_hex(16)
+        this = and_(table.c.tenant == tenant, table.c.endpoint == endpoint, table.c.key == key)
+        with transaction(self.engine) as connection:
+            connection.execute(
+                delete(table).where(
+                    this,
+                    or_(
+                        table.c.stored_at < now - self.window,
+                        and_(table.c.status.is_(None), table.c.stored_at < now - self.lease),
+                    ),
+                )
+            )
+            values = {
+                "tenant": tenant,
+                "endpoint": endpoint,
+                "key": key,
+                "body_digest": body_digest,
+                "holder": holder,
+                "status": None,
+                "body": None,
+                "headers": None,
+                "stored_at": now,
+            }
+            if insert_or_ignore(connection, table, values, ("tenant", "endpoint", "key")):
+                found: Claimed | Pending | StoredAnswer = Claimed(holder)
+            else:
+                row = connection.execute(select(table).where(this)).one()
+                found = (
+                    Pending(row.body_digest)
+                    if row.status is None
+                    else StoredAnswer(
+                        row.body_digest, row.status, row.body, dict(row.headers), row.stored_at
+                    )
+                )
+        self._claims += 1
+        if self._claims % self.purge_every == 0:
+            self.purge()
+        return found
 
     def find(self, tenant: str, endpoint: str, key: str) -> StoredAnswer | None:
         """The answer stored for the key within the window."""
-        found = self._answers.get((tenant, endpoint, key))
-        if found is not None and self.clock() - found.stored_at > self.window:
-            del self._answers[(tenant, endpoint, key)]
+        table = idempotency_table
+        with transaction(self.engine) as connection:
+            row = connection.execute(
+                select(table).where(
+                    table.c.tenant == tenant,
+                    table.c.endpoint == endpoint,
+                    table.c.key == key,
+                    table.c.status.is_not(None),
+                    table.c.stored_at >= self.clock() - self.window,
+                )
+            ).first()
+        if row is None:
             return None
-        return found
+        return StoredAnswer(row.body_digest, row.status, row.body, dict(row.headers), row.stored_at)
 
-    def store(
+    def complete(
         self,
         tenant: str,
         endpoint: str,
         key: str,
+        holder: str,
         *,
-        body_digest: str,
         status: int,
         body: bytes,
         headers: Mapping[str, str],
-    ) -> None:
-        """Keep the answer to the key for the window."""
-        self._answers[(tenant, endpoint, key)] = StoredAnswer(
-            body_digest, status, body, dict(headers), self.clock()
-        )
-        if len(self._answers) % 1000 == 0:
-            now = self.clock()
-            for entry, answer in list(self._answers.items()):
-                if now - answer.stored_at > self.window:
-                    del self._answers[entry]
-                    self._locks.pop(entry, None)
+    ) -> bool:
+        """Keep the answer to the key for the window; False if the claim was lost (taken
+        over after ``lease``)."""
+        table = idempotency_table
+        with transaction(self.engine) as connection:
+            stored = connection.execute(
+                update(table)
+                .where(
+                    table.c.tenant == tenant,
+                    table.c.endpoint == endpoint,
+                    table.c.key == key,
+                    table.c.holder == holder,
+                )
+                .values(status=status, body=body, headers=dict(headers), stored_at=self.clock())
+                .returning(table.c.key)
+            ).first()
+        return stored is not None
+
+    def release(self, tenant: str, endpoint: str, key: str, holder: str) -> None:
+        """Give the key back (the request was refused or failed): the next one runs."""
+        table = idempotency_table
+        with transaction(self.engine) as connection:
+            connection.execute(
+                delete(table).where(
+                    table.c.tenant == tenant,
+                    table.c.endpoint == endpoint,
+                    table.c.key == key,
+                    table.c.holder == holder,
+                    table.c.status.is_(None),
+                )
+            )
+
+    def purge(self) -> int:
+        """Delete the keys older than the window; how many."""
+        table = idempotency_table
+        with transaction(self.engine) as connection:
+            gone = connection.execute(
+                delete(table)
+                .where(table.c.stored_at < self.clock() - self.window)
+                .returning(table.c.key)
+            ).all()
+        return len(gone)

@@ -3,8 +3,16 @@
 Each client may make ``burst`` requests at once and ``rate`` per second on average
 (token bucket: ``burst`` tokens, refilled continuously at ``rate``). A request over the
 limit is refused with 429 ``Too Many Requests`` and a ``Retry-After`` header (RFC 9110
-section 10.2.3, whole seconds, at least 1) saying when one token will be there again. The
-buckets are per process; idle buckets are forgotten after ``idle`` seconds.
+section 10.2.3, whole seconds, at least 1) saying when one token will be there again. Idle
+buckets are forgotten after ``idle`` seconds.
+
+The buckets are per process, on purpose: a shared bucket would cost a database write on
+every request, the balance read included. With ``N`` gateway processes behind one port
+(``isobridge run --workers N --gateway``), the composition root (``hub.gateway``) gives
+each ``rate / N`` and ``burst // N`` (at least 1), so a client never gets more than its
+limit in total. The price: the kernel keeps a connection on one process, so a client that
+sends everything over one keep-alive connection gets ``1/N`` of its rate; one that opens
+several connections gets about all of it.
 
 >>> now = [0.0]
 >>> limiter = RateLimiter(rate=1.0, burst=2, clock=lambda: now[0])

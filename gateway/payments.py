@@ -33,14 +33,19 @@ journal's read model then holds for ``DomesticPaymentId``:
 The posting reference is derived from the tenant, end-to-end id, UETR and instruction id
 (``hub.core.posting_reference``), so a retried posting or reversal is applied once.
 
-The journal is the payments' record: the ``received`` event carries the consent id and,
-encrypted, the initiation and the debtor account, so a restarted gateway rebuilds its
-payments (:meth:`PaymentService.restore`) and answers GETs and the clearing system's
-late pacs.002 for payments made before the restart.
+The payments themselves (tenant, consent, debtor IBAN, UETR, initiation) are rows of the
+gateway's database (``gateway_payments``, :mod:`gateway.store`), shared by every gateway
+process: a payment made through one is found by a GET on another, and the clearing
+system's pacs.002, which any process's consumer may take, finds its payment (by message id
+or UETR). The journal's ``received`` event carries the consent id and, encrypted, the
+initiation and the debtor account too, so :meth:`PaymentService.restore` can rebuild the
+rows of payments the journal holds and the database does not (a new database, or payments
+made before the gateway kept its own).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import logging
@@ -48,6 +53,9 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.engine import Engine
 
 from adapters.base import AdapterDecodeError, BatchAdapter, DecodeContext, EncodeContext
 from adapters.registry import AdapterRegistry, default_registry
@@ -72,6 +80,7 @@ from gateway.ports import (
     PaymentJournal,
     new_id,
 )
+from gateway.store import insert_or_ignore, payments_table, transaction, utc
 from journal import EventKind
 
 __all__ = [
@@ -201,6 +210,7 @@ class PaymentService:
         clearing: ClearingPublisher,
         journal: PaymentJournal,
         *,
+        engine: Engine,
         registry: AdapterRegistry | None = None,
         now: Callable[[], dt.datetime] | None = None,
         posting_reference: Callable[[CanonicalMessage], str] | None = None,
@@ -209,6 +219,7 @@ class PaymentService:
         self.posting_reference = posting_reference
         self.clearing = clearing
         self.journal = journal
+        self.engine = engine
         self._now = now or (lambda: dt.datetime.now(dt.UTC))
         registry = registry or default_registry()
         pacs008 = registry.get("iso20022:pacs.008")
@@ -217,49 +228,44 @@ class PaymentService:
             raise TypeError("the iso20022 adapter must read and write batches")
         self._pacs008 = pacs008
         self._pacs002 = pacs002
-        self._payments: dict[str, Payment] = {}
 
     async def restore(self, history: PaymentHistory) -> int:
-        """Rebuild the payments from the journal's ``received`` events (after a restart);
-        how many. Payments whose personal part is gone (a shredded tenant) are skipped."""
+        """Add to the database the payments of the journal's ``received`` events that it
+        does not hold; how many. Payments whose personal part is gone (a shredded tenant)
+        are skipped."""
         restored = 0
         for event in await history.received():
             personal = event.personal
-            body = event.body
-            if not isinstance(personal, Mapping) or event.ids.transaction_id in self._payments:
+            if not isinstance(personal, Mapping):
                 continue
             initiation = personal.get("initiation")
             debtor = personal.get("debtor_account")
             if not isinstance(initiation, Mapping) or not isinstance(debtor, str):
                 continue
-            message = canonical_payment(
-                initiation,
-                tenant=event.tenant,
-                payment_id=event.ids.transaction_id,
-                debtor_iban=debtor,
-                uetr=event.ids.uetr or str(uuid.uuid4()),
-                now=event.at,
-            )
-            self._payments[event.ids.transaction_id] = Payment(
+            payment = Payment(
                 event.ids.transaction_id,
                 event.tenant,
-                str(body.get("consent_id", "")),
+                str(event.body.get("consent_id", "")),
                 event.at,
                 initiation,
-                message,
+                canonical_payment(
+                    initiation,
+                    tenant=event.tenant,
+                    payment_id=event.ids.transaction_id,
+                    debtor_iban=debtor,
+                    uetr=event.ids.uetr or str(uuid.uuid4()),
+                    now=event.at,
+                ),
             )
-            restored += 1
+            if await asyncio.to_thread(self._insert, payment):
+                restored += 1
         return restored
 
     def debiting(self, iban: str) -> list[Payment]:
         """The payments that debit the account ``iban``, oldest first (whichever TPP made
         them: they are the account's transactions)."""
-        return [
-            payment
-            for payment in self._payments.values()
-            if payment.message.debtor_account is not None
-            and payment.message.debtor_account.iban == iban
-        ]
+        table = payments_table
+        return self._select(table.c.debtor_iban == iban)
 
     def reference_of(self, payment: Payment) -> str | None:
         """The mainframe posting reference of the payment's debit, when it is known."""
@@ -267,8 +273,9 @@ class PaymentService:
 
     def find(self, payment_id: str, tenant: str) -> Payment | None:
         """The payment if it is ``tenant``'s."""
-        payment = self._payments.get(payment_id)
-        return payment if payment is not None and payment.tenant == tenant else None
+        table = payments_table
+        found = self._select(table.c.payment_id == payment_id, table.c.tenant == tenant)
+        return found[0] if found else None
 
     @staticmethod
     def new_payment_id() -> str:
@@ -296,7 +303,7 @@ class PaymentService:
             now=now,
         )
         payment = Payment(payment_id, tenant, consent_id, now, initiation, message)
-        self._payments[payment_id] = payment
+        await asyncio.to_thread(self._insert, payment)
         amount = message.amount
         assert amount is not None
         await self.journal.record(
@@ -380,18 +387,57 @@ class PaymentService:
         return PaymentOutcome(view.status, view.reason_code, view.last_at)
 
     def _payment_for(self, original: OriginalTransaction | None) -> Payment | None:
-        if original is None:
+        if original is None or (original.message_id is None and original.uetr is None):
             return None
-        if original.message_id is not None and original.message_id in self._payments:
-            return self._payments[original.message_id]
-        return next(
-            (
-                p
-                for p in self._payments.values()
-                if original.uetr is not None and p.message.ids.uetr == original.uetr
-            ),
-            None,
+        table = payments_table
+        found = self._select(
+            or_(table.c.payment_id == original.message_id, table.c.uetr == original.uetr)
         )
+        by_id = [p for p in found if p.payment_id == original.message_id]
+        return next(iter(by_id or found), None)
+
+    def _insert(self, payment: Payment) -> bool:
+        message = payment.message
+        assert message.debtor_account is not None and message.debtor_account.iban is not None
+        with transaction(self.engine) as connection:
+            return insert_or_ignore(
+                connection,
+                payments_table,
+                {
+                    "payment_id": payment.payment_id,
+                    "tenant": payment.tenant,
+                    "consent_id": payment.consent_id,
+                    "created_at": payment.created_at,
+                    "debtor_iban": message.debtor_account.iban,
+                    "uetr": message.ids.uetr,
+                    "initiation": dict(payment.initiation),
+                },
+                ("payment_id",),
+            )
+
+    def _select(self, *where: ColumnElement[bool]) -> list[Payment]:
+        table = payments_table
+        with transaction(self.engine) as connection:
+            rows = connection.execute(
+                select(table).where(*where).order_by(table.c.created_at, table.c.payment_id)
+            ).all()
+        payments = []
+        for row in rows:
+            created = utc(row.created_at)
+            message = canonical_payment(
+                row.initiation,
+                tenant=row.tenant,
+                payment_id=row.payment_id,
+                debtor_iban=row.debtor_iban,
+                uetr=row.uetr,
+                now=created,
+            )
+            payments.append(
+                Payment(
+                    row.payment_id, row.tenant, row.consent_id, created, row.initiation, message
+                )
+            )
+        return payments
 
     async def _reverse(self, payment: Payment, why: str, reason_code: str) -> None:
         debit = payment.message

@@ -23,6 +23,7 @@ available balance (``BALQ``) and compares it with the consent's amount.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from decimal import Decimal
 from typing import Any
@@ -185,7 +186,8 @@ def pisp_router() -> APIRouter:
             if problems:
                 raise ObieError(400, problems)
             data = body["Data"]
-            consent = _payment_consent(services, claims, data["ConsentId"])
+            # the database is asked in a thread: the event loop serves others meanwhile
+            consent = await asyncio.to_thread(_payment_consent, services, claims, data["ConsentId"])
             if data["Initiation"] != consent.data["Initiation"] or body["Risk"] != consent.risk:
                 raise ObieError.single(
                     400,
@@ -200,9 +202,12 @@ def pisp_router() -> APIRouter:
                 raise ObieError.single(
                     403, "UK.OBIE.Resource.ConsentMismatch", "the consent names no debtor account"
                 )
-            # Used up before the first await: a concurrent payment on it is refused.
+            # One conditional UPDATE: of concurrent payments on it, on any process, one wins.
             payment_id = services.payments.new_payment_id()
-            if services.consents.consume(consent.consent_id, claims.tenant, payment_id) is None:
+            used = await asyncio.to_thread(
+                services.consents.consume, consent.consent_id, claims.tenant, payment_id
+            )
+            if used is None:
                 raise ObieError.single(
                     403, "UK.OBIE.Resource.InvalidConsentStatus", "the consent was used already"
                 )

@@ -8,8 +8,11 @@ requires of every date-time in a response. Amounts are decimal strings in the OB
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import functools
 import json
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any, Final
@@ -20,7 +23,7 @@ from fastapi.responses import Response
 from gateway.app import GatewayServices, services_of
 from gateway.errors import ObieError
 from gateway.http import JSON_TYPE
-from gateway.idempotency import valid_key
+from gateway.idempotency import Claimed, StoredAnswer, valid_key
 from gateway.security.tokens import AccessClaims
 from gateway.signatures import verify_detached
 
@@ -104,8 +107,11 @@ async def idempotent_post(
     raw: bytes,
     produce: Callable[[], Awaitable[Response]],
 ) -> Response:
-    """Run ``produce`` once per ``x-idempotency-key`` and body within 24 hours; a repeat
-    with the same body gets the stored answer, with another body a 400."""
+    """Run ``produce`` once per ``x-idempotency-key`` and body within 24 hours, on whichever
+    process (:meth:`gateway.idempotency.IdempotencyStore.claim`); a repeat with the same body
+    gets the stored answer (waiting for it while the first still runs, a 409 with
+    ``Retry-After`` past the store's ``wait``), with another body a 400. Only a success is
+    kept: after a refusal or a failure the key is given back."""
     services = services_of(request)
     key = request.headers.get(IDEMPOTENCY_KEY)
     if key is None:
@@ -121,32 +127,56 @@ async def idempotent_post(
         )
     store = services.idempotency
     digest = store.digest(raw)
-    async with store.lock(claims.tenant, endpoint, key):
-        found = store.find(claims.tenant, endpoint, key)
-        if found is not None:
-            if found.body_digest != digest:
-                raise ObieError.single(
-                    400,
-                    "UK.OBIE.Field.Invalid",
-                    "x-idempotency-key was used with a different body",
-                    IDEMPOTENCY_KEY,
-                )
+    tenant = claims.tenant
+    mismatch = ObieError.single(
+        400,
+        "UK.OBIE.Field.Invalid",
+        "x-idempotency-key was used with a different body",
+        IDEMPOTENCY_KEY,
+    )
+    deadline = time.monotonic() + store.wait
+    while True:
+        found = await asyncio.to_thread(store.claim, tenant, endpoint, key, digest)
+        if isinstance(found, Claimed):
+            break
+        if found.body_digest != digest:
+            raise mismatch
+        if isinstance(found, StoredAnswer):
             return Response(
                 found.body,
                 status_code=found.status,
                 headers=dict(found.headers),
                 media_type=JSON_TYPE,
             )
+        if time.monotonic() >= deadline:
+            raise ObieError.single(
+                409,
+                "UK.OBIE.Rules.ResourceAlreadyExists",
+                "a request with this x-idempotency-key is still being processed; retry",
+                IDEMPOTENCY_KEY,
+                headers={"Retry-After": "1"},
+            )
+        await asyncio.sleep(store.poll)
+    holder = found.holder
+    try:
         response = await produce()
-        if 200 <= response.status_code < 300:
-            kept = {k: v for k, v in response.headers.items() if k.lower() == SIGNATURE}
-            store.store(
-                claims.tenant,
+    except BaseException:
+        await asyncio.shield(asyncio.to_thread(store.release, tenant, endpoint, key, holder))
+        raise
+    if 200 <= response.status_code < 300:
+        kept = {k: v for k, v in response.headers.items() if k.lower() == SIGNATURE}
+        await asyncio.to_thread(
+            functools.partial(
+                store.complete,
+                tenant,
                 endpoint,
                 key,
-                body_digest=digest,
+                holder,
                 status=response.status_code,
                 body=bytes(response.body),
                 headers=kept,
             )
-        return response
+        )
+    else:
+        await asyncio.to_thread(store.release, tenant, endpoint, key, holder)
+    return response

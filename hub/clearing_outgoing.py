@@ -10,6 +10,8 @@ to ``<status>.dlq``.
 - :meth:`ClearingOutgoing.publish` (the gateway's ``ClearingPublisher`` seam) returns once
   the broker confirmed the document (publisher confirms, ``mandatory``); an unconfirmed or
   unroutable publish raises, and the gateway reverses the debit.
+- :meth:`ClearingOutgoing.park` puts an answer that matches nothing on the status queue's
+  dead-letter queue with its reason (the payment sagas' answers, :mod:`hub.sagas.payments`).
 - A status report is handed to ``on_status`` (the gateway's
   ``PaymentService.receive_status_report``) on the hub's event loop and acked after it
   returned; one that makes it fail is parked on the dead-letter queue.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 from collections.abc import Callable, Coroutine
@@ -31,6 +34,7 @@ from typing import Any
 import pika
 import pika.exceptions
 
+from adapters.base import scrub
 from hub.clearing_queue import serve_until_stopped
 
 __all__ = ["ClearingOutgoing"]
@@ -127,7 +131,29 @@ class ClearingOutgoing:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._publisher, self._publish_blocking, document, message_id)
 
-    def _publish_blocking(self, document: bytes, message_id: str) -> None:
+    async def park(self, document: bytes, *, reason: str, message_id: str | None = None) -> None:
+        """Put an answer nobody can take on the status dead-letter queue, with ``reason`` in
+        the ``x-isobridge-reason`` header (:class:`hub.sagas.payments.ClearingAnswers`)."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(
+            self._publisher,
+            functools.partial(
+                self._publish_blocking,
+                document,
+                message_id or "",
+                queue=f"{self.status}.dlq",
+                headers={"x-isobridge-reason": scrub(reason)[:500]},
+            ),
+        )
+
+    def _publish_blocking(
+        self,
+        document: bytes,
+        message_id: str,
+        *,
+        queue: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         for attempt in (1, 2):
             try:
                 if self._publish_channel is None:
@@ -138,17 +164,19 @@ class ClearingOutgoing:
                     self._publish_connection, self._publish_channel = connection, channel
                 self._publish_channel.basic_publish(
                     "",
-                    self.outgoing,
+                    queue or self.outgoing,
                     document,
                     pika.BasicProperties(
                         delivery_mode=2,
                         content_type="application/xml",
-                        message_id=message_id,
-                        reply_to=self.status,
+                        message_id=message_id or None,
+                        reply_to=None if queue else self.status,
+                        headers=headers,
                     ),
                     mandatory=True,
                 )
-                self.published += 1
+                if queue is None:
+                    self.published += 1
                 return
             except (
                 pika.exceptions.AMQPConnectionError,

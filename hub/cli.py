@@ -20,6 +20,7 @@ Commands::
     isobridge journal init|rebuild|checkpoint|shred, audit verify, trace ID
                                             the event journal (see hub.journal_cli)
     isobridge certs dev [--out DIR]         a throwaway CA and TLS certificates (hub.certs_cli)
+    isobridge sagas list|show ID|retry ID   payment sagas (see hub.sagas_cli)
 
 ``A`` and ``B`` are an adapter (``iso8583``, ``iso8583:ebcdic-cp037``) or ``canonical-json``.
 Binary input is read raw, or as hex text with ``--hex`` (binary output is then hex too).
@@ -30,7 +31,6 @@ request the response that the hub would send back (field 39 = 30) is shown as we
 from __future__ import annotations
 
 import argparse
-import asyncio
 import binascii
 import dataclasses
 import json
@@ -53,17 +53,20 @@ from hub.bootstrap import Hub, open_vault
 from hub.certs_cli import add_certs_commands, run_certs_command
 from hub.cli_support import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, CliError
 from hub.config import Settings
+from hub.config_file import HubConfig
 from hub.copybook_cli import add_copybook_commands, run_copybook_command
 from hub.dlq_cli import add_dlq_commands, run_dlq_command
 from hub.gateway_cli import add_gateway_command, run_gateway_command
 from hub.journal_cli import JOURNAL_COMMANDS, add_journal_commands, run_journal_command
 from hub.routes_cli import add_routes_commands, run_routes_command
+from hub.sagas_cli import SAGAS_COMMAND, add_sagas_commands, run_sagas_command
 from hub.vault_cli import add_vault_commands, run_vault_command
 from observability.logs import configure_logging
 from vault.errors import VaultError
 
 if TYPE_CHECKING:
     from hub.config_file import HubConfig
+    from hub.gateway import BuiltGateway
     from hub.workers import WorkerMetrics
 
 __all__ = ["CANONICAL_JSON", "main"]
@@ -121,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--gateway",
         default=None,
-        help="gateway.toml: serve the open-banking gateway in the hub process (one worker)",
+        help="gateway.toml: serve the open-banking gateway in the hub process (in each worker)",
     )
 
     demo = commands.add_parser(
@@ -144,6 +147,7 @@ def _parser() -> argparse.ArgumentParser:
     add_copybook_commands(commands)
     add_dlq_commands(commands)
     add_journal_commands(commands)
+    add_sagas_commands(commands)
     return parser
 
 
@@ -205,23 +209,69 @@ def _run_with_gateway(
     environ: Mapping[str, str] | None,
     out: TextIO,
     err: TextIO,
+    *,
+    workers: int | None = None,
+    worker: int | None = None,
 ) -> int:
-    """``run --gateway``: the hub and the gateway in one process (hub.gateway_cli)."""
+    """``run --gateway``: the hub and the gateway in each process (hub.gateway_cli); with
+    several workers, the gateway's port is shared like the listeners' (hub.workers)."""
     from hub.config_file import ConfigError, load_config
-    from hub.gateway_cli import load_gateway_for_run, serve_hub_with_gateway
+    from hub.gateway_cli import (
+        load_gateway_for_run,
+        open_gateway_database,
+        run_event_loop,
+        serve_hub_with_gateway,
+    )
+    from hub.service import prepare_state, settle_heap
+    from hub.workers import die_with_parent, report_ready, supervise
 
     try:
         config = load_config(Path(config_path) if config_path else None, environ)
         gateway = load_gateway_for_run(gateway_path)
         if config.mainframe is None:
             raise ConfigError(config.source, "mainframe", "the gateway needs a [mainframe]")
-        if config.workers > 1:
-            raise ConfigError(config.source, "hub.workers", "the gateway runs in one process")
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     configure_logging(config.logging, err)
-    asyncio.run(serve_hub_with_gateway(config, gateway, out))
+    config = _with_workers(config, workers)
+    if config.workers > 1 and gateway.port == 0:
+        raise CliError(
+            f"--workers {config.workers}: [gateway] port is 0 (any free port), which workers"
+            " cannot share: name a port",
+            EXIT_USAGE,
+        )
+    if config.workers > 1 and worker is None:
+        prepare_state(config, out)
+        open_gateway_database(config, gateway).dispose()
+        return supervise(
+            config_path, config.workers, out, _worker_metrics(config), gateway_path=gateway_path
+        )
+    if worker is not None:
+        die_with_parent()
+
+    def ready(_built: BuiltGateway, _port: int) -> None:
+        settle_heap()
+        if worker is not None:
+            report_ready()
+
+    run_event_loop(serve_hub_with_gateway(config, gateway, out, ready=ready))
     return EXIT_OK
+
+
+def _with_workers(config: HubConfig, workers: int | None) -> HubConfig:
+    """``config`` with ``--workers`` applied (checked: a listener of port 0 is not shared)."""
+    if workers is None:
+        return config
+    if not 1 <= workers <= 64:
+        raise CliError(f"--workers: {workers} is outside 1..64", EXIT_USAGE)
+    shared = [listener.name for listener in config.listeners if listener.port == 0]
+    if workers > 1 and shared:
+        raise CliError(
+            f"--workers {workers}: listener {shared[0]!r} has port 0 (any free port),"
+            " which workers cannot share: name a port",
+            EXIT_USAGE,
+        )
+    return dataclasses.replace(config, workers=workers)
 
 
 def _run(
@@ -235,7 +285,7 @@ def _run(
 ) -> int:
     from hub.config_file import ConfigError, load_config
     from hub.service import prepare_state, run_forever
-    from hub.workers import die_with_parent, supervise
+    from hub.workers import die_with_parent, report_ready, supervise
     from routing.rules import RouteRulesError
     from routing.transport import RoutingError
 
@@ -244,24 +294,19 @@ def _run(
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     configure_logging(config.logging, err)
-    if workers is not None:
-        if not 1 <= workers <= 64:
-            raise CliError(f"--workers: {workers} is outside 1..64", EXIT_USAGE)
-        shared = [listener.name for listener in config.listeners if listener.port == 0]
-        if workers > 1 and shared:
-            raise CliError(
-                f"--workers {workers}: listener {shared[0]!r} has port 0 (any free port),"
-                " which workers cannot share: name a port",
-                EXIT_USAGE,
-            )
-        config = dataclasses.replace(config, workers=workers)
+    config = _with_workers(config, workers)
     if config.workers > 1 and worker is None:
         prepare_state(config, out)
         return supervise(config_path, config.workers, out, _worker_metrics(config))
     if worker is not None:
         die_with_parent()
     try:
-        return run_forever(config, out=out, name=f"isobridge[worker {worker}]" if worker else None)
+        return run_forever(
+            config,
+            out=out,
+            name=f"isobridge[worker {worker}]" if worker else None,
+            ready=(lambda _service: report_ready()) if worker is not None else None,
+        )
     except RouteRulesError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     except RoutingError as exc:
@@ -470,7 +515,15 @@ def main(
             out.write(json.dumps(json_schema(), indent=2) + "\n")
         elif args.command == "run":
             if args.gateway is not None:
-                return _run_with_gateway(args.config, args.gateway, environ, out, err)
+                return _run_with_gateway(
+                    args.config,
+                    args.gateway,
+                    environ,
+                    out,
+                    err,
+                    workers=args.workers,
+                    worker=args.worker,
+                )
             return _run(args.config, environ, out, err, workers=args.workers, worker=args.worker)
         elif args.command == "gateway":
             return run_gateway_command(args, environ, out, err)
@@ -488,6 +541,8 @@ def main(
             run_certs_command(args, out)
         elif args.command in JOURNAL_COMMANDS:
             run_journal_command(args, settings, out, err)
+        elif args.command == SAGAS_COMMAND:
+            run_sagas_command(args, settings, out, err)
     except CliError as exc:
         err.write(f"isobridge: {exc}\n")
         return exc.status

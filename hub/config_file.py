@@ -21,6 +21,9 @@ optional; what is absent takes the default shown::
 
     [routing]
     transport = "memory://"             # or amqp://user:pw@host:5672/vhost
+    namespace = "isobridge"             # exchanges <namespace>.canonical / .dlx, queues
+                                        # <namespace>.<destination>: hubs that must not
+                                        # share work on one broker use different ones
     rules = "routes.toml"               # route rules (relative to this file); none: built-in
 
     [[listeners]]                       # ISO 8583 acquirer edges, any number
@@ -109,6 +112,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import ssl
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
@@ -287,6 +291,7 @@ class RoutingConfig:
 
     transport: str = "memory://"
     rules: Path | None = None
+    namespace: str = "isobridge"
 
 
 @dataclass(frozen=True, slots=True)
@@ -527,7 +532,7 @@ class _Reader(TableReader):
     # -- tables
 
     def routing(self, table: Mapping[str, Any]) -> RoutingConfig:
-        self.known(table, "routing", ("transport", "rules"))
+        self.known(table, "routing", ("transport", "rules", "namespace"))
         transport = self.environ.get("ISOBRIDGE_TRANSPORT_URL") or self.text(
             table, "routing.transport", "transport", "memory://"
         )
@@ -537,7 +542,13 @@ class _Reader(TableReader):
                 f"{transport!r} is not a transport URL ({', '.join(_TRANSPORT_SCHEMES)}...)",
             )
         rules = self.optional_text(table, "routing.rules", "rules")
-        return RoutingConfig(transport, self.existing_file("routing.rules", rules))
+        namespace = self.text(table, "routing.namespace", "namespace", "isobridge")
+        if not _NAMESPACE.fullmatch(namespace):
+            raise self.fail(
+                "routing.namespace",
+                f"{namespace!r} is not a name of letters, digits, '-' and '_' (at most 64)",
+            )
+        return RoutingConfig(transport, self.existing_file("routing.rules", rules), namespace)
 
     def listeners(self, value: object, tenant: str) -> tuple[ListenerConfig, ...]:
         listeners: list[ListenerConfig] = []
@@ -783,6 +794,9 @@ def logging_config(
             raise reader.fail(where, _unknown(str(value), choices))
         values[key] = value.lower()
     return LoggingConfig(values["format"], values["level"].upper())  # type: ignore[arg-type]
+
+
+_NAMESPACE: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def _unknown(value: str, choices: tuple[str, ...] | Mapping[str, object]) -> str:

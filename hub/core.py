@@ -43,7 +43,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
-import uuid
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -54,6 +54,7 @@ from adapters.framing import FixedRecordFramer, Framer, get_framer
 from canonical_model.codes import Status, TransactionStatus, status_from_iso8583
 from canonical_model.messages import (
     Account,
+    AdditionalAmount,
     CanonicalMessage,
     Identifiers,
     MessageFunction,
@@ -132,7 +133,7 @@ def immediate_answer(request: CanonicalMessage, response_code: str) -> Canonical
     return reply_to(
         request,
         status_from_iso8583(response_code),
-        message_id=uuid.uuid4().hex,
+        message_id=_new_message_id(),
         transmitted_at=dt.datetime.now(dt.UTC),
     )
 
@@ -297,7 +298,7 @@ class CoreBanking:
         self._request_adapter = FixedWidthAdapter("corebank-request")
         self._reply_adapter = FixedWidthAdapter("corebank-reply")
         self._now = now or (lambda: dt.datetime.now(dt.UTC))
-        self._new_message_id = new_message_id or (lambda: uuid.uuid4().hex)
+        self._new_message_id = new_message_id or _new_message_id
 
     async def handle(self, request: CanonicalMessage) -> CanonicalMessage:
         """The reply to ``request`` (never raises for a request it cannot serve)."""
@@ -323,12 +324,10 @@ class CoreBanking:
             self.stats.approved += 1
         else:
             self.stats.declined += 1
-        return dataclasses.replace(
-            self._reply(
-                request,
-                answer.status,
-                approval_code=_approval_code(posting) if approved else None,
-            ),
+        return self._reply(
+            request,
+            answer.status,
+            approval_code=_approval_code(posting) if approved else None,
             additional_amounts=answer.additional_amounts,
         )
 
@@ -407,7 +406,12 @@ class CoreBanking:
             self.on_reversal_stored(request)
 
     def _reply(
-        self, request: CanonicalMessage, status: Status, *, approval_code: str | None = None
+        self,
+        request: CanonicalMessage,
+        status: Status,
+        *,
+        approval_code: str | None = None,
+        additional_amounts: tuple[AdditionalAmount, ...] | None = None,
     ) -> CanonicalMessage:
         return reply_to(
             request,
@@ -415,6 +419,7 @@ class CoreBanking:
             message_id=self._new_message_id(),
             transmitted_at=self._now(),
             approval_code=approval_code,
+            additional_amounts=additional_amounts,
         )
 
 
@@ -472,6 +477,12 @@ def corebank_connector(config: MainframeConfig) -> RecordConnector:
         "mainframe", failure_threshold=config.failure_threshold, reset_after=config.reset_after
     )
     return RecordConnector(settings, breaker)
+
+
+def _new_message_id() -> str:
+    """32 random hex digits, as ``uuid.uuid4().hex`` but without building a UUID (a fifth
+    of the time; three per request)."""
+    return secrets.token_hex(16)
 
 
 def _approval_code(posting: CanonicalMessage) -> str:

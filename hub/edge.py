@@ -29,7 +29,8 @@ Bounded by design (:class:`EdgeSettings`):
   ``verify_mode = CERT_REQUIRED`` for client certificates) turns the listener into TLS. The
   handshake runs in the connection's own task, so a refused one (expired, self-signed or
   wrong-CA certificate, none at all, TLS 1.2 or older) is logged with the peer and the reason
-  (:func:`hub.tls.refusal_reason`) and counted (``EdgeStats.tls_refused``).
+  (:func:`hub.tls.refusal_reason`) and counted (``EdgeStats.tls_refused``), on asyncio's
+  loop and on uvloop (:func:`hub.tls.start_tls_server`).
   :meth:`Iso8583Edge.use_tls_context` swaps in a context rebuilt from the files, and
   :meth:`Iso8583Edge.reload_certificate` loads a new certificate into the current one, both
   without a restart (``isobridge run`` does it on SIGHUP and when the files change).
@@ -80,7 +81,7 @@ from canonical_model.codes import status_from_iso8583
 from canonical_model.messages import CanonicalMessage, MessageKind
 from canonical_model.pan import PanToken
 from canonical_model.replies import reply_to
-from hub.tls import describe_peer_certificate, refusal_reason
+from hub.tls import describe_peer_certificate, refusal_reason, start_tls_server
 from observability.logs import bind, bind_message
 from observability.tracing import Tracing
 
@@ -241,12 +242,23 @@ class Iso8583Edge:
 
     async def start(self) -> None:
         """Bind and start accepting connections."""
-        self._server = await asyncio.start_server(
-            self._accept,
-            self.settings.host,
-            self.settings.port,
-            reuse_port=self.settings.reuse_port or None,
-        )
+        if self.tls_context is not None:
+            self._server = await start_tls_server(
+                self._accept,
+                self.settings.host,
+                self.settings.port,
+                context=self._current_tls_context,
+                refused=self._tls_refused,
+                handshake_timeout=min(self.settings.idle_timeout, 30.0),
+                reuse_port=self.settings.reuse_port or None,
+            )
+        else:
+            self._server = await asyncio.start_server(
+                self._accept,
+                self.settings.host,
+                self.settings.port,
+                reuse_port=self.settings.reuse_port or None,
+            )
         self._port = int(self._server.sockets[0].getsockname()[1])
         _log.info(
             "ISO 8583 edge listening on %s:%d (%s, %s)",
@@ -287,9 +299,13 @@ class Iso8583Edge:
             _log.warning("refusing connection from %s: %d open", peer, self.stats.connections_open)
             await _close(writer)
             return
-        if self.tls_context is not None and not await self._handshake(writer, peer):
-            await _close(writer)
-            return
+        if self.tls_context is not None:
+            _log.info(
+                "ISO 8583 edge on port %d: TLS connection from %s (%s)",
+                self.port,
+                peer,
+                describe_peer_certificate(writer.get_extra_info("ssl_object")),
+            )
         self._connections.add(task)
         self.stats.connections_open += 1
         self.stats.connections_total += 1
@@ -306,30 +322,18 @@ class Iso8583Edge:
             self._connections.discard(task)
             await _close(writer)
 
-    async def _handshake(self, writer: asyncio.StreamWriter, peer: str) -> bool:
-        """The TLS handshake of a new connection: whether it succeeded (a refusal is logged
-        with the peer and the reason)."""
+    def _current_tls_context(self) -> ssl.SSLContext:
         assert self.tls_context is not None
-        try:
-            await writer.start_tls(
-                self.tls_context, ssl_handshake_timeout=min(self.settings.idle_timeout, 30.0)
-            )
-        except (ssl.SSLError, OSError, TimeoutError, EOFError) as exc:
-            self.stats.tls_refused += 1
-            _log.warning(
-                "ISO 8583 edge on port %d: TLS handshake with %s refused: %s",
-                self.port,
-                peer,
-                refusal_reason(exc),
-            )
-            return False
-        _log.info(
-            "ISO 8583 edge on port %d: TLS connection from %s (%s)",
+        return self.tls_context
+
+    def _tls_refused(self, peer: str, error: BaseException) -> None:
+        self.stats.tls_refused += 1
+        _log.warning(
+            "ISO 8583 edge on port %d: TLS handshake with %s refused: %s",
             self.port,
             peer,
-            describe_peer_certificate(writer.get_extra_info("ssl_object")),
+            refusal_reason(error),
         )
-        return True
 
     async def answer(self, request: CanonicalMessage) -> CanonicalMessage:
         """The reply to one decoded request: at the edge, from the handler, or 91 / 96."""

@@ -12,7 +12,14 @@ it the hub's real parts:
 - the statement extract files (:class:`gateway.statements.ExtractStatementSource`);
 - the token verifier: against the built-in authorization server
   (:class:`gateway.security.authserver.AuthorizationServer`, in process) or, in
-  production, a real issuer's JWKS URL (:class:`gateway.security.authserver.HttpJwksSource`).
+  production, a real issuer's JWKS URL (:class:`gateway.security.authserver.HttpJwksSource`);
+- the gateway's database (``engine``, migrated by :func:`gateway.store.upgrade`): consents,
+  idempotency keys, payments, the built-in server's codes and keys, the DPoP proofs seen,
+  shared by every gateway process on it.
+
+Rate limits are per process (:mod:`gateway.limits`): with ``workers`` processes behind one
+port, each gets ``1/workers`` of a client's rate and burst, so a client never exceeds its
+limit in total (one keep-alive connection, which stays on one process, gets less).
 
 :func:`build_gateway` returns the services and the FastAPI application;
 :func:`seed_directory` is the demo's PSUs, holding the mainframe simulator's seeded accounts.
@@ -26,6 +33,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from sqlalchemy.engine import Engine
 
 from gateway.app import GatewayServices, GatewaySettings, create_app
 from gateway.consents import ConsentStore
@@ -41,8 +49,16 @@ from gateway.security.authserver import (
     HttpJwksSource,
     LocalJwksSource,
 )
+from gateway.security.authstate import AuthorizationState
 from gateway.security.jose import JoseError, PublicJwk, SigningKey
-from gateway.security.tokens import AccessTokenVerifier, JwksSource, KeySet, TokenSettings
+from gateway.security.replays import SqlProofReplays
+from gateway.security.tokens import (
+    AccessTokenVerifier,
+    DpopVerifier,
+    JwksSource,
+    KeySet,
+    TokenSettings,
+)
 from gateway.signatures import MessageSigner, SignatureCheck
 from gateway.statements import ExtractStatementSource
 from hub.core import posting_reference
@@ -111,6 +127,7 @@ def build_gateway(
     core: CoreBankingPort,
     clearing: ClearingPublisher,
     journal: Journal,
+    engine: Engine,
     issuer: IssuerConfig,
     clients: Sequence[ClientRegistration],
     directory: AccountDirectory | None = None,
@@ -123,11 +140,14 @@ def build_gateway(
     probes: Sequence[ReadinessProbe] = (),
     dead_letters: Transport | None = None,
     metrics_registry: CollectorRegistry | None = None,
+    workers: int = 1,
+    consent_cache_ttl: float = 1.0,
 ) -> BuiltGateway:
     """Wire the gateway from the hub's parts (module docstring)."""
     settings = settings or GatewaySettings()
     directory = directory or seed_directory()
-    consents = ConsentStore()
+    consents = ConsentStore(engine, cache_ttl=consent_cache_ttl)
+    replays = SqlProofReplays(engine)
     server: AuthorizationServer | None = None
     if jwks_source is None:
         if issuer.jwks_url is not None:
@@ -139,23 +159,31 @@ def build_gateway(
                 clients=clients,
                 consents=consents,
                 directory=directory,
+                state=AuthorizationState(engine),
+                replays=replays,
                 algorithm=issuer.algorithm,
             )
             jwks_source = LocalJwksSource(server)
     tenants: dict[str, str] = dict(tenant_of or {})
     tenants.update({client.client_id: client.tenant for client in clients})
+    token_settings = TokenSettings(
+        issuer=issuer.issuer,
+        audience=issuer.audience,
+        require_sender_constraint=issuer.require_sender_constraint,
+        client_cert_header=issuer.client_cert_header,
+    )
     verifier = AccessTokenVerifier(
-        TokenSettings(
-            issuer=issuer.issuer,
-            audience=issuer.audience,
-            require_sender_constraint=issuer.require_sender_constraint,
-            client_cert_header=issuer.client_cert_header,
-        ),
+        token_settings,
         KeySet(jwks_source),
         tenant_of=tenants.get,
+        dpop=DpopVerifier(window=token_settings.dpop_window, replays=replays),
     )
     payments = PaymentService(
-        core, clearing, JournalPayments(journal), posting_reference=posting_reference
+        core,
+        clearing,
+        JournalPayments(journal),
+        engine=engine,
+        posting_reference=posting_reference,
     )
     signer = (
         MessageSigner(response_signing_key, settings.bank_name, trust_anchor)
@@ -170,8 +198,10 @@ def build_gateway(
         core=core,
         payments=payments,
         statements=ExtractStatementSource(statement_files) if statement_files else None,
-        idempotency=IdempotencyStore(),
-        limiter=RateLimiter(rate=settings.rate_per_second, burst=settings.burst),
+        idempotency=IdempotencyStore(engine),
+        limiter=RateLimiter(
+            rate=settings.rate_per_second / workers, burst=max(1, settings.burst // workers)
+        ),
         signer=signer,
         request_signatures=_request_signatures(clients, trust_anchor),
         authorization_server=server,

@@ -2,18 +2,28 @@
 
 ``isobridge run --config hub.toml --gateway gateway.toml`` runs the hub and the gateway in
 one process (:func:`serve_hub_with_gateway`): the gateway uses the hub's core banking
-worker, journal and transport (dead letters). ``isobridge gateway --config hub.toml
+worker, journal and transport (dead letters). With ``--workers N`` (or ``[hub] workers``)
+each of the N hub processes serves the gateway too, all on ``[gateway] port``
+(``SO_REUSEPORT``, :mod:`hub.workers`), sharing the gateway's database; each takes
+``1/N`` of a client's rate limit (:mod:`gateway.limits`). ``isobridge gateway --config hub.toml
 --gateway gateway.toml`` runs the gateway alone, on one event loop, with:
 
+- the gateway's database (``[gateway] database``, default ``<home>/gateway.db``): its
+  consents, idempotency keys, payments and built-in authorization server
+  (:mod:`gateway.store`), shared by every gateway process pointed at it;
 - the core banking connector of ``hub.toml``'s ``[mainframe]`` (``hub.core``), with the
-  reversal store (``<home>/gateway.db``) and its forwarder, so a debit whose answer was lost
-  is reversed until the mainframe acknowledges it;
+  reversal store (in the gateway's database) and its forwarder, so a debit whose answer was
+  lost is reversed until the mainframe acknowledges it;
 - the journal of the state directory (``hub.bootstrap.open_journal``);
 - the clearing queue pair of ``gateway.toml``'s ``[clearing]`` (:mod:`hub.clearing_outgoing`);
 - the application (:func:`hub.gateway.build_gateway`) under uvicorn on ``[gateway] host`` /
   ``port``; SIGINT / SIGTERM stop it, then everything else. With ``[gateway.tls]`` it is
   served over TLS 1.3 (:mod:`hub.gateway_tls`), and SIGHUP or a change of the certificate
   files reloads them (under ``run --gateway``, SIGHUP reloads the hub's certificates too).
+
+Both commands run on the event loop uvicorn itself would pick (its ``loop="auto"``): uvloop
+when it is installed (a dependency where it builds), else asyncio's
+(:func:`run_event_loop`).
 
 The configuration is checked before anything starts; an error names the file and the key.
 """
@@ -24,7 +34,9 @@ import argparse
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable, Mapping
+import socket
+from collections.abc import Callable, Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -34,6 +46,7 @@ from observability.logs import configure_logging
 
 if TYPE_CHECKING:  # the web stack is imported when the command runs, not by every CLI call
     from prometheus_client import CollectorRegistry
+    from sqlalchemy.engine import Engine
 
     from gateway.ports import CoreBankingPort
     from hub.gateway import BuiltGateway
@@ -44,10 +57,25 @@ if TYPE_CHECKING:  # the web stack is imported when the command runs, not by eve
 __all__ = [
     "add_gateway_command",
     "load_gateway_for_run",
+    "open_gateway_database",
+    "run_event_loop",
     "run_gateway_command",
     "serve_gateway",
     "serve_hub_with_gateway",
 ]
+
+
+def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` to its end on uvloop when installed, else on asyncio's loop."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None
+    try:
+        import uvloop
+    except ImportError:
+        factory = None
+    else:
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main)
 
 
 def add_gateway_command(commands: Any) -> None:
@@ -69,23 +97,29 @@ async def serve_gateway(
     (or a signal, under uvicorn's handlers)."""
     from hub.bootstrap import open_journal
     from hub.core import CoreBanking, corebank_exchange, posting_reference
+    from hub.gateway_config import database_url
     from hub.store import ReversalForwarder, ReversalStore, create_engine, upgrade
 
     if hub_config.mainframe is None:
         raise ConfigError(hub_config.source, "mainframe", "the gateway needs a [mainframe]")
+    # Blocking work (the gateway's database, the journal) runs on threads, as in the hub
+    # (hub.service): the default pool's few threads would queue a payment's several hops.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=32, thread_name_prefix="isobridge-gateway")
+    )
+    engine = await asyncio.to_thread(open_gateway_database, hub_config, config)
+    # the reversals share the database, on an engine of the hub's store: every commit on disk
+    reversal_engine = create_engine(database_url(config, hub_config.settings.home))
+    await asyncio.to_thread(upgrade, reversal_engine)
     connector = corebank_exchange(hub_config.mainframe)
     await connector.start()
-    home = hub_config.settings.home
-    home.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(f"sqlite:///{home / 'gateway.db'}")
-    await asyncio.to_thread(upgrade, engine)
-    reversals = ReversalStore(engine, posting_reference=posting_reference)
+    reversals = ReversalStore(reversal_engine, posting_reference=posting_reference)
     core = CoreBanking(connector, reversals=reversals)
     halt = asyncio.Event()
     forwarder = asyncio.create_task(ReversalForwarder(reversals, core).run(halt))
     journal = await asyncio.to_thread(open_journal, hub_config.settings, notes=out)
     try:
-        await _serve(config, out, core=core, journal=journal, ready=ready, stop=stop)
+        await _serve(config, out, core=core, journal=journal, engine=engine, ready=ready, stop=stop)
     finally:
         halt.set()
         forwarder.cancel()
@@ -93,6 +127,7 @@ async def serve_gateway(
             await forwarder
         await connector.close()
         journal.close()
+        reversal_engine.dispose()
         engine.dispose()
 
 
@@ -110,22 +145,41 @@ async def serve_hub_with_gateway(
     from hub.service import HubService
     from observability.metrics import HubMetrics
 
-    # The gateway's /metrics shows the hub's metrics too: they are measured either way.
-    async with HubService(hub_config, notes=out, metrics=HubMetrics()) as service:
-        if service.core is None or service.journal is None:
-            raise ConfigError(hub_config.source, "mainframe", "the gateway needs a [mainframe]")
-        assert service.metrics is not None
-        await _serve(
-            config,
-            out,
-            core=service.core,
-            journal=service.journal,
-            dead_letters=service.transport,
-            metrics_registry=service.metrics.registry,
-            ready=ready,
-            stop=stop,
-            on_hangup=service.reload_certificates,
-        )
+    engine = await asyncio.to_thread(open_gateway_database, hub_config, config)
+    try:
+        # The gateway's /metrics shows the hub's metrics too: they are measured either way.
+        metrics = HubMetrics()
+        async with HubService(hub_config, notes=out, metrics=metrics) as service:
+            if service.core is None or service.journal is None:
+                raise ConfigError(hub_config.source, "mainframe", "the gateway needs a [mainframe]")
+            await _serve(
+                config,
+                out,
+                core=service.core,
+                journal=service.journal,
+                engine=engine,
+                dead_letters=service.transport,
+                metrics_registry=metrics.registry,
+                workers=hub_config.workers,
+                ready=ready,
+                stop=stop,
+                on_hangup=service.reload_certificates,
+            )
+    finally:
+        engine.dispose()
+
+
+def open_gateway_database(hub_config: HubConfig, config: GatewayConfig) -> Engine:
+    """An engine on the gateway's database (``[gateway] database``, or ``gateway.db`` in the
+    hub's state directory), its tables created or upgraded."""
+    from gateway.store import create_engine, upgrade
+    from hub.gateway_config import database_url
+
+    home = hub_config.settings.home
+    home.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(database_url(config, home))
+    upgrade(engine)
+    return engine
 
 
 async def _serve(
@@ -134,8 +188,10 @@ async def _serve(
     *,
     core: CoreBankingPort,
     journal: Journal,
+    engine: Engine,
     dead_letters: Transport | None = None,
     metrics_registry: CollectorRegistry | None = None,
+    workers: int = 1,
     ready: Callable[[BuiltGateway, int], None] | None,
     stop: asyncio.Event | None,
     on_hangup: Callable[[], object] | None = None,
@@ -170,6 +226,7 @@ async def _serve(
             core=core,
             clearing=clearing,
             journal=journal,
+            engine=engine,
             issuer=config.issuer,
             clients=config.clients,
             directory=config.directory,
@@ -179,6 +236,8 @@ async def _serve(
             probes=(clearing,),
             dead_letters=dead_letters,
             metrics_registry=metrics_registry,
+            workers=workers,
+            consent_cache_ttl=config.consent_cache_seconds,
         )
         holder.append(built)
         restored = await built.payments.restore(JournalPayments(journal))
@@ -208,7 +267,9 @@ async def _serve(
             watcher = asyncio.create_task(
                 CertificateFiles(config.tls.files).watch(tls.reload, config.tls.reload_interval)
             )
-        serving = asyncio.create_task(server.serve())
+        # several workers share the port (SO_REUSEPORT), as the hub's listeners do
+        sockets = [_shared_socket(config.host, config.port)] if workers > 1 else None
+        serving = asyncio.create_task(server.serve(sockets=sockets))
         while not server.started and not serving.done():
             await asyncio.sleep(0.01)
         if serving.done():
@@ -234,6 +295,14 @@ async def _serve(
         await asyncio.to_thread(clearing.stop)
 
 
+def _shared_socket(host: str, port: int) -> socket.socket:
+    listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    listening.bind((host, port))
+    return listening
+
+
 def run_gateway_command(
     args: argparse.Namespace, environ: Mapping[str, str] | None, out: TextIO, err: TextIO
 ) -> int:
@@ -249,7 +318,11 @@ def run_gateway_command(
         err.write(f"isobridge: {exc}\n")
         return EXIT_USAGE
     configure_logging(hub_config.logging, err)
-    asyncio.run(serve_gateway(hub_config, config, out))
+    from hub.service import settle_heap
+
+    run_event_loop(
+        serve_gateway(hub_config, config, out, ready=lambda _built, _port: settle_heap())
+    )
     return EXIT_OK
 
 

@@ -15,6 +15,10 @@ checked; an error names the file, the key and why (:class:`hub.config_file.Confi
     response_signing_key = "bank-jws.pem"  # optional: PS256 key (PKCS#8 PEM) signing responses
     statement_files = ["STMT.DAT"]         # end-of-day extracts: GET .../transactions
     demo_accounts = true                   # PSUs alice and bob on the simulator's seed accounts
+    database = "sqlite:///<home>/gateway.db"   # the gateway's state: consents, idempotency
+                                           # keys, payments (postgresql+psycopg://... to share
+                                           # it between machines)
+    consent_cache_seconds = 1.0            # how stale an authorised consent may be read
 
     [gateway.tls]                          # optional: the gateway terminates TLS 1.3 itself
     cert = "gateway.crt"                   # (hub.gateway_tls); public_url then defaults to https
@@ -53,7 +57,9 @@ checked; an error names the file, the key and why (:class:`hub.config_file.Confi
     currency = "EUR"
     name = "Anna Schmidt"
 
-Relative paths are taken from the file's directory.
+Relative paths are taken from the file's directory (a relative SQLite ``database`` too).
+Without ``database``, the state is ``gateway.db`` in the hub's state directory
+(:func:`database_url`).
 """
 
 from __future__ import annotations
@@ -77,7 +83,10 @@ from hub.config_file import ConfigError, TableReader
 from hub.gateway import IssuerConfig, seed_directory
 from hub.gateway_tls import GatewayTlsConfig
 
-__all__ = ["GatewayConfig", "load_gateway_config"]
+__all__ = ["DATABASE_SCHEMES", "GatewayConfig", "database_url", "load_gateway_config"]
+
+DATABASE_SCHEMES = ("sqlite:///", "postgresql://", "postgresql+psycopg://")
+"""What ``[gateway] database`` may start with."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +105,13 @@ class GatewayConfig:
     statement_files: tuple[Path, ...]
     response_signing_key: SigningKey | None
     tls: GatewayTlsConfig | None = None
+    database: str | None = None
+    consent_cache_seconds: float = 1.0
+
+
+def database_url(config: GatewayConfig, home: Path) -> str:
+    """The gateway's database: ``[gateway] database``, else ``<home>/gateway.db``."""
+    return config.database or f"sqlite:///{home / 'gateway.db'}"
 
 
 class _Reader(TableReader):
@@ -151,7 +167,7 @@ class _Reader(TableReader):
             "gateway",
             ("host", "port", "public_url", "max_body_bytes", "rate_per_second", "burst",
              "require_request_signatures", "response_signing_key", "statement_files",
-             "demo_accounts", "tls"),
+             "demo_accounts", "tls", "database", "consent_cache_seconds"),
         )  # fmt: skip
         host = self.text(gateway, "gateway", "host", "127.0.0.1")
         port = int(self.number(gateway, "gateway", "port", 8080, 0, 65535))
@@ -228,7 +244,31 @@ class _Reader(TableReader):
             statement_files=statements,
             response_signing_key=signing_key,
             tls=tls,
+            database=self.database(gateway),
+            consent_cache_seconds=self.number(
+                gateway, "gateway", "consent_cache_seconds", 1.0, 0.0, 60.0
+            ),
         )
+
+    def database(self, table: Mapping[str, Any]) -> str | None:
+        if "database" not in table:
+            return None
+        url = self.text(table, "gateway", "database", None)
+        memory = url in ("sqlite://", "sqlite:///:memory:")
+        if memory or (url.startswith("sqlite:") and not url.startswith("sqlite:///")):
+            raise self.fail(
+                "gateway.database",
+                "sqlite:///<file>: an SQLite file (memory is neither shared nor kept)",
+            )
+        if not url.startswith(DATABASE_SCHEMES):
+            raise self.fail(
+                "gateway.database",
+                f"{url.split(':', 1)[0]!r} is not a database the gateway keeps its state in:"
+                " sqlite:///<file> or postgresql+psycopg://user:password@host/database",
+            )
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            url = f"sqlite:///{self.base / url.removeprefix('sqlite:///')}"
+        return url
 
     def tls(self, table: object) -> GatewayTlsConfig:
         where = "gateway.tls"

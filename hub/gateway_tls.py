@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
 
-from hub.tls import describe_peer_certificate, refusal_reason, server_context
+from hub.tls import describe_peer_certificate, refusal_reason, server_context, server_handshake
 
 __all__ = ["CLIENT_CERTIFICATE_STATE", "GatewayTls", "GatewayTlsConfig"]
 
@@ -145,13 +145,7 @@ class GatewayTls:
                 peername = raw.get_extra_info("peername")
                 peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else "?"
                 try:
-                    tls = await self._loop.start_tls(
-                        raw,  # type: ignore[arg-type]
-                        self,
-                        termination.context,
-                        server_side=True,
-                        ssl_handshake_timeout=30.0,
-                    )
+                    tls = await server_handshake(raw, self, termination.context, self._early, 30.0)
                 except (ssl.SSLError, OSError, TimeoutError, EOFError) as exc:
                     termination.refused += 1
                     _log.warning("TLS handshake with %s refused: %s", peer, refusal_reason(exc))
@@ -181,8 +175,8 @@ class GatewayTls:
                     inner.eof_received()
 
             def data_received(self, data: bytes) -> None:
-                # Application data that came with the end of the handshake, before the
-                # HTTP protocol took over.
+                # Before the handshake: the ClientHello (uvloop reads it at once); after it:
+                # application data that came before the HTTP protocol took over.
                 self._early.extend(data)
 
             def eof_received(self) -> bool | None:

@@ -9,7 +9,10 @@ One database commit per event would bound the hub by the database (ARCHITECTURE.
 notes). :class:`JournalWriter` buffers the events and appends them every ``interval``
 seconds (or as soon as ``batch`` are waiting) in one transaction, on a worker thread. A
 flush that fails keeps its events and is tried again; the buffer is bounded (``limit``):
-beyond it the writer logs the loss loudly rather than let memory grow without end.
+beyond it the writer logs the loss loudly rather than let memory grow without end. An event
+that the journal refuses (a clear card number in its ids or body, an id too long) can never
+be written: it is left out with an error log naming its kind and transaction and why (never
+the values), counted in ``refused``, and the rest of its batch is written.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Callable, Sequence
 
 from canonical_model.messages import CanonicalMessage
 from journal import Event, EventKind, Journal, TransactionIds
+from journal.events import check_event
 
 __all__ = ["JournalWriter", "transaction_ids"]
 
@@ -60,6 +64,7 @@ class JournalWriter:
         self.limit = limit
         self.written = 0
         self.lost = 0
+        self.refused = 0
         self._now = now or (lambda: dt.datetime.now(dt.UTC))
         self._pending: list[Event] = []
         self._wake = asyncio.Event()
@@ -120,5 +125,26 @@ class JournalWriter:
                 return
 
     def _record(self, events: Sequence[Event]) -> None:
-        self.journal.record(events)
+        try:
+            self.journal.record(events)
+        except ValueError:
+            events = self._without_refused(events)
+            self.journal.record(events)
         self.written += len(events)
+
+    def _without_refused(self, events: Sequence[Event]) -> list[Event]:
+        kept = []
+        for event in events:
+            try:
+                check_event(event)
+            except ValueError as exc:
+                self.refused += 1
+                _log.error(
+                    "journal refused a %s event of transaction %s: %s; left out",
+                    event.kind.value,
+                    event.ids.transaction_id if len(event.ids.transaction_id) <= 64 else "?",
+                    exc,
+                )
+            else:
+                kept.append(event)
+        return kept

@@ -165,11 +165,15 @@ class HubService:
         )
         self.rules: RouteTable = compile_rules(rules)
         names = _destinations(rules)
+        namespace = config.routing.namespace
         self.topology = Topology(
             tuple(
                 Destination(name, (f"{name}.#",), retry=RetryPolicy((1_000, 5_000), 3))
                 for name in names
-            )
+            ),
+            exchange=f"{namespace}.canonical",
+            dead_letter_exchange=f"{namespace}.dlx",
+            prefix=namespace,
         )
         self.core_destinations = core_destinations(names)
         self._request_timeout = request_timeout

@@ -19,6 +19,9 @@ handshake (``minimum_version``), never served with a weaker protocol.
   client has finished its handshake; this waits until the server has accepted it (its
   session tickets arrive) or refused it (the connection ends), so a link is not used before.
 - :class:`CertificateFiles`: the (mtime, size) of a set of files, to reload when one changes.
+- :func:`server_handshake` and :func:`start_tls_server`: a TLS listener whose handshakes run
+  in the hub's own code, so that a refused one is logged with the peer and the reason (a
+  server created with ``ssl=`` drops them silently, in asyncio and in uvloop alike).
 
 Logged on ``isobridge.tls``.
 """
@@ -29,7 +32,7 @@ import asyncio
 import logging
 import os
 import ssl
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal, cast
@@ -39,6 +42,8 @@ __all__ = [
     "ClientAuth",
     "TlsRefusedError",
     "await_acceptance",
+    "server_handshake",
+    "start_tls_server",
     "client_context",
     "describe_peer_certificate",
     "refusal_reason",
@@ -223,3 +228,134 @@ class CertificateFiles:
                     reload()
                 except Exception:
                     _log.exception("certificate reload failed; the previous certificates stay")
+
+
+def _feed(protocol: asyncio.BaseProtocol, data: bytes) -> None:
+    """Hand ``data`` to ``protocol`` as if it had just been read from its transport. By the
+    methods it has: uvloop's protocols do not derive from asyncio's classes."""
+    get_buffer = getattr(protocol, "get_buffer", None)
+    buffer_updated = getattr(protocol, "buffer_updated", None)
+    if get_buffer is not None and buffer_updated is not None:
+        view = memoryview(data)
+        while view:
+            buffer = memoryview(get_buffer(len(view))).cast("B")
+            size = min(len(buffer), len(view))
+            buffer[:size] = view[:size]
+            buffer_updated(size)
+            view = view[size:]
+    else:
+        cast(asyncio.Protocol, protocol).data_received(data)
+
+
+async def server_handshake(
+    transport: asyncio.BaseTransport,
+    protocol: asyncio.BaseProtocol,
+    context: ssl.SSLContext,
+    early: bytearray,
+    timeout: float,
+) -> asyncio.BaseTransport:
+    """The server side of a TLS handshake on an accepted ``transport`` (its protocol:
+    ``protocol``), returning the TLS transport; raises ``ssl.SSLError`` / ``OSError`` /
+    ``TimeoutError`` when it fails.
+
+    ``early``: bytes the protocol has already read (uvloop delivers the ClientHello before a
+    task can call ``start_tls``, which would then wait for it forever); they are handed to
+    the TLS layer once it is in place, and ``early`` is emptied."""
+    loop = asyncio.get_running_loop()
+
+    def hand_over() -> None:
+        # start_tls (below) swaps in its TLS protocol at once and schedules that protocol's
+        # connection_made and the transport's resume_reading; this runs after both, before
+        # the client sends anything more (it waits for the ServerHello).
+        if early:
+            data = bytes(early)
+            early.clear()
+            _feed(transport.get_protocol(), data)
+
+    loop.call_soon(loop.call_soon, hand_over)
+    tls = await loop.start_tls(
+        transport,  # type: ignore[arg-type]
+        protocol,
+        context,
+        server_side=True,
+        ssl_handshake_timeout=timeout,
+    )
+    assert tls is not None
+    return tls
+
+
+StreamHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+class _TlsAccept(asyncio.Protocol):
+    """One accepted connection: the TLS handshake, then asyncio streams for the handler."""
+
+    def __init__(
+        self,
+        handler: StreamHandler,
+        context: Callable[[], ssl.SSLContext],
+        refused: Callable[[str, BaseException], None],
+        timeout: float,
+    ) -> None:
+        self._handler = handler
+        self._context = context
+        self._refused = refused
+        self._timeout = timeout
+        self._early = bytearray()
+        self._eof = False
+        self._streams: asyncio.StreamReaderProtocol | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        asyncio.get_running_loop().create_task(self._run(transport))
+
+    def data_received(self, data: bytes) -> None:
+        self._early.extend(data)  # before and right after the handshake
+
+    def eof_received(self) -> bool | None:
+        self._eof = True
+        return None
+
+    async def _run(self, transport: asyncio.BaseTransport) -> None:
+        peername = transport.get_extra_info("peername")
+        peer = f"{peername[0]}:{peername[1]}" if isinstance(peername, tuple) else str(peername)
+        try:
+            tls = await server_handshake(
+                transport, self, self._context(), self._early, self._timeout
+            )
+        except (ssl.SSLError, OSError, TimeoutError, EOFError) as exc:
+            transport.close()
+            self._refused(peer, exc)
+            return
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(loop=loop)
+        streams = asyncio.StreamReaderProtocol(reader, loop=loop)
+        streams.connection_made(tls)
+        tls.set_protocol(streams)
+        writer = asyncio.StreamWriter(tls, streams, reader, loop)  # type: ignore[arg-type]
+        if self._early:
+            streams.data_received(bytes(self._early))
+        if self._eof:
+            streams.eof_received()
+        await self._handler(reader, writer)
+
+
+async def start_tls_server(
+    handler: StreamHandler,
+    host: str,
+    port: int,
+    *,
+    context: Callable[[], ssl.SSLContext],
+    refused: Callable[[str, BaseException], None],
+    handshake_timeout: float = 30.0,
+    reuse_port: bool | None = None,
+) -> asyncio.Server:
+    """Like ``asyncio.start_server(handler, host, port, ssl=...)``, with the handshake in
+    the hub's code: ``context()`` is asked for each connection (a reload takes effect at
+    once), and a failed handshake calls ``refused(peer, error)`` instead of vanishing."""
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        lambda: _TlsAccept(handler, context, refused, handshake_timeout),
+        host,
+        port,
+        reuse_port=reuse_port,
+    )

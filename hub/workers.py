@@ -8,18 +8,22 @@ do for web servers:
 
 - **Listeners** are bound by every worker with ``SO_REUSEPORT``: the kernel spreads the
   acquirers' connections over the workers. A port of 0 cannot be shared (a configuration
-  error names the listener).
+  error names the listener). With ``--gateway gateway.toml`` each worker also serves the
+  open-banking gateway on ``[gateway] port``, the same way; the gateway's state is in its
+  database (:mod:`gateway.store`), which every worker uses.
 - **Work** is shared through the broker: each worker consumes the core destinations as a
   competing consumer and waits for its replies on a reply queue of its own; the vault, the
   journal, the reversal store and the ledger are databases that every worker uses (SQLite
   with WAL for one machine; PostgreSQL beyond, see the README).
-- **Supervision**: a worker that fails (exits with an error status) during its first
-  ``startup_grace`` seconds (a port it cannot bind, a broker it cannot reach) stops them
-  all, and ``isobridge run`` exits with that worker's status: a fault that every worker
-  would meet is not retried forever. A worker that dies otherwise (killed, or later) is
-  started again after a backoff (``restart_delays``, reset once a worker has run for a
-  minute); meanwhile the others serve, the dead worker's unacknowledged deliveries go to
-  them, and its acquirers reconnect (to a live worker).
+- **Supervision**: a worker that fails (exits with an error status) before it first
+  reported itself running (a port it cannot bind, a broker it cannot reach; it reports by
+  creating the file named by ``$ISOBRIDGE_READY_FILE``, however long start-up takes on a
+  loaded machine) stops them all, and ``isobridge run`` exits with that worker's status:
+  a fault that every worker would meet is not retried forever. A worker that dies
+  otherwise (killed, or later) is started again after a backoff (``restart_delays``,
+  reset once a worker has run for a minute); meanwhile the others serve, the dead
+  worker's unacknowledged deliveries go to them, and its acquirers reconnect (to a live
+  worker).
 - **Signals**: SIGTERM and SIGINT stop every worker (each closes its edges first, then
   finishes what it holds) and then the supervisor; SIGHUP is passed on (certificate
   reload). A worker whose supervisor disappears is sent SIGTERM by the kernel (Linux
@@ -36,9 +40,11 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -57,20 +63,43 @@ from observability.metrics import (
     worker_exited,
 )
 
-__all__ = ["Supervisor", "WorkerMetrics", "die_with_parent", "supervise", "worker_command"]
+__all__ = [
+    "READY_FILE_ENV",
+    "Supervisor",
+    "WorkerMetrics",
+    "die_with_parent",
+    "report_ready",
+    "supervise",
+    "worker_command",
+]
 
 _PR_SET_PDEATHSIG = 1
 _STABLE_AFTER = 60.0
 
 
-def worker_command(config_path: str | None, index: int, workers: int) -> list[str]:
+READY_FILE_ENV = "ISOBRIDGE_READY_FILE"
+"""The environment variable naming the file a worker creates once it is running."""
+
+
+def report_ready() -> None:
+    """Tell the supervisor (if any) that this worker started: creates ``$ISOBRIDGE_READY_FILE``."""
+    path = os.environ.get(READY_FILE_ENV)
+    if path:
+        Path(path).touch()
+
+
+def worker_command(
+    config_path: str | None, index: int, workers: int, gateway_path: str | None = None
+) -> list[str]:
     """The command line of worker ``index`` of ``workers`` (``isobridge run`` of this
-    interpreter)."""
+    interpreter; with the open-banking gateway too when ``gateway_path`` names its file)."""
     command = [
         sys.executable, "-m", "hub.cli", "run", "--worker", str(index), "--workers", str(workers)
     ]  # fmt: skip
     if config_path is not None:
         command += ["--config", config_path]
+    if gateway_path is not None:
+        command += ["--gateway", gateway_path]
     return command
 
 
@@ -118,7 +147,6 @@ class Supervisor:
     workers: int
     command: Callable[[int], Sequence[str]]
     out: TextIO
-    startup_grace: float = 10.0
     restart_delays: Sequence[float] = (1.0, 2.0, 5.0, 10.0, 30.0)
     poll_interval: float = 0.2
     env: dict[str, str] | None = None
@@ -127,6 +155,7 @@ class Supervisor:
     _stopping: bool = False
     _status: int = 0
     _metrics_server: MetricsServer | None = None
+    _ready_directory: Path | None = None
 
     def run(self) -> int:
         previous = {
@@ -136,6 +165,7 @@ class Supervisor:
         try:
             if self.metrics is not None:
                 self._start_metrics(self.metrics)
+            self._ready_directory = Path(tempfile.mkdtemp(prefix="isobridge-workers-"))
             self._slots = [_Worker(index) for index in range(1, self.workers + 1)]
             for worker in self._slots:
                 self._start(worker)
@@ -149,6 +179,8 @@ class Supervisor:
                 self._metrics_server.close()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+            if self._ready_directory is not None:
+                shutil.rmtree(self._ready_directory, ignore_errors=True)
         return self._status
 
     def _start_metrics(self, metrics: WorkerMetrics) -> None:
@@ -175,8 +207,15 @@ class Supervisor:
             return
         self._stopping = True
 
+    def _ready_file(self, worker: _Worker) -> Path:
+        if self._ready_directory is None:
+            raise RuntimeError("the supervisor is not running")
+        return self._ready_directory / f"worker-{worker.index}.ready"
+
     def _start(self, worker: _Worker) -> int:
-        worker.process = subprocess.Popen(self.command(worker.index), env=self.env)
+        env = dict(os.environ) if self.env is None else dict(self.env)
+        env[READY_FILE_ENV] = str(self._ready_file(worker))
+        worker.process = subprocess.Popen(self.command(worker.index), env=env)
         worker.started_at = time.monotonic()
         worker.runs += 1
         worker.restart_at = None
@@ -199,7 +238,7 @@ class Supervisor:
             lived = now - worker.started_at
             if self.metrics is not None:
                 worker_exited(process.pid, self.metrics.directory)
-            if worker.runs == 1 and lived < self.startup_grace and status > 0:
+            if worker.runs == 1 and not self._ready_file(worker).exists() and status > 0:
                 self._note(
                     f"worker {worker.index} exited at start-up with status {status}; stopping"
                 )
@@ -234,9 +273,17 @@ class Supervisor:
 
 
 def supervise(
-    config_path: str | None, workers: int, out: TextIO, metrics: WorkerMetrics | None = None
+    config_path: str | None,
+    workers: int,
+    out: TextIO,
+    metrics: WorkerMetrics | None = None,
+    gateway_path: str | None = None,
 ) -> int:
-    """Run ``workers`` hub processes from ``config_path`` until SIGTERM / SIGINT."""
+    """Run ``workers`` hub processes from ``config_path`` (each with the gateway of
+    ``gateway_path``, if given) until SIGTERM / SIGINT."""
     return Supervisor(
-        workers, lambda index: worker_command(config_path, index, workers), out, metrics=metrics
+        workers,
+        lambda index: worker_command(config_path, index, workers, gateway_path),
+        out,
+        metrics=metrics,
     ).run()

@@ -95,6 +95,13 @@ class EventKind(StrEnum):
     DEAD_LETTERED = "dead_lettered"
     REPLAYED = "replayed"
     STATUS_CHANGED = "status_changed"
+    # The saga runner (issue 10, hub.sagas): every transition of a saga is one of these.
+    SAGA_STARTED = "saga_started"
+    SAGA_STEP = "saga_step"
+    SAGA_SIGNAL = "saga_signal"
+    SAGA_ATTENTION = "saga_attention"
+    SAGA_RETRIED = "saga_retried"
+    SAGA_FINISHED = "saga_finished"
 
 
 @dataclass(frozen=True, slots=True)

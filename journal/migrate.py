@@ -9,6 +9,8 @@ journal_alembic_version
 journal_checkpoints
 journal_events
 journal_head
+journal_saga_signals
+journal_sagas
 journal_tenant_keys
 journal_transactions
 >>> current_revision(engine) == HEAD
@@ -27,7 +29,7 @@ from sqlalchemy.engine import Engine
 
 __all__ = ["HEAD", "current_revision", "downgrade", "upgrade"]
 
-HEAD: Final = "0001"
+HEAD: Final = "0002"
 """The newest revision this code knows."""
 
 _LOCATION = Path(__file__).resolve().parent / "migrations"

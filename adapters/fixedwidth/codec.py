@@ -229,8 +229,16 @@ class RecordCodec:
         # fixed layout, no REDEFINES rules: one generated decoder, no per-record choices
         self._fast: Callable[[bytes], dict[str, Any]] | None = None
         self._fast_length = spec.length
+        # ... and for encoding, each plain item's slice and encoder (OCCURS tables go the
+        # general way)
+        self._fast_slots: dict[str, tuple[int, int, Encoder]] | None = None
         if not spec.odos and not spec.redefines:
             self._fast = self._decoders[()] = self._generate_decoder(())
+            self._fast_slots = {
+                key: (fld.spec.offset, fld.spec.offset + fld.spec.size, fld.encode)
+                for key, fld in self._by_key.items()
+                if not fld.spec.dims
+            }
 
     # -- description -------------------------------------------------------------------
 
@@ -655,6 +663,9 @@ class RecordCodec:
     def encode(self, values: Mapping[str, Any]) -> bytes:
         """The record's bytes; RecordEncodeError for unknown names or values that do not fit."""
         values = self._expand_conditions(values)
+        slots = self._fast_slots
+        if slots is not None and slots.keys() >= values.keys():
+            return self._encode_fixed(slots, values)
         selection = self._select_for_encode(values) if self.spec.redefines else ()
         counts, deltas = self._counts(None, values, None) if self.spec.odos else ([], ())
         for odo, count in zip(self.spec.odos, counts, strict=True):
@@ -675,6 +686,20 @@ class RecordCodec:
                         for d in f.dims
                     ]
                     self._encode_table(fld, buffer, base, dims, value)
+            except ValueError as exc:
+                raise RecordEncodeError(str(exc), field=key) from None
+        return bytes(buffer)
+
+    def _encode_fixed(
+        self, slots: dict[str, tuple[int, int, Encoder]], values: Mapping[str, Any]
+    ) -> bytes:
+        """:meth:`encode` of a layout without REDEFINES or OCCURS DEPENDING ON, whose values
+        name no table: each value into its slice of the template."""
+        buffer = self._template((), [], ())
+        for key, value in values.items():
+            start, end, encode = slots[key]
+            try:
+                buffer[start:end] = encode(value)
             except ValueError as exc:
                 raise RecordEncodeError(str(exc), field=key) from None
         return bytes(buffer)

@@ -69,7 +69,17 @@ from adapters.base import (
     RoundTrip,
     scrub,
 )
-from adapters.iso20022 import camt053, camt056, pacs002, pacs004, pacs008, pacs009, pain001, pain002
+from adapters.iso20022 import (
+    camt029,
+    camt053,
+    camt056,
+    pacs002,
+    pacs004,
+    pacs008,
+    pacs009,
+    pain001,
+    pain002,
+)
 from adapters.iso20022.catalog import (
     MESSAGE_TYPES,
     MessageType,
@@ -230,6 +240,7 @@ _DECODERS: dict[str, _Decoder] = {
     "pain.002": pain002.decode_reports,
     "pacs.004": _without_tokens(pacs004.decode_returns),
     "camt.056": _without_tokens(camt056.decode_cancellations),
+    "camt.029": _without_tokens(camt029.decode_resolutions),
     "pacs.009": _without_tokens(pacs009.decode_transfers),
     "camt.053": _without_tokens(camt053.decode_statements),
     "camt.054": _without_tokens(camt053.decode_statements),

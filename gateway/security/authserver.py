@@ -29,10 +29,15 @@ RFC 7517 (JWKS at ``/oauth2/jwks``).
   ``redirect_uri`` with ``code`` and ``state``.
 - Keys: :meth:`AuthorizationServer.rotate` adds a new signing key; the old ones stay in the
   JWKS (``retain`` keys) so tokens they signed verify until they expire.
+- State: the codes and the signing keys are in the gateway's database
+  (:class:`gateway.security.authstate.AuthorizationState`), so the server may run in several
+  gateway processes and survives their restarts: a code issued by one is redeemed once, on
+  any; a token signed by one verifies on all (the JWKS is read from the database).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -52,6 +57,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from gateway.consents import Consent, ConsentKind, ConsentStore
 from gateway.errors import ObieError
 from gateway.ports import AccountDirectory
+from gateway.security.authstate import AuthorizationCode, AuthorizationState
 from gateway.security.jose import (
     JoseError,
     SigningKey,
@@ -60,7 +66,7 @@ from gateway.security.jose import (
     certificate_thumbprint,
     sign_compact,
 )
-from gateway.security.tokens import DpopVerifier
+from gateway.security.tokens import DpopVerifier, ProofReplays
 
 __all__ = [
     "AuthorizationServer",
@@ -104,17 +110,6 @@ class ClientRegistration:
     jwks: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
-class _Code:
-    client_id: str
-    redirect_uri: str
-    challenge: str
-    scope: str
-    consent_id: str
-    psu: str
-    expires_at: float
-
-
 class _OAuthError(Exception):
     def __init__(self, error: str, description: str, status: int = 400) -> None:
         super().__init__(description)
@@ -144,6 +139,8 @@ class AuthorizationServer:
         clients: Sequence[ClientRegistration],
         consents: ConsentStore,
         directory: AccountDirectory,
+        state: AuthorizationState,
+        replays: ProofReplays | None = None,
         algorithm: str = "ES256",
         token_ttl: int = 300,
         code_ttl: int = 60,
@@ -160,27 +157,29 @@ class AuthorizationServer:
         self.code_ttl = code_ttl
         self.retain = retain
         self.clock = clock
-        self.dpop = DpopVerifier(clock=clock)
-        self._keys: list[SigningKey] = []
-        self._codes: dict[str, _Code] = {}
-        self.rotate()
+        self.dpop = DpopVerifier(clock=clock, replays=replays)
+        self.state = state
+        self._keys = state.signing_keys()
+        if not self._keys:
+            self.rotate()
 
     # -- keys -------------------------------------------------------------------------------
 
     def rotate(self, algorithm: str | None = None) -> SigningKey:
         """A new current signing key; the last ``retain`` keys stay published."""
         key = SigningKey.generate(algorithm or self.algorithm, kid=secrets.token_hex(8))
-        self._keys = [key, *self._keys][: self.retain]
+        self._keys = self.state.add_key(key, retain=self.retain)
         return key
 
     @property
     def signing_key(self) -> SigningKey:
-        """The key new tokens are signed with."""
+        """The key new tokens are signed with (the newest when this process started or last
+        rotated)."""
         return self._keys[0]
 
     def jwks(self) -> dict[str, Any]:
-        """The published key set."""
-        return {"keys": [key.public_jwk() for key in self._keys]}
+        """The published key set: the database's, so keys made by other processes are in."""
+        return {"keys": [key.public_jwk() for key in self.state.signing_keys()]}
 
     def metadata(self) -> dict[str, Any]:
         """RFC 8414 authorization server metadata."""
@@ -256,7 +255,7 @@ class AuthorizationServer:
             token = self.issue(client, " ".join(sorted(asked)), cnf)
             scope = " ".join(sorted(asked))
         elif grant == "authorization_code":
-            code = self._codes.pop(form.get("code", ""), None)
+            code = self.state.redeem(form.get("code", ""))
             if code is None or code.client_id != client.client_id or code.expires_at < self.clock():
                 raise _OAuthError(
                     "invalid_grant", "the code is unknown, used, expired or not yours"
@@ -362,14 +361,17 @@ class AuthorizationServer:
                 "the consent is not awaiting authorisation",
             )
         code = secrets.token_urlsafe(32)
-        self._codes[code] = _Code(
-            client.client_id,
-            redirect_uri,
-            params["code_challenge"],
-            " ".join(sorted(wanted)),
-            consent_id,
-            psu,
-            self.clock() + self.code_ttl,
+        self.state.save_code(
+            code,
+            AuthorizationCode(
+                client.client_id,
+                redirect_uri,
+                params["code_challenge"],
+                " ".join(sorted(wanted)),
+                consent_id,
+                psu,
+                self.clock() + self.code_ttl,
+            ),
         )
         return f"{redirect_uri}?{urlencode({'code': code, 'state': state})}"
 
@@ -464,8 +466,8 @@ def authorization_router(server: AuthorizationServer, *, client_cert_header: str
             client_certificate=request.headers.get(client_cert_header),
             dpop=request.headers.get("dpop"),
         )
-        try:
-            body = server.token(form, facts)
+        try:  # in a thread: codes and DPoP proofs are database rows
+            body = await asyncio.to_thread(server.token, form, facts)
         except _OAuthError as exc:
             if exc.status == 401:
                 headers["WWW-Authenticate"] = 'Basic realm="isobridge"'
@@ -479,11 +481,12 @@ def authorization_router(server: AuthorizationServer, *, client_cert_header: str
     @router.get("/oauth2/authorize")
     async def authorize(request: Request) -> Response:
         params = dict(request.query_params.items())
-        return RedirectResponse(server.authorize(params), status_code=302)
+        location = await asyncio.to_thread(server.authorize, params)
+        return RedirectResponse(location, status_code=302)
 
     @router.get("/oauth2/jwks")
     async def jwks() -> dict[str, Any]:
-        return server.jwks()
+        return await asyncio.to_thread(server.jwks)
 
     @router.get("/.well-known/oauth-authorization-server")
     async def metadata() -> dict[str, Any]:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -62,6 +63,8 @@ __all__ = [
     "DpopVerifier",
     "JwksSource",
     "KeySet",
+    "MemoryProofReplays",
+    "ProofReplays",
     "RequestFacts",
     "TokenSettings",
     "access_token_hash",
@@ -178,20 +181,54 @@ def _unauthorized(
     )
 
 
+class ProofReplays(Protocol):
+    """Remembers the DPoP proofs seen within a window: :meth:`first_use` is True the first
+    time ``key`` is presented within ``window`` seconds of ``at``, False on a replay.
+    :class:`MemoryProofReplays` in one process;
+    :class:`gateway.security.replays.SqlProofReplays` for every process on one database."""
+
+    def first_use(self, key: str, at: float, window: float) -> bool: ...
+
+
+class MemoryProofReplays:
+    """:class:`ProofReplays` in this process (``memory`` keys at most, oldest first out)."""
+
+    def __init__(self, memory: int = 100_000) -> None:
+        self.memory = memory
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._turn = threading.Lock()  # the token endpoint runs in threads
+
+    def first_use(self, key: str, at: float, window: float) -> bool:
+        """See :class:`ProofReplays`."""
+        with self._turn:
+            while self._seen:
+                first, seen_at = next(iter(self._seen.items()))
+                if at - seen_at <= window and len(self._seen) < self.memory:
+                    break
+                del self._seen[first]
+            if key in self._seen:
+                return False
+            self._seen[key] = at
+            return True
+
+
 class DpopVerifier:
     """DPoP proofs (RFC 9449 section 4.3): ``typ`` ``dpop+jwt``, one of the three
     algorithms, a public ``jwk`` in the header that verifies the signature, ``htm`` and
     ``htu`` (without query and fragment) equal to the request's, ``iat`` within ``window``
     seconds, ``ath`` of the access token when one is presented, and a ``jti`` not seen
-    before within the window (replay)."""
+    before within the window (replay: ``replays``, by default this process's memory)."""
 
     def __init__(
-        self, *, window: float = 60.0, clock: Callable[[], float] = time.time, memory: int = 100_000
+        self,
+        *,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.time,
+        replays: ProofReplays | None = None,
     ) -> None:
         self.window = window
         self.clock = clock
-        self.memory = memory
-        self._seen: OrderedDict[str, float] = OrderedDict()
+        self.replays = replays or MemoryProofReplays()
 
     def verify(
         self, proof: str, *, method: str, url: str, access_token: str | None = None
@@ -224,19 +261,11 @@ class DpopVerifier:
         jti = claims.get("jti")
         if not isinstance(jti, str) or not 8 <= len(jti) <= 256:
             raise JoseError("the DPoP proof needs a jti")
-        self._forget(now)
-        key = f"{jwk.thumbprint()}:{jti}"
-        if key in self._seen:
+        # a proof stays acceptable while its iat is within the window either way: remember
+        # it that long
+        if not self.replays.first_use(f"{jwk.thumbprint()}:{jti}", now, 2 * self.window):
             raise JoseError("the DPoP proof was used before")
-        self._seen[key] = now
         return jwk
-
-    def _forget(self, now: float) -> None:
-        while self._seen:
-            first, at = next(iter(self._seen.items()))
-            if now - at <= self.window and len(self._seen) < self.memory:
-                break
-            del self._seen[first]
 
 
 class AccessTokenVerifier:

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, quote, urlparse
 import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy.engine import Engine
 
 from gateway.app import GatewaySettings
 from gateway.security.authserver import (
@@ -37,6 +38,7 @@ from gateway.security.authserver import (
 from gateway.security.jose import SigningKey, certificate_thumbprint, sign_compact
 from gateway.security.tokens import access_token_hash
 from gateway.signatures import OB_IAT, OB_ISS, OB_TAN
+from gateway.store import create_engine, upgrade
 from hub.clearing_outgoing import ClearingOutgoing
 from hub.core import CoreBanking
 from hub.gateway import BuiltGateway, IssuerConfig, build_gateway, seed_directory
@@ -67,6 +69,14 @@ class Tpp:
     @property
     def cert_header(self) -> dict[str, str]:
         return {"x-ssl-client-cert": quote(self.certificate_pem)}
+
+
+@dataclass(frozen=True)
+class Code:
+    """An authorization code and the PKCE verifier that redeems it."""
+
+    code: str
+    verifier: str
 
 
 @dataclass
@@ -113,6 +123,21 @@ class Harness:
         **extra: str,
     ) -> str:
         """The PSU authorises ``consent_id``; the access token from the code (PKCE)."""
+        code = await self.authorisation_code(
+            consent_id, scope, client_id=client_id, psu=psu, **extra
+        )
+        return await self.redeem(code, client_id=client_id)
+
+    async def authorisation_code(
+        self,
+        consent_id: str,
+        scope: str,
+        *,
+        client_id: str = "tpp-one",
+        psu: str = "alice",
+        **extra: str,
+    ) -> Code:
+        """The PSU authorises ``consent_id``: the code the TPP is sent back."""
         verifier = secrets.token_urlsafe(48)
         response = await self.http.get(
             "/oauth2/authorize",
@@ -124,13 +149,16 @@ class Harness:
             },
         )  # fmt: skip
         assert response.status_code == 302, response.text
-        code = parse_qs(urlparse(response.headers["location"]).query)["code"][0]
+        return Code(parse_qs(urlparse(response.headers["location"]).query)["code"][0], verifier)
+
+    async def redeem(self, code: Code, *, client_id: str = "tpp-one") -> str:
+        """The access token for ``code``."""
         tpp = self.tpps[client_id]
         token = await self.http.post(
             "/oauth2/token",
             data={
-                "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-                "code_verifier": verifier, "client_id": client_id,
+                "grant_type": "authorization_code", "code": code.code, "redirect_uri": REDIRECT,
+                "code_verifier": code.verifier, "client_id": client_id,
             },
             headers=tpp.cert_header,
         )  # fmt: skip
@@ -247,11 +275,14 @@ async def running_gateway(
     sign_responses: bool = False,
     queue_suffix: str | None = None,
     dead_letters: Transport | None = None,
+    engine: Engine | None = None,
+    tpps: dict[str, Tpp] | None = None,
 ) -> AsyncIterator[Harness]:
-    """The harness (module docstring)."""
+    """The harness (module docstring); the gateway's state in ``engine`` (migrated), or in
+    a new SQLite file in ``tmp_path``; ``tpps`` of an earlier harness to be them again."""
     import asyncio
 
-    tpps = {name: _tpp(tmp_path, name) for name in ("tpp-one", "tpp-two")}
+    tpps = tpps or {name: _tpp(tmp_path, name) for name in ("tpp-one", "tpp-two")}
     # generous limits: the rate-limit tests set their own
     settings = settings or GatewaySettings(public_url=PUBLIC_URL, rate_per_second=1000, burst=1000)
     journal = Journal.open(
@@ -259,6 +290,7 @@ async def running_gateway(
     )
     suffix = queue_suffix or uuid.uuid4().hex[:8]
     holder: list[BuiltGateway] = []
+    state = engine or gateway_database(tmp_path)
 
     async def on_status(document: bytes) -> int:
         return await holder[0].payments.receive_status_report(document)
@@ -272,6 +304,7 @@ async def running_gateway(
             core=core,
             clearing=clearing,
             journal=journal,
+            engine=state,
             issuer=IssuerConfig(issuer=ISSUER, audience=AUDIENCE),
             clients=[_registration(tpp) for tpp in tpps.values()],
             settings=settings,
@@ -295,6 +328,15 @@ async def running_gateway(
             await asyncio.to_thread(clearing.stop)
             await asyncio.to_thread(delete_queues, clearing.outgoing, clearing.status)
             journal.close()
+            if engine is None:
+                state.dispose()
+
+
+def gateway_database(tmp_path: Path, name: str = "gateway") -> Engine:
+    """An engine on a migrated SQLite gateway database in ``tmp_path``."""
+    engine = create_engine(f"sqlite:///{tmp_path / f'{name}.db'}")
+    upgrade(engine)
+    return engine
 
 
 def delete_queues(*names: str) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway.app import GatewaySettings
+from gateway.http import new_interaction_id
 from tests.gateway.harness import AISP, PISP, PUBLIC_URL, payment_consent_body, running_gateway
 from tests.gateway.obie import check_error, check_response
 from tests.support import on_event_loop
@@ -148,3 +149,14 @@ def test_an_unexpected_failure_is_a_500_body_without_detail(tmp_path: Path) -> N
             assert body["Id"] == response.headers["x-fapi-interaction-id"]
 
     scenario()
+
+
+def test_minted_interaction_ids_are_random_rfc_4122_uuids() -> None:
+    """What the middleware mints reads back, through ``uuid.UUID``, as itself: version 4,
+    the RFC 4122 variant, lower-case hex in 8-4-4-4-12, and never twice the same."""
+    minted = [new_interaction_id() for _ in range(5000)]
+    for value in minted:
+        parsed = uuid.UUID(value)
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+        assert str(parsed) == value
+    assert len(set(minted)) == len(minted)

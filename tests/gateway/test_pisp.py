@@ -26,6 +26,7 @@ from tests.gateway.harness import (
     PISP,
     PUBLIC_URL,
     Harness,
+    gateway_database,
     payment_consent_body,
     running_gateway,
 )
@@ -359,11 +360,13 @@ def test_a_restarted_gateway_rebuilds_its_payments_from_the_journal(tmp_path: Pa
             )
             payment_id = check_response(posted)["Data"]["DomesticPaymentId"]
             received = await clearing.take()
-            # a new gateway on the same journal, core and clearing queues (a restart)
+            # a new gateway on the same journal, core and clearing queues, and a new database
+            # (the payments' rows are rebuilt from the journal)
             restarted = build_gateway(
                 core=h.core,
                 clearing=h.clearing,
                 journal=h.journal,
+                engine=gateway_database(tmp_path, "rebuilt"),
                 issuer=IssuerConfig(issuer=ISSUER, audience=AUDIENCE),
                 clients=list(h.server.clients.values()),
                 settings=GatewaySettings(public_url=PUBLIC_URL),

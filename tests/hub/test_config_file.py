@@ -151,6 +151,7 @@ def test_metrics_listen_address(tmp_path: Path) -> None:
     [
         ("[hub]\ntenant = 3", "hub.tenant", "expected a non-empty string, got int 3"),
         ("[hub]\njournal = 'no'", "hub.journal", "expected true or false, got str 'no'"),
+        ("[routing]\nnamespace = 'a.b'", "routing.namespace", "'a.b' is not a name of letters"),
         ("[hubb]", "hubb", "unknown key (did you mean 'hub'?)"),
         ("[[listeners]]\nname = 'a'\nprot = 1", "listeners[0].prot", "did you mean 'port'?"),
         ("[[listeners]]\nport = 1", "listeners[0].name", "required"),

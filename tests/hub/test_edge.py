@@ -26,8 +26,8 @@ from hub.edge import EdgeSettings, Iso8583Edge
 from hub.tls import server_context
 from tests.adapters.iso8583.test_cross_check_py8583 import _py8583_ascii_spec
 from tests.certs import TestAuthority
+from tests.hub.tls_support import LOOPS, make_pki, run_on
 from tests.hub.tls_support import client as tls_client
-from tests.hub.tls_support import make_pki
 from tests.support import (
     NOW,
     TENANT,
@@ -557,3 +557,39 @@ def test_a_rebuilt_context_takes_over_for_new_connections(tmp_path: Path) -> Non
             assert running.stats.tls_refused == 1
 
     scenario()
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_tls_serves_and_refuses_on_each_event_loop(tmp_path: Path, loop: str) -> None:
+    """uvloop reads the ClientHello before a handler could start TLS: the edge hands it over."""
+    pki = make_pki(tmp_path)
+
+    async def scenario() -> None:
+        server = server_context(pki.server.cert, pki.server.key, pki.ca.cert)
+        async with _edge(_approve_small_amounts, tls=server) as running:
+            for stan in (1, 2):  # each on a connection of its own
+                reader, writer = await asyncio.open_connection(
+                    "127.0.0.1",
+                    running.port,
+                    ssl=tls_client(pki.ca.cert, pki.client),
+                    server_hostname="localhost",
+                )
+                client = Client(reader, writer)
+                assert _parse(await client.exchange(_purchase(stan, 100)))[1][39] == "00"
+                await client.close()
+            with contextlib.suppress(ssl.SSLError, ConnectionError):
+                reader, writer = await asyncio.open_connection(
+                    "127.0.0.1",
+                    running.port,
+                    ssl=tls_client(pki.ca.cert, pki.expired_client),
+                    server_hostname="localhost",
+                )
+                with pytest.raises((ssl.SSLError, ConnectionError, asyncio.IncompleteReadError)):
+                    await Client(reader, writer).exchange(_purchase(3, 100))
+                writer.close()
+            async with asyncio.timeout(10):
+                while running.stats.tls_refused == 0:
+                    await asyncio.sleep(0.01)
+            assert (running.stats.replies, running.stats.tls_refused) == (2, 1)
+
+    run_on(loop, scenario)

@@ -4,14 +4,24 @@ mainframe_sim and RabbitMQ, reached over TCP."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import json
+import os
 import re
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
+from typing import Any
+from urllib.parse import parse_qs, quote, urlparse
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
 
 from hub.cli import main
 from hub.config_file import ConfigError, load_config
@@ -50,12 +60,37 @@ def _write(path: Path, text: str) -> Path:
         ("[issuer]\njwks_url = 5\n", "issuer.jwks_url: expected a non-empty string"),
         ('[issuer]\njwks_url = "http://as.example/jwks"\n', "issuer.jwks_url: an https:// URL"),
         ("not toml [", "not valid TOML"),
+        ('[gateway]\ndatabase = "mysql://db/gw"\n', "gateway.database: 'mysql' is not a database"),
+        ('[gateway]\ndatabase = "sqlite://"\n', "gateway.database: sqlite:///<file>: an SQLite"),
+        ('[gateway]\ndatabase = "sqlite:///:memory:"\n', "gateway.database: sqlite:///<file>"),
+        ("[gateway]\ndatabase = 5\n", "gateway.database: expected a non-empty string"),
+        ("[gateway]\nconsent_cache_seconds = 90\n", "gateway.consent_cache_seconds: 90"),
     ],
 )
 def test_configuration_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
     path = _write(tmp_path / "gateway.toml", text)
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_gateway_config(path)
+
+
+def test_where_the_gateway_keeps_its_state(tmp_path: Path) -> None:
+    from hub.gateway_config import database_url
+
+    default = load_gateway_config(_write(tmp_path / "a.toml", ""))
+    assert default.database is None and default.consent_cache_seconds == 1.0
+    assert database_url(default, tmp_path / "home") == f"sqlite:///{tmp_path / 'home'}/gateway.db"
+    relative = load_gateway_config(
+        _write(tmp_path / "b.toml", '[gateway]\ndatabase = "sqlite:///state/gw.db"\n')
+    )
+    assert database_url(relative, tmp_path / "home") == f"sqlite:///{tmp_path / 'state/gw.db'}"
+    url = "postgresql+psycopg://gw:secret@db.bank.example/gateway"
+    shared = load_gateway_config(
+        _write(
+            tmp_path / "c.toml",
+            f'[gateway]\ndatabase = "{url}"\nconsent_cache_seconds = 0\n',
+        )
+    )
+    assert database_url(shared, tmp_path) == url and shared.consent_cache_seconds == 0
 
 
 def test_the_cli_refuses_a_bad_configuration(tmp_path: Path) -> None:
@@ -138,6 +173,7 @@ async def _no_reports(document: bytes) -> int:
 
 def test_a_real_issuer_by_configuration(tmp_path: Path) -> None:
     from gateway.security.authserver import HttpJwksSource
+    from gateway.store import create_engine, upgrade
     from hub.clearing_outgoing import ClearingOutgoing
     from hub.config_file import MainframeConfig
     from hub.core import CoreBanking, corebank_connector
@@ -160,10 +196,18 @@ def test_a_real_issuer_by_configuration(tmp_path: Path) -> None:
     core = CoreBanking(corebank_connector(MainframeConfig(port=1)))
     loop = asyncio.new_event_loop()
     clearing = ClearingOutgoing("amqp://guest:guest@127.0.0.1:5672/%2F", loop, _no_reports)
+    engine = create_engine("sqlite://")
+    upgrade(engine)
     built = build_gateway(
-        core=core, clearing=clearing, journal=journal, issuer=config.issuer, clients=config.clients
+        core=core,
+        clearing=clearing,
+        journal=journal,
+        engine=engine,
+        issuer=config.issuer,
+        clients=config.clients,
     )
     journal.close()
+    engine.dispose()
     loop.close()
     assert built.authorization_server is None  # no built-in server, no /oauth2 endpoints
     source = built.services.verifier.keys.source
@@ -284,3 +328,163 @@ def test_run_refuses_a_bad_gateway_file(tmp_path: Path) -> None:
     err = io.StringIO()
     status = main(["run", "--config", str(hub_toml), "--gateway", str(bad)], stderr=err)
     assert status == 2 and "gateway.prot: unknown key" in err.getvalue()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def _gateway_process(hub_toml: Path, gateway_toml: Path) -> Iterator[str]:
+    """``isobridge gateway`` in a process of its own: its base URL once it serves."""
+    errors = gateway_toml.with_suffix(".err")
+    with errors.open("w") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hub.cli", "gateway", "--config", str(hub_toml),
+             "--gateway", str(gateway_toml)],
+            stdout=subprocess.PIPE, stderr=err, text=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        )  # fmt: skip
+    assert process.stdout is not None
+    with process.stdout:
+        try:
+            for line in process.stdout:
+                if found := re.search(r"open-banking gateway on (http://\S+)", line):
+                    break
+            else:
+                raise AssertionError(f"the gateway did not start: {errors.read_text()[-2000:]}")
+            yield found.group(1)
+        finally:
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_two_gateway_processes_share_one_database(tmp_path: Path, kind: str) -> None:
+    """Two ``isobridge gateway`` processes on one database (behind one public address, as
+    behind a load balancer): a consent made on one is authorised and used through the
+    other, and one ``x-idempotency-key`` sent to both at once makes one payment."""
+    from gateway.security.authserver import pkce_challenge
+    from gateway.store import create_engine, payments_table, upgrade
+    from tests.gateway.harness import payment_consent_body
+    from tests.support import migrated_database
+
+    authority = TestAuthority(tmp_path)
+    cert = authority.issue("tpp", "tpp-one", server=False).cert
+    suffix = uuid.uuid4().hex[:8]
+    queues = (f"test.two.outgoing.{suffix}", f"test.two.status.{suffix}")
+    headers = {"x-ssl-client-cert": quote(cert.read_text())}
+
+    @on_event_loop
+    async def scenario(url: str, options: dict[str, Any]) -> None:
+        if options:  # PostgreSQL: the test's schema, in the URL that gateway.toml holds
+            url += "?options=" + quote(options["connect_args"]["options"])
+        async with mainframe(tmp_path) as mf:
+            hub_toml = _write(
+                tmp_path / "hub.toml",
+                f'[hub]\nhome = "{tmp_path / "home"}"\n[mainframe]\nport = {mf.port}\n',
+            )
+            tomls = [
+                _write(
+                    tmp_path / f"gateway-{n}.toml",
+                    f'[gateway]\nport = {_free_port()}\npublic_url = "https://api.bank.test"\n'
+                    f'database = "{url}"\n'
+                    '[issuer]\nissuer = "https://api.bank.test"\n'
+                    f'[clearing]\noutgoing = "{queues[0]}"\nstatus = "{queues[1]}"\n'
+                    '[[clients]]\nclient_id = "tpp-one"\n'
+                    f'certificate = "{cert.name}"\nredirect_uris = ["https://tpp.example/cb"]\n',
+                )
+                for n in (1, 2)
+            ]
+            with contextlib.ExitStack() as processes:
+                bases = [processes.enter_context(_gateway_process(hub_toml, t)) for t in tomls]
+                async with (
+                    httpx.AsyncClient(base_url=bases[0]) as one,
+                    httpx.AsyncClient(base_url=bases[1]) as two,
+                ):
+                    await _pay_through_both(one, two, headers, payment_consent_body("2.50"))
+        engine = create_engine(url.split("?")[0], **options)
+        upgrade(engine)  # a no-op: the first process made the tables
+        with engine.connect() as connection:
+            rows = connection.execute(select(payments_table.c.consent_id)).all()
+        engine.dispose()
+        assert len(rows) == 1
+        await asyncio.to_thread(delete_queues, *queues)
+
+    async def _pay_through_both(
+        one: httpx.AsyncClient,
+        two: httpx.AsyncClient,
+        headers: dict[str, str],
+        consent_body: dict[str, Any],
+    ) -> None:
+        pisp = "/open-banking/v4.0/pisp"
+        issued = await one.post(
+            "/oauth2/token",
+            data={"grant_type": "client_credentials", "client_id": "tpp-one"},
+            headers=headers,
+        )
+        client = {"Authorization": f"Bearer {issued.json()['access_token']}", **headers}
+        created = await two.post(
+            f"{pisp}/domestic-payment-consents",
+            json=consent_body,
+            headers={**client, "x-idempotency-key": "consent-1"},
+        )
+        assert created.status_code == 201, created.text
+        consent_id = created.json()["Data"]["ConsentId"]
+        verifier = "v" * 50
+        redirect = await one.get(
+            "/oauth2/authorize",
+            params={
+                "response_type": "code", "client_id": "tpp-one", "scope": "payments",
+                "redirect_uri": "https://tpp.example/cb", "psu": "alice",
+                "consent_id": consent_id, "code_challenge": pkce_challenge(verifier),
+                "code_challenge_method": "S256",
+            },
+        )  # fmt: skip
+        assert redirect.status_code == 302, redirect.text
+        code = parse_qs(urlparse(redirect.headers["location"]).query)["code"][0]
+        redeemed = await two.post(
+            "/oauth2/token",
+            data={
+                "grant_type": "authorization_code", "code": code, "code_verifier": verifier,
+                "redirect_uri": "https://tpp.example/cb", "client_id": "tpp-one",
+            },
+            headers=headers,
+        )  # fmt: skip
+        assert redeemed.status_code == 200, redeemed.text
+        payer = {
+            "Authorization": f"Bearer {redeemed.json()['access_token']}",
+            "x-idempotency-key": "pay-1",
+            **headers,
+        }
+        body = json.loads(json.dumps(consent_body))
+        body["Data"]["ConsentId"] = consent_id
+        answers = await asyncio.gather(
+            one.post(f"{pisp}/domestic-payments", json=body, headers=payer),
+            two.post(f"{pisp}/domestic-payments", json=body, headers=payer),
+        )
+        assert [a.status_code for a in answers] == [201, 201], [a.text for a in answers]
+        assert answers[0].content == answers[1].content  # one payment, one answer
+        payment_id = answers[0].json()["Data"]["DomesticPaymentId"]
+        for side in (one, two):
+            got = await side.get(f"{pisp}/domestic-payments/{payment_id}", headers=client)
+            assert got.status_code == 200, got.text
+
+    with migrated_database(kind, tmp_path, "gateway", create_engine, upgrade) as (url, options):
+        scenario(url, options)
+
+
+def test_run_refuses_workers_that_cannot_share_the_gateway_port(tmp_path: Path) -> None:
+    hub_toml = _write(tmp_path / "hub.toml", "[mainframe]\nport = 7070\n")
+    any_port = _write(tmp_path / "gateway.toml", "[gateway]\nport = 0\n")
+    err = io.StringIO()
+    argv = ["run", "--config", str(hub_toml), "--gateway", str(any_port), "--workers", "2"]
+    assert main(argv, stderr=err) == 2
+    assert "--workers 2: [gateway] port is 0 (any free port)" in err.getvalue()

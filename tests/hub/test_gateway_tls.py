@@ -26,7 +26,7 @@ from hub.gateway_config import load_gateway_config
 from hub.gateway_tls import GatewayTls, GatewayTlsConfig, Receive, Scope, Send
 from tests.gateway.harness import account_consent_body, delete_queues
 from tests.hub.test_core import mainframe
-from tests.hub.tls_support import Pki, make_pki
+from tests.hub.tls_support import LOOPS, Pki, make_pki, run_on
 from tests.hub.tls_support import client as tls_client
 from tests.support import on_event_loop
 
@@ -74,10 +74,10 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("pki"))
 
 
-def test_the_verified_client_certificate_replaces_any_forwarded_header(pki: Pki) -> None:
+@pytest.mark.parametrize("loop", LOOPS)
+def test_the_verified_client_certificate_replaces_any_forwarded_header(pki: Pki, loop: str) -> None:
     tls = _tls(pki)
 
-    @on_event_loop
     async def scenario() -> None:
         async with _served(tls) as port:
             url = f"https://localhost:{port}/"
@@ -92,7 +92,7 @@ def test_the_verified_client_certificate_replaces_any_forwarded_header(pki: Pki)
                 assert answer.extensions["http_version"] == b"HTTP/1.1"
         assert (tls.handshakes, tls.refused) == (2, 0)
 
-    scenario()
+    run_on(loop, scenario)
 
 
 def test_a_terminator_in_front_may_forward_the_header(pki: Pki) -> None:

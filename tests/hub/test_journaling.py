@@ -136,3 +136,31 @@ def test_a_full_buffer_counts_what_it_loses(journal: Journal) -> None:
 
     run()
     assert [e.kind for e in journal.events()] == [EventKind.RECEIVED, EventKind.ROUTED]
+
+
+def test_an_event_the_journal_refuses_is_left_out_and_the_rest_written(
+    journal: Journal, caplog: pytest.LogCaptureFixture
+) -> None:
+    card_like = "4111111111111111"  # a Luhn-valid card number as an end-to-end id
+
+    @on_event_loop
+    async def run() -> None:
+        writer = JournalWriter(journal, interval=0.01, now=lambda: NOW)
+        await writer.start()
+        emit_payment(writer, 1)
+        refused = CanonicalMessage(
+            MessageKind.FINANCIAL,
+            MessageFunction.REQUEST,
+            TENANT,
+            Identifiers("m-bad", end_to_end_id=card_like),
+        )
+        writer.emit(EventKind.RECEIVED, refused, {"note": "refused"})
+        emit_payment(writer, 2)
+        await asyncio.wait_for(writer.close(), 10)  # before: retried forever, never closed
+        assert (writer.written, writer.refused) == (6, 1)
+
+    run()
+    assert [e.ids.transaction_id for e in journal.events()] == ["m-1"] * 3 + ["m-2"] * 3
+    assert journal.verify().ok
+    assert "journal refused a received event of transaction m-bad" in caplog.text
+    assert card_like not in caplog.text

@@ -26,7 +26,7 @@ from tests.hub.test_edge import Client, _build, _parse
 from tests.hub.tls_support import client as tls_client
 from tests.hub.tls_support import make_pki
 from tests.mainframe_sim.samples import ANNA, JONAS
-from tests.routing.conftest import amqp_url, require_broker
+from tests.routing.conftest import amqp_url, hub_namespace, require_broker
 from tests.support import on_event_loop
 
 PAN = "4111111111111111"
@@ -54,7 +54,12 @@ def _purchase(stan: int, minor_units: int, account: str, pan: str = PAN) -> byte
 
 
 def _config(
-    tmp_path: Path, mainframe_port: int, transport: str, rules: str | None, journal: bool = True
+    tmp_path: Path,
+    mainframe_port: int,
+    transport: str,
+    rules: str | None,
+    journal: bool = True,
+    namespace: str = "isobridge",
 ) -> Path:
     lines = [
         "[hub]",
@@ -63,6 +68,7 @@ def _config(
         f"journal = {str(journal).lower()}",
         "[routing]",
         f'transport = "{transport}"',
+        f'namespace = "{namespace}"',
     ]
     if rules is not None:
         (tmp_path / "routes.toml").write_text(rules)
@@ -90,11 +96,12 @@ async def running_hub(
     seed_ledger(ledger)
     server = MainframeServer(ledger)
     _, port = await server.start("127.0.0.1", 0)
-    config = load_config(_config(tmp_path, port, transport, rules, journal), environ={})
     try:
-        async with HubService(config) as service:
-            assert service.core is not None
-            yield service, ledger
+        with hub_namespace(transport) as namespace:
+            path = _config(tmp_path, port, transport, rules, journal, namespace)
+            async with HubService(load_config(path, environ={})) as service:
+                assert service.core is not None
+                yield service, ledger
     finally:
         await server.close()
         ledger.close()

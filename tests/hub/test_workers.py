@@ -15,9 +15,13 @@ import re
 import signal
 import socket
 import sys
+import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, urlparse
 
+import httpx
 import pytest
 
 from hub.cli import main
@@ -27,7 +31,7 @@ from mainframe_sim.server import MainframeServer
 from tests.hub.test_edge import Client, _parse
 from tests.hub.test_service import _purchase
 from tests.mainframe_sim.samples import ANNA, JONAS
-from tests.routing.conftest import amqp_url, require_broker
+from tests.routing.conftest import amqp_url, hub_namespace, require_broker
 from tests.support import on_event_loop
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,11 +44,13 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _config(tmp_path: Path, port: int, mainframe_port: int, transport: str) -> Path:
+def _config(
+    tmp_path: Path, port: int, mainframe_port: int, transport: str, namespace: str = "isobridge"
+) -> Path:
     config = tmp_path / "hub.toml"
     config.write_text(
         f'[hub]\nhome = "{tmp_path / "home"}"\nworkers = 2\n'
-        f'[routing]\ntransport = "{transport}"\n'
+        f'[routing]\ntransport = "{transport}"\nnamespace = "{namespace}"\n'
         f"[[listeners]]\nname = 'pos'\nport = {port}\nrequest_timeout = 10.0\n"
         f"[mainframe]\nport = {mainframe_port}\n"
     )
@@ -59,13 +65,19 @@ class Supervised:
         self.lines: list[str] = []
 
     @classmethod
-    async def start(cls, config: Path) -> Supervised:
+    async def start(
+        cls,
+        config: Path,
+        *extra: str,
+        ready: str = r"^isobridge\[worker \d\]: transport .* running$",
+    ) -> Supervised:
+        """Start ``isobridge run`` and read until two lines match ``ready``."""
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "hub.cli", "run", "--config", str(config),
+            sys.executable, "-m", "hub.cli", "run", "--config", str(config), *extra,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=ROOT,
         )  # fmt: skip
         supervised = cls(process)
-        await supervised.wait_for_lines(r"^isobridge\[worker \d\]: transport .* running$", 2)
+        await supervised.wait_for_lines(ready, 2)
         return supervised
 
     async def wait_for_lines(self, pattern: str, count: int = 1, timeout: float = 60) -> list[str]:
@@ -119,7 +131,7 @@ def test_two_workers_share_the_port_and_the_work_and_the_ledger_reconciles(
         before = {number: ledger.balances(number) for number in ACCOUNTS}
         approved: Counter[str] = Counter()
         port = _free_port()
-        hub = await Supervised.start(_config(tmp_path, port, mainframe_port, url))
+        hub = await Supervised.start(_config(tmp_path, port, mainframe_port, url, namespace))
         try:
 
             async def terminal(first: int) -> None:
@@ -153,7 +165,8 @@ def test_two_workers_share_the_port_and_the_work_and_the_ledger_reconciles(
         assert ledger.check().balanced
         ledger.close()
 
-    scenario()
+    with hub_namespace(url) as namespace:
+        scenario()
 
 
 def test_a_killed_worker_is_started_again_and_no_worker_outlives_the_supervisor(
@@ -258,7 +271,7 @@ def test_the_supervisor_serves_the_metrics_of_every_worker_summed(tmp_path: Path
         server = MainframeServer(ledger)
         _, mainframe_port = await server.start("127.0.0.1", 0)
         port = _free_port()
-        config = _config(tmp_path, port, mainframe_port, url)
+        config = _config(tmp_path, port, mainframe_port, url, namespace)
         config.write_text(config.read_text() + '[metrics]\nlisten = "127.0.0.1:0"\n')
         hub = await Supervised.start(config)
         try:
@@ -304,7 +317,8 @@ def test_the_supervisor_serves_the_metrics_of_every_worker_summed(tmp_path: Path
         # both workers wrote their values (each set its breaker gauge at start)
         assert {f"gauge_livemax_{first}.db", f"gauge_livemax_{second}.db"} <= files
 
-    scenario()
+    with hub_namespace(url) as namespace:
+        scenario()
 
 
 def test_each_worker_traces_on_a_provider_of_its_own(tmp_path: Path) -> None:
@@ -349,5 +363,124 @@ def test_each_worker_traces_on_a_provider_of_its_own(tmp_path: Path) -> None:
         assert len(instances) == 2, instances  # one provider per worker process
         assert output.count('"name": "edge receive"') == 48
         assert output.count('"name": "mainframe posting"') == 48
+
+    scenario()
+
+
+def test_workers_serve_the_gateway_on_one_port_from_one_database(tmp_path: Path) -> None:
+    """``run --workers 2 --gateway``: both workers serve the gateway's port; a TPP whose
+    every request opens a new connection (so the kernel picks a worker each time) makes a
+    consent, has it authorised, reads with it, pays and revokes, as with one process."""
+    from gateway.security.authserver import pkce_challenge
+    from tests.certs import TestAuthority
+    from tests.gateway.harness import account_consent_body, delete_queues, payment_consent_body
+
+    cert = TestAuthority(tmp_path).issue("tpp", "tpp-one", server=False).cert
+    headers = {"x-ssl-client-cert": quote(cert.read_text())}
+    queues = (f"test.workers.outgoing.{uuid.uuid4().hex[:8]}", "")
+    queues = (queues[0], queues[0].replace("outgoing", "status"))
+    gateway_port = _free_port()
+    gateway_toml = tmp_path / "gateway.toml"
+    gateway_toml.write_text(
+        f'[gateway]\nport = {gateway_port}\npublic_url = "https://api.bank.test"\n'
+        "consent_cache_seconds = 0\n"
+        '[issuer]\nissuer = "https://api.bank.test"\n'
+        f'[clearing]\noutgoing = "{queues[0]}"\nstatus = "{queues[1]}"\n'
+        '[[clients]]\nclient_id = "tpp-one"\n'
+        f'certificate = "{cert.name}"\nredirect_uris = ["https://tpp.example/cb"]\n'
+    )
+
+    async def call(method: str, path: str, **options: Any) -> httpx.Response:
+        fresh = httpx.Limits(max_keepalive_connections=0)  # a new connection: any worker
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{gateway_port}", limits=fresh
+        ) as http:
+            return await http.request(method, path, **options)
+
+    async def token(**form: str) -> str:
+        issued = await call(
+            "POST", "/oauth2/token", data={"client_id": "tpp-one", **form}, headers=headers
+        )
+        assert issued.status_code == 200, issued.text
+        value: str = issued.json()["access_token"]
+        return value
+
+    async def authorised(consent_id: str, scope: str) -> dict[str, str]:
+        verifier = "w" * 50
+        redirect = await call(
+            "GET",
+            "/oauth2/authorize",
+            params={
+                "response_type": "code", "client_id": "tpp-one", "scope": scope,
+                "redirect_uri": "https://tpp.example/cb", "psu": "alice",
+                "consent_id": consent_id, "code_challenge": pkce_challenge(verifier),
+                "code_challenge_method": "S256",
+            },
+        )  # fmt: skip
+        assert redirect.status_code == 302, redirect.text
+        code = parse_qs(urlparse(redirect.headers["location"]).query)["code"][0]
+        psu = await token(
+            grant_type="authorization_code", code=code, code_verifier=verifier,
+            redirect_uri="https://tpp.example/cb",
+        )  # fmt: skip
+        return {"Authorization": f"Bearer {psu}", **headers}
+
+    @on_event_loop
+    async def scenario() -> None:
+        ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
+        seed_ledger(ledger)
+        server = MainframeServer(ledger)
+        _, mainframe_port = await server.start("127.0.0.1", 0)
+        config = _config(tmp_path, _free_port(), mainframe_port, "memory://")
+        hub = await Supervised.start(
+            config, "--gateway", str(gateway_toml), ready=r"open-banking gateway on http://"
+        )
+        try:
+            client = {"Authorization": f"Bearer {await token(grant_type='client_credentials')}"}
+            client.update(headers)
+            aisp, pisp = "/open-banking/v4.0/aisp", "/open-banking/v4.0/pisp"
+            created = await call(
+                "POST", f"{aisp}/account-access-consents",
+                json=account_consent_body(), headers=client,
+            )  # fmt: skip
+            assert created.status_code == 201, created.text
+            access_id = created.json()["Data"]["ConsentId"]
+            reader = await authorised(access_id, "accounts")
+            for _ in range(8):
+                accounts = await call("GET", f"{aisp}/accounts", headers=reader)
+                assert accounts.status_code == 200, accounts.text
+            consent_body = payment_consent_body("1.75")
+            made = await call(
+                "POST", f"{pisp}/domestic-payment-consents", json=consent_body,
+                headers={**client, "x-idempotency-key": "k-consent"},
+            )  # fmt: skip
+            assert made.status_code == 201, made.text
+            payment_consent = made.json()["Data"]["ConsentId"]
+            payer = await authorised(payment_consent, "payments")
+            body = {**consent_body, "Data": {**consent_body["Data"], "ConsentId": payment_consent}}
+            pay = {**payer, "x-idempotency-key": "k-pay"}
+            answers = [
+                await call("POST", f"{pisp}/domestic-payments", json=body, headers=pay)
+                for _ in range(4)
+            ]
+            assert {a.status_code for a in answers} == {201}, [a.text for a in answers]
+            assert len({a.content for a in answers}) == 1  # one payment, whichever worker
+            payment_id = answers[0].json()["Data"]["DomesticPaymentId"]
+            for _ in range(4):
+                got = await call("GET", f"{pisp}/domestic-payments/{payment_id}", headers=client)
+                assert got.status_code == 200, got.text
+            gone = await call(
+                "DELETE", f"{aisp}/account-access-consents/{access_id}", headers=client
+            )
+            assert gone.status_code == 204, gone.text
+            for _ in range(4):
+                refused = await call("GET", f"{aisp}/accounts", headers=reader)
+                assert refused.status_code == 403, refused.text
+            assert await hub.stop() == 0
+        finally:
+            await hub.kill()
+            await server.close()
+            ledger.close()
+            await asyncio.to_thread(delete_queues, *queues)
 
     scenario()

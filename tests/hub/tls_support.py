@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,3 +106,18 @@ class RecordingServer:
 def mutual_server(pki: Pki) -> RecordingServer:
     """A server requiring client certificates from ``pki``'s CA."""
     return RecordingServer(server_context(pki.server.cert, pki.server.key, pki.ca.cert))
+
+
+LOOPS = ("asyncio", "uvloop")
+"""The event loops the hub runs on: asyncio's, and uvloop under the gateway commands."""
+
+
+def run_on(loop: str, scenario: Callable[[], Awaitable[None]]) -> None:
+    """Run ``scenario`` to its end, within a minute, on ``loop`` (one of :data:`LOOPS`)."""
+    factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
+    if loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(asyncio.wait_for(scenario(), 60))

@@ -33,6 +33,9 @@ def test_the_event_kinds_are_the_issues_list() -> None:
     assert [k.value for k in EventKind] == [
         "received", "tokenized", "routed", "sent", "answered", "timed_out", "reversed",
         "dead_lettered", "replayed", "status_changed",
+        # issue 10: the saga runner's transitions
+        "saga_started", "saga_step", "saga_signal", "saga_attention", "saga_retried",
+        "saga_finished",
     ]  # fmt: skip
 
 

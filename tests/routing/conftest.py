@@ -13,6 +13,7 @@ a fresh schema of its own (``r_<hex>``), so it never meets the vault's tables.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import socket
 import threading
@@ -30,6 +31,9 @@ from sqlalchemy import Engine, create_engine, text
 
 from canonical_model.messages import CanonicalMessage, Identifiers, MessageFunction, MessageKind
 from canonical_model.money import Money
+from hub.config import Settings
+from hub.config_file import HubConfig, RoutingConfig
+from hub.service import HubService
 from routing.store import create_engine as routing_engine
 from routing.store import upgrade
 from routing.transport import Destination, RetryPolicy, Topology, Transport, open_transport
@@ -254,3 +258,19 @@ def make_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engi
 def engine(make_engine: EngineFactory) -> Engine:
     """One engine on the test's migrated database."""
     return make_engine()
+
+
+@contextlib.contextmanager
+def hub_namespace(url: str) -> Iterator[str]:
+    """A ``[routing] namespace`` of one test's own on the shared broker (no other test's hub
+    consumes its messages, and no message left over from another test reaches it), with the
+    hub's queues and exchanges deleted afterwards."""
+    namespace = f"t{uuid.uuid4().hex[:12]}"
+    try:
+        yield namespace
+    finally:
+        if url.startswith("amqp"):
+            config = HubConfig(
+                Settings.from_environment({}), routing=RoutingConfig(url, namespace=namespace)
+            )
+            delete_topology(url, HubService(config).topology)

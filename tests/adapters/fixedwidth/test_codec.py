@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from decimal import Decimal
 from typing import Any
 
@@ -10,10 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.fixedwidth import (
+    RecordCodec,
     RecordDecodeError,
     RecordEncodeError,
     compile_copybook,
 )
+from tests.adapters.fixedwidth.strategies import reply_values, request_values
 
 CUSTOMER = """
        01  CUSTOMER.
@@ -196,3 +199,68 @@ def test_nested_view_of_groups_and_tables() -> None:
     assert nested["COMPANY-NAME"] == {"CO-NAME": "ACME", "CO-REG": 0}
     assert nested["MONTHS"][1] == {"M-AMT": 2, "M-CODE": ["", ""]}
     assert nested["PHONES"] == [{"PHONE": "9"}]
+
+
+TABLES = """
+       01  TABLES.
+           05  KIND                PIC X(2).
+               88  IS-A                    VALUE 'AA'.
+           05  AMT                 PIC S9(7)V99 COMP-3.
+           05  WHEN                PIC 9(8).
+           05  CODES               PIC X(3) OCCURS 2.
+           05  NOTE                PIC X(12).
+           05  FILLER              PIC X(4) VALUE 'ZZZZ'.
+"""
+
+
+def _general(codec: RecordCodec) -> RecordCodec:
+    """The same codec encoding through the general path only (no per-item fast slots)."""
+    general = copy.copy(codec)
+    general._fast_slots = None
+    return general
+
+
+def _outcome(codec: RecordCodec, values: dict[str, Any]) -> bytes | tuple[str | None, str]:
+    try:
+        return codec.encode(values)
+    except RecordEncodeError as exc:
+        return exc.field, str(exc)
+
+
+_ANY_VALUE = st.one_of(
+    st.text(max_size=40),
+    st.integers(-(10**16), 10**16),
+    st.decimals(allow_nan=True, allow_infinity=True, places=3),
+    st.booleans(),
+    st.none(),
+    st.lists(st.text(max_size=4), max_size=3),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_fixed_layouts_encode_as_the_general_path_does(data: st.DataObject) -> None:
+    """Layouts without REDEFINES or OCCURS DEPENDING ON encode each value straight into its
+    slice; the bytes, and the errors, are those of the general path, for valid values and
+    anything else."""
+    from adapters.fixedwidth.adapter import FixedWidthAdapter
+
+    request = FixedWidthAdapter("corebank-request").mapper.codec
+    reply = FixedWidthAdapter("corebank-reply").mapper.codec
+    tables = compile_copybook(TABLES).record()
+    codec = data.draw(st.sampled_from([request, reply, tables]))
+    if codec is request:
+        values = data.draw(request_values(request))
+    elif codec is reply:
+        values = data.draw(reply_values())
+    else:
+        values = {
+            "IS-A": True,
+            "AMT": data.draw(st.integers(-(10**9) + 1, 10**9 - 1).map(lambda n: Decimal(n) / 100)),
+            "CODES": data.draw(st.lists(st.text("ABC", max_size=3), max_size=2)),
+            "NOTE": data.draw(st.text("XYZ ", max_size=12)),
+        }
+    for key in data.draw(st.lists(st.sampled_from([*codec.keys, "NO-SUCH-FIELD"]), max_size=3)):
+        values[key] = data.draw(_ANY_VALUE)
+    assert codec._fast_slots is not None
+    assert _outcome(codec, values) == _outcome(_general(codec), values)

@@ -1,0 +1,548 @@
+"""The saga runner: it interprets :class:`~hub.sagas.definition.SagaDefinition` s, one
+transition at a time, each one recorded in the journal before the next step starts.
+
+How a saga moves (:meth:`SagaRunner.run_once`, or :meth:`SagaRunner.run` in a loop):
+
+1. take the lease of the due sagas (:meth:`SagaStore.claim_due`, one statement: safe with
+   several hub processes on one database);
+2. an **action step**: call its action with a :class:`StepContext` (saga id, step, attempt,
+   the saga's values, its personal data on demand, and :attr:`StepContext.key` /
+   :meth:`StepContext.reference`, the ids the other side deduplicates on). The outcome picks
+   the next step through the step's ``on``; an exception is a failed attempt, tried again
+   after ``retry_after`` seconds (doubling), and after ``max_attempts`` the saga stops in
+   ``attention`` with the error;
+3. a **wait step**: the oldest pending signal its ``on`` names moves it on (signals it does
+   not name are ignored: late or repeated answers); past its deadline the signal is
+   ``timeout``;
+4. :class:`~hub.sagas.definition.Compensate`: the compensations of the action steps done,
+   newest first, each an action step as above, then the saga finishes;
+5. each transition is saved with its journal event in one transaction
+   (:meth:`SagaStore.save`), conditional on the lease: a process that lost its lease
+   stops, and the next one starts again from the last recorded transition.
+
+A process that dies part way leaves the lease to run out (``lease`` seconds); another
+process (or the same one restarted) then claims the saga and repeats the interrupted step,
+which is why steps must be idempotent (module docstring of :mod:`hub.sagas.definition`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from adapters.base import scrub
+from hub.sagas.definition import TIMEOUT, Compensate, Finish, Goto, SagaDefinition, Step, Target
+from hub.sagas.store import NewSaga, Phase, SagaRecord, SagaStore, Signal, SignalState
+from journal import Event, EventKind, TransactionIds
+
+__all__ = [
+    "Action",
+    "SagaRunner",
+    "StepContext",
+    "StepFailedError",
+    "StepResult",
+    "posting_reference",
+]
+
+_log = logging.getLogger("isobridge.sagas")
+
+_ERROR_LIMIT: Final = 200
+_PERSONAL_CACHE: Final = 10_000
+
+
+def posting_reference(saga_id: str, step: str) -> str:
+    """The 24-character reference (a mainframe ``CB-POSTING-REF``) of ``step`` of a saga.
+
+    >>> posting_reference("pmt-1", "hold") == posting_reference("pmt-1", "hold")
+    True
+    >>> len(posting_reference("pmt-1", "hold")), posting_reference("pmt-1", "settle") != (
+    ...     posting_reference("pmt-1", "hold"))
+    (24, True)
+    """
+    digest = hashlib.blake2b(f"saga\x1f{saga_id}\x1f{step}".encode(), digest_size=12)
+    return digest.hexdigest().upper()
+
+
+class StepFailedError(Exception):
+    """A step that did not get done this time (no answer, a broker down): tried again.
+
+    The message says why, without any payload (it is journaled and shown to operators).
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """What an action did: its ``outcome`` (a key of the step's ``on``) and ``values`` to
+    merge into the saga's values (non-personal: references, reason codes)."""
+
+    outcome: str = "ok"
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StepContext:
+    """What an action is given."""
+
+    saga_id: str
+    tenant: str
+    step: str
+    attempt: int
+    values: Mapping[str, Any]
+    end_to_end_id: str | None
+    uetr: str | None
+    _personal: Callable[[], Awaitable[Mapping[str, Any] | None]] = field(repr=False)
+
+    @property
+    def key(self) -> str:
+        """``<saga id>/<step>``: the id the receiving side deduplicates this step on."""
+        return f"{self.saga_id}/{self.step}"
+
+    def reference(self, step: str | None = None) -> str:
+        """The 24-character posting reference of ``step`` (default: this one)."""
+        return posting_reference(self.saga_id, step or self.step)
+
+    async def personal(self) -> Mapping[str, Any]:
+        """The saga's personal data (from its encrypted ``saga_started`` event)."""
+        personal = await self._personal()
+        if personal is None:
+            raise StepFailedError("the saga's personal data is not readable (erased or damaged)")
+        return personal
+
+
+Action = Callable[[StepContext], Awaitable[StepResult]]
+"""An action step's function."""
+
+
+def _default_owner() -> str:
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class SagaRunner:
+    """Runs the sagas of ``definitions`` with ``actions`` (by name) on ``store``.
+
+    ``owner`` names this process in leases (default: host, pid and a random suffix);
+    ``lease`` is how long (seconds) a claim lasts without a transition.
+    """
+
+    def __init__(
+        self,
+        store: SagaStore,
+        definitions: Sequence[SagaDefinition],
+        actions: Mapping[str, Action],
+        *,
+        owner: str | None = None,
+        lease: float = 30.0,
+        batch: int = 32,
+        idle: float = 0.2,
+    ) -> None:
+        self.store = store
+        self.definitions = {definition.name: definition for definition in definitions}
+        for definition in definitions:
+            for step in definition.steps:
+                if step.action is not None and step.action not in actions:
+                    raise ValueError(
+                        f"saga {definition.name}: step {step.name} needs the action "
+                        f"{step.action}, which the runner was not given"
+                    )
+        self.actions = dict(actions)
+        self.owner = (owner or _default_owner())[:64]
+        self.lease = lease
+        self.batch = batch
+        self.idle = idle
+        self.transitions = 0
+        self._wake = asyncio.Event()
+        self._personal: dict[str, Mapping[str, Any]] = {}
+
+    # -- starting and signalling ----------------------------------------------------------
+
+    async def start_saga(
+        self,
+        definition: str,
+        saga_id: str,
+        tenant: str,
+        values: Mapping[str, Any],
+        *,
+        personal: Mapping[str, Any] | None = None,
+        end_to_end_id: str | None = None,
+        uetr: str | None = None,
+        status: str | None = None,
+        summary: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Start a saga (its ``saga_started`` event carries ``summary`` in clear and
+        ``personal`` encrypted); ``False`` if one with this id exists (a repeat: nothing
+        changes)."""
+        saga = self.definitions[definition]
+        first = saga.step(saga.first)
+        now = self.store.now()
+        ids = TransactionIds(saga_id, end_to_end_id=end_to_end_id, uetr=uetr)
+        body: dict[str, Any] = {"saga": definition, "step": first.name, **(summary or {})}
+        if status is not None:
+            body["status"] = status
+        event = Event(EventKind.SAGA_STARTED, tenant, ids, now, body, personal)
+        waiting = first.is_wait
+        new = NewSaga(
+            saga_id,
+            tenant,
+            definition,
+            first.name,
+            Phase.WAITING if waiting else Phase.ACTIVE,
+            values,
+            end_to_end_id=end_to_end_id,
+            uetr=uetr,
+            status=status,
+            deadline=now + dt.timedelta(seconds=first.timeout or 0) if waiting else None,
+        )
+        created = await asyncio.to_thread(self.store.create, new, event)
+        if created:
+            if personal is not None:
+                self._remember(saga_id, personal)
+            self.wake()
+        return created
+
+    async def signal(
+        self, saga_id: str, signal: str, key: str, body: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Give ``saga_id`` the signal ``signal`` (deduplicated on ``key``); ``False`` for a
+        repeat (nothing changes)."""
+        new = await asyncio.to_thread(self.store.add_signal, saga_id, key, signal, body or {})
+        if new:
+            self.wake()
+        return new
+
+    def wake(self) -> None:
+        """Look for due sagas now (a saga was started or signalled)."""
+        self._wake.set()
+
+    # -- running --------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run due sagas until ``stop`` is set (idle: look again every ``idle`` seconds)."""
+        while not stop.is_set():
+            try:
+                moved = await self.run_once()
+            except Exception:  # the database went away: log, wait, go on
+                _log.exception("saga runner pass failed")
+                moved = 0
+            if moved:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.idle)
+
+    async def run_once(self) -> int:
+        """Claim the due sagas and move each as far as it can go now; transitions made."""
+        claimed = await asyncio.to_thread(self.store.claim_due, self.owner, self.lease, self.batch)
+        if not claimed:
+            return 0
+        results = await asyncio.gather(*(self._advance_claimed(record) for record in claimed))
+        return sum(results)
+
+    async def _advance_claimed(self, record: SagaRecord) -> int:
+        moved = 0
+        try:
+            while True:
+                after = await self._advance(record)
+                if after is None:
+                    break
+                if after is record:
+                    return moved  # the lease was lost: the new holder goes on
+                moved += 1
+                record = after
+                self.transitions += 1
+                if record.lease_owner is None:
+                    break  # saved and released in one go: nothing more to do now
+        finally:
+            if record.lease_owner is not None:
+                await asyncio.to_thread(self.store.release, record)
+            if record.phase is Phase.DONE:
+                self._personal.pop(record.saga_id, None)
+        return moved
+
+    async def _advance(self, record: SagaRecord) -> SagaRecord | None:
+        """One transition of ``record``: the saga after it (saved), ``None`` when there is
+        nothing to do now, ``record`` itself when the save found the lease gone."""
+        definition = self.definitions.get(record.definition)
+        if definition is None or not definition.has_step(record.step):
+            return None  # another version of the hub knows it; leave it alone
+        step = definition.step(record.step)
+        now = self.store.now()
+        if record.phase in (Phase.ACTIVE, Phase.COMPENSATING):
+            if record.next_at > now:
+                return None
+            return await self._run_action(definition, step, record)
+        if record.phase is Phase.WAITING:
+            return await self._wait(definition, step, record, now)
+        return None
+
+    async def _run_action(
+        self, definition: SagaDefinition, step: Step, record: SagaRecord
+    ) -> SagaRecord | None:
+        assert step.action is not None
+        tries = dict(record.data.get("tries", {}))
+        attempt = int(tries.get(step.name, 0)) + 1
+        if attempt > step.max_attempts:  # reached again through a loop (recall, recall...)
+            reason = f"{step.name} reached {attempt} times (at most {step.max_attempts})"
+            return await self._attention(
+                record, dict(record.data), {"step": step.name}, reason, record.phase
+            )
+        tries[step.name] = attempt
+        context = StepContext(
+            record.saga_id,
+            record.tenant,
+            step.name,
+            attempt,
+            record.values,
+            record.end_to_end_id,
+            record.uetr,
+            lambda: self._personal_of(record.saga_id),
+        )
+        try:
+            result = await self.actions[step.action](context)
+        except Exception as exc:
+            reason = scrub(
+                f"{type(exc).__name__}: {exc}" if not isinstance(exc, StepFailedError) else str(exc)
+            )
+            return await self._failed(step, record, tries, attempt, reason[:_ERROR_LIMIT])
+        data = {**record.data, "tries": tries}
+        values = {**record.values, **result.values}
+        data["values"] = values
+        compensating = record.phase is Phase.COMPENSATING
+        body: dict[str, Any] = {"step": step.name, "outcome": result.outcome, "attempt": attempt}
+        if compensating:
+            undo = list(data.get("undo", []))
+            if undo:
+                target: Target = Goto(undo.pop(0))
+                data["undo"] = undo
+                return await self._save(definition, record, data, target, body, compensation=True)
+            finish = data.get("finish") or {}
+            target = Finish(str(finish.get("outcome", "compensated")), finish.get("status"))
+            return await self._save(definition, record, data, target, body)
+        target_or_none = step.on.get(result.outcome)
+        if target_or_none is None:
+            reason = (
+                f"step {step.name}: outcome {result.outcome} leads nowhere in {definition.name}"
+            )
+            return await self._attention(record, data, body, reason, Phase.ACTIVE)
+        if step.compensation is not None:
+            data["done"] = [*data.get("done", []), step.name]
+        return await self._save(definition, record, data, target_or_none, body)
+
+    async def _wait(
+        self, definition: SagaDefinition, step: Step, record: SagaRecord, now: dt.datetime
+    ) -> SagaRecord | None:
+        pending = await asyncio.to_thread(self.store.signals, record.saga_id, pending_only=True)
+        states: dict[str, SignalState] = {}
+        chosen: Signal | None = None
+        for signal in pending:
+            if signal.signal in step.on:
+                chosen = signal
+                states[signal.key] = SignalState.CONSUMED
+                break
+            states[signal.key] = SignalState.IGNORED
+        data = dict(record.data)
+        body: dict[str, Any] = {"step": step.name}
+        if chosen is not None:
+            data["values"] = {**record.values, **chosen.body}
+            # The answer's own ids stay in the signal table: they come from outside, and an
+            # event holding a long digit run would be refused as a card number.
+            body.update(signal=chosen.signal, ignored=len(states) - 1)
+            target = step.on[chosen.signal]
+        elif record.deadline is not None and record.deadline <= now and TIMEOUT in step.on:
+            body["signal"] = TIMEOUT
+            target = step.on[TIMEOUT]
+        elif record.deadline is not None and record.deadline <= now:
+            return await self._attention(
+                record, data, body, f"step {step.name}: no answer in time", Phase.WAITING, states
+            )
+        else:
+            if states:  # only ignored signals: note them, keep waiting
+                body.update(ignored=len(states))
+                after = dataclasses.replace(record, next_at=record.deadline or now)
+                return await self._store(record, after, EventKind.SAGA_SIGNAL, body, states)
+            return None
+        return await self._save(
+            definition, record, data, target, body, kind=EventKind.SAGA_SIGNAL, signals=states
+        )
+
+    async def _failed(
+        self, step: Step, record: SagaRecord, tries: dict[str, int], attempt: int, reason: str
+    ) -> SagaRecord | None:
+        data = {**record.data, "tries": tries}
+        body: dict[str, Any] = {"step": step.name, "attempt": attempt, "failed": reason}
+        if attempt >= step.max_attempts:
+            return await self._attention(
+                record, data, body, f"{step.name} failed {attempt} times: {reason}", record.phase
+            )
+        delay = step.retry_after * 2 ** (attempt - 1)
+        after = dataclasses.replace(
+            record,
+            attempts=attempt,
+            next_at=self.store.now() + dt.timedelta(seconds=delay),
+            data=data,
+            last_error=reason,
+        )
+        _log.warning("saga %s: %s", record.saga_id, body["failed"])
+        return await self._store(record, after, EventKind.SAGA_STEP, body)
+
+    async def _attention(
+        self,
+        record: SagaRecord,
+        data: dict[str, Any],
+        body: dict[str, Any],
+        reason: str,
+        resume: Phase,
+        signals: Mapping[str, SignalState] | None = None,
+    ) -> SagaRecord | None:
+        data["resume"] = resume.value
+        body = {**body, "attention": reason[:_ERROR_LIMIT]}
+        tries = data.get("tries", {})
+        after = dataclasses.replace(
+            record,
+            phase=Phase.ATTENTION,
+            attempts=int(tries.get(record.step, record.attempts)),
+            data=data,
+            last_error=reason[:_ERROR_LIMIT],
+        )
+        _log.error("saga %s needs attention: %s", record.saga_id, reason)
+        return await self._store(record, after, EventKind.SAGA_ATTENTION, body, signals)
+
+    async def _save(
+        self,
+        definition: SagaDefinition,
+        record: SagaRecord,
+        data: dict[str, Any],
+        target: Target,
+        body: dict[str, Any],
+        *,
+        kind: EventKind = EventKind.SAGA_STEP,
+        compensation: bool = False,
+        signals: Mapping[str, SignalState] | None = None,
+    ) -> SagaRecord | None:
+        now = self.store.now()
+        if isinstance(target, Compensate):
+            undo = [
+                compensating
+                for done in reversed(data.get("done", []))
+                if (compensating := definition.step(done).compensation) is not None
+            ]
+            data["finish"] = {"outcome": target.outcome, "status": target.status}
+            if not undo:
+                target = Finish(target.outcome, target.status)
+            else:
+                data["undo"] = undo[1:]
+                if target.status is not None:
+                    data["status"] = target.status
+                body["next"] = undo[0]
+                body["compensating"] = True
+                after = self._at_step(
+                    definition.step(undo[0]), record, data, now, Phase.COMPENSATING
+                )
+                return await self._store(record, after, kind, body, signals)
+        if isinstance(target, Finish):
+            if target.status is not None:
+                data["status"] = target.status
+            body["finished"] = target.outcome
+            after = dataclasses.replace(
+                record,
+                phase=Phase.DONE,
+                outcome=target.outcome,
+                attempts=0,
+                next_at=now,
+                deadline=None,
+                data=data,
+                last_error=None,
+            )
+            final_kind = EventKind.SAGA_FINISHED
+            return await self._store(record, after, final_kind, body, signals)
+        next_step = definition.step(target.step)
+        if next_step.status is not None:
+            data["status"] = next_step.status
+        body["next"] = next_step.name
+        phase = Phase.COMPENSATING if compensation else Phase.ACTIVE
+        after = self._at_step(next_step, record, data, now, phase)
+        return await self._store(record, after, kind, body, signals)
+
+    @staticmethod
+    def _at_step(
+        step: Step, record: SagaRecord, data: dict[str, Any], now: dt.datetime, phase: Phase
+    ) -> SagaRecord:
+        tries = data.get("tries", {})
+        if step.is_wait:
+            deadline = now + dt.timedelta(seconds=step.timeout or 0)
+            return dataclasses.replace(
+                record,
+                step=step.name,
+                phase=Phase.WAITING,
+                attempts=int(tries.get(step.name, 0)),
+                next_at=now,  # pending signals are looked at at once
+                deadline=deadline,
+                data=data,
+                last_error=None,
+            )
+        return dataclasses.replace(
+            record,
+            step=step.name,
+            phase=phase,
+            attempts=int(tries.get(step.name, 0)),
+            next_at=now,
+            deadline=None,
+            data=data,
+            last_error=None,
+        )
+
+    async def _store(
+        self,
+        record: SagaRecord,
+        after: SagaRecord,
+        kind: EventKind,
+        body: dict[str, Any],
+        signals: Mapping[str, SignalState] | None = None,
+    ) -> SagaRecord:
+        status = after.data.get("status")
+        values = after.values
+        event_body: dict[str, Any] = {"saga": record.definition, **body}
+        if status is not None:
+            event_body["status"] = status
+            reason = values.get("reason_code")
+            if status == "RJCT" and isinstance(reason, str):
+                event_body["reason_code"] = reason
+        event = Event(
+            kind,
+            record.tenant,
+            TransactionIds(record.saga_id, end_to_end_id=record.end_to_end_id, uetr=record.uetr),
+            self.store.now(),
+            event_body,
+        )
+        saved = await asyncio.to_thread(
+            self.store.save, record, after, [event], lease=self.lease, signals=signals
+        )
+        if saved is None:
+            _log.warning("saga %s: lease lost before saving %s", record.saga_id, body)
+            return record
+        return saved
+
+    # -- personal data --------------------------------------------------------------------
+
+    def _remember(self, saga_id: str, personal: Mapping[str, Any]) -> None:
+        if len(self._personal) >= _PERSONAL_CACHE:
+            self._personal.pop(next(iter(self._personal)))
+        self._personal[saga_id] = personal
+
+    async def _personal_of(self, saga_id: str) -> Mapping[str, Any] | None:
+        cached = self._personal.get(saga_id)
+        if cached is not None:
+            return cached
+        personal = await asyncio.to_thread(self.store.personal, saga_id)
+        if personal is not None:
+            self._remember(saga_id, personal)
+        return personal

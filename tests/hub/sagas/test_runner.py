@@ -1,0 +1,295 @@
+"""The saga runner on SQLite and PostgreSQL: steps, signals, timeouts, compensation,
+attempts, leases shared by two runners, and a runner abandoned mid-step."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import Mapping
+
+import pytest
+
+from hub.sagas.definition import Compensate, Finish, Goto, SagaDefinition, Step
+from hub.sagas.runner import Action, SagaRunner, StepContext, StepFailedError, StepResult
+from hub.sagas.store import Phase, SagaRecord, SagaStore
+from tests.hub.sagas.conftest import Clock, StoreFactory
+from tests.support import on_event_loop
+
+RESERVATION = SagaDefinition(
+    "reservation",
+    first="reserve",
+    steps=(
+        Step(
+            "reserve",
+            action="reserve",
+            on={"ok": Goto("confirm"), "refused": Finish("refused", "RJCT")},
+            compensation="unreserve",
+            max_attempts=3,
+            retry_after=2.0,
+            status="RCVD",
+        ),
+        Step(
+            "confirm",
+            on={
+                "yes": Goto("book"),
+                "no": Compensate("cancelled", "RJCT"),
+                "timeout": Compensate("timed out", "RJCT"),
+            },
+            timeout=60.0,
+            status="ACSP",
+        ),
+        Step("book", action="book", on={"ok": Finish("booked", "ACSC")}),
+        Step("unreserve", action="unreserve"),
+    ),
+)
+
+
+class Seats:
+    """The other side: applies each (saga, step) key once, however often it is asked."""
+
+    def __init__(self) -> None:
+        self.applied: dict[str, str] = {}
+        self.calls: Counter[str] = Counter()
+        self.failures: dict[str, int] = {}
+        self.refuse = False
+        self.block: asyncio.Event | None = None
+
+    def actions(self) -> Mapping[str, Action]:
+        def action(name: str) -> Action:
+            async def run(context: StepContext) -> StepResult:
+                self.calls[context.key] += 1
+                if self.block is not None and name == "reserve":
+                    await self.block.wait()
+                if self.failures.get(name, 0) > 0:
+                    self.failures[name] -= 1
+                    raise StepFailedError(f"{name}: no answer")
+                if name == "reserve" and self.refuse:
+                    return StepResult("refused", {"reason_code": "AM04"})
+                self.applied.setdefault(context.key, context.reference())
+                personal = await context.personal()
+                return StepResult(
+                    "ok", {f"{name}_ref": context.reference(), "seat": personal["seat"]}
+                )
+
+            return run
+
+        return {name: action(name) for name in ("reserve", "book", "unreserve")}
+
+
+class DeadProcessStore(SagaStore):
+    """The store of a process that died: it never gets to give its leases back."""
+
+    def release(self, record: SagaRecord) -> None:
+        return None
+
+
+def runner(store: SagaStore, seats: Seats, owner: str, lease: float = 30.0) -> SagaRunner:
+    return SagaRunner(store, [RESERVATION], seats.actions(), owner=owner, lease=lease)
+
+
+async def start(run: SagaRunner, saga_id: str) -> bool:
+    return await run.start_saga(
+        "reservation", saga_id, "acme", {"amount": "10.00"}, personal={"seat": "12A"},
+        end_to_end_id=f"E2E-{saga_id}", status="RCVD", summary={"amount": "10.00"},
+    )  # fmt: skip
+
+
+async def settle(run: SagaRunner) -> None:
+    while await run.run_once():
+        pass
+
+
+def kinds(store: SagaStore, saga_id: str) -> list[str]:
+    return [event.kind.value for event in store.history(saga_id)]
+
+
+def test_a_saga_runs_waits_for_its_signal_and_finishes(make_store: StoreFactory) -> None:
+    store, seats = make_store(), Seats()
+
+    @on_event_loop
+    async def scenario() -> None:
+        run = runner(store, seats, "hub-1")
+        assert await start(run, "s-1")
+        assert not await start(run, "s-1")  # a repeat changes nothing
+        await settle(run)
+        record = store.get("s-1")
+        assert record is not None
+        assert (record.step, record.phase, record.lease_owner) == ("confirm", Phase.WAITING, None)
+        assert record.values["reserve_ref"] == seats.applied["s-1/reserve"]
+        assert store.journal.status("s-1") is not None
+        assert store.journal.status("s-1").status == "ACSP"  # type: ignore[union-attr]
+
+        assert await run.signal("s-1", "yes", "answer-1", {"answer_id": "a-1"})
+        assert not await run.signal("s-1", "yes", "answer-1", {"answer_id": "a-1"})
+        await settle(run)
+        record = store.get("s-1")
+        assert record is not None and (record.phase, record.outcome) == (Phase.DONE, "booked")
+        assert record.values["answer_id"] == "a-1" and record.values["seat"] == "12A"
+        assert kinds(store, "s-1") == [
+            "saga_started", "saga_step", "saga_signal", "saga_finished",
+        ]  # fmt: skip
+        view = store.journal.status("s-1")
+        assert view is not None and view.status == "ACSC"
+        assert [s.state.value for s in store.signals("s-1")] == ["consumed"]
+
+    scenario()
+
+
+def test_a_signal_that_comes_before_the_wait_is_kept_for_it(make_store: StoreFactory) -> None:
+    store, seats = make_store(), Seats()
+
+    @on_event_loop
+    async def scenario() -> None:
+        run = runner(store, seats, "hub-1")
+        await start(run, "s-2")
+        assert await run.signal("s-2", "no", "early-1")  # still in "reserve"
+        await settle(run)
+        record = store.get("s-2")
+        assert record is not None and (record.phase, record.outcome) == (Phase.DONE, "cancelled")
+        assert "s-2/unreserve" in seats.applied  # the compensation ran
+        view = store.journal.status("s-2")
+        assert view is not None and view.status == "RJCT"
+
+    scenario()
+
+
+def test_a_timeout_compensates_and_a_late_answer_is_ignored(
+    make_store: StoreFactory, clock: Clock
+) -> None:
+    store, seats = make_store(), Seats()
+
+    @on_event_loop
+    async def scenario() -> None:
+        run = runner(store, seats, "hub-1")
+        await start(run, "s-3")
+        await settle(run)
+        clock.advance(59)
+        await settle(run)
+        assert store.get("s-3").phase is Phase.WAITING  # type: ignore[union-attr]
+        clock.advance(2)
+        await settle(run)
+        record = store.get("s-3")
+        assert record is not None and (record.phase, record.outcome) == (Phase.DONE, "timed out")
+        assert seats.calls["s-3/unreserve"] == 1 and "s-3/book" not in seats.calls
+        assert await run.signal("s-3", "yes", "late-1")
+        await settle(run)
+        assert store.get("s-3").outcome == "timed out"  # type: ignore[union-attr]
+        assert [s.state.value for s in store.signals("s-3")] == ["pending"]
+
+    scenario()
+
+
+def test_a_step_that_keeps_failing_needs_attention_until_retried(
+    make_store: StoreFactory, clock: Clock
+) -> None:
+    store, seats = make_store(), Seats()
+    seats.failures["reserve"] = 4
+
+    @on_event_loop
+    async def scenario() -> None:
+        run = runner(store, seats, "hub-1")
+        await start(run, "s-4")
+        await settle(run)
+        record = store.get("s-4")
+        assert record is not None and (record.attempts, record.phase) == (1, Phase.ACTIVE)
+        assert record.last_error == "reserve: no answer"
+        clock.advance(1.9)  # retry_after 2 s: not yet
+        assert await run.run_once() == 0
+        clock.advance(0.2)
+        await settle(run)
+        clock.advance(4.1)  # then 4 s
+        await settle(run)
+        record = store.get("s-4")
+        assert record is not None and (record.phase, record.attempts) == (Phase.ATTENTION, 3)
+        assert "failed 3 times" in (record.last_error or "")
+        clock.advance(3600)
+        assert await run.run_once() == 0  # never an endless loop
+        assert seats.calls["s-4/reserve"] == 3
+
+        retried = store.retry("s-4", by="cli:ops")
+        assert (retried.phase, retried.attempts) == (Phase.ACTIVE, 0)
+        await settle(run)  # the 4th failure, then attention again after 3 more
+        assert store.get("s-4").attempts == 1  # type: ignore[union-attr]
+        clock.advance(2.1)
+        await settle(run)
+        record = store.get("s-4")
+        assert record is not None and (record.step, record.phase) == ("confirm", Phase.WAITING)
+        assert kinds(store, "s-4").count("saga_attention") == 1
+        assert "saga_retried" in kinds(store, "s-4")
+
+    scenario()
+
+
+def test_two_runners_on_one_database_run_each_step_once(make_store: StoreFactory) -> None:
+    seats = Seats()
+
+    @on_event_loop
+    async def scenario() -> None:
+        first = runner(make_store(), seats, "hub-1")
+        second = runner(make_store(), seats, "hub-2")
+        for number in range(12):
+            await start(first, f"s-{number}")
+        while sum(await asyncio.gather(first.run_once(), second.run_once())):
+            pass
+        assert all(seats.calls[f"s-{n}/reserve"] == 1 for n in range(12))
+        assert first.transitions + second.transitions == 12
+        for number in range(12):
+            await second.signal(f"s-{number}", "yes", f"answer-{number}")
+        while sum(await asyncio.gather(first.run_once(), second.run_once())):
+            pass
+        store = make_store()
+        assert {r.outcome for r in store.sagas()} == {"booked"}
+        assert all(seats.calls[f"s-{n}/book"] == 1 for n in range(12))
+
+    scenario()
+
+
+@pytest.mark.parametrize("abandoned_in", ["reserve", "after-reserve"])
+def test_a_runner_abandoned_mid_step_is_taken_over_after_its_lease(
+    make_store: StoreFactory, clock: Clock, abandoned_in: str
+) -> None:
+    seats = Seats()
+
+    @on_event_loop
+    async def scenario() -> None:
+        live = make_store()
+        crashed = runner(DeadProcessStore(live.journal, now=clock), seats, "hub-crashed", 10.0)
+        await start(crashed, "s-9")
+        task: asyncio.Task[int] | None = None
+        if abandoned_in == "reserve":
+            seats.block = asyncio.Event()  # the step never returns: the process hangs in it
+            task = asyncio.create_task(crashed.run_once())
+            while not seats.calls["s-9/reserve"]:
+                await asyncio.sleep(0.01)
+            seats.block = None
+        else:  # it did the step and died before recording it
+            store = make_store()
+            claimed = store.claim("s-9", store.due()[0][1], "hub-crashed", 10.0)
+            assert claimed is not None
+            seats.applied["s-9/reserve"] = "done before the crash"
+            seats.calls["s-9/reserve"] += 1
+        fresh = runner(make_store(), seats, "hub-fresh", lease=10.0)
+        assert await fresh.run_once() == 0  # the lease still holds
+        clock.advance(11)
+        await settle(fresh)
+        record = fresh.store.get("s-9")
+        assert record is not None and (record.step, record.phase) == ("confirm", Phase.WAITING)
+        assert seats.calls["s-9/reserve"] == 2  # run again, applied once
+        assert len([k for k in seats.applied if k == "s-9/reserve"]) == 1
+        if task is not None:  # the hung process wakes up: its lease is gone, it changes nothing
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        assert fresh.store.get("s-9").step == "confirm"  # type: ignore[union-attr]
+
+    scenario()
+
+
+def test_definitions_are_checked() -> None:
+    with pytest.raises(ValueError, match="needs a positive timeout"):
+        SagaDefinition("w", first="w", steps=(Step("w", on={"x": Finish("x")}),))
+    with pytest.raises(ValueError, match="is no action step"):
+        SagaDefinition("c", first="a", steps=(Step("a", action="a", compensation="zz"),))
+    with pytest.raises(ValueError, match="needs the action book"):
+        SagaRunner(None, [RESERVATION], {"reserve": Seats().actions()["reserve"]})  # type: ignore[arg-type]
