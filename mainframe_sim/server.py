@@ -34,7 +34,10 @@ with a client CA, requires the hub's client certificate: a refused handshake (ex
 self-signed or wrong-CA certificate, none, TLS 1.2 or older) is logged with the peer and the
 reason and counted (``tls_refused``); :meth:`MainframeServer.use_tls_context` swaps the
 certificates for new connections without a restart (``serve`` does it on SIGHUP). The admin
-port stays plain TCP on its own port (bind it to 127.0.0.1).
+port stays plain TCP on its own port (bind it to 127.0.0.1). The handshake uses
+``StreamWriter.start_tls``, so the server runs on asyncio's loop (``serve`` does): uvloop
+reads the ClientHello before it could start (the hub's listeners handle that, in
+:mod:`hub.tls`, which the simulator may not import).
 
 The admin port is a line protocol (``faults set drop=0.1``, ``faults clear``, ``status``;
 see :func:`mainframe_sim.faults.admin_command`), one answer line per command line.

@@ -800,6 +800,8 @@ PUBLIC_API: dict[str, list[str]] = {
         "describe_peer_certificate",
         "refusal_reason",
         "server_context",
+        "server_handshake",
+        "start_tls_server",
     ],
     "hub.upstream": [
         "UpstreamHost",
