@@ -320,7 +320,7 @@ class _Link:
             )
         try:
             await await_acceptance(reader, writer, settings.connect_timeout)
-        except TlsRefusedError:
+        except BaseException:  # refused, or the connector closing meanwhile
             writer.close()
             raise
         return reader, writer
