@@ -132,7 +132,10 @@ def trace_document(identifier: str, traces: list[TransactionTrace]) -> dict[str,
         events = []
         previous = first
         for event in item.events:
-            assert first is not None and previous is not None
+            if first is None or previous is None:
+                raise RuntimeError(
+                    "internal error: expected first is not None and previous is not None"
+                )
             personal: str | None = None
             if isinstance(event.personal, Sealed):
                 personal = event.personal.value

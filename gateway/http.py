@@ -113,15 +113,18 @@ def install_error_handlers(app: FastAPI) -> None:
     """Every error the application raises becomes an ``OBErrorResponse1``."""
 
     async def obie(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ObieError)
+        if not isinstance(exc, ObieError):
+            raise RuntimeError("internal error: expected isinstance(exc, ObieError)")
         return error_response(exc, interaction_id(request))
 
     async def http(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
+        if not isinstance(exc, StarletteHTTPException):
+            raise RuntimeError("internal error: expected isinstance(exc, StarletteHTTPException)")
         return error_response(_http_error(exc), interaction_id(request))
 
     async def validation(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
+        if not isinstance(exc, RequestValidationError):
+            raise RuntimeError("internal error: expected isinstance(exc, RequestValidationError)")
         items = []
         for problem in exc.errors()[:20]:
             location = [str(part) for part in problem.get("loc", ())]

@@ -305,7 +305,8 @@ class PaymentService:
         payment = Payment(payment_id, tenant, consent_id, now, initiation, message)
         await asyncio.to_thread(self._insert, payment)
         amount = message.amount
-        assert amount is not None
+        if amount is None:
+            raise RuntimeError("internal error: expected amount is not None")
         await self.journal.record(
             EventKind.RECEIVED,
             message,
@@ -398,7 +399,8 @@ class PaymentService:
 
     def _insert(self, payment: Payment) -> bool:
         message = payment.message
-        assert message.debtor_account is not None and message.debtor_account.iban is not None
+        if message.debtor_account is None or message.debtor_account.iban is None:
+            raise RuntimeError("internal error: a payment without a debtor IBAN reached the store")
         with transaction(self.engine) as connection:
             return insert_or_ignore(
                 connection,

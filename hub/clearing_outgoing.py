@@ -36,6 +36,7 @@ import pika.exceptions
 
 from adapters.base import scrub
 from hub.clearing_queue import serve_until_stopped
+from routing.amqp import node_parameters
 
 __all__ = ["ClearingOutgoing"]
 
@@ -157,7 +158,7 @@ class ClearingOutgoing:
         for attempt in (1, 2):
             try:
                 if self._publish_channel is None:
-                    connection = pika.BlockingConnection(pika.URLParameters(self.url))
+                    connection = pika.BlockingConnection(node_parameters(self.url))
                     channel = connection.channel()
                     channel.confirm_delivery()
                     self._declare(channel)
@@ -193,7 +194,7 @@ class ClearingOutgoing:
         serve_until_stopped(self._serve, self._stop, "clearing status queue")
 
     def _serve(self) -> None:
-        connection = pika.BlockingConnection(pika.URLParameters(self.url))
+        connection = pika.BlockingConnection(node_parameters(self.url))
         self._consumer_connection = connection
         try:
             channel = connection.channel()

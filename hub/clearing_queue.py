@@ -31,6 +31,7 @@ import pika.exceptions
 
 from adapters.base import scrub
 from hub.clearing import ClearingInbound
+from routing.amqp import node_parameters
 
 __all__ = ["ClearingQueueEdge", "serve_until_stopped"]
 
@@ -87,7 +88,7 @@ class ClearingQueueEdge:
         serve_until_stopped(self._serve, self._stop, "clearing queues")
 
     def _serve(self) -> None:
-        connection = pika.BlockingConnection(pika.URLParameters(self.url))
+        connection = pika.BlockingConnection(node_parameters(self.url))
         self._connection = connection
         try:
             channel = connection.channel()

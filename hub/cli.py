@@ -21,6 +21,8 @@ Commands::
                                             the event journal (see hub.journal_cli)
     isobridge certs dev [--out DIR]         a throwaway CA and TLS certificates (hub.certs_cli)
     isobridge sagas list|show ID|retry ID   payment sagas (see hub.sagas_cli)
+    isobridge mask IN OUT [--format F]      a masked non-production copy of an ISO 8583,
+                                            ISO 20022 or fixed-width file (hub.mask_cli)
 
 ``A`` and ``B`` are an adapter (``iso8583``, ``iso8583:ebcdic-cp037``) or ``canonical-json``.
 Binary input is read raw, or as hex text with ``--hex`` (binary output is then hex too).
@@ -58,6 +60,7 @@ from hub.copybook_cli import add_copybook_commands, run_copybook_command
 from hub.dlq_cli import add_dlq_commands, run_dlq_command
 from hub.gateway_cli import add_gateway_command, run_gateway_command
 from hub.journal_cli import JOURNAL_COMMANDS, add_journal_commands, run_journal_command
+from hub.mask_cli import add_mask_command, run_mask_command
 from hub.routes_cli import add_routes_commands, run_routes_command
 from hub.sagas_cli import SAGAS_COMMAND, add_sagas_commands, run_sagas_command
 from hub.vault_cli import add_vault_commands, run_vault_command
@@ -148,6 +151,7 @@ def _parser() -> argparse.ArgumentParser:
     add_dlq_commands(commands)
     add_journal_commands(commands)
     add_sagas_commands(commands)
+    add_mask_command(commands)
     return parser
 
 
@@ -539,6 +543,8 @@ def main(
             run_dlq_command(args, environ, out, err)
         elif args.command == "certs":
             run_certs_command(args, out)
+        elif args.command == "mask":
+            return run_mask_command(args, environ, out, err)
         elif args.command in JOURNAL_COMMANDS:
             run_journal_command(args, settings, out, err)
         elif args.command == SAGAS_COMMAND:

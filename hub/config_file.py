@@ -20,7 +20,8 @@ optional; what is absent takes the default shown::
     token_mode = "random"               # random | ff1 | ff3-1
 
     [routing]
-    transport = "memory://"             # or amqp://user:pw@host:5672/vhost
+    transport = "memory://"             # or amqp://user:pw@host:5672/vhost; a RabbitMQ
+                                        # cluster: amqp://user:pw@h1:5672,h2:5672,h3:5672/vhost
     namespace = "isobridge"             # exchanges <namespace>.canonical / .dlx, queues
                                         # <namespace>.<destination>: hubs that must not
                                         # share work on one broker use different ones
@@ -541,6 +542,13 @@ class _Reader(TableReader):
                 "routing.transport",
                 f"{transport!r} is not a transport URL ({', '.join(_TRANSPORT_SCHEMES)}...)",
             )
+        if transport.startswith(("amqp://", "amqps://")):
+            from routing.amqp import node_urls  # pika only when RabbitMQ is configured
+
+            try:
+                node_urls(transport)
+            except ValueError as exc:
+                raise self.fail("routing.transport", str(exc)) from None
         rules = self.optional_text(table, "routing.rules", "rules")
         namespace = self.text(table, "routing.namespace", "namespace", "isobridge")
         if not _NAMESPACE.fullmatch(namespace):
@@ -624,7 +632,8 @@ class _Reader(TableReader):
         client_ca = self.existing_file(
             f"{where}.client_ca", self.optional_text(table, f"{where}.client_ca", "client_ca")
         )
-        assert cert is not None and key is not None
+        if cert is None or key is None:
+            raise RuntimeError("internal error: expected cert is not None and key is not None")
         config = TlsConfig(cert, key, client_ca)
         try:
             config.server_context()
@@ -648,7 +657,8 @@ class _Reader(TableReader):
         if (cert is None) != (key is None):
             missing = "key" if key is None else "cert"
             raise self.fail(f"{where}.{missing}", "cert and key go together (mutual TLS)")
-        assert ca is not None
+        if ca is None:
+            raise RuntimeError("internal error: expected ca is not None")
         config = ClientTlsConfig(
             ca, cert, key, self.optional_text(table, f"{where}.server_name", "server_name")
         )

@@ -286,7 +286,8 @@ class _Link:
                     )
                 else:
                     _log.info("%s: connect failed (%s); retry in %.2f s", settings.name, exc, delay)
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                # jitter spreads reconnects; nothing secret depends on it
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311
                 delay = min(delay * 2, settings.backoff_max)
                 continue
             self.connector.stats.connects += 1
@@ -302,7 +303,8 @@ class _Link:
                 with contextlib.suppress(OSError):
                     await writer.wait_closed()
             if not self.connector._closed:
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                # jitter spreads reconnects; nothing secret depends on it
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """A connection, TLS-accepted by the destination when TLS is configured."""

@@ -437,7 +437,8 @@ def corebank_exchange(config: MainframeConfig) -> RunningExchange:
     if config.via == "mq":
         from hub.mainframe_mq import MqPostingExchange
 
-        assert config.mq_url is not None
+        if config.mq_url is None:
+            raise RuntimeError("internal error: expected config.mq_url is not None")
         breaker = CircuitBreaker(
             "mainframe", failure_threshold=config.failure_threshold, reset_after=config.reset_after
         )

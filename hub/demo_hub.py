@@ -302,7 +302,10 @@ async def _demo(out: TextIO, home: Path, terminals: int, per_terminal: int) -> b
             mismatched = 0
             for number in accounts:
                 start, end = before[number], ledger.balances(number)
-                assert start is not None and end is not None
+                if start is None or end is None:
+                    raise RuntimeError(
+                        "internal error: expected start is not None and end is not None"
+                    )
                 if start.ledger - end.ledger != traffic.approved_minor[number]:
                     mismatched += 1
             check = ledger.check()
@@ -328,7 +331,8 @@ async def _demo(out: TextIO, home: Path, terminals: int, per_terminal: int) -> b
             ok &= all(refused) and service.edges[0].stats.tls_refused == 2
 
             _rule(out, "2. store-and-forward: replies lost, 91 at once, reversals forwarded")
-            assert service.reversals is not None
+            if service.reversals is None:
+                raise RuntimeError("internal error: expected service.reversals is not None")
             faults.set(FaultPlan(drop=1.0))
             lost = _Traffic()
             await _terminal(edge_port, 90, 3, accounts[:1], lost, terminal_tls)
@@ -344,7 +348,10 @@ async def _demo(out: TextIO, home: Path, terminals: int, per_terminal: int) -> b
             left = len(service.reversals.pending())
             restored = ledger.balances(accounts[0])
             expected = before[accounts[0]]
-            assert restored is not None and expected is not None
+            if restored is None or expected is None:
+                raise RuntimeError(
+                    "internal error: expected restored is not None and expected is not None"
+                )
             unchanged = expected.ledger - restored.ledger == traffic.approved_minor[accounts[0]]
             out.write(
                 f"  mainframe answers again: {stored - left} reversal(s) acknowledged, {left}"
@@ -353,17 +360,20 @@ async def _demo(out: TextIO, home: Path, terminals: int, per_terminal: int) -> b
             ok &= left == 0 and unchanged
 
             await asyncio.sleep(0.2)  # the journal writer's group commit
-            assert service.journal is not None
+            if service.journal is None:
+                raise RuntimeError("internal error: expected service.journal is not None")
             rrn = f"{90 * 100_000 + 1:012d}"  # the first purchase whose reply was lost
             out.write(f"  the journal (isobridge trace {rrn}):\n")
             for line in format_trace(service.journal.trace(rrn)).splitlines():
                 out.write(f"    {line}\n")
 
             _rule(out, "3. inbound clearing: pacs.008 -> credit postings -> pacs.002")
-            assert service.core is not None
+            if service.core is None:
+                raise RuntimeError("internal error: expected service.core is not None")
             hub = service.hub
             pacs008 = hub.registry.get("iso20022:pacs.008")
-            assert isinstance(pacs008, BatchAdapter)
+            if not isinstance(pacs008, BatchAdapter):
+                raise RuntimeError("internal error: expected isinstance(pacs008, BatchAdapter)")
             document = pacs008.encode_batch(
                 [
                     _transfer(1, accounts[1], "150.00"),

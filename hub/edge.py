@@ -292,7 +292,8 @@ class Iso8583Edge:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
-        assert task is not None
+        if task is None:
+            raise RuntimeError("internal error: expected task is not None")
         peer = _peer(writer)
         if self.stats.connections_open >= self.settings.max_connections:
             self.stats.connections_refused += 1
@@ -323,7 +324,8 @@ class Iso8583Edge:
             await _close(writer)
 
     def _current_tls_context(self) -> ssl.SSLContext:
-        assert self.tls_context is not None
+        if self.tls_context is None:
+            raise RuntimeError("this listener does not use TLS")
         return self.tls_context
 
     def _tls_refused(self, peer: str, error: BaseException) -> None:

@@ -152,7 +152,6 @@ class GatewayTls:
                     raw.close()
                     self._server_state.connections.discard(self)
                     return
-                assert tls is not None
                 termination.handshakes += 1
                 ssl_object = tls.get_extra_info("ssl_object")
                 _log.info(

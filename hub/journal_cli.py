@@ -165,7 +165,8 @@ def _verify(journal: Journal, out: TextIO, err: TextIO) -> None:
     for problem in report.problems:
         out.write(f"  {problem}\n")
     first = report.first_problem
-    assert first is not None
+    if first is None:
+        raise RuntimeError("internal error: expected first is not None")
     raise CliError(
         f"the journal is not intact: {len(report.problems)} problem(s), the first at event "
         f"{first.seq} ({first.kind}); nothing was repaired"

@@ -31,6 +31,7 @@ import pika.exceptions
 
 from hub.breaker import CircuitBreaker
 from hub.connector import DestinationTimeoutError, DestinationUnavailableError
+from routing.amqp import node_parameters
 
 __all__ = ["MqExchangeStats", "MqPostingExchange"]
 
@@ -152,7 +153,7 @@ class MqPostingExchange:
                 delay = min(delay * 2, 10.0)
 
     def _serve(self) -> None:
-        connection = pika.BlockingConnection(pika.URLParameters(self.url))
+        connection = pika.BlockingConnection(node_parameters(self.url))
         try:
             channel = connection.channel()
             channel.confirm_delivery()

@@ -294,7 +294,8 @@ class HubService:
 
     async def _start_core(self, parts: _Parts) -> None:
         config = self.config
-        assert config.mainframe is not None
+        if config.mainframe is None:
+            raise RuntimeError("internal error: expected config.mainframe is not None")
         connector = corebank_exchange(config.mainframe)
         await connector.start()
         parts.connector = connector

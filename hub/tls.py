@@ -280,7 +280,8 @@ async def server_handshake(
         server_side=True,
         ssl_handshake_timeout=timeout,
     )
-    assert tls is not None
+    if tls is None:
+        raise ConnectionError("the TLS handshake gave no transport")
     return tls
 
 

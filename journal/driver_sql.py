@@ -97,7 +97,8 @@ class DriverInsert:
             if processor is not None:
                 conversions.append((position, processor))
         into = dialect.identifier_preparer.format_table(table)
-        return cls(f"INSERT INTO {into} ({names}) VALUES ({values}){suffix}", tuple(conversions))
+        # identifiers quoted by the dialect, values bound as parameters
+        return cls(f"INSERT INTO {into} ({names}) VALUES ({values}){suffix}", tuple(conversions))  # noqa: S608
 
     def execute(self, connection: Connection, rows: Iterable[tuple[Any, ...]]) -> None:
         """Insert ``rows`` (one ``executemany``), converting what the dialect converts."""

@@ -129,9 +129,11 @@ def _append_sql(dialect: Dialect) -> _AppendSql:
     (count,) = placeholders(dialect, 1)
     last_hash, last_checkpoint = placeholders(dialect, 2)
     return _AppendSql(
-        reserve=f"UPDATE {head} SET seq = seq + {count} WHERE id = 1 "
+        # the quoted table name and bind-parameter markers only, no values
+        reserve=f"UPDATE {head} SET seq = seq + {count} WHERE id = 1 "  # noqa: S608
         "RETURNING seq, hash, checkpoint_seq, checkpoint_every",
-        advance=f"UPDATE {head} SET hash = {last_hash}, checkpoint_seq = {last_checkpoint} "
+        # the quoted table name and bind-parameter markers only, no values
+        advance=f"UPDATE {head} SET hash = {last_hash}, checkpoint_seq = {last_checkpoint} "  # noqa: S608
         "WHERE id = 1",
         insert_events=DriverInsert.of(dialect, EVENTS, _EVENT_COLUMNS),
     )

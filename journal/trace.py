@@ -140,7 +140,10 @@ def format_trace(traces: Sequence[TransactionTrace]) -> str:
         lines.append(f"  {'seq':>8}  {'time (UTC)':<27}  {'+ms':>9}  {'step ms':>9}  event")
         previous = first
         for event in item.events:
-            assert first is not None and previous is not None
+            if first is None or previous is None:
+                raise RuntimeError(
+                    "internal error: expected first is not None and previous is not None"
+                )
             body = body_text(event.body) if event.body else ""
             lines.append(
                 f"  {event.seq:>8}  {format_time(event.at):<27}  "

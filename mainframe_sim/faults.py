@@ -192,7 +192,8 @@ class Faults:
 
     def __init__(self, plan: FaultPlan | None = None, *, seed: int | None = None) -> None:
         self._plan = plan or FaultPlan()
-        self._rng = random.Random(seed)
+        # seeded for reproducible fault injection; nothing secret depends on it
+        self._rng = random.Random(seed)  # noqa: S311
         self._lock = threading.Lock()
         self.on_change: list[Callable[[FaultPlan], None]] = []
 

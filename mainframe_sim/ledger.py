@@ -180,7 +180,8 @@ class _Compiled:
         # An insert names the columns it fills; other statements their bind parameters.
         columns = list(statement.names) if isinstance(statement.statement, Insert) else None
         compiled = statement.statement.compile(dialect=dialect, column_keys=columns)
-        assert isinstance(compiled, SQLCompiler)
+        if not isinstance(compiled, SQLCompiler):
+            raise RuntimeError("internal error: expected isinstance(compiled, SQLCompiler)")
         for bind in compiled.binds.values():
             if bind.type.dialect_impl(dialect).bind_processor(dialect) is not None:
                 raise TypeError(f"{bind.key} needs a conversion: execute it through SQLAlchemy")

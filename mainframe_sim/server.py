@@ -365,7 +365,7 @@ class MainframeServer:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
             return
-        if self.tls_context is not None and not await self._handshake(writer):
+        if self.tls_context is not None and not await self._handshake(writer, self.tls_context):
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
@@ -390,10 +390,9 @@ class MainframeServer:
             with contextlib.suppress(OSError, asyncio.CancelledError):
                 await writer.wait_closed()
 
-    async def _handshake(self, writer: asyncio.StreamWriter) -> bool:
-        assert self.tls_context is not None
+    async def _handshake(self, writer: asyncio.StreamWriter, context: ssl.SSLContext) -> bool:
         try:
-            await writer.start_tls(self.tls_context, ssl_handshake_timeout=30.0)
+            await writer.start_tls(context, ssl_handshake_timeout=30.0)
         except (ssl.SSLError, OSError, TimeoutError, EOFError) as exc:
             self.stats.tls_refused += 1
             peer = writer.get_extra_info("peername")

@@ -361,7 +361,8 @@ def _reversal(book: Book, request: _Request, now: dt.datetime) -> Reply:
         raise request.refuse("13", "partial reversal not supported", primary)
     for leg in legs:
         account = book.account(leg.account, lock=True)
-        assert account is not None  # entries reference existing accounts (foreign key)
+        if account is None:  # entries reference existing accounts (foreign key)
+            raise RuntimeError("internal error: expected account is not None")
         if account.kind == "customer" and account.status != "open":
             raise request.refuse("62", f"account {account.number} is closed", primary)
         if leg.amount > 0:

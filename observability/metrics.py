@@ -159,7 +159,8 @@ def parse_listen(text: str) -> tuple[str, int]:
     port = int(port_text)
     if not 0 <= port <= 65535:
         raise ValueError(f"port {port} is outside 0..65535")
-    host = host.strip("[]") or "0.0.0.0"
+    # ":9464" (no host) asks for every interface, as Prometheus exporters do
+    host = host.strip("[]") or "0.0.0.0"  # noqa: S104
     return host, port
 
 

@@ -310,7 +310,8 @@ class Tracing:
         attributes: dict[str, AttributeValue],
         context: Context | None = None,
     ) -> AbstractContextManager[Span]:
-        assert self._tracer is not None
+        if self._tracer is None:
+            raise RuntimeError("internal error: expected self._tracer is not None")
         parent = trace.get_current_span(context).get_span_context()
         if parent.is_valid and not parent.trace_flags.sampled:
             # A trace not sampled: its spans would record nothing; the context stays the

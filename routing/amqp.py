@@ -37,6 +37,19 @@ AMQP 0-9-1:
   consumers and republishes every message not yet confirmed. Deliveries whose ack was lost
   come again (``redelivered``): consumers are idempotent through their inbox, so nothing is
   lost and nothing is applied twice.
+- **A cluster of nodes**: the URL may list several nodes, as libpq does for PostgreSQL:
+  ``amqp://user:pass@host1:5672,host2:5672,host3:5672/vhost?heartbeat=10`` (credentials, virtual
+  host and query are shared; a host without a port gets 5672, or 5671 for ``amqps``). The
+  transport connects to the first node that answers, in the order listed; when its node dies
+  or is cut off, it connects to the next one at once (a pause between nodes of some 50 ms,
+  the backoff once a whole round of nodes failed). Quorum queues keep their messages on the
+  other nodes (a majority must run); the reconnection above does the rest. Each instance
+  may list the nodes in another order to spread the connections.
+- **Nacks** are published again after a pause, six times over some 16 s, before the caller
+  gets :class:`~routing.transport.PublishNackedError`: a quorum queue nacks while it elects
+  a leader on the surviving nodes. With several nodes, a message nacked a third time makes
+  the transport connect again, to the next node: on RabbitMQ 3.10 a channel opened while a
+  queue's leader moved was seen to nack every publish to that queue for minutes.
 - **Start-up**: a wrong URL or a broker that is down is retried with backoff until the
   ``start`` timeout, then reported as :class:`~routing.transport.TransportUnavailableError`
   with a one-line reason (the password masked).
@@ -87,12 +100,17 @@ from routing.transport import (
 )
 from routing.wire import Envelope
 
-__all__ = ["AmqpTransport", "masked_url"]
+__all__ = ["AmqpTransport", "masked_url", "node_parameters", "node_urls"]
 
 _log = logging.getLogger("isobridge.routing")
 
 _COALESCE_BYTES = 128 * 1024
 _RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
+_NEXT_NODE_DELAY = 0.05
+# A nack is published again after these pauses, then reported: a quorum queue nacks while it
+# elects a new leader (its node died), which takes a few seconds.
+_NACK_RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+_NACKS_BEFORE_RECONNECT = 3
 
 
 def masked_url(url: str) -> str:
@@ -107,6 +125,49 @@ def masked_url(url: str) -> str:
     netloc = parts.netloc.rpartition("@")
     user = netloc[0].partition(":")[0]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
+
+
+def node_urls(url: str) -> list[str]:
+    """The URL of each node that ``url`` lists (``host1:port1,host2:port2`` where one URL has
+    its host), each with the shared credentials, virtual host and query; ``ValueError``
+    naming what is wrong.
+
+    >>> for one in node_urls("amqp://hub:pw@mq1:5681,mq2:5682,mq3/prod?heartbeat=10"):
+    ...     print(one)
+    amqp://hub:pw@mq1:5681/prod?heartbeat=10
+    amqp://hub:pw@mq2:5682/prod?heartbeat=10
+    amqp://hub:pw@mq3/prod?heartbeat=10
+    >>> node_urls("amqp://mq1:5672,,mq3:5672/")
+    Traceback (most recent call last):
+    ValueError: node 2 of 'amqp://mq1:5672,,mq3:5672/' has no host
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("amqp", "amqps"):
+        raise ValueError(f"{masked_url(url)!r} is not an amqp:// or amqps:// URL")
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    found: list[str] = []
+    for number, host in enumerate(hosts.split(","), start=1):
+        if not host.strip():
+            raise ValueError(f"node {number} of {masked_url(url)!r} has no host")
+        one = urlunsplit(parts._replace(netloc=f"{userinfo}{at}{host.strip()}"))
+        try:
+            urlsplit(one).port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            raise ValueError(
+                f"node {number} of {masked_url(url)!r} has a bad port: {host.strip()!r}"
+            ) from None
+        found.append(one)
+    return found
+
+
+def node_parameters(url: str) -> list[Any]:
+    """pika's connection parameters of each node ``url`` lists, in order: what
+    ``pika.BlockingConnection`` takes to connect to the first node that answers.
+
+    >>> [(p.host, p.port) for p in node_parameters("amqp://u:pw@mq1:5681,mq2/%2F")]
+    [('mq1', 5681), ('mq2', 5672)]
+    """
+    return [pika.URLParameters(one) for one in node_urls(url)]
 
 
 @dataclass(slots=True)
@@ -131,6 +192,7 @@ class _Pub:
     on_confirm: Callable[[bool], None] | None = None
     generation: int = 0
     returned: bool = False
+    nacks: int = 0
 
 
 def _properties(envelope: Envelope) -> Any:
@@ -195,15 +257,21 @@ class AmqpTransport(TransportBase):
         reconnect_delays: Sequence[float] = _RECONNECT_DELAYS,
         declare: bool = True,
         observer: DeliveryObserver | None = None,
+        quorum_group_size: int | None = None,
     ) -> None:
         self.url = url
         self._topology = topology
         self._observer = observer
         try:
-            self._parameters = pika.URLParameters(url)
+            self._nodes = tuple(node_parameters(url))
         except Exception as exc:
             raise TransportUnavailableError(f"bad broker URL {masked_url(url)}: {exc}") from None
-        self._parameters.blocked_connection_timeout = 300
+        for parameters in self._nodes:
+            parameters.blocked_connection_timeout = 300
+        self._node = 0  # the index of the node to connect to next (or connected to)
+        # x-quorum-initial-group-size of the quorum queues it declares (None: the broker's
+        # default, every running node). A queue argument: it cannot change once declared.
+        self._quorum_group_size = quorum_group_size
         self._window = max(1, window)
         self._max_in_flight = max(self._window, max_in_flight)
         self._declare = declare
@@ -230,9 +298,11 @@ class AmqpTransport(TransportBase):
         self._next_tag = 1
         self._low_tag = 1
         self._unconfirmed: dict[int, _Pub] = {}
+        self._nacked_later: list[tuple[float, _Pub]] = []  # (when, nacked pub) to resend
         self._blocked = False
         self._channel_numbers = itertools.count(1)
         self._republished = 0
+        self._nacks_retried = 0
         self._session_ready = False
         self._io: threading.Thread | None = None
         # Event-loop mode (start_async): the loop does the I/O thread's work.
@@ -255,6 +325,19 @@ class AmqpTransport(TransportBase):
     def unconfirmed_count(self) -> int:
         """Messages on the wire whose confirm has not come yet."""
         return len(self._unconfirmed)
+
+    @property
+    def connected_node(self) -> tuple[str, int] | None:
+        """The host and port of the node the transport is connected to (None: not now)."""
+        if not self._ready.is_set():
+            return None
+        parameters = self._nodes[self._node]
+        return str(parameters.host), int(parameters.port)
+
+    @property
+    def nack_retried_count(self) -> int:
+        """Messages the broker nacked that were published again."""
+        return self._nacks_retried
 
     @property
     def republished_count(self) -> int:
@@ -334,7 +417,7 @@ class AmqpTransport(TransportBase):
                 self._session_ready = False
                 self._connection_ended = loop.create_future()
                 self._connection = AsyncioConnection(
-                    self._parameters,
+                    self._nodes[self._node],
                     on_open_callback=self._on_connection_open,
                     on_open_error_callback=self._on_connection_open_error,
                     on_close_callback=self._on_connection_closed,
@@ -346,7 +429,7 @@ class AmqpTransport(TransportBase):
                     break
                 failures = 0 if self._session_ready else failures + 1
                 self._ready.clear()
-                delay = self._backoff(failures)
+                delay = self._next_node(failures)
                 until = loop.time() + delay
                 while loop.time() < until and not self._stop_requested.is_set():
                     await asyncio.sleep(min(0.05, until - loop.time()))
@@ -354,9 +437,28 @@ class AmqpTransport(TransportBase):
             self._ready.clear()
             self._loop_done.set()
 
+    def _next_node(self, failures: int) -> float:
+        """Move on to the next node listed; the pause before connecting to it. The backoff
+        grows with each round of nodes that all failed; within a round the next node is
+        tried at once (another node answering is the point of a cluster)."""
+        count = len(self._nodes)
+        self._node = (self._node + 1) % count
+        if failures % count != 0:
+            # jitter: many hubs, one cluster (nothing secret depends on it)
+            delay = _NEXT_NODE_DELAY * (0.75 + random.random() / 2)  # noqa: S311
+            _log.warning(
+                "broker node unreachable (%s); trying node %d of %d",
+                self._last_error,
+                self._node + 1,
+                count,
+            )
+            return delay
+        return self._backoff(failures // count)
+
     def _backoff(self, failures: int) -> float:
         delay = self._reconnect_delays[min(failures, len(self._reconnect_delays) - 1)]
-        delay *= 0.75 + random.random() / 2  # jitter: many hubs, one broker
+        # jitter: many hubs, one broker (nothing secret depends on it)
+        delay *= 0.75 + random.random() / 2  # noqa: S311
         _log.warning("broker connection lost (%s); reconnecting in %.2fs", self._last_error, delay)
         return delay
 
@@ -374,7 +476,7 @@ class AmqpTransport(TransportBase):
                 self._attempts += 1
                 self._session_ready = False
                 self._connection = pika.SelectConnection(
-                    self._parameters,
+                    self._nodes[self._node],
                     on_open_callback=self._on_connection_open,
                     on_open_error_callback=self._on_connection_open_error,
                     on_close_callback=self._on_connection_closed,
@@ -388,7 +490,7 @@ class AmqpTransport(TransportBase):
                 # A connection that got as far as ready resets the backoff.
                 failures = 0 if self._session_ready else failures + 1
                 self._ready.clear()
-                self._stop_requested.wait(self._backoff(failures))
+                self._stop_requested.wait(self._next_node(failures))
         finally:
             self._ready.clear()
 
@@ -448,6 +550,8 @@ class AmqpTransport(TransportBase):
         # Unconfirmed messages go first at the next connection; follow-ups of deliveries on
         # the lost channels are dropped (those deliveries come again).
         resend = [self._unconfirmed[tag] for tag in sorted(self._unconfirmed)]
+        resend += [pub for _when, pub in self._nacked_later]
+        self._nacked_later.clear()
         self._unconfirmed.clear()
         self._next_tag = self._low_tag = 1
         for pub in reversed(resend):
@@ -587,6 +691,13 @@ class AmqpTransport(TransportBase):
                         },
                     )
                 )
+        if self._quorum_group_size is not None:
+            for _method, kwargs in steps:
+                queue_arguments = kwargs.get("arguments")
+                if isinstance(queue_arguments, dict) and (
+                    queue_arguments.get("x-queue-type") == "quorum"
+                ):
+                    queue_arguments["x-quorum-initial-group-size"] = self._quorum_group_size
         for name in self._reply_queues:
             steps.append(
                 (channel.queue_declare, {"queue": name, "exclusive": True, "auto_delete": True})
@@ -719,6 +830,12 @@ class AmqpTransport(TransportBase):
         channel = self._channel
         if channel is None or not self._ready.is_set() or self._blocked or not channel.is_open:
             return
+        if self._nacked_later:
+            now = time.monotonic()
+            due = [pub for when, pub in self._nacked_later if when <= now]
+            if due:
+                self._nacked_later = [(w, p) for w, p in self._nacked_later if w > now]
+                self._pending.extendleft(reversed(due))
         pending = self._pending
         unconfirmed = self._unconfirmed
         window = self._window
@@ -798,6 +915,9 @@ class AmqpTransport(TransportBase):
         if batch is None:
             return
         message_id = pub.item.envelope.message_id
+        if not ok and pub.nacks < len(_NACK_RETRY_DELAYS):
+            self._publish_later(pub)
+            return
         if not ok:
             batch.nacked.append(message_id)
         elif pub.returned:
@@ -813,6 +933,25 @@ class AmqpTransport(TransportBase):
         batch.remaining -= 1
         if batch.remaining == 0:
             finished.append(batch)
+
+    def _publish_later(self, pub: _Pub) -> None:
+        """Publish a nacked message again after a pause (I/O thread)."""
+        delay = _NACK_RETRY_DELAYS[pub.nacks]
+        pub.nacks += 1
+        self._nacks_retried += 1
+        pub.returned = False
+        self._nacked_later.append((time.monotonic() + delay, pub))
+        connection = self._connection
+        if connection is None:
+            return
+        if pub.nacks == _NACKS_BEFORE_RECONNECT and len(self._nodes) > 1 and connection.is_open:
+            # Seen on RabbitMQ 3.10 after a node died: a channel that went on nacking every
+            # publish to a queue whose new leader ran. A new connection gets a fresh channel.
+            _log.warning("the broker keeps nacking; connecting again (to the next node)")
+            self._last_error = "publishes nacked again and again"
+            connection.close()
+            return
+        connection.ioloop.call_later(delay, self._pump)
 
     def _on_return(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
         message_id = properties.message_id
@@ -1092,7 +1231,7 @@ class AmqpTransport(TransportBase):
 
     def _blocking(self) -> Any:
         try:
-            return pika.BlockingConnection(self._parameters)
+            return pika.BlockingConnection(list(self._nodes))
         except pika.exceptions.AMQPError as exc:
             raise TransportUnavailableError(
                 f"cannot reach the broker at {masked_url(self.url)}: {_describe(exc)}"

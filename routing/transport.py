@@ -534,7 +534,8 @@ class SettledPublish:
     def result(self, timeout: float = 60.0) -> PublishReceipt:
         if self.error is not None:
             raise self.error
-        assert self.receipt is not None
+        if self.receipt is None:
+            raise RuntimeError("internal error: expected self.receipt is not None")
         return self.receipt
 
 

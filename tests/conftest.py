@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.cluster import RabbitCluster, start_cluster
 
 _SETTINGS = (
     "ISOBRIDGE_VAULT_URL",
@@ -35,3 +39,21 @@ def isolated_hub_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in _SETTINGS:
         monkeypatch.delenv(name, raising=False)
     return home
+
+
+@pytest.fixture(scope="session")
+def rabbit_cluster() -> Iterator[RabbitCluster]:
+    """The three-node RabbitMQ cluster of the scale-out tests (tests/cluster.py), stopped at
+    the end unless it ran before the session; ``ISOBRIDGE_KEEP_CLUSTER=1`` keeps it."""
+    cluster = start_cluster()
+    yield cluster
+    if cluster.started_here and not os.environ.get("ISOBRIDGE_KEEP_CLUSTER"):
+        cluster.run("down")
+
+
+@pytest.fixture
+def cluster(rabbit_cluster: RabbitCluster) -> Iterator[RabbitCluster]:
+    """The cluster with its three nodes running and reachable, before and after the test."""
+    rabbit_cluster.heal()
+    yield rabbit_cluster
+    rabbit_cluster.heal()

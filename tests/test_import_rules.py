@@ -75,6 +75,7 @@ RULES: Final[dict[str, Rule]] = {
     # Not layers of ARCHITECTURE.md: they exercise the layers. Listed so that every package
     # on disk has a row (see test_every_package_has_a_rule).
     "bench": Rule((ANY,), (ANY,)),
+    "scripts": Rule((), ()),  # the test command's helpers: the standard library only
     "tests": Rule((ANY,), (ANY,)),
 }
 

@@ -458,7 +458,8 @@ class SqlVault:
         for pan in pans:
             validate_pan(pan, check_luhn=check_luhn)
         keys = self._tenant_keys(tenant, create=True)
-        assert keys is not None
+        if keys is None:
+            raise RuntimeError("internal error: expected keys is not None")
         now = self._now()
         results: list[PanToken | None] = [None] * len(pans)
         missing: dict[str, list[int]] = {}

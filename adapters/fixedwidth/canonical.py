@@ -88,7 +88,8 @@ def _build(owner: type, tree: Mapping[str, Any]) -> Any:
     for name, value in tree.items():
         if isinstance(value, dict):
             cls = _hint_class(owner, name)
-            assert cls is not None
+            if cls is None:
+                raise RuntimeError("internal error: expected cls is not None")
             kwargs[name] = _build(cls, value)
         else:
             kwargs[name] = value
@@ -231,7 +232,8 @@ class RecordMapper:
                     return rule
             elif self._kind_field is not None and values.get(self._kind_field) == rule.value:
                 return rule
-        assert self._kind_field is not None
+        if self._kind_field is None:
+            raise RuntimeError("internal error: expected self._kind_field is not None")
         spec = self._fields_by_key[self._kind_field]
         raise RecordDecodeError(
             "no message kind for this code",
@@ -373,7 +375,8 @@ class RecordMapper:
             if rule.condition is not None:
                 values[rule.condition] = True
             else:
-                assert self._kind_field is not None
+                if self._kind_field is None:
+                    raise RuntimeError("internal error: expected self._kind_field is not None")
                 values[self._kind_field] = rule.value
         for field_rule in self.mapping.fields:
             current = _get(message, field_rule.path)

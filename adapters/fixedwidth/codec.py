@@ -374,7 +374,8 @@ class RecordCodec:
             if parent != path:
                 continue
             if isinstance(item, FieldSpec):
-                assert item.key is not None
+                if item.key is None:
+                    raise RuntimeError("internal error: expected item.key is not None")
                 value: Any = values[item.key]
                 for i in index:
                     value = value[i]
@@ -461,7 +462,8 @@ class RecordCodec:
                 items.append(f"{f.key!r}: {fn}(data[{f.offset}:{end}])")
         prologue = "    text = _text(data)\n" if whole_record else ""
         source = "def decode(data):\n" + prologue + "    return {" + ", ".join(items) + "}\n"
-        exec(compile(source, f"<copybook {self.name}>", "exec"), namespace)
+        # source generated here from the parsed copybook, never from input data
+        exec(compile(source, f"<copybook {self.name}>", "exec"), namespace)  # noqa: S102
         decoder: Callable[[bytes], dict[str, Any]] = namespace["decode"]
         return decoder
 
@@ -501,7 +503,8 @@ class RecordCodec:
                         layout=self.name,
                     )
             else:
-                assert values is not None
+                if values is None:
+                    raise RuntimeError("internal error: expected values is not None")
                 count = self._count_for_encode(odo.counter, values)
                 if not odo.minimum <= count <= odo.maximum:
                     raise RecordEncodeError(
@@ -729,7 +732,8 @@ def _occurrences_present(
     """How many entries a group table holds: the length of a field list under it."""
     for _, _, parent, item in items:
         if isinstance(item, FieldSpec) and parent[: len(path)] == path:
-            assert item.key is not None
+            if item.key is None:
+                raise RuntimeError("internal error: expected item.key is not None")
             value: Any = values[item.key]
             for i in index:
                 value = value[i]

@@ -239,7 +239,8 @@ class _Builder:
                     )
                 if child.occurs is not None and child.occurs.depending_on is not None:
                     raise _error("a redefining item cannot have OCCURS DEPENDING ON", child)
-                assert area_set is not None
+                if area_set is None:
+                    raise RuntimeError("internal error: expected area_set is not None")
                 area_names.append(child.name or "FILLER")
                 alt = len(area_names) - 1
                 start = area_start
@@ -274,7 +275,8 @@ def _assign_keys(fields: list[FieldSpec]) -> list[FieldSpec]:
     depth = {id(f): 0 for f in named}
 
     def key_of(f: FieldSpec) -> str:
-        assert f.name is not None
+        if f.name is None:
+            raise RuntimeError("internal error: expected f.name is not None")
         parts = (
             [f.name, *reversed(f.path[len(f.path) - depth[id(f)] :])] if depth[id(f)] else [f.name]
         )
@@ -350,7 +352,8 @@ def layout_record(root: ParsedItem) -> RecordSpec:
         key = by_item.get((owner.line, owner.column))
         if key is None:
             raise _error("level-88 conditions on FILLER are not supported", condition)
-        assert condition.name is not None
+        if condition.name is None:
+            raise RuntimeError("internal error: expected condition.name is not None")
         conditions.append(
             ConditionSpec(
                 condition.name, key, tuple(condition.values), condition.line, condition.column

@@ -132,7 +132,8 @@ def namespace_for(message_id: str) -> str:
 
 def _message(message_id: str, root: str, support: Support = Support.VALIDATED) -> MessageType:
     matched = _MESSAGE_ID.fullmatch(message_id)
-    assert matched is not None, message_id
+    if matched is None:
+        raise RuntimeError(message_id)
     family, version = matched.groups()
     return MessageType(
         id=message_id,

@@ -70,7 +70,8 @@ __all__ = [
 
 _MAX35 = 35
 
-TOKEN_SCHEME = "TOKEN"
+# a scheme name (Othr/SchmeNm/Prtry), not a secret
+TOKEN_SCHEME = "TOKEN"  # noqa: S105
 """``SchmeNm/Prtry`` of an account identifier that is a card token (ours)."""
 
 OTHER_CLEARING = "OTHER"

@@ -76,7 +76,8 @@ class SchemaOrder:
         root = tree.getroot().find(f"{_XS}element[@name='Document']")
         if root is None:
             root = tree.getroot().find(f"{_XS}element")
-        assert root is not None, "an ISO 20022 XSD declares its root element"
+        if root is None:
+            raise RuntimeError("an ISO 20022 XSD declares its root element")
         return SchemaOrder(root.get("type", ""), children)
 
     def _table(self, kind: str) -> tuple[dict[str, int], dict[str, str]] | None:

@@ -57,6 +57,7 @@ Both kinds of schema are built once per process, on first use, and shared by eve
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import threading
@@ -242,15 +243,14 @@ class SchemaValidator:
         self, document: etree._Element, message_type: MessageType
     ) -> list[SchemaProblem]:
         problems: list[SchemaProblem] = []
-        try:
+        # The explanation must not hide lxml's verdict: whatever xmlschema cannot do, falls back.
+        with contextlib.suppress(Exception):
             schema = _xmlschema_schema(message_type)
             errors: Iterator[xmlschema.XMLSchemaValidationError] = schema.iter_errors(
                 cast(Any, document), use_location_hints=False
             )
             for error in itertools.islice(errors, self.max_problems):
                 problems.append(_from_xmlschema(error, document))
-        except Exception:  # the explanation must not hide lxml's verdict: fall back
-            pass
         return problems
 
     def _explain_with_lxml(

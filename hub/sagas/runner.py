@@ -287,7 +287,8 @@ class SagaRunner:
     async def _run_action(
         self, definition: SagaDefinition, step: Step, record: SagaRecord
     ) -> SagaRecord | None:
-        assert step.action is not None
+        if step.action is None:
+            raise RuntimeError("internal error: expected step.action is not None")
         tries = dict(record.data.get("tries", {}))
         attempt = int(tries.get(step.name, 0)) + 1
         if attempt > step.max_attempts:  # reached again through a loop (recall, recall...)

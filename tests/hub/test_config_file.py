@@ -181,6 +181,16 @@ def test_metrics_listen_address(tmp_path: Path) -> None:
         ("[mainframe]\ntimeout = -1", "mainframe.timeout", "positive number of seconds"),
         ("[mainframe]\ncodepage = 'cp1140'", "mainframe.codepage", "unknown value 'cp1140'"),
         ("[routing]\ntransport = 'kafka://x'", "routing.transport", "not a transport URL"),
+        (
+            "[routing]\ntransport = 'amqp://u:pw@mq1:5681,,mq3:5683/%2F'",
+            "routing.transport",
+            "node 2 of 'amqp://u:***@mq1:5681,,mq3:5683/%2F' has no host",
+        ),
+        (
+            "[routing]\ntransport = 'amqp://mq1:5681,mq2:56x2/'",
+            "routing.transport",
+            "node 2 of 'amqp://mq1:5681,mq2:56x2/' has a bad port: 'mq2:56x2'",
+        ),
         ("[routing]\nrules = 'missing.toml'", "routing.rules", "no such file"),
         ("[vault]\ntoken_mode = 'ff3'", "vault.token_mode", "not a token mode"),
         ("listeners = 3", "listeners", "expected an array of tables"),

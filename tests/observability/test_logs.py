@@ -210,7 +210,9 @@ def test_configure_logging_installs_one_masking_handler_and_masks_others() -> No
     root = logging.getLogger()
     level = root.level
     foreign = logging.StreamHandler(io.StringIO())
-    uvicorn = logging.getLogger("uvicorn.error")
+    # A library's logger with a handler of its own (uvicorn's is configured by any uvicorn
+    # that an earlier test ran in this process, so a logger of no library is used).
+    uvicorn = logging.getLogger("isobridge_test_vendor.error")
     uvicorn.addHandler(foreign)
     first, second = io.StringIO(), io.StringIO()
     try:

@@ -4,12 +4,14 @@ the middle of 10,000 messages, on a node of the tests' own (tests/routing/chaos_
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pika
 import pytest
@@ -77,6 +79,36 @@ def test_wrong_credentials_are_reported_without_retrying_forever(
 def test_a_malformed_url_is_a_clear_error() -> None:
     with pytest.raises(TransportUnavailableError, match="bad broker URL"):
         AmqpTransport("amqp://guest:guest@localhost:notaport/", make_topology())
+
+
+def test_a_node_list_with_a_bad_node_is_a_clear_error_naming_it() -> None:
+    with pytest.raises(TransportUnavailableError, match=r"node 2 of .* has a bad port: 'h2:x'"):
+        AmqpTransport("amqp://guest:guest@h1:5672,h2:x/%2F", make_topology())
+    with pytest.raises(TransportUnavailableError, match=r"node 3 of .* has no host"):
+        AmqpTransport("amqp://guest:guest@h1,h2,/%2F", make_topology())
+
+
+def test_a_node_list_connects_to_the_first_node_that_answers(
+    shared_broker: tuple[str, Topology],
+) -> None:
+    url, topology = shared_broker
+    parts = urlsplit(url)
+    dead = _closed_port()
+    nodes = f"{parts.username}:{parts.password}@127.0.0.1:{dead},{parts.hostname}:{parts.port}"
+    transport = AmqpTransport(
+        urlunsplit(parts._replace(netloc=nodes)), topology, reconnect_delays=(5.0,)
+    )
+    with transport:
+        transport.start(timeout=20)  # well before the 5 s backoff: the next node at once
+        assert transport.connected_node == (parts.hostname, parts.port)
+        transport.publish(message(1))
+        assert transport.queue_depth(topology.queue("core")) == 1  # the list, for tooling too
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def test_masked_url_hides_only_the_password() -> None:
