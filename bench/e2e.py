@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import ssl
 import statistics
 import struct
 import subprocess
@@ -201,15 +202,19 @@ async def _drive(
     seconds: float,
     rate: float | None = None,
     first: int = 1,
+    tls: ssl.SSLContext | None = None,
 ) -> None:
-    """``connections`` len2 connections, ``window`` requests in flight each, for ``seconds``
-    (at ``rate`` requests/s in all when given); replies in order per connection."""
+    """``connections`` len2 connections (TLS with ``tls``), ``window`` requests in flight
+    each, for ``seconds`` (at ``rate`` requests/s in all when given); replies in order per
+    connection."""
     stop_at = time.perf_counter() + seconds
     counter = iter(range(first, 10**9))
     interval = connections / rate if rate else 0.0
 
     async def connection() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=tls, server_hostname="localhost" if tls else None
+        )
         sent: asyncio.Queue[float] = asyncio.Queue()
         slots = asyncio.Semaphore(window)
         done = asyncio.Event()

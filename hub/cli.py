@@ -19,6 +19,7 @@ Commands::
     isobridge dlq list|show|replay|purge    dead-lettered messages (see hub.dlq_cli)
     isobridge journal init|rebuild|checkpoint|shred, audit verify, trace ID
                                             the event journal (see hub.journal_cli)
+    isobridge certs dev [--out DIR]         a throwaway CA and TLS certificates (hub.certs_cli)
     isobridge sagas list|show ID|retry ID   payment sagas (see hub.sagas_cli)
     isobridge mask IN OUT [--format F]      a masked non-production copy of an ISO 8583,
                                             ISO 20022 or fixed-width file (hub.mask_cli)
@@ -51,6 +52,7 @@ from adapters.registry import AdapterRegistry, default_registry
 from canonical_model.json_form import CanonicalJsonError, from_dict, json_schema, to_dict, to_json
 from canonical_model.messages import CanonicalMessage
 from hub.bootstrap import Hub, open_vault
+from hub.certs_cli import add_certs_commands, run_certs_command
 from hub.cli_support import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, CliError
 from hub.config import Settings
 from hub.config_file import HubConfig
@@ -109,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     schema.add_argument("which", choices=["canonical"])
 
     add_gateway_command(commands)
+    add_certs_commands(commands)
 
     run = commands.add_parser("run", help="run the hub: edges, routing, core banking")
     run.add_argument(
@@ -538,6 +541,8 @@ def main(
             return run_copybook_command(args, out, err)
         elif args.command == "dlq":
             run_dlq_command(args, environ, out, err)
+        elif args.command == "certs":
+            run_certs_command(args, out)
         elif args.command == "mask":
             return run_mask_command(args, environ, out, err)
         elif args.command in JOURNAL_COMMANDS:

@@ -12,6 +12,7 @@ optional; what is absent takes the default shown::
     workers = 1                         # hub processes sharing the listeners (hub.workers)
     journal = true                      # false: record no events (no audit trail, no trace);
                                         # only to measure what journaling costs
+    tls_reload_interval = 30.0          # seconds between checks of the TLS files (hub.tls)
 
     [vault]
     url = "sqlite:///<home>/vault.db"   # or postgresql+psycopg://user:pw@host/db
@@ -38,7 +39,7 @@ optional; what is absent takes the default shown::
     max_connections = 1024
     idle_timeout = 300.0                # seconds
     request_timeout = 30.0              # seconds, then 91
-    [listeners.tls]                     # optional: TLS 1.3
+    [listeners.tls]                     # optional: TLS 1.3 only (hub.tls)
     cert = "edge.crt"
     key = "edge.key"
     client_ca = "acquirers-ca.crt"      # optional: require client certificates from this CA
@@ -53,6 +54,11 @@ optional; what is absent takes the default shown::
     connections = 2
     failure_threshold = 5
     reset_after = 10.0
+    [upstreams.tls]                     # optional: mutual TLS 1.3 to the host (hub.tls)
+    ca = "visa-ca.crt"                  # required: the CA the host's certificate chains to
+    cert = "hub-client.crt"             # the hub's client certificate and key
+    key = "hub-client.key"
+    server_name = "switch.visa.example" # default: host; checked against the host's certificate
 
     [clearing]                          # the clearing system's queue pair (needs [mainframe])
     url = "amqp://..."                  # default: [routing] transport when it is amqp://
@@ -74,6 +80,15 @@ optional; what is absent takes the default shown::
     connections = 4                     # pool size
     failure_threshold = 5               # circuit breaker: failures in a row to open
     reset_after = 10.0                  # seconds open before a probe
+    [mainframe.tls]                     # optional (via = "tcp"): mutual TLS 1.3, keys as in
+    ca = "mainframe-ca.crt"             # [upstreams.tls]
+    cert = "hub-client.crt"
+    key = "hub-client.key"
+    server_name = "mainframe.bank.example"
+
+TLS is 1.3 only, everywhere (:mod:`hub.tls`). Certificates are reloaded from their files on
+SIGHUP and when a file changes (checked every ``[hub] tls_reload_interval`` seconds): new
+connections use them, open ones carry on.
 
     [tracing]                           # OpenTelemetry spans (observability.tracing)
     exporter = "none"                   # none | otlp (OTLP over HTTP) | console (stderr)
@@ -110,6 +125,7 @@ from adapters.codepages import EBCDIC_CODEPAGES
 from adapters.framing import FRAMERS
 from hub.config import Settings
 from hub.edge import EdgeSettings
+from hub.tls import client_context, server_context
 from observability.logs import LOG_FORMATS, LoggingConfig
 from observability.metrics import parse_listen
 from observability.tracing import EXPORTERS, TracingConfig
@@ -122,6 +138,7 @@ __all__ = [
     "MainframeConfig",
     "MetricsConfig",
     "RoutingConfig",
+    "ClientTlsConfig",
     "TableReader",
     "TlsConfig",
     "UpstreamConfig",
@@ -157,13 +174,32 @@ class TlsConfig:
     def server_context(self) -> ssl.SSLContext:
         """A TLS 1.3 server context (forward secrecy only); client certificates required
         when ``client_ca`` is set."""
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_3
-        context.load_cert_chain(self.cert, self.key)
-        if self.client_ca is not None:
-            context.load_verify_locations(self.client_ca)
-            context.verify_mode = ssl.CERT_REQUIRED
-        return context
+        return server_context(self.cert, self.key, self.client_ca)
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """The files the context is built from (watched for a reload)."""
+        return (self.cert, self.key) + ((self.client_ca,) if self.client_ca else ())
+
+
+@dataclass(frozen=True, slots=True)
+class ClientTlsConfig:
+    """Mutual TLS to a destination (``[mainframe.tls]``, ``[upstreams.tls]``): the CA its
+    certificate must chain to, the hub's own certificate and key, the name to check."""
+
+    ca: Path
+    cert: Path | None = None
+    key: Path | None = None
+    server_name: str | None = None
+
+    def client_context(self) -> ssl.SSLContext:
+        """A TLS 1.3 client context trusting ``ca`` only and presenting ``cert``."""
+        return client_context(self.ca, self.cert, self.key)
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """The files the context is built from (watched for a reload)."""
+        return tuple(path for path in (self.ca, self.cert, self.key) if path is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +250,7 @@ class MainframeConfig:
     via: str = "tcp"
     mq_url: str | None = None
     request_queue: str = "mainframe.requests"
+    tls: ClientTlsConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +266,7 @@ class UpstreamConfig:
     connections: int = 2
     failure_threshold: int = 5
     reset_after: float = 10.0
+    tls: ClientTlsConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +310,7 @@ class HubConfig:
     workers: int = 1
     journal: bool = True
     metrics: MetricsConfig | None = None
+    tls_reload_interval: float = 30.0
     tracing: TracingConfig = field(default_factory=TracingConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
@@ -344,7 +383,7 @@ class _Reader(TableReader):
              "metrics", "tracing", "logging"),
         )  # fmt: skip
         hub = self.table(data, "hub")
-        self.known(hub, "hub", ("tenant", "home", "workers", "journal"))
+        self.known(hub, "hub", ("tenant", "home", "workers", "journal", "tls_reload_interval"))
         tenant = self.text(hub, "hub.tenant", "tenant", "default")
         vault = self.table(data, "vault")
         self.known(vault, "vault", ("url", "key_file", "token_mode"))
@@ -395,6 +434,9 @@ class _Reader(TableReader):
             workers=workers,
             journal=self.boolean(hub, "hub.journal", "journal", True),
             metrics=self.metrics(self.table(data, "metrics")) if "metrics" in data else None,
+            tls_reload_interval=self.seconds(
+                hub, "hub.tls_reload_interval", "tls_reload_interval", 30.0
+            ),
             tracing=self.tracing(self.table(data, "tracing")),
             logging=logging_config(self, self.table(data, "logging"), self.environ),
         )
@@ -436,7 +478,7 @@ class _Reader(TableReader):
                 table,
                 where,
                 ("name", "host", "port", "framing", "adapter", "timeout", "connections",
-                 "failure_threshold", "reset_after"),
+                 "failure_threshold", "reset_after", "tls"),
             )  # fmt: skip
             defaults = UpstreamConfig(name="", host="", port=0)
             name = self.required_text(table, f"{where}.name", "name")
@@ -470,6 +512,7 @@ class _Reader(TableReader):
                     reset_after=self.seconds(
                         table, f"{where}.reset_after", "reset_after", defaults.reset_after
                     ),
+                    tls=self.client_tls(table, f"{where}.tls"),
                 )
             )
         return tuple(result)
@@ -591,7 +634,39 @@ class _Reader(TableReader):
         )
         if cert is None or key is None:
             raise RuntimeError("internal error: expected cert is not None and key is not None")
-        return TlsConfig(cert, key, client_ca)
+        config = TlsConfig(cert, key, client_ca)
+        try:
+            config.server_context()
+        except (ssl.SSLError, OSError) as exc:
+            raise self.fail(where, f"cannot use these files: {exc}") from None
+        return config
+
+    def client_tls(self, parent: Mapping[str, Any], where: str) -> ClientTlsConfig | None:
+        """The optional ``tls`` table of a destination."""
+        table = parent.get("tls")
+        if table is None:
+            return None
+        if not isinstance(table, dict):
+            raise self.fail(where, "expected a table")
+        self.known(table, where, ("ca", "cert", "key", "server_name"))
+        ca = self.existing_file(f"{where}.ca", self.required_text(table, f"{where}.ca", "ca"))
+        cert = self.existing_file(
+            f"{where}.cert", self.optional_text(table, f"{where}.cert", "cert")
+        )
+        key = self.existing_file(f"{where}.key", self.optional_text(table, f"{where}.key", "key"))
+        if (cert is None) != (key is None):
+            missing = "key" if key is None else "cert"
+            raise self.fail(f"{where}.{missing}", "cert and key go together (mutual TLS)")
+        if ca is None:
+            raise RuntimeError("internal error: expected ca is not None")
+        config = ClientTlsConfig(
+            ca, cert, key, self.optional_text(table, f"{where}.server_name", "server_name")
+        )
+        try:
+            config.client_context()
+        except (ssl.SSLError, OSError) as exc:
+            raise self.fail(where, f"cannot use these files: {exc}") from None
+        return config
 
     def mainframe(self, value: object, transport: str) -> MainframeConfig:
         if not isinstance(value, dict):
@@ -601,7 +676,7 @@ class _Reader(TableReader):
             value,
             "mainframe",
             ("host", "port", "framing", "codepage", "timeout", "connections",
-             "failure_threshold", "reset_after", "via", "mq_url", "request_queue"),
+             "failure_threshold", "reset_after", "via", "mq_url", "request_queue", "tls"),
         )  # fmt: skip
         via = self.text(value, "mainframe.via", "via", defaults.via)
         if via not in ("tcp", "mq"):
@@ -613,6 +688,9 @@ class _Reader(TableReader):
             )
             if mq_url is None or not mq_url.startswith(("amqp://", "amqps://")):
                 raise self.fail("mainframe.mq_url", 'via = "mq" needs an amqp:// URL')
+        tls = self.client_tls(value, "mainframe.tls")
+        if tls is not None and via != "tcp":
+            raise self.fail("mainframe.tls", 'applies to via = "tcp" (for MQ, use amqps://)')
         framing = self.text(value, "mainframe.framing", "framing", defaults.framing)
         if framing not in MAINFRAME_FRAMINGS:
             raise self.fail("mainframe.framing", _unknown(framing, MAINFRAME_FRAMINGS))
@@ -640,6 +718,7 @@ class _Reader(TableReader):
             request_queue=self.text(
                 value, "mainframe.request_queue", "request_queue", defaults.request_queue
             ),
+            tls=tls,
         )  # fmt: skip
 
     # -- values

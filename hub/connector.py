@@ -23,6 +23,16 @@ Timeouts and lost connections count as failures of the breaker (:mod:`hub.breake
 replies as successes. A dropped connection is reconnected in the background with
 exponential backoff (``backoff_initial`` doubling to ``backoff_max``, with jitter), so a
 dead core costs one refused request per breaker period, not a pile-up of waiting ones.
+
+With ``tls`` (a :func:`hub.tls.client_context`), every connection is mutual TLS 1.3: the
+destination's certificate must chain to the configured CA and match ``server_name`` (default
+``host``), and the hub presents its own. A link counts as up only once the destination has
+accepted the hub's certificate (:func:`hub.tls.await_acceptance`), so no request is sent on a
+connection about to be refused. A refused handshake, either way, is logged as a warning
+naming the destination and the reason (expired, self-signed, wrong CA, TLS 1.2 or older),
+counted (``ConnectorStats.tls_refused``) and retried with the backoff; there is no fallback to
+plain TCP. :meth:`RecordConnector.use_tls_context` swaps the context for new connections (a
+certificate reload).
 """
 
 from __future__ import annotations
@@ -32,11 +42,13 @@ import contextlib
 import itertools
 import logging
 import random
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from adapters.framing import FrameDecoder, Framer, FramingError
 from hub.breaker import CircuitBreaker
+from hub.tls import TlsRefusedError, await_acceptance, refusal_reason
 
 __all__ = [
     "ConnectionLostError",
@@ -89,6 +101,8 @@ class ConnectorSettings:
     connect_timeout: float = 2.0
     backoff_initial: float = 0.05
     backoff_max: float = 5.0
+    tls: ssl.SSLContext | None = None
+    server_name: str | None = None  # checked against the certificate; default: host
 
 
 @dataclass(slots=True)
@@ -105,6 +119,7 @@ class ConnectorStats:
     unmatched_replies: int = 0
     connects: int = 0
     connect_failures: int = 0
+    tls_refused: int = 0
 
 
 class RecordConnector:
@@ -117,6 +132,7 @@ class RecordConnector:
         self._links = [_Link(self, number) for number in range(settings.connections)]
         self._next = itertools.cycle(range(settings.connections))
         self._closed = False
+        self.tls_context: ssl.SSLContext | None = settings.tls
 
     @property
     def connected(self) -> int:
@@ -165,6 +181,13 @@ class RecordConnector:
             raise
         self.breaker.record_success()
         return reply
+
+    def use_tls_context(self, context: ssl.SSLContext) -> None:
+        """Connect with ``context`` from now on (open connections carry on)."""
+        if self.tls_context is None:
+            raise RuntimeError(f"{self.settings.name}: this connector does not use TLS")
+        self.tls_context = context
+        _log.info("%s: TLS certificates reloaded", self.settings.name)
 
     def _pick(self) -> _Link | None:
         for _ in range(len(self._links)):
@@ -250,11 +273,19 @@ class _Link:
         delay = settings.backoff_initial
         while not self.connector._closed:
             try:
-                async with asyncio.timeout(settings.connect_timeout):
-                    reader, writer = await asyncio.open_connection(settings.host, settings.port)
+                reader, writer = await self._connect()
             except (OSError, TimeoutError) as exc:
                 self.connector.stats.connect_failures += 1
-                _log.info("%s: connect failed (%s); retry in %.2f s", settings.name, exc, delay)
+                if isinstance(exc, ssl.SSLError | TlsRefusedError):
+                    self.connector.stats.tls_refused += 1
+                    _log.warning(
+                        "%s: TLS handshake refused: %s; retry in %.2f s",
+                        settings.name,
+                        exc if isinstance(exc, TlsRefusedError) else refusal_reason(exc),
+                        delay,
+                    )
+                else:
+                    _log.info("%s: connect failed (%s); retry in %.2f s", settings.name, exc, delay)
                 # jitter spreads reconnects; nothing secret depends on it
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311
                 delay = min(delay * 2, settings.backoff_max)
@@ -274,6 +305,27 @@ class _Link:
             if not self.connector._closed:
                 # jitter spreads reconnects; nothing secret depends on it
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection, TLS-accepted by the destination when TLS is configured."""
+        settings = self.connector.settings
+        context = self.connector.tls_context
+        async with asyncio.timeout(settings.connect_timeout):
+            if context is None:
+                return await asyncio.open_connection(settings.host, settings.port)
+            reader, writer = await asyncio.open_connection(
+                settings.host,
+                settings.port,
+                ssl=context,
+                server_hostname=settings.server_name or settings.host,
+                ssl_handshake_timeout=settings.connect_timeout,
+            )
+        try:
+            await await_acceptance(reader, writer, settings.connect_timeout)
+        except BaseException:  # refused, or the connector closing meanwhile
+            writer.close()
+            raise
+        return reader, writer
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         settings = self.connector.settings

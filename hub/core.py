@@ -451,7 +451,7 @@ def corebank_exchange(config: MainframeConfig) -> RunningExchange:
 def corebank_connector(config: MainframeConfig) -> RecordConnector:
     """The connector to the mainframe of ``config``: its framing (``len2``, ``len4`` or
     ``cics``: transaction id ``CBRQ`` then the record, the reply bare), replies matched by
-    posting reference, and a circuit breaker."""
+    posting reference, a circuit breaker, and mutual TLS 1.3 with ``[mainframe.tls]``."""
     if config.framing == "cics":
         request_framer: Framer = FixedRecordFramer(CORE_RECORD_LENGTH, header_size=4)
         reply_framer: Framer = FixedRecordFramer(CORE_RECORD_LENGTH)
@@ -471,6 +471,8 @@ def corebank_connector(config: MainframeConfig) -> RecordConnector:
         request_header=header,
         connections=config.connections,
         timeout=config.timeout,
+        tls=config.tls.client_context() if config.tls is not None else None,
+        server_name=config.tls.server_name if config.tls is not None else None,
     )
     breaker = CircuitBreaker(
         "mainframe", failure_threshold=config.failure_threshold, reset_after=config.reset_after

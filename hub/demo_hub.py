@@ -8,7 +8,10 @@ the traffic:
 1. **Card payments** (main flow 1): terminals send ISO 8583 0200 purchases over TCP
    concurrently (some above the balance: ``51``; some to an unknown account: ``14``); a
    live line shows the rate, latencies and outcomes; then the mainframe's ledger is
-   reconciled against the approvals.
+   reconciled against the approvals. The terminals' connections to the edge and the hub's
+   to the mainframe are mutual TLS 1.3, on a throwaway CA (:mod:`hub.certs`, as
+   ``isobridge certs dev`` writes it); a terminal without a client certificate and one
+   offering TLS 1.2 are refused.
 2. **Store-and-forward**: the mainframe drops its replies for a moment; the terminals get
    ``91`` at once, the hub stores a reversal of each posting whose outcome it lost, and
    forwards it when the mainframe answers again.
@@ -28,6 +31,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import io
+import ssl
 import statistics
 import struct
 import tempfile
@@ -55,9 +59,17 @@ from canonical_model.messages import (
     PaymentTerms,
 )
 from canonical_model.money import Money
+from hub.certs import create_dev_certificates
 from hub.clearing import ClearingInbound
-from hub.config_file import ListenerConfig, MainframeConfig, load_config
+from hub.config_file import (
+    ClientTlsConfig,
+    ListenerConfig,
+    MainframeConfig,
+    TlsConfig,
+    load_config,
+)
 from hub.service import HubService
+from hub.tls import client_context
 from journal import format_trace
 from mainframe_sim.faults import FaultPlan, Faults
 from mainframe_sim.ledger import Ledger
@@ -65,6 +77,7 @@ from mainframe_sim.records import Records
 from mainframe_sim.seed import SEED_ACCOUNTS, seed_ledger
 from mainframe_sim.server import MainframeServer
 from mainframe_sim.statement import write_statement
+from mainframe_sim.tls import server_context as mainframe_tls
 
 __all__ = ["run_hub_demo"]
 
@@ -104,9 +117,16 @@ async def _exchange(
 
 
 async def _terminal(
-    port: int, number: int, count: int, accounts: list[str], traffic: _Traffic
+    port: int,
+    number: int,
+    count: int,
+    accounts: list[str],
+    traffic: _Traffic,
+    tls: ssl.SSLContext,
 ) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=tls, server_hostname="localhost"
+    )
     terminal = f"DEMO{number:04d}"
     try:
         for n in range(count):
@@ -193,19 +213,56 @@ def _transfer(number: int, iban: str, amount: str) -> CanonicalMessage:
     )
 
 
+async def _refused(port: int, tls: ssl.SSLContext) -> bool:
+    """Whether a terminal connecting with ``tls`` is refused before any reply."""
+    try:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=tls, server_hostname="localhost"
+        )
+    except (ssl.SSLError, ConnectionError):
+        return True
+    try:
+        await _exchange(reader, writer, _purchase(1, 100, _UNKNOWN_ACCOUNT, _CARDS[0], "DEMO9999"))
+    except (ssl.SSLError, ConnectionError, asyncio.IncompleteReadError):
+        return True
+    finally:
+        writer.close()
+        with contextlib.suppress(ssl.SSLError, ConnectionError):
+            await writer.wait_closed()
+    return False
+
+
 async def _demo(out: TextIO, home: Path, terminals: int, per_terminal: int) -> bool:
     ledger = Ledger.open(f"sqlite:///{home / 'mainframe.db'}")
     seed_ledger(ledger)
     faults = Faults()
-    mainframe = MainframeServer(ledger, faults=faults)
+    certs = create_dev_certificates(home / "certs", days=1)
+    ca, leaves = certs.ca.cert, certs.leaves
+    mainframe = MainframeServer(
+        ledger,
+        faults=faults,
+        tls=mainframe_tls(leaves["mainframe"].cert, leaves["mainframe"].key, ca),
+    )
     _, port = await mainframe.start("127.0.0.1", 0)
     base = load_config(None, environ={"ISOBRIDGE_HOME": str(home / "hub")})
+    edge_tls = TlsConfig(leaves["hub-edge"].cert, leaves["hub-edge"].key, ca)
+    link_tls = ClientTlsConfig(ca, leaves["hub-client"].cert, leaves["hub-client"].key)
     config = dataclasses.replace(
         base,
         tenant=_TENANT,
-        listeners=(ListenerConfig(name="pos", port=0, tenant=_TENANT, request_timeout=5.0),),
-        mainframe=MainframeConfig(port=port, timeout=0.5, connections=4, failure_threshold=50),
+        listeners=(
+            ListenerConfig(name="pos", port=0, tenant=_TENANT, request_timeout=5.0, tls=edge_tls),
+        ),
+        mainframe=MainframeConfig(
+            host="localhost",
+            port=port,
+            timeout=0.5,
+            connections=4,
+            failure_threshold=50,
+            tls=link_tls,
+        ),
     )
+    terminal_tls = client_context(ca, leaves["acquirer"].cert, leaves["acquirer"].key)
     accounts = [a.number for a in SEED_ACCOUNTS if a.currency == "EUR" and a.status == "open"]
     ok = True
     try:
@@ -215,6 +272,8 @@ async def _demo(out: TextIO, home: Path, terminals: int, per_terminal: int) -> b
                 f"mainframe_sim on 127.0.0.1:{port} (len2, cp037), ledger {len(SEED_ACCOUNTS)}"
                 f" seeded accounts; hub edge on 127.0.0.1:{edge_port} (len2-binary, ascii);"
                 f" transport memory://\n"
+                "mutual TLS 1.3 on the edge and on the mainframe link; every certificate from a"
+                " throwaway CA (isobridge certs dev)\n"
             )
             before = {number: ledger.balances(number) for number in accounts}
 
@@ -226,7 +285,7 @@ async def _demo(out: TextIO, home: Path, terminals: int, per_terminal: int) -> b
             live = asyncio.create_task(_live(out, traffic, started, done))
             await asyncio.gather(
                 *(
-                    _terminal(edge_port, n + 1, per_terminal, accounts, traffic)
+                    _terminal(edge_port, n + 1, per_terminal, accounts, traffic, terminal_tls)
                     for n in range(terminals)
                 )
             )
@@ -256,13 +315,27 @@ async def _demo(out: TextIO, home: Path, terminals: int, per_terminal: int) -> b
                 f" ledger balanced (double entry): {check.balanced}\n"
             )
             ok &= not mismatched and check.balanced
+            no_certificate = client_context(ca)
+            old_protocol = client_context(ca, leaves["acquirer"].cert, leaves["acquirer"].key)
+            old_protocol.minimum_version = ssl.TLSVersion.TLSv1_2
+            old_protocol.maximum_version = ssl.TLSVersion.TLSv1_2
+            refused = [await _refused(edge_port, no_certificate)]
+            refused.append(await _refused(edge_port, old_protocol))
+            deadline = time.perf_counter() + 5
+            while service.edges[0].stats.tls_refused < 2 and time.perf_counter() < deadline:
+                await asyncio.sleep(0.01)
+            out.write(
+                "  a terminal without a client certificate, one offering TLS 1.2: refused"
+                f" {sum(refused)} of 2 (the edge logs each with the peer and the reason)\n"
+            )
+            ok &= all(refused) and service.edges[0].stats.tls_refused == 2
 
             _rule(out, "2. store-and-forward: replies lost, 91 at once, reversals forwarded")
             if service.reversals is None:
                 raise RuntimeError("internal error: expected service.reversals is not None")
             faults.set(FaultPlan(drop=1.0))
             lost = _Traffic()
-            await _terminal(edge_port, 90, 3, accounts[:1], lost)
+            await _terminal(edge_port, 90, 3, accounts[:1], lost, terminal_tls)
             stored = len(service.reversals.pending())
             out.write(
                 f"  mainframe drops every reply: 3 purchases answered"
@@ -357,8 +430,9 @@ async def _demo(out: TextIO, home: Path, terminals: int, per_terminal: int) -> b
                 len(service.transport.dead_letters(name)) for name in service.core_destinations
             )
             out.write(
-                f"  edge: {edge.connections_total} connections, {edge.requests} requests,"
-                f" {edge.replies} replies, {edge.format_errors} format errors\n"
+                f"  edge: {edge.connections_total} connections (TLS 1.3, {edge.tls_refused}"
+                f" handshakes refused), {edge.requests} requests, {edge.replies} replies,"
+                f" {edge.format_errors} format errors\n"
                 f"  core: {core.requests} requests, {core.approved} approved,"
                 f" {core.declined} declined, {core.unknown_outcome} unknown outcomes"
                 f" (reversed), {core.refused} refused before posting\n"

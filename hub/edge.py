@@ -25,9 +25,15 @@ Bounded by design (:class:`EdgeSettings`):
   echoed.
 - ``request_timeout``: a request whose handler has not answered by then is answered with
   ``91`` (issuer or switch inoperative); a handler that fails answers ``96``.
-- ``tls``: an :class:`ssl.SSLContext` (with ``verify_mode = CERT_REQUIRED`` for client
-  certificates) turns the listener into TLS; :meth:`Iso8583Edge.reload_certificate` swaps
-  its certificate without a restart (``isobridge run`` does it on SIGHUP).
+- ``tls``: an :class:`ssl.SSLContext` (:func:`hub.tls.server_context`: TLS 1.3 only, with
+  ``verify_mode = CERT_REQUIRED`` for client certificates) turns the listener into TLS. The
+  handshake runs in the connection's own task, so a refused one (expired, self-signed or
+  wrong-CA certificate, none at all, TLS 1.2 or older) is logged with the peer and the reason
+  (:func:`hub.tls.refusal_reason`) and counted (``EdgeStats.tls_refused``), on asyncio's
+  loop and on uvloop (:func:`hub.tls.start_tls_server`).
+  :meth:`Iso8583Edge.use_tls_context` swaps in a context rebuilt from the files, and
+  :meth:`Iso8583Edge.reload_certificate` loads a new certificate into the current one, both
+  without a restart (``isobridge run`` does it on SIGHUP and when the files change).
 
 Card numbers: the adapter tokenizes the PAN of each request through the vault; the reply
 echoes the request's PAN from the edge's memory of that one request (held while it is in
@@ -75,6 +81,7 @@ from canonical_model.codes import status_from_iso8583
 from canonical_model.messages import CanonicalMessage, MessageKind
 from canonical_model.pan import PanToken
 from canonical_model.replies import reply_to
+from hub.tls import describe_peer_certificate, refusal_reason, start_tls_server
 from observability.logs import bind, bind_message
 from observability.tracing import Tracing
 
@@ -169,6 +176,7 @@ class EdgeStats:
     handler_errors: int = 0
     closed_on_bad_input: int = 0
     closed_idle: int = 0
+    tls_refused: int = 0
     # seconds from request in to reply out, the most recent ones (bounded)
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
 
@@ -207,6 +215,7 @@ class Iso8583Edge:
         self._server: asyncio.Server | None = None
         self._port: int | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self.tls_context: ssl.SSLContext | None = settings.tls
 
     @property
     def port(self) -> int:
@@ -218,20 +227,38 @@ class Iso8583Edge:
     def reload_certificate(self, cert: str | os.PathLike[str], key: str | os.PathLike[str]) -> None:
         """Load a new certificate and key into the listener's TLS context: connections
         accepted from now on present it, open ones carry on (no restart, no drop)."""
-        if self.settings.tls is None:
+        if self.tls_context is None:
             raise RuntimeError("this listener does not use TLS")
-        self.settings.tls.load_cert_chain(cert, key)
+        self.tls_context.load_cert_chain(cert, key)
         _log.info("ISO 8583 edge on port %d: certificate reloaded from %s", self.port, cert)
+
+    def use_tls_context(self, context: ssl.SSLContext) -> None:
+        """Handshake new connections with ``context`` (rebuilt from the certificate, key and
+        client CA files); open connections carry on."""
+        if self.tls_context is None:
+            raise RuntimeError("this listener does not use TLS")
+        self.tls_context = context
+        _log.info("ISO 8583 edge on port %d: TLS certificates reloaded", self.port)
 
     async def start(self) -> None:
         """Bind and start accepting connections."""
-        self._server = await asyncio.start_server(
-            self._accept,
-            self.settings.host,
-            self.settings.port,
-            ssl=self.settings.tls,
-            reuse_port=self.settings.reuse_port or None,
-        )
+        if self.tls_context is not None:
+            self._server = await start_tls_server(
+                self._accept,
+                self.settings.host,
+                self.settings.port,
+                context=self._current_tls_context,
+                refused=self._tls_refused,
+                handshake_timeout=min(self.settings.idle_timeout, 30.0),
+                reuse_port=self.settings.reuse_port or None,
+            )
+        else:
+            self._server = await asyncio.start_server(
+                self._accept,
+                self.settings.host,
+                self.settings.port,
+                reuse_port=self.settings.reuse_port or None,
+            )
         self._port = int(self._server.sockets[0].getsockname()[1])
         _log.info(
             "ISO 8583 edge listening on %s:%d (%s, %s)",
@@ -273,6 +300,13 @@ class Iso8583Edge:
             _log.warning("refusing connection from %s: %d open", peer, self.stats.connections_open)
             await _close(writer)
             return
+        if self.tls_context is not None:
+            _log.info(
+                "ISO 8583 edge on port %d: TLS connection from %s (%s)",
+                self.port,
+                peer,
+                describe_peer_certificate(writer.get_extra_info("ssl_object")),
+            )
         self._connections.add(task)
         self.stats.connections_open += 1
         self.stats.connections_total += 1
@@ -288,6 +322,20 @@ class Iso8583Edge:
             self.observer.connection_closed()
             self._connections.discard(task)
             await _close(writer)
+
+    def _current_tls_context(self) -> ssl.SSLContext:
+        if self.tls_context is None:
+            raise RuntimeError("this listener does not use TLS")
+        return self.tls_context
+
+    def _tls_refused(self, peer: str, error: BaseException) -> None:
+        self.stats.tls_refused += 1
+        _log.warning(
+            "ISO 8583 edge on port %d: TLS handshake with %s refused: %s",
+            self.port,
+            peer,
+            refusal_reason(error),
+        )
 
     async def answer(self, request: CanonicalMessage) -> CanonicalMessage:
         """The reply to one decoded request: at the edge, from the handler, or 91 / 96."""

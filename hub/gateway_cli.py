@@ -17,7 +17,9 @@ each of the N hub processes serves the gateway too, all on ``[gateway] port``
 - the journal of the state directory (``hub.bootstrap.open_journal``);
 - the clearing queue pair of ``gateway.toml``'s ``[clearing]`` (:mod:`hub.clearing_outgoing`);
 - the application (:func:`hub.gateway.build_gateway`) under uvicorn on ``[gateway] host`` /
-  ``port``; SIGINT / SIGTERM stop it, then everything else.
+  ``port``; SIGINT / SIGTERM stop it, then everything else. With ``[gateway.tls]`` it is
+  served over TLS 1.3 (:mod:`hub.gateway_tls`), and SIGHUP or a change of the certificate
+  files reloads them (under ``run --gateway``, SIGHUP reloads the hub's certificates too).
 
 Both commands run on the event loop uvicorn itself would pick (its ``loop="auto"``): uvloop
 when it is installed (a dependency where it builds), else asyncio's
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import signal
 import socket
 from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -160,6 +163,7 @@ async def serve_hub_with_gateway(
                 workers=hub_config.workers,
                 ready=ready,
                 stop=stop,
+                on_hangup=service.reload_certificates,
             )
     finally:
         engine.dispose()
@@ -190,18 +194,25 @@ async def _serve(
     workers: int = 1,
     ready: Callable[[BuiltGateway, int], None] | None,
     stop: asyncio.Event | None,
+    on_hangup: Callable[[], object] | None = None,
 ) -> None:
     import uvicorn
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
     from gateway.journaled import JournalPayments
     from hub.clearing_outgoing import ClearingOutgoing
     from hub.gateway import build_gateway
+    from hub.gateway_tls import GatewayTls
+    from hub.tls import CertificateFiles
 
     holder: list[BuiltGateway] = []
 
     async def on_status(document: bytes) -> int:
         return await holder[0].payments.receive_status_report(document)
 
+    tls: GatewayTls | None = None
+    watcher: asyncio.Task[None] | None = None
+    hangups: list[Callable[[], object]] = []
     clearing = ClearingOutgoing(
         config.clearing_url,
         asyncio.get_running_loop(),
@@ -232,17 +243,30 @@ async def _serve(
         restored = await built.payments.restore(JournalPayments(journal))
         if restored:
             out.write(f"isobridge: {restored} payments restored from the journal\n")
+        if config.tls is not None:
+            tls = GatewayTls(config.tls, config.issuer.client_cert_header)
         server = uvicorn.Server(
             uvicorn.Config(
-                built.app,
+                tls.wrap(built.app) if tls is not None else built.app,
                 host=config.host,
                 port=config.port,
                 log_level="warning",
                 lifespan="off",
+                http=tls.protocol_class(AutoHTTPProtocol) if tls is not None else "auto",
                 # uvicorn's records go to the root logger's handler: masked, in its format
                 log_config=None,
             )
         )
+        hangups += [job for job in (on_hangup, tls.reload if tls else None) if job is not None]
+        if hangups:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                asyncio.get_running_loop().add_signal_handler(
+                    signal.SIGHUP, lambda: [job() for job in hangups]
+                )
+        if tls is not None and config.tls is not None:
+            watcher = asyncio.create_task(
+                CertificateFiles(config.tls.files).watch(tls.reload, config.tls.reload_interval)
+            )
         # several workers share the port (SO_REUSEPORT), as the hub's listeners do
         sockets = [_shared_socket(config.host, config.port)] if workers > 1 else None
         serving = asyncio.create_task(server.serve(sockets=sockets))
@@ -251,7 +275,8 @@ async def _serve(
         if serving.done():
             await serving  # raises why it could not start
         port = server.servers[0].sockets[0].getsockname()[1]
-        out.write(f"isobridge: open-banking gateway on http://{config.host}:{port}\n")
+        scheme = "https" if tls is not None else "http"
+        out.write(f"isobridge: open-banking gateway on {scheme}://{config.host}:{port}\n")
         out.flush()
         if ready is not None:
             ready(built, port)
@@ -262,6 +287,11 @@ async def _serve(
             waiter.cancel()
         await serving
     finally:
+        if watcher is not None:
+            watcher.cancel()
+        if hangups:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         await asyncio.to_thread(clearing.stop)
 
 

@@ -20,6 +20,14 @@ checked; an error names the file, the key and why (:class:`hub.config_file.Confi
                                            # it between machines)
     consent_cache_seconds = 1.0            # how stale an authorised consent may be read
 
+    [gateway.tls]                          # optional: the gateway terminates TLS 1.3 itself
+    cert = "gateway.crt"                   # (hub.gateway_tls); public_url then defaults to https
+    key = "gateway.key"
+    client_ca = "tpp-ca.crt"               # TPP certificates: asked for, verified if presented
+    forwarded_client_cert = false          # true: a re-encrypting terminator in front forwards
+                                           # client_cert_header; false: taken from this TLS
+    reload_interval = 30.0                 # seconds between checks of the files (and SIGHUP)
+
     [issuer]                               # where access tokens come from
     issuer = "http://127.0.0.1:8080"       # without jwks_url: the built-in authorization server
     audience = "http://127.0.0.1:8080"
@@ -57,6 +65,7 @@ Without ``database``, the state is ``gateway.db`` in the hub's state directory
 from __future__ import annotations
 
 import json
+import ssl
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -72,6 +81,7 @@ from gateway.security.authserver import ClientRegistration, hash_secret
 from gateway.security.jose import ALGORITHMS, JoseError, SigningKey, certificate_thumbprint
 from hub.config_file import ConfigError, TableReader
 from hub.gateway import IssuerConfig, seed_directory
+from hub.gateway_tls import GatewayTlsConfig
 
 __all__ = ["DATABASE_SCHEMES", "GatewayConfig", "database_url", "load_gateway_config"]
 
@@ -94,6 +104,7 @@ class GatewayConfig:
     status: str
     statement_files: tuple[Path, ...]
     response_signing_key: SigningKey | None
+    tls: GatewayTlsConfig | None = None
     database: str | None = None
     consent_cache_seconds: float = 1.0
 
@@ -156,13 +167,15 @@ class _Reader(TableReader):
             "gateway",
             ("host", "port", "public_url", "max_body_bytes", "rate_per_second", "burst",
              "require_request_signatures", "response_signing_key", "statement_files",
-             "demo_accounts", "database", "consent_cache_seconds"),
+             "demo_accounts", "tls", "database", "consent_cache_seconds"),
         )  # fmt: skip
         host = self.text(gateway, "gateway", "host", "127.0.0.1")
         port = int(self.number(gateway, "gateway", "port", 8080, 0, 65535))
-        public_url = self.text(gateway, "gateway", "public_url", f"http://{host}:{port}").rstrip(
-            "/"
-        )
+        tls = self.tls(gateway["tls"]) if "tls" in gateway else None
+        scheme = "https" if tls is not None else "http"
+        public_url = self.text(
+            gateway, "gateway", "public_url", f"{scheme}://{host}:{port}"
+        ).rstrip("/")
         settings = GatewaySettings(
             public_url=public_url,
             max_body_bytes=int(
@@ -230,6 +243,7 @@ class _Reader(TableReader):
             status=self.text(clearing, "clearing", "status", "clearing.status"),
             statement_files=statements,
             response_signing_key=signing_key,
+            tls=tls,
             database=self.database(gateway),
             consent_cache_seconds=self.number(
                 gateway, "gateway", "consent_cache_seconds", 1.0, 0.0, 60.0
@@ -255,6 +269,31 @@ class _Reader(TableReader):
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
             url = f"sqlite:///{self.base / url.removeprefix('sqlite:///')}"
         return url
+
+    def tls(self, table: object) -> GatewayTlsConfig:
+        where = "gateway.tls"
+        if not isinstance(table, dict):
+            raise self.fail(where, "expected a table")
+        self.known(
+            table, where, ("cert", "key", "client_ca", "forwarded_client_cert", "reload_interval")
+        )
+        client_ca = table.get("client_ca")
+        config = GatewayTlsConfig(
+            cert=self.file(f"{where}.cert", self.text(table, where, "cert", None)),
+            key=self.file(f"{where}.key", self.text(table, where, "key", None)),
+            client_ca=(
+                self.file(f"{where}.client_ca", self.text(table, where, "client_ca", None))
+                if client_ca is not None
+                else None
+            ),
+            forwarded_client_cert=self.flag(table, where, "forwarded_client_cert", False),
+            reload_interval=self.number(table, where, "reload_interval", 30.0, 0.1, 86400.0),
+        )
+        try:
+            config.server_context()
+        except (ssl.SSLError, OSError) as exc:
+            raise self.fail(where, f"cannot use these files: {exc}") from None
+        return config
 
     def jwks_url(self, table: Mapping[str, Any]) -> str | None:
         if "jwks_url" not in table:

@@ -33,9 +33,10 @@ the vault calls, the edges, the transport's retries and dead-letters, the circui
 and the queue depths are measured, and (one process) ``/metrics`` is served on
 ``[metrics] listen``; with workers, :mod:`hub.workers` serves the sum over them.
 
-SIGHUP under :func:`run_forever` reloads the TLS listeners' certificates from their files
-(:meth:`HubService.reload_certificates`). Stopping (:meth:`HubService.close`, or SIGINT /
-SIGTERM under :func:`run_forever`) closes
+SIGHUP under :func:`run_forever`, and a change of a certificate file (checked every ``[hub]
+tls_reload_interval`` seconds), reload the TLS certificates of the listeners, the mainframe
+connector and the upstream hosts from their files (:meth:`HubService.reload_certificates`).
+Stopping (:meth:`HubService.close`, or SIGINT / SIGTERM under :func:`run_forever`) closes
 the edges first (no new requests), then the consumers, the connector and the transport.
 """
 
@@ -47,6 +48,7 @@ import dataclasses
 import gc
 import logging
 import signal
+import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -64,6 +66,7 @@ from hub.breaker import CircuitBreaker
 from hub.clearing import ClearingInbound
 from hub.clearing_queue import ClearingQueueEdge
 from hub.config_file import HubConfig
+from hub.connector import RecordConnector
 from hub.core import (
     CoreBanking,
     RunningExchange,
@@ -74,6 +77,7 @@ from hub.core import (
 from hub.edge import Iso8583Edge
 from hub.journaling import JournalWriter
 from hub.store import ReversalForwarder, ReversalStore, create_engine, upgrade
+from hub.tls import CertificateFiles
 from hub.upstream import UpstreamHost
 from journal import EventKind, Journal
 from observability.logs import bind_message
@@ -182,6 +186,7 @@ class HubService:
         self.clearing: ClearingQueueEdge | None = None
         self.journal: Journal | None = None
         self.journal_writer: JournalWriter | None = None
+        self._tls_watch: asyncio.Task[None] | None = None
         # Spans as [tracing] says, on a provider of this hub's own from start() to close();
         # a given one belongs to the caller.
         self._owns_tracing = tracing is None
@@ -237,6 +242,13 @@ class HubService:
                 self.edges.append(edge)
             if self.metrics is not None:
                 self._start_metrics(self.metrics, parts)
+            watched = [path for files, _, _ in self._tls_targets() for path in files]
+            if watched:
+                self._tls_watch = asyncio.create_task(
+                    CertificateFiles(watched).watch(
+                        self.reload_certificates, config.tls_reload_interval
+                    )
+                )
         except BaseException:
             await self.close()
             raise
@@ -329,6 +341,9 @@ class HubService:
             await self._close_tracing()
             return
         self._stop.set()
+        if self._tls_watch is not None:
+            self._tls_watch.cancel()
+            self._tls_watch = None
         if self.metrics_server is not None:
             await asyncio.to_thread(self.metrics_server.close)
             self.metrics_server = None
@@ -367,13 +382,50 @@ class HubService:
         await self.close()
 
     def reload_certificates(self) -> int:
-        """Reload every TLS listener's certificate and key from their files; how many."""
+        """Rebuild the TLS context of every listener, the mainframe connector and each
+        upstream host from its files; how many. Files that cannot be used are logged and
+        the previous certificates stay in use."""
         reloaded = 0
-        for edge, listener in zip(self.edges, self.config.listeners, strict=True):
-            if listener.tls is not None:
-                edge.reload_certificate(listener.tls.cert, listener.tls.key)
+        for files, build, use in self._tls_targets():
+            try:
+                use(build())
+            except (ssl.SSLError, OSError, ValueError) as exc:
+                _log.error("TLS certificates in %s not reloaded: %s", files[0].parent, exc)
+            else:
                 reloaded += 1
         return reloaded
+
+    def _tls_targets(
+        self,
+    ) -> list[
+        tuple[tuple[Path, ...], Callable[[], ssl.SSLContext], Callable[[ssl.SSLContext], None]]
+    ]:
+        """(files, build the context, use it) of everything that speaks TLS."""
+        targets: list[
+            tuple[tuple[Path, ...], Callable[[], ssl.SSLContext], Callable[[ssl.SSLContext], None]]
+        ] = []
+        for edge, listener in zip(self.edges, self.config.listeners, strict=True):
+            if listener.tls is not None:
+                targets.append(
+                    (listener.tls.files, listener.tls.server_context, edge.use_tls_context)
+                )
+        parts = self._parts
+        mainframe = self.config.mainframe
+        if (
+            parts is not None
+            and mainframe is not None
+            and mainframe.tls is not None
+            and isinstance(parts.connector, RecordConnector)
+        ):
+            connector = parts.connector
+            targets.append(
+                (mainframe.tls.files, mainframe.tls.client_context, connector.use_tls_context)
+            )
+        for host in parts.upstreams if parts is not None else ():
+            if host.config.tls is not None:
+                tls = host.config.tls
+                targets.append((tls.files, tls.client_context, host.connector.use_tls_context))
+        return targets
 
     @property
     def hub(self) -> Hub:
@@ -381,6 +433,11 @@ class HubService:
         if self._hub is None:
             raise RuntimeError("the hub is not running")
         return self._hub
+
+    @property
+    def upstream_hosts(self) -> tuple[UpstreamHost, ...]:
+        """The running ``[[upstreams]]`` hosts that route rules send to."""
+        return tuple(self._parts.upstreams) if self._parts is not None else ()
 
     @property
     def transport(self) -> Transport:

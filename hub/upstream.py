@@ -4,12 +4,14 @@ A route-rule destination named ``upstream.<name>`` is served by the ``[[upstream
 called ``<name>``: the canonical request is encoded with that host's ISO 8583 variant (the
 card number detokenized through the vault, audited, since the host needs it), sent over a
 :class:`hub.connector.RecordConnector` (a pool of TCP connections in the host's framing,
-pipelined, timeouts, reconnection, a circuit breaker), and the host's response is decoded
+pipelined, timeouts, reconnection, a circuit breaker; mutual TLS 1.3 with
+``[upstreams.tls]``), and the host's response is decoded
 back (the PAN tokenized again) into the canonical reply.
 
 Requests and responses are matched the ISO 8583 way (jPOS's MUX): by the MTI class and
 fields 41 (terminal) and 11 (STAN), which a response echoes. When the host cannot be asked
-(breaker open, no connection) or does not answer in time, the reply is ``91``; the hub does
+(breaker open, no connection, its TLS handshake refused) or does not answer in time, the
+reply is ``91``; the hub does
 not store a reversal for an upstream host, whose own store-and-forward rules apply (the
 acquirer's 0420 is routed like any request).
 """
@@ -80,6 +82,8 @@ class UpstreamHost:
                 reply_key=match,
                 connections=config.connections,
                 timeout=config.timeout,
+                tls=config.tls.client_context() if config.tls is not None else None,
+                server_name=config.tls.server_name if config.tls is not None else None,
             ),
             CircuitBreaker(
                 f"upstream {config.name}",

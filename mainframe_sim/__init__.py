@@ -9,6 +9,7 @@ Modules:
   :mod:`adapters.fixedwidth`).
 - :mod:`mainframe_sim.server`: the asyncio TCP server (len2 / len4 / CICS-sockets framing)
   and its admin port.
+- :mod:`mainframe_sim.tls`: TLS 1.3 for the listener, client certificates required.
 - :mod:`mainframe_sim.mq`: the same records over a RabbitMQ queue pair.
 - :mod:`mainframe_sim.faults`: latency, dropped replies, disconnects, garbage, down.
 - :mod:`mainframe_sim.statement`: the end-of-day statement extract (FB 120).

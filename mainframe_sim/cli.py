@@ -4,13 +4,18 @@ Commands::
 
     serve    [--port 7070] [--framing len2|len4|cics] [--admin-port 7071] [--mq amqp://...]
              [--faults "latency=exp:20ms drop=0.05"]   TCP server (+ admin port, + MQ pair)
+             [--tls-cert F --tls-key F [--tls-client-ca F]]   TLS 1.3, client certificates
+                                                              from the CA required
     seed                                               create the seeded accounts
     balance  ACCOUNT                                   ledger and available balance
     extract  --date YYYY-MM-DD --out FILE              end-of-day statement extract (FB 120)
     faults   [--admin HOST:PORT] set NAME=VALUE... | clear | show | status
 
 Every command takes ``--db URL`` (SQLAlchemy URL; default ``$MAINFRAME_SIM_DB``, else
-``sqlite:///mainframe_sim.db`` in the current directory). ``serve`` seeds an empty database.
+``sqlite:///mainframe_sim.db`` in the current directory). ``serve`` seeds an empty database;
+with ``--tls-cert`` it listens with TLS 1.3 only (and with ``--tls-client-ca``, mutual TLS:
+a client without a certificate from that CA is refused and the refusal logged), and SIGHUP
+reloads the certificate, key and CA from their files.
 Exit status 0 on success, 1 on a refused or failed command, 2 on bad usage.
 """
 
@@ -20,9 +25,11 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -35,6 +42,7 @@ from mainframe_sim.records import Records
 from mainframe_sim.seed import seed_ledger
 from mainframe_sim.server import FRAMINGS, MainframeServer
 from mainframe_sim.statement import write_statement
+from mainframe_sim.tls import server_context
 
 __all__ = ["DEFAULT_DB", "main"]
 
@@ -76,6 +84,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="type of the MQ queues (default quorum)")  # fmt: skip
     serve.add_argument("--faults", default="", help='initial faults, e.g. "latency=exp:20ms"')
     serve.add_argument("--fault-seed", type=int, help="seed of the fault draws (repeatable)")
+    serve.add_argument("--tls-cert", help="TLS 1.3: the server's certificate (PEM)")
+    serve.add_argument("--tls-key", help="TLS 1.3: its private key (PEM)")
+    serve.add_argument(
+        "--tls-client-ca", help="mutual TLS: clients need a certificate from this CA"
+    )
 
     commands.add_parser("seed", help="create the seeded accounts (idempotent)")
 
@@ -161,23 +174,64 @@ def _faults(args: argparse.Namespace, out: TextIO) -> None:
         raise _CommandError("the admin port refused the command")
 
 
+def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The listener's TLS context from ``--tls-*``, or None; errors name the option."""
+    if args.tls_cert is None and args.tls_key is None:
+        if args.tls_client_ca is not None:
+            raise _CommandError("--tls-client-ca needs --tls-cert and --tls-key", 2)
+        return None
+    if args.tls_cert is None or args.tls_key is None:
+        raise _CommandError("--tls-cert and --tls-key go together", 2)
+    for option, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key),
+                         ("--tls-client-ca", args.tls_client_ca)):  # fmt: skip
+        if path is not None and not os.path.isfile(path):
+            raise _CommandError(f"{option}: no such file: {path}", 2)
+    try:
+        return server_context(args.tls_cert, args.tls_key, args.tls_client_ca)
+    except (ssl.SSLError, OSError) as exc:
+        raise _CommandError(
+            f"--tls-cert / --tls-key / --tls-client-ca: cannot use them: {exc}", 2
+        ) from None
+
+
+def _reload_tls(server: MainframeServer, args: argparse.Namespace, out: TextIO) -> None:
+    try:
+        context = _tls_context(args)
+    except _CommandError as exc:
+        out.write(f"mainframe_sim: TLS certificates not reloaded: {exc}\n")
+    else:
+        if context is not None:
+            server.use_tls_context(context)
+            out.write("mainframe_sim: TLS certificates reloaded\n")
+    out.flush()
+
+
 async def _serve(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> None:
     try:
         plan = FaultPlan.parse(args.faults)
     except ValueError as exc:
         raise _CommandError(f"--faults: {exc}", 2) from None
     faults = Faults(plan, seed=args.fault_seed)
+    tls = _tls_context(args)
     server = MainframeServer(ledger, framing=args.framing, codepage=args.codepage, faults=faults,
-                             tran_id=args.tran_id)  # fmt: skip
+                             tran_id=args.tran_id, tls=tls)  # fmt: skip
     responder: MqResponder | None = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
+    if tls is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, _reload_tls, server, args, out)
     try:
         host, port = await server.start(args.host, args.port)
-        out.write(f"mainframe_sim: {args.framing} on {host}:{port}, faults: {plan}\n")
+        security = ""
+        if tls is not None:
+            security = ", TLS 1.3" + (
+                ", client certificates required" if args.tls_client_ca else ""
+            )
+        out.write(f"mainframe_sim: {args.framing} on {host}:{port}{security}, faults: {plan}\n")
         if args.admin_port is not None:
             admin_host, admin_port = await server.start_admin(args.host, args.admin_port)
             out.write(f"mainframe_sim: admin on {admin_host}:{admin_port}\n")
@@ -224,6 +278,11 @@ def main(
             else:
                 if ledger.is_empty():
                     seed_ledger(ledger)
+                if not logging.getLogger().handlers:
+                    # Refused TLS handshakes and the like reach the operator on stderr.
+                    logging.basicConfig(
+                        stream=err, level=logging.WARNING, format="mainframe_sim: %(message)s"
+                    )
                 asyncio.run(_serve(ledger, args, out))
         finally:
             ledger.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import ssl
 from collections.abc import Mapping
 from typing import Any
 
@@ -52,11 +53,25 @@ class MainframeClient:
         framing: str = "len2",
         records: Records | None = None,
         tran_id: str = DEFAULT_TRAN_ID,
+        tls: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
     ) -> MainframeClient:
-        """Open a connection to ``host``:``port``."""
-        reader, writer = await asyncio.open_connection(host, port)
+        """Open a connection to ``host``:``port`` (TLS with ``tls``)."""
+        if tls is None:
+            reader, writer = await asyncio.open_connection(host, port)
+        else:
+            reader, writer = await asyncio.open_connection(
+                host, port, ssl=tls, server_hostname=server_hostname or host
+            )
         return cls(reader, writer, framing=framing, records=records or Records(),
                    tran_id=tran_id)  # fmt: skip
+
+    @property
+    def peer_certificate(self) -> dict[str, Any] | None:
+        """The mainframe's certificate as :meth:`ssl.SSLSocket.getpeercert` gives it (TLS),
+        or None (plain TCP)."""
+        certificate = self._writer.get_extra_info("peercert")
+        return dict(certificate) if certificate else None
 
     def send(self, record: bytes) -> None:
         """Frame and queue ``record`` for sending (call :meth:`drain` to wait for it)."""

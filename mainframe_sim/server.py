@@ -29,6 +29,16 @@ Faults (:mod:`mainframe_sim.faults`) apply to each reply after its commit (their
 when the request arrives, under the plan then in force): latency, dropped reply, disconnect,
 garbage; ``down`` closes every connection and refuses new ones.
 
+With ``tls`` (:func:`mainframe_sim.tls.server_context`) the listener speaks TLS 1.3 only and,
+with a client CA, requires the hub's client certificate: a refused handshake (expired,
+self-signed or wrong-CA certificate, none, TLS 1.2 or older) is logged with the peer and the
+reason and counted (``tls_refused``); :meth:`MainframeServer.use_tls_context` swaps the
+certificates for new connections without a restart (``serve`` does it on SIGHUP). The admin
+port stays plain TCP on its own port (bind it to 127.0.0.1). The handshake uses
+``StreamWriter.start_tls``, so the server runs on asyncio's loop (``serve`` does): uvloop
+reads the ClientHello before it could start (the hub's listeners handle that, in
+:mod:`hub.tls`, which the simulator may not import).
+
 The admin port is a line protocol (``faults set drop=0.1``, ``faults clear``, ``status``;
 see :func:`mainframe_sim.faults.admin_command`), one answer line per command line.
 """
@@ -38,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -47,6 +58,7 @@ from adapters.framing import Frame, FrameDecoder, Framer, FramingError, get_fram
 from mainframe_sim.faults import Decision, FaultPlan, Faults, admin_command
 from mainframe_sim.ledger import Ledger
 from mainframe_sim.records import Records
+from mainframe_sim.tls import refusal_reason
 from mainframe_sim.transactions import Reply, process_batch
 
 __all__ = [
@@ -223,6 +235,7 @@ class ServerStats:
     garbage: int = 0
     disconnects: int = 0
     refused: int = 0
+    tls_refused: int = 0
 
     def __str__(self) -> str:
         return " ".join(f"{name}={value}" for name, value in vars(self).items())
@@ -251,6 +264,7 @@ class MainframeServer:
         tran_id: str = DEFAULT_TRAN_ID,
         max_batch: int = 256,
         in_loop: bool | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.ledger = ledger
         self.framing = framing
@@ -265,6 +279,7 @@ class MainframeServer:
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.tls_context = tls
         self.faults.on_change.append(self._on_fault_change)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
@@ -283,6 +298,14 @@ class MainframeServer:
         self._servers.append(server)
         address: tuple[str, int] = server.sockets[0].getsockname()[:2]
         return address
+
+    def use_tls_context(self, context: ssl.SSLContext) -> None:
+        """Handshake new connections with ``context`` (reloaded certificates); open ones
+        carry on."""
+        if self.tls_context is None:
+            raise RuntimeError("this server does not use TLS")
+        self.tls_context = context
+        _log.info("mainframe_sim: TLS certificates reloaded")
 
     @property
     def batches(self) -> int:
@@ -342,6 +365,11 @@ class MainframeServer:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
             return
+        if self.tls_context is not None and not await self._handshake(writer, self.tls_context):
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+            return
         self.stats.connections += 1
         self.stats.open_connections += 1
         self._writers.add(writer)
@@ -361,6 +389,17 @@ class MainframeServer:
             writer.close()
             with contextlib.suppress(OSError, asyncio.CancelledError):
                 await writer.wait_closed()
+
+    async def _handshake(self, writer: asyncio.StreamWriter, context: ssl.SSLContext) -> bool:
+        try:
+            await writer.start_tls(context, ssl_handshake_timeout=30.0)
+        except (ssl.SSLError, OSError, TimeoutError, EOFError) as exc:
+            self.stats.tls_refused += 1
+            peer = writer.get_extra_info("peername")
+            where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+            _log.warning("TLS handshake with %s refused: %s", where, refusal_reason(exc))
+            return False
+        return True
 
     async def _read_requests(
         self,

@@ -582,11 +582,24 @@ PUBLIC_API: dict[str, list[str]] = {
         "EXIT_USAGE",
         "ProgressBar",
     ],
+    "hub.certs": [
+        "CertFiles",
+        "CertificateAuthority",
+        "DEV_CERTIFICATES",
+        "DevCertificates",
+        "create_dev_certificates",
+        "self_signed",
+    ],
+    "hub.certs_cli": [
+        "add_certs_commands",
+        "run_certs_command",
+    ],
     "hub.config": [
         "Settings",
     ],
     "hub.config_file": [
         "ClearingConfig",
+        "ClientTlsConfig",
         "ConfigError",
         "HubConfig",
         "ListenerConfig",
@@ -661,6 +674,11 @@ PUBLIC_API: dict[str, list[str]] = {
         "GatewayConfig",
         "database_url",
         "load_gateway_config",
+    ],
+    "hub.gateway_tls": [
+        "CLIENT_CERTIFICATE_STATE",
+        "GatewayTls",
+        "GatewayTlsConfig",
     ],
     "hub.journal_cli": [
         "JOURNAL_COMMANDS",
@@ -819,6 +837,18 @@ PUBLIC_API: dict[str, list[str]] = {
         "metadata",
         "pending_reversals_table",
         "upgrade",
+    ],
+    "hub.tls": [
+        "CertificateFiles",
+        "ClientAuth",
+        "TlsRefusedError",
+        "await_acceptance",
+        "client_context",
+        "describe_peer_certificate",
+        "refusal_reason",
+        "server_context",
+        "server_handshake",
+        "start_tls_server",
     ],
     "hub.upstream": [
         "UpstreamHost",
@@ -1035,6 +1065,10 @@ PUBLIC_API: dict[str, list[str]] = {
         "ExtractTotals",
         "statement_records",
         "write_statement",
+    ],
+    "mainframe_sim.tls": [
+        "refusal_reason",
+        "server_context",
     ],
     "mainframe_sim.transactions": [
         "REQUEST_FIELD_OFFSETS",

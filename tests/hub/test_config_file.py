@@ -223,3 +223,71 @@ def test_file_errors(tmp_path: Path) -> None:
         load_config(tmp_path / "absent.toml", environ={})
     with pytest.raises(ConfigError, match=r"not valid TOML: .*line 1"):
         load_config(_write(tmp_path, "[hub\n"), environ={})
+
+
+def test_mutual_tls_to_the_mainframe_and_upstream_hosts(tmp_path: Path) -> None:
+    authority = TestAuthority(tmp_path)
+    authority.issue("hub-client", "hub", server=False)
+    config = load_config(
+        _write(
+            tmp_path,
+            "[hub]\ntls_reload_interval = 5\n"
+            "[mainframe]\n[mainframe.tls]\nca = 'ca.crt'\ncert = 'hub-client.crt'\n"
+            "key = 'hub-client.key'\nserver_name = 'mainframe.bank.example'\n"
+            "[[upstreams]]\nname = 'visa'\nhost = '10.0.0.5'\nport = 8583\n"
+            "[upstreams.tls]\nca = 'ca.crt'\n",
+        ),
+        environ={},
+    )
+    assert config.tls_reload_interval == 5.0
+    assert config.mainframe is not None and config.mainframe.tls is not None
+    tls = config.mainframe.tls
+    assert (tls.ca, tls.cert, tls.key, tls.server_name) == (
+        tmp_path / "ca.crt",
+        tmp_path / "hub-client.crt",
+        tmp_path / "hub-client.key",
+        "mainframe.bank.example",
+    )
+    assert tls.files == (
+        tmp_path / "ca.crt",
+        tmp_path / "hub-client.crt",
+        tmp_path / "hub-client.key",
+    )
+    context = tls.client_context()
+    assert context.minimum_version == ssl.TLSVersion.TLSv1_3
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    (visa,) = config.upstreams
+    assert visa.tls is not None and (visa.tls.cert, visa.tls.server_name) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "reason"),
+    [
+        ("[mainframe]\n[mainframe.tls]\ncert = 'hub.crt'", "mainframe.tls.ca", "required"),
+        ("[mainframe]\n[mainframe.tls]\nca = 'absent.crt'", "mainframe.tls.ca", "no such file"),
+        ("[mainframe]\n[mainframe.tls]\nca = 'ca.crt'\ncert = 'hub.crt'", "mainframe.tls.key",
+         "cert and key go together"),
+        ("[mainframe]\n[mainframe.tls]\nca = 'ca.crt'\nserver_nam = 'x'",
+         "mainframe.tls.server_nam", "did you mean 'server_name'?"),
+        ("[mainframe]\n[mainframe.tls]\nca = 'hub.key'", "mainframe.tls",
+         "cannot use these files"),
+        ("[mainframe]\n[mainframe.tls]\nca = 'ca.crt'\ncert = 'hub.crt'\nkey = 'ca.key'",
+         "mainframe.tls", "cannot use these files"),
+        ("[mainframe]\nvia = 'mq'\nmq_url = 'amqp://h'\n[mainframe.tls]\nca = 'ca.crt'",
+         "mainframe.tls", "applies to via = \"tcp\""),
+        ("[mainframe]\ntls = 1", "mainframe.tls", "expected a table"),
+        ("[[upstreams]]\nname = 'v'\nhost = 'h'\nport = 1\n[upstreams.tls]\ncert = 'hub.crt'",
+         "upstreams[0].tls.ca", "required"),
+        ("[[listeners]]\nname = 'a'\nport = 1\n[listeners.tls]\ncert = 'hub.crt'\nkey = 'ca.key'",
+         "listeners[0].tls", "cannot use these files"),
+        ("[hub]\ntls_reload_interval = 0", "hub.tls_reload_interval", "positive number"),
+    ],
+)  # fmt: skip
+def test_tls_errors_name_the_key(tmp_path: Path, text: str, key: str, reason: str) -> None:
+    authority = TestAuthority(tmp_path)
+    authority.issue("hub", "hub", server=False)
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert caught.value.key == key
+    assert reason in caught.value.reason

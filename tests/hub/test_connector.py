@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +19,8 @@ from hub.connector import (
     DestinationUnavailableError,
     RecordConnector,
 )
+from hub.tls import client_context, refusal_reason, server_context, start_tls_server
+from tests.hub.tls_support import LOOPS, make_pki, run_on
 from tests.support import on_event_loop
 
 Responder = Callable[[bytes], Awaitable[bytes | None]]
@@ -37,9 +41,19 @@ class Destination:
         self.writers: list[asyncio.StreamWriter] = []
         self.port = 0
         self.received: list[bytes] = []
+        self.refused: list[str] = []
 
-    async def start(self, port: int = 0) -> None:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", port)
+    async def start(self, port: int = 0, tls: ssl.SSLContext | None = None) -> None:
+        if tls is None:
+            self.server = await asyncio.start_server(self._serve, "127.0.0.1", port)
+        else:
+            self.server = await start_tls_server(
+                self._serve,
+                "127.0.0.1",
+                port,
+                context=lambda: tls,
+                refused=lambda peer, error: self.refused.append(refusal_reason(error)),
+            )
         self.port = self.server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -257,3 +271,36 @@ async def test_a_request_cancelled_while_its_burst_waits_still_sends_the_others(
     assert isinstance(done[0], asyncio.CancelledError)
     assert done[1:] == [r.upper() for r in records[1:]]
     assert destination.received == records
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("certificate", ["client", "expired_client"])
+def test_mutual_tls_links_on_each_event_loop(tmp_path: Path, loop: str, certificate: str) -> None:
+    pki = make_pki(tmp_path)
+    files = getattr(pki, certificate)
+    framer = get_framer("len2-binary")
+    destination = Destination(_echo_upper, framer, framer)
+    tls = client_context(pki.ca.cert, files.cert, files.key)
+
+    async def scenario() -> None:
+        await destination.start(tls=server_context(pki.server.cert, pki.server.key, pki.ca.cert))
+        settings = _settings(destination.port, tls=tls, server_name="localhost")
+        async with RecordConnector(settings, _breaker()) as connector:
+            if certificate == "client":
+                await connector.wait_connected(2)
+                assert await connector.request(b"abcd-one") == b"ABCD-ONE"
+            else:
+                async with asyncio.timeout(10):
+                    while connector.stats.tls_refused < 2:
+                        await asyncio.sleep(0.01)
+                assert connector.connected == 0
+                with pytest.raises(DestinationUnavailableError, match="no connection"):
+                    await connector.request(b"abcd-two")
+        await destination.stop()
+        if certificate == "client":
+            assert destination.refused == []
+        else:
+            assert destination.refused[0] == "certificate refused: certificate has expired"
+            assert destination.received == []  # nothing reached the destination
+
+    run_on(loop, scenario)

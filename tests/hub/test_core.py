@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from canonical_model.messages import (
     ProcessingCode,
 )
 from canonical_model.money import Money
-from hub.config_file import MainframeConfig
+from hub.config_file import ClientTlsConfig, MainframeConfig
 from hub.connector import RecordConnector
 from hub.core import CoreBanking, corebank_connector, posting_reference
 from hub.store import ReversalForwarder, ReversalStore, create_engine, upgrade
@@ -30,6 +32,8 @@ from mainframe_sim.faults import FaultPlan, Faults
 from mainframe_sim.ledger import Ledger
 from mainframe_sim.seed import seed_ledger
 from mainframe_sim.server import MainframeServer
+from mainframe_sim.tls import server_context
+from tests.hub.tls_support import Pki, make_pki
 from tests.mainframe_sim.samples import ANNA, CLOSED, JONAS
 from tests.support import on_event_loop
 
@@ -77,11 +81,13 @@ class Mainframe:
 
 
 @contextlib.asynccontextmanager
-async def mainframe(tmp_path: Path, framing: str = "len2") -> AsyncIterator[Mainframe]:
+async def mainframe(
+    tmp_path: Path, framing: str = "len2", tls: ssl.SSLContext | None = None
+) -> AsyncIterator[Mainframe]:
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
     seed_ledger(ledger)
     faults = Faults()
-    server = MainframeServer(ledger, framing=framing, faults=faults)
+    server = MainframeServer(ledger, framing=framing, faults=faults, tls=tls)
     _, port = await server.start("127.0.0.1", 0)
     try:
         yield Mainframe(ledger, server, faults, port)
@@ -225,3 +231,84 @@ def test_other_framings(tmp_path: Path, framing: str) -> None:
             assert answer.status.original.code == "00"
 
     scenario()
+
+
+def _mutual(pki: Pki) -> ssl.SSLContext:
+    """The simulator's listener: TLS 1.3, client certificates from ``pki``'s CA."""
+    return server_context(pki.server.cert, pki.server.key, pki.ca.cert)
+
+
+def test_mutual_tls_to_the_mainframe(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    tls = ClientTlsConfig(pki.ca.cert, pki.client.cert, pki.client.key, "localhost")
+
+    @on_event_loop
+    async def scenario() -> None:
+        async with (
+            mainframe(tmp_path, tls=_mutual(pki)) as mf,
+            core_for(mf, host="127.0.0.1", tls=tls) as (core, connector),
+        ):
+            answer = await core.handle(purchase(50, "1.00"))
+            assert answer.status is not None and answer.status.original is not None
+            assert answer.status.original.code == "00"
+            assert (connector.stats.tls_refused, mf.server.stats.tls_refused) == (0, 0)
+
+    scenario()
+
+
+@pytest.mark.parametrize(
+    ("hub_side", "server_side", "hub_log", "mainframe_log"),
+    [
+        # The hub presents no certificate / an expired one: the mainframe refuses it.
+        ("none", "server", "did not accept our client certificate", "no client certificate"),
+        ("expired_client", "server", "did not accept our client certificate", "has expired"),
+        ("wrong_ca_client", "server", "did not accept our client certificate", "local issuer"),
+        # The mainframe presents an expired certificate / one from another CA: the hub refuses.
+        ("client", "expired_server", "certificate refused: certificate has expired", None),
+        ("client", "wrong_ca_server", "unable to get local issuer certificate", None),
+    ],
+)
+def test_a_refused_handshake_sends_nothing_and_says_why(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    hub_side: str,
+    server_side: str,
+    hub_log: str,
+    mainframe_log: str | None,
+) -> None:
+    pki = make_pki(tmp_path / "pki")
+    files = None if hub_side == "none" else getattr(pki, hub_side)
+    tls = ClientTlsConfig(
+        pki.ca.cert, files.cert if files else None, files.key if files else None, "localhost"
+    )
+    served = getattr(pki, server_side)
+
+    @on_event_loop
+    async def scenario() -> None:
+        listener = server_context(served.cert, served.key, pki.ca.cert)
+        async with mainframe(tmp_path, tls=listener) as mf:
+            before = mf.balance(ANNA)
+            settings = MainframeConfig(port=mf.port, connections=1, timeout=2.0, tls=tls)
+            async with corebank_connector(settings) as connector:
+                async with asyncio.timeout(10):
+                    while connector.stats.tls_refused == 0:
+                        await asyncio.sleep(0.01)
+                assert connector.connected == 0  # never up, never plain TCP instead
+                answer = await CoreBanking(connector).handle(purchase(51, "1.00"))
+                assert answer.status is not None and answer.status.original is not None
+                assert answer.status.original.code == "91"
+                assert connector.stats.sent == 0
+            assert mf.balance(ANNA) == before
+            assert mf.server.stats.requests == 0
+        hub_lines = [r.getMessage() for r in caplog.records if r.name == "isobridge.connector"]
+        assert any(
+            line.startswith(f"mainframe 127.0.0.1:{mf.port}: TLS handshake refused: ")
+            and hub_log in line
+            for line in hub_lines
+        ), hub_lines
+        server_lines = [r.getMessage() for r in caplog.records if r.name == "mainframe_sim.server"]
+        if mainframe_log is not None:
+            assert any(mainframe_log in line for line in server_lines), server_lines
+
+    with caplog.at_level(logging.WARNING):
+        scenario()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import ssl
 import struct
 from collections.abc import Awaitable, Callable
@@ -22,8 +23,11 @@ from canonical_model.messages import CanonicalMessage
 from canonical_model.pan import PanToken
 from canonical_model.replies import reply_to
 from hub.edge import EdgeSettings, Iso8583Edge
+from hub.tls import server_context
 from tests.adapters.iso8583.test_cross_check_py8583 import _py8583_ascii_spec
 from tests.certs import TestAuthority
+from tests.hub.tls_support import LOOPS, make_pki, run_on
+from tests.hub.tls_support import client as tls_client
 from tests.support import (
     NOW,
     TENANT,
@@ -462,3 +466,130 @@ def test_the_certificate_reloads_without_a_restart(tmp_path: Path) -> None:
                 await connection.close()
 
     scenario()
+
+
+@pytest.mark.parametrize(
+    ("which", "maximum", "reason"),
+    [
+        ("none", None, "no client certificate presented"),
+        ("expired_client", None, "certificate refused: certificate has expired"),
+        ("self_signed_client", None, "certificate refused: self-signed certificate"),
+        ("wrong_ca_client", None, "certificate refused: unable to get local issuer certificate"),
+        ("client", ssl.TLSVersion.TLSv1_2, "TLS 1.2 or older offered"),
+    ],
+)
+def test_refused_handshakes_are_logged_with_the_peer_and_the_reason(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    which: str,
+    maximum: ssl.TLSVersion | None,
+    reason: str,
+) -> None:
+    pki = make_pki(tmp_path)
+    files = None if which == "none" else getattr(pki, which)
+    context = tls_client(pki.ca.cert, files, maximum=maximum)
+    handled: list[CanonicalMessage] = []
+
+    async def handler(request: CanonicalMessage) -> CanonicalMessage:
+        handled.append(request)
+        return await _approve_small_amounts(request)
+
+    @on_event_loop
+    async def scenario() -> None:
+        server = server_context(pki.server.cert, pki.server.key, pki.ca.cert)
+        async with _edge(handler, tls=server) as running:
+            with contextlib.suppress(ssl.SSLError, ConnectionError):
+                reader, writer = await asyncio.open_connection(
+                    "127.0.0.1", running.port, ssl=context, server_hostname="localhost"
+                )
+                local = writer.get_extra_info("sockname")
+                refused = Client(reader, writer)
+                with pytest.raises((ssl.SSLError, ConnectionError, asyncio.IncompleteReadError)):
+                    await refused.exchange(_purchase(1, 100))
+                writer.close()
+            async with asyncio.timeout(10):
+                while running.stats.tls_refused == 0:
+                    await asyncio.sleep(0.01)
+            (line,) = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+            assert f"ISO 8583 edge on port {running.port}: TLS handshake with 127.0.0.1:" in line
+            assert reason in line
+            if which != "client":  # the TLS 1.2 client never got a socket name printed
+                assert f"127.0.0.1:{local[1]}" in line
+        assert (running.stats.connections_total, running.stats.requests, handled) == (0, 0, [])
+
+    with caplog.at_level(logging.WARNING, logger="isobridge.edge"):
+        scenario()
+
+
+def test_a_rebuilt_context_takes_over_for_new_connections(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path)
+    other = make_pki(tmp_path / "next")  # a new CA for clients from now on
+
+    @on_event_loop
+    async def scenario() -> None:
+        server = server_context(pki.server.cert, pki.server.key, pki.ca.cert)
+        async with _edge(_approve_small_amounts, tls=server) as running:
+            old_client = tls_client(pki.ca.cert, pki.client)
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", running.port, ssl=old_client, server_hostname="localhost"
+            )
+            kept = Client(reader, writer)
+            assert _parse(await kept.exchange(_purchase(1, 100)))[1][39] == "00"
+            running.use_tls_context(
+                server_context(other.server.cert, other.server.key, other.ca.cert)
+            )
+            # A client of the old CA is now refused; the open connection carries on.
+            with contextlib.suppress(ssl.SSLError, ConnectionError):
+                reader, writer = await asyncio.open_connection(
+                    "127.0.0.1", running.port, ssl=old_client, server_hostname="localhost"
+                )
+                with pytest.raises((ssl.SSLError, ConnectionError, asyncio.IncompleteReadError)):
+                    await Client(reader, writer).exchange(_purchase(2, 100))
+            new_client = tls_client(other.ca.cert, other.client)
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", running.port, ssl=new_client, server_hostname="localhost"
+            )
+            fresh = Client(reader, writer)
+            assert _parse(await fresh.exchange(_purchase(3, 100)))[1][39] == "00"
+            assert _parse(await kept.exchange(_purchase(4, 100)))[1][39] == "00"
+            await fresh.close()
+            await kept.close()
+            assert running.stats.tls_refused == 1
+
+    scenario()
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_tls_serves_and_refuses_on_each_event_loop(tmp_path: Path, loop: str) -> None:
+    """uvloop reads the ClientHello before a handler could start TLS: the edge hands it over."""
+    pki = make_pki(tmp_path)
+
+    async def scenario() -> None:
+        server = server_context(pki.server.cert, pki.server.key, pki.ca.cert)
+        async with _edge(_approve_small_amounts, tls=server) as running:
+            for stan in (1, 2):  # each on a connection of its own
+                reader, writer = await asyncio.open_connection(
+                    "127.0.0.1",
+                    running.port,
+                    ssl=tls_client(pki.ca.cert, pki.client),
+                    server_hostname="localhost",
+                )
+                client = Client(reader, writer)
+                assert _parse(await client.exchange(_purchase(stan, 100)))[1][39] == "00"
+                await client.close()
+            with contextlib.suppress(ssl.SSLError, ConnectionError):
+                reader, writer = await asyncio.open_connection(
+                    "127.0.0.1",
+                    running.port,
+                    ssl=tls_client(pki.ca.cert, pki.expired_client),
+                    server_hostname="localhost",
+                )
+                with pytest.raises((ssl.SSLError, ConnectionError, asyncio.IncompleteReadError)):
+                    await Client(reader, writer).exchange(_purchase(3, 100))
+                writer.close()
+            async with asyncio.timeout(10):
+                while running.stats.tls_refused == 0:
+                    await asyncio.sleep(0.01)
+            assert (running.stats.replies, running.stats.tls_refused) == (2, 1)
+
+    run_on(loop, scenario)

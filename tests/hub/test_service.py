@@ -20,8 +20,11 @@ from journal import format_trace
 from mainframe_sim.ledger import Ledger
 from mainframe_sim.seed import seed_ledger
 from mainframe_sim.server import MainframeServer
+from mainframe_sim.tls import server_context as mainframe_tls
 from tests.certs import TestAuthority
 from tests.hub.test_edge import Client, _build, _parse
+from tests.hub.tls_support import client as tls_client
+from tests.hub.tls_support import make_pki
 from tests.mainframe_sim.samples import ANNA, JONAS
 from tests.routing.conftest import amqp_url, hub_namespace, require_broker
 from tests.support import on_event_loop
@@ -251,5 +254,75 @@ def test_tls_listeners_reload_their_certificates(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with HubService(load_config(toml, environ={})) as service:
             assert service.reload_certificates() == 1
+
+    scenario()
+
+
+def _peer_common_name(writer: asyncio.StreamWriter) -> str:
+    certificate = writer.get_extra_info("peercert")
+    return str(dict(item[0] for item in certificate["subject"])["commonName"])
+
+
+def test_tls_end_to_end_and_reload_when_the_files_change(tmp_path: Path) -> None:
+    """Acquirer -(mutual TLS 1.3)-> edge -> core worker -(mutual TLS 1.3)-> mainframe_sim;
+    then the edge's certificate is renewed in place and the hub picks it up by itself."""
+    pki = make_pki(tmp_path / "pki")
+    authority = TestAuthority(tmp_path / "edge", "the hub's edge CA")
+    authority.issue("edge", "edge-2026", server=True)
+    toml = tmp_path / "hub.toml"
+
+    @on_event_loop
+    async def scenario() -> None:
+        ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
+        seed_ledger(ledger)
+        before = ledger.balances(ANNA)
+        mainframe = MainframeServer(
+            ledger, tls=mainframe_tls(pki.server.cert, pki.server.key, pki.ca.cert)
+        )
+        _, mainframe_port = await mainframe.start("127.0.0.1", 0)
+        toml.write_text(
+            f'[hub]\nhome = "{tmp_path / "home"}"\ntenant = "bank-a"\n'
+            "tls_reload_interval = 0.05\n"
+            "[[listeners]]\nname = 'pos'\nport = 0\n"
+            f'[listeners.tls]\ncert = "edge/edge.crt"\nkey = "edge/edge.key"\n'
+            f'client_ca = "{pki.ca.cert}"\n'
+            f"[mainframe]\nport = {mainframe_port}\nconnections = 1\n"
+            f'[mainframe.tls]\nca = "{pki.ca.cert}"\ncert = "{pki.client.cert}"\n'
+            f'key = "{pki.client.key}"\nserver_name = "localhost"\n'
+        )
+        acquirer = tls_client(authority.files.cert, pki.client)
+        try:
+            async with HubService(load_config(toml, environ={})) as service:
+                port = service.edges[0].port
+                reader, writer = await asyncio.open_connection(
+                    "127.0.0.1", port, ssl=acquirer, server_hostname="localhost"
+                )
+                assert _peer_common_name(writer) == "edge-2026"
+                client = Client(reader, writer)
+                assert _parse(await client.exchange(_purchase(1, 1_000, ANNA)))[1][39] == "00"
+                await client.close()
+                assert service.reload_certificates() == 2  # the edge and the mainframe link
+
+                authority.issue("edge", "edge-2027", server=True)  # renewed in place
+                async with asyncio.timeout(10):
+                    while True:
+                        reader, writer = await asyncio.open_connection(
+                            "127.0.0.1", port, ssl=acquirer, server_hostname="localhost"
+                        )
+                        renewed = _peer_common_name(writer) == "edge-2027"
+                        client = Client(reader, writer)
+                        if renewed:
+                            break
+                        await client.close()
+                        await asyncio.sleep(0.05)
+                assert _parse(await client.exchange(_purchase(2, 1_000, ANNA)))[1][39] == "00"
+                await client.close()
+        finally:
+            await mainframe.close()
+        after = ledger.balances(ANNA)
+        assert before is not None and after is not None
+        assert before.ledger - after.ledger == 2_000
+        assert mainframe.stats.tls_refused == 0
+        ledger.close()
 
     scenario()

@@ -4,9 +4,14 @@ to the core."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
+import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
+
+import pytest
 
 from adapters.iso8583.adapter import Iso8583Adapter
 from canonical_model.codes import status_from_iso8583
@@ -15,11 +20,13 @@ from canonical_model.replies import reply_to
 from hub.config_file import load_config
 from hub.edge import EdgeSettings, Iso8583Edge
 from hub.service import HubService
+from hub.tls import server_context
 from mainframe_sim.ledger import Ledger
 from mainframe_sim.seed import seed_ledger
 from mainframe_sim.server import MainframeServer
 from tests.hub.test_edge import Client, _parse
 from tests.hub.test_service import _purchase
+from tests.hub.tls_support import make_pki
 from tests.mainframe_sim.samples import ANNA
 from tests.support import NOW, decode_context, encode_context, fixed_vault, on_event_loop
 
@@ -37,8 +44,10 @@ bin = ["510000-559999"]
 
 
 @contextlib.asynccontextmanager
-async def upstream_switch(seen: list[CanonicalMessage]) -> AsyncIterator[Iso8583Edge]:
-    """The upstream host: approves up to 100.00, declines (05) above."""
+async def upstream_switch(
+    seen: list[CanonicalMessage], tls: ssl.SSLContext | None = None
+) -> AsyncIterator[Iso8583Edge]:
+    """The upstream host: approves up to 100.00, declines (05) above; TLS with ``tls``."""
 
     async def answer(request: CanonicalMessage) -> CanonicalMessage:
         seen.append(request)
@@ -55,7 +64,7 @@ async def upstream_switch(seen: list[CanonicalMessage]) -> AsyncIterator[Iso8583
     adapter = Iso8583Adapter("ascii")
     vault = fixed_vault()
     edge = Iso8583Edge(
-        EdgeSettings(),
+        EdgeSettings(tls=tls),
         adapter=adapter,
         decode_context=decode_context(vault),
         encode_context=encode_context(adapter, vault),
@@ -116,3 +125,58 @@ def test_rules_send_mastercard_upstream_and_visa_to_the_core(tmp_path: Path) -> 
     scenario()
     assert [m.ids.instruction_id for m in seen] == ["000001", "000002"]
     assert all(m.card is not None and m.card.token is not None for m in seen)
+
+
+@pytest.mark.parametrize(
+    ("hub_certificate", "answer"), [("client", "00"), ("expired_client", "91")]
+)
+def test_mutual_tls_to_the_upstream_host(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, hub_certificate: str, answer: str
+) -> None:
+    pki = make_pki(tmp_path / "pki")
+    files = getattr(pki, hub_certificate)
+    seen: list[CanonicalMessage] = []
+
+    @on_event_loop
+    async def scenario() -> None:
+        ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
+        seed_ledger(ledger)
+        server = MainframeServer(ledger)
+        _, mainframe_port = await server.start("127.0.0.1", 0)
+        listener = server_context(pki.server.cert, pki.server.key, pki.ca.cert)
+        try:
+            async with upstream_switch(seen, tls=listener) as upstream:
+                path = _config(tmp_path, mainframe_port, upstream.port)
+                path.write_text(
+                    path.read_text()
+                    + f'[upstreams.tls]\nca = "{pki.ca.cert}"\ncert = "{files.cert}"\n'
+                    f'key = "{files.key}"\nserver_name = "localhost"\n'
+                )
+                async with HubService(load_config(path, environ={})) as service:
+                    (host,) = service.upstream_hosts
+                    async with asyncio.timeout(10):
+                        while host.connector.connected + upstream.stats.tls_refused == 0:
+                            await asyncio.sleep(0.01)
+                    client = await Client.connect(service.edges[0].port)
+                    await client.send(_purchase(1, 5_000, ANNA, pan=MASTERCARD))
+                    answers = _parse(await client.receive())[1]
+                    await client.close()
+        finally:
+            await server.close()
+            ledger.close()
+        assert answers[39] == answer
+        if answer == "91":
+            assert seen == []
+            assert any(
+                r.name == "isobridge.connector"
+                and "upstream mc 127.0.0.1:" in r.getMessage()
+                and "TLS handshake refused" in r.getMessage()
+                for r in caplog.records
+            )
+            assert any(
+                r.name == "isobridge.edge" and "certificate has expired" in r.getMessage()
+                for r in caplog.records
+            )
+
+    with caplog.at_level(logging.WARNING):
+        scenario()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +17,9 @@ import pytest
 from adapters.fixedwidth import load_layout
 from mainframe_sim.cli import main
 from mainframe_sim.client import MainframeClient
+from tests.certs import CertFiles, TestAuthority
+from tests.hub.tls_support import client as tls_client
+from tests.hub.tls_support import make_pki
 from tests.mainframe_sim.samples import ANNA, CLOSED, request
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,3 +124,79 @@ def test_serve_refuses_bad_faults(tmp_path: Path, argv: list[str]) -> None:
     status, _, err = run("--db", f"sqlite:///{tmp_path / 'mf.db'}", *argv)
     assert status == 2
     assert err.startswith("mainframe_sim: --faults: ")
+
+
+def _peer_common_name(connection: MainframeClient) -> str:
+    certificate = connection.peer_certificate
+    assert certificate is not None
+    return str(dict(item[0] for item in certificate["subject"])["commonName"])
+
+
+def test_serve_with_mutual_tls_refuses_strangers_and_reloads_on_sighup(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    authority = TestAuthority(tmp_path / "served", "the mainframe's CA")
+    authority.issue("mainframe", "mainframe-2026", server=True)
+    served = tmp_path / "served"
+    db = f"sqlite:///{tmp_path / 'mf.db'}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mainframe_sim", "--db", db, "serve", "--port", "0",
+         "--tls-cert", str(served / "mainframe.crt"), "--tls-key", str(served / "mainframe.key"),
+         "--tls-client-ca", str(pki.ca.cert)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ},
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        first = server.stdout.readline()
+        assert ", TLS 1.3, client certificates required, faults:" in first, first
+        port = int(first.split(":")[2].split(",")[0])
+
+        async def enquire(files: CertFiles | None) -> tuple[str, str]:
+            context = tls_client(authority.files.cert, files)
+            connection = await MainframeClient.connect(
+                "127.0.0.1", port, tls=context, server_hostname="localhost"
+            )
+            try:
+                reply = await connection.request(request("BALQ", "Q1"))
+                return reply.result_code, _peer_common_name(connection)
+            finally:
+                with contextlib.suppress(ConnectionError, ssl.SSLError):
+                    await connection.close()
+
+        assert asyncio.run(enquire(pki.client)) == ("00", "mainframe-2026")
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            asyncio.run(enquire(pki.expired_client))
+
+        authority.issue("mainframe", "mainframe-2027", server=True)  # renewed in place
+        server.send_signal(signal.SIGHUP)
+        assert server.stdout.readline() == "mainframe_sim: TLS certificates reloaded\n"
+        assert asyncio.run(enquire(pki.client)) == ("00", "mainframe-2027")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, stderr = server.communicate(timeout=60)
+    assert server.returncode == 0, stderr
+    assert "mainframe_sim: TLS handshake with 127.0.0.1:" in stderr
+    assert "refused: client certificate refused: certificate has expired" in stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--tls-cert", "x.crt"], "--tls-cert and --tls-key go together"),
+        (["--tls-client-ca", "ca.crt"], "--tls-client-ca needs --tls-cert and --tls-key"),
+        (["--tls-cert", "missing.crt", "--tls-key", "missing.key"], "--tls-cert: no such file"),
+    ],
+)
+def test_serve_refuses_bad_tls_options(tmp_path: Path, options: list[str], message: str) -> None:
+    status, _, err = run("--db", f"sqlite:///{tmp_path / 'mf.db'}", "serve", *options)
+    assert status == 2
+    assert err.startswith(f"mainframe_sim: {message}")
+
+
+def test_serve_refuses_a_key_that_is_not_the_certificates(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path)
+    status, _, err = run(
+        "--db", f"sqlite:///{tmp_path / 'mf.db'}", "serve",
+        "--tls-cert", str(pki.server.cert), "--tls-key", str(pki.client.key),
+    )  # fmt: skip
+    assert status == 2
+    assert err.startswith("mainframe_sim: --tls-cert / --tls-key / --tls-client-ca: cannot use")
