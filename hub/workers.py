@@ -65,6 +65,7 @@ from observability.metrics import (
 
 __all__ = [
     "READY_FILE_ENV",
+    "SUPERVISOR_PID_ENV",
     "Supervisor",
     "WorkerMetrics",
     "die_with_parent",
@@ -76,6 +77,9 @@ __all__ = [
 _PR_SET_PDEATHSIG = 1
 _STABLE_AFTER = 60.0
 
+
+SUPERVISOR_PID_ENV = "ISOBRIDGE_SUPERVISOR_PID"
+"""The environment variable naming the supervisor of a worker (its parent process)."""
 
 READY_FILE_ENV = "ISOBRIDGE_READY_FILE"
 """The environment variable naming the file a worker creates once it is running."""
@@ -105,12 +109,16 @@ def worker_command(
 
 def die_with_parent() -> None:
     """Have the kernel send this process SIGTERM when its parent dies (Linux; elsewhere,
-    nothing)."""
+    nothing). A supervisor that died before this call (while the worker was still starting)
+    cannot be signalled any more: then the worker exits at once instead of living on as an
+    orphan (``$ISOBRIDGE_SUPERVISOR_PID`` names the supervisor that started it)."""
     name = ctypes.util.find_library("c")
-    if name is None:
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if name is not None:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    supervisor = os.environ.get(SUPERVISOR_PID_ENV)
+    if supervisor is not None and supervisor.isdigit() and os.getppid() != int(supervisor):
+        raise SystemExit(f"isobridge: worker: its supervisor (pid {supervisor}) is gone; exiting")
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +223,7 @@ class Supervisor:
     def _start(self, worker: _Worker) -> int:
         env = dict(os.environ) if self.env is None else dict(self.env)
         env[READY_FILE_ENV] = str(self._ready_file(worker))
+        env[SUPERVISOR_PID_ENV] = str(os.getpid())
         # this interpreter running isobridge: a command line built here
         worker.process = subprocess.Popen(self.command(worker.index), env=env)  # noqa: S603
         worker.started_at = time.monotonic()

@@ -856,6 +856,7 @@ PUBLIC_API: dict[str, list[str]] = {
     ],
     "hub.workers": [
         "READY_FILE_ENV",
+        "SUPERVISOR_PID_ENV",
         "Supervisor",
         "WorkerMetrics",
         "die_with_parent",

@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import sys
 import uuid
 from collections import Counter
@@ -484,3 +485,18 @@ def test_workers_serve_the_gateway_on_one_port_from_one_database(tmp_path: Path)
             await asyncio.to_thread(delete_queues, *queues)
 
     scenario()
+
+
+def test_a_worker_whose_supervisor_is_already_gone_exits_at_once(tmp_path: Path) -> None:
+    """A supervisor that died while its worker was still starting cannot be signalled by the
+    kernel any more: the worker notices (its parent is not the supervisor named) and exits
+    instead of living on as an orphan."""
+    config = _config(tmp_path, _free_port(), 1, "memory://")
+    done = subprocess.run(
+        [sys.executable, "-m", "hub.cli", "run", "--worker", "1", "--workers", "2",
+         "--config", str(config)],
+        env={**os.environ, "ISOBRIDGE_SUPERVISOR_PID": "1"},  # not our parent: gone
+        capture_output=True, text=True, timeout=120, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "its supervisor (pid 1) is gone; exiting" in done.stderr
