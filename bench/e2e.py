@@ -252,6 +252,45 @@ async def _drive(
     result.seconds = time.perf_counter() - started
 
 
+def cpu_per_payment(result: Result, process: str) -> float:
+    """CPU seconds that ``process`` spent per payment of ``result``."""
+    return result.cpu_seconds[process] / max(1, len(result.latencies))
+
+
+def measure_hub(
+    name: str,
+    config: Path,
+    edge_port: int,
+    mainframe_pid: int,
+    load: tuple[int, int, float],
+    first: int,
+    tls: ssl.SSLContext | None = None,
+) -> Result:
+    """Run ``isobridge run --config config`` (its state in ``config``'s directory), warm it
+    up for 2 s, then measure it at saturation (``load``: connections, window, seconds) with
+    the CPU of every process; raises if a payment was not approved."""
+    connections, window, seconds = load
+    home = config.parent
+    hub = [sys.executable, "-m", "hub.cli", "run", "--config", str(config)]
+    env = {"ISOBRIDGE_HOME": str(home / "state")}
+    with _process(hub, edge_port, env, home / "hub.log") as hub_pid:
+        warm = Result("warm-up")
+        asyncio.run(
+            _drive(edge_port, warm, _purchase, _approved, connections=connections,
+                   window=window, seconds=2.0, first=first, tls=tls)
+        )  # fmt: skip
+        result = Result(name)
+        pids = {"hub": hub_pid, "mainframe_sim": mainframe_pid, "rabbitmq": _broker_pid()}
+        with _cpu_meter(result, pids):
+            asyncio.run(
+                _drive(edge_port, result, _purchase, _approved, connections=connections,
+                       window=window, seconds=seconds, first=first + 1_000_000, tls=tls)
+            )  # fmt: skip
+    if result.errors:
+        raise RuntimeError(f"{result.name}: {result.errors} payments not approved")
+    return result
+
+
 def _approved(reply: bytes) -> bool:
     decoded, _ = iso8583.decode(reply, SPEC)
     return decoded.get("39") == "00"

@@ -22,23 +22,12 @@ Run (RabbitMQ on 127.0.0.1:5672, as ``./scripts/test`` starts it)::
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from bench.e2e import (
-    AMQP_URL,
-    Result,
-    _approved,
-    _broker_pid,
-    _cpu_meter,
-    _drive,
-    _free_port,
-    _process,
-    _purchase,
-)
+from bench.e2e import AMQP_URL, Result, _free_port, _process, cpu_per_payment, measure_hub
 
 
 def _hub_round(
@@ -46,7 +35,6 @@ def _hub_round(
 ) -> Result:
     """One hub process with ``journal`` on or off, warmed up, then measured at saturation."""
     mainframe_port, mainframe_pid = mainframe
-    connections, window, seconds = load
     edge_port = _free_port()
     home.mkdir()
     config = home / "hub.toml"
@@ -56,28 +44,9 @@ def _hub_round(
         f"[[listeners]]\nname = 'pos'\nport = {edge_port}\nrequest_timeout = 10.0\n"
         f"[mainframe]\nport = {mainframe_port}\nconnections = 8\ntimeout = 5.0\n"
     )
-    hub = [sys.executable, "-m", "hub.cli", "run", "--config", str(config)]
-    env = {"ISOBRIDGE_HOME": str(home / "state")}
-    with _process(hub, edge_port, env, home / "hub.log") as hub_pid:
-        warm = Result("warm-up")
-        asyncio.run(
-            _drive(edge_port, warm, _purchase, _approved, connections=connections,
-                   window=window, seconds=2.0, first=first)
-        )  # fmt: skip
-        result = Result(f"journal {'on' if journal else 'off'}")
-        pids = {"hub": hub_pid, "mainframe_sim": mainframe_pid, "rabbitmq": _broker_pid()}
-        with _cpu_meter(result, pids):
-            asyncio.run(
-                _drive(edge_port, result, _purchase, _approved, connections=connections,
-                       window=window, seconds=seconds, first=first + 1_000_000)
-            )  # fmt: skip
-    if result.errors:
-        raise RuntimeError(f"{result.name}: {result.errors} payments not approved")
-    return result
-
-
-def _hub_cpu_per_payment(result: Result) -> float:
-    return result.cpu_seconds["hub"] / max(1, len(result.latencies))
+    return measure_hub(
+        f"journal {'on' if journal else 'off'}", config, edge_port, mainframe_pid, load, first
+    )
 
 
 def run(seconds: float, rounds: int, connections: int, window: int) -> list[str]:
@@ -105,7 +74,7 @@ def run(seconds: float, rounds: int, connections: int, window: int) -> list[str]
     medians: dict[bool, tuple[float, float]] = {}
     for journal in (True, False):
         rates = [r.tps for r in results[journal]]
-        cpus = [_hub_cpu_per_payment(r) for r in results[journal]]
+        cpus = [cpu_per_payment(r, "hub") for r in results[journal]]
         medians[journal] = (statistics.median(rates), statistics.median(cpus))
         lines.append(
             f"  journal {'on ' if journal else 'off'}: "

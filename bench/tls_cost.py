@@ -26,23 +26,12 @@ Run (RabbitMQ on 127.0.0.1:5672, as ``./scripts/test`` starts it)::
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from bench.e2e import (
-    AMQP_URL,
-    Result,
-    _approved,
-    _broker_pid,
-    _cpu_meter,
-    _drive,
-    _free_port,
-    _process,
-    _purchase,
-)
+from bench.e2e import AMQP_URL, Result, _free_port, _process, cpu_per_payment, measure_hub
 from hub.certs import DevCertificates, create_dev_certificates
 from hub.tls import client_context
 
@@ -56,7 +45,6 @@ def _hub_round(
 ) -> Result:
     """One hub process, with mutual TLS when ``certs`` are given, warmed up, then measured."""
     mainframe_port, mainframe_pid = mainframe
-    connections, window, seconds = load
     edge_port = _free_port()
     home.mkdir()
     listener_tls = mainframe_tls = ""
@@ -81,28 +69,8 @@ def _hub_round(
         + f"[mainframe]\nport = {mainframe_port}\nconnections = 8\ntimeout = 5.0\n"
         + mainframe_tls
     )
-    hub = [sys.executable, "-m", "hub.cli", "run", "--config", str(config)]
-    env = {"ISOBRIDGE_HOME": str(home / "state")}
-    with _process(hub, edge_port, env, home / "hub.log") as hub_pid:
-        warm = Result("warm-up")
-        asyncio.run(
-            _drive(edge_port, warm, _purchase, _approved, connections=connections,
-                   window=window, seconds=2.0, first=first, tls=acquirer)
-        )  # fmt: skip
-        result = Result(f"{'mutual TLS 1.3' if certs else 'plain TCP'}")
-        pids = {"hub": hub_pid, "mainframe_sim": mainframe_pid, "rabbitmq": _broker_pid()}
-        with _cpu_meter(result, pids):
-            asyncio.run(
-                _drive(edge_port, result, _purchase, _approved, connections=connections,
-                       window=window, seconds=seconds, first=first + 1_000_000, tls=acquirer)
-            )  # fmt: skip
-    if result.errors:
-        raise RuntimeError(f"{result.name}: {result.errors} payments not approved")
-    return result
-
-
-def _per_payment(result: Result, process: str) -> float:
-    return result.cpu_seconds[process] / max(1, len(result.latencies))
+    name = "mutual TLS 1.3" if certs else "plain TCP"
+    return measure_hub(name, config, edge_port, mainframe_pid, load, first, tls=acquirer)
 
 
 def run(seconds: float, rounds: int, connections: int, window: int) -> list[str]:
@@ -139,8 +107,8 @@ def run(seconds: float, rounds: int, connections: int, window: int) -> list[str]
     medians: dict[bool, tuple[float, float, float]] = {}
     for tls in (True, False):
         rates = [r.tps for r in results[tls]]
-        hub_cpu = [_per_payment(r, "hub") for r in results[tls]]
-        mainframe_cpu = [_per_payment(r, "mainframe_sim") for r in results[tls]]
+        hub_cpu = [cpu_per_payment(r, "hub") for r in results[tls]]
+        mainframe_cpu = [cpu_per_payment(r, "mainframe_sim") for r in results[tls]]
         medians[tls] = (
             statistics.median(rates),
             statistics.median(hub_cpu),
