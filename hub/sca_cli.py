@@ -11,8 +11,9 @@ Commands::
 
 The secret is kept in the gateway's database (``[gateway] database``, default
 ``<home>/gateway.db``), encrypted under the hub's master keys (``ISOBRIDGE_MASTER_KEYS`` or
-the key file: the keys of the vault and the journal; created on first use, as
-``isobridge journal init`` does). The URI holds the secret: hand it to the PSU only.
+the key file: the keys of the vault and the journal; with the embedded default they are
+made on first use, with the vault, as the hub would). The URI holds the secret: hand it to
+the PSU only.
 Parameters of new enrolments come from ``[gateway.sca]`` (:mod:`hub.gateway_config`).
 """
 
@@ -52,9 +53,9 @@ def run_sca_command(
 ) -> int:
     """``isobridge sca ...``: the exit status."""
     from gateway.security.sca import SecondFactor, mask_psu
+    from hub.bootstrap import open_vault
     from hub.gateway_cli import open_gateway_database
     from hub.gateway_config import load_gateway_config
-    from vault.keys import FileKeyProvider
 
     try:
         hub_config = load_config(Path(args.config), environ)
@@ -68,9 +69,8 @@ def run_sca_command(
         return EXIT_BAD_INPUT
     settings = hub_config.settings
     if not settings.keys_from_environment and not settings.key_file.exists():
-        settings.home.mkdir(parents=True, exist_ok=True)
-        FileKeyProvider.create(settings.key_file)
-        err.write(f"isobridge: created master key file {settings.key_file}\n")
+        # the embedded default's first use, as the hub would meet it: keys and vault together
+        open_vault(settings, notes=err).close()
     engine = open_gateway_database(hub_config, config)
     try:
         second_factor = SecondFactor(engine, settings.key_provider(environ), config.sca)
