@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -119,6 +121,24 @@ def test_right_wrong_replayed_and_skewed_codes(two_engines: tuple[Engine, Engine
         ScaOutcome.ACCEPTED, ScaOutcome.ACCEPTED, ScaOutcome.REPLAYED, ScaOutcome.WRONG_CODE,
         *[ScaOutcome.WRONG_CODE] * 5, ScaOutcome.MISSING_CODE, ScaOutcome.NOT_ENROLLED,
     ]  # fmt: skip
+
+
+def test_one_code_sent_to_two_processes_at_once_is_accepted_once(
+    two_engines: tuple[Engine, Engine],
+) -> None:
+    clock = StepClock(T0)
+    factors = [_factor(engine, clock, max_attempts=50) for engine in two_engines]
+    device = Authenticator.from_uri(factors[0].enrol("alice").uri)
+    code = device.code(T0)
+    start = threading.Barrier(8)
+
+    def attempt(number: int) -> ScaOutcome:
+        start.wait()
+        return _outcome(factors[number % 2], "alice", code).outcome
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(attempt, range(8)))
+    assert sorted(outcomes) == sorted([ScaOutcome.ACCEPTED] + [ScaOutcome.REPLAYED] * 7)
 
 
 def test_lockout_is_shared_and_ends_after_the_window(two_engines: tuple[Engine, Engine]) -> None:
