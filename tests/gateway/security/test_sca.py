@@ -394,6 +394,18 @@ def test_lockout_over_http_and_its_end(tmp_path: Path) -> None:
             back = await _authorize(h, consent_id, totp=alice.code_of(_step_now(h)))
             assert back.status_code == 302, back.text
             assert _status(h, consent_id) is ConsentStatus.AUTH
+            events = [e for e in h.journal.events() if e.kind is EventKind.SCA_ATTEMPT]
+            audited = [
+                (e.body["status"], e.body["failures"], e.body.get("retry_after")) for e in events
+            ]
+            assert audited == [
+                ("sca_wrong_code", 1, None), ("sca_wrong_code", 2, None),
+                ("sca_wrong_code", 3, 260), ("sca_locked_out", 3, 200), ("sca_accepted", 0, None),
+            ]  # fmt: skip
+            locked_out = h.built.services.metrics.registry.get_sample_value(
+                "isobridge_gateway_sca_attempts_total", {"outcome": "locked_out"}
+            )
+            assert locked_out == 1.0
 
     scenario()
 
