@@ -94,8 +94,11 @@ def serve_gateway(port: int, mainframe_port: int, certificate: Path, home: Path)
     hub_toml = home / "hub.toml"
     hub_toml.write_text(f'[hub]\nhome = "{home}"\n[mainframe]\nport = {mainframe_port}\n')
     gateway_toml = home / "gateway.toml"
+    # The PSU's second factor is off: what is measured is the resource endpoints, and the
+    # 1,500 consents prepared for one PSU would need 1,500 TOTP time steps (one code each).
     gateway_toml.write_text(
         f"[gateway]\nport = {port}\nrate_per_second = 1000000\nburst = 1000000\n"
+        "[gateway.sca]\nenabled = false\n"
         '[clearing]\noutgoing = "bench.clearing.outgoing"\nstatus = "bench.clearing.status"\n'
         f'[[clients]]\nclient_id = "tpp-bench"\ncertificate = "{certificate}"\n'
         f'redirect_uris = ["{REDIRECT}"]\n'

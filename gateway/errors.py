@@ -64,6 +64,11 @@ ERROR_CODES: Final[Mapping[str, str]] = {
     "UK.OBIE.Rules.PayloadTooLarge": "U032",
     "UK.OBIE.Rules.InsufficientFunds": "U033",
     "UK.OBIE.Rules.ServiceUnavailable": "U034",
+    # strong customer authentication in the built-in authorization server
+    "UK.OBIE.Sca.CodeInvalid": "U035",
+    "UK.OBIE.Sca.CodeReplayed": "U036",
+    "UK.OBIE.Sca.LockedOut": "U037",
+    "UK.OBIE.Sca.NotEnrolled": "U038",
 }
 
 _REASONS: Final[Mapping[int, str]] = {

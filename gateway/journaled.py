@@ -19,9 +19,10 @@ from typing import Any
 
 from canonical_model.messages import CanonicalMessage
 from gateway.payments import CHANNEL
+from gateway.security.sca import ScaAttempt
 from journal import Event, EventKind, Journal, StoredEvent, TransactionIds, TransactionView
 
-__all__ = ["JournalPayments", "JournalProbe"]
+__all__ = ["JournalPayments", "JournalProbe", "JournalScaAudit"]
 
 
 class JournalPayments:
@@ -86,3 +87,33 @@ class JournalProbe:
         """True when the database answers a read."""
         await asyncio.to_thread(self.journal.status, "readiness-probe")
         return True
+
+
+class JournalScaAudit:
+    """A :data:`gateway.security.sca.ScaAudit` appending to a :class:`journal.Journal` (runs
+    on the authorization server's thread)."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    def __call__(self, attempt: ScaAttempt) -> None:
+        """Append the attempt's ``sca_attempt`` event."""
+        body: dict[str, Any] = {
+            "status": f"sca_{attempt.outcome.value}",
+            "client_id": attempt.client_id,
+            "failures": attempt.failures,
+            "max_attempts": attempt.max_attempts,
+        }
+        if attempt.step is not None:
+            body["time_step"] = str(attempt.step)
+        if attempt.retry_after is not None:
+            body["retry_after"] = attempt.retry_after
+        event = Event(
+            EventKind.SCA_ATTEMPT,
+            attempt.tenant,
+            TransactionIds(attempt.consent_id),
+            dt.datetime.fromtimestamp(attempt.at, dt.UTC),
+            body=body,
+            personal={"psu": attempt.psu},
+        )
+        self.journal.record([event])

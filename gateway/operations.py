@@ -45,6 +45,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from gateway.errors import ObieError
 from gateway.http import read_json
+from gateway.security.sca import ScaAttempt
 from gateway.spec import SpecName, spec
 from routing.dlq import DeadLetterFilter, list_dead_letters, replay_dead_letters
 from routing.transport import DeadLetter, Transport, UnknownDestinationError
@@ -114,6 +115,16 @@ class Metrics:
         self.consents = Gauge(
             "isobridge_gateway_consents", "Consents held.", registry=self.registry
         )
+        self.sca_attempts = PromCounter(
+            "isobridge_gateway_sca_attempts",
+            "Second-factor (TOTP) attempts of PSUs authorising consents, by outcome.",
+            ("outcome",),
+            registry=self.registry,
+        )
+
+    def sca_attempt(self, attempt: ScaAttempt) -> None:
+        """Count one second-factor attempt (:class:`gateway.security.sca.SecondFactor`)."""
+        self.sca_attempts.labels(attempt.outcome.value).inc()
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one request."""

@@ -23,6 +23,12 @@ table                                 holds
 ``gateway_dpop_proofs``               the DPoP proofs accepted within their window
                                       (:mod:`gateway.security.replays`), by SHA-256 of key
                                       thumbprint and ``jti``: a replay to any process fails
+``gateway_sca_enrolments``            one row per PSU enrolled for strong customer
+                                      authentication (:mod:`gateway.security.sca`): the
+                                      TOTP secret (AES-256-GCM under the master keys), its
+                                      parameters, and the newest time step accepted
+``gateway_sca_failures``              the PSUs' failed second-factor attempts within the
+                                      lockout window
 ====================================  ==========================================================
 
 One database holds them for every gateway process (``isobridge run --workers N --gateway``
@@ -50,6 +56,8 @@ gateway_consents
 gateway_dpop_proofs
 gateway_idempotency
 gateway_payments
+gateway_sca_enrolments
+gateway_sca_failures
 gateway_signing_keys
 >>> current_revision(engine) == HEAD
 True
@@ -70,6 +78,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     DateTime,
     Float,
@@ -100,13 +109,15 @@ __all__ = [
     "insert_or_ignore",
     "metadata",
     "payments_table",
+    "sca_enrolments_table",
+    "sca_failures_table",
     "signing_keys_table",
     "transaction",
     "upgrade",
     "utc",
 ]
 
-HEAD: Final = "0001"
+HEAD: Final = "0002"
 """The newest revision this code knows."""
 
 VERSION_TABLE: Final = "gateway_alembic_version"
@@ -188,6 +199,28 @@ dpop_proofs_table = Table(
     Column("proof_sha256", String(64), primary_key=True),
     Column("seen_at", Float, nullable=False),
     Index("ix_gateway_dpop_proofs_seen_at", "seen_at"),
+)
+
+sca_enrolments_table = Table(
+    "gateway_sca_enrolments",
+    metadata,
+    Column("psu", String(128), primary_key=True),
+    Column("secret", LargeBinary, nullable=False),
+    Column("master_version", Integer, nullable=False),
+    Column("algorithm", String(8), nullable=False),
+    Column("digits", Integer, nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("enrolled_at", Float, nullable=False),
+    Column("last_step", BigInteger, nullable=True),
+)
+
+sca_failures_table = Table(
+    "gateway_sca_failures",
+    metadata,
+    Column("failure_id", Integer, primary_key=True, autoincrement=True),
+    Column("psu", String(128), nullable=False),
+    Column("failed_at", Float, nullable=False),
+    Index("ix_gateway_sca_failures_psu", "psu", "failed_at"),
 )
 
 _LOCATION = Path(__file__).resolve().parent / "migrations"

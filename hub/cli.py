@@ -23,6 +23,9 @@ Commands::
     isobridge sagas list|show ID|retry ID   payment sagas (see hub.sagas_cli)
     isobridge mask IN OUT [--format F]      a masked non-production copy of an ISO 8583,
                                             ISO 20022 or fixed-width file (hub.mask_cli)
+    isobridge sca enrol|unlock PSU          the gateway's second factor: enrol a PSU's
+                                            authenticator app (TOTP), lift a lockout
+                                            (hub.sca_cli)
 
 ``A`` and ``B`` are an adapter (``iso8583``, ``iso8583:ebcdic-cp037``) or ``canonical-json``.
 Binary input is read raw, or as hex text with ``--hex`` (binary output is then hex too).
@@ -63,6 +66,7 @@ from hub.journal_cli import JOURNAL_COMMANDS, add_journal_commands, run_journal_
 from hub.mask_cli import add_mask_command, run_mask_command
 from hub.routes_cli import add_routes_commands, run_routes_command
 from hub.sagas_cli import SAGAS_COMMAND, add_sagas_commands, run_sagas_command
+from hub.sca_cli import SCA_COMMAND, add_sca_commands, run_sca_command
 from hub.vault_cli import add_vault_commands, run_vault_command
 from observability.logs import configure_logging
 from vault.errors import VaultError
@@ -152,6 +156,7 @@ def _parser() -> argparse.ArgumentParser:
     add_journal_commands(commands)
     add_sagas_commands(commands)
     add_mask_command(commands)
+    add_sca_commands(commands)
     return parser
 
 
@@ -549,6 +554,8 @@ def main(
             run_journal_command(args, settings, out, err)
         elif args.command == SAGAS_COMMAND:
             run_sagas_command(args, settings, out, err)
+        elif args.command == SCA_COMMAND:
+            return run_sca_command(args, environ, out, err)
     except CliError as exc:
         err.write(f"isobridge: {exc}\n")
         return exc.status

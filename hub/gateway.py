@@ -15,7 +15,11 @@ it the hub's real parts:
   production, a real issuer's JWKS URL (:class:`gateway.security.authserver.HttpJwksSource`);
 - the gateway's database (``engine``, migrated by :func:`gateway.store.upgrade`): consents,
   idempotency keys, payments, the built-in server's codes and keys, the DPoP proofs seen,
-  shared by every gateway process on it.
+  shared by every gateway process on it;
+- with the built-in server, strong customer authentication
+  (:class:`gateway.security.sca.SecondFactor`, on unless ``sca.enabled`` is false): the
+  PSUs' TOTP secrets in that database under the journal's master keys (the hub's, which
+  protect the vault too), every attempt journaled, counted in ``/metrics`` and logged.
 
 Rate limits are per process (:mod:`gateway.limits`): with ``workers`` processes behind one
 port, each gets ``1/workers`` of a client's rate and burst, so a client never exceeds its
@@ -27,7 +31,8 @@ limit in total (one keep-alive connection, which stays on one process, gets less
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +43,7 @@ from sqlalchemy.engine import Engine
 from gateway.app import GatewayServices, GatewaySettings, create_app
 from gateway.consents import ConsentStore
 from gateway.idempotency import IdempotencyStore
-from gateway.journaled import JournalPayments, JournalProbe
+from gateway.journaled import JournalPayments, JournalProbe, JournalScaAudit
 from gateway.limits import RateLimiter
 from gateway.operations import Metrics, ReadinessProbe
 from gateway.payments import PaymentService
@@ -52,6 +57,7 @@ from gateway.security.authserver import (
 from gateway.security.authstate import AuthorizationState
 from gateway.security.jose import JoseError, PublicJwk, SigningKey
 from gateway.security.replays import SqlProofReplays
+from gateway.security.sca import ScaSettings, SecondFactor
 from gateway.security.tokens import (
     AccessTokenVerifier,
     DpopVerifier,
@@ -62,7 +68,7 @@ from gateway.security.tokens import (
 from gateway.signatures import MessageSigner, SignatureCheck
 from gateway.statements import ExtractStatementSource
 from hub.core import posting_reference
-from journal import Journal
+from journal import Journal, MasterKeys
 from mainframe_sim.seed import SEED_ACCOUNTS
 from routing.transport import Transport
 
@@ -90,6 +96,7 @@ class BuiltGateway:
     services: GatewayServices
     authorization_server: AuthorizationServer | None
     payments: PaymentService = field(repr=False)
+    second_factor: SecondFactor | None = None
 
 
 def seed_directory() -> AccountDirectory:
@@ -142,17 +149,33 @@ def build_gateway(
     metrics_registry: CollectorRegistry | None = None,
     workers: int = 1,
     consent_cache_ttl: float = 1.0,
+    sca: ScaSettings | None = None,
+    master_keys: MasterKeys | None = None,
+    sca_clock: Callable[[], float] = time.time,
 ) -> BuiltGateway:
-    """Wire the gateway from the hub's parts (module docstring)."""
+    """Wire the gateway from the hub's parts (module docstring). ``sca``: the built-in
+    server's second factor (default on); its secrets under ``master_keys`` (default: the
+    journal's); ``sca_clock`` tells its time (tests step it)."""
     settings = settings or GatewaySettings()
     directory = directory or seed_directory()
     consents = ConsentStore(engine, cache_ttl=consent_cache_ttl)
     replays = SqlProofReplays(engine)
+    metrics = Metrics(metrics_registry)
     server: AuthorizationServer | None = None
+    second_factor: SecondFactor | None = None
     if jwks_source is None:
         if issuer.jwks_url is not None:
             jwks_source = HttpJwksSource(issuer.jwks_url)
         else:
+            sca = sca or ScaSettings()
+            if sca.enabled:
+                second_factor = SecondFactor(
+                    engine,
+                    master_keys or journal.keys,
+                    sca,
+                    clock=sca_clock,
+                    audits=(JournalScaAudit(journal), metrics.sca_attempt),
+                )
             server = AuthorizationServer(
                 issuer=issuer.issuer,
                 audience=issuer.audience,
@@ -162,6 +185,7 @@ def build_gateway(
                 state=AuthorizationState(engine),
                 replays=replays,
                 algorithm=issuer.algorithm,
+                sca=second_factor,
             )
             jwks_source = LocalJwksSource(server)
     tenants: dict[str, str] = dict(tenant_of or {})
@@ -208,6 +232,6 @@ def build_gateway(
         probes=(JournalProbe(journal), *probes),
         dead_letters=dead_letters,
         journal=journal,
-        metrics=Metrics(metrics_registry),
+        metrics=metrics,
     )
-    return BuiltGateway(create_app(services), services, server, payments)
+    return BuiltGateway(create_app(services), services, server, payments, second_factor)

@@ -238,6 +238,7 @@ async def _serve(
             metrics_registry=metrics_registry,
             workers=workers,
             consent_cache_ttl=config.consent_cache_seconds,
+            sca=config.sca,
         )
         holder.append(built)
         restored = await built.payments.restore(JournalPayments(journal))

@@ -28,6 +28,16 @@ checked; an error names the file, the key and why (:class:`hub.config_file.Confi
                                            # client_cert_header; false: taken from this TLS
     reload_interval = 30.0                 # seconds between checks of the files (and SIGHUP)
 
+    [gateway.sca]                          # strong customer authentication (built-in server)
+    enabled = true                         # a TOTP code before a consent is authorised
+    digits = 6                             # RFC 6238 parameters of new enrolments
+    step = 30                              # seconds
+    algorithm = "SHA1"                     # SHA1, SHA256 or SHA512
+    skew_steps = 1                         # codes of this many steps either side accepted
+    max_attempts = 5                       # failed codes per PSU within lockout_seconds ...
+    lockout_seconds = 900.0                # ... before the PSU is locked out
+    issuer_label = "isobridge"             # the name authenticator apps show
+
     [issuer]                               # where access tokens come from
     issuer = "http://127.0.0.1:8080"       # without jwks_url: the built-in authorization server
     audience = "http://127.0.0.1:8080"
@@ -68,9 +78,9 @@ import json
 import ssl
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -79,6 +89,9 @@ from gateway.app import GatewaySettings
 from gateway.ports import AccountDirectory, AccountRecord
 from gateway.security.authserver import ClientRegistration, hash_secret
 from gateway.security.jose import ALGORITHMS, JoseError, SigningKey, certificate_thumbprint
+from gateway.security.sca import ScaSettings
+from gateway.security.totp import ALGORITHMS as TOTP_ALGORITHMS
+from gateway.security.totp import Algorithm
 from hub.config_file import ConfigError, TableReader
 from hub.gateway import IssuerConfig, seed_directory
 from hub.gateway_tls import GatewayTlsConfig
@@ -107,6 +120,7 @@ class GatewayConfig:
     tls: GatewayTlsConfig | None = None
     database: str | None = None
     consent_cache_seconds: float = 1.0
+    sca: ScaSettings = field(default_factory=ScaSettings)
 
 
 def database_url(config: GatewayConfig, home: Path) -> str:
@@ -167,7 +181,7 @@ class _Reader(TableReader):
             "gateway",
             ("host", "port", "public_url", "max_body_bytes", "rate_per_second", "burst",
              "require_request_signatures", "response_signing_key", "statement_files",
-             "demo_accounts", "tls", "database", "consent_cache_seconds"),
+             "demo_accounts", "tls", "database", "consent_cache_seconds", "sca"),
         )  # fmt: skip
         host = self.text(gateway, "gateway", "host", "127.0.0.1")
         port = int(self.number(gateway, "gateway", "port", 8080, 0, 65535))
@@ -248,6 +262,34 @@ class _Reader(TableReader):
             consent_cache_seconds=self.number(
                 gateway, "gateway", "consent_cache_seconds", 1.0, 0.0, 60.0
             ),
+            sca=self.sca(gateway.get("sca", {})),
+        )
+
+    def sca(self, table: object) -> ScaSettings:
+        where = "gateway.sca"
+        if not isinstance(table, dict):
+            raise self.fail(where, "expected a table")
+        self.known(
+            table,
+            where,
+            ("enabled", "digits", "step", "algorithm", "skew_steps", "max_attempts",
+             "lockout_seconds", "issuer_label"),
+        )  # fmt: skip
+        algorithm = self.text(table, where, "algorithm", "SHA1").upper()
+        if algorithm not in TOTP_ALGORITHMS:
+            raise self.fail(
+                f"{where}.algorithm", f"{algorithm} is not one of {', '.join(TOTP_ALGORITHMS)}"
+            )
+        number = self.number
+        return ScaSettings(
+            enabled=self.flag(table, where, "enabled", True),
+            digits=int(number(table, where, "digits", 6, 6, 8)),
+            step=int(number(table, where, "step", 30, 1, 300)),
+            algorithm=cast(Algorithm, algorithm),
+            skew_steps=int(number(table, where, "skew_steps", 1, 0, 10)),
+            max_attempts=int(number(table, where, "max_attempts", 5, 1, 1000)),
+            lockout_seconds=number(table, where, "lockout_seconds", 900.0, 1.0, 86400.0 * 7),
+            issuer_label=self.text(table, where, "issuer_label", "isobridge"),
         )
 
     def database(self, table: Mapping[str, Any]) -> str | None:

@@ -102,6 +102,9 @@ class EventKind(StrEnum):
     SAGA_ATTENTION = "saga_attention"
     SAGA_RETRIED = "saga_retried"
     SAGA_FINISHED = "saga_finished"
+    # The gateway's built-in authorization server (issue 12): one per second-factor attempt
+    # of a PSU authorising a consent, keyed by the consent id (gateway.security.sca).
+    SCA_ATTEMPT = "sca_attempt"
 
 
 @dataclass(frozen=True, slots=True)

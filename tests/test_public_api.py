@@ -426,6 +426,7 @@ PUBLIC_API: dict[str, list[str]] = {
     "gateway.journaled": [
         "JournalPayments",
         "JournalProbe",
+        "JournalScaAudit",
     ],
     "gateway.limits": [
         "RateLimiter",
@@ -500,6 +501,17 @@ PUBLIC_API: dict[str, list[str]] = {
     "gateway.security.replays": [
         "SqlProofReplays",
     ],
+    "gateway.security.sca": [
+        "Enrolment",
+        "ScaAttempt",
+        "ScaAudit",
+        "ScaKeyError",
+        "ScaOutcome",
+        "ScaRefusedError",
+        "ScaSettings",
+        "SecondFactor",
+        "mask_psu",
+    ],
     "gateway.security.tokens": [
         "AccessClaims",
         "AccessTokenVerifier",
@@ -511,6 +523,18 @@ PUBLIC_API: dict[str, list[str]] = {
         "RequestFacts",
         "TokenSettings",
         "access_token_hash",
+    ],
+    "gateway.security.totp": [
+        "ALGORITHMS",
+        "Algorithm",
+        "SECRET_BYTES",
+        "TotpParameters",
+        "base32_secret",
+        "hotp",
+        "new_secret",
+        "provisioning_uri",
+        "time_step",
+        "totp",
     ],
     "gateway.signatures": [
         "MessageSigner",
@@ -540,6 +564,8 @@ PUBLIC_API: dict[str, list[str]] = {
         "insert_or_ignore",
         "metadata",
         "payments_table",
+        "sca_enrolments_table",
+        "sca_failures_table",
         "signing_keys_table",
         "transaction",
         "upgrade",
@@ -817,6 +843,11 @@ PUBLIC_API: dict[str, list[str]] = {
         "SAGAS_COMMAND",
         "add_sagas_commands",
         "run_sagas_command",
+    ],
+    "hub.sca_cli": [
+        "SCA_COMMAND",
+        "add_sca_commands",
+        "run_sca_command",
     ],
     "hub.service": [
         "DEFAULT_RULES",

@@ -21,12 +21,17 @@ RFC 7517 (JWKS at ``/oauth2/jwks``).
   code is single use, lives ``code_ttl`` seconds and belongs to the client it was issued
   to; the token carries the consent id it was issued for (claim ``consent_id``) and the
   PSU (``sub``). Errors are RFC 6749 section 5.2 bodies (``{"error": ...}``).
-- ``GET /oauth2/authorize``: the PSU's step, with no login page (demo): ``psu`` names
+- ``GET /oauth2/authorize`` (or ``POST``, form-encoded, which keeps the one-time code
+  out of URLs and access logs): the PSU's step, with no login page (demo): ``psu`` names
   the PSU, ``decision=deny`` refuses. It authorises the consent ``consent_id`` of the
   client (binding the PSU's accounts: for account access all of them, or those listed in
   ``accounts``; for a payment the consent's debtor account, which must be the PSU's, or
   the PSU's first account in the payment's currency) and redirects to the registered
-  ``redirect_uri`` with ``code`` and ``state``.
+  ``redirect_uri`` with ``code`` and ``state``. With strong customer authentication on
+  (:mod:`gateway.security.sca`, the default), ``totp`` must be the PSU's current one-time
+  code: a missing, wrong or replayed code, an unenrolled PSU or a locked-out one is refused
+  with an OBIE error body (400, 403, 429 with ``Retry-After``) and the consent stays
+  ``AwaitingAuthorisation``. A refusal (``decision=deny``) needs no code.
 - Keys: :meth:`AuthorizationServer.rotate` adds a new signing key; the old ones stay in the
   JWKS (``retain`` keys) so tokens they signed verify until they expire.
 - State: the codes and the signing keys are in the gateway's database
@@ -54,7 +59,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from gateway.consents import Consent, ConsentKind, ConsentStore
+from gateway.consents import Consent, ConsentKind, ConsentStatus, ConsentStore
 from gateway.errors import ObieError
 from gateway.ports import AccountDirectory
 from gateway.security.authstate import AuthorizationCode, AuthorizationState
@@ -66,6 +71,7 @@ from gateway.security.jose import (
     certificate_thumbprint,
     sign_compact,
 )
+from gateway.security.sca import ScaKeyError, ScaOutcome, ScaRefusedError, SecondFactor
 from gateway.security.tokens import DpopVerifier, ProofReplays
 
 __all__ = [
@@ -146,8 +152,10 @@ class AuthorizationServer:
         code_ttl: int = 60,
         retain: int = 3,
         clock: Callable[[], float] = time.time,
+        sca: SecondFactor | None = None,
     ) -> None:
         self.issuer = issuer
+        self.sca = sca
         self.audience = audience
         self.clients = {client.client_id: client for client in clients}
         self.consents = consents
@@ -354,12 +362,12 @@ class AuthorizationServer:
         if consent is None:
             raise _no_consent()
         accounts = self._accounts(consent, psu, params.get("accounts"))
+        if self.sca is not None:
+            if consent.status is not ConsentStatus.AWAU:
+                raise _not_awaiting()
+            self._second_factor(self.sca, psu, params.get("totp", ""), consent_id, client)
         if self.consents.authorise(consent_id, client.tenant, kind, psu, accounts) is None:
-            raise ObieError.single(
-                400,
-                "UK.OBIE.Resource.InvalidConsentStatus",
-                "the consent is not awaiting authorisation",
-            )
+            raise _not_awaiting()
         code = secrets.token_urlsafe(32)
         self.state.save_code(
             code,
@@ -374,6 +382,24 @@ class AuthorizationServer:
             ),
         )
         return f"{redirect_uri}?{urlencode({'code': code, 'state': state})}"
+
+    @staticmethod
+    def _second_factor(
+        sca: SecondFactor, psu: str, code: str, consent_id: str, client: ClientRegistration
+    ) -> None:
+        """The PSU's one-time code accepted, or the :class:`ObieError` saying why not."""
+        try:
+            sca.verify(
+                psu, code, consent_id=consent_id, tenant=client.tenant, client_id=client.client_id
+            )
+        except ScaKeyError:
+            raise ObieError.single(
+                503,
+                "UK.OBIE.Rules.ServiceUnavailable",
+                "the PSU's second factor cannot be read now; try again later",
+            ) from None
+        except ScaRefusedError as refused:
+            raise _sca_error(refused) from None
 
     def _accounts(self, consent: Consent, psu: str, chosen: str | None) -> tuple[str, ...]:
         held = self.directory.of(psu)
@@ -396,6 +422,60 @@ class AuthorizationServer:
         raise ObieError.single(
             400, "UK.OBIE.Resource.ConsentMismatch", "the PSU holds no account for this payment"
         )
+
+
+def _not_awaiting() -> ObieError:
+    return ObieError.single(
+        400, "UK.OBIE.Resource.InvalidConsentStatus", "the consent is not awaiting authorisation"
+    )
+
+
+def _sca_error(refused: ScaRefusedError) -> ObieError:
+    """The OBIE error body of a refused second factor."""
+    attempt = refused.attempt
+    left = max(0, attempt.max_attempts - attempt.failures)
+    headers = {} if attempt.retry_after is None else {"Retry-After": str(attempt.retry_after)}
+    locked = (
+        f"; locked out, retry after {attempt.retry_after} s"
+        if attempt.retry_after is not None
+        else f"; {left} attempt(s) left"
+    )
+    match attempt.outcome:
+        case ScaOutcome.MISSING_CODE:
+            return ObieError.single(
+                400, "UK.OBIE.Field.Missing", "the PSU's one-time code is required", "totp"
+            )
+        case ScaOutcome.NOT_ENROLLED:
+            return ObieError.single(
+                403,
+                "UK.OBIE.Sca.NotEnrolled",
+                "the PSU has no second factor enrolled (isobridge sca enrol)",
+                "psu",
+            )
+        case ScaOutcome.LOCKED_OUT:
+            return ObieError.single(
+                429,
+                "UK.OBIE.Sca.LockedOut",
+                f"too many failed one-time codes; retry after {attempt.retry_after} s",
+                "totp",
+                headers,
+            )
+        case ScaOutcome.REPLAYED:
+            return ObieError.single(
+                403,
+                "UK.OBIE.Sca.CodeReplayed",
+                f"this one-time code was already used; wait for the next one{locked}",
+                "totp",
+                headers,
+            )
+        case _:
+            return ObieError.single(
+                403,
+                "UK.OBIE.Sca.CodeInvalid",
+                f"the one-time code is wrong{locked}",
+                "totp",
+                headers,
+            )
 
 
 def _no_consent() -> ObieError:
@@ -483,6 +563,25 @@ def authorization_router(server: AuthorizationServer, *, client_cert_header: str
         params = dict(request.query_params.items())
         location = await asyncio.to_thread(server.authorize, params)
         return RedirectResponse(location, status_code=302)
+
+    @router.post("/oauth2/authorize")
+    async def authorize_form(request: Request) -> Response:
+        raw = await request.body()
+        if len(raw) > _MAX_FORM or not request.headers.get("content-type", "").startswith(
+            "application/x-www-form-urlencoded"
+        ):
+            raise ObieError.single(
+                415, "UK.OBIE.Header.Invalid", "a form-encoded body is needed", "content-type"
+            )
+        try:
+            parsed = parse_qs(raw.decode("ascii"), max_num_fields=20)
+        except (UnicodeDecodeError, ValueError):
+            raise ObieError.single(400, "UK.OBIE.Field.Invalid", "not a form") from None
+        if any(len(values) != 1 for values in parsed.values()):
+            raise ObieError.single(400, "UK.OBIE.Field.Unexpected", "repeated parameters")
+        params = {key: values[0] for key, values in parsed.items()}
+        location = await asyncio.to_thread(server.authorize, params)
+        return RedirectResponse(location, status_code=303)
 
     @router.get("/oauth2/jwks")
     async def jwks() -> dict[str, Any]:

@@ -1,6 +1,12 @@
 """A running gateway for tests: real mainframe_sim over TCP, real CoreBanking, real journal,
 real RabbitMQ clearing queues, the built-in authorization server, and an HTTP client.
 
+Strong customer authentication is on, as by default: the PSUs ``alice`` and ``bob`` are
+enrolled, and :meth:`Harness.authorisation_code` gives the PSU's current one-time code from
+their :class:`Authenticator` (the app, read from the ``otpauth://`` URI). The second
+factor's clock is a :class:`StepClock` the tests move: each authorisation moves it one time
+step on, as a PSU would wait for the next code, so no test sleeps.
+
 Everything runs on the test's event loop; HTTP goes through ``httpx.ASGITransport`` into the
 real application. Two TPPs are registered: ``tpp-one`` and ``tpp-two`` (separate tenants),
 each with a client certificate (mTLS-bound tokens) and a client secret; ``tpp-one`` also
@@ -20,8 +26,8 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, quote, urlparse
+from typing import Any, cast
+from urllib.parse import parse_qs, quote, unquote, urlparse
 
 import httpx
 from cryptography import x509
@@ -36,7 +42,9 @@ from gateway.security.authserver import (
     pkce_challenge,
 )
 from gateway.security.jose import SigningKey, certificate_thumbprint, sign_compact
+from gateway.security.sca import ScaSettings
 from gateway.security.tokens import access_token_hash
+from gateway.security.totp import ALGORITHMS, Algorithm, TotpParameters, hotp, time_step
 from gateway.signatures import OB_IAT, OB_ISS, OB_TAN
 from gateway.store import create_engine, upgrade
 from hub.clearing_outgoing import ClearingOutgoing
@@ -71,6 +79,59 @@ class Tpp:
         return {"x-ssl-client-cert": quote(self.certificate_pem)}
 
 
+@dataclass
+class StepClock:
+    """A clock the test moves (the second factor's): starts at the real time."""
+
+    now: float = dataclasses.field(default_factory=time.time)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Authenticator:
+    """A PSU's authenticator app, set up from the ``otpauth://`` URI of the enrolment. Each
+    code is of a newer time step than the one before (a PSU waits for the next code)."""
+
+    account: str
+    secret: bytes
+    parameters: TotpParameters
+    last_step: int | None = None
+
+    @classmethod
+    def from_uri(cls, uri: str) -> Authenticator:
+        parsed = urlparse(uri)
+        assert (parsed.scheme, parsed.netloc) == ("otpauth", "totp"), uri
+        query = {key: values[0] for key, values in parse_qs(parsed.query).items()}
+        encoded = query["secret"]
+        secret = base64.b32decode(encoded + "=" * (-len(encoded) % 8))
+        algorithm = query.get("algorithm", "SHA1")
+        assert algorithm in ALGORITHMS, uri
+        parameters = TotpParameters(
+            int(query.get("digits", "6")),
+            int(query.get("period", "30")),
+            cast(Algorithm, algorithm),
+        )
+        account = unquote(parsed.path.lstrip("/")).split(":", 1)[1]
+        return cls(account, secret, parameters)
+
+    def code(self, at: float) -> str:
+        """The code to type at ``at``."""
+        step = time_step(at, self.parameters)
+        if self.last_step is not None and step <= self.last_step:
+            step = self.last_step + 1
+        self.last_step = step
+        return self.code_of(step)
+
+    def code_of(self, step: int) -> str:
+        """The code of time step ``step``."""
+        return hotp(self.secret, step, self.parameters.digits, self.parameters.algorithm)
+
+
 @dataclass(frozen=True)
 class Code:
     """An authorization code and the PKCE verifier that redeems it."""
@@ -90,6 +151,14 @@ class Harness:
     journal: Journal
     clearing: ClearingOutgoing | None
     tpps: dict[str, Tpp]
+    clock: StepClock = dataclasses.field(default_factory=StepClock)
+    devices: dict[str, Authenticator] = dataclasses.field(default_factory=dict)
+
+    def totp(self, psu: str = "alice") -> str:
+        """The PSU's code one time step after the last (the clock moves on)."""
+        device = self.devices[psu]
+        self.clock.advance(device.parameters.step)
+        return device.code(self.clock())
 
     @property
     def server(self) -> AuthorizationServer:
@@ -137,8 +206,11 @@ class Harness:
         psu: str = "alice",
         **extra: str,
     ) -> Code:
-        """The PSU authorises ``consent_id``: the code the TPP is sent back."""
+        """The PSU authorises ``consent_id`` (with the PSU's one-time code unless ``extra``
+        has ``totp``): the code the TPP is sent back."""
         verifier = secrets.token_urlsafe(48)
+        if "totp" not in extra and psu in self.devices:
+            extra = {**extra, "totp": self.totp(psu)}
         response = await self.http.get(
             "/oauth2/authorize",
             params={
@@ -247,6 +319,11 @@ def _tpp(tmp_path: Path, client_id: str) -> Tpp:
     )
 
 
+def tpps_for(tmp_path: Path) -> dict[str, Tpp]:
+    """The two TPPs ``tpp-one`` and ``tpp-two``, their certificates in ``tmp_path``."""
+    return {name: _tpp(tmp_path, name) for name in ("tpp-one", "tpp-two")}
+
+
 def _registration(tpp: Tpp) -> ClientRegistration:
     der = x509.load_pem_x509_certificate(tpp.certificate_pem.encode()).public_bytes(Encoding.DER)
     return ClientRegistration(
@@ -277,12 +354,17 @@ async def running_gateway(
     dead_letters: Transport | None = None,
     engine: Engine | None = None,
     tpps: dict[str, Tpp] | None = None,
+    sca: ScaSettings | None = None,
+    clock: StepClock | None = None,
+    enrol: tuple[str, ...] = ("alice", "bob"),
 ) -> AsyncIterator[Harness]:
     """The harness (module docstring); the gateway's state in ``engine`` (migrated), or in
-    a new SQLite file in ``tmp_path``; ``tpps`` of an earlier harness to be them again."""
+    a new SQLite file in ``tmp_path``; ``tpps`` of an earlier harness to be them again;
+    ``sca`` the second factor's settings, ``clock`` its clock, ``enrol`` the PSUs enrolled
+    (their devices in :attr:`Harness.devices`)."""
     import asyncio
 
-    tpps = tpps or {name: _tpp(tmp_path, name) for name in ("tpp-one", "tpp-two")}
+    tpps = tpps or tpps_for(tmp_path)
     # generous limits: the rate-limit tests set their own
     settings = settings or GatewaySettings(public_url=PUBLIC_URL, rate_per_second=1000, burst=1000)
     journal = Journal.open(
@@ -291,6 +373,7 @@ async def running_gateway(
     suffix = queue_suffix or uuid.uuid4().hex[:8]
     holder: list[BuiltGateway] = []
     state = engine or gateway_database(tmp_path)
+    clock = clock or StepClock()
 
     async def on_status(document: bytes) -> int:
         return await holder[0].payments.receive_status_report(document)
@@ -314,15 +397,30 @@ async def running_gateway(
             else None,
             probes=(clearing,) if with_clearing else (),
             dead_letters=dead_letters,
+            sca=sca,
+            sca_clock=clock,
         )
         holder.append(built)
+        devices = {}
+        if built.second_factor is not None:
+            for psu in enrol:
+                enrolment = await asyncio.to_thread(built.second_factor.enrol, psu)
+                devices[psu] = Authenticator.from_uri(enrolment.uri)
         if with_clearing:
             await asyncio.to_thread(clearing.start)
         transport = httpx.ASGITransport(app=built.app)
         try:
             async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as http:
                 yield Harness(
-                    built, http, mf, core, journal, clearing if with_clearing else None, tpps
+                    built,
+                    http,
+                    mf,
+                    core,
+                    journal,
+                    clearing if with_clearing else None,
+                    tpps,
+                    clock,
+                    devices,
                 )
         finally:
             await asyncio.to_thread(clearing.stop)

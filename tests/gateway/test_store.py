@@ -39,6 +39,8 @@ GATEWAY_TABLES = {
     "gateway_dpop_proofs",
     "gateway_idempotency",
     "gateway_payments",
+    "gateway_sca_enrolments",
+    "gateway_sca_failures",
     "gateway_signing_keys",
 }
 
@@ -56,6 +58,20 @@ def test_migrations_up_and_down(gateway_engine: Engine) -> None:
     upgrade(gateway_engine)
     upgrade(gateway_engine)  # again: nothing to do
     assert current_revision(gateway_engine) == HEAD
+
+
+def test_the_sca_migration_goes_down_to_the_first_schema_and_up_again(
+    gateway_engine: Engine,
+) -> None:
+    downgrade(gateway_engine, "0001")
+    assert current_revision(gateway_engine) == "0001"
+    assert _tables(gateway_engine) == {*GATEWAY_TABLES, "gateway_alembic_version"} - {
+        "gateway_sca_enrolments",
+        "gateway_sca_failures",
+    }
+    upgrade(gateway_engine)
+    assert current_revision(gateway_engine) == HEAD == "0002"
+    assert {"gateway_sca_enrolments", "gateway_sca_failures"} <= _tables(gateway_engine)
 
 
 def test_insert_or_ignore_says_whether_it_inserted(gateway_engine: Engine) -> None:

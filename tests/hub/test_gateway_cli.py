@@ -12,6 +12,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,8 +30,9 @@ from hub.gateway import BuiltGateway
 from hub.gateway_cli import serve_gateway
 from hub.gateway_config import load_gateway_config
 from tests.certs import TestAuthority
-from tests.gateway.harness import account_consent_body, delete_queues
+from tests.gateway.harness import Authenticator, account_consent_body, delete_queues
 from tests.hub.test_core import mainframe
+from tests.hub.test_sca_cli import enrol_with_cli
 from tests.support import on_event_loop
 
 
@@ -65,6 +67,13 @@ def _write(path: Path, text: str) -> Path:
         ('[gateway]\ndatabase = "sqlite:///:memory:"\n', "gateway.database: sqlite:///<file>"),
         ("[gateway]\ndatabase = 5\n", "gateway.database: expected a non-empty string"),
         ("[gateway]\nconsent_cache_seconds = 90\n", "gateway.consent_cache_seconds: 90"),
+        ("[gateway]\nsca = true\n", "gateway.sca: expected a table"),
+        ("[gateway.sca]\ndigits = 4\n", "gateway.sca.digits: 4 is not a number in 6..8"),
+        ("[gateway.sca]\nstep = 0\n", "gateway.sca.step: 0 is not a number in 1..300"),
+        ("[gateway.sca]\nmax_attempts = 0\n", "gateway.sca.max_attempts: 0 is not a number"),
+        ("[gateway.sca]\nenabled = 1\n", "gateway.sca.enabled: expected true or false"),
+        ("[gateway.sca]\nlockout = 1\n", "gateway.sca.lockout: unknown key"),
+        ('[gateway.sca]\nalgorithm = "MD5"\n', "gateway.sca.algorithm: MD5 is not one of SHA1"),
     ],
 )
 def test_configuration_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
@@ -91,6 +100,21 @@ def test_where_the_gateway_keeps_its_state(tmp_path: Path) -> None:
         )
     )
     assert database_url(shared, tmp_path) == url and shared.consent_cache_seconds == 0
+
+
+def test_strong_customer_authentication_settings(tmp_path: Path) -> None:
+    from gateway.security.sca import ScaSettings
+
+    assert load_gateway_config(_write(tmp_path / "a.toml", "")).sca == ScaSettings()
+    assert ScaSettings().enabled  # on by default for the built-in server
+    text = (
+        '[gateway.sca]\nenabled = false\ndigits = 8\nstep = 60\nalgorithm = "sha256"\n'
+        'skew_steps = 2\nmax_attempts = 3\nlockout_seconds = 600\nissuer_label = "Bank"\n'
+    )
+    assert load_gateway_config(_write(tmp_path / "b.toml", text)).sca == ScaSettings(
+        enabled=False, digits=8, step=60, algorithm="SHA256", skew_steps=2, max_attempts=3,
+        lockout_seconds=600.0, issuer_label="Bank",
+    )  # fmt: skip
 
 
 def test_the_cli_refuses_a_bad_configuration(tmp_path: Path) -> None:
@@ -241,6 +265,7 @@ def test_run_serves_the_hub_and_the_gateway_in_one_process(tmp_path: Path) -> No
                 f'certificate = "{cert.name}"\nredirect_uris = ["https://tpp.example/cb"]\n'
                 'scopes = ["accounts", "payments", "admin"]\n',
             )
+            alice = enrol_with_cli(hub_toml, gateway_toml, environ={})  # as load_config below
             stop = asyncio.Event()
             started: list[int] = []
             task = asyncio.create_task(
@@ -283,7 +308,7 @@ def test_run_serves_the_hub_and_the_gateway_in_one_process(tmp_path: Path) -> No
                         "redirect_uri": "https://tpp.example/cb", "psu": "alice",
                         "consent_id": consent.json()["Data"]["ConsentId"],
                         "code_challenge": pkce_challenge(verifier),
-                        "code_challenge_method": "S256",
+                        "code_challenge_method": "S256", "totp": alice.code(time.time()),
                     },
                 )  # fmt: skip
                 code = parse_qs(urlparse(redirect.headers["location"]).query)["code"][0]
@@ -403,13 +428,14 @@ def test_two_gateway_processes_share_one_database(tmp_path: Path, kind: str) -> 
                 )
                 for n in (1, 2)
             ]
+            alice = enrol_with_cli(hub_toml, tomls[1])  # the same database for both
             with contextlib.ExitStack() as processes:
                 bases = [processes.enter_context(_gateway_process(hub_toml, t)) for t in tomls]
                 async with (
                     httpx.AsyncClient(base_url=bases[0]) as one,
                     httpx.AsyncClient(base_url=bases[1]) as two,
                 ):
-                    await _pay_through_both(one, two, headers, payment_consent_body("2.50"))
+                    await _pay_through_both(one, two, headers, payment_consent_body("2.50"), alice)
         engine = create_engine(url.split("?")[0], **options)
         upgrade(engine)  # a no-op: the first process made the tables
         with engine.connect() as connection:
@@ -423,6 +449,7 @@ def test_two_gateway_processes_share_one_database(tmp_path: Path, kind: str) -> 
         two: httpx.AsyncClient,
         headers: dict[str, str],
         consent_body: dict[str, Any],
+        alice: Authenticator,
     ) -> None:
         pisp = "/open-banking/v4.0/pisp"
         issued = await one.post(
@@ -445,7 +472,7 @@ def test_two_gateway_processes_share_one_database(tmp_path: Path, kind: str) -> 
                 "response_type": "code", "client_id": "tpp-one", "scope": "payments",
                 "redirect_uri": "https://tpp.example/cb", "psu": "alice",
                 "consent_id": consent_id, "code_challenge": pkce_challenge(verifier),
-                "code_challenge_method": "S256",
+                "code_challenge_method": "S256", "totp": alice.code(time.time()),
             },
         )  # fmt: skip
         assert redirect.status_code == 302, redirect.text

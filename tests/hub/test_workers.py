@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -374,7 +375,13 @@ def test_workers_serve_the_gateway_on_one_port_from_one_database(tmp_path: Path)
     consent, has it authorised, reads with it, pays and revokes, as with one process."""
     from gateway.security.authserver import pkce_challenge
     from tests.certs import TestAuthority
-    from tests.gateway.harness import account_consent_body, delete_queues, payment_consent_body
+    from tests.gateway.harness import (
+        Authenticator,
+        account_consent_body,
+        delete_queues,
+        payment_consent_body,
+    )
+    from tests.hub.test_sca_cli import enrol_with_cli
 
     cert = TestAuthority(tmp_path).issue("tpp", "tpp-one", server=False).cert
     headers = {"x-ssl-client-cert": quote(cert.read_text())}
@@ -406,6 +413,8 @@ def test_workers_serve_the_gateway_on_one_port_from_one_database(tmp_path: Path)
         value: str = issued.json()["access_token"]
         return value
 
+    alice: list[Authenticator] = []  # her app, once enrolled
+
     async def authorised(consent_id: str, scope: str) -> dict[str, str]:
         verifier = "w" * 50
         redirect = await call(
@@ -415,7 +424,7 @@ def test_workers_serve_the_gateway_on_one_port_from_one_database(tmp_path: Path)
                 "response_type": "code", "client_id": "tpp-one", "scope": scope,
                 "redirect_uri": "https://tpp.example/cb", "psu": "alice",
                 "consent_id": consent_id, "code_challenge": pkce_challenge(verifier),
-                "code_challenge_method": "S256",
+                "code_challenge_method": "S256", "totp": alice[0].code(time.time()),
             },
         )  # fmt: skip
         assert redirect.status_code == 302, redirect.text
@@ -433,6 +442,7 @@ def test_workers_serve_the_gateway_on_one_port_from_one_database(tmp_path: Path)
         server = MainframeServer(ledger)
         _, mainframe_port = await server.start("127.0.0.1", 0)
         config = _config(tmp_path, _free_port(), mainframe_port, "memory://")
+        alice.append(enrol_with_cli(config, gateway_toml))
         hub = await Supervised.start(
             config, "--gateway", str(gateway_toml), ready=r"open-banking gateway on http://"
         )

@@ -38,7 +38,8 @@ def _authorize_params(consent_id: str, verifier: str, **changes: str) -> dict[st
 
 
 async def _code(h: Harness, consent_id: str, verifier: str) -> str:
-    response = await h.http.get("/oauth2/authorize", params=_authorize_params(consent_id, verifier))
+    params = _authorize_params(consent_id, verifier, totp=h.totp())
+    response = await h.http.get("/oauth2/authorize", params=params)
     assert response.status_code == 302, response.text
     query = parse_qs(urlparse(response.headers["location"]).query)
     assert query["state"] == ["xyz"]
