@@ -8,9 +8,14 @@ One :class:`HubService` holds, from a :class:`hub.config_file.HubConfig`:
 - the core banking worker: consumes every destination named ``core`` or ``core.*`` and
   serves it through :class:`hub.core.CoreBanking` over the mainframe connector
   (``[mainframe]``), replying on the requester's reply queue;
-- the reversal store and forwarder (:mod:`hub.store`, in ``<home>/hub.db``);
+- the reversals of card requests whose outcome was lost: with the journal, card reversal
+  sagas (:mod:`hub.sagas.card`, ``isobridge sagas list``) run by the process's saga runner;
+  without it, the reversal store and forwarder (:mod:`hub.store`, in ``<home>/hub.db``);
 - with ``[clearing]``, the clearing system's queue pair (:mod:`hub.clearing_queue`):
-  pacs.008 in, credited on the mainframe, pacs.002 out;
+  pacs.008 in, credited on the mainframe, pacs.002 out; with ``[clearing] sagas = true``,
+  the payment sagas instead (:class:`hub.sagas.service.PaymentSagas`): pacs.008 in, credited
+  or returned; route destinations ``clearing`` / ``clearing.*`` sent out as outbound credit
+  transfers (hold, pacs.008 on ``[clearing] outgoing``, answers from ``[clearing] status``);
 - one ISO 8583 edge per ``[[listeners]]``;
 - for each destination ``upstream.<name>``, the ``[[upstreams]]`` host of that name
   (:mod:`hub.upstream`).
@@ -45,8 +50,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import gc
 import logging
+import secrets
 import signal
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
@@ -59,11 +66,14 @@ from typing import TextIO, cast
 from sqlalchemy import Engine
 
 from adapters.registry import AdapterRegistry, default_registry
+from canonical_model.codes import Status, TransactionStatus
 from canonical_model.messages import CanonicalMessage
 from canonical_model.pan import contains_clear_pan
+from canonical_model.replies import reply_to
 from hub.bootstrap import Hub, build_hub, open_journal, open_vault
 from hub.breaker import CircuitBreaker
 from hub.clearing import ClearingInbound
+from hub.clearing_outgoing import ClearingOutgoing
 from hub.clearing_queue import ClearingQueueEdge
 from hub.config_file import HubConfig
 from hub.connector import RecordConnector
@@ -76,6 +86,10 @@ from hub.core import (
 )
 from hub.edge import Iso8583Edge
 from hub.journaling import JournalWriter
+from hub.sagas.card import CardReversals
+from hub.sagas.runner import SagaRunner
+from hub.sagas.service import PaymentSagas
+from hub.sagas.store import SagaStore
 from hub.store import ReversalForwarder, ReversalStore, create_engine, upgrade
 from hub.tls import CertificateFiles
 from hub.upstream import UpstreamHost
@@ -136,6 +150,7 @@ class _Parts:
     forwarder_task: asyncio.Task[None] | None
     clearing: ClearingQueueEdge | None = None
     upstreams: list[UpstreamHost] = field(default_factory=list)
+    saga_queues: list[ClearingOutgoing] = field(default_factory=list)
 
 
 class HubService:
@@ -181,7 +196,9 @@ class HubService:
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.core: CoreBanking | None = None
-        self.reversals: ReversalStore | None = None
+        self.reversals: ReversalStore | CardReversals | None = None
+        self.saga_runner: SagaRunner | None = None
+        self.sagas: PaymentSagas | None = None
         self.edges: list[Iso8583Edge] = []
         self.clearing: ClearingQueueEdge | None = None
         self.journal: Journal | None = None
@@ -299,20 +316,28 @@ class HubService:
         connector = corebank_exchange(config.mainframe)
         await connector.start()
         parts.connector = connector
-        engine = await asyncio.to_thread(_reversal_database, config)
-        self.reversals = ReversalStore(engine, posting_reference=posting_reference)
+        reversals: ReversalStore | CardReversals
+        if self.journal is not None:
+            reversals = CardReversals(on_acknowledged=self._reversal_acknowledged)
+        else:
+            engine = await asyncio.to_thread(_reversal_database, config)
+            reversals = ReversalStore(engine, posting_reference=posting_reference)
+        self.reversals = reversals
         self.core = CoreBanking(
             connector,
-            reversals=self.reversals,
+            reversals=reversals,
             on_reversal_stored=self._reversal_stored,
             tracing=self.tracing,
             peer=f"mainframe {config.mainframe.host}:{config.mainframe.port}",
         )
-        forwarder = ReversalForwarder(
-            self.reversals, self.core, on_acknowledged=self._reversal_acknowledged
-        )
-        parts.forwarder_task = asyncio.create_task(forwarder.run(self._stop))
-        if config.clearing is not None:
+        if isinstance(reversals, CardReversals):
+            await self._start_sagas(parts, connector, reversals)
+        else:
+            forwarder = ReversalForwarder(
+                reversals, self.core, on_acknowledged=self._reversal_acknowledged
+            )
+            parts.forwarder_task = asyncio.create_task(forwarder.run(self._stop))
+        if config.clearing is not None and self.sagas is None:
             clearing = ClearingInbound(self.core, self.hub, tenant=config.tenant)
             edge = ClearingQueueEdge(
                 config.clearing.url,
@@ -324,6 +349,14 @@ class HubService:
             await asyncio.to_thread(edge.start)
             parts.clearing = edge
             self.clearing = edge
+        if self.sagas is not None:
+            to_clearing = self._batch_handler(self._send_to_clearing)
+            for destination in self.topology.destinations:
+                if destination.name == "clearing" or destination.name.startswith("clearing."):
+                    consumer = await parts.transport.consume_async(
+                        destination.name, to_clearing, prefetch=256, batch_size=64, batch_wait=0.0
+                    )
+                    parts.consumers.append(consumer)
         core_batch = self._batch_handler(self.core.handle)
         for name in self.core_destinations:
             # A consumer on a thread (memory://) waits for its batch's postings: several
@@ -333,6 +366,76 @@ class HubService:
                     name, core_batch, prefetch=256, batch_size=64, batch_wait=0.0
                 )
                 parts.consumers.append(consumer)
+
+    async def _start_sagas(
+        self, parts: _Parts, connector: RunningExchange, card: CardReversals
+    ) -> None:
+        """The process's saga runner, as a task: card reversals always; with ``[clearing]
+        sagas = true`` the payment sagas too, on their queue pairs."""
+        config = self.config
+        journal, core = self.journal, self.core
+        if journal is None or core is None or config.mainframe is None:
+            raise RuntimeError("internal error: sagas need the journal and the core")
+        clearing = config.clearing
+        if clearing is not None and clearing.sagas:
+            loop = asyncio.get_running_loop()
+            holder: list[PaymentSagas] = []
+
+            async def on_answer(document: bytes) -> int:
+                return await holder[0].receive_answer(document)
+
+            async def on_transfer(document: bytes) -> int:
+                receipt = await holder[0].receive_transfer(document)
+                if receipt.refusal is not None:  # unreadable: answered RJCT as a whole
+                    await inbound.publish(receipt.refusal, message_id=secrets.token_hex(16))
+                return receipt.started
+
+            outbound = ClearingOutgoing(
+                clearing.url, loop, on_answer, outgoing=clearing.outgoing, status=clearing.status
+            )
+            # The inbound pair: pacs.008 in on [clearing] inbound, answers out on outbound.
+            inbound = ClearingOutgoing(
+                clearing.url, loop, on_transfer, outgoing=clearing.outbound, status=clearing.inbound
+            )
+            sagas = PaymentSagas(
+                journal,
+                connector,
+                outbound,
+                tenant=config.tenant,
+                answers_to=inbound,
+                codepage=config.mainframe.codepage,
+                card=card,
+            )
+            holder.append(sagas)
+            self.sagas = sagas
+            runner = sagas.runner
+            card.attach(runner, core)
+            for pair in (outbound, inbound):
+                await asyncio.to_thread(pair.start)
+                parts.saga_queues.append(pair)
+        else:
+            runner = SagaRunner(SagaStore(journal), [card.definition], card.actions)
+            card.attach(runner, core)
+        self.saga_runner = runner
+        parts.forwarder_task = asyncio.create_task(runner.run(self._stop))
+
+    async def _send_to_clearing(self, request: CanonicalMessage) -> CanonicalMessage:
+        """A canonical credit transfer routed to clearing: its outbound saga is started
+        (a repeat starts nothing); the answer says it was received (``RCVD``), and its
+        status follows the saga in the journal (``ACSP``, ``ACSC``, ``RJCT``)."""
+        if self.sagas is None:
+            raise RuntimeError("internal error: expected self.sagas is not None")
+        try:
+            await self.sagas.submit_payment(request)
+        except ValueError as exc:
+            _log.warning("credit transfer %s not sent: %s", request.ids.message_id, exc)
+            return immediate_answer(request, "12")
+        return reply_to(
+            request,
+            Status(TransactionStatus.RCVD),
+            message_id=secrets.token_hex(16),
+            transmitted_at=dt.datetime.now(dt.UTC),
+        )
 
     async def close(self) -> None:
         """Stop everything, edges first."""
@@ -351,6 +454,8 @@ class HubService:
             await edge.close()
         if parts.clearing is not None:
             await asyncio.to_thread(parts.clearing.stop)
+        for pair in parts.saga_queues:
+            await asyncio.to_thread(pair.stop)
         for consumer in parts.consumers:
             await asyncio.to_thread(consumer.stop)
         if parts.forwarder_task is not None:

@@ -192,6 +192,39 @@ class SagaRunner:
         """Start a saga (its ``saga_started`` event carries ``summary`` in clear and
         ``personal`` encrypted); ``False`` if one with this id exists (a repeat: nothing
         changes)."""
+        new, event = self.new_saga(
+            definition,
+            saga_id,
+            tenant,
+            values,
+            personal=personal,
+            end_to_end_id=end_to_end_id,
+            uetr=uetr,
+            status=status,
+            summary=summary,
+        )
+        created = await asyncio.to_thread(self.store.create, new, event)
+        if created:
+            if personal is not None:
+                self._remember(saga_id, personal)
+            self.wake()
+        return created
+
+    def new_saga(
+        self,
+        definition: str,
+        saga_id: str,
+        tenant: str,
+        values: Mapping[str, Any],
+        *,
+        personal: Mapping[str, Any] | None = None,
+        end_to_end_id: str | None = None,
+        uetr: str | None = None,
+        status: str | None = None,
+        summary: Mapping[str, Any] | None = None,
+    ) -> tuple[NewSaga, Event]:
+        """The row and the ``saga_started`` event of a new saga (:meth:`start_saga`), for a
+        caller that stores them itself, off the event loop (``SagaStore.create``)."""
         saga = self.definitions[definition]
         first = saga.step(saga.first)
         now = self.store.now()
@@ -213,12 +246,7 @@ class SagaRunner:
             status=status,
             deadline=now + dt.timedelta(seconds=first.timeout or 0) if waiting else None,
         )
-        created = await asyncio.to_thread(self.store.create, new, event)
-        if created:
-            if personal is not None:
-                self._remember(saga_id, personal)
-            self.wake()
-        return created
+        return new, event
 
     async def signal(
         self, saga_id: str, signal: str, key: str, body: Mapping[str, Any] | None = None
@@ -396,6 +424,8 @@ class SagaRunner:
                 record, data, body, f"{step.name} failed {attempt} times: {reason}", record.phase
             )
         delay = step.retry_after * 2 ** (attempt - 1)
+        if step.max_retry_after is not None:
+            delay = min(delay, step.max_retry_after)
         after = dataclasses.replace(
             record,
             attempts=attempt,

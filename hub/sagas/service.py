@@ -13,6 +13,17 @@ mainframe connector and the clearing queue pair (:class:`hub.clearing_outgoing.C
 - :meth:`PaymentSagas.run`: the runner's loop, as a task of the hub's event loop, until its
   ``stop`` event is set.
 
+Given ``card`` (:class:`hub.sagas.card.CardReversals`), the same runner also forwards the
+reversals of card requests whose outcome was lost: a process runs one runner, which knows
+every saga (a runner leaves a saga it has no definition for to another process).
+
+:class:`hub.service.HubService` wires it with ``[clearing] sagas = true``: the status queue
+(``[clearing] status``) to :meth:`~PaymentSagas.receive_answer`, the inbound queue to
+:meth:`~PaymentSagas.receive_transfer`, and the route destinations ``clearing`` and
+``clearing.*`` to :meth:`~PaymentSagas.submit_payment`. The gateway
+(:mod:`hub.gateway_cli`) submits its domestic payments with :meth:`~PaymentSagas.submit_payment`
+when its ``[clearing] sagas`` is true.
+
 Any number of hub processes may run it on one journal database (leases: :mod:`hub.sagas.store`).
 """
 
@@ -23,6 +34,7 @@ from typing import Protocol
 
 from canonical_model.messages import CanonicalMessage
 from hub.core import PostingExchange
+from hub.sagas.card import CardReversals
 from hub.sagas.inbound import InboundCreditTransfers, InboundReceipt
 from hub.sagas.mainframe import MainframePostings
 from hub.sagas.payments import ClearingAnswers, ClearingSender, OutboundCreditTransfers, Parking
@@ -55,6 +67,7 @@ class PaymentSagas:
         recall_timeout: float = 300.0,
         max_recalls: int = 3,
         codepage: str = "cp037",
+        card: CardReversals | None = None,
     ) -> None:
         self.store = SagaStore(journal)
         postings = MainframePostings(exchange, codepage=codepage)
@@ -66,13 +79,12 @@ class PaymentSagas:
             max_recalls=max_recalls,
         )
         self.inbound = InboundCreditTransfers(postings, answers_to or clearing, tenant=tenant)
-        self.runner = SagaRunner(
-            self.store,
-            [self.outbound.definition, self.inbound.definition],
-            {**self.outbound.actions, **self.inbound.actions},
-            owner=owner,
-            lease=lease,
-        )
+        definitions = [self.outbound.definition, self.inbound.definition]
+        actions = {**self.outbound.actions, **self.inbound.actions}
+        if card is not None:
+            definitions.append(card.definition)
+            actions.update(card.actions)
+        self.runner = SagaRunner(self.store, definitions, actions, owner=owner, lease=lease)
         self.answers = ClearingAnswers(self.runner, self.store, clearing)
 
     async def submit_payment(self, message: CanonicalMessage) -> bool:
