@@ -760,6 +760,12 @@ PUBLIC_API: dict[str, list[str]] = {
         "StepFailedError",
         "StepResult",
     ],
+    "hub.sagas.card": [
+        "CARD_REVERSAL",
+        "CardReversals",
+        "card_definition",
+        "card_saga_id",
+    ],
     "hub.sagas.definition": [
         "Compensate",
         "Finish",
