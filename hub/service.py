@@ -414,7 +414,8 @@ class HubService:
                 await asyncio.to_thread(pair.start)
                 parts.saga_queues.append(pair)
         else:
-            runner = SagaRunner(SagaStore(journal), [card.definition], card.actions)
+            # Woken when a reversal is stored; otherwise a look a second for retries due.
+            runner = SagaRunner(SagaStore(journal), [card.definition], card.actions, idle=1.0)
             card.attach(runner, core)
         self.saga_runner = runner
         parts.forwarder_task = asyncio.create_task(runner.run(self._stop))
