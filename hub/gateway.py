@@ -9,6 +9,8 @@ it the hub's real parts:
   (pacs.008 out, pacs.002 in, RabbitMQ), whose status reports go to
   ``PaymentService.receive_status_report``;
 - the journal (:class:`journal.Journal`, through :class:`gateway.journaled.JournalPayments`);
+- optionally, the payment sagas (``sagas``: :class:`hub.sagas.service.PaymentSagas`), which
+  then carry each domestic payment (hold, pacs.008, settle / release / recall);
 - the statement extract files (:class:`gateway.statements.ExtractStatementSource`);
 - the token verifier: against the built-in authorization server
   (:class:`gateway.security.authserver.AuthorizationServer`, in process) or, in
@@ -42,7 +44,13 @@ from gateway.journaled import JournalPayments, JournalProbe
 from gateway.limits import RateLimiter
 from gateway.operations import Metrics, ReadinessProbe
 from gateway.payments import PaymentService
-from gateway.ports import AccountDirectory, AccountRecord, ClearingPublisher, CoreBankingPort
+from gateway.ports import (
+    AccountDirectory,
+    AccountRecord,
+    ClearingPublisher,
+    CoreBankingPort,
+    PaymentSagaPort,
+)
 from gateway.security.authserver import (
     AuthorizationServer,
     ClientRegistration,
@@ -142,6 +150,7 @@ def build_gateway(
     metrics_registry: CollectorRegistry | None = None,
     workers: int = 1,
     consent_cache_ttl: float = 1.0,
+    sagas: PaymentSagaPort | None = None,
 ) -> BuiltGateway:
     """Wire the gateway from the hub's parts (module docstring)."""
     settings = settings or GatewaySettings()
@@ -184,6 +193,7 @@ def build_gateway(
         JournalPayments(journal),
         engine=engine,
         posting_reference=posting_reference,
+        sagas=sagas,
     )
     signer = (
         MessageSigner(response_signing_key, settings.bank_name, trust_anchor)

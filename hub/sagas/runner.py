@@ -164,6 +164,7 @@ class SagaRunner:
                         f"{step.action}, which the runner was not given"
                     )
         self.actions = dict(actions)
+        self._names = tuple(self.definitions)
         self.owner = (owner or _default_owner())[:64]
         self.lease = lease
         self.batch = batch
@@ -280,7 +281,9 @@ class SagaRunner:
 
     async def run_once(self) -> int:
         """Claim the due sagas and move each as far as it can go now; transitions made."""
-        claimed = await asyncio.to_thread(self.store.claim_due, self.owner, self.lease, self.batch)
+        claimed = await asyncio.to_thread(
+            self.store.claim_due, self.owner, self.lease, self.batch, self._names
+        )
         if not claimed:
             return 0
         results = await asyncio.gather(*(self._advance_claimed(record) for record in claimed))

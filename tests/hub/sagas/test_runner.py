@@ -409,3 +409,28 @@ def test_a_transition_that_cannot_be_saved_needs_attention_after_bounded_passes(
         assert store.get("s-13").phase is Phase.WAITING  # type: ignore[union-attr]
 
     scenario()
+
+
+def test_a_runner_leaves_sagas_it_has_no_definition_for_to_the_others(
+    make_store: StoreFactory,
+) -> None:
+    seats = Seats()
+    other = SagaDefinition(
+        "other", first="a", steps=(Step("a", action="a", on={"ok": Finish("done")}),)
+    )
+
+    async def never(context: StepContext) -> StepResult:
+        raise AssertionError("a saga of another definition was run")
+
+    @on_event_loop
+    async def scenario() -> None:
+        knowing = runner(make_store(), seats, "hub-1")
+        stranger = SagaRunner(make_store(), [other], {"a": never}, owner="hub-2")
+        await start(knowing, "s-20")
+        assert await stranger.run_once() == 0
+        record = knowing.store.get("s-20")
+        assert record is not None and (record.lease_owner, record.version) == (None, 1)
+        await settle(knowing)
+        assert knowing.store.get("s-20").step == "confirm"  # type: ignore[union-attr]
+
+    scenario()
