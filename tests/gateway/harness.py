@@ -42,6 +42,7 @@ from gateway.store import create_engine, upgrade
 from hub.clearing_outgoing import ClearingOutgoing
 from hub.core import CoreBanking
 from hub.gateway import BuiltGateway, IssuerConfig, build_gateway, seed_directory
+from hub.sagas.service import PaymentSagas
 from journal import Journal, StaticMasterKeys
 from routing.transport import Transport
 from tests.hub.test_core import Mainframe, core_for, mainframe
@@ -277,9 +278,11 @@ async def running_gateway(
     dead_letters: Transport | None = None,
     engine: Engine | None = None,
     tpps: dict[str, Tpp] | None = None,
+    sagas: bool = False,
 ) -> AsyncIterator[Harness]:
     """The harness (module docstring); the gateway's state in ``engine`` (migrated), or in
-    a new SQLite file in ``tmp_path``; ``tpps`` of an earlier harness to be them again."""
+    a new SQLite file in ``tmp_path``; ``tpps`` of an earlier harness to be them again;
+    ``sagas``: payments carried by the outbound credit transfer saga (its runner a task)."""
     import asyncio
 
     tpps = tpps or {name: _tpp(tmp_path, name) for name in ("tpp-one", "tpp-two")}
@@ -290,16 +293,23 @@ async def running_gateway(
     )
     suffix = queue_suffix or uuid.uuid4().hex[:8]
     holder: list[BuiltGateway] = []
+    payment_sagas: list[PaymentSagas] = []
     state = engine or gateway_database(tmp_path)
 
     async def on_status(document: bytes) -> int:
+        if payment_sagas:
+            return await payment_sagas[0].receive_answer(document)
         return await holder[0].payments.receive_status_report(document)
 
     clearing = ClearingOutgoing(
         AMQP_URL, asyncio.get_running_loop(), on_status,
         outgoing=f"test.clearing.outgoing.{suffix}", status=f"test.clearing.status.{suffix}",
     )  # fmt: skip
-    async with mainframe(tmp_path) as mf, core_for(mf) as (core, _):
+    async with mainframe(tmp_path) as mf, core_for(mf) as (core, connector):
+        halt = asyncio.Event()
+        if sagas:
+            payment_sagas.append(PaymentSagas(journal, connector, clearing, tenant="bank-a"))
+        running = [asyncio.create_task(saga.run(halt)) for saga in payment_sagas]
         built = build_gateway(
             core=core,
             clearing=clearing,
@@ -314,6 +324,7 @@ async def running_gateway(
             else None,
             probes=(clearing,) if with_clearing else (),
             dead_letters=dead_letters,
+            sagas=payment_sagas[0] if payment_sagas else None,
         )
         holder.append(built)
         if with_clearing:
@@ -325,6 +336,8 @@ async def running_gateway(
                     built, http, mf, core, journal, clearing if with_clearing else None, tpps
                 )
         finally:
+            halt.set()
+            await asyncio.gather(*running)
             await asyncio.to_thread(clearing.stop)
             await asyncio.to_thread(delete_queues, clearing.outgoing, clearing.status)
             journal.close()
