@@ -454,6 +454,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "CoreBankingPort",
         "PaymentHistory",
         "PaymentJournal",
+        "PaymentSagaPort",
         "StatementSource",
         "account_id_for",
         "new_id",
