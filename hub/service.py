@@ -50,10 +50,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import datetime as dt
 import gc
 import logging
-import secrets
 import signal
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
@@ -66,14 +64,11 @@ from typing import TextIO, cast
 from sqlalchemy import Engine
 
 from adapters.registry import AdapterRegistry, default_registry
-from canonical_model.codes import Status, TransactionStatus
 from canonical_model.messages import CanonicalMessage
 from canonical_model.pan import contains_clear_pan
-from canonical_model.replies import reply_to
 from hub.bootstrap import Hub, build_hub, open_journal, open_vault
 from hub.breaker import CircuitBreaker
 from hub.clearing import ClearingInbound
-from hub.clearing_outgoing import ClearingOutgoing
 from hub.clearing_queue import ClearingQueueEdge
 from hub.config_file import HubConfig
 from hub.connector import RecordConnector
@@ -88,8 +83,7 @@ from hub.edge import Iso8583Edge
 from hub.journaling import JournalWriter
 from hub.sagas.card import CardReversals
 from hub.sagas.runner import SagaRunner
-from hub.sagas.service import PaymentSagas
-from hub.sagas.store import SagaStore
+from hub.sagas.service import HubSagas, PaymentSagas, start_hub_sagas
 from hub.store import ReversalForwarder, ReversalStore, create_engine, upgrade
 from hub.tls import CertificateFiles
 from hub.upstream import UpstreamHost
@@ -150,7 +144,7 @@ class _Parts:
     forwarder_task: asyncio.Task[None] | None
     clearing: ClearingQueueEdge | None = None
     upstreams: list[UpstreamHost] = field(default_factory=list)
-    saga_queues: list[ClearingOutgoing] = field(default_factory=list)
+    sagas: HubSagas | None = None
 
 
 class HubService:
@@ -330,13 +324,15 @@ class HubService:
             tracing=self.tracing,
             peer=f"mainframe {config.mainframe.host}:{config.mainframe.port}",
         )
-        if isinstance(reversals, CardReversals):
-            await self._start_sagas(parts, connector, reversals)
-        else:
+        if isinstance(reversals, ReversalStore):
             forwarder = ReversalForwarder(
                 reversals, self.core, on_acknowledged=self._reversal_acknowledged
             )
             parts.forwarder_task = asyncio.create_task(forwarder.run(self._stop))
+        elif self.journal is not None:
+            sagas = await start_hub_sagas(config, self.journal, connector, self.core, reversals)
+            parts.sagas, self.saga_runner, self.sagas = sagas, sagas.runner, sagas.payments
+            parts.forwarder_task = asyncio.create_task(sagas.runner.run(self._stop))
         if config.clearing is not None and self.sagas is None:
             clearing = ClearingInbound(self.core, self.hub, tenant=config.tenant)
             edge = ClearingQueueEdge(
@@ -349,8 +345,8 @@ class HubService:
             await asyncio.to_thread(edge.start)
             parts.clearing = edge
             self.clearing = edge
-        if self.sagas is not None:
-            to_clearing = self._batch_handler(self._send_to_clearing)
+        if parts.sagas is not None and parts.sagas.payments is not None:
+            to_clearing = self._batch_handler(parts.sagas.send_to_clearing)
             for destination in self.topology.destinations:
                 if destination.name == "clearing" or destination.name.startswith("clearing."):
                     consumer = await parts.transport.consume_async(
@@ -366,77 +362,6 @@ class HubService:
                     name, core_batch, prefetch=256, batch_size=64, batch_wait=0.0
                 )
                 parts.consumers.append(consumer)
-
-    async def _start_sagas(
-        self, parts: _Parts, connector: RunningExchange, card: CardReversals
-    ) -> None:
-        """The process's saga runner, as a task: card reversals always; with ``[clearing]
-        sagas = true`` the payment sagas too, on their queue pairs."""
-        config = self.config
-        journal, core = self.journal, self.core
-        if journal is None or core is None or config.mainframe is None:
-            raise RuntimeError("internal error: sagas need the journal and the core")
-        clearing = config.clearing
-        if clearing is not None and clearing.sagas:
-            loop = asyncio.get_running_loop()
-            holder: list[PaymentSagas] = []
-
-            async def on_answer(document: bytes) -> int:
-                return await holder[0].receive_answer(document)
-
-            async def on_transfer(document: bytes) -> int:
-                receipt = await holder[0].receive_transfer(document)
-                if receipt.refusal is not None:  # unreadable: answered RJCT as a whole
-                    await inbound.publish(receipt.refusal, message_id=secrets.token_hex(16))
-                return receipt.started
-
-            outbound = ClearingOutgoing(
-                clearing.url, loop, on_answer, outgoing=clearing.outgoing, status=clearing.status
-            )
-            # The inbound pair: pacs.008 in on [clearing] inbound, answers out on outbound.
-            inbound = ClearingOutgoing(
-                clearing.url, loop, on_transfer, outgoing=clearing.outbound, status=clearing.inbound
-            )
-            sagas = PaymentSagas(
-                journal,
-                connector,
-                outbound,
-                tenant=config.tenant,
-                answers_to=inbound,
-                codepage=config.mainframe.codepage,
-                card=card,
-            )
-            holder.append(sagas)
-            self.sagas = sagas
-            runner = sagas.runner
-            card.attach(runner, core)
-            for pair in (outbound, inbound):
-                await asyncio.to_thread(pair.start)
-                parts.saga_queues.append(pair)
-        else:
-            # Woken when a reversal is stored; otherwise a look a second for retries due.
-            runner = SagaRunner(SagaStore(journal), [card.definition], card.actions, idle=1.0)
-            card.attach(runner, core)
-        self.saga_runner = runner
-        parts.forwarder_task = asyncio.create_task(runner.run(self._stop))
-
-    async def _send_to_clearing(self, request: CanonicalMessage) -> CanonicalMessage:
-        """A canonical credit transfer routed to clearing: its outbound saga is started
-        (a repeat starts nothing); the answer says it was received (``RCVD``), and its
-        status follows the saga in the journal (``ACSP``, ``ACSC``, ``RJCT``)."""
-        if self.sagas is None:
-            raise RuntimeError("internal error: expected self.sagas is not None")
-        try:
-            await self.sagas.submit_payment(request)
-        except ValueError as exc:
-            _log.warning("credit transfer %s not sent: %s", request.ids.message_id, exc)
-            return immediate_answer(request, "12")
-        return reply_to(
-            request,
-            Status(TransactionStatus.RCVD),
-            message_id=secrets.token_hex(16),
-            transmitted_at=dt.datetime.now(dt.UTC),
-        )
 
     async def close(self) -> None:
         """Stop everything, edges first."""
@@ -455,8 +380,8 @@ class HubService:
             await edge.close()
         if parts.clearing is not None:
             await asyncio.to_thread(parts.clearing.stop)
-        for pair in parts.saga_queues:
-            await asyncio.to_thread(pair.stop)
+        if parts.sagas is not None:
+            await parts.sagas.stop_queues()
         for consumer in parts.consumers:
             await asyncio.to_thread(consumer.stop)
         if parts.forwarder_task is not None:

@@ -808,7 +808,9 @@ PUBLIC_API: dict[str, list[str]] = {
     ],
     "hub.sagas.service": [
         "ClearingQueues",
+        "HubSagas",
         "PaymentSagas",
+        "start_hub_sagas",
     ],
     "hub.sagas.store": [
         "LIVE_PHASES",
