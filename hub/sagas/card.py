@@ -45,7 +45,6 @@ from typing import Any, Final
 
 from canonical_model.json_form import from_dict, to_dict
 from canonical_model.messages import CanonicalMessage
-from canonical_model.pan import contains_clear_pan
 from hub.core import posting_reference
 from hub.sagas.definition import Finish, SagaDefinition, Step
 from hub.sagas.runner import Action, SagaRunner, StepContext, StepFailedError, StepResult
@@ -146,16 +145,13 @@ class CardReversals:
         summary: dict[str, Any] = {}
         if amount is not None:
             summary = {"amount": str(amount.amount), "currency": amount.currency.alpha}
-        end_to_end_id = reversal.ids.end_to_end_id
-        if end_to_end_id is not None and contains_clear_pan(end_to_end_id):
-            end_to_end_id = None  # the journal would refuse the reversal: keep it without
         new, event = runner.new_saga(
             CARD_REVERSAL,
             card_saga_id(reference),
             reversal.tenant,
             {**values, **summary},
             personal={"reversal": to_dict(reversal)},
-            end_to_end_id=end_to_end_id,
+            end_to_end_id=reversal.ids.end_to_end_id,
             summary=summary,
         )
         if runner.store.create(new, event) and self._loop is not None:

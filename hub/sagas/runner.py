@@ -225,7 +225,16 @@ class SagaRunner:
         summary: Mapping[str, Any] | None = None,
     ) -> tuple[NewSaga, Event]:
         """The row and the ``saga_started`` event of a new saga (:meth:`start_saga`), for a
-        caller that stores them itself, off the event loop (``SagaStore.create``)."""
+        caller that stores them itself, off the event loop (``SagaStore.create``).
+
+        An end-to-end id or UETR from outside that holds a card-like digit run (which the
+        journal refuses in any event) is left out of the saga's ids: the saga still starts,
+        and the id stays in its encrypted personal data, where its steps find it."""
+        if end_to_end_id is not None and contains_clear_pan(end_to_end_id):
+            _log.warning("saga %s: its end-to-end id looks like a card number: not kept", saga_id)
+            end_to_end_id = None
+        if uetr is not None and contains_clear_pan(uetr):
+            uetr = None
         saga = self.definitions[definition]
         first = saga.step(saga.first)
         now = self.store.now()

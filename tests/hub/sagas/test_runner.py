@@ -434,3 +434,23 @@ def test_a_runner_leaves_sagas_it_has_no_definition_for_to_the_others(
         assert knowing.store.get("s-20").step == "confirm"  # type: ignore[union-attr]
 
     scenario()
+
+
+def test_an_end_to_end_id_that_looks_like_a_card_number_is_not_kept(
+    make_store: StoreFactory,
+) -> None:
+    store, seats = make_store(), Seats()
+
+    @on_event_loop
+    async def scenario() -> None:
+        run = runner(store, seats, "hub-1")
+        assert await run.start_saga(
+            "reservation", "s-21", "acme", {}, personal={"seat": "1A"}, end_to_end_id=CARD_LIKE
+        )
+        await settle(run)
+        record = store.get("s-21")
+        assert record is not None and record.end_to_end_id is None
+        assert (record.step, record.phase) == ("confirm", Phase.WAITING)  # it runs
+        assert all(event.ids.end_to_end_id is None for event in store.history("s-21"))
+
+    scenario()
