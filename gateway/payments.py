@@ -30,6 +30,13 @@ journal's read model then holds for ``DomesticPaymentId``:
 4. The clearing system's pacs.002 (:meth:`PaymentService.receive_status_report`): ``ACSC``,
    or ``RJCT`` with its reason, in which case the debit is reversed.
 
+With a saga port (:class:`gateway.ports.PaymentSagaPort`, ``[clearing] sagas = true`` in
+``gateway.toml``), steps 2 to 4 are the outbound credit transfer saga instead
+(:mod:`hub.sagas.payments`): a hold on the debtor account, the pacs.008, then on the clearing
+system's answer the debit (``ACSC``) or the hold released (``RJCT`` with its reason), and on
+no answer a camt.056 recall. The payment is answered ``RCVD`` at once and its status follows
+the saga in the journal's read model (``ACSP`` once sent, ``ACSC``, ``RJCT``).
+
 The posting reference is derived from the tenant, end-to-end id, UETR and instruction id
 (``hub.core.posting_reference``), so a retried posting or reversal is applied once.
 
@@ -78,6 +85,7 @@ from gateway.ports import (
     CoreBankingPort,
     PaymentHistory,
     PaymentJournal,
+    PaymentSagaPort,
     new_id,
 )
 from gateway.store import insert_or_ignore, payments_table, transaction, utc
@@ -214,8 +222,10 @@ class PaymentService:
         registry: AdapterRegistry | None = None,
         now: Callable[[], dt.datetime] | None = None,
         posting_reference: Callable[[CanonicalMessage], str] | None = None,
+        sagas: PaymentSagaPort | None = None,
     ) -> None:
         self.core = core
+        self.sagas = sagas
         self.posting_reference = posting_reference
         self.clearing = clearing
         self.journal = journal
@@ -291,7 +301,7 @@ class PaymentService:
         debtor_iban: str,
         payment_id: str | None = None,
     ) -> Payment:
-        """Accept, post and send a payment (module docstring, steps 1-3)."""
+        """Accept, post and send a payment (module docstring, steps 1-3), or start its saga."""
         now = self._now()
         payment_id = payment_id or self.new_payment_id()
         message = canonical_payment(
@@ -320,6 +330,9 @@ class PaymentService:
             transaction_id=payment_id,
             personal={"initiation": dict(initiation), "debtor_account": debtor_iban},
         )
+        if self.sagas is not None:
+            await self.sagas.submit_payment(message)
+            return payment
         reply = await self.core.handle(message)
         status = reply.status
         if status is None or status.code.is_rejection:

@@ -6,6 +6,9 @@ root (:mod:`hub.gateway`), so the gateway knows no infrastructure.
   enquiry (``BALQ``) or a debit posting (``DEBT``).
 - :class:`ClearingPublisher`: one ISO 20022 document (a pacs.008) onto the clearing
   system's queue; returns once the broker confirmed it.
+- :class:`PaymentSagaPort`: starts a payment's outbound credit transfer saga (hold, pacs.008,
+  settle on the clearing system's answer, recall on none: ``hub.sagas.service.PaymentSagas``
+  has exactly this shape); the payment's status then follows the saga in the journal.
 - :class:`StatementSource`: the booked entries of an account, from the mainframe's
   end-of-day statement extract.
 - :class:`PaymentJournal`: events of a payment into the journal, and its status back from
@@ -34,6 +37,7 @@ __all__ = [
     "CoreBankingPort",
     "PaymentHistory",
     "PaymentJournal",
+    "PaymentSagaPort",
     "StatementSource",
     "account_id_for",
     "new_id",
@@ -51,6 +55,12 @@ class ClearingPublisher(Protocol):
     """Publishes one ISO 20022 document to the clearing system (confirmed on return)."""
 
     async def publish(self, document: bytes, *, message_id: str) -> None: ...
+
+
+class PaymentSagaPort(Protocol):
+    """Starts the outbound saga of a canonical credit transfer; ``False`` for a repeat."""
+
+    async def submit_payment(self, message: CanonicalMessage) -> bool: ...
 
 
 class StatementSource(Protocol):

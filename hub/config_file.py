@@ -64,6 +64,12 @@ optional; what is absent takes the default shown::
     url = "amqp://..."                  # default: [routing] transport when it is amqp://
     inbound = "clearing.inbound"        # pacs.008 documents in
     outbound = "clearing.outbound"      # pacs.002 status reports out
+    sagas = false                       # true: payment sagas (hub.sagas; needs [hub] journal):
+                                        # inbound credited or returned (pacs.004), and route
+                                        # destination clearing / clearing.* sent as outbound
+                                        # credit transfers (hold, pacs.008, settle / recall)
+    outgoing = "clearing.outgoing"      # sagas: pacs.008 and camt.056 out
+    status = "clearing.status"          # sagas: pacs.002 / pacs.004 / camt.029 back
 
     [metrics]                           # Prometheus /metrics (observability.metrics)
     listen = "127.0.0.1:9464"           # host:port; without [metrics]: not served
@@ -276,6 +282,9 @@ class ClearingConfig:
     url: str
     inbound: str = "clearing.inbound"
     outbound: str = "clearing.outbound"
+    sagas: bool = False
+    outgoing: str = "clearing.outgoing"
+    status: str = "clearing.status"
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,6 +431,10 @@ class _Reader(TableReader):
             if mainframe is None:
                 raise self.fail("clearing", "needs a [mainframe] to credit the transfers on")
             clearing = self.clearing(self.table(data, "clearing"), routing.transport)
+            if clearing.sagas and not self.boolean(hub, "hub.journal", "journal", True):
+                raise self.fail(
+                    "clearing.sagas", "sagas live in the journal: [hub] journal = false"
+                )
         return HubConfig(
             settings=settings,
             tenant=tenant,
@@ -518,7 +531,7 @@ class _Reader(TableReader):
         return tuple(result)
 
     def clearing(self, table: Mapping[str, Any], transport: str) -> ClearingConfig:
-        self.known(table, "clearing", ("url", "inbound", "outbound"))
+        self.known(table, "clearing", ("url", "inbound", "outbound", "sagas", "outgoing", "status"))
         default = transport if transport.startswith(("amqp://", "amqps://")) else None
         url = self.optional_text(table, "clearing.url", "url") or default
         if url is None or not url.startswith(("amqp://", "amqps://")):
@@ -528,6 +541,9 @@ class _Reader(TableReader):
             url,
             self.text(table, "clearing.inbound", "inbound", defaults.inbound),
             self.text(table, "clearing.outbound", "outbound", defaults.outbound),
+            self.boolean(table, "clearing.sagas", "sagas", defaults.sagas),
+            self.text(table, "clearing.outgoing", "outgoing", defaults.outgoing),
+            self.text(table, "clearing.status", "status", defaults.status),
         )
 
     # -- tables

@@ -2,8 +2,8 @@
 
 Everything runs in this process, on a temporary directory: ``mainframe_sim`` (its ledger in
 SQLite) on a TCP port, the hub (:class:`hub.service.HubService`: the ``memory://`` transport,
-the SQLite vault, an ISO 8583 edge, the core banking worker and the reversal forwarder), and
-the traffic:
+the SQLite vault, an ISO 8583 edge, the core banking worker and its saga runner, which
+forwards the reversals), and the traffic:
 
 1. **Card payments** (main flow 1): terminals send ISO 8583 0200 purchases over TCP
    concurrently (some above the balance: ``51``; some to an unknown account: ``14``); a

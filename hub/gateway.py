@@ -9,6 +9,8 @@ it the hub's real parts:
   (pacs.008 out, pacs.002 in, RabbitMQ), whose status reports go to
   ``PaymentService.receive_status_report``;
 - the journal (:class:`journal.Journal`, through :class:`gateway.journaled.JournalPayments`);
+- optionally, the payment sagas (``sagas``: :class:`hub.sagas.service.PaymentSagas`), which
+  then carry each domestic payment (hold, pacs.008, settle / release / recall);
 - the statement extract files (:class:`gateway.statements.ExtractStatementSource`);
 - the token verifier: against the built-in authorization server
   (:class:`gateway.security.authserver.AuthorizationServer`, in process) or, in
@@ -47,7 +49,13 @@ from gateway.journaled import JournalPayments, JournalProbe, JournalScaAudit
 from gateway.limits import RateLimiter
 from gateway.operations import Metrics, ReadinessProbe
 from gateway.payments import PaymentService
-from gateway.ports import AccountDirectory, AccountRecord, ClearingPublisher, CoreBankingPort
+from gateway.ports import (
+    AccountDirectory,
+    AccountRecord,
+    ClearingPublisher,
+    CoreBankingPort,
+    PaymentSagaPort,
+)
 from gateway.security.authserver import (
     AuthorizationServer,
     ClientRegistration,
@@ -152,6 +160,7 @@ def build_gateway(
     sca: ScaSettings | None = None,
     master_keys: MasterKeys | None = None,
     sca_clock: Callable[[], float] = time.time,
+    sagas: PaymentSagaPort | None = None,
 ) -> BuiltGateway:
     """Wire the gateway from the hub's parts (module docstring). ``sca``: the built-in
     server's second factor (default on); its secrets under ``master_keys`` (default: the
@@ -208,6 +217,7 @@ def build_gateway(
         JournalPayments(journal),
         engine=engine,
         posting_reference=posting_reference,
+        sagas=sagas,
     )
     signer = (
         MessageSigner(response_signing_key, settings.bank_name, trust_anchor)

@@ -16,6 +16,8 @@ each of the N hub processes serves the gateway too, all on ``[gateway] port``
   lost is reversed until the mainframe acknowledges it;
 - the journal of the state directory (``hub.bootstrap.open_journal``);
 - the clearing queue pair of ``gateway.toml``'s ``[clearing]`` (:mod:`hub.clearing_outgoing`);
+  with ``[clearing] sagas = true``, the payment sagas (:class:`hub.sagas.service.PaymentSagas`,
+  their runner a task of the loop) carry the payments and take the status queue's answers;
 - the application (:func:`hub.gateway.build_gateway`) under uvicorn on ``[gateway] host`` /
   ``port``; SIGINT / SIGTERM stop it, then everything else. With ``[gateway.tls]`` it is
   served over TLS 1.3 (:mod:`hub.gateway_tls`), and SIGHUP or a change of the certificate
@@ -49,8 +51,10 @@ if TYPE_CHECKING:  # the web stack is imported when the command runs, not by eve
     from sqlalchemy.engine import Engine
 
     from gateway.ports import CoreBankingPort
+    from hub.clearing_outgoing import ClearingOutgoing
     from hub.gateway import BuiltGateway
     from hub.gateway_config import GatewayConfig
+    from hub.sagas.service import PaymentSagas
     from journal import Journal
     from routing.transport import Transport
 
@@ -119,7 +123,16 @@ async def serve_gateway(
     forwarder = asyncio.create_task(ReversalForwarder(reversals, core).run(halt))
     journal = await asyncio.to_thread(open_journal, hub_config.settings, notes=out)
     try:
-        await _serve(config, out, core=core, journal=journal, engine=engine, ready=ready, stop=stop)
+        await _serve(
+            config,
+            out,
+            core=core,
+            journal=journal,
+            engine=engine,
+            ready=ready,
+            stop=stop,
+            codepage=hub_config.mainframe.codepage,
+        )
     finally:
         halt.set()
         forwarder.cancel()
@@ -164,6 +177,7 @@ async def serve_hub_with_gateway(
                 ready=ready,
                 stop=stop,
                 on_hangup=service.reload_certificates,
+                codepage=hub_config.mainframe.codepage if hub_config.mainframe else "cp037",
             )
     finally:
         engine.dispose()
@@ -195,6 +209,7 @@ async def _serve(
     ready: Callable[[BuiltGateway, int], None] | None,
     stop: asyncio.Event | None,
     on_hangup: Callable[[], object] | None = None,
+    codepage: str = "cp037",
 ) -> None:
     import uvicorn
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
@@ -206,8 +221,11 @@ async def _serve(
     from hub.tls import CertificateFiles
 
     holder: list[BuiltGateway] = []
+    sagas: list[PaymentSagas] = []
 
     async def on_status(document: bytes) -> int:
+        if sagas:
+            return await sagas[0].receive_answer(document)
         return await holder[0].payments.receive_status_report(document)
 
     tls: GatewayTls | None = None
@@ -220,8 +238,13 @@ async def _serve(
         outgoing=config.outgoing,
         status=config.status,
     )
+    halt = asyncio.Event()
+    saga_task: asyncio.Task[None] | None = None
     try:
         await asyncio.to_thread(clearing.start)
+        if config.sagas:
+            sagas.append(_payment_sagas(core, journal, clearing, codepage))
+            saga_task = asyncio.create_task(sagas[0].run(halt))
         built = build_gateway(
             core=core,
             clearing=clearing,
@@ -239,6 +262,7 @@ async def _serve(
             workers=workers,
             consent_cache_ttl=config.consent_cache_seconds,
             sca=config.sca,
+            sagas=sagas[0] if sagas else None,
         )
         holder.append(built)
         restored = await built.payments.restore(JournalPayments(journal))
@@ -293,7 +317,22 @@ async def _serve(
         if hangups:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        halt.set()
+        if saga_task is not None:
+            await saga_task
         await asyncio.to_thread(clearing.stop)
+
+
+def _payment_sagas(
+    core: CoreBankingPort, journal: Journal, clearing: ClearingOutgoing, codepage: str
+) -> PaymentSagas:
+    """The payment sagas on the core's mainframe connector and the gateway's queue pair."""
+    from hub.core import CoreBanking
+    from hub.sagas.service import PaymentSagas
+
+    if not isinstance(core, CoreBanking):
+        raise RuntimeError("the payment sagas need the hub's core banking connector")
+    return PaymentSagas(journal, core.exchange, clearing, tenant="open-banking", codepage=codepage)
 
 
 def _shared_socket(host: str, port: int) -> socket.socket:

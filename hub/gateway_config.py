@@ -50,6 +50,9 @@ checked; an error names the file, the key and why (:class:`hub.config_file.Confi
     url = "amqp://guest:guest@127.0.0.1:5672/%2F"
     outgoing = "clearing.outgoing"
     status = "clearing.status"
+    sagas = false                          # true: each payment is an outbound credit transfer
+                                           # saga (hub.sagas: hold, pacs.008, settle or
+                                           # release, recall); status RCVD, ACSP, ACSC, RJCT
 
     [[clients]]                            # registered TPPs, any number
     client_id = "tpp-one"
@@ -121,6 +124,7 @@ class GatewayConfig:
     database: str | None = None
     consent_cache_seconds: float = 1.0
     sca: ScaSettings = field(default_factory=ScaSettings)
+    sagas: bool = False
 
 
 def database_url(config: GatewayConfig, home: Path) -> str:
@@ -238,7 +242,7 @@ class _Reader(TableReader):
             ).lower(),
         )
         clearing = self.table(data, "clearing")
-        self.known(clearing, "clearing", ("url", "outgoing", "status"))
+        self.known(clearing, "clearing", ("url", "outgoing", "status", "sagas"))
         clients = self.clients(data.get("clients", []))
         accounts = data.get("accounts")
         demo = self.flag(gateway, "gateway", "demo_accounts", accounts is None)
@@ -255,6 +259,7 @@ class _Reader(TableReader):
             ),
             outgoing=self.text(clearing, "clearing", "outgoing", "clearing.outgoing"),
             status=self.text(clearing, "clearing", "status", "clearing.status"),
+            sagas=self.flag(clearing, "clearing", "sagas", False),
             statement_files=statements,
             response_signing_key=signing_key,
             tls=tls,

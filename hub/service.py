@@ -8,9 +8,14 @@ One :class:`HubService` holds, from a :class:`hub.config_file.HubConfig`:
 - the core banking worker: consumes every destination named ``core`` or ``core.*`` and
   serves it through :class:`hub.core.CoreBanking` over the mainframe connector
   (``[mainframe]``), replying on the requester's reply queue;
-- the reversal store and forwarder (:mod:`hub.store`, in ``<home>/hub.db``);
+- the reversals of card requests whose outcome was lost: with the journal, card reversal
+  sagas (:mod:`hub.sagas.card`, ``isobridge sagas list``) run by the process's saga runner;
+  without it, the reversal store and forwarder (:mod:`hub.store`, in ``<home>/hub.db``);
 - with ``[clearing]``, the clearing system's queue pair (:mod:`hub.clearing_queue`):
-  pacs.008 in, credited on the mainframe, pacs.002 out;
+  pacs.008 in, credited on the mainframe, pacs.002 out; with ``[clearing] sagas = true``,
+  the payment sagas instead (:class:`hub.sagas.service.PaymentSagas`): pacs.008 in, credited
+  or returned; route destinations ``clearing`` / ``clearing.*`` sent out as outbound credit
+  transfers (hold, pacs.008 on ``[clearing] outgoing``, answers from ``[clearing] status``);
 - one ISO 8583 edge per ``[[listeners]]``;
 - for each destination ``upstream.<name>``, the ``[[upstreams]]`` host of that name
   (:mod:`hub.upstream`).
@@ -76,6 +81,9 @@ from hub.core import (
 )
 from hub.edge import Iso8583Edge
 from hub.journaling import JournalWriter
+from hub.sagas.card import CardReversals
+from hub.sagas.runner import SagaRunner
+from hub.sagas.service import HubSagas, PaymentSagas, start_hub_sagas
 from hub.store import ReversalForwarder, ReversalStore, create_engine, upgrade
 from hub.tls import CertificateFiles
 from hub.upstream import UpstreamHost
@@ -136,6 +144,7 @@ class _Parts:
     forwarder_task: asyncio.Task[None] | None
     clearing: ClearingQueueEdge | None = None
     upstreams: list[UpstreamHost] = field(default_factory=list)
+    sagas: HubSagas | None = None
 
 
 class HubService:
@@ -181,7 +190,9 @@ class HubService:
         self._stop = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.core: CoreBanking | None = None
-        self.reversals: ReversalStore | None = None
+        self.reversals: ReversalStore | CardReversals | None = None
+        self.saga_runner: SagaRunner | None = None
+        self.sagas: PaymentSagas | None = None
         self.edges: list[Iso8583Edge] = []
         self.clearing: ClearingQueueEdge | None = None
         self.journal: Journal | None = None
@@ -299,20 +310,30 @@ class HubService:
         connector = corebank_exchange(config.mainframe)
         await connector.start()
         parts.connector = connector
-        engine = await asyncio.to_thread(_reversal_database, config)
-        self.reversals = ReversalStore(engine, posting_reference=posting_reference)
+        reversals: ReversalStore | CardReversals
+        if self.journal is not None:
+            reversals = CardReversals(on_acknowledged=self._reversal_acknowledged)
+        else:
+            engine = await asyncio.to_thread(_reversal_database, config)
+            reversals = ReversalStore(engine, posting_reference=posting_reference)
+        self.reversals = reversals
         self.core = CoreBanking(
             connector,
-            reversals=self.reversals,
+            reversals=reversals,
             on_reversal_stored=self._reversal_stored,
             tracing=self.tracing,
             peer=f"mainframe {config.mainframe.host}:{config.mainframe.port}",
         )
-        forwarder = ReversalForwarder(
-            self.reversals, self.core, on_acknowledged=self._reversal_acknowledged
-        )
-        parts.forwarder_task = asyncio.create_task(forwarder.run(self._stop))
-        if config.clearing is not None:
+        if isinstance(reversals, ReversalStore):
+            forwarder = ReversalForwarder(
+                reversals, self.core, on_acknowledged=self._reversal_acknowledged
+            )
+            parts.forwarder_task = asyncio.create_task(forwarder.run(self._stop))
+        elif self.journal is not None:
+            sagas = await start_hub_sagas(config, self.journal, connector, self.core, reversals)
+            parts.sagas, self.saga_runner, self.sagas = sagas, sagas.runner, sagas.payments
+            parts.forwarder_task = asyncio.create_task(sagas.runner.run(self._stop))
+        if config.clearing is not None and self.sagas is None:
             clearing = ClearingInbound(self.core, self.hub, tenant=config.tenant)
             edge = ClearingQueueEdge(
                 config.clearing.url,
@@ -324,6 +345,14 @@ class HubService:
             await asyncio.to_thread(edge.start)
             parts.clearing = edge
             self.clearing = edge
+        if parts.sagas is not None and parts.sagas.payments is not None:
+            to_clearing = self._batch_handler(parts.sagas.send_to_clearing)
+            for destination in self.topology.destinations:
+                if destination.name == "clearing" or destination.name.startswith("clearing."):
+                    consumer = await parts.transport.consume_async(
+                        destination.name, to_clearing, prefetch=256, batch_size=64, batch_wait=0.0
+                    )
+                    parts.consumers.append(consumer)
         core_batch = self._batch_handler(self.core.handle)
         for name in self.core_destinations:
             # A consumer on a thread (memory://) waits for its batch's postings: several
@@ -351,6 +380,8 @@ class HubService:
             await edge.close()
         if parts.clearing is not None:
             await asyncio.to_thread(parts.clearing.stop)
+        if parts.sagas is not None:
+            await parts.sagas.stop_queues()
         for consumer in parts.consumers:
             await asyncio.to_thread(consumer.stop)
         if parts.forwarder_task is not None:

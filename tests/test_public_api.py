@@ -455,6 +455,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "CoreBankingPort",
         "PaymentHistory",
         "PaymentJournal",
+        "PaymentSagaPort",
         "StatementSource",
         "account_id_for",
         "new_id",
@@ -786,6 +787,12 @@ PUBLIC_API: dict[str, list[str]] = {
         "StepFailedError",
         "StepResult",
     ],
+    "hub.sagas.card": [
+        "CARD_REVERSAL",
+        "CardReversals",
+        "card_definition",
+        "card_saga_id",
+    ],
     "hub.sagas.definition": [
         "Compensate",
         "Finish",
@@ -827,7 +834,9 @@ PUBLIC_API: dict[str, list[str]] = {
     ],
     "hub.sagas.service": [
         "ClearingQueues",
+        "HubSagas",
         "PaymentSagas",
+        "start_hub_sagas",
     ],
     "hub.sagas.store": [
         "LIVE_PHASES",

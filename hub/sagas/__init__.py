@@ -14,6 +14,8 @@ later step fails. The parts:
 - :mod:`hub.sagas.payments`: the outbound credit transfer saga (hold, pacs.008, pacs.002 /
   camt.056 recall / pacs.004 return / camt.029) and the matching of clearing answers;
 - :mod:`hub.sagas.inbound`: the inbound credit transfer saga (credit, or a pacs.004 return);
+- :mod:`hub.sagas.card`: the card request whose outcome was lost: its reversal (0420
+  semantics), forwarded until the core acknowledges it;
 - :mod:`hub.sagas.service`: :class:`PaymentSagas`, all of it wired for one hub process (the
   port the gateway and the clearing queues call).
 

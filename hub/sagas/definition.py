@@ -10,8 +10,9 @@ steps already done, newest first. Here a saga is a small state machine written a
   outside the hub (a hold on the mainframe, a pacs.008 on the clearing queue) and returns an
   outcome (``"ok"``, ``"refused"``...); ``on`` maps the outcome to what comes next. It is
   tried up to ``max_attempts`` times when it fails (an exception: no answer, a broker
-  down), ``retry_after`` seconds apart, doubling; then the saga stops in
-  ``attention`` (an operator looks at it: ``isobridge sagas show``, ``retry``).
+  down), ``retry_after`` seconds apart, doubling (up to ``max_retry_after``, if given);
+  then the saga stops in ``attention`` (an operator looks at it: ``isobridge sagas show``,
+  ``retry``).
 - a **wait step** (no ``action``) waits for a signal from outside (a pacs.002 ``ACSC``...)
   for ``timeout`` seconds; then its signal is ``"timeout"``. A signal its ``on`` does not
   name is noted and ignored (a late answer).
@@ -108,6 +109,7 @@ class Step:
     timeout: float | None = None
     max_attempts: int = 5
     retry_after: float = 1.0
+    max_retry_after: float | None = None
     compensation: str | None = None
     status: str | None = None
 
@@ -145,6 +147,8 @@ class SagaDefinition:
             raise ValueError(f"{where}: a step name must be 1 to {MAX_NAME} characters")
         if step.max_attempts < 1 or step.retry_after < 0:
             raise ValueError(f"{where}: max_attempts must be at least 1, retry_after >= 0")
+        if step.max_retry_after is not None and step.max_retry_after < step.retry_after:
+            raise ValueError(f"{where}: max_retry_after must be at least retry_after")
         if step.is_wait and (step.timeout is None or step.timeout <= 0):
             raise ValueError(f"{where}: a wait step needs a positive timeout")
         for outcome, target in step.on.items():

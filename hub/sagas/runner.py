@@ -19,6 +19,13 @@ How a saga moves (:meth:`SagaRunner.run_once`, or :meth:`SagaRunner.run` in a lo
 5. each transition is saved with its journal event in one transaction
    (:meth:`SagaStore.save`), conditional on the lease: a process that lost its lease
    stops, and the next one starts again from the last recorded transition.
+6. a transition the journal refuses (its event holds what looks like a card number: an
+   end-to-end id or a reason code from outside with a Luhn-valid 13-19 digit run) can never
+   be saved: the saga stops in ``attention`` at once, with an event that names the refusal
+   and none of the refused values. A save that fails otherwise (the database) is tried
+   again on the next passes; after ``max_save_failures`` failures in a row for one saga
+   while the journal takes its ``attention`` event, it stops there too: never an endless
+   loop.
 
 A process that dies part way leaves the lease to run out (``lease`` seconds); another
 process (or the same one restarted) then claims the saga and repeats the interrupted step,
@@ -41,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from adapters.base import scrub
+from canonical_model.pan import contains_clear_pan
 from hub.sagas.definition import TIMEOUT, Compensate, Finish, Goto, SagaDefinition, Step, Target
 from hub.sagas.store import NewSaga, Phase, SagaRecord, SagaStore, Signal, SignalState
 from journal import Event, EventKind, TransactionIds
@@ -144,6 +152,7 @@ class SagaRunner:
         lease: float = 30.0,
         batch: int = 32,
         idle: float = 0.2,
+        max_save_failures: int = 5,
     ) -> None:
         self.store = store
         self.definitions = {definition.name: definition for definition in definitions}
@@ -155,11 +164,14 @@ class SagaRunner:
                         f"{step.action}, which the runner was not given"
                     )
         self.actions = dict(actions)
+        self._names = tuple(self.definitions)
         self.owner = (owner or _default_owner())[:64]
         self.lease = lease
         self.batch = batch
         self.idle = idle
+        self.max_save_failures = max_save_failures
         self.transitions = 0
+        self._save_failures: dict[str, int] = {}
         self._wake = asyncio.Event()
         self._personal: dict[str, Mapping[str, Any]] = {}
 
@@ -181,6 +193,48 @@ class SagaRunner:
         """Start a saga (its ``saga_started`` event carries ``summary`` in clear and
         ``personal`` encrypted); ``False`` if one with this id exists (a repeat: nothing
         changes)."""
+        new, event = self.new_saga(
+            definition,
+            saga_id,
+            tenant,
+            values,
+            personal=personal,
+            end_to_end_id=end_to_end_id,
+            uetr=uetr,
+            status=status,
+            summary=summary,
+        )
+        created = await asyncio.to_thread(self.store.create, new, event)
+        if created:
+            if personal is not None:
+                self._remember(saga_id, personal)
+            self.wake()
+        return created
+
+    def new_saga(
+        self,
+        definition: str,
+        saga_id: str,
+        tenant: str,
+        values: Mapping[str, Any],
+        *,
+        personal: Mapping[str, Any] | None = None,
+        end_to_end_id: str | None = None,
+        uetr: str | None = None,
+        status: str | None = None,
+        summary: Mapping[str, Any] | None = None,
+    ) -> tuple[NewSaga, Event]:
+        """The row and the ``saga_started`` event of a new saga (:meth:`start_saga`), for a
+        caller that stores them itself, off the event loop (``SagaStore.create``).
+
+        An end-to-end id or UETR from outside that holds a card-like digit run (which the
+        journal refuses in any event) is left out of the saga's ids: the saga still starts,
+        and the id stays in its encrypted personal data, where its steps find it."""
+        if end_to_end_id is not None and contains_clear_pan(end_to_end_id):
+            _log.warning("saga %s: its end-to-end id looks like a card number: not kept", saga_id)
+            end_to_end_id = None
+        if uetr is not None and contains_clear_pan(uetr):
+            uetr = None
         saga = self.definitions[definition]
         first = saga.step(saga.first)
         now = self.store.now()
@@ -202,12 +256,7 @@ class SagaRunner:
             status=status,
             deadline=now + dt.timedelta(seconds=first.timeout or 0) if waiting else None,
         )
-        created = await asyncio.to_thread(self.store.create, new, event)
-        if created:
-            if personal is not None:
-                self._remember(saga_id, personal)
-            self.wake()
-        return created
+        return new, event
 
     async def signal(
         self, saga_id: str, signal: str, key: str, body: Mapping[str, Any] | None = None
@@ -241,7 +290,9 @@ class SagaRunner:
 
     async def run_once(self) -> int:
         """Claim the due sagas and move each as far as it can go now; transitions made."""
-        claimed = await asyncio.to_thread(self.store.claim_due, self.owner, self.lease, self.batch)
+        claimed = await asyncio.to_thread(
+            self.store.claim_due, self.owner, self.lease, self.batch, self._names
+        )
         if not claimed:
             return 0
         results = await asyncio.gather(*(self._advance_claimed(record) for record in claimed))
@@ -385,6 +436,8 @@ class SagaRunner:
                 record, data, body, f"{step.name} failed {attempt} times: {reason}", record.phase
             )
         delay = step.retry_after * 2 ** (attempt - 1)
+        if step.max_retry_after is not None:
+            delay = min(delay, step.max_retry_after)
         after = dataclasses.replace(
             record,
             attempts=attempt,
@@ -524,11 +577,53 @@ class SagaRunner:
             self.store.now(),
             event_body,
         )
-        saved = await asyncio.to_thread(
-            self.store.save, record, after, [event], lease=self.lease, signals=signals
-        )
+        try:
+            saved = await asyncio.to_thread(
+                self.store.save, record, after, [event], lease=self.lease, signals=signals
+            )
+        except ValueError as exc:  # the journal refused the event: it always will
+            return await self._refused(record, f"the journal refused its {kind} event: {exc}")
+        except Exception as exc:
+            failures = self._save_failures.get(record.saga_id, 0) + 1
+            self._save_failures[record.saga_id] = failures
+            if failures < self.max_save_failures:
+                raise
+            reason = f"its {kind} event was not saved {failures} times: {type(exc).__name__}"
+            return await self._refused(record, scrub(f"{reason}: {exc}"))
+        self._save_failures.pop(record.saga_id, None)
         if saved is None:
             _log.warning("saga %s: lease lost before saving %s", record.saga_id, body)
+            return record
+        return saved
+
+    async def _refused(self, record: SagaRecord, reason: str) -> SagaRecord:
+        """Stop ``record`` in ``attention`` at its step (a retry runs the step again), with
+        an event that holds none of what the journal refused: the saga id, the saga's own
+        ids only if they hold no card-like digit run, the step and the reason."""
+        reason = reason[:_ERROR_LIMIT]
+        data = {**record.data, "resume": record.phase.value}
+        after = dataclasses.replace(record, phase=Phase.ATTENTION, data=data, last_error=reason)
+        safe = {
+            name: value
+            for name, value in (("end_to_end_id", record.end_to_end_id), ("uetr", record.uetr))
+            if value is not None and not contains_clear_pan(value)
+        }
+        body = {"saga": record.definition, "step": record.step, "attention": reason}
+        status = record.data.get("status")
+        if isinstance(status, str):
+            body["status"] = status
+        event = Event(
+            EventKind.SAGA_ATTENTION,
+            record.tenant,
+            TransactionIds(record.saga_id, **safe),
+            self.store.now(),
+            body,
+        )
+        _log.error("saga %s needs attention: %s", record.saga_id, reason)
+        saved = await asyncio.to_thread(self.store.save, record, after, [event], lease=self.lease)
+        self._save_failures.pop(record.saga_id, None)
+        if saved is None:
+            _log.warning("saga %s: lease lost before stopping it for attention", record.saga_id)
             return record
         return saved
 

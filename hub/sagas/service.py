@@ -13,16 +13,39 @@ mainframe connector and the clearing queue pair (:class:`hub.clearing_outgoing.C
 - :meth:`PaymentSagas.run`: the runner's loop, as a task of the hub's event loop, until its
   ``stop`` event is set.
 
+Given ``card`` (:class:`hub.sagas.card.CardReversals`), the same runner also forwards the
+reversals of card requests whose outcome was lost: a process runs one runner, which knows
+every saga (a runner leaves a saga it has no definition for to another process).
+
+:class:`hub.service.HubService` wires it with ``[clearing] sagas = true``: the status queue
+(``[clearing] status``) to :meth:`~PaymentSagas.receive_answer`, the inbound queue to
+:meth:`~PaymentSagas.receive_transfer`, and the route destinations ``clearing`` and
+``clearing.*`` to :meth:`~PaymentSagas.submit_payment`. The gateway
+(:mod:`hub.gateway_cli`) submits its domestic payments with :meth:`~PaymentSagas.submit_payment`
+when its ``[clearing] sagas`` is true.
+
+:func:`start_hub_sagas` builds what one hub process (:class:`hub.service.HubService`) runs:
+:class:`HubSagas`.
+
 Any number of hub processes may run it on one journal database (leases: :mod:`hub.sagas.store`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import logging
+import secrets
+from dataclasses import dataclass, field
 from typing import Protocol
 
+from canonical_model.codes import Status, TransactionStatus
 from canonical_model.messages import CanonicalMessage
-from hub.core import PostingExchange
+from canonical_model.replies import reply_to
+from hub.clearing_outgoing import ClearingOutgoing
+from hub.config_file import HubConfig
+from hub.core import CoreBanking, PostingExchange, immediate_answer
+from hub.sagas.card import CardReversals
 from hub.sagas.inbound import InboundCreditTransfers, InboundReceipt
 from hub.sagas.mainframe import MainframePostings
 from hub.sagas.payments import ClearingAnswers, ClearingSender, OutboundCreditTransfers, Parking
@@ -30,7 +53,10 @@ from hub.sagas.runner import SagaRunner
 from hub.sagas.store import SagaStore
 from journal import Journal
 
-__all__ = ["ClearingQueues", "PaymentSagas"]
+__all__ = ["ClearingQueues", "HubSagas", "PaymentSagas", "start_hub_sagas"]
+
+_log = logging.getLogger("isobridge.sagas.service")
+INVALID_TRANSACTION = "12"
 
 
 class ClearingQueues(ClearingSender, Parking, Protocol):
@@ -55,6 +81,7 @@ class PaymentSagas:
         recall_timeout: float = 300.0,
         max_recalls: int = 3,
         codepage: str = "cp037",
+        card: CardReversals | None = None,
     ) -> None:
         self.store = SagaStore(journal)
         postings = MainframePostings(exchange, codepage=codepage)
@@ -66,13 +93,12 @@ class PaymentSagas:
             max_recalls=max_recalls,
         )
         self.inbound = InboundCreditTransfers(postings, answers_to or clearing, tenant=tenant)
-        self.runner = SagaRunner(
-            self.store,
-            [self.outbound.definition, self.inbound.definition],
-            {**self.outbound.actions, **self.inbound.actions},
-            owner=owner,
-            lease=lease,
-        )
+        definitions = [self.outbound.definition, self.inbound.definition]
+        actions = {**self.outbound.actions, **self.inbound.actions}
+        if card is not None:
+            definitions.append(card.definition)
+            actions.update(card.actions)
+        self.runner = SagaRunner(self.store, definitions, actions, owner=owner, lease=lease)
         self.answers = ClearingAnswers(self.runner, self.store, clearing)
 
     async def submit_payment(self, message: CanonicalMessage) -> bool:
@@ -90,3 +116,92 @@ class PaymentSagas:
     async def run(self, stop: asyncio.Event) -> None:
         """Run the sagas until ``stop`` is set."""
         await self.runner.run(stop)
+
+
+@dataclass(slots=True)
+class HubSagas:
+    """The sagas of one hub process: its one :attr:`runner` (run it as a task), the payment
+    sagas when ``[clearing] sagas = true``, and their clearing queue pairs."""
+
+    runner: SagaRunner
+    payments: PaymentSagas | None = None
+    queues: list[ClearingOutgoing] = field(default_factory=list)
+
+    async def send_to_clearing(self, request: CanonicalMessage) -> CanonicalMessage:
+        """A canonical credit transfer routed to clearing: its outbound saga is started (a
+        repeat starts nothing); the answer says it was received (``RCVD``, or ``12`` when
+        it lacks an amount or a debtor account), and its status follows the saga in the
+        journal (``ACSP``, ``ACSC``, ``RJCT``)."""
+        if self.payments is None:
+            raise RuntimeError("internal error: expected self.payments is not None")
+        try:
+            await self.payments.submit_payment(request)
+        except ValueError as exc:
+            _log.warning("credit transfer %s not sent: %s", request.ids.message_id, exc)
+            return immediate_answer(request, INVALID_TRANSACTION)
+        return reply_to(
+            request,
+            Status(TransactionStatus.RCVD),
+            message_id=secrets.token_hex(16),
+            transmitted_at=dt.datetime.now(dt.UTC),
+        )
+
+    async def stop_queues(self) -> None:
+        """Stop the clearing queue pairs' consumers and publishers."""
+        for pair in self.queues:
+            await asyncio.to_thread(pair.stop)
+
+
+async def start_hub_sagas(
+    config: HubConfig,
+    journal: Journal,
+    exchange: PostingExchange,
+    core: CoreBanking,
+    card: CardReversals,
+) -> HubSagas:
+    """The sagas of a hub process on ``journal`` and the mainframe ``exchange``: card
+    reversals (sent by ``core``) always; with ``[clearing] sagas = true`` the payment sagas
+    too, on two queue pairs (started here): pacs.008 and camt.056 out on ``[clearing]
+    outgoing`` with the answers from ``status``, and pacs.008 in from ``inbound`` answered on
+    ``outbound`` (a document that cannot be read is answered ``RJCT`` as a whole)."""
+    clearing = config.clearing
+    codepage = config.mainframe.codepage if config.mainframe is not None else "cp037"
+    if clearing is None or not clearing.sagas:
+        # Woken when a reversal is stored; otherwise a look a second for retries due.
+        runner = SagaRunner(SagaStore(journal), [card.definition], card.actions, idle=1.0)
+        card.attach(runner, core)
+        return HubSagas(runner)
+    loop = asyncio.get_running_loop()
+    holder: list[PaymentSagas] = []
+
+    async def on_answer(document: bytes) -> int:
+        return await holder[0].receive_answer(document)
+
+    async def on_transfer(document: bytes) -> int:
+        receipt = await holder[0].receive_transfer(document)
+        if receipt.refusal is not None:
+            await inbound.publish(receipt.refusal, message_id=secrets.token_hex(16))
+        return receipt.started
+
+    outbound = ClearingOutgoing(
+        clearing.url, loop, on_answer, outgoing=clearing.outgoing, status=clearing.status
+    )
+    inbound = ClearingOutgoing(
+        clearing.url, loop, on_transfer, outgoing=clearing.outbound, status=clearing.inbound
+    )
+    payments = PaymentSagas(
+        journal,
+        exchange,
+        outbound,
+        tenant=config.tenant,
+        answers_to=inbound,
+        codepage=codepage,
+        card=card,
+    )
+    holder.append(payments)
+    card.attach(payments.runner, core)
+    sagas = HubSagas(payments.runner, payments)
+    for pair in (outbound, inbound):
+        await asyncio.to_thread(pair.start)
+        sagas.queues.append(pair)
+    return sagas

@@ -281,12 +281,20 @@ class SagaStore:
             row = connection.execute(select(SAGAS).where(SAGAS.c.saga_id == saga_id)).one()
             return _record(row)
 
-    def claim_due(self, owner: str, lease: float, limit: int = 32) -> list[SagaRecord]:
+    def claim_due(
+        self,
+        owner: str,
+        lease: float,
+        limit: int = 32,
+        definitions: Sequence[str] | None = None,
+    ) -> list[SagaRecord]:
         """Take the lease of up to ``limit`` due sagas in one statement (:meth:`due` and
         :meth:`claim` together): ``UPDATE ... WHERE <due and not leased> RETURNING``. The
         condition is checked again on each row as it is updated, so of two processes that
         go for the same saga one gets it (on PostgreSQL the candidates are picked with
-        ``FOR UPDATE SKIP LOCKED``: a row another process is claiming is left to it)."""
+        ``FOR UPDATE SKIP LOCKED``: a row another process is claiming is left to it).
+        ``definitions``: only sagas of these (a runner leaves the others to the runners
+        that know them)."""
         now = self._now()
         live = [phase.value for phase in LIVE_PHASES]
         free = or_(SAGAS.c.lease_owner.is_(None), SAGAS.c.lease_until < now)
@@ -296,6 +304,8 @@ class SagaStore:
             .order_by(SAGAS.c.next_at)
             .limit(limit)
         )
+        if definitions is not None:
+            candidates = candidates.where(SAGAS.c.definition.in_(list(definitions)))
         with self.engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 candidates = candidates.with_for_update(skip_locked=True)

@@ -50,6 +50,7 @@ from gateway.store import create_engine, upgrade
 from hub.clearing_outgoing import ClearingOutgoing
 from hub.core import CoreBanking
 from hub.gateway import BuiltGateway, IssuerConfig, build_gateway, seed_directory
+from hub.sagas.service import PaymentSagas
 from journal import Journal, StaticMasterKeys
 from routing.transport import Transport
 from tests.hub.test_core import Mainframe, core_for, mainframe
@@ -357,11 +358,13 @@ async def running_gateway(
     sca: ScaSettings | None = None,
     clock: StepClock | None = None,
     enrol: tuple[str, ...] = ("alice", "bob"),
+    sagas: bool = False,
 ) -> AsyncIterator[Harness]:
     """The harness (module docstring); the gateway's state in ``engine`` (migrated), or in
     a new SQLite file in ``tmp_path``; ``tpps`` of an earlier harness to be them again;
     ``sca`` the second factor's settings, ``clock`` its clock, ``enrol`` the PSUs enrolled
-    (their devices in :attr:`Harness.devices`)."""
+    (their devices in :attr:`Harness.devices`); ``sagas``: payments carried by the outbound
+    credit transfer saga (its runner a task)."""
     import asyncio
 
     tpps = tpps or tpps_for(tmp_path)
@@ -372,17 +375,24 @@ async def running_gateway(
     )
     suffix = queue_suffix or uuid.uuid4().hex[:8]
     holder: list[BuiltGateway] = []
+    payment_sagas: list[PaymentSagas] = []
     state = engine or gateway_database(tmp_path)
     clock = clock or StepClock()
 
     async def on_status(document: bytes) -> int:
+        if payment_sagas:
+            return await payment_sagas[0].receive_answer(document)
         return await holder[0].payments.receive_status_report(document)
 
     clearing = ClearingOutgoing(
         AMQP_URL, asyncio.get_running_loop(), on_status,
         outgoing=f"test.clearing.outgoing.{suffix}", status=f"test.clearing.status.{suffix}",
     )  # fmt: skip
-    async with mainframe(tmp_path) as mf, core_for(mf) as (core, _):
+    async with mainframe(tmp_path) as mf, core_for(mf) as (core, connector):
+        halt = asyncio.Event()
+        if sagas:
+            payment_sagas.append(PaymentSagas(journal, connector, clearing, tenant="bank-a"))
+        running = [asyncio.create_task(saga.run(halt)) for saga in payment_sagas]
         built = build_gateway(
             core=core,
             clearing=clearing,
@@ -399,6 +409,7 @@ async def running_gateway(
             dead_letters=dead_letters,
             sca=sca,
             sca_clock=clock,
+            sagas=payment_sagas[0] if payment_sagas else None,
         )
         holder.append(built)
         devices = {}
@@ -423,6 +434,8 @@ async def running_gateway(
                     devices,
                 )
         finally:
+            halt.set()
+            await asyncio.gather(*running)
             await asyncio.to_thread(clearing.stop)
             await asyncio.to_thread(delete_queues, clearing.outgoing, clearing.status)
             journal.close()

@@ -389,3 +389,55 @@ def test_a_restarted_gateway_rebuilds_its_payments_from_the_journal(tmp_path: Pa
                 check_error(other, 404)
 
     scenario()
+
+
+def test_a_payment_carried_by_its_saga_follows_it_to_settled_or_rejected(tmp_path: Path) -> None:
+    """``[clearing] sagas = true``: POST answers RCVD; the saga holds the amount, sends the
+    pacs.008 (ACSP), and on the clearing system's answer debits it (ACSC) or releases the
+    hold (RJCT with the reason)."""
+
+    @on_event_loop
+    async def scenario() -> None:
+        async with running_gateway(tmp_path, with_clearing=True, sagas=True) as h:
+            assert h.clearing is not None
+            clearing = ClearingSystem(h.clearing.outgoing)
+            before = h.mf.balance(ALICE_EUR.iban)
+            settled_id = ""
+            for amount, key, answer in (("10.50", "pay-s1", "ACSC"), ("4.00", "pay-s2", "RJCT")):
+                consent_body = payment_consent_body(amount)
+                consent_id, psu = await _consent(h, consent_body)
+                posted = await h.http.post(
+                    PAYMENTS,
+                    json=_payment(consent_body, consent_id),
+                    headers=h.auth(psu, **{"x-idempotency-key": key}),
+                )
+                assert posted.status_code == 201, posted.text
+                data = check_response(posted)["Data"]
+                payment_id = data["DomesticPaymentId"]
+                assert data["Status"] == "RCVD"  # accepted: the saga carries it from here
+                received = await clearing.take()
+                (transfer,) = received.transfers
+                assert received.properties.message_id == payment_id
+                assert transfer.amount is not None and str(transfer.amount.amount) == amount
+                await _status(h, payment_id, "ACSP")
+                if answer == "ACSC":
+                    await clearing.answer(received, TransactionStatus.ACSC)
+                    await _status(h, payment_id, "ACSC")
+                    settled_id = payment_id
+                else:
+                    await clearing.answer(received, TransactionStatus.RJCT, "AC04")
+                    rejected = await _status(h, payment_id, "RJCT")
+                    assert rejected["Data"]["StatusReason"][0]["StatusReasonCode"] == "AC04"
+            for _ in range(100):  # the saga's last step (the release) is recorded after RJCT
+                balances = h.mf.ledger.balances(ALICE_EUR.iban)
+                if balances is not None and balances.available == balances.ledger:
+                    break
+                await asyncio.sleep(0.05)
+            assert h.mf.balance(ALICE_EUR.iban) == before - 1050  # the settled one only
+            balances = h.mf.ledger.balances(ALICE_EUR.iban)
+            assert balances is not None and balances.available == balances.ledger  # no hold
+            assert h.mf.ledger.check().balanced
+            view = h.journal.status(settled_id)
+            assert view is not None and view.status == "ACSC"
+
+    scenario()

@@ -197,6 +197,16 @@ def test_metrics_listen_address(tmp_path: Path) -> None:
         ("[clearing]", "clearing", "needs a [mainframe]"),
         ("[mainframe]\n[clearing]", "clearing.url", "an amqp:// URL is required"),
         ("[mainframe]\n[clearing]\ninbox = 'x'", "clearing.inbox", "did you mean 'inbound'?"),
+        (
+            "[hub]\njournal = false\n[mainframe]\n[clearing]\nurl = 'amqp://h/'\nsagas = true",
+            "clearing.sagas",
+            "sagas live in the journal",
+        ),
+        (
+            "[mainframe]\n[clearing]\nurl = 'amqp://h/'\nsagas = 'yes'",
+            "clearing.sagas",
+            "expected true or false",
+        ),
         ("[metrics]\nlisten = '9464'", "metrics.listen", "'9464' is not host:port"),
         ("[metrics]\nlisten = 'h:70000'", "metrics.listen", "port 70000 is outside 0..65535"),
         ("[metrics]\nlistn = ':9464'", "metrics.listn", "did you mean 'listen'?"),
@@ -291,3 +301,15 @@ def test_tls_errors_name_the_key(tmp_path: Path, text: str, key: str, reason: st
         load_config(path, environ={})
     assert caught.value.key == key
     assert reason in caught.value.reason
+
+
+def test_clearing_sagas_and_their_queues(tmp_path: Path) -> None:
+    text = (
+        "[mainframe]\n[clearing]\nurl = 'amqp://h/'\nsagas = true\n"
+        "outgoing = 'cl.out'\nstatus = 'cl.status'\n"
+    )
+    clearing = load_config(_write(tmp_path, text), environ={}).clearing
+    assert clearing is not None
+    assert (clearing.sagas, clearing.outgoing, clearing.status) == (True, "cl.out", "cl.status")
+    plain = load_config(_write(tmp_path, "[mainframe]\n[clearing]\nurl = 'amqp://h/'\n"), {})
+    assert plain.clearing is not None and plain.clearing.sagas is False

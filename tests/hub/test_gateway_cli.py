@@ -30,7 +30,7 @@ from hub.gateway import BuiltGateway
 from hub.gateway_cli import serve_gateway
 from hub.gateway_config import load_gateway_config
 from tests.certs import TestAuthority
-from tests.gateway.harness import Authenticator, account_consent_body, delete_queues
+from tests.gateway.harness import AMQP_URL, Authenticator, account_consent_body, delete_queues
 from tests.hub.test_core import mainframe
 from tests.hub.test_sca_cli import enrol_with_cli
 from tests.support import on_event_loop
@@ -515,3 +515,76 @@ def test_run_refuses_workers_that_cannot_share_the_gateway_port(tmp_path: Path) 
     argv = ["run", "--config", str(hub_toml), "--gateway", str(any_port), "--workers", "2"]
     assert main(argv, stderr=err) == 2
     assert "--workers 2: [gateway] port is 0 (any free port)" in err.getvalue()
+
+
+def test_gateway_payments_go_through_the_sagas_when_configured(tmp_path: Path) -> None:
+    """``[clearing] sagas = true``: the gateway's payments are given to the payment sagas,
+    whose runner runs, and the status queue's answers go to them (one that matches no saga
+    is parked with the reason)."""
+    from canonical_model.codes import TransactionStatus
+    from hub.sagas.service import PaymentSagas
+    from tests.hub.sagas.clearing_peer import status_report
+    from tests.hub.sagas.test_payments import _parked
+
+    suffix = uuid.uuid4().hex[:8]
+    outgoing, status = f"test.cli.sagas.{suffix}.out", f"test.cli.sagas.{suffix}.st"
+
+    @on_event_loop
+    async def scenario() -> None:
+        async with mainframe(tmp_path) as mf:
+            hub_toml = _write(
+                tmp_path / "hub.toml",
+                f'[hub]\nhome = "{tmp_path / "home"}"\n[mainframe]\nport = {mf.port}\n',
+            )
+            gateway_toml = _write(
+                tmp_path / "gateway.toml",
+                '[gateway]\nport = 0\npublic_url = "http://127.0.0.1"\n'
+                f'[clearing]\noutgoing = "{outgoing}"\nstatus = "{status}"\nsagas = true\n',
+            )
+            stop = asyncio.Event()
+            started: list[BuiltGateway] = []
+            task = asyncio.create_task(
+                serve_gateway(
+                    load_config(hub_toml, {}),
+                    load_gateway_config(gateway_toml),
+                    io.StringIO(),
+                    ready=lambda built, _: started.append(built),
+                    stop=stop,
+                )
+            )
+            try:
+                while not started and not task.done():
+                    await asyncio.sleep(0.02)
+                if not started:
+                    await task
+                    raise AssertionError("the gateway stopped without starting")
+                sagas = started[0].payments.sagas
+                assert isinstance(sagas, PaymentSagas)
+                stranger = status_report("pmt-nobody", "E2E-X", None, TransactionStatus.ACSC)
+                await asyncio.to_thread(_publish, status, stranger)
+                parked: list[tuple[bytes, str]] = []
+                for _ in range(200):
+                    parked += await asyncio.to_thread(_parked, status)
+                    if parked:
+                        break
+                    await asyncio.sleep(0.05)
+                assert parked and "matches no payment saga" in parked[0][1]
+                assert sagas.answers.parked == 1
+            finally:
+                stop.set()
+                await task
+                await asyncio.to_thread(delete_queues, outgoing, status)
+
+    scenario()
+
+
+def _publish(queue: str, document: bytes) -> None:
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        connection.channel().basic_publish(
+            "", queue, document, pika.BasicProperties(delivery_mode=2)
+        )
+    finally:
+        connection.close()

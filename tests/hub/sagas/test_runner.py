@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pytest
 
 from hub.sagas.definition import Compensate, Finish, Goto, SagaDefinition, Step
 from hub.sagas.runner import Action, SagaRunner, StepContext, StepFailedError, StepResult
-from hub.sagas.store import Phase, SagaRecord, SagaStore
+from hub.sagas.store import Phase, SagaRecord, SagaStore, SignalState
+from journal import Event
 from tests.hub.sagas.conftest import Clock, StoreFactory
 from tests.support import on_event_loop
 
@@ -293,3 +294,163 @@ def test_definitions_are_checked() -> None:
         SagaDefinition("c", first="a", steps=(Step("a", action="a", compensation="zz"),))
     with pytest.raises(ValueError, match="needs the action book"):
         SagaRunner(None, [RESERVATION], {"reserve": Seats().actions()["reserve"]})  # type: ignore[arg-type]
+
+
+CARD_LIKE = "4111111111111111"  # Luhn-valid: the journal refuses it in any event
+
+
+def test_a_transition_the_journal_refuses_needs_attention_at_once(
+    make_store: StoreFactory, clock: Clock
+) -> None:
+    store, seats = make_store(), Seats()
+
+    @on_event_loop
+    async def scenario() -> None:
+        run = runner(store, seats, "hub-1")
+        await start(run, "s-10")
+        await settle(run)
+        # the answer's reason code comes from outside and would go into the RJCT event
+        assert await run.signal("s-10", "no", "answer-10", {"reason_code": CARD_LIKE})
+        await settle(run)
+        record = store.get("s-10")
+        assert record is not None
+        assert (record.step, record.phase, record.lease_owner) == (
+            "confirm",
+            Phase.ATTENTION,
+            None,
+        )
+        assert "the journal refused its saga_signal event" in (record.last_error or "")
+        assert "card number" in (record.last_error or "")
+        assert CARD_LIKE not in (record.last_error or "")
+        assert kinds(store, "s-10") == ["saga_started", "saga_step", "saga_attention"]
+        attention = store.history("s-10")[-1]
+        assert attention.body["step"] == "confirm" and attention.ids.end_to_end_id == "E2E-s-10"
+        assert "s-10/unreserve" not in seats.calls  # nothing past the refused transition
+        clock.advance(3600)
+        assert await run.run_once() == 0  # stopped: not tried on every pass
+        assert [s.state.value for s in store.signals("s-10")] == ["pending"]
+        view = store.journal.status("s-10")
+        assert view is not None and view.status == "ACSP"  # the refused RJCT never happened
+
+    scenario()
+
+
+def test_an_action_outcome_the_journal_refuses_needs_attention(make_store: StoreFactory) -> None:
+    store, seats = make_store(), Seats()
+
+    @on_event_loop
+    async def scenario() -> None:
+        run = SagaRunner(
+            store,
+            [RESERVATION],
+            {
+                **seats.actions(),
+                "reserve": _refusing_with(CARD_LIKE),
+            },
+            owner="hub-1",
+        )
+        await start(run, "s-11")
+        await settle(run)
+        record = store.get("s-11")
+        assert record is not None and (record.step, record.phase) == ("reserve", Phase.ATTENTION)
+        assert kinds(store, "s-11") == ["saga_started", "saga_attention"]
+        assert store.retry("s-11", by="cli:ops").phase is Phase.ACTIVE
+        await settle(run)  # the same answer: attention again, once, and no loop
+        assert store.get("s-11").phase is Phase.ATTENTION  # type: ignore[union-attr]
+        assert kinds(store, "s-11").count("saga_attention") == 2
+
+    scenario()
+
+
+def _refusing_with(reason_code: str) -> Action:
+    async def reserve(context: StepContext) -> StepResult:
+        return StepResult("refused", {"reason_code": reason_code})
+
+    return reserve
+
+
+class FailingSaveStore(SagaStore):
+    """A store whose database fails every transition of one saga but its ``attention``."""
+
+    def save(
+        self,
+        before: SagaRecord,
+        after: SagaRecord,
+        events: Sequence[Event],
+        *,
+        lease: float,
+        signals: Mapping[str, SignalState] | None = None,
+    ) -> SagaRecord | None:
+        if before.saga_id == "s-12" and after.phase is not Phase.ATTENTION:
+            raise RuntimeError("deadlock detected")
+        return super().save(before, after, events, lease=lease, signals=signals)
+
+
+def test_a_transition_that_cannot_be_saved_needs_attention_after_bounded_passes(
+    make_store: StoreFactory, clock: Clock
+) -> None:
+    live = make_store()
+    store, seats = FailingSaveStore(live.journal, now=clock), Seats()
+
+    @on_event_loop
+    async def scenario() -> None:
+        run = SagaRunner(store, [RESERVATION], seats.actions(), owner="hub-1", max_save_failures=3)
+        await start(run, "s-12")
+        await start(run, "s-13")
+        passes = 0
+        while store.get("s-12").phase is not Phase.ATTENTION:  # type: ignore[union-attr]
+            with contextlib.suppress(RuntimeError):
+                await run.run_once()
+            passes += 1
+            assert passes <= 3
+        record = store.get("s-12")
+        assert record is not None and "not saved 3 times: RuntimeError" in (record.last_error or "")
+        assert seats.calls["s-12/reserve"] == 3  # the step ran again each pass (idempotent)
+        assert store.get("s-13").phase is Phase.WAITING  # type: ignore[union-attr]
+
+    scenario()
+
+
+def test_a_runner_leaves_sagas_it_has_no_definition_for_to_the_others(
+    make_store: StoreFactory,
+) -> None:
+    seats = Seats()
+    other = SagaDefinition(
+        "other", first="a", steps=(Step("a", action="a", on={"ok": Finish("done")}),)
+    )
+
+    async def never(context: StepContext) -> StepResult:
+        raise AssertionError("a saga of another definition was run")
+
+    @on_event_loop
+    async def scenario() -> None:
+        knowing = runner(make_store(), seats, "hub-1")
+        stranger = SagaRunner(make_store(), [other], {"a": never}, owner="hub-2")
+        await start(knowing, "s-20")
+        assert await stranger.run_once() == 0
+        record = knowing.store.get("s-20")
+        assert record is not None and (record.lease_owner, record.version) == (None, 1)
+        await settle(knowing)
+        assert knowing.store.get("s-20").step == "confirm"  # type: ignore[union-attr]
+
+    scenario()
+
+
+def test_an_end_to_end_id_that_looks_like_a_card_number_is_not_kept(
+    make_store: StoreFactory,
+) -> None:
+    store, seats = make_store(), Seats()
+
+    @on_event_loop
+    async def scenario() -> None:
+        run = runner(store, seats, "hub-1")
+        assert await run.start_saga(
+            "reservation", "s-21", "acme", {}, personal={"seat": "1A"}, end_to_end_id=CARD_LIKE
+        )
+        await settle(run)
+        record = store.get("s-21")
+        assert record is not None and record.end_to_end_id is None
+        assert (record.step, record.phase) == ("confirm", Phase.WAITING)  # it runs
+        assert all(event.ids.end_to_end_id is None for event in store.history("s-21"))
+
+    scenario()
