@@ -146,10 +146,10 @@ class _GroupCommit:
 
     def __init__(self, store: SagaStore) -> None:
         self.store = store
-        self._queue: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
+        self._queue: list[tuple[Callable[[Connection, list[Event]], Any], asyncio.Future[Any]]] = []
         self._flushing: asyncio.Task[None] | None = None
 
-    async def __call__(self, work: Callable[[Connection], _T]) -> _T:
+    async def __call__(self, work: Callable[[Connection, list[Event]], _T]) -> _T:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((work, future))
         if self._flushing is None or self._flushing.done():
@@ -280,8 +280,8 @@ class SagaRunner:
         )
         owner = self.owner if self._running else None
         created = await self._commit(
-            lambda connection: self.store.create_in(
-                connection, new, event, owner=owner, lease=self.lease
+            lambda connection, later: self.store.create_in(
+                connection, new, event, owner=owner, lease=self.lease, journal_later=later
             )
         )
         if created is None:
@@ -300,7 +300,9 @@ class SagaRunner:
         repeat (nothing changes)."""
         owner = self.owner if self._running else None
         new, claimed, moved = await self._commit(
-            lambda connection: self._signal_in(connection, saga_id, key, signal, body or {}, owner)
+            lambda connection, later: self._signal_in(
+                connection, later, saga_id, key, signal, body or {}, owner
+            )
         )
         self._took(claimed, moved)
         if new:
@@ -310,6 +312,7 @@ class SagaRunner:
     def _signal_in(
         self,
         connection: Connection,
+        later: list[Event],
         saga_id: str,
         key: str,
         signal: str,
@@ -330,7 +333,7 @@ class SagaRunner:
         step = definition.step(claimed.step)
         pending = self.store.signals_in(connection, saga_id, pending_only=True)
         write = self._plan_wait(definition, step, claimed, self.store.now(), pending)
-        saved = None if write is None else self._write_in(connection, write)
+        saved = None if write is None else self._write_in(connection, later, write)
         return new, saved or claimed, saved is not None
 
     def _took(self, record: SagaRecord | None, moved: bool) -> None:
@@ -361,7 +364,7 @@ class SagaRunner:
         (``None``: no such saga, nothing stored) and whether the signal is new."""
 
         def find_and_store(
-            connection: Connection,
+            connection: Connection, later: list[Event]
         ) -> tuple[SagaRecord | None, bool, SagaRecord | None, bool]:
             found = self.store.find_in(
                 connection, saga_id=saga_id, uetr=uetr, end_to_end_id=end_to_end_id
@@ -369,7 +372,7 @@ class SagaRunner:
             if found is None or (definitions is not None and found.definition not in definitions):
                 return None, False, None, False
             new, claimed, moved = self._signal_in(
-                connection, found.saga_id, key(found.saga_id), signal, body or {}, owner
+                connection, later, found.saga_id, key(found.saga_id), signal, body or {}, owner
             )
             return found, new, claimed, moved
 
@@ -438,7 +441,9 @@ class SagaRunner:
         records, self._ready = self._ready, []
         if claim and room > 0:
             records += await self._commit(
-                lambda connection: self.store.claim_due_in(connection, self.owner, self.lease, room)
+                lambda connection, _: self.store.claim_due_in(
+                    connection, self.owner, self.lease, room
+                )
             )
         return records
 
@@ -751,7 +756,9 @@ class SagaRunner:
         )
         return _Write(record, after, event, signals)
 
-    def _write_in(self, connection: Connection, write: _Write) -> SagaRecord | None:
+    def _write_in(
+        self, connection: Connection, later: list[Event], write: _Write
+    ) -> SagaRecord | None:
         return self.store.save_in(
             connection,
             write.before,
@@ -759,12 +766,15 @@ class SagaRunner:
             [write.event],
             lease=self.lease,
             signals=write.signals,
+            journal_later=later,
         )
 
     async def _write(self, write: _Write) -> SagaRecord:
         """Save ``write`` (group commit): the saga as saved, or ``write.before`` when the
         lease was lost meanwhile (nothing written)."""
-        saved = await self._commit(lambda connection: self._write_in(connection, write))
+        saved = await self._commit(
+            lambda connection, later: self._write_in(connection, later, write)
+        )
         if saved is None:
             _log.warning(
                 "saga %s: lease lost before saving %s", write.before.saga_id, write.event.body

@@ -315,10 +315,14 @@ class SagaStore:
         *,
         owner: str | None = None,
         lease: float = 30.0,
+        journal_later: list[Event] | None = None,
     ) -> SagaRecord | None:
         """:meth:`create` inside the caller's transaction; with ``owner``, the new saga is
         leased to it at once (the process that starts a saga goes on with it without a
-        claim of its own). The row as written, ``None`` if the saga exists already."""
+        claim of its own). The row as written, ``None`` if the saga exists already.
+
+        With ``journal_later``, the event is put there for the caller to append later in
+        the same transaction (:meth:`in_one_transaction`) instead of being appended now."""
         now = self._now()
         data: dict[str, Any] = {
             "values": dict(saga.values),
@@ -351,7 +355,7 @@ class SagaStore:
         }
         if not _insert_ignoring_duplicates(connection, SAGAS, values):
             return None
-        self.journal.append(connection, [event])
+        self._journal(connection, [event], journal_later)
         values["phase"] = saga.phase
         values["data"] = data
         return SagaRecord(**values)
@@ -454,10 +458,12 @@ class SagaStore:
         *,
         lease: float,
         signals: Mapping[str, SignalState] | None = None,
+        journal_later: list[Event] | None = None,
     ) -> SagaRecord | None:
-        """Write ``after`` over ``before`` with the ``events`` that record the change, inside
-        the caller's transaction, if ``before`` is still what the database holds and this
-        process still holds the lease; the row as written, else ``None`` (nothing written).
+        """Write ``after`` over ``before`` with the ``events`` that record the change (or put
+        them on ``journal_later``, as :meth:`create_in` does), inside the caller's
+        transaction, if ``before`` is still what the database holds and this process still
+        holds the lease; the row as written, else ``None`` (nothing written).
 
         When there is nothing more to do now (finished, stopped for attention, or waiting
         with no signal pending) the lease is given back in the same transaction, as
@@ -491,7 +497,7 @@ class SagaStore:
             return None  # nothing was written
         for key, state in (signals or {}).items():
             connection.execute(_SIGNAL_STATE, {"p_key": key, "p_state": state.value})
-        self.journal.append(connection, events)
+        self._journal(connection, events, journal_later)
         # After the update above, whose row lock orders it with add_signal's (see release).
         idle = after.phase in (Phase.DONE, Phase.ATTENTION) or (
             after.phase is Phase.WAITING and not self._pending(connection, after.saga_id)
@@ -607,12 +613,27 @@ class SagaStore:
         ).first()
         return True, None if claimed is None else _record(claimed)
 
-    def in_one_transaction(self, work: Sequence[Callable[[Connection], _T]]) -> list[_T]:
+    def in_one_transaction(
+        self, work: Sequence[Callable[[Connection, list[Event]], _T]]
+    ) -> list[_T]:
         """Run each of ``work`` (``create_in``, ``save_in``... bound to their arguments), in
-        order, in one database transaction: their results, once it is committed (group
-        commit: one commit for the transitions of many sagas). An exception rolls back all."""
+        order, in one database transaction, then append the journal events they put on the
+        list each is given, in that order, with one append: their results, once it is
+        committed (group commit: one commit for the transitions of many sagas). An
+        exception rolls back all of it."""
+        events: list[Event] = []
         with self.engine.begin() as connection:
-            return [item(connection) for item in work]
+            results = [item(connection, events) for item in work]
+            self.journal.append(connection, events)
+        return results
+
+    def _journal(
+        self, connection: Connection, events: Sequence[Event], later: list[Event] | None
+    ) -> None:
+        if later is None:
+            self.journal.append(connection, events)
+        else:
+            later.extend(events)
 
     def retry(self, saga_id: str, *, by: str) -> SagaRecord:
         """Re-arm a saga (``isobridge sagas retry``): one in ``attention`` runs its step
