@@ -400,6 +400,7 @@ class SagaRunner:
         working: set[asyncio.Task[int]] = set()
         claimed_at = -float("inf")
         self._running = True
+        stopping = asyncio.create_task(self._wake_on(stop))
         try:
             while not stop.is_set():
                 self._wake.clear()
@@ -421,11 +422,16 @@ class SagaRunner:
                     await asyncio.wait_for(self._wake.wait(), self.idle)
         finally:
             self._running = False
+            stopping.cancel()
             if working:
                 await asyncio.gather(*working, return_exceptions=True)
             left, self._ready = self._ready, []
             for record in left:  # claimed as the loop stopped: due again for anyone
                 await asyncio.to_thread(self.store.release, record)
+
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._wake.set()
 
     async def run_once(self) -> int:
         """Claim the due sagas and move each as far as it can go now; transitions made."""
