@@ -17,8 +17,21 @@ How a saga moves (:meth:`SagaRunner.run_once`, or :meth:`SagaRunner.run` in a lo
 4. :class:`~hub.sagas.definition.Compensate`: the compensations of the action steps done,
    newest first, each an action step as above, then the saga finishes;
 5. each transition is saved with its journal event in one transaction
-   (:meth:`SagaStore.save`), conditional on the lease: a process that lost its lease
+   (:meth:`SagaStore.save_in`), conditional on the lease: a process that lost its lease
    stops, and the next one starts again from the last recorded transition.
+
+Group commit: the transitions, starts and signals of all the sagas a process is moving
+are written in one database transaction when they come together (:class:`_GroupCommit`;
+one commit instead of one each, ``bench/RESULTS.md``, "Payment sagas"). Each caller still
+waits for the commit of its own write: no step starts before the transition that leads to
+it is durable, and a signal is durable before :meth:`SagaRunner.signal` returns (and the
+broker message that brought it is acknowledged).
+
+While :meth:`SagaRunner.run` runs, the process that starts a saga leases it to itself in
+the transaction that creates it and moves it at once, and the process that stores an
+answer for a waiting saga leases it and makes the wait transition in that same
+transaction (:meth:`SagaRunner.signal`, :meth:`SagaRunner.signal_found`); sagas made due
+otherwise (timeouts, retries, a lease run out) are claimed every ``idle`` seconds.
 
 A process that dies part way leaves the lease to run out (``lease`` seconds); another
 process (or the same one restarted) then claims the saga and repeats the interrupted step,

@@ -23,6 +23,15 @@ Signals
     makes the saga due at once; the process that claims it hands the signal to the waiting
     step. A signal that arrives before the saga waits for it (a pacs.002 faster than the
     recording of the pacs.008's sending) stays pending until it does.
+
+Several changes in one transaction
+    Each writing method has a ``..._in`` form that works inside the caller's transaction
+    (:meth:`SagaStore.create_in`, :meth:`~SagaStore.save_in`, :meth:`~SagaStore.add_signal_in`,
+    :meth:`~SagaStore.claim_due_in`): the runner starts a saga and leases it to itself in one
+    transaction, stores an answer and claims the saga it wakes in one, and commits the
+    transitions of many sagas together (:meth:`SagaStore.in_one_transaction`, one journal
+    append for all their events). Each change keeps its own conditions (version, lease), so
+    a change that finds its saga changed writes nothing and the others are not affected.
 """
 
 from __future__ import annotations
@@ -179,32 +188,40 @@ _LIVE: Final = [phase.value for phase in LIVE_PHASES]
 
 # The statements of the hot path, built once: building and hashing a statement per call
 # costs more CPU than running it (bench/RESULTS.md, "Payment sagas").
-_SAVE: Final = (
-    update(SAGAS)
-    .where(
-        SAGAS.c.saga_id == _param("saga_id", SAGAS.c.saga_id),
-        SAGAS.c.version == _param("seen", SAGAS.c.version),
-        SAGAS.c.lease_owner == _param("owner", SAGAS.c.lease_owner),
-    )
-    .values(
-        {
-            column: _param(column.name, column)
-            for column in (
-                SAGAS.c.step,
-                SAGAS.c.phase,
-                SAGAS.c.outcome,
-                SAGAS.c.attempts,
-                SAGAS.c.next_at,
-                SAGAS.c.deadline,
-                SAGAS.c.lease_until,
-                SAGAS.c.version,
-                SAGAS.c.data,
-                SAGAS.c.last_error,
-                SAGAS.c.updated_at,
-            )
-        }
-    )
+_SAVED_COLUMNS: Final = (
+    SAGAS.c.step,
+    SAGAS.c.phase,
+    SAGAS.c.outcome,
+    SAGAS.c.attempts,
+    SAGAS.c.next_at,
+    SAGAS.c.deadline,
+    SAGAS.c.version,
+    SAGAS.c.data,
+    SAGAS.c.last_error,
+    SAGAS.c.updated_at,
 )
+
+
+def _save_statement(*, let_go: bool) -> Any:
+    """The conditional update of a save; ``let_go``: it gives the lease back as well."""
+    lease: dict[Any, Any] = (
+        {SAGAS.c.lease_owner: None, SAGAS.c.lease_until: None}
+        if let_go
+        else {SAGAS.c.lease_until: _param("lease_until", SAGAS.c.lease_until)}
+    )
+    return (
+        update(SAGAS)
+        .where(
+            SAGAS.c.saga_id == _param("saga_id", SAGAS.c.saga_id),
+            SAGAS.c.version == _param("seen", SAGAS.c.version),
+            SAGAS.c.lease_owner == _param("owner", SAGAS.c.lease_owner),
+        )
+        .values({column: _param(column.name, column) for column in _SAVED_COLUMNS} | lease)
+    )
+
+
+_SAVE: Final = _save_statement(let_go=False)
+_SAVE_SETTLED: Final = _save_statement(let_go=True)
 _LET_GO: Final = (
     update(SAGAS)
     .where(SAGAS.c.saga_id == _param("saga_id", SAGAS.c.saga_id))
@@ -472,8 +489,12 @@ class SagaStore:
         now = self._now()
         owner = before.lease_owner
         version = before.version + 1
+        # A finished or stopped saga gives its lease back in this very update; a waiting one
+        # only once it is known that no signal is pending (looked at after the update: see
+        # release), so in an update of its own.
+        settled = after.phase in (Phase.DONE, Phase.ATTENTION)
         changed = connection.execute(
-            _SAVE,
+            _SAVE_SETTLED if settled else _SAVE,
             {
                 "p_saga_id": before.saga_id,
                 "p_seen": before.version,
@@ -498,10 +519,12 @@ class SagaStore:
         for key, state in (signals or {}).items():
             connection.execute(_SIGNAL_STATE, {"p_key": key, "p_state": state.value})
         self._journal(connection, events, journal_later)
+        if settled:
+            return dataclasses.replace(
+                after, lease_owner=None, lease_until=None, version=version, updated_at=now
+            )
         # After the update above, whose row lock orders it with add_signal's (see release).
-        idle = after.phase in (Phase.DONE, Phase.ATTENTION) or (
-            after.phase is Phase.WAITING and not self._pending(connection, after.saga_id)
-        )
+        idle = after.phase is Phase.WAITING and not self._pending(connection, after.saga_id)
         if not idle:
             return dataclasses.replace(
                 after,
@@ -597,21 +620,22 @@ class SagaStore:
         )
         if not new:
             return False, None
+        if owner is not None:
+            claimed = connection.execute(
+                _CLAIM_WAITING,
+                {
+                    "p_saga_id": saga_id,
+                    "p_now": now,
+                    "p_owner": owner,
+                    "p_until": now + dt.timedelta(seconds=lease),
+                },
+            ).first()
+            if claimed is not None:
+                return True, _record(claimed)
         # Whatever its phase, the row is locked here: a save or release of this saga that
         # runs at the same time either sees this signal pending or comes before this update.
         connection.execute(_DUE_IF_WAITING, {"p_saga_id": saga_id, "p_now": now})
-        if owner is None:
-            return True, None
-        claimed = connection.execute(
-            _CLAIM_WAITING,
-            {
-                "p_saga_id": saga_id,
-                "p_now": now,
-                "p_owner": owner,
-                "p_until": now + dt.timedelta(seconds=lease),
-            },
-        ).first()
-        return True, None if claimed is None else _record(claimed)
+        return True, None
 
     def in_one_transaction(
         self, work: Sequence[Callable[[Connection, list[Event]], _T]]
