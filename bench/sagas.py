@@ -15,10 +15,13 @@ once with a pacs.002 ``ACSC``; the journal on SQLite in a temporary directory.
   and the status queue's answers as signals, with everything that makes it survive a crash
   (the saga row and its lease, one journal event per transition, the stored signal).
 
-``--payments`` payments with at most ``--in-flight`` at once, measured from the first
+``--payments`` payments with at most ``--in-flight`` at once (the sagas that fit are
+submitted together, as a gateway's concurrent requests would be), measured from the first
 submission to the last settled saga; ``--rounds`` rounds, the two cases alternated (each
 on a fresh journal), so a change of load on a shared machine hits both. The medians of
-payments per second and their ratio are printed (``bench/RESULTS.md``)::
+payments per second and their ratio are printed (``bench/RESULTS.md``), with the journal
+database's commits per payment (SQLAlchemy's ``commit`` event: the figure a loaded machine
+does not blur) and this process's CPU seconds per payment::
 
     .venv/bin/python -m bench.sagas [--payments 400] [--in-flight 32] [--rounds 3]
 """
