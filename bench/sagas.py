@@ -15,10 +15,13 @@ once with a pacs.002 ``ACSC``; the journal on SQLite in a temporary directory.
   and the status queue's answers as signals, with everything that makes it survive a crash
   (the saga row and its lease, one journal event per transition, the stored signal).
 
-``--payments`` payments with at most ``--in-flight`` at once, measured from the first
+``--payments`` payments with at most ``--in-flight`` at once (the sagas that fit are
+submitted together, as a gateway's concurrent requests would be), measured from the first
 submission to the last settled saga; ``--rounds`` rounds, the two cases alternated (each
 on a fresh journal), so a change of load on a shared machine hits both. The medians of
-payments per second and their ratio are printed (``bench/RESULTS.md``)::
+payments per second and their ratio are printed (``bench/RESULTS.md``), with the journal
+database's commits per payment (SQLAlchemy's ``commit`` event: the figure a loaded machine
+does not blur) and this process's CPU seconds per payment::
 
     .venv/bin/python -m bench.sagas [--payments 400] [--in-flight 32] [--rounds 3]
 """
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
 import secrets
 import socket
 import statistics
@@ -36,6 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -159,11 +164,22 @@ class _Parts:
         self.vault = InMemoryVault(fingerprint_key=b"f" * 32, token_key=b"t" * 32)
 
 
-async def _run_case(case: str, parts: _Parts, payments: int, in_flight: int) -> float:
-    """Payments per second of ``case`` (``floor`` or ``sagas``)."""
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """One round of one case: payments per second, and per payment the journal database's
+    commits and this process's CPU seconds."""
+
+    rate: float
+    commits: float
+    cpu: float
+
+
+async def _run_case(case: str, parts: _Parts, payments: int, in_flight: int) -> Figures:
+    """The figures of ``case`` (``floor`` or ``sagas``)."""
     import dataclasses
 
     import pika
+    from sqlalchemy import event
 
     from adapters.base import DecodeContext, EncodeContext
     from hub.clearing_outgoing import ClearingOutgoing
@@ -177,6 +193,12 @@ async def _run_case(case: str, parts: _Parts, payments: int, in_flight: int) -> 
     suffix = uuid.uuid4().hex[:8]
     outgoing, status = f"bench.sagas.{suffix}.out", f"bench.sagas.{suffix}.st"
     journal = Journal.open(f"sqlite:///{parts.workdir / f'{case}.db'}", parts.keys, create=True)
+    commits = [0]
+
+    def count_commit(_connection: Any) -> None:
+        commits[0] += 1
+
+    event.listen(journal.engine, "commit", count_commit)
     waiting: dict[str, asyncio.Future[None]] = {}
     holder: list[PaymentSagas] = []
 
@@ -227,6 +249,8 @@ async def _run_case(case: str, parts: _Parts, payments: int, in_flight: int) -> 
     messages = [_payment("bank-a") for _ in range(payments)]
     try:
         started = time.perf_counter()
+        cpu_started = time.process_time()
+        commits_before = commits[0]
         if case == "floor":
             await asyncio.gather(*(straight(message) for message in messages))
         else:
@@ -241,15 +265,21 @@ async def _run_case(case: str, parts: _Parts, payments: int, in_flight: int) -> 
                 done = counts.get(Phase.DONE.value, 0)
                 if done >= payments:
                     break
-                while submitted < payments and submitted - done < in_flight:
-                    await sagas.submit_payment(messages[submitted])
-                    submitted += 1
+                starting = messages[submitted : submitted + in_flight - (submitted - done)]
+                if starting:  # at once, as a gateway's concurrent requests would
+                    await asyncio.gather(*(sagas.submit_payment(each) for each in starting))
+                    submitted += len(starting)
                 await asyncio.sleep(0.02)
             stop.set()
             await runner
             outcomes = {record.outcome for record in sagas.store.sagas(limit=payments)}
             assert outcomes == {"settled"}, outcomes
-        return payments / (time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        return Figures(
+            payments / elapsed,
+            (commits[0] - commits_before) / payments,
+            (time.process_time() - cpu_started) / payments,
+        )
     finally:
         await asyncio.to_thread(clearing.stop)
         peer.terminate()
@@ -264,12 +294,12 @@ async def _run_case(case: str, parts: _Parts, payments: int, in_flight: int) -> 
 
 async def _measure(
     port: int, workdir: Path, payments: int, in_flight: int, rounds: int
-) -> dict[str, list[float]]:
+) -> dict[str, list[Figures]]:
     from hub.config_file import MainframeConfig
     from hub.core import corebank_connector
 
     config = MainframeConfig(port=port, connections=8, timeout=5.0)
-    results: dict[str, list[float]] = {"floor": [], "sagas": []}
+    results: dict[str, list[Figures]] = {"floor": [], "sagas": []}
     async with corebank_connector(config) as connector:
         await connector.wait_connected(config.connections)
         parts = _Parts(connector, workdir)
@@ -316,14 +346,24 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             mainframe.terminate()
             mainframe.wait()
-    floor = statistics.median(results["floor"])
-    print(f"{'case':<8} {'payments/s (median)':>20} {'x floor':>8}  rounds")
-    for case, rates in results.items():
-        rate = statistics.median(rates)
-        each = ", ".join(f"{value:.1f}" for value in rates)
-        print(f"{case:<8} {rate:>20.1f} {rate / floor:>8.2f}  {each}")
-    ratios = [saga / base for base, saga in zip(results["floor"], results["sagas"], strict=True)]
+    floor = statistics.median(figures.rate for figures in results["floor"])
+    print(
+        f"{'case':<8} {'payments/s (median)':>20} {'x floor':>8} {'commits/payment':>16} "
+        f"{'CPU ms/payment':>15}  rounds"
+    )
+    for case, figures in results.items():
+        rate = statistics.median(each.rate for each in figures)
+        commits = statistics.median(each.commits for each in figures)
+        cpu = statistics.median(each.cpu for each in figures) * 1000
+        rounds = ", ".join(f"{each.rate:.1f}" for each in figures)
+        print(
+            f"{case:<8} {rate:>20.1f} {rate / floor:>8.2f} {commits:>16.2f} {cpu:>15.2f}  {rounds}"
+        )
+    ratios = [
+        saga.rate / base.rate for base, saga in zip(results["floor"], results["sagas"], strict=True)
+    ]
     print(f"ratio per round: {', '.join(f'{ratio:.2f}' for ratio in ratios)}")
+    print(f"load average: {' '.join(f'{value:.2f}' for value in os.getloadavg())}")
     return 0
 
 

@@ -47,7 +47,6 @@ cannot be read, is parked (the status queue's dead-letter queue) with its reason
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import functools
 import hashlib
@@ -374,20 +373,19 @@ class ClearingAnswers:
                 unmatched.append(f"{described}: not an answer to a payment")
                 continue
             name, body = signal
-            saga = await asyncio.to_thread(
-                functools.partial(
-                    self.store.find,
-                    saga_id=original.message_id,
-                    uetr=original.uetr or answer.ids.uetr,
-                    end_to_end_id=original.end_to_end_id or answer.ids.end_to_end_id,
-                )
+            prefix = f"{answer.kind.value}:{answer.ids.source_message_id or digest}"
+            saga, new = await self.runner.signal_found(
+                name,
+                functools.partial(_signal_key, prefix, index),
+                body,
+                saga_id=original.message_id,
+                uetr=original.uetr or answer.ids.uetr,
+                end_to_end_id=original.end_to_end_id or answer.ids.end_to_end_id,
+                definitions=self.definitions,
             )
-            if saga is None or saga.definition not in self.definitions:
+            if saga is None:
                 unmatched.append(f"{described}: matches no payment saga")
-                continue
-            source = answer.ids.source_message_id or digest
-            key = f"{answer.kind.value}:{source}:{saga.saga_id}:{index}"
-            if await self.runner.signal(saga.saga_id, name, key, body):
+            elif new:
                 moved += 1
             else:
                 self.duplicates += 1
@@ -400,6 +398,11 @@ class ClearingAnswers:
         self.parked += 1
         _log.warning("clearing answer parked: %s", reason[:300])
         await self.parking.park(document, reason=reason[:500])
+
+
+def _signal_key(prefix: str, index: int, saga_id: str) -> str:
+    """An answer's deduplication key: its kind and message id, the saga, its place."""
+    return f"{prefix}:{saga_id}:{index}"
 
 
 def _describe(answer: CanonicalMessage, index: int) -> str:

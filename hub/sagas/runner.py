@@ -17,7 +17,7 @@ How a saga moves (:meth:`SagaRunner.run_once`, or :meth:`SagaRunner.run` in a lo
 4. :class:`~hub.sagas.definition.Compensate`: the compensations of the action steps done,
    newest first, each an action step as above, then the saga finishes;
 5. each transition is saved with its journal event in one transaction
-   (:meth:`SagaStore.save`), conditional on the lease: a process that lost its lease
+   (:meth:`SagaStore.save_in`), conditional on the lease: a process that lost its lease
    stops, and the next one starts again from the last recorded transition.
 6. a transition the journal refuses (its event holds what looks like a card number: an
    end-to-end id or a reason code from outside with a Luhn-valid 13-19 digit run) can never
@@ -26,6 +26,19 @@ How a saga moves (:meth:`SagaRunner.run_once`, or :meth:`SagaRunner.run` in a lo
    again on the next passes; after ``max_save_failures`` failures in a row for one saga
    while the journal takes its ``attention`` event, it stops there too: never an endless
    loop.
+
+Group commit: the transitions, starts and signals of all the sagas a process is moving
+are written in one database transaction when they come together (:class:`_GroupCommit`;
+one commit instead of one each, ``bench/RESULTS.md``, "Payment sagas"). Each caller still
+waits for the commit of its own write: no step starts before the transition that leads to
+it is durable, and a signal is durable before :meth:`SagaRunner.signal` returns (and the
+broker message that brought it is acknowledged).
+
+While :meth:`SagaRunner.run` runs, the process that starts a saga leases it to itself in
+the transaction that creates it and moves it at once, and the process that stores an
+answer for a waiting saga leases it and makes the wait transition in that same
+transaction (:meth:`SagaRunner.signal`, :meth:`SagaRunner.signal_found`); sagas made due
+otherwise (timeouts, retries, a lease run out) are claimed every ``idle`` seconds.
 
 A process that dies part way leaves the lease to run out (``lease`` seconds); another
 process (or the same one restarted) then claims the saga and repeats the interrupted step,
@@ -42,10 +55,13 @@ import hashlib
 import logging
 import os
 import socket
+import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar, cast
+
+from sqlalchemy.engine import Connection
 
 from adapters.base import scrub
 from canonical_model.pan import contains_clear_pan
@@ -66,6 +82,8 @@ _log = logging.getLogger("isobridge.sagas")
 
 _ERROR_LIMIT: Final = 200
 _PERSONAL_CACHE: Final = 10_000
+
+_T = TypeVar("_T")
 
 
 def posting_reference(saga_id: str, step: str) -> str:
@@ -135,6 +153,74 @@ def _default_owner() -> str:
     return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+class _GroupCommit:
+    """Writes of many sagas in one database transaction, like the hub's journal writer
+    (:class:`hub.journaling.JournalWriter`), but each caller awaits the commit of its own
+    write: a transition is durable before the step after it starts, a signal before the
+    broker message that brought it is acknowledged.
+
+    The first write starts a flush at once; writes that come while a flush is in progress
+    go together into the next one (no timer: one saga alone waits for no other). When a
+    batch fails, each of its writes is tried again in a transaction of its own, so that one
+    refused write fails alone.
+    """
+
+    def __init__(self, store: SagaStore) -> None:
+        self.store = store
+        self._queue: list[tuple[Callable[[Connection, list[Event]], Any], asyncio.Future[Any]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def __call__(self, work: Callable[[Connection, list[Event]], _T]) -> _T:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((work, future))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush())
+        return cast(_T, await future)
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                results = await asyncio.to_thread(
+                    self.store.in_one_transaction, [work for work, _ in batch]
+                )
+            except Exception as exc:
+                if len(batch) == 1:
+                    _settle(batch[0][1], error=exc)
+                    continue
+                for work, future in batch:
+                    try:
+                        (result,) = await asyncio.to_thread(self.store.in_one_transaction, [work])
+                    except Exception as alone:
+                        _settle(future, error=alone)
+                    else:
+                        _settle(future, result)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                _settle(future, result)
+
+
+def _settle(
+    future: asyncio.Future[Any], result: Any = None, *, error: Exception | None = None
+) -> None:
+    if future.done():  # its caller was cancelled; the write stands, as after a crash
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """A transition to save: the saga before and after it, its event, signal states."""
+
+    before: SagaRecord
+    after: SagaRecord
+    event: Event
+    signals: Mapping[str, SignalState] | None
+
+
 class SagaRunner:
     """Runs the sagas of ``definitions`` with ``actions`` (by name) on ``store``.
 
@@ -174,6 +260,9 @@ class SagaRunner:
         self._save_failures: dict[str, int] = {}
         self._wake = asyncio.Event()
         self._personal: dict[str, Mapping[str, Any]] = {}
+        self._commit = _GroupCommit(store)
+        self._ready: list[SagaRecord] = []
+        self._running = False
 
     # -- starting and signalling ----------------------------------------------------------
 
@@ -204,12 +293,20 @@ class SagaRunner:
             status=status,
             summary=summary,
         )
-        created = await asyncio.to_thread(self.store.create, new, event)
-        if created:
-            if personal is not None:
-                self._remember(saga_id, personal)
-            self.wake()
-        return created
+        owner = self.owner if self._running else None
+        created = await self._commit(
+            lambda connection, later: self.store.create_in(
+                connection, new, event, owner=owner, lease=self.lease, journal_later=later
+            )
+        )
+        if created is None:
+            return False
+        if personal is not None:
+            self._remember(saga_id, personal)
+        if created.lease_owner is not None:
+            self._ready.append(created)
+        self.wake()
+        return True
 
     def new_saga(
         self,
@@ -263,10 +360,90 @@ class SagaRunner:
     ) -> bool:
         """Give ``saga_id`` the signal ``signal`` (deduplicated on ``key``); ``False`` for a
         repeat (nothing changes)."""
-        new = await asyncio.to_thread(self.store.add_signal, saga_id, key, signal, body or {})
+        owner = self.owner if self._running else None
+        new, claimed, moved = await self._commit(
+            lambda connection, later: self._signal_in(
+                connection, later, saga_id, key, signal, body or {}, owner
+            )
+        )
+        self._took(claimed, moved)
         if new:
             self.wake()
         return new
+
+    def _signal_in(
+        self,
+        connection: Connection,
+        later: list[Event],
+        saga_id: str,
+        key: str,
+        signal: str,
+        body: Mapping[str, Any],
+        owner: str | None,
+    ) -> tuple[bool, SagaRecord | None, bool]:
+        """Store a signal and, when that leased its saga to ``owner``, make the saga's wait
+        transition in the same transaction (a stored answer consumed in one step): whether
+        the signal is new, the saga now held (or ``None``), whether it moved."""
+        new, claimed = self.store.add_signal_in(
+            connection, saga_id, key, signal, body, owner=owner, lease=self.lease
+        )
+        if claimed is None:
+            return new, None, False
+        definition = self.definitions.get(claimed.definition)
+        if definition is None or not definition.has_step(claimed.step):
+            return new, claimed, False
+        step = definition.step(claimed.step)
+        pending = self.store.signals_in(connection, saga_id, pending_only=True)
+        write = self._plan_wait(definition, step, claimed, self.store.now(), pending)
+        saved = None if write is None else self._write_in(connection, later, write)
+        return new, saved or claimed, saved is not None
+
+    def _took(self, record: SagaRecord | None, moved: bool) -> None:
+        """A saga that a signal leased to this runner (and moved, if ``moved``)."""
+        if record is None:
+            return
+        if moved:
+            self.transitions += 1
+        if record.lease_owner is not None:
+            self._ready.append(record)
+        elif record.phase is Phase.DONE:
+            self._personal.pop(record.saga_id, None)
+
+    async def signal_found(
+        self,
+        signal: str,
+        key: Callable[[str], str],
+        body: Mapping[str, Any] | None = None,
+        *,
+        saga_id: str | None = None,
+        uetr: str | None = None,
+        end_to_end_id: str | None = None,
+        definitions: Collection[str] | None = None,
+    ) -> tuple[SagaRecord | None, bool]:
+        """:meth:`signal` for the saga that :meth:`SagaStore.find` finds by ``saga_id``,
+        ``uetr`` or ``end_to_end_id`` (one of ``definitions``, if given), deduplicated on
+        ``key(<its saga id>)``; finding and storing in one transaction. The saga as found
+        (``None``: no such saga, nothing stored) and whether the signal is new."""
+
+        def find_and_store(
+            connection: Connection, later: list[Event]
+        ) -> tuple[SagaRecord | None, bool, SagaRecord | None, bool]:
+            found = self.store.find_in(
+                connection, saga_id=saga_id, uetr=uetr, end_to_end_id=end_to_end_id
+            )
+            if found is None or (definitions is not None and found.definition not in definitions):
+                return None, False, None, False
+            new, claimed, moved = self._signal_in(
+                connection, later, found.saga_id, key(found.saga_id), signal, body or {}, owner
+            )
+            return found, new, claimed, moved
+
+        owner = self.owner if self._running else None
+        found, new, claimed, moved = await self._commit(find_and_store)
+        self._took(claimed, moved)
+        if new:
+            self.wake()
+        return found, new
 
     def wake(self) -> None:
         """Look for due sagas now (a saga was started or signalled)."""
@@ -275,28 +452,75 @@ class SagaRunner:
     # -- running --------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run due sagas until ``stop`` is set (idle: look again every ``idle`` seconds)."""
-        while not stop.is_set():
-            try:
-                moved = await self.run_once()
-            except Exception:  # the database went away: log, wait, go on
-                _log.exception("saga runner pass failed")
-                moved = 0
-            if moved:
-                continue
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.idle)
+        """Run due sagas until ``stop`` is set, then finish the steps under way.
+
+        While it runs, the runner takes the lease of the sagas it starts (and of the waiting
+        ones it stores a signal for) in that same transaction and moves them at once; the
+        others it claims at most every ``idle`` seconds (:meth:`SagaStore.claim_due`). Each
+        saga moves in a task of its own, so one slow step holds up no other saga.
+        """
+        working: set[asyncio.Task[int]] = set()
+        claimed_at = -float("inf")
+        self._running = True
+        stopping = asyncio.create_task(self._wake_on(stop))
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                claim = time.monotonic() - claimed_at >= self.idle
+                if claim:
+                    claimed_at = time.monotonic()
+                try:
+                    records = await self._take(claim, max(self.batch - len(working), 1))
+                except Exception:  # the database went away: log, wait, go on
+                    _log.exception("saga runner pass failed")
+                    records = []
+                for record in records:
+                    task = asyncio.create_task(self._advance_logged(record))
+                    working.add(task)
+                    task.add_done_callback(working.discard)
+                if self._ready:
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.idle)
+        finally:
+            self._running = False
+            stopping.cancel()
+            if working:
+                await asyncio.gather(*working, return_exceptions=True)
+            left, self._ready = self._ready, []
+            for record in left:  # claimed as the loop stopped: due again for anyone
+                await asyncio.to_thread(self.store.release, record)
+
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._wake.set()
 
     async def run_once(self) -> int:
         """Claim the due sagas and move each as far as it can go now; transitions made."""
-        claimed = await asyncio.to_thread(
-            self.store.claim_due, self.owner, self.lease, self.batch, self._names
-        )
+        claimed = await self._take(True, self.batch)
         if not claimed:
             return 0
         results = await asyncio.gather(*(self._advance_claimed(record) for record in claimed))
         return sum(results)
+
+    async def _take(self, claim: bool, room: int) -> list[SagaRecord]:
+        """The sagas leased at their start or signal, and (``claim``) up to ``room`` due
+        ones claimed now."""
+        records, self._ready = self._ready, []
+        if claim and room > 0:
+            records += await self._commit(
+                lambda connection, _: self.store.claim_due_in(
+                    connection, self.owner, self.lease, room, self._names
+                )
+            )
+        return records
+
+    async def _advance_logged(self, record: SagaRecord) -> int:
+        try:
+            return await self._advance_claimed(record)
+        except Exception:
+            _log.exception("saga %s: a transition failed", record.saga_id)
+            return 0
 
     async def _advance_claimed(self, record: SagaRecord) -> int:
         moved = 0
@@ -344,8 +568,10 @@ class SagaRunner:
         attempt = int(tries.get(step.name, 0)) + 1
         if attempt > step.max_attempts:  # reached again through a loop (recall, recall...)
             reason = f"{step.name} reached {attempt} times (at most {step.max_attempts})"
-            return await self._attention(
-                record, dict(record.data), {"step": step.name}, reason, record.phase
+            return await self._write(
+                self._plan_attention(
+                    record, dict(record.data), {"step": step.name}, reason, record.phase
+                )
             )
         tries[step.name] = attempt
         context = StepContext(
@@ -375,24 +601,39 @@ class SagaRunner:
             if undo:
                 target: Target = Goto(undo.pop(0))
                 data["undo"] = undo
-                return await self._save(definition, record, data, target, body, compensation=True)
+                return await self._write(
+                    self._plan_save(definition, record, data, target, body, compensation=True)
+                )
             finish = data.get("finish") or {}
             target = Finish(str(finish.get("outcome", "compensated")), finish.get("status"))
-            return await self._save(definition, record, data, target, body)
+            return await self._write(self._plan_save(definition, record, data, target, body))
         target_or_none = step.on.get(result.outcome)
         if target_or_none is None:
             reason = (
                 f"step {step.name}: outcome {result.outcome} leads nowhere in {definition.name}"
             )
-            return await self._attention(record, data, body, reason, Phase.ACTIVE)
+            return await self._write(self._plan_attention(record, data, body, reason, Phase.ACTIVE))
         if step.compensation is not None:
             data["done"] = [*data.get("done", []), step.name]
-        return await self._save(definition, record, data, target_or_none, body)
+        return await self._write(self._plan_save(definition, record, data, target_or_none, body))
 
     async def _wait(
         self, definition: SagaDefinition, step: Step, record: SagaRecord, now: dt.datetime
     ) -> SagaRecord | None:
         pending = await asyncio.to_thread(self.store.signals, record.saga_id, pending_only=True)
+        write = self._plan_wait(definition, step, record, now, pending)
+        return None if write is None else await self._write(write)
+
+    def _plan_wait(
+        self,
+        definition: SagaDefinition,
+        step: Step,
+        record: SagaRecord,
+        now: dt.datetime,
+        pending: Sequence[Signal],
+    ) -> _Write | None:
+        """The transition of a waiting saga given its ``pending`` signals (``None``: it
+        waits on)."""
         states: dict[str, SignalState] = {}
         chosen: Signal | None = None
         for signal in pending:
@@ -413,16 +654,16 @@ class SagaRunner:
             body["signal"] = TIMEOUT
             target = step.on[TIMEOUT]
         elif record.deadline is not None and record.deadline <= now:
-            return await self._attention(
+            return self._plan_attention(
                 record, data, body, f"step {step.name}: no answer in time", Phase.WAITING, states
             )
         else:
             if states:  # only ignored signals: note them, keep waiting
                 body.update(ignored=len(states))
                 after = dataclasses.replace(record, next_at=record.deadline or now)
-                return await self._store(record, after, EventKind.SAGA_SIGNAL, body, states)
+                return self._plan(record, after, EventKind.SAGA_SIGNAL, body, states)
             return None
-        return await self._save(
+        return self._plan_save(
             definition, record, data, target, body, kind=EventKind.SAGA_SIGNAL, signals=states
         )
 
@@ -432,8 +673,14 @@ class SagaRunner:
         data = {**record.data, "tries": tries}
         body: dict[str, Any] = {"step": step.name, "attempt": attempt, "failed": reason}
         if attempt >= step.max_attempts:
-            return await self._attention(
-                record, data, body, f"{step.name} failed {attempt} times: {reason}", record.phase
+            return await self._write(
+                self._plan_attention(
+                    record,
+                    data,
+                    body,
+                    f"{step.name} failed {attempt} times: {reason}",
+                    record.phase,
+                )
             )
         delay = step.retry_after * 2 ** (attempt - 1)
         if step.max_retry_after is not None:
@@ -446,9 +693,9 @@ class SagaRunner:
             last_error=reason,
         )
         _log.warning("saga %s: %s", record.saga_id, body["failed"])
-        return await self._store(record, after, EventKind.SAGA_STEP, body)
+        return await self._write(self._plan(record, after, EventKind.SAGA_STEP, body))
 
-    async def _attention(
+    def _plan_attention(
         self,
         record: SagaRecord,
         data: dict[str, Any],
@@ -456,7 +703,7 @@ class SagaRunner:
         reason: str,
         resume: Phase,
         signals: Mapping[str, SignalState] | None = None,
-    ) -> SagaRecord | None:
+    ) -> _Write:
         data["resume"] = resume.value
         body = {**body, "attention": reason[:_ERROR_LIMIT]}
         tries = data.get("tries", {})
@@ -468,9 +715,9 @@ class SagaRunner:
             last_error=reason[:_ERROR_LIMIT],
         )
         _log.error("saga %s needs attention: %s", record.saga_id, reason)
-        return await self._store(record, after, EventKind.SAGA_ATTENTION, body, signals)
+        return self._plan(record, after, EventKind.SAGA_ATTENTION, body, signals)
 
-    async def _save(
+    def _plan_save(
         self,
         definition: SagaDefinition,
         record: SagaRecord,
@@ -481,7 +728,7 @@ class SagaRunner:
         kind: EventKind = EventKind.SAGA_STEP,
         compensation: bool = False,
         signals: Mapping[str, SignalState] | None = None,
-    ) -> SagaRecord | None:
+    ) -> _Write:
         now = self.store.now()
         if isinstance(target, Compensate):
             undo = [
@@ -501,7 +748,7 @@ class SagaRunner:
                 after = self._at_step(
                     definition.step(undo[0]), record, data, now, Phase.COMPENSATING
                 )
-                return await self._store(record, after, kind, body, signals)
+                return self._plan(record, after, kind, body, signals)
         if isinstance(target, Finish):
             if target.status is not None:
                 data["status"] = target.status
@@ -517,14 +764,14 @@ class SagaRunner:
                 last_error=None,
             )
             final_kind = EventKind.SAGA_FINISHED
-            return await self._store(record, after, final_kind, body, signals)
+            return self._plan(record, after, final_kind, body, signals)
         next_step = definition.step(target.step)
         if next_step.status is not None:
             data["status"] = next_step.status
         body["next"] = next_step.name
         phase = Phase.COMPENSATING if compensation else Phase.ACTIVE
         after = self._at_step(next_step, record, data, now, phase)
-        return await self._store(record, after, kind, body, signals)
+        return self._plan(record, after, kind, body, signals)
 
     @staticmethod
     def _at_step(
@@ -554,14 +801,14 @@ class SagaRunner:
             last_error=None,
         )
 
-    async def _store(
+    def _plan(
         self,
         record: SagaRecord,
         after: SagaRecord,
         kind: EventKind,
         body: dict[str, Any],
         signals: Mapping[str, SignalState] | None = None,
-    ) -> SagaRecord:
+    ) -> _Write:
         status = after.data.get("status")
         values = after.values
         event_body: dict[str, Any] = {"saga": record.definition, **body}
@@ -577,9 +824,29 @@ class SagaRunner:
             self.store.now(),
             event_body,
         )
+        return _Write(record, after, event, signals)
+
+    def _write_in(
+        self, connection: Connection, later: list[Event], write: _Write
+    ) -> SagaRecord | None:
+        return self.store.save_in(
+            connection,
+            write.before,
+            write.after,
+            [write.event],
+            lease=self.lease,
+            signals=write.signals,
+            journal_later=later,
+        )
+
+    async def _write(self, write: _Write) -> SagaRecord:
+        """Save ``write`` (group commit): the saga as saved, or ``write.before`` when the
+        lease was lost meanwhile (nothing written). A transition the journal refuses, or one
+        that failed ``max_save_failures`` times in a row, stops the saga in ``attention``."""
+        record, kind = write.before, write.event.kind
         try:
-            saved = await asyncio.to_thread(
-                self.store.save, record, after, [event], lease=self.lease, signals=signals
+            saved = await self._commit(
+                lambda connection, later: self._write_in(connection, later, write)
             )
         except ValueError as exc:  # the journal refused the event: it always will
             return await self._refused(record, f"the journal refused its {kind} event: {exc}")
@@ -592,8 +859,10 @@ class SagaRunner:
             return await self._refused(record, scrub(f"{reason}: {exc}"))
         self._save_failures.pop(record.saga_id, None)
         if saved is None:
-            _log.warning("saga %s: lease lost before saving %s", record.saga_id, body)
-            return record
+            _log.warning(
+                "saga %s: lease lost before saving %s", write.before.saga_id, write.event.body
+            )
+            return write.before
         return saved
 
     async def _refused(self, record: SagaRecord, reason: str) -> SagaRecord:

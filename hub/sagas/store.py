@@ -23,6 +23,15 @@ Signals
     makes the saga due at once; the process that claims it hands the signal to the waiting
     step. A signal that arrives before the saga waits for it (a pacs.002 faster than the
     recording of the pacs.008's sending) stays pending until it does.
+
+Several changes in one transaction
+    Each writing method has a ``..._in`` form that works inside the caller's transaction
+    (:meth:`SagaStore.create_in`, :meth:`~SagaStore.save_in`, :meth:`~SagaStore.add_signal_in`,
+    :meth:`~SagaStore.claim_due_in`): the runner starts a saga and leases it to itself in one
+    transaction, stores an answer and claims the saga it wakes in one, and commits the
+    transitions of many sagas together (:meth:`SagaStore.in_one_transaction`, one journal
+    append for all their events). Each change keeps its own conditions (version, lease), so
+    a change that finds its saga changed writes nothing and the others are not affected.
 """
 
 from __future__ import annotations
@@ -33,9 +42,9 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import bindparam, case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
@@ -55,6 +64,8 @@ __all__ = [
 ]
 
 _TEXT_LIMIT: Final = 200
+
+_T = TypeVar("_T")
 
 
 class Phase(StrEnum):
@@ -169,20 +180,128 @@ def _json(value: Mapping[str, Any]) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def _param(name: str, column: Any) -> Any:
+    return bindparam(f"p_{name}", type_=column.type)
+
+
+_LIVE: Final = [phase.value for phase in LIVE_PHASES]
+
+# The statements of the hot path, built once: building and hashing a statement per call
+# costs more CPU than running it (bench/RESULTS.md, "Payment sagas").
+_SAVED_COLUMNS: Final = (
+    SAGAS.c.step,
+    SAGAS.c.phase,
+    SAGAS.c.outcome,
+    SAGAS.c.attempts,
+    SAGAS.c.next_at,
+    SAGAS.c.deadline,
+    SAGAS.c.version,
+    SAGAS.c.data,
+    SAGAS.c.last_error,
+    SAGAS.c.updated_at,
+)
+
+
+def _save_statement(*, let_go: bool) -> Any:
+    """The conditional update of a save; ``let_go``: it gives the lease back as well."""
+    lease: dict[Any, Any] = (
+        {SAGAS.c.lease_owner: None, SAGAS.c.lease_until: None}
+        if let_go
+        else {SAGAS.c.lease_until: _param("lease_until", SAGAS.c.lease_until)}
+    )
+    return (
+        update(SAGAS)
+        .where(
+            SAGAS.c.saga_id == _param("saga_id", SAGAS.c.saga_id),
+            SAGAS.c.version == _param("seen", SAGAS.c.version),
+            SAGAS.c.lease_owner == _param("owner", SAGAS.c.lease_owner),
+        )
+        .values({column: _param(column.name, column) for column in _SAVED_COLUMNS} | lease)
+    )
+
+
+_SAVE: Final = _save_statement(let_go=False)
+_SAVE_SETTLED: Final = _save_statement(let_go=True)
+_LET_GO: Final = (
+    update(SAGAS)
+    .where(SAGAS.c.saga_id == _param("saga_id", SAGAS.c.saga_id))
+    .values(
+        lease_owner=None,
+        lease_until=None,
+        next_at=_param("next_at", SAGAS.c.next_at),
+        version=_param("version", SAGAS.c.version),
+    )
+)
+_SIGNAL_STATE: Final = (
+    update(SAGA_SIGNALS)
+    .where(SAGA_SIGNALS.c.signal_key == _param("key", SAGA_SIGNALS.c.signal_key))
+    .values(state=_param("state", SAGA_SIGNALS.c.state))
+)
+_PENDING: Final = (
+    select(SAGA_SIGNALS.c.signal_key)
+    .where(
+        SAGA_SIGNALS.c.saga_id == _param("saga_id", SAGA_SIGNALS.c.saga_id),
+        SAGA_SIGNALS.c.state == SignalState.PENDING.value,
+    )
+    .limit(1)
+)
+_DUE_IF_WAITING: Final = (
+    update(SAGAS)
+    .where(SAGAS.c.saga_id == _param("saga_id", SAGAS.c.saga_id))
+    .values(
+        next_at=case(
+            (SAGAS.c.phase == Phase.WAITING.value, _param("now", SAGAS.c.next_at)),
+            else_=SAGAS.c.next_at,
+        )
+    )
+)
+_CLAIM_WAITING: Final = (
+    update(SAGAS)
+    .where(
+        SAGAS.c.saga_id == _param("saga_id", SAGAS.c.saga_id),
+        SAGAS.c.phase == Phase.WAITING.value,
+        or_(SAGAS.c.lease_owner.is_(None), SAGAS.c.lease_until < _param("now", SAGAS.c.next_at)),
+    )
+    .values(
+        lease_owner=_param("owner", SAGAS.c.lease_owner),
+        lease_until=_param("until", SAGAS.c.lease_until),
+        version=SAGAS.c.version + 1,
+    )
+    .returning(*SAGAS.c)
+)
+_FIND: Final = tuple(
+    select(SAGAS)
+    .where(column == _param("value", column))
+    .order_by(SAGAS.c.created_at.desc())
+    .limit(1)
+    for column in (SAGAS.c.saga_id, SAGAS.c.uetr, SAGAS.c.end_to_end_id)
+)
+_SIGNALS: Final = (
+    select(SAGA_SIGNALS)
+    .where(SAGA_SIGNALS.c.saga_id == _param("saga_id", SAGA_SIGNALS.c.saga_id))
+    .order_by(SAGA_SIGNALS.c.received_at, SAGA_SIGNALS.c.signal_key)
+)
+_PENDING_SIGNALS: Final = _SIGNALS.where(SAGA_SIGNALS.c.state == SignalState.PENDING.value)
+_INSERTS: dict[tuple[str, str], Any] = {}
+
+
 def _insert_ignoring_duplicates(
     connection: Connection, table: Any, values: Mapping[str, Any]
 ) -> bool:
     """``INSERT ... ON CONFLICT DO NOTHING RETURNING``: whether the row is new (the
     ``rowcount`` of such an insert is not to be trusted: ARCHITECTURE.md, field notes)."""
     name = connection.dialect.name
-    if name == "postgresql":
-        statement: Any = postgresql.insert(table).values(**values).on_conflict_do_nothing()
-    elif name == "sqlite":
-        statement = sqlite.insert(table).values(**values).on_conflict_do_nothing()
-    else:  # pragma: no cover - the journal runs on SQLite and PostgreSQL only
-        statement = insert(table).values(**values)
-    key = next(iter(table.primary_key.columns))
-    return connection.execute(statement.returning(key)).first() is not None
+    statement = _INSERTS.get((table.name, name))
+    if statement is None:
+        key = next(iter(table.primary_key.columns))
+        if name == "postgresql":
+            statement = postgresql.insert(table).on_conflict_do_nothing().returning(key)
+        elif name == "sqlite":
+            statement = sqlite.insert(table).on_conflict_do_nothing().returning(key)
+        else:  # pragma: no cover - the journal runs on SQLite and PostgreSQL only
+            statement = insert(table).returning(key)
+        _INSERTS[(table.name, name)] = statement
+    return connection.execute(statement, dict(values)).first() is not None
 
 
 class SagaStore:
@@ -202,6 +321,25 @@ class SagaStore:
     def create(self, saga: NewSaga, event: Event) -> bool:
         """Store a new saga and its ``saga_started`` ``event``; ``False`` (and nothing
         written) if a saga with that id exists already."""
+        with self.engine.begin() as connection:
+            return self.create_in(connection, saga, event) is not None
+
+    def create_in(
+        self,
+        connection: Connection,
+        saga: NewSaga,
+        event: Event,
+        *,
+        owner: str | None = None,
+        lease: float = 30.0,
+        journal_later: list[Event] | None = None,
+    ) -> SagaRecord | None:
+        """:meth:`create` inside the caller's transaction; with ``owner``, the new saga is
+        leased to it at once (the process that starts a saga goes on with it without a
+        claim of its own). The row as written, ``None`` if the saga exists already.
+
+        With ``journal_later``, the event is put there for the caller to append later in
+        the same transaction (:meth:`in_one_transaction`) instead of being appended now."""
         now = self._now()
         data: dict[str, Any] = {
             "values": dict(saga.values),
@@ -212,34 +350,32 @@ class SagaStore:
             "status": saga.status,
             "resume": None,
         }
-        with self.engine.begin() as connection:
-            created = _insert_ignoring_duplicates(
-                connection,
-                SAGAS,
-                {
-                    "saga_id": saga.saga_id,
-                    "tenant": saga.tenant,
-                    "definition": saga.definition,
-                    "step": saga.first_step,
-                    "phase": saga.phase.value,
-                    "outcome": None,
-                    "attempts": 0,
-                    "next_at": now,
-                    "deadline": saga.deadline,
-                    "lease_owner": None,
-                    "lease_until": None,
-                    "version": 1,
-                    "data": _json(data),
-                    "last_error": None,
-                    "end_to_end_id": saga.end_to_end_id,
-                    "uetr": saga.uetr,
-                    "created_at": now,
-                    "updated_at": now,
-                },
-            )
-            if created:
-                self.journal.append(connection, [event])
-            return created
+        values: dict[str, Any] = {
+            "saga_id": saga.saga_id,
+            "tenant": saga.tenant,
+            "definition": saga.definition,
+            "step": saga.first_step,
+            "phase": saga.phase.value,
+            "outcome": None,
+            "attempts": 0,
+            "next_at": now,
+            "deadline": saga.deadline,
+            "lease_owner": owner,
+            "lease_until": None if owner is None else now + dt.timedelta(seconds=lease),
+            "version": 1,
+            "data": _json(data),
+            "last_error": None,
+            "end_to_end_id": saga.end_to_end_id,
+            "uetr": saga.uetr,
+            "created_at": now,
+            "updated_at": now,
+        }
+        if not _insert_ignoring_duplicates(connection, SAGAS, values):
+            return None
+        self._journal(connection, [event], journal_later)
+        values["phase"] = saga.phase
+        values["data"] = data
+        return SagaRecord(**values)
 
     def due(self, limit: int = 32) -> list[tuple[str, int]]:
         """(saga id, version) of live sagas that are due and not leased, oldest due first."""
@@ -288,6 +424,18 @@ class SagaStore:
         limit: int = 32,
         definitions: Sequence[str] | None = None,
     ) -> list[SagaRecord]:
+        """:meth:`claim_due_in` in a transaction of its own."""
+        with self.engine.begin() as connection:
+            return self.claim_due_in(connection, owner, lease, limit, definitions)
+
+    def claim_due_in(
+        self,
+        connection: Connection,
+        owner: str,
+        lease: float,
+        limit: int = 32,
+        definitions: Sequence[str] | None = None,
+    ) -> list[SagaRecord]:
         """Take the lease of up to ``limit`` due sagas in one statement (:meth:`due` and
         :meth:`claim` together): ``UPDATE ... WHERE <due and not leased> RETURNING``. The
         condition is checked again on each row as it is updated, so of two processes that
@@ -306,21 +454,18 @@ class SagaStore:
         )
         if definitions is not None:
             candidates = candidates.where(SAGAS.c.definition.in_(list(definitions)))
-        with self.engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                candidates = candidates.with_for_update(skip_locked=True)
-            rows = connection.execute(
-                update(SAGAS)
-                .where(
-                    SAGAS.c.saga_id.in_(candidates.scalar_subquery()), SAGAS.c.phase.in_(live), free
-                )
-                .values(
-                    lease_owner=owner,
-                    lease_until=now + dt.timedelta(seconds=lease),
-                    version=SAGAS.c.version + 1,
-                )
-                .returning(*SAGAS.c)
-            ).all()
+        if connection.dialect.name == "postgresql":
+            candidates = candidates.with_for_update(skip_locked=True)
+        rows = connection.execute(
+            update(SAGAS)
+            .where(SAGAS.c.saga_id.in_(candidates.scalar_subquery()), SAGAS.c.phase.in_(live), free)
+            .values(
+                lease_owner=owner,
+                lease_until=now + dt.timedelta(seconds=lease),
+                version=SAGAS.c.version + 1,
+            )
+            .returning(*SAGAS.c)
+        ).all()
         return sorted((_record(row) for row in rows), key=lambda record: record.next_at)
 
     def save(
@@ -332,7 +477,23 @@ class SagaStore:
         lease: float,
         signals: Mapping[str, SignalState] | None = None,
     ) -> SagaRecord | None:
-        """Write ``after`` over ``before`` with the ``events`` that record the change, in one
+        """:meth:`save_in` in a transaction of its own."""
+        with self.engine.begin() as connection:
+            return self.save_in(connection, before, after, events, lease=lease, signals=signals)
+
+    def save_in(
+        self,
+        connection: Connection,
+        before: SagaRecord,
+        after: SagaRecord,
+        events: Sequence[Event],
+        *,
+        lease: float,
+        signals: Mapping[str, SignalState] | None = None,
+        journal_later: list[Event] | None = None,
+    ) -> SagaRecord | None:
+        """Write ``after`` over ``before`` with the ``events`` that record the change (or put
+        them on ``journal_later``, as :meth:`create_in` does), inside the caller's
         transaction, if ``before`` is still what the database holds and this process still
         holds the lease; the row as written, else ``None`` (nothing written).
 
@@ -342,64 +503,62 @@ class SagaStore:
         """
         now = self._now()
         owner = before.lease_owner
+        version = before.version + 1
+        # A finished or stopped saga gives its lease back in this very update; a waiting one
+        # only once it is known that no signal is pending (looked at after the update: see
+        # release), so in an update of its own.
         settled = after.phase in (Phase.DONE, Phase.ATTENTION)
-        with self.engine.begin() as connection:
-            changed = connection.execute(
-                update(SAGAS)
-                .where(
-                    SAGAS.c.saga_id == before.saga_id,
-                    SAGAS.c.version == before.version,
-                    SAGAS.c.lease_owner == owner,
-                )
-                .values(
-                    step=after.step,
-                    phase=after.phase.value,
-                    outcome=after.outcome,
-                    attempts=after.attempts,
-                    next_at=after.next_at,
-                    deadline=after.deadline,
-                    lease_until=now + dt.timedelta(seconds=lease),
-                    version=before.version + 1,
-                    data=_json(after.data),
-                    last_error=None if after.last_error is None else after.last_error[:_TEXT_LIMIT],
-                    updated_at=now,
-                )
-            ).rowcount
-            if changed != 1:
-                return None  # nothing was written: the commit is empty
-            for key, state in (signals or {}).items():
-                connection.execute(
-                    update(SAGA_SIGNALS)
-                    .where(SAGA_SIGNALS.c.signal_key == key)
-                    .values(state=state.value)
-                )
-            self.journal.append(connection, events)
-            version = before.version + 1
-            idle = settled or (
-                after.phase is Phase.WAITING and not self._pending(connection, after.saga_id)
+        changed = connection.execute(
+            _SAVE_SETTLED if settled else _SAVE,
+            {
+                "p_saga_id": before.saga_id,
+                "p_seen": before.version,
+                "p_owner": owner,
+                "p_step": after.step,
+                "p_phase": after.phase.value,
+                "p_outcome": after.outcome,
+                "p_attempts": after.attempts,
+                "p_next_at": after.next_at,
+                "p_deadline": after.deadline,
+                "p_lease_until": now + dt.timedelta(seconds=lease),
+                "p_version": version,
+                "p_data": _json(after.data),
+                "p_last_error": None
+                if after.last_error is None
+                else after.last_error[:_TEXT_LIMIT],
+                "p_updated_at": now,
+            },
+        ).rowcount
+        if changed != 1:
+            return None  # nothing was written
+        for key, state in (signals or {}).items():
+            connection.execute(_SIGNAL_STATE, {"p_key": key, "p_state": state.value})
+        self._journal(connection, events, journal_later)
+        if settled:
+            return dataclasses.replace(
+                after, lease_owner=None, lease_until=None, version=version, updated_at=now
             )
-            if idle:
-                next_at = after.deadline if after.phase is Phase.WAITING else after.next_at
-                connection.execute(
-                    update(SAGAS)
-                    .where(SAGAS.c.saga_id == after.saga_id)
-                    .values(
-                        lease_owner=None, lease_until=None, next_at=next_at, version=version + 1
-                    )
-                )
-                return dataclasses.replace(
-                    after,
-                    next_at=next_at or after.next_at,
-                    lease_owner=None,
-                    lease_until=None,
-                    version=version + 1,
-                    updated_at=now,
-                )
+        # After the update above, whose row lock orders it with add_signal's (see release).
+        idle = after.phase is Phase.WAITING and not self._pending(connection, after.saga_id)
+        if not idle:
+            return dataclasses.replace(
+                after,
+                lease_owner=owner,
+                lease_until=now + dt.timedelta(seconds=lease),
+                version=version,
+                updated_at=now,
+            )
+        next_at = after.deadline if after.phase is Phase.WAITING else after.next_at
+        connection.execute(
+            _LET_GO,
+            {"p_saga_id": after.saga_id, "p_next_at": next_at, "p_version": version + 1},
+        )
         return dataclasses.replace(
             after,
-            lease_owner=owner,
-            lease_until=now + dt.timedelta(seconds=lease),
-            version=version,
+            next_at=next_at or after.next_at,
+            lease_owner=None,
+            lease_until=None,
+            version=version + 1,
             updated_at=now,
         )
 
@@ -438,42 +597,82 @@ class SagaStore:
     def _pending(connection: Connection, saga_id: str) -> bool:
         """Whether a signal is pending for ``saga_id`` (in the caller's transaction, after
         it updated the saga's row: see :meth:`release`)."""
-        return (
-            connection.execute(
-                select(SAGA_SIGNALS.c.signal_key)
-                .where(
-                    SAGA_SIGNALS.c.saga_id == saga_id,
-                    SAGA_SIGNALS.c.state == SignalState.PENDING.value,
-                )
-                .limit(1)
-            ).first()
-            is not None
-        )
+        return connection.execute(_PENDING, {"p_saga_id": saga_id}).first() is not None
 
     def add_signal(self, saga_id: str, key: str, signal: str, body: Mapping[str, Any]) -> bool:
         """Store a signal for ``saga_id`` under the deduplication ``key`` and make the saga
         due now; ``False`` (nothing changed) for a key seen before."""
-        now = self._now()
         with self.engine.begin() as connection:
-            new = _insert_ignoring_duplicates(
-                connection,
-                SAGA_SIGNALS,
-                {
-                    "signal_key": key[:128],
-                    "saga_id": saga_id,
-                    "signal": signal,
-                    "body": _json(body),
-                    "received_at": now,
-                    "state": SignalState.PENDING.value,
-                },
-            )
-            if new:
-                connection.execute(
-                    update(SAGAS)
-                    .where(SAGAS.c.saga_id == saga_id, SAGAS.c.phase == Phase.WAITING.value)
-                    .values(next_at=now)
-                )
+            new, _ = self.add_signal_in(connection, saga_id, key, signal, body)
             return new
+
+    def add_signal_in(
+        self,
+        connection: Connection,
+        saga_id: str,
+        key: str,
+        signal: str,
+        body: Mapping[str, Any],
+        *,
+        owner: str | None = None,
+        lease: float = 30.0,
+    ) -> tuple[bool, SagaRecord | None]:
+        """:meth:`add_signal` inside the caller's transaction: whether the signal is new and,
+        with ``owner``, the saga leased to ``owner`` when it was waiting and free (the
+        process that stores the answer goes on with it at once), else ``None``."""
+        now = self._now()
+        new = _insert_ignoring_duplicates(
+            connection,
+            SAGA_SIGNALS,
+            {
+                "signal_key": key[:128],
+                "saga_id": saga_id,
+                "signal": signal,
+                "body": _json(body),
+                "received_at": now,
+                "state": SignalState.PENDING.value,
+            },
+        )
+        if not new:
+            return False, None
+        if owner is not None:
+            claimed = connection.execute(
+                _CLAIM_WAITING,
+                {
+                    "p_saga_id": saga_id,
+                    "p_now": now,
+                    "p_owner": owner,
+                    "p_until": now + dt.timedelta(seconds=lease),
+                },
+            ).first()
+            if claimed is not None:
+                return True, _record(claimed)
+        # Whatever its phase, the row is locked here: a save or release of this saga that
+        # runs at the same time either sees this signal pending or comes before this update.
+        connection.execute(_DUE_IF_WAITING, {"p_saga_id": saga_id, "p_now": now})
+        return True, None
+
+    def in_one_transaction(
+        self, work: Sequence[Callable[[Connection, list[Event]], _T]]
+    ) -> list[_T]:
+        """Run each of ``work`` (``create_in``, ``save_in``... bound to their arguments), in
+        order, in one database transaction, then append the journal events they put on the
+        list each is given, in that order, with one append: their results, once it is
+        committed (group commit: one commit for the transitions of many sagas). An
+        exception rolls back all of it."""
+        events: list[Event] = []
+        with self.engine.begin() as connection:
+            results = [item(connection, events) for item in work]
+            self.journal.append(connection, events)
+        return results
+
+    def _journal(
+        self, connection: Connection, events: Sequence[Event], later: list[Event] | None
+    ) -> None:
+        if later is None:
+            self.journal.append(connection, events)
+        else:
+            later.extend(events)
 
     def retry(self, saga_id: str, *, by: str) -> SagaRecord:
         """Re-arm a saga (``isobridge sagas retry``): one in ``attention`` runs its step
@@ -564,17 +763,22 @@ class SagaStore:
     ) -> SagaRecord | None:
         """The saga named by its id, else by its UETR, else by its end-to-end id (the
         newest, if several share one)."""
-        if saga_id:
-            found = self.get(saga_id)
-            if found is not None:
-                return found
-        for column, value in ((SAGAS.c.uetr, uetr), (SAGAS.c.end_to_end_id, end_to_end_id)):
+        with self.engine.connect().execution_options(**READ_ONLY) as connection:
+            return self.find_in(connection, saga_id=saga_id, uetr=uetr, end_to_end_id=end_to_end_id)
+
+    @staticmethod
+    def find_in(
+        connection: Connection,
+        *,
+        saga_id: str | None = None,
+        uetr: str | None = None,
+        end_to_end_id: str | None = None,
+    ) -> SagaRecord | None:
+        """:meth:`find` inside the caller's transaction."""
+        for statement, value in zip(_FIND, (saga_id, uetr, end_to_end_id), strict=True):
             if not value:
                 continue
-            with self.engine.connect().execution_options(**READ_ONLY) as connection:
-                row = connection.execute(
-                    select(SAGAS).where(column == value).order_by(SAGAS.c.created_at.desc())
-                ).first()
+            row = connection.execute(statement, {"p_value": value}).first()
             if row is not None:
                 return _record(row)
         return None
@@ -595,15 +799,17 @@ class SagaStore:
 
     def signals(self, saga_id: str, *, pending_only: bool = False) -> list[Signal]:
         """The signals of ``saga_id``, oldest first."""
-        query = (
-            select(SAGA_SIGNALS)
-            .where(SAGA_SIGNALS.c.saga_id == saga_id)
-            .order_by(SAGA_SIGNALS.c.received_at, SAGA_SIGNALS.c.signal_key)
-        )
-        if pending_only:
-            query = query.where(SAGA_SIGNALS.c.state == SignalState.PENDING.value)
         with self.engine.connect().execution_options(**READ_ONLY) as connection:
-            rows = connection.execute(query).all()
+            return self.signals_in(connection, saga_id, pending_only=pending_only)
+
+    @staticmethod
+    def signals_in(
+        connection: Connection, saga_id: str, *, pending_only: bool = False
+    ) -> list[Signal]:
+        """:meth:`signals` inside the caller's transaction."""
+        rows = connection.execute(
+            _PENDING_SIGNALS if pending_only else _SIGNALS, {"p_saga_id": saga_id}
+        ).all()
         return [
             Signal(
                 row.signal_key,

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
 
 from hub.sagas.definition import Compensate, Finish, Goto, SagaDefinition, Step
 from hub.sagas.runner import Action, SagaRunner, StepContext, StepFailedError, StepResult
@@ -287,6 +289,124 @@ def test_a_runner_abandoned_mid_step_is_taken_over_after_its_lease(
     scenario()
 
 
+class Commits:
+    """Counts the commits of a store's database (SQLAlchemy's ``commit`` event)."""
+
+    def __init__(self, store: SagaStore) -> None:
+        self.count = 0
+        event.listen(store.engine, "commit", self.seen)
+
+    def seen(self, _connection: object) -> None:
+        self.count += 1
+
+
+async def until(done: Callable[[], bool]) -> None:
+    """Let the runner's task work until ``done()`` (bounded by on_event_loop, never timed)."""
+    while not done():
+        await asyncio.sleep(0.01)
+
+
+def test_a_running_runner_goes_on_with_what_it_starts_and_signals_with_fewer_commits(
+    make_store: StoreFactory,
+) -> None:
+    """While its loop runs, the runner leases a saga to itself in the transaction that
+    starts it, and stores, matches and consumes an answer in one transaction: a saga with
+    one action before and one after its wait commits 4 times (it was 7: start, claim, save,
+    signal, claim, consume, save), and every transition is still an event."""
+    store, seats = make_store(), Seats()
+
+    @on_event_loop
+    async def scenario() -> None:
+        run = SagaRunner(store, [RESERVATION], seats.actions(), owner="hub-1", idle=3600)
+        commits = Commits(store)
+        stop = asyncio.Event()
+        loop = asyncio.create_task(run.run(stop))
+        await until(lambda: commits.count == 1)  # its first pass claimed what was due
+        assert await start(run, "s-20")
+        await until(lambda: store.get("s-20").phase is Phase.WAITING)  # type: ignore[union-attr]
+        record = store.get("s-20")
+        assert record is not None and record.lease_owner is None and record.step == "confirm"
+        assert commits.count - 1 == 2  # started (and leased), reserved (and let go)
+
+        found, new = await run.signal_found(
+            "yes", lambda saga_id: f"answer:{saga_id}", {"answer_id": "a-20"}, uetr="nobody",
+            end_to_end_id="E2E-s-20",
+        )  # fmt: skip
+        assert found is not None and found.saga_id == "s-20" and new
+        await until(lambda: store.get("s-20").phase is Phase.DONE)  # type: ignore[union-attr]
+        stop.set()
+        await loop
+        assert commits.count - 1 == 4  # + the answer stored and consumed, booked
+        assert kinds(store, "s-20") == [
+            "saga_started", "saga_step", "saga_signal", "saga_finished",
+        ]  # fmt: skip
+        record = store.get("s-20")
+        assert record is not None and record.outcome == "booked"
+        assert record.values["answer_id"] == "a-20" and record.lease_owner is None
+        assert [s.state.value for s in store.signals("s-20")] == ["consumed"]
+        assert seats.calls["s-20/reserve"] == seats.calls["s-20/book"] == 1
+        again = await run.signal_found("yes", lambda saga_id: f"answer:{saga_id}", uetr="x",
+                                       end_to_end_id="E2E-s-20")  # fmt: skip
+        assert again[1] is False  # the same answer again: nothing
+        assert await run.signal_found("yes", str, saga_id="nobody") == (None, False)
+
+    scenario()
+
+
+def test_an_answer_that_comes_during_the_step_before_the_wait_is_consumed_after_it(
+    make_store: StoreFactory,
+) -> None:
+    """The runner holds the lease while the step runs: the answer stays pending, and the
+    save of the step keeps the lease so that the runner consumes it at once."""
+    store, seats = make_store(), Seats()
+
+    @on_event_loop
+    async def scenario() -> None:
+        run = SagaRunner(store, [RESERVATION], seats.actions(), owner="hub-1", idle=3600)
+        stop = asyncio.Event()
+        loop = asyncio.create_task(run.run(stop))
+        seats.block = asyncio.Event()
+        blocked = seats.block
+        await start(run, "s-21")
+        await until(lambda: seats.calls["s-21/reserve"] == 1)
+        assert await run.signal("s-21", "yes", "early-21")
+        record = store.get("s-21")
+        assert record is not None and record.lease_owner == "hub-1" and record.step == "reserve"
+        seats.block = None
+        blocked.set()
+        await until(lambda: store.get("s-21").phase is Phase.DONE)  # type: ignore[union-attr]
+        stop.set()
+        await loop
+        assert store.get("s-21").outcome == "booked"  # type: ignore[union-attr]
+        assert kinds(store, "s-21") == [
+            "saga_started", "saga_step", "saga_signal", "saga_finished",
+        ]  # fmt: skip
+
+    scenario()
+
+
+def test_a_write_the_journal_refuses_fails_alone_in_its_group_commit(
+    make_store: StoreFactory,
+) -> None:
+    store, seats = make_store(), Seats()
+
+    @on_event_loop
+    async def scenario() -> None:
+        run = runner(store, seats, "hub-1")
+        commits = Commits(store)
+        good, refused = await asyncio.gather(
+            start(run, "s-22"),
+            run.start_saga("reservation", "s-23", "acme", {}, summary={"pan": "4111111111111111"}),
+            return_exceptions=True,
+        )
+        assert good is True and isinstance(refused, ValueError)
+        assert commits.count == 1  # the batch of both failed; alone, the good one committed
+        assert store.get("s-22") is not None and store.get("s-23") is None
+        assert kinds(store, "s-22") == ["saga_started"]
+
+    scenario()
+
+
 def test_definitions_are_checked() -> None:
     with pytest.raises(ValueError, match="needs a positive timeout"):
         SagaDefinition("w", first="w", steps=(Step("w", on={"x": Finish("x")}),))
@@ -372,18 +492,28 @@ def _refusing_with(reason_code: str) -> Action:
 class FailingSaveStore(SagaStore):
     """A store whose database fails every transition of one saga but its ``attention``."""
 
-    def save(
+    def save_in(
         self,
+        connection: Connection,
         before: SagaRecord,
         after: SagaRecord,
         events: Sequence[Event],
         *,
         lease: float,
         signals: Mapping[str, SignalState] | None = None,
+        journal_later: list[Event] | None = None,
     ) -> SagaRecord | None:
         if before.saga_id == "s-12" and after.phase is not Phase.ATTENTION:
             raise RuntimeError("deadlock detected")
-        return super().save(before, after, events, lease=lease, signals=signals)
+        return super().save_in(
+            connection,
+            before,
+            after,
+            events,
+            lease=lease,
+            signals=signals,
+            journal_later=journal_later,
+        )
 
 
 def test_a_transition_that_cannot_be_saved_needs_attention_after_bounded_passes(
