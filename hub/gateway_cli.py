@@ -19,7 +19,10 @@ each of the N hub processes serves the gateway too, all on ``[gateway] port``
 - the application (:func:`hub.gateway.build_gateway`) under uvicorn on ``[gateway] host`` /
   ``port``; SIGINT / SIGTERM stop it, then everything else. With ``[gateway.tls]`` it is
   served over TLS 1.3 (:mod:`hub.gateway_tls`), and SIGHUP or a change of the certificate
-  files reloads them (under ``run --gateway``, SIGHUP reloads the hub's certificates too).
+  files reloads them (under ``run --gateway``, SIGHUP reloads the hub's certificates too);
+- with the built-in authorization server, the rotation schedule of its signing keys
+  (``hub.toml``'s ``[keys]``, :mod:`hub.rotation`): a task, and the ``/readyz`` probe
+  ``key_rotation`` that fails while a rotation fails.
 
 Both commands run on the event loop uvicorn itself would pick (its ``loop="auto"``): uvloop
 when it is installed (a dependency where it builds), else asyncio's
@@ -42,7 +45,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from hub.cli_support import EXIT_OK, EXIT_USAGE
 from hub.config_file import ConfigError, HubConfig, load_config
+from hub.rotation import KeysConfig, RotationProbe, RotationScheduler, SigningKeys
 from observability.logs import configure_logging
+from observability.metrics import KeyRotationMetrics
 
 if TYPE_CHECKING:  # the web stack is imported when the command runs, not by every CLI call
     from prometheus_client import CollectorRegistry
@@ -119,7 +124,17 @@ async def serve_gateway(
     forwarder = asyncio.create_task(ReversalForwarder(reversals, core).run(halt))
     journal = await asyncio.to_thread(open_journal, hub_config.settings, notes=out)
     try:
-        await _serve(config, out, core=core, journal=journal, engine=engine, ready=ready, stop=stop)
+        await _serve(
+            config,
+            out,
+            core=core,
+            journal=journal,
+            engine=engine,
+            ready=ready,
+            stop=stop,
+            keys=hub_config.keys,
+            audit_tenant=hub_config.tenant,
+        )
     finally:
         halt.set()
         forwarder.cancel()
@@ -164,6 +179,9 @@ async def serve_hub_with_gateway(
                 ready=ready,
                 stop=stop,
                 on_hangup=service.reload_certificates,
+                keys=hub_config.keys,
+                key_metrics=metrics.keys,
+                audit_tenant=hub_config.tenant,
             )
     finally:
         engine.dispose()
@@ -195,6 +213,9 @@ async def _serve(
     ready: Callable[[BuiltGateway, int], None] | None,
     stop: asyncio.Event | None,
     on_hangup: Callable[[], object] | None = None,
+    keys: KeysConfig | None = None,
+    key_metrics: KeyRotationMetrics | None = None,
+    audit_tenant: str = "default",
 ) -> None:
     import uvicorn
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
@@ -212,6 +233,9 @@ async def _serve(
 
     tls: GatewayTls | None = None
     watcher: asyncio.Task[None] | None = None
+    rotation_probe = RotationProbe()
+    rotation: asyncio.Task[None] | None = None
+    rotation_stop = asyncio.Event()
     hangups: list[Callable[[], object]] = []
     clearing = ClearingOutgoing(
         config.clearing_url,
@@ -233,13 +257,25 @@ async def _serve(
             settings=config.settings,
             statement_files=config.statement_files,
             response_signing_key=config.response_signing_key,
-            probes=(clearing,),
+            probes=(clearing, rotation_probe),
             dead_letters=dead_letters,
             metrics_registry=metrics_registry,
             workers=workers,
             consent_cache_ttl=config.consent_cache_seconds,
         )
         holder.append(built)
+        if built.authorization_server is not None:
+            # The built-in server's signing keys rotate on [keys]'s schedule (hub.rotation).
+            keys = keys or KeysConfig()
+            scheduler = RotationScheduler(
+                [SigningKeys(built.authorization_server, prepublish=keys.jwks_prepublish)],
+                keys,
+                metrics=key_metrics or KeyRotationMetrics(built.services.metrics.registry),
+                journal=journal,
+                audit_tenant=audit_tenant,
+            )
+            rotation_probe.scheduler = scheduler
+            rotation = asyncio.create_task(scheduler.run(rotation_stop))
         restored = await built.payments.restore(JournalPayments(journal))
         if restored:
             out.write(f"isobridge: {restored} payments restored from the journal\n")
@@ -287,6 +323,10 @@ async def _serve(
             waiter.cancel()
         await serving
     finally:
+        rotation_stop.set()
+        if rotation is not None:
+            with contextlib.suppress(Exception):
+                await rotation
         if watcher is not None:
             watcher.cancel()
         if hangups:

@@ -33,6 +33,10 @@ the vault calls, the edges, the transport's retries and dead-letters, the circui
 and the queue depths are measured, and (one process) ``/metrics`` is served on
 ``[metrics] listen``; with workers, :mod:`hub.workers` serves the sum over them.
 
+With the persistent vault, the key rotation scheduler (:mod:`hub.rotation`) runs as a task:
+it writes the vault's data key use counts every ``[keys] check_interval`` seconds and
+rotates the keys ``[[keys.policies]]`` say are due (:attr:`HubService.key_rotation`).
+
 SIGHUP under :func:`run_forever`, and a change of a certificate file (checked every ``[hub]
 tls_reload_interval`` seconds), reload the TLS certificates of the listeners, the mainframe
 connector and the upstream hosts from their files (:meth:`HubService.reload_certificates`).
@@ -76,6 +80,7 @@ from hub.core import (
 )
 from hub.edge import Iso8583Edge
 from hub.journaling import JournalWriter
+from hub.rotation import RotationScheduler, VaultDataKeys
 from hub.store import ReversalForwarder, ReversalStore, create_engine, upgrade
 from hub.tls import CertificateFiles
 from hub.upstream import UpstreamHost
@@ -99,6 +104,7 @@ from routing.transport import (
     open_transport,
     routing_key_for,
 )
+from vault.sql import SqlVault
 
 __all__ = ["DEFAULT_RULES", "HubService", "core_destinations", "prepare_state", "run_forever"]
 
@@ -187,6 +193,8 @@ class HubService:
         self.journal: Journal | None = None
         self.journal_writer: JournalWriter | None = None
         self._tls_watch: asyncio.Task[None] | None = None
+        self.key_rotation: RotationScheduler | None = None
+        self._key_rotation_task: asyncio.Task[None] | None = None
         # Spans as [tracing] says, on a provider of this hub's own from start() to close();
         # a given one belongs to the caller.
         self._owns_tracing = tracing is None
@@ -242,6 +250,15 @@ class HubService:
                 self.edges.append(edge)
             if self.metrics is not None:
                 self._start_metrics(self.metrics, parts)
+            if isinstance(hub.vault, SqlVault):
+                self.key_rotation = RotationScheduler(
+                    [VaultDataKeys(hub.vault)],
+                    config.keys,
+                    metrics=self.metrics.keys if self.metrics is not None else None,
+                    journal=self.journal,
+                    audit_tenant=config.tenant,
+                )
+                self._key_rotation_task = asyncio.create_task(self.key_rotation.run(self._stop))
             watched = [path for files, _, _ in self._tls_targets() for path in files]
             if watched:
                 self._tls_watch = asyncio.create_task(
@@ -341,6 +358,10 @@ class HubService:
             await self._close_tracing()
             return
         self._stop.set()
+        if self._key_rotation_task is not None:
+            with contextlib.suppress(Exception):
+                await self._key_rotation_task
+            self._key_rotation_task = None
         if self._tls_watch is not None:
             self._tls_watch.cancel()
             self._tls_watch = None

@@ -102,6 +102,8 @@ class EventKind(StrEnum):
     SAGA_ATTENTION = "saga_attention"
     SAGA_RETRIED = "saga_retried"
     SAGA_FINISHED = "saga_finished"
+    # Key rotation schedules (issue 12, hub.rotation): a key rotated, or a rotation failed.
+    KEY_ROTATION = "key_rotation"
 
 
 @dataclass(frozen=True, slots=True)
