@@ -484,7 +484,7 @@ class RotationScheduler:
                 extra={**fields, "error": result.error or ""},
             )
         else:
-            _log.warning(
+            _log.info(
                 "key rotation of %s%s: %s -> %s (%s, %s)",
                 result.family,
                 f" ({result.scope})" if result.scope else "",
