@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.serialization import (
     NoEncryption,
     PrivateFormat,
 )
-from sqlalchemy import bindparam, delete, select, text, update
+from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
 from gateway.security.jose import SigningKey
@@ -45,6 +45,10 @@ __all__ = ["AuthorizationCode", "AuthorizationState", "SigningKeyRecord"]
 
 # Any constant of the gateway's own: it names the signing keys' lock among advisory locks.
 _SIGNING_KEYS_LOCK = 0x150B_5160
+# When a key starts to sign (keys of the first schema start when made); newest first is
+# by that, then by when it was made: a pre-published key is newer than the one it replaces.
+_STARTS = func.coalesce(signing_keys_table.c.activates_at, signing_keys_table.c.created_at)
+_NEWEST_FIRST = (_STARTS.desc(), signing_keys_table.c.created_at.desc(), signing_keys_table.c.kid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,9 +133,7 @@ class AuthorizationState:
         """The signing keys with their times and use counts, newest first."""
         table = signing_keys_table
         with transaction(self.engine) as connection:
-            rows = connection.execute(
-                select(table).order_by(table.c.created_at.desc(), table.c.kid)
-            ).all()
+            rows = connection.execute(select(table).order_by(*_NEWEST_FIRST)).all()
         return [
             SigningKeyRecord(
                 SigningKey.from_pem(row.private_pem.encode(), alg=row.alg, kid=row.kid),
@@ -163,10 +165,7 @@ class AuthorizationState:
         now = self.clock()
         with transaction(self.engine) as connection:
             self._lock_keys(connection)
-            newest = connection.execute(
-                select(table.c.kid).order_by(table.c.created_at.desc(), table.c.kid).limit(1)
-            ).scalar_one_or_none()
-            if if_newest is not None and newest != if_newest:
+            if if_newest is not None and not self._is_newest(connection, if_newest):
                 return None
             connection.execute(
                 table.insert().values(
@@ -201,6 +200,19 @@ class AuthorizationState:
             )
 
     @staticmethod
+    def _is_newest(connection: Connection, kid: str) -> bool:
+        # No other key starts signing at or after ``kid``: of keys made in the same clock
+        # tick, none can be taken for older than ``kid`` by its name.
+        table = signing_keys_table
+        since = connection.execute(select(_STARTS).where(table.c.kid == kid)).scalar_one_or_none()
+        if since is None:
+            return False
+        later = connection.execute(
+            select(table.c.kid).where(table.c.kid != kid, since <= _STARTS).limit(1)
+        ).first()
+        return later is None
+
+    @staticmethod
     def _lock_keys(connection: Connection) -> None:
         if connection.dialect.name == "postgresql":
             connection.execute(
@@ -211,9 +223,7 @@ class AuthorizationState:
     def _forget_expired(connection: Connection, *, retain: int, overlap: float, now: float) -> None:
         table = signing_keys_table
         rows = connection.execute(
-            select(table.c.kid, table.c.created_at, table.c.activates_at).order_by(
-                table.c.created_at.desc(), table.c.kid
-            )
+            select(table.c.kid, table.c.created_at, table.c.activates_at).order_by(*_NEWEST_FIRST)
         ).all()
         forget: list[str] = []
         successor_active: float | None = None
