@@ -57,6 +57,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
@@ -74,6 +75,7 @@ __all__ = [
     "FAMILIES",
     "ActiveKey",
     "KeyFamily",
+    "KeyStatus",
     "KeysConfig",
     "RotationPolicy",
     "RotationProbe",
@@ -514,7 +516,7 @@ class RotationScheduler:
         event = Event(
             EventKind.KEY_ROTATION,
             result.scope if result.family == "vault.data" and result.scope else self.audit_tenant,
-            TransactionIds(f"key-rotation:{result.family}:{result.scope}:{at.isoformat()}"),
+            TransactionIds(f"key-rotation-{uuid.uuid4().hex}"),
             at,
             body,
         )

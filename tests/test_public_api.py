@@ -471,6 +471,7 @@ PUBLIC_API: dict[str, list[str]] = {
     "gateway.security.authstate": [
         "AuthorizationCode",
         "AuthorizationState",
+        "SigningKeyRecord",
     ],
     "gateway.security.authserver": [
         "AuthorizationServer",
@@ -685,6 +686,12 @@ PUBLIC_API: dict[str, list[str]] = {
         "add_journal_commands",
         "run_journal_command",
     ],
+    "hub.keys_cli": [
+        "KEYS_COMMAND",
+        "add_keys_commands",
+        "format_duration",
+        "run_keys_command",
+    ],
     "hub.journaling": [
         "JournalWriter",
         "transaction_ids",
@@ -739,6 +746,21 @@ PUBLIC_API: dict[str, list[str]] = {
         "iban_check_digits",
         "luhn_check_digit",
         "sensitive_content",
+    ],
+    "hub.rotation": [
+        "ActiveKey",
+        "FAMILIES",
+        "KeyFamily",
+        "KeyStatus",
+        "KeysConfig",
+        "RotationPolicy",
+        "RotationProbe",
+        "RotationResult",
+        "RotationScheduler",
+        "SigningKeys",
+        "VaultDataKeys",
+        "keys_config",
+        "parse_duration",
     ],
     "hub.routes_cli": [
         "add_routes_commands",
@@ -874,6 +896,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "EdgeMetrics",
         "FAST_BUCKETS",
         "HubMetrics",
+        "KeyRotationMetrics",
         "MULTIPROCESS_ENV",
         "MetricsServer",
         "MetricsSnapshot",
@@ -1315,6 +1338,7 @@ PUBLIC_API: dict[str, list[str]] = {
     "vault.sql": [
         "AuditRecord",
         "BoundDetokenizer",
+        "DataKeyStatus",
         "RotationReport",
         "SqlVault",
         "TenantStats",

@@ -74,6 +74,7 @@ No error text holds a clear card number.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import secrets
 import threading
@@ -343,7 +344,11 @@ class SqlVault:
         return cls(engine, keys, **options)
 
     def close(self) -> None:
-        """Release the database connections and forget the cached keys."""
+        """Write the pending key use counts (if the database answers), release the database
+        connections and forget the cached keys."""
+        # Counts that cannot be written are uses not counted: the age limit still holds.
+        with contextlib.suppress(VaultError, SQLAlchemyError, RuntimeError):
+            self.flush_key_uses()
         with self._lock:
             self._tenants.clear()
             self._tokens.clear()

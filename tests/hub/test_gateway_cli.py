@@ -115,7 +115,10 @@ def test_a_real_run_over_tcp(tmp_path: Path) -> None:
         async with mainframe(tmp_path) as mf:
             hub_toml = _write(
                 tmp_path / "hub.toml",
-                f'[hub]\nhome = "{tmp_path / "home"}"\n[mainframe]\nport = {mf.port}\n',
+                f'[hub]\nhome = "{tmp_path / "home"}"\n[mainframe]\nport = {mf.port}\n'
+                # the signing key rotates on its own after one token, published 1 s first
+                "[keys]\ncheck_interval = 0.05\njwks_prepublish = 1\n"
+                '[[keys.policies]]\nfamily = "authserver.signing"\nmax_uses = 1\n',
             )
             gateway_toml = _write(
                 tmp_path / "gateway.toml",
@@ -153,6 +156,15 @@ def test_a_real_run_over_tcp(tmp_path: Path) -> None:
                 )
                 assert issued.status_code == 200, issued.text
                 token = issued.json()["access_token"]
+                keys: list[object] = []
+                while len(keys) < 2:  # the running gateway rotates the key it signed with
+                    await asyncio.sleep(0.02)
+                    keys = (await http.get("/oauth2/jwks")).json()["keys"]
+                ready = (await http.get("/readyz")).json()
+                assert "key_rotation" in ready.get("checked", ready.get("failed")), ready
+                registry = started[0][0].services.metrics.registry
+                rotated = {"family": "authserver.signing", "outcome": "rotated"}
+                assert registry.get_sample_value("isobridge_key_rotations_total", rotated) == 1
                 created = await http.post(
                     "/open-banking/v4.0/aisp/account-access-consents",
                     json=account_consent_body(),
@@ -231,7 +243,10 @@ def test_run_serves_the_hub_and_the_gateway_in_one_process(tmp_path: Path) -> No
         async with mainframe(tmp_path) as mf:
             hub_toml = _write(
                 tmp_path / "hub.toml",
-                f'[hub]\nhome = "{tmp_path / "home"}"\n[mainframe]\nport = {mf.port}\n',
+                f'[hub]\nhome = "{tmp_path / "home"}"\n[mainframe]\nport = {mf.port}\n'
+                # the signing key rotates on its own after one token, published 1 s first
+                "[keys]\ncheck_interval = 0.05\njwks_prepublish = 1\n"
+                '[[keys.policies]]\nfamily = "authserver.signing"\nmax_uses = 1\n',
             )
             gateway_toml = _write(
                 tmp_path / "gateway.toml",
@@ -389,7 +404,10 @@ def test_two_gateway_processes_share_one_database(tmp_path: Path, kind: str) -> 
         async with mainframe(tmp_path) as mf:
             hub_toml = _write(
                 tmp_path / "hub.toml",
-                f'[hub]\nhome = "{tmp_path / "home"}"\n[mainframe]\nport = {mf.port}\n',
+                f'[hub]\nhome = "{tmp_path / "home"}"\n[mainframe]\nport = {mf.port}\n'
+                # the signing key rotates on its own after one token, published 1 s first
+                "[keys]\ncheck_interval = 0.05\njwks_prepublish = 1\n"
+                '[[keys.policies]]\nfamily = "authserver.signing"\nmax_uses = 1\n',
             )
             tomls = [
                 _write(

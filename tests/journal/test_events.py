@@ -36,6 +36,8 @@ def test_the_event_kinds_are_the_issues_list() -> None:
         # issue 10: the saga runner's transitions
         "saga_started", "saga_step", "saga_signal", "saga_attention", "saga_retried",
         "saga_finished",
+        # issue 12: key rotations (hub.rotation)
+        "key_rotation",
     ]  # fmt: skip
 
 
