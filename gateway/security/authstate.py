@@ -29,6 +29,7 @@ import hashlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import overload
 
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -143,6 +144,28 @@ class AuthorizationState:
             )
             for row in rows
         ]
+
+    @overload
+    def add_key(
+        self,
+        key: SigningKey,
+        *,
+        retain: int,
+        activates_at: float | None = None,
+        overlap: float = 0.0,
+        if_newest: None = None,
+    ) -> list[SigningKey]: ...
+
+    @overload
+    def add_key(
+        self,
+        key: SigningKey,
+        *,
+        retain: int,
+        activates_at: float | None = None,
+        overlap: float = 0.0,
+        if_newest: str,
+    ) -> list[SigningKey] | None: ...
 
     def add_key(
         self,

@@ -13,6 +13,7 @@ from hub.service import HubService
 from journal import EventKind
 from tests.support import on_event_loop
 from tests.vault.strategies import luhn_pans
+from vault.sql import SqlVault
 
 CARDS = luhn_pans(6, seed=21)
 
@@ -91,6 +92,7 @@ def test_the_running_hub_rotates_a_data_key_on_its_own_and_audits_it(
     async def scenario() -> None:
         async with HubService(config) as service:
             vault = service.hub.vault
+            assert isinstance(vault, SqlVault)
             tokens = await asyncio.to_thread(vault.tokenize_many, CARDS, tenant="bank-a")
             assert service.key_rotation is not None
             while [k.version for k in await asyncio.to_thread(vault.data_keys)] != [2]:

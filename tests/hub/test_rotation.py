@@ -388,7 +388,7 @@ def test_a_key_provider_that_is_down_fails_the_rotation_visibly_keeps_the_key_an
     assert failed.error is not None and "KMS unreachable" in failed.error
     (line,) = [r for r in caplog.records if r.name == "isobridge.keys"]
     assert line.levelno == logging.ERROR and "the current key 1 stays in use" in line.getMessage()
-    assert line.outcome == "failed" and line.family == "vault.data"
+    assert (line.__dict__["outcome"], line.__dict__["family"]) == ("failed", "vault.data")
     assert _rotations(registry, "vault.data", "failed") == 1
     assert (
         registry.get_sample_value("isobridge_key_rotation_failing", {"family": "vault.data"}) == 1
@@ -688,7 +688,7 @@ def test_the_keys_table_is_read_and_checked_with_errors_naming_the_key() -> None
     assert config.check_interval == 300.0
     assert config.policy("vault.data") == RotationPolicy("vault.data", 90 * DAY, 1_000_000)
     assert config.policy("authserver.signing") == RotationPolicy("authserver.signing", DAY)
-    bad = [
+    bad: list[tuple[dict[str, Any], str]] = [
         (
             {"policies": [{"family": "vault"}]},
             "keys.policies[0].family: 'vault' is not a key family",
