@@ -10,7 +10,7 @@ from pathlib import Path
 from hub.cli import main
 from hub.config_file import load_config
 from hub.service import HubService
-from journal import EventKind
+from journal import EventKind, StoredEvent
 from tests.support import on_event_loop
 from tests.vault.strategies import luhn_pans
 from vault.sql import SqlVault
@@ -95,17 +95,20 @@ def test_the_running_hub_rotates_a_data_key_on_its_own_and_audits_it(
             assert isinstance(vault, SqlVault)
             tokens = await asyncio.to_thread(vault.tokenize_many, CARDS, tenant="bank-a")
             assert service.key_rotation is not None
-            while [k.version for k in await asyncio.to_thread(vault.data_keys)] != [2]:
-                await asyncio.sleep(0.02)  # the scheduler's next check rotates
+            journal = service.journal
+            assert journal is not None
+            audited: list[StoredEvent] = []
+            while not audited:  # the scheduler's next check rotates, then journals it
+                await asyncio.sleep(0.02)
+                audited = [e for e in journal.events() if e.kind is EventKind.KEY_ROTATION]
+            (event,) = audited
+            assert [k.version for k in await asyncio.to_thread(vault.data_keys)] == [2]
             assert service.metrics is not None
             rotated = {"family": "vault.data", "outcome": "rotated"}
             assert (
                 service.metrics.registry.get_sample_value("isobridge_key_rotations_total", rotated)
                 == 1
             )
-            journal = service.journal
-            assert journal is not None
-            (event,) = [e for e in journal.events() if e.kind is EventKind.KEY_ROTATION]
             assert (event.tenant, event.body["reason"], event.body["new_key"]) == (
                 "bank-a",
                 "max_uses",
