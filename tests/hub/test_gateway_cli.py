@@ -315,7 +315,11 @@ def test_run_serves_the_hub_and_the_gateway_in_one_process(tmp_path: Path) -> No
                     headers={"Authorization": f"Bearer {admin}", **headers},
                 )
                 assert parked.json() == {"Data": {"DeadLetter": []}}  # the hub's transport
-                assert (await http.get("/readyz")).json()["checked"] == ["journal", "broker"]
+                assert (await http.get("/readyz")).json()["checked"] == [
+                    "journal",
+                    "broker",
+                    "key_rotation",
+                ]
                 metrics = await http.get(
                     "/metrics", headers={"Authorization": f"Bearer {admin}", **headers}
                 )
@@ -328,6 +332,7 @@ def test_run_serves_the_hub_and_the_gateway_in_one_process(tmp_path: Path) -> No
                 assert "isobridge_gateway_requests_total" in names
                 assert "isobridge_destination_queue_depth" in names
                 assert "isobridge_circuit_breaker_state" in names
+                assert "isobridge_key_age_seconds" in names  # the vault's and the signing keys'
             stop.set()
             await task
             await asyncio.to_thread(delete_queues, "test.run.outgoing", "test.run.status")
