@@ -50,6 +50,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import threading
 import time
@@ -62,6 +63,7 @@ import httpx
 from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.consents import Consent, ConsentKind, ConsentStore
 from gateway.errors import ObieError
@@ -88,6 +90,7 @@ __all__ = [
 ]
 
 _MAX_FORM: Final = 8192
+_log = logging.getLogger("isobridge.gateway.keys")
 
 
 def hash_secret(secret: str) -> str:
@@ -172,6 +175,11 @@ class AuthorizationServer:
         self.state = state
         self.key_refresh = key_refresh
         self.overlap = token_ttl + key_refresh if overlap is None else overlap
+        if self.overlap < token_ttl + key_refresh:
+            raise ValueError(
+                f"overlap {self.overlap} s is shorter than a token lives plus key_refresh "
+                f"({token_ttl + key_refresh} s): a rotation would unpublish valid tokens' keys"
+            )
         self._uses: dict[str, int] = {}
         self._uses_lock = threading.Lock()
         self._load_keys()
@@ -212,10 +220,15 @@ class AuthorizationServer:
     @property
     def signing_key(self) -> SigningKey:
         """The key new tokens are signed with: the newest that has activated, as read at
-        most ``key_refresh`` seconds ago."""
+        most ``key_refresh`` seconds ago (or, while the database does not answer, as last
+        read: the keys already read stay valid)."""
         now = self.clock()
         if now - self._loaded_at >= self.key_refresh:
-            self._load_keys()
+            try:
+                self._load_keys()
+            except SQLAlchemyError as exc:
+                self._loaded_at = now
+                _log.warning("signing keys not re-read, the ones read before sign: %s", exc)
         for record in self._records:
             if record.activates_at <= now:
                 return record.key
@@ -281,7 +294,13 @@ class AuthorizationServer:
         lifetime: int | None = None,
         audience: str | None = None,
     ) -> str:
-        """A signed access token for ``client``."""
+        """A signed access token for ``client``; ``lifetime`` at most ``overlap`` less
+        ``key_refresh`` seconds, the time its key stays published after a rotation."""
+        if lifetime is not None and lifetime > self.overlap - self.key_refresh:
+            raise ValueError(
+                f"a token lifetime of {lifetime} s outlives the signing key overlap "
+                f"({self.overlap - self.key_refresh:.0f} s)"
+            )
         now = int(self.clock())
         claims: dict[str, Any] = {
             "iss": self.issuer,

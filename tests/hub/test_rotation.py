@@ -593,6 +593,15 @@ def test_a_signing_key_is_published_before_it_signs_and_stays_until_its_tokens_e
     assert [(r.key.kid, r.uses) for r in records] == [(new, 1)]
 
 
+def test_no_token_may_outlive_the_overlap_of_its_key(make_server: ServerMaker) -> None:
+    with pytest.raises(ValueError, match="overlap 100.0 s is shorter than a token lives"):
+        make_server(token_ttl=300, key_refresh=30.0, overlap=100.0)
+    server = make_server(token_ttl=300, key_refresh=30.0, overlap=600.0)
+    assert server.issue(CLIENT, "accounts", {"jkt": "x"}, lifetime=570)
+    with pytest.raises(ValueError, match="lifetime of 571 s outlives the signing key overlap"):
+        server.issue(CLIENT, "accounts", {"jkt": "x"}, lifetime=571)
+
+
 def test_signing_keys_used_max_uses_times_rotate_and_two_gateways_rotate_once(
     make_server: ServerMaker, clock: Clock
 ) -> None:
