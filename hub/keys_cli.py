@@ -3,8 +3,9 @@
 Commands::
 
     isobridge keys status [--config hub.toml] [--gateway gateway.toml]
-        every active key: family, scope (tenant), key id, age, uses, the policy, when it is
-        due next, and whether the running scheduler of this command saw a rotation fail
+        every active key: family, scope (tenant), key id, age, uses, the policy and when it
+        is due next (a rotation failing in a running hub or gateway shows in its log, its
+        metrics and the gateway's /readyz)
     isobridge keys rotate FAMILY [--tenant T] [--config hub.toml] [--gateway gateway.toml]
         rotate now, as the scheduler would (audited in the journal, logged): ``vault.data``
         (every tenant, or ``--tenant``), ``authserver.signing`` (with ``--gateway``: the

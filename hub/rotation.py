@@ -294,7 +294,6 @@ class SigningKeys:
         return [ActiveKey(self.name, "", newest.key.kid, newest.activates_at, newest.uses)]
 
     def rotate(self, key: ActiveKey) -> str | None:
-        self.server.state.forget_expired(retain=self.server.retain, overlap=self.server.overlap)
         new = self.server.rotate_on_schedule(prepublish=self.prepublish, if_current=key.key_id)
         return None if new is None else new.kid
 
