@@ -107,7 +107,7 @@ connections use them, open ones carry on.
     retry_max = 600.0                   # ... up to this
     jwks_prepublish = 300.0             # a new signing key is in the JWKS this long first
     [[keys.policies]]                   # one per key family, any number
-    family = "vault.data"               # vault.data | authserver.signing
+    family = "vault.data"               # vault.data | authserver.signing | journal.tenant
     max_age = "90d"                     # seconds, or 90d / 12h / 30m / 45s
     max_uses = 1000000                  # encryptions / signatures of the active key
 

@@ -8,9 +8,9 @@ Commands::
         metrics and the gateway's /readyz)
     isobridge keys rotate FAMILY [--tenant T] [--config hub.toml] [--gateway gateway.toml]
         rotate now, as the scheduler would (audited in the journal, logged): ``vault.data``
-        (every tenant, or ``--tenant``), ``authserver.signing`` (with ``--gateway``: the
-        built-in authorization server's key, pre-published ``[keys] jwks_prepublish``
-        seconds before it signs)
+        or ``journal.tenant`` (every tenant, or ``--tenant``), ``authserver.signing`` (with
+        ``--gateway``: the built-in authorization server's key, pre-published ``[keys]
+        jwks_prepublish`` seconds before it signs)
 
 The vault is that of ``--config`` (else of the environment, :mod:`hub.config`); the policies
 are ``--config``'s ``[keys]``. The signing keys are in the gateway's database, named by
@@ -32,6 +32,7 @@ from hub.config import Settings
 from hub.config_file import ConfigError, HubConfig, load_config
 from hub.rotation import (
     FAMILIES,
+    JournalTenantKeys,
     KeyFamily,
     KeysConfig,
     KeyStatus,
@@ -58,7 +59,7 @@ def add_keys_commands(commands: Any) -> None:
         action.add_argument("--gateway", help="gateway.toml: the authorization server's keys")
         if name == "rotate":
             action.add_argument("family", choices=FAMILIES, metavar="FAMILY")
-            action.add_argument("--tenant", help="vault.data: only this tenant")
+            action.add_argument("--tenant", help="vault.data, journal.tenant: only this tenant")
 
 
 def format_duration(seconds: float) -> str:
@@ -92,11 +93,14 @@ def run_keys_command(
         hub_settings = config.settings if config is not None else settings()
         keys = config.keys if config is not None else KeysConfig()
         families = _families(args, config, hub_settings, keys, err, closers)
+        # after the vault: the embedded default sets a new vault up only before its key file
+        journal = open_journal(hub_settings, notes=err)
+        closers.append(journal.close)
+        if getattr(args, "family", None) in (None, "journal.tenant"):
+            families.append(JournalTenantKeys(journal))
         if args.keys_command == "status":
             _status(RotationScheduler(families, keys), out)
             return
-        journal = open_journal(hub_settings, notes=err)
-        closers.append(journal.close)
         scheduler = RotationScheduler(
             families,
             keys,

@@ -19,11 +19,15 @@ family                  key, scope, what a rotation does
                         the new key is in the JWKS ``[keys] jwks_prepublish`` seconds before
                         it signs, the old one stays there until every token it signed has
                         expired; uses = tokens signed
+``journal.tenant``      each tenant's journal key for personal parts
+                        (:meth:`journal.store.Journal.rotate_tenant_key`): new events use the
+                        new version, older events keep decrypting (crypto-shredding destroys
+                        every version); by age only (``max_uses`` is refused: the journal
+                        does not count them)
 ======================  =====================================================================
 
-The journal's keys are not on a schedule: its tenant keys exist for crypto-shredding and
-its checkpoint signing key is derived from the master key version, so both change with the
-master key (``isobridge vault rotate --master``).
+The journal's checkpoint signing key is derived from the master key version, so it changes
+with the master key (``isobridge vault rotate --master``), not on a schedule.
 
 :class:`RotationScheduler` runs in the hub (:class:`hub.service.HubService`: vault data keys)
 and in the gateway (``isobridge gateway``: signing keys) as an asyncio task. Every
@@ -74,6 +78,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FAMILIES",
     "ActiveKey",
+    "JournalTenantKeys",
     "KeyFamily",
     "KeyStatus",
     "KeysConfig",
@@ -87,10 +92,11 @@ __all__ = [
     "parse_duration",
 ]
 
-FAMILIES: Final = ("vault.data", "authserver.signing")
+FAMILIES: Final = ("vault.data", "authserver.signing", "journal.tenant")
 """The key families a policy may name."""
 
 Outcome = Literal["rotated", "skipped", "failed"]
+_TENANT_SCOPED: Final = ("vault.data", "journal.tenant")
 
 _log = logging.getLogger("isobridge.keys")
 _UNITS: Final = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -166,7 +172,7 @@ def keys_config(reader: TableReader, table: Mapping[str, Any]) -> KeysConfig:
     jwks_prepublish = 300.0        # a new signing key is in the JWKS this long before it
                                    # signs (at least the JWKS cache time of verifiers)
     [[keys.policies]]
-    family = "vault.data"          # vault.data | authserver.signing
+    family = "vault.data"          # vault.data | authserver.signing | journal.tenant
     max_age = "90d"                # seconds, or 90d / 12h / 30m / 45s
     max_uses = 1000000             # encryptions / signatures of the active key
     """
@@ -203,6 +209,10 @@ def keys_config(reader: TableReader, table: Mapping[str, Any]) -> KeysConfig:
             raise reader.fail(f"{where}.max_uses", f"{max_uses!r} is not a positive integer")
         if max_age is None and max_uses is None:
             raise reader.fail(where, "a policy needs max_age, max_uses or both")
+        if family == "journal.tenant" and max_uses is not None:
+            raise reader.fail(
+                f"{where}.max_uses", "journal.tenant keys rotate by age only (max_age)"
+            )
         policies.append(RotationPolicy(str(family), max_age, max_uses))
     retry_initial = duration("keys.retry_initial", "retry_initial", table, defaults.retry_initial)
     retry_max = duration("keys.retry_max", "retry_max", table, defaults.retry_max)
@@ -296,6 +306,28 @@ class SigningKeys:
     def rotate(self, key: ActiveKey) -> str | None:
         new = self.server.rotate_on_schedule(prepublish=self.prepublish, if_current=key.key_id)
         return None if new is None else new.kid
+
+
+class JournalTenantKeys:
+    """The journal's tenant keys as a key family (``journal.tenant``), by age only."""
+
+    name: Final = "journal.tenant"
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    def flush_uses(self) -> None:
+        """Nothing to write: the journal does not count uses."""
+
+    def active_keys(self) -> list[ActiveKey]:
+        return [
+            ActiveKey(self.name, tenant, str(version), created.timestamp(), 0)
+            for tenant, version, created in self.journal.tenant_keys()
+        ]
+
+    def rotate(self, key: ActiveKey) -> str | None:
+        version = self.journal.rotate_tenant_key(key.scope, if_current=int(key.key_id))
+        return None if version is None else str(version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -514,7 +546,7 @@ class RotationScheduler:
         at = dt.datetime.fromtimestamp(now, dt.UTC)
         event = Event(
             EventKind.KEY_ROTATION,
-            result.scope if result.family == "vault.data" and result.scope else self.audit_tenant,
+            result.scope if result.family in _TENANT_SCOPED and result.scope else self.audit_tenant,
             TransactionIds(f"key-rotation-{uuid.uuid4().hex}"),
             at,
             body,

@@ -35,7 +35,8 @@ and the queue depths are measured, and (one process) ``/metrics`` is served on
 
 With the persistent vault, the key rotation scheduler (:mod:`hub.rotation`) runs as a task:
 it writes the vault's data key use counts every ``[keys] check_interval`` seconds and
-rotates the keys ``[[keys.policies]]`` say are due (:attr:`HubService.key_rotation`).
+rotates the vault's and the journal's tenant keys ``[[keys.policies]]`` say are due
+(:attr:`HubService.key_rotation`).
 
 SIGHUP under :func:`run_forever`, and a change of a certificate file (checked every ``[hub]
 tls_reload_interval`` seconds), reload the TLS certificates of the listeners, the mainframe
@@ -80,7 +81,7 @@ from hub.core import (
 )
 from hub.edge import Iso8583Edge
 from hub.journaling import JournalWriter
-from hub.rotation import RotationScheduler, VaultDataKeys
+from hub.rotation import JournalTenantKeys, KeyFamily, RotationScheduler, VaultDataKeys
 from hub.store import ReversalForwarder, ReversalStore, create_engine, upgrade
 from hub.tls import CertificateFiles
 from hub.upstream import UpstreamHost
@@ -250,9 +251,14 @@ class HubService:
                 self.edges.append(edge)
             if self.metrics is not None:
                 self._start_metrics(self.metrics, parts)
+            families: list[KeyFamily] = []
             if isinstance(hub.vault, SqlVault):
+                families.append(VaultDataKeys(hub.vault))
+            if self.journal is not None:
+                families.append(JournalTenantKeys(self.journal))
+            if families:
                 self.key_rotation = RotationScheduler(
-                    [VaultDataKeys(hub.vault)],
+                    families,
                     config.keys,
                     metrics=self.metrics.keys if self.metrics is not None else None,
                     journal=self.journal,

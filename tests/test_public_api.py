@@ -750,6 +750,7 @@ PUBLIC_API: dict[str, list[str]] = {
     "hub.rotation": [
         "ActiveKey",
         "FAMILIES",
+        "JournalTenantKeys",
         "KeyFamily",
         "KeyStatus",
         "KeysConfig",

@@ -31,6 +31,7 @@ from gateway.store import create_engine as gateway_create_engine
 from gateway.store import upgrade as gateway_upgrade
 from hub.config_file import ConfigError, TableReader
 from hub.rotation import (
+    JournalTenantKeys,
     KeysConfig,
     RotationPolicy,
     RotationProbe,
@@ -39,8 +40,9 @@ from hub.rotation import (
     VaultDataKeys,
     keys_config,
 )
-from journal import EventKind, Journal
+from journal import Event, EventKind, Journal, Sealed, TransactionIds
 from journal.keys import StaticMasterKeys
+from journal.migrate import upgrade as journal_upgrade
 from observability.metrics import KeyRotationMetrics
 from tests.support import migrated_database
 from tests.vault.conftest import master_keys
@@ -508,6 +510,50 @@ def test_rotation_under_load_refuses_nothing_and_leaves_no_undecryptable_row(
     assert report.ok and report.rows_checked == len(issued) + 1
 
 
+# -- journal tenant keys -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def journal_db(kind: str, tmp_path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    with migrated_database(kind, tmp_path, "journal", Journal.create_engine, journal_upgrade) as db:
+        yield db
+
+
+def test_a_journal_tenant_key_past_its_max_age_rotates_and_older_events_still_decrypt(
+    journal_db: tuple[str, dict[str, Any]], clock: Clock
+) -> None:
+    url, options = journal_db
+    journal = Journal(Journal.create_engine(url, **options), StaticMasterKeys({1: bytes(32)}),
+                      now=clock.utc)  # fmt: skip
+
+    def record(n: int) -> None:
+        ids = TransactionIds(f"m-{n}")
+        journal.record([Event(EventKind.RECEIVED, "acme", ids, clock.utc(), {"n": n},
+                              personal={"debtor": f"Customer {n}"})])  # fmt: skip
+
+    record(1)
+    scheduler = RotationScheduler(
+        [JournalTenantKeys(journal)],
+        KeysConfig((RotationPolicy("journal.tenant", max_age=DAY),)),
+        clock=clock,
+    )
+    assert scheduler.check() == []
+    clock.advance(DAY)
+    (result,) = scheduler.check()
+    assert (result.scope, result.old_key, result.new_key) == ("acme", "1", "2")
+    record(2)
+    assert [(t, v) for t, v, _ in journal.tenant_keys()] == [("acme", 2)]
+    assert [e.personal for e in journal.events()] == [
+        {"debtor": "Customer 1"},
+        {"debtor": "Customer 2"},
+    ]
+    assert journal.rotate_tenant_key("acme", if_current=1) is None  # rotated already
+    assert journal.verify().ok
+    assert journal.shred_tenant("acme") == 2  # crypto-shredding destroys every version
+    assert [e.personal for e in journal.events()] == [Sealed.ERASED, Sealed.ERASED]
+    journal.close()
+
+
 # -- the authorization server's signing keys ---------------------------------------------------
 
 
@@ -719,6 +765,10 @@ def test_the_keys_table_is_read_and_checked_with_errors_naming_the_key() -> None
         ({"check_interval": -1}, "keys.check_interval: -1: a duration must be positive"),
         ({"retry_initial": 10, "retry_max": 5}, "keys.retry_max: must not be less"),
         ({"intervall": 1}, "keys.intervall: unknown key"),
+        (
+            {"policies": [{"family": "journal.tenant", "max_uses": 5}]},
+            "keys.policies[0].max_uses: journal.tenant keys rotate by age only",
+        ),
     ]
     for table, message in bad:
         with pytest.raises(ConfigError) as caught:
