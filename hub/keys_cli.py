@@ -40,6 +40,7 @@ from hub.rotation import (
     SigningKeys,
     VaultDataKeys,
 )
+from vault.errors import VaultError
 
 __all__ = ["KEYS_COMMAND", "add_keys_commands", "format_duration", "run_keys_command"]
 
@@ -146,9 +147,15 @@ def _families(
     wanted = getattr(args, "family", None)
     families: list[KeyFamily] = []
     if wanted in (None, "vault.data"):
-        vault = open_vault(settings, notes=err)
-        closers.append(vault.close)
-        families.append(VaultDataKeys(vault))
+        try:
+            vault = open_vault(settings, notes=err)
+        except VaultError as exc:
+            if wanted is not None:
+                raise
+            err.write(f"isobridge: vault.data not shown: {exc}\n")
+        else:
+            closers.append(vault.close)
+            families.append(VaultDataKeys(vault))
     if args.gateway is not None:
         families.append(_signing_keys(args.gateway, config, keys, closers))
     elif wanted == "authserver.signing":

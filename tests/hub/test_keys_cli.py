@@ -66,6 +66,12 @@ def test_status_lists_every_key_with_its_policy_and_rotate_rotates_now(
 
 
 def test_bad_requests_get_a_clear_answer(tmp_path: Path, isolated_hub_home: Path) -> None:
+    assert run("journal", "init")[0] == 0  # a journal, and no vault yet
+    status, out, err = run("keys", "status")
+    assert (status, out.splitlines()[-1]) == (0, "no keys yet")
+    assert "vault.data not shown: the vault database has no vault schema" in err
+    assert "run `isobridge vault init`" in err
+    assert run("vault", "init")[0] == 0
     status, _, err = run("keys", "rotate", "authserver.signing")
     assert status == 1 and "name the gateway's configuration with --gateway" in err
     status, _, err = run("keys", "rotate", "vault.data", "--tenant", "nobody")
