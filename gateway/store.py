@@ -19,7 +19,8 @@ table                                 holds
                                       code, deleted when redeemed
 ``gateway_signing_keys``              the built-in authorization server's signing keys
                                       (PKCS#8 PEM), newest first, so that every process signs
-                                      with keys every other process publishes
+                                      with keys every other process publishes; when each
+                                      starts to sign and how many tokens it signed
 ``gateway_dpop_proofs``               the DPoP proofs accepted within their window
                                       (:mod:`gateway.security.replays`), by SHA-256 of key
                                       thumbprint and ``jti``: a replay to any process fails
@@ -117,7 +118,7 @@ __all__ = [
     "utc",
 ]
 
-HEAD: Final = "0002"
+HEAD: Final = "0003"
 """The newest revision this code knows."""
 
 VERSION_TABLE: Final = "gateway_alembic_version"
@@ -191,6 +192,8 @@ signing_keys_table = Table(
     Column("alg", String(8), nullable=False),
     Column("private_pem", Text, nullable=False),
     Column("created_at", Float, nullable=False),
+    Column("activates_at", Float, nullable=True),
+    Column("uses", BigInteger, nullable=False, server_default="0"),
 )
 
 dpop_proofs_table = Table(

@@ -21,6 +21,7 @@ Commands::
                                             the event journal (see hub.journal_cli)
     isobridge certs dev [--out DIR]         a throwaway CA and TLS certificates (hub.certs_cli)
     isobridge sagas list|show ID|retry ID   payment sagas (see hub.sagas_cli)
+    isobridge keys status|rotate FAMILY     key rotation schedules (see hub.keys_cli)
     isobridge mask IN OUT [--format F]      a masked non-production copy of an ISO 8583,
                                             ISO 20022 or fixed-width file (hub.mask_cli)
     isobridge sca enrol|unlock PSU          the gateway's second factor: enrol a PSU's
@@ -63,6 +64,7 @@ from hub.copybook_cli import add_copybook_commands, run_copybook_command
 from hub.dlq_cli import add_dlq_commands, run_dlq_command
 from hub.gateway_cli import add_gateway_command, run_gateway_command
 from hub.journal_cli import JOURNAL_COMMANDS, add_journal_commands, run_journal_command
+from hub.keys_cli import KEYS_COMMAND, add_keys_commands, run_keys_command
 from hub.mask_cli import add_mask_command, run_mask_command
 from hub.routes_cli import add_routes_commands, run_routes_command
 from hub.sagas_cli import SAGAS_COMMAND, add_sagas_commands, run_sagas_command
@@ -155,6 +157,7 @@ def _parser() -> argparse.ArgumentParser:
     add_dlq_commands(commands)
     add_journal_commands(commands)
     add_sagas_commands(commands)
+    add_keys_commands(commands)
     add_mask_command(commands)
     add_sca_commands(commands)
     return parser
@@ -556,6 +559,8 @@ def main(
             run_sagas_command(args, settings, out, err)
         elif args.command == SCA_COMMAND:
             return run_sca_command(args, environ, out, err)
+        elif args.command == KEYS_COMMAND:
+            run_keys_command(args, settings, environ, out, err)
     except CliError as exc:
         err.write(f"isobridge: {exc}\n")
         return exc.status

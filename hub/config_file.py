@@ -107,6 +107,16 @@ connections use them, open ones carry on.
     format = "text"                     # text (readable) | json (one object per line)
     level = "warning"                   # $ISOBRIDGE_LOG_FORMAT / _LEVEL override both
 
+    [keys]                              # key rotation schedules (hub.rotation)
+    check_interval = 60.0               # seconds between checks of the policies
+    retry_initial = 5.0                 # a failed rotation is retried after this, doubling
+    retry_max = 600.0                   # ... up to this
+    jwks_prepublish = 300.0             # a new signing key is in the JWKS this long first
+    [[keys.policies]]                   # one per key family, any number
+    family = "vault.data"               # vault.data | authserver.signing | journal.tenant
+    max_age = "90d"                     # seconds, or 90d / 12h / 30m / 45s
+    max_uses = 1000000                  # encryptions / signatures of the active key
+
 Relative paths are taken from the directory of the configuration file. An error names the
 file, the key (``listeners[1].port``) and the reason, and suggests the key meant when an
 unknown one is close to a known one:
@@ -131,6 +141,7 @@ from adapters.codepages import EBCDIC_CODEPAGES
 from adapters.framing import FRAMERS
 from hub.config import Settings
 from hub.edge import EdgeSettings
+from hub.rotation import KeysConfig, keys_config
 from hub.tls import client_context, server_context
 from observability.logs import LOG_FORMATS, LoggingConfig
 from observability.metrics import parse_listen
@@ -322,6 +333,7 @@ class HubConfig:
     tls_reload_interval: float = 30.0
     tracing: TracingConfig = field(default_factory=TracingConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    keys: KeysConfig = field(default_factory=KeysConfig)
 
 
 def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> HubConfig:
@@ -389,7 +401,7 @@ class _Reader(TableReader):
             data,
             "",
             ("hub", "vault", "routing", "listeners", "mainframe", "clearing", "upstreams",
-             "metrics", "tracing", "logging"),
+             "metrics", "tracing", "logging", "keys"),
         )  # fmt: skip
         hub = self.table(data, "hub")
         self.known(hub, "hub", ("tenant", "home", "workers", "journal", "tls_reload_interval"))
@@ -452,6 +464,7 @@ class _Reader(TableReader):
             ),
             tracing=self.tracing(self.table(data, "tracing")),
             logging=logging_config(self, self.table(data, "logging"), self.environ),
+            keys=keys_config(self, self.table(data, "keys")),
         )
 
     def tracing(self, table: Mapping[str, Any]) -> TracingConfig:

@@ -21,7 +21,10 @@ each of the N hub processes serves the gateway too, all on ``[gateway] port``
 - the application (:func:`hub.gateway.build_gateway`) under uvicorn on ``[gateway] host`` /
   ``port``; SIGINT / SIGTERM stop it, then everything else. With ``[gateway.tls]`` it is
   served over TLS 1.3 (:mod:`hub.gateway_tls`), and SIGHUP or a change of the certificate
-  files reloads them (under ``run --gateway``, SIGHUP reloads the hub's certificates too).
+  files reloads them (under ``run --gateway``, SIGHUP reloads the hub's certificates too);
+- with the built-in authorization server, the rotation schedule of its signing keys
+  (``hub.toml``'s ``[keys]``, :mod:`hub.rotation`): a task, and the ``/readyz`` probe
+  ``key_rotation`` that fails while a rotation fails.
 
 Both commands run on the event loop uvicorn itself would pick (its ``loop="auto"``): uvloop
 when it is installed (a dependency where it builds), else asyncio's
@@ -44,7 +47,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from hub.cli_support import EXIT_OK, EXIT_USAGE
 from hub.config_file import ConfigError, HubConfig, load_config
+from hub.rotation import KeysConfig, RotationProbe, RotationScheduler, SigningKeys
 from observability.logs import configure_logging
+from observability.metrics import KeyRotationMetrics
 
 if TYPE_CHECKING:  # the web stack is imported when the command runs, not by every CLI call
     from prometheus_client import CollectorRegistry
@@ -132,6 +137,8 @@ async def serve_gateway(
             ready=ready,
             stop=stop,
             codepage=hub_config.mainframe.codepage,
+            keys=hub_config.keys,
+            audit_tenant=hub_config.tenant,
         )
     finally:
         halt.set()
@@ -178,6 +185,9 @@ async def serve_hub_with_gateway(
                 stop=stop,
                 on_hangup=service.reload_certificates,
                 codepage=hub_config.mainframe.codepage if hub_config.mainframe else "cp037",
+                keys=hub_config.keys,
+                key_metrics=metrics.keys,
+                audit_tenant=hub_config.tenant,
             )
     finally:
         engine.dispose()
@@ -210,6 +220,9 @@ async def _serve(
     stop: asyncio.Event | None,
     on_hangup: Callable[[], object] | None = None,
     codepage: str = "cp037",
+    keys: KeysConfig | None = None,
+    key_metrics: KeyRotationMetrics | None = None,
+    audit_tenant: str = "default",
 ) -> None:
     import uvicorn
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
@@ -230,6 +243,9 @@ async def _serve(
 
     tls: GatewayTls | None = None
     watcher: asyncio.Task[None] | None = None
+    rotation_probe = RotationProbe()
+    rotation: asyncio.Task[None] | None = None
+    rotation_stop = asyncio.Event()
     hangups: list[Callable[[], object]] = []
     clearing = ClearingOutgoing(
         config.clearing_url,
@@ -256,7 +272,7 @@ async def _serve(
             settings=config.settings,
             statement_files=config.statement_files,
             response_signing_key=config.response_signing_key,
-            probes=(clearing,),
+            probes=(clearing, rotation_probe),
             dead_letters=dead_letters,
             metrics_registry=metrics_registry,
             workers=workers,
@@ -265,6 +281,18 @@ async def _serve(
             sagas=sagas[0] if sagas else None,
         )
         holder.append(built)
+        if built.authorization_server is not None:
+            # The built-in server's signing keys rotate on [keys]'s schedule (hub.rotation).
+            keys = keys or KeysConfig()
+            scheduler = RotationScheduler(
+                [SigningKeys(built.authorization_server, prepublish=keys.jwks_prepublish)],
+                keys,
+                metrics=key_metrics or KeyRotationMetrics(built.services.metrics.registry),
+                journal=journal,
+                audit_tenant=audit_tenant,
+            )
+            rotation_probe.scheduler = scheduler
+            rotation = asyncio.create_task(scheduler.run(rotation_stop))
         restored = await built.payments.restore(JournalPayments(journal))
         if restored:
             out.write(f"isobridge: {restored} payments restored from the journal\n")
@@ -312,6 +340,10 @@ async def _serve(
             waiter.cancel()
         await serving
     finally:
+        rotation_stop.set()
+        if rotation is not None:
+            with contextlib.suppress(Exception):
+                await rotation
         if watcher is not None:
             watcher.cancel()
         if hangups:

@@ -38,6 +38,11 @@ the vault calls, the edges, the transport's retries and dead-letters, the circui
 and the queue depths are measured, and (one process) ``/metrics`` is served on
 ``[metrics] listen``; with workers, :mod:`hub.workers` serves the sum over them.
 
+With the persistent vault, the key rotation scheduler (:mod:`hub.rotation`) runs as a task:
+it writes the vault's data key use counts every ``[keys] check_interval`` seconds and
+rotates the vault's and the journal's tenant keys ``[[keys.policies]]`` say are due
+(:attr:`HubService.key_rotation`).
+
 SIGHUP under :func:`run_forever`, and a change of a certificate file (checked every ``[hub]
 tls_reload_interval`` seconds), reload the TLS certificates of the listeners, the mainframe
 connector and the upstream hosts from their files (:meth:`HubService.reload_certificates`).
@@ -81,6 +86,7 @@ from hub.core import (
 )
 from hub.edge import Iso8583Edge
 from hub.journaling import JournalWriter
+from hub.rotation import JournalTenantKeys, KeyFamily, RotationScheduler, VaultDataKeys
 from hub.sagas.card import CardReversals
 from hub.sagas.runner import SagaRunner
 from hub.sagas.service import HubSagas, PaymentSagas, start_hub_sagas
@@ -107,6 +113,7 @@ from routing.transport import (
     open_transport,
     routing_key_for,
 )
+from vault.sql import SqlVault
 
 __all__ = ["DEFAULT_RULES", "HubService", "core_destinations", "prepare_state", "run_forever"]
 
@@ -198,6 +205,8 @@ class HubService:
         self.journal: Journal | None = None
         self.journal_writer: JournalWriter | None = None
         self._tls_watch: asyncio.Task[None] | None = None
+        self.key_rotation: RotationScheduler | None = None
+        self._key_rotation_task: asyncio.Task[None] | None = None
         # Spans as [tracing] says, on a provider of this hub's own from start() to close();
         # a given one belongs to the caller.
         self._owns_tracing = tracing is None
@@ -253,6 +262,20 @@ class HubService:
                 self.edges.append(edge)
             if self.metrics is not None:
                 self._start_metrics(self.metrics, parts)
+            families: list[KeyFamily] = []
+            if isinstance(hub.vault, SqlVault):
+                families.append(VaultDataKeys(hub.vault))
+            if self.journal is not None:
+                families.append(JournalTenantKeys(self.journal))
+            if families:
+                self.key_rotation = RotationScheduler(
+                    families,
+                    config.keys,
+                    metrics=self.metrics.keys if self.metrics is not None else None,
+                    journal=self.journal,
+                    audit_tenant=config.tenant,
+                )
+                self._key_rotation_task = asyncio.create_task(self.key_rotation.run(self._stop))
             watched = [path for files, _, _ in self._tls_targets() for path in files]
             if watched:
                 self._tls_watch = asyncio.create_task(
@@ -370,6 +393,10 @@ class HubService:
             await self._close_tracing()
             return
         self._stop.set()
+        if self._key_rotation_task is not None:
+            with contextlib.suppress(Exception):
+                await self._key_rotation_task
+            self._key_rotation_task = None
         if self._tls_watch is not None:
             self._tls_watch.cancel()
             self._tls_watch = None

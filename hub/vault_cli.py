@@ -97,6 +97,7 @@ def run_vault_command(
         pans = [line.strip() for line in stdin.read().decode("ascii", "replace").splitlines()]
         for token in vault.tokenize_many([p for p in pans if p], tenant=args.tenant):
             out.write(token.value + "\n")
+        vault.flush_key_uses()  # the uses of the data key, for its rotation policy
     elif action == "detokenize":
         _detokenize(vault, args, out)
     elif action == "rotate":

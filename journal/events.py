@@ -105,6 +105,8 @@ class EventKind(StrEnum):
     # The gateway's built-in authorization server (issue 12): one per second-factor attempt
     # of a PSU authorising a consent, keyed by the consent id (gateway.security.sca).
     SCA_ATTEMPT = "sca_attempt"
+    # Key rotation schedules (issue 12, hub.rotation): a key rotated, or a rotation failed.
+    KEY_ROTATION = "key_rotation"
 
 
 @dataclass(frozen=True, slots=True)

@@ -224,6 +224,13 @@ class TenantKeyring:
         )
         return version, wrapped, master_version
 
+    def add_version(
+        self, connection: Connection, tenant: str, version: int, now: dt.datetime
+    ) -> None:
+        """Create version ``version`` of ``tenant``'s key (a rotation): new personal parts
+        use it, older versions keep decrypting theirs. Call it with the chain head locked."""
+        self._create(connection, tenant, version, now)
+
     def readable_keys(
         self, connection: Connection, tenants: Iterable[str]
     ) -> dict[tuple[str, int], AESGCM | None]:

@@ -71,7 +71,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine, create_engine, event, insert, select, update
+from sqlalchemy import Engine, create_engine, event, func, insert, select, update
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -98,7 +98,7 @@ from journal.migrate import HEAD as SCHEMA_HEAD
 from journal.migrate import current_revision, upgrade
 from journal.read_model import TransactionView
 from journal.reading import READ_CHUNK, READ_ONLY, read_events
-from journal.schema import CHECKPOINTS, EVENTS, HEAD
+from journal.schema import CHECKPOINTS, EVENTS, HEAD, TENANT_KEYS
 from journal.trace import TransactionTrace, trace
 
 __all__ = ["Checkpoint", "Journal", "JournalError"]
@@ -403,6 +403,38 @@ class Journal:
             destroyed = shred_tenant_keys(connection, tenant, self._now())
         self.keyring.forget(tenant)
         return destroyed
+
+    def tenant_keys(self) -> list[tuple[str, int, dt.datetime]]:
+        """Each tenant's live journal key: (tenant, version, created), for rotation
+        schedules (``hub.rotation``). A shredded tenant has none until its next event."""
+        with self.engine.begin() as connection:
+            rows = connection.execute(
+                select(TENANT_KEYS.c.tenant, TENANT_KEYS.c.version, TENANT_KEYS.c.created_at)
+                .where(TENANT_KEYS.c.wrapped.is_not(None))
+                .order_by(TENANT_KEYS.c.tenant, TENANT_KEYS.c.version.desc())
+            ).all()
+        latest: dict[str, tuple[str, int, dt.datetime]] = {}
+        for row in rows:
+            created = row.created_at
+            if created.tzinfo is None:
+                created = created.replace(tzinfo=dt.UTC)
+            latest.setdefault(row.tenant, (row.tenant, int(row.version), created))
+        return list(latest.values())
+
+    def rotate_tenant_key(self, tenant: str, *, if_current: int) -> int | None:
+        """Start version n+1 of ``tenant``'s journal key if its newest is still
+        ``if_current`` (``None``: another process rotated first); older versions keep
+        decrypting their events. Runs with the chain head locked, as an append does, so it
+        never races an append creating a key."""
+        with self.engine.begin() as connection:
+            connection.execute(update(HEAD).where(HEAD.c.id == 1).values(seq=HEAD.c.seq))
+            latest = connection.execute(
+                select(func.max(TENANT_KEYS.c.version)).where(TENANT_KEYS.c.tenant == tenant)
+            ).scalar_one()
+            if latest is None or int(latest) != if_current:
+                return None
+            self.keyring.add_version(connection, tenant, if_current + 1, self._now())
+        return if_current + 1
 
     # -- reading ----------------------------------------------------------------------------
 

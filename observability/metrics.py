@@ -28,7 +28,16 @@ metric                                                  type       labels
 ``isobridge_circuit_breaker_opened_total``              counter    breaker
 ``isobridge_vault_operations_total``                    counter    operation, outcome
 ``isobridge_vault_operation_seconds``                   histogram  operation
+``isobridge_key_rotations_total``                       counter    family, outcome
+``isobridge_key_age_seconds``                           gauge      family
+``isobridge_key_uses``                                  gauge      family
+``isobridge_key_rotation_failing``                      gauge      family
 ======================================================  =========  ===========================
+
+The key series (:class:`KeyRotationMetrics`, fed by ``hub.rotation``): ``family`` is a key
+family (``vault.data``, ``authserver.signing``), ``outcome`` ``rotated``, ``skipped``
+(another process rotated first) or ``failed``; the age and uses are those of the family's
+oldest / most used active key at the last check; ``failing`` is 1 while a rotation fails.
 
 ``message_type`` is the canonical ``<kind>.<function>`` (``financial.request``); the breaker
 state is ``0`` closed, ``1`` half-open, ``2`` open (:data:`BREAKER_STATES`); the queue
@@ -112,6 +121,7 @@ __all__ = [
     "REQUEST_BUCKETS",
     "EdgeMetrics",
     "HubMetrics",
+    "KeyRotationMetrics",
     "MetricsServer",
     "MetricsSnapshot",
     "QueueDepthCollector",
@@ -289,6 +299,7 @@ class HubMetrics:
             "isobridge_vault_operation_seconds", "Time of one vault operation.",
             ("operation",), buckets=FAST_BUCKETS, registry=r,
         )  # fmt: skip
+        self.keys = KeyRotationMetrics(r)
         self._queue_sources: list[QueueDepthSource] = []
 
     @property
@@ -359,6 +370,52 @@ class HubMetrics:
     def render(self) -> bytes:
         """The text exposition (format 0.0.4) of :meth:`exposition_registry`."""
         return generate_latest(self.exposition_registry())
+
+
+class KeyRotationMetrics:
+    """The key rotation series of the module docstring, in ``registry`` (the hub's, or the
+    gateway's own when it runs alone)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.rotations = Counter(
+            "isobridge_key_rotations", "Key rotations, by key family and outcome.",
+            ("family", "outcome"), registry=r,
+        )  # fmt: skip
+        self.age = Gauge(
+            "isobridge_key_age_seconds", "Age of the oldest active key of a family.",
+            ("family",), registry=r, multiprocess_mode="livemax",
+        )  # fmt: skip
+        self.uses = Gauge(
+            "isobridge_key_uses", "Uses of the most used active key of a family.",
+            ("family",), registry=r, multiprocess_mode="livemax",
+        )  # fmt: skip
+        self.failing_gauge = Gauge(
+            "isobridge_key_rotation_failing", "1 while a rotation of the family fails.",
+            ("family",), registry=r, multiprocess_mode="livemax",
+        )  # fmt: skip
+        self._seen: dict[str, tuple[float, int]] = {}
+
+    def rotated(self, family: str, outcome: str) -> None:
+        """One rotation of ``family`` ended with ``outcome``."""
+        self.rotations.labels(family, outcome).inc()
+
+    def observe_key(self, family: str, *, age: float, uses: int) -> None:
+        """An active key of ``family`` seen at a check (the gauges keep the largest of a
+        check: call :meth:`reset` between checks)."""
+        old_age, old_uses = self._seen.get(family, (0.0, 0))
+        age, uses = max(age, old_age), max(uses, old_uses)
+        self._seen[family] = (age, uses)
+        self.age.labels(family).set(age)
+        self.uses.labels(family).set(uses)
+
+    def reset(self, family: str) -> None:
+        """Start a new check of ``family``."""
+        self._seen.pop(family, None)
+
+    def failing(self, family: str, failing: bool) -> None:
+        """Whether a rotation of ``family`` fails now."""
+        self.failing_gauge.labels(family).set(1 if failing else 0)
 
 
 def _message_type(message: CanonicalMessage) -> str:

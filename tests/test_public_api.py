@@ -473,6 +473,7 @@ PUBLIC_API: dict[str, list[str]] = {
     "gateway.security.authstate": [
         "AuthorizationCode",
         "AuthorizationState",
+        "SigningKeyRecord",
     ],
     "gateway.security.authserver": [
         "AuthorizationServer",
@@ -712,6 +713,12 @@ PUBLIC_API: dict[str, list[str]] = {
         "add_journal_commands",
         "run_journal_command",
     ],
+    "hub.keys_cli": [
+        "KEYS_COMMAND",
+        "add_keys_commands",
+        "format_duration",
+        "run_keys_command",
+    ],
     "hub.journaling": [
         "JournalWriter",
         "transaction_ids",
@@ -766,6 +773,22 @@ PUBLIC_API: dict[str, list[str]] = {
         "iban_check_digits",
         "luhn_check_digit",
         "sensitive_content",
+    ],
+    "hub.rotation": [
+        "ActiveKey",
+        "FAMILIES",
+        "JournalTenantKeys",
+        "KeyFamily",
+        "KeyStatus",
+        "KeysConfig",
+        "RotationPolicy",
+        "RotationProbe",
+        "RotationResult",
+        "RotationScheduler",
+        "SigningKeys",
+        "VaultDataKeys",
+        "keys_config",
+        "parse_duration",
     ],
     "hub.routes_cli": [
         "add_routes_commands",
@@ -914,6 +937,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "EdgeMetrics",
         "FAST_BUCKETS",
         "HubMetrics",
+        "KeyRotationMetrics",
         "MULTIPROCESS_ENV",
         "MetricsServer",
         "MetricsSnapshot",
@@ -1355,6 +1379,7 @@ PUBLIC_API: dict[str, list[str]] = {
     "vault.sql": [
         "AuditRecord",
         "BoundDetokenizer",
+        "DataKeyStatus",
         "RotationReport",
         "SqlVault",
         "TenantStats",

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 
 __all__ = ["HEAD", "current_revision", "downgrade", "upgrade"]
 
-HEAD: Final = "0001"
+HEAD: Final = "0002"
 """The newest revision this code knows."""
 
 _LOCATION = Path(__file__).resolve().parent / "migrations"

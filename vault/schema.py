@@ -5,6 +5,7 @@ table                         holds
 ============================  ==============================================================
 ``vault_tenants``             one row per tenant: its index key (wrapped), shredded time
 ``vault_data_keys``           tenant data keys, one row per version (wrapped), with state
+                              and how many card numbers it encrypted (``uses``)
 ``vault_tokens``              one row per token: fingerprint (unique per tenant), the PAN
                               as AES-256-GCM ciphertext, data key version, expiry
 ``vault_audit``               one row per detokenization request, allowed or refused
@@ -77,6 +78,7 @@ class DataKeyRow(Base):
     master_version: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    uses: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class TokenRow(Base):

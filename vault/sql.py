@@ -36,7 +36,12 @@ Rotation (:meth:`SqlVault.rotate`)
     :meth:`SqlVault.retire_old_keys` removes them, which it refuses while a row still uses
     one. Hub processes re-read a tenant's keys every ``key_refresh`` (60 s); retire only after
     that. :meth:`SqlVault.rewrap` moves every tenant key to the provider's current master
-    version without touching the rows.
+    version without touching the rows. For rotation schedules (``hub.rotation``):
+    :meth:`SqlVault.add_data_key_version` starts a new version only if the current one is
+    still the one the caller saw (of several processes due at once, one rotates), and every
+    encryption is counted per version in memory, written by :meth:`SqlVault.flush_key_uses`
+    in one transaction (never one write per card number); :meth:`SqlVault.data_keys` gives
+    each tenant's current version, its age and its use count.
 
 Deletion
     :meth:`delete_token`, a time to live per vault or per call (``ttl``;
@@ -69,6 +74,7 @@ No error text holds a clear card number.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import secrets
 import threading
@@ -81,7 +87,7 @@ from typing import Any, Final, Literal
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Engine, create_engine, delete, event, func, select, update
+from sqlalchemy import Engine, bindparam, create_engine, delete, event, func, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -124,6 +130,7 @@ from vault.tokens import (
 __all__ = [
     "AuditRecord",
     "BoundDetokenizer",
+    "DataKeyStatus",
     "RotationReport",
     "SqlVault",
     "TenantStats",
@@ -172,6 +179,17 @@ class RotationReport:
     tenant: str
     new_version: int
     rows_reencrypted: int
+
+
+@dataclass(frozen=True, slots=True)
+class DataKeyStatus:
+    """A tenant's current data key version: since when, and how many encryptions it did
+    (those written by :meth:`SqlVault.flush_key_uses` plus this process's pending ones)."""
+
+    tenant: str
+    version: int
+    created_at: dt.datetime
+    uses: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +298,7 @@ class SqlVault:
         self._lock = threading.Lock()
         self._tenants: dict[str, _TenantKeys] = {}
         self._tokens: OrderedDict[tuple[str, str], _CachedToken] = OrderedDict()
+        self._uses: dict[tuple[str, int], int] = {}
         self._dialect = engine.dialect.name
 
     # -- construction -------------------------------------------------------------------
@@ -325,7 +344,11 @@ class SqlVault:
         return cls(engine, keys, **options)
 
     def close(self) -> None:
-        """Release the database connections and forget the cached keys."""
+        """Write the pending key use counts (if the database answers), release the database
+        connections and forget the cached keys."""
+        # Counts that cannot be written are uses not counted: the age limit still holds.
+        with contextlib.suppress(VaultError, SQLAlchemyError, RuntimeError):
+            self.flush_key_uses()
         with self._lock:
             self._tenants.clear()
             self._tokens.clear()
@@ -548,6 +571,7 @@ class SqlVault:
                         }
                     )
                 connection.execute(self._insert(TokenRow).on_conflict_do_nothing(), values)
+                self._count_uses(tenant, version, len(values))
                 winners = connection.execute(
                     select(TokenRow.fingerprint, TokenRow.token).where(
                         TokenRow.tenant == tenant,
@@ -582,6 +606,10 @@ class SqlVault:
         except ValueError as exc:
             raise InvalidPanError(str(exc)) from None
         return PanToken(value)
+
+    def _count_uses(self, tenant: str, version: int, uses: int) -> None:
+        with self._lock:
+            self._uses[(tenant, version)] = self._uses.get((tenant, version), 0) + uses
 
     def _fpe(self, keys: _TenantKeys) -> Any:
         if keys.fpe is None:
@@ -817,6 +845,23 @@ class SqlVault:
         called after each batch. Rows written meanwhile under an old version are picked up
         too: the loop ends when no row uses an older version.
         """
+        version = self.add_data_key_version(tenant)
+        if version is None:
+            raise VaultError(
+                f"tenant {tenant!r}: another process started a data key version at the same "
+                "time; run the rotation again to re-encrypt under it"
+            )
+        return self.reencrypt(tenant, version, batch_size=batch_size, progress=progress)
+
+    def add_data_key_version(self, tenant: str, *, if_current: int | None = None) -> int | None:
+        """Start data key version n+1 of ``tenant``: new rows use it (this process at once,
+        others within ``key_refresh``); older versions keep decrypting. Returns the version.
+
+        With ``if_current``, only if the current version is still ``if_current``: ``None``
+        when another process rotated first (the version's primary key makes the second of
+        two concurrent inserts a no-op). The master key comes from the provider first, so a
+        provider that is down fails the rotation before anything changes.
+        """
         master_version = self.keys.current_version
         master = self.keys.master_key(master_version)
         with self._transaction() as connection:
@@ -827,12 +872,18 @@ class SqlVault:
                 is None
             ):
                 raise UnknownTokenError(f"no tenant {tenant!r} in this vault")
-            latest = connection.execute(
-                select(func.max(DataKeyRow.version)).where(DataKeyRow.tenant == tenant)
-            ).scalar_one()
-            version = int(latest or 0) + 1
-            connection.execute(
-                self._insert(DataKeyRow).values(
+            latest = int(
+                connection.execute(
+                    select(func.max(DataKeyRow.version)).where(DataKeyRow.tenant == tenant)
+                ).scalar_one()
+                or 0
+            )
+            if if_current is not None and latest != if_current:
+                return None
+            version = latest + 1
+            inserted = connection.execute(
+                self._insert(DataKeyRow)
+                .values(
                     tenant=tenant,
                     version=version,
                     wrapped=wrap_key(
@@ -841,8 +892,26 @@ class SqlVault:
                     master_version=master_version,
                     state=KeyState.ACTIVE,
                     created_at=self._now(),
+                    uses=0,
                 )
-            )
+                .on_conflict_do_nothing()
+                .returning(DataKeyRow.version)
+            ).first()
+        if inserted is None:
+            return None
+        self._tenant_keys_fresh(tenant)
+        return version
+
+    def reencrypt(
+        self,
+        tenant: str,
+        version: int,
+        *,
+        batch_size: int = 500,
+        progress: Progress | None = None,
+    ) -> RotationReport:
+        """Re-encrypt ``tenant``'s rows under older versions with ``version`` (module
+        documentation, Rotation)."""
         keys = self._tenant_keys_fresh(tenant)
         cipher = keys.data[version]
         with self._transaction() as connection:
@@ -877,10 +946,63 @@ class SqlVault:
                         .where(TokenRow.id == row.id, TokenRow.key_version == row.key_version)
                         .values(ciphertext=nonce + sealed, key_version=version)
                     )
+                self._count_uses(tenant, version, len(rows))
             done += len(rows)
             if progress is not None:
                 progress(done, max(total, done))
         return RotationReport(tenant, version, done)
+
+    def flush_key_uses(self) -> int:
+        """Add this process's counted encryptions to the stored use counts, in one
+        transaction; returns how many were written. Counts that fail to write are kept
+        for the next flush."""
+        with self._lock:
+            pending, self._uses = self._uses, {}
+        if not pending:
+            return 0
+        try:
+            with self._transaction() as connection:
+                connection.execute(
+                    update(DataKeyRow)
+                    .where(
+                        DataKeyRow.tenant == bindparam("b_tenant"),
+                        DataKeyRow.version == bindparam("b_version"),
+                    )
+                    .values(uses=DataKeyRow.uses + bindparam("b_uses")),
+                    [
+                        {"b_tenant": tenant, "b_version": version, "b_uses": uses}
+                        for (tenant, version), uses in pending.items()
+                    ],
+                )
+        except BaseException:
+            with self._lock:
+                for key, uses in pending.items():
+                    self._uses[key] = self._uses.get(key, 0) + uses
+            raise
+        return sum(pending.values())
+
+    def data_keys(self) -> list[DataKeyStatus]:
+        """Each tenant's current data key version, its creation time and use count."""
+        with self._transaction() as connection:
+            rows = connection.execute(
+                select(
+                    DataKeyRow.tenant, DataKeyRow.version, DataKeyRow.created_at, DataKeyRow.uses
+                )
+                .where(DataKeyRow.state == KeyState.ACTIVE)
+                .order_by(DataKeyRow.tenant, DataKeyRow.version.desc())
+            ).all()
+        with self._lock:
+            pending = dict(self._uses)
+        current: dict[str, DataKeyStatus] = {}
+        for row in rows:
+            if row.tenant not in current:
+                current[row.tenant] = DataKeyStatus(
+                    tenant=row.tenant,
+                    version=int(row.version),
+                    created_at=_aware(row.created_at) or row.created_at,
+                    uses=int(row.uses or 0) + pending.get((row.tenant, row.version), 0),
+                )
+        return list(current.values())
 
     def retire_old_keys(self, tenant: str) -> list[int]:
         """Retire every data key version of ``tenant`` but the newest that no row uses.

@@ -32,8 +32,15 @@ RFC 7517 (JWKS at ``/oauth2/jwks``).
   code: a missing, wrong or replayed code, an unenrolled PSU or a locked-out one is refused
   with an OBIE error body (400, 403, 429 with ``Retry-After``) and the consent stays
   ``AwaitingAuthorisation``. A refusal (``decision=deny``) needs no code.
-- Keys: :meth:`AuthorizationServer.rotate` adds a new signing key; the old ones stay in the
-  JWKS (``retain`` keys) so tokens they signed verify until they expire.
+- Keys: :meth:`AuthorizationServer.rotate` adds a new signing key that signs at once (an
+  emergency: the old ones stay in the JWKS while among the newest ``retain``).
+  :meth:`AuthorizationServer.rotate_on_schedule` is the rotation of a schedule
+  (``hub.rotation``): the new key is published in the JWKS ``prepublish`` seconds before
+  it signs, and the old one stays published for ``overlap`` seconds after (the longest a
+  token lives plus ``key_refresh``), so no valid token is refused during a rotation. Every
+  process re-reads the keys every ``key_refresh`` seconds and signs with the newest key
+  that has activated; tokens signed are counted per key in memory and added to the
+  database in one write by :meth:`AuthorizationServer.flush_uses`.
 - State: the codes and the signing keys are in the gateway's database
   (:class:`gateway.security.authstate.AuthorizationState`), so the server may run in several
   gateway processes and survives their restarts: a code issued by one is redeemed once, on
@@ -44,10 +51,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
+import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -58,11 +68,12 @@ import httpx
 from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.consents import Consent, ConsentKind, ConsentStatus, ConsentStore
 from gateway.errors import ObieError
 from gateway.ports import AccountDirectory
-from gateway.security.authstate import AuthorizationCode, AuthorizationState
+from gateway.security.authstate import AuthorizationCode, AuthorizationState, SigningKeyRecord
 from gateway.security.jose import (
     JoseError,
     SigningKey,
@@ -85,6 +96,7 @@ __all__ = [
 ]
 
 _MAX_FORM: Final = 8192
+_log = logging.getLogger("isobridge.gateway.keys")
 
 
 def hash_secret(secret: str) -> str:
@@ -153,6 +165,8 @@ class AuthorizationServer:
         retain: int = 3,
         clock: Callable[[], float] = time.time,
         sca: SecondFactor | None = None,
+        key_refresh: float = 30.0,
+        overlap: float | None = None,
     ) -> None:
         self.issuer = issuer
         self.sca = sca
@@ -167,23 +181,89 @@ class AuthorizationServer:
         self.clock = clock
         self.dpop = DpopVerifier(clock=clock, replays=replays)
         self.state = state
-        self._keys = state.signing_keys()
-        if not self._keys:
+        self.key_refresh = key_refresh
+        self.overlap = token_ttl + key_refresh if overlap is None else overlap
+        if self.overlap < token_ttl + key_refresh:
+            raise ValueError(
+                f"overlap {self.overlap} s is shorter than a token lives plus key_refresh "
+                f"({token_ttl + key_refresh} s): a rotation would unpublish valid tokens' keys"
+            )
+        self._uses: dict[str, int] = {}
+        self._uses_lock = threading.Lock()
+        self._load_keys()
+        if not self._records:
             self.rotate()
 
     # -- keys -------------------------------------------------------------------------------
 
     def rotate(self, algorithm: str | None = None) -> SigningKey:
-        """A new current signing key; the last ``retain`` keys stay published."""
+        """A new current signing key, signing at once; the last ``retain`` keys stay
+        published."""
         key = SigningKey.generate(algorithm or self.algorithm, kid=secrets.token_hex(8))
-        self._keys = self.state.add_key(key, retain=self.retain)
+        self.state.add_key(key, retain=self.retain)
+        self._load_keys()
         return key
+
+    def rotate_on_schedule(
+        self, *, prepublish: float, if_current: str | None = None
+    ) -> SigningKey | None:
+        """A new signing key, published now and signing ``prepublish`` seconds from now;
+        keys whose tokens have all expired are forgotten. With ``if_current``, only if the
+        newest key is still that ``kid``: ``None`` when another process rotated first."""
+        key = SigningKey.generate(self.algorithm, kid=secrets.token_hex(8))
+        added = self.state.add_key(
+            key,
+            retain=self.retain,
+            activates_at=self.clock() + prepublish,
+            overlap=self.overlap,
+            if_newest=if_current,
+        )
+        self._load_keys()
+        return None if added is None else key
+
+    def _load_keys(self) -> None:
+        self._records = self.state.key_records()
+        self._loaded_at = self.clock()
 
     @property
     def signing_key(self) -> SigningKey:
-        """The key new tokens are signed with (the newest when this process started or last
-        rotated)."""
-        return self._keys[0]
+        """The key new tokens are signed with: the newest that has activated, as read at
+        most ``key_refresh`` seconds ago (or, while the database does not answer, as last
+        read: the keys already read stay valid)."""
+        now = self.clock()
+        if now - self._loaded_at >= self.key_refresh:
+            try:
+                self._load_keys()
+            except SQLAlchemyError as exc:
+                self._loaded_at = now
+                _log.warning("signing keys not re-read, the ones read before sign: %s", exc)
+        for record in self._records:
+            if record.activates_at <= now:
+                return record.key
+        return self._records[-1].key
+
+    def key_records(self) -> list[SigningKeyRecord]:
+        """The stored keys, newest first, with the uses not yet flushed added in."""
+        with self._uses_lock:
+            pending = dict(self._uses)
+        return [
+            dataclasses.replace(record, uses=record.uses + pending.get(record.key.kid, 0))
+            for record in self.state.key_records()
+        ]
+
+    def flush_uses(self) -> int:
+        """Add the tokens signed since the last flush to the stored counts (one write);
+        returns how many. Counts that fail to write are kept for the next flush."""
+        with self._uses_lock:
+            pending, self._uses = self._uses, {}
+        try:
+            self.state.add_uses(pending)
+        except BaseException:
+            with self._uses_lock:
+                for kid, count in pending.items():
+                    self._uses[kid] = self._uses.get(kid, 0) + count
+            raise
+        return sum(pending.values())
 
     def jwks(self) -> dict[str, Any]:
         """The published key set: the database's, so keys made by other processes are in."""
@@ -222,7 +302,13 @@ class AuthorizationServer:
         lifetime: int | None = None,
         audience: str | None = None,
     ) -> str:
-        """A signed access token for ``client``."""
+        """A signed access token for ``client``; ``lifetime`` at most ``overlap`` less
+        ``key_refresh`` seconds, the time its key stays published after a rotation."""
+        if lifetime is not None and lifetime > self.overlap - self.key_refresh:
+            raise ValueError(
+                f"a token lifetime of {lifetime} s outlives the signing key overlap "
+                f"({self.overlap - self.key_refresh:.0f} s)"
+            )
         now = int(self.clock())
         claims: dict[str, Any] = {
             "iss": self.issuer,
@@ -239,6 +325,8 @@ class AuthorizationServer:
         if consent_id is not None:
             claims["consent_id"] = consent_id
         key = self.signing_key
+        with self._uses_lock:
+            self._uses[key.kid] = self._uses.get(key.kid, 0) + 1
         header = {"alg": key.alg, "kid": key.kid, "typ": "at+jwt"}
         return sign_compact(header, json.dumps(claims).encode(), key)
 

@@ -70,7 +70,7 @@ def test_the_sca_migration_goes_down_to_the_first_schema_and_up_again(
         "gateway_sca_failures",
     }
     upgrade(gateway_engine)
-    assert current_revision(gateway_engine) == HEAD == "0002"
+    assert current_revision(gateway_engine) == HEAD == "0003"
     assert {"gateway_sca_enrolments", "gateway_sca_failures"} <= _tables(gateway_engine)
 
 

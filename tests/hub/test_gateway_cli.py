@@ -139,7 +139,10 @@ def test_a_real_run_over_tcp(tmp_path: Path) -> None:
         async with mainframe(tmp_path) as mf:
             hub_toml = _write(
                 tmp_path / "hub.toml",
-                f'[hub]\nhome = "{tmp_path / "home"}"\n[mainframe]\nport = {mf.port}\n',
+                f'[hub]\nhome = "{tmp_path / "home"}"\n[mainframe]\nport = {mf.port}\n'
+                # the signing key rotates on its own after one token, published 1 s first
+                "[keys]\ncheck_interval = 0.05\njwks_prepublish = 1\n"
+                '[[keys.policies]]\nfamily = "authserver.signing"\nmax_uses = 1\n',
             )
             gateway_toml = _write(
                 tmp_path / "gateway.toml",
@@ -177,6 +180,13 @@ def test_a_real_run_over_tcp(tmp_path: Path) -> None:
                 )
                 assert issued.status_code == 200, issued.text
                 token = issued.json()["access_token"]
+                registry = started[0][0].services.metrics.registry
+                rotated = {"family": "authserver.signing", "outcome": "rotated"}
+                while registry.get_sample_value("isobridge_key_rotations_total", rotated) != 1:
+                    await asyncio.sleep(0.02)  # the running gateway rotates the key it used
+                assert len((await http.get("/oauth2/jwks")).json()["keys"]) == 2
+                ready = (await http.get("/readyz")).json()
+                assert "key_rotation" in ready.get("checked", ready.get("failed")), ready
                 created = await http.post(
                     "/open-banking/v4.0/aisp/account-access-consents",
                     json=account_consent_body(),
@@ -255,7 +265,10 @@ def test_run_serves_the_hub_and_the_gateway_in_one_process(tmp_path: Path) -> No
         async with mainframe(tmp_path) as mf:
             hub_toml = _write(
                 tmp_path / "hub.toml",
-                f'[hub]\nhome = "{tmp_path / "home"}"\n[mainframe]\nport = {mf.port}\n',
+                f'[hub]\nhome = "{tmp_path / "home"}"\n[mainframe]\nport = {mf.port}\n'
+                # the signing key rotates on its own after one token, published 1 s first
+                "[keys]\ncheck_interval = 0.05\njwks_prepublish = 1\n"
+                '[[keys.policies]]\nfamily = "authserver.signing"\nmax_uses = 1\n',
             )
             gateway_toml = _write(
                 tmp_path / "gateway.toml",
@@ -327,7 +340,11 @@ def test_run_serves_the_hub_and_the_gateway_in_one_process(tmp_path: Path) -> No
                     headers={"Authorization": f"Bearer {admin}", **headers},
                 )
                 assert parked.json() == {"Data": {"DeadLetter": []}}  # the hub's transport
-                assert (await http.get("/readyz")).json()["checked"] == ["journal", "broker"]
+                assert (await http.get("/readyz")).json()["checked"] == [
+                    "journal",
+                    "broker",
+                    "key_rotation",
+                ]
                 metrics = await http.get(
                     "/metrics", headers={"Authorization": f"Bearer {admin}", **headers}
                 )
@@ -340,6 +357,7 @@ def test_run_serves_the_hub_and_the_gateway_in_one_process(tmp_path: Path) -> No
                 assert "isobridge_gateway_requests_total" in names
                 assert "isobridge_destination_queue_depth" in names
                 assert "isobridge_circuit_breaker_state" in names
+                assert "isobridge_key_age_seconds" in names  # the vault's and the signing keys'
             stop.set()
             await task
             await asyncio.to_thread(delete_queues, "test.run.outgoing", "test.run.status")
@@ -414,7 +432,10 @@ def test_two_gateway_processes_share_one_database(tmp_path: Path, kind: str) -> 
         async with mainframe(tmp_path) as mf:
             hub_toml = _write(
                 tmp_path / "hub.toml",
-                f'[hub]\nhome = "{tmp_path / "home"}"\n[mainframe]\nport = {mf.port}\n',
+                f'[hub]\nhome = "{tmp_path / "home"}"\n[mainframe]\nport = {mf.port}\n'
+                # the signing key rotates on its own after one token, published 1 s first
+                "[keys]\ncheck_interval = 0.05\njwks_prepublish = 1\n"
+                '[[keys.policies]]\nfamily = "authserver.signing"\nmax_uses = 1\n',
             )
             tomls = [
                 _write(

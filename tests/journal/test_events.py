@@ -38,6 +38,8 @@ def test_the_event_kinds_are_the_issues_list() -> None:
         "saga_finished",
         # issue 12: the gateway's second-factor attempts
         "sca_attempt",
+        # issue 12: key rotations (hub.rotation)
+        "key_rotation",
     ]  # fmt: skip
 
 
