@@ -2,7 +2,8 @@
 
 ``isobridge run --config hub.toml`` reads it; environment variables override the values that
 :class:`hub.config.Settings` knows (``ISOBRIDGE_HOME``, ``ISOBRIDGE_VAULT_URL``,
-``ISOBRIDGE_KEY_FILE``, ``ISOBRIDGE_MASTER_KEYS``, ``ISOBRIDGE_TOKEN_MODE``) and
+``ISOBRIDGE_KEY_FILE``, ``ISOBRIDGE_MASTER_KEYS``, ``ISOBRIDGE_TOKEN_MODE``,
+``ISOBRIDGE_STORE_URL``) and
 ``ISOBRIDGE_TRANSPORT_URL`` overrides ``[routing] transport``. Every table and key is
 optional; what is absent takes the default shown::
 
@@ -13,6 +14,8 @@ optional; what is absent takes the default shown::
     journal = true                      # false: record no events (no audit trail, no trace);
                                         # only to measure what journaling costs
     tls_reload_interval = 30.0          # seconds between checks of the TLS files (hub.tls)
+    store_url = "sqlite:///<home>/hub.db"  # the reversals still to forward (hub.store); with
+                                        # instances on several machines: postgresql+psycopg://...
 
     [vault]
     url = "sqlite:///<home>/vault.db"   # or postgresql+psycopg://user:pw@host/db
@@ -383,7 +386,11 @@ class _Reader(TableReader):
              "metrics", "tracing", "logging"),
         )  # fmt: skip
         hub = self.table(data, "hub")
-        self.known(hub, "hub", ("tenant", "home", "workers", "journal", "tls_reload_interval"))
+        self.known(
+            hub,
+            "hub",
+            ("tenant", "home", "workers", "journal", "tls_reload_interval", "store_url"),
+        )
         tenant = self.text(hub, "hub.tenant", "tenant", "default")
         vault = self.table(data, "vault")
         self.known(vault, "vault", ("url", "key_file", "token_mode"))
@@ -400,6 +407,9 @@ class _Reader(TableReader):
         url = self.optional_text(vault, "vault.url", "url")
         if url is not None and "ISOBRIDGE_VAULT_URL" not in environ:
             environ["ISOBRIDGE_VAULT_URL"] = url
+        store_url = self.optional_text(hub, "hub.store_url", "store_url")
+        if store_url is not None and "ISOBRIDGE_STORE_URL" not in environ:
+            environ["ISOBRIDGE_STORE_URL"] = store_url
         try:
             settings = Settings.from_environment(environ)
         except ValueError as exc:

@@ -8,7 +8,8 @@ One :class:`HubService` holds, from a :class:`hub.config_file.HubConfig`:
 - the core banking worker: consumes every destination named ``core`` or ``core.*`` and
   serves it through :class:`hub.core.CoreBanking` over the mainframe connector
   (``[mainframe]``), replying on the requester's reply queue;
-- the reversal store and forwarder (:mod:`hub.store`, in ``<home>/hub.db``);
+- the reversal store and forwarder (:mod:`hub.store`, in ``<home>/hub.db`` or the database
+  of ``ISOBRIDGE_STORE_URL``, which instances on several machines share);
 - with ``[clearing]``, the clearing system's queue pair (:mod:`hub.clearing_queue`):
   pacs.008 in, credited on the mainframe, pacs.002 out;
 - one ISO 8583 edge per ``[[listeners]]``;
@@ -309,7 +310,10 @@ class HubService:
             peer=f"mainframe {config.mainframe.host}:{config.mainframe.port}",
         )
         forwarder = ReversalForwarder(
-            self.reversals, self.core, on_acknowledged=self._reversal_acknowledged
+            self.reversals,
+            self.core,
+            on_acknowledged=self._reversal_acknowledged,
+            lease=_reversal_lease(config.mainframe.timeout),
         )
         parts.forwarder_task = asyncio.create_task(forwarder.run(self._stop))
         if config.clearing is not None:
@@ -599,12 +603,20 @@ class HubService:
 
 
 def _reversal_database(config: HubConfig) -> Engine:
-    """The reversal store's database (``<home>/hub.db``), its schema up to date."""
-    home = config.settings.home
-    home.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(f"sqlite:///{Path(home) / 'hub.db'}")
+    """The reversal store's database (``<home>/hub.db`` unless ``ISOBRIDGE_STORE_URL``
+    names another), its schema up to date."""
+    settings = config.settings
+    if settings.store_embedded:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.store_url)
     upgrade(engine)
     return engine
+
+
+def _reversal_lease(core_timeout: float) -> float:
+    """How long a forwarder holds a claimed reversal: well past one send to the core (its
+    timeout), short enough that another instance soon takes over from one that died."""
+    return max(10.0, 3 * core_timeout)
 
 
 def prepare_state(config: HubConfig, notes: TextIO) -> None:
