@@ -100,6 +100,7 @@ from routing.transport import (
     open_transport,
     routing_key_for,
 )
+from vault.sql import SqlVault
 
 __all__ = ["DEFAULT_RULES", "HubService", "core_destinations", "prepare_state", "run_forever"]
 
@@ -158,6 +159,7 @@ class HubService:
         self.metrics = metrics or (HubMetrics() if config.metrics is not None else None)
         self.metrics_server: MetricsServer | None = None
         self._hub = hub
+        self._opened_vault: SqlVault | None = None
         self._notes = notes
         rules = (
             load_rules(config.routing.rules)
@@ -208,7 +210,10 @@ class HubService:
         config = self.config
         if self._owns_tracing:
             self.tracing = Tracing.from_config(config.tracing)
-        hub = self._hub or build_hub(self.registry, open_vault(config.settings, notes=self._notes))
+        hub = self._hub
+        if hub is None:
+            self._opened_vault = open_vault(config.settings, notes=self._notes)
+            hub = build_hub(self.registry, self._opened_vault)
         if self.metrics is not None and hub.metrics is None:
             hub = dataclasses.replace(hub, metrics=self.metrics)
         self._hub = hub
@@ -371,6 +376,11 @@ class HubService:
             await self.journal_writer.close()
         if self.journal is not None:
             self.journal.close()
+        if self.reversals is not None:
+            self.reversals.engine.dispose()
+        if self._opened_vault is not None:
+            self._opened_vault.close()
+            self._opened_vault = None
         await self._close_tracing()
 
     async def _close_tracing(self) -> None:

@@ -1,0 +1,158 @@
+"""Hub instances sharing their state on PostgreSQL (vault, journal, reversal store), with
+real RabbitMQ, a real mainframe_sim and the hub as a process:
+
+- an instance that stored reversals (its payments timed out: the mainframe applied them but
+  its answers were lost) is killed -9; another instance forwards them once the mainframe
+  answers again, each acknowledged once, and the ledger reconciles;
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import signal
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+
+from hub.bootstrap import open_journal, open_vault
+from hub.config import Settings
+from hub.config_file import load_config
+from hub.core import posting_reference
+from hub.service import HubService
+from hub.store import ReversalStore, create_engine, upgrade
+from journal import EventKind
+from mainframe_sim.faults import FaultPlan, Faults
+from mainframe_sim.ledger import Ledger
+from mainframe_sim.seed import seed_ledger
+from mainframe_sim.server import MainframeServer
+from tests.hub.test_chaos import ACCOUNTS
+from tests.hub.test_edge import Client, _parse
+from tests.hub.test_hub_crash import _start_hub
+from tests.hub.test_service import _purchase
+from tests.routing.conftest import amqp_url, hub_namespace, require_broker
+from tests.support import on_event_loop, postgres_url
+
+STATE_VARIABLES = ("ISOBRIDGE_VAULT_URL", "ISOBRIDGE_JOURNAL_URL", "ISOBRIDGE_STORE_URL")
+
+
+@contextlib.contextmanager
+def shared_state(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """The vault, the journal and the reversal store in one PostgreSQL schema of this test's
+    own, named to every hub of the test (and its processes) by the environment, with one
+    master key file; the schema is dropped afterwards."""
+    schema = f"hubstate_{secrets.token_hex(6)}"
+    admin = sqlalchemy.create_engine(url)
+    with admin.begin() as connection:
+        connection.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
+    in_schema = f"{url}?options=-csearch_path%3D{schema}"
+    for name in STATE_VARIABLES:
+        monkeypatch.setenv(name, in_schema)
+    monkeypatch.setenv("ISOBRIDGE_KEY_FILE", str(tmp_path / "master-keys.json"))
+    settings = Settings.from_environment()
+    try:
+        open_vault(settings, create=True).close()
+        open_journal(settings, create=True).close()
+        engine = create_engine(settings.store_url)
+        upgrade(engine)
+        engine.dispose()
+        yield settings
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def _hub_toml(path: Path, home: Path, transport: str, namespace: str, mainframe: int) -> Path:
+    path.write_text(
+        f'[hub]\nhome = "{home}"\n'
+        f'[routing]\ntransport = "{transport}"\nnamespace = "{namespace}"\n'
+        "[[listeners]]\nname = 'pos'\nport = 0\nrequest_timeout = 5.0\n"
+        # A mainframe that does not answer must not open the breaker: every payment is
+        # sent, and its reversal stored.
+        f"[mainframe]\nport = {mainframe}\ntimeout = 1.0\nfailure_threshold = 1000\n"
+    )
+    return path
+
+
+def test_reversals_stored_by_a_killed_instance_are_forwarded_by_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transport = amqp_url()
+    require_broker(transport)
+    database = postgres_url()
+
+    @on_event_loop
+    async def scenario(settings: Settings, namespace: str) -> None:
+        ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
+        seed_ledger(ledger)
+        faults = Faults()
+        server = MainframeServer(ledger, faults=faults)
+        _, mainframe = await server.start("127.0.0.1", 0)
+        before = {number: ledger.balances(number) for number in ACCOUNTS}
+        look = ReversalStore(create_engine(settings.store_url), posting_reference=posting_reference)
+        first = _hub_toml(tmp_path / "a.toml", tmp_path / "a", transport, namespace, mainframe)
+        second = _hub_toml(tmp_path / "b.toml", tmp_path / "b", transport, namespace, mainframe)
+        # The mainframe applies every posting (and every reversal) but its answers are lost.
+        faults.set(FaultPlan(drop=1.0))
+        hub, port = await _start_hub(first)
+        try:
+
+            async def terminal(first_stan: int) -> Counter[str]:
+                codes: Counter[str] = Counter()
+                client = await Client.connect(port)
+                for stan in range(first_stan, first_stan + 3):
+                    account, amount = ACCOUNTS[stan % len(ACCOUNTS)], 100 + stan % 50
+                    await client.send(_purchase(stan, amount, account))
+                    codes[_parse(await client.receive(timeout=10))[1][39]] += 1
+                await client.close()
+                return codes
+
+            answered = await asyncio.gather(*(terminal(100 * n) for n in range(1, 5)))
+            assert sum(answered, Counter()) == Counter({"91": 12})
+            stored = {pending.posting_ref for pending in look.pending()}
+            assert len(stored) == 12  # stored before the acquirers heard 91
+            hub.send_signal(signal.SIGKILL)
+            await hub.wait()
+        finally:
+            if hub.returncode is None:
+                hub.kill()
+                await hub.wait()
+        assert {pending.posting_ref for pending in look.pending()} == stored  # none acknowledged
+
+        faults.set(FaultPlan())  # the mainframe answers again
+        try:
+            async with HubService(load_config(second)) as survivor:
+                assert survivor.reversals is not None
+                for _ in range(600):
+                    if not survivor.reversals.pending():
+                        break
+                    await asyncio.sleep(0.1)
+                assert survivor.reversals.pending() == []
+        finally:
+            await server.close()
+            look.engine.dispose()
+        for number in ACCOUNTS:  # nothing was approved: every posting is reversed
+            assert ledger.balances(number) == before[number], number
+        assert ledger.check().balanced
+        ledger.close()
+
+        journal = open_journal(settings)
+        acknowledged = Counter(
+            event.ids.transaction_id
+            for event in journal.events()
+            if event.kind is EventKind.STATUS_CHANGED
+            and event.body.get("reason") == "the core acknowledged the reversal"
+        )
+        journal.engine.dispose()
+        assert len(acknowledged) == 12 and set(acknowledged.values()) == {1}
+
+    with (
+        shared_state(database, tmp_path, monkeypatch) as settings,
+        hub_namespace(transport) as namespace,
+    ):
+        scenario(settings, namespace)
