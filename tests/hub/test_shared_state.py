@@ -4,6 +4,10 @@ real RabbitMQ, a real mainframe_sim and the hub as a process:
 - an instance that stored reversals (its payments timed out: the mainframe applied them but
   its answers were lost) is killed -9; another instance forwards them once the mainframe
   answers again, each acknowledged once, and the ledger reconciles;
+- PostgreSQL restarted under load (the tests' own server, tests/own_postgres.py, never the
+  shared one): the hub rides through it by itself, every payment is answered, no journal
+  event is lost or written twice, every lost answer's reversal is stored (waiting for the
+  database) and forwarded, and the ledger reconciles.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from tests.hub.test_chaos import ACCOUNTS
 from tests.hub.test_edge import Client, _parse
 from tests.hub.test_hub_crash import _start_hub
 from tests.hub.test_service import _purchase
+from tests.own_postgres import OwnPostgres
 from tests.routing.conftest import amqp_url, hub_namespace, require_broker
 from tests.support import on_event_loop, postgres_url
 
@@ -46,7 +51,7 @@ def shared_state(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
     own, named to every hub of the test (and its processes) by the environment, with one
     master key file; the schema is dropped afterwards."""
     schema = f"hubstate_{secrets.token_hex(6)}"
-    admin = sqlalchemy.create_engine(url)
+    admin = sqlalchemy.create_engine(url, pool_pre_ping=True)  # the server may restart
     with admin.begin() as connection:
         connection.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
     in_schema = f"{url}?options=-csearch_path%3D{schema}"
@@ -67,14 +72,16 @@ def shared_state(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
         admin.dispose()
 
 
-def _hub_toml(path: Path, home: Path, transport: str, namespace: str, mainframe: int) -> Path:
+def _hub_toml(
+    path: Path, home: Path, transport: str, namespace: str, mainframe: int, timeout: float = 1.0
+) -> Path:
     path.write_text(
         f'[hub]\nhome = "{home}"\n'
         f'[routing]\ntransport = "{transport}"\nnamespace = "{namespace}"\n'
-        "[[listeners]]\nname = 'pos'\nport = 0\nrequest_timeout = 5.0\n"
+        "[[listeners]]\nname = 'pos'\nport = 0\nrequest_timeout = 10.0\n"
         # A mainframe that does not answer must not open the breaker: every payment is
         # sent, and its reversal stored.
-        f"[mainframe]\nport = {mainframe}\ntimeout = 1.0\nfailure_threshold = 1000\n"
+        f"[mainframe]\nport = {mainframe}\ntimeout = {timeout}\nfailure_threshold = 1000\n"
     )
     return path
 
@@ -153,6 +160,95 @@ def test_reversals_stored_by_a_killed_instance_are_forwarded_by_another(
 
     with (
         shared_state(database, tmp_path, monkeypatch) as settings,
+        hub_namespace(transport) as namespace,
+    ):
+        scenario(settings, namespace)
+
+
+def test_postgresql_restarted_mid_load_loses_nothing_and_applies_nothing_twice(
+    own_postgres: OwnPostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transport = amqp_url()
+    require_broker(transport)
+
+    @on_event_loop
+    async def scenario(settings: Settings, namespace: str) -> None:
+        ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
+        seed_ledger(ledger)
+        faults = Faults(seed=11)
+        server = MainframeServer(ledger, faults=faults)
+        _, mainframe = await server.start("127.0.0.1", 0)
+        # Some answers are lost all along: their reversals are stored, some of them while
+        # the database is down.
+        faults.set(FaultPlan(drop=0.05))
+        toml = _hub_toml(
+            tmp_path / "hub.toml", tmp_path / "home", transport, namespace, mainframe, 0.5
+        )
+        before = {number: ledger.balances(number) for number in ACCOUNTS}
+        approved: Counter[str] = Counter()
+        codes: Counter[str] = Counter()
+        approved_stans: set[str] = set()
+        restarted = asyncio.Event()
+        answered = after_restart = 0
+        try:
+            async with HubService(load_config(toml)) as service:
+                port = service.edges[0].port
+
+                async def terminal(first: int) -> None:
+                    """Purchases until 40 more (all terminals) were answered after it."""
+                    nonlocal answered, after_restart
+                    client = await Client.connect(port)
+                    stan = first
+                    while not restarted.is_set() or after_restart < 40:
+                        account, amount = ACCOUNTS[stan % len(ACCOUNTS)], 100 + stan % 50
+                        await client.send(_purchase(stan, amount, account))
+                        code = _parse(await client.receive(timeout=30))[1][39]
+                        codes[code] += 1
+                        answered += 1
+                        after_restart += restarted.is_set()
+                        if code == "00":
+                            approved[account] += amount
+                            approved_stans.add(f"{stan:06d}")
+                        stan += 1
+                    await client.close()
+
+                async def restart() -> None:
+                    while answered < 60:
+                        await asyncio.sleep(0.01)
+                    await asyncio.to_thread(own_postgres.restart)
+                    restarted.set()
+
+                await asyncio.gather(restart(), *(terminal(1000 * n) for n in range(1, 5)))
+                assert service.reversals is not None
+                for _ in range(300):
+                    if not service.reversals.pending():
+                        break
+                    await asyncio.sleep(0.1)
+                assert service.reversals.pending() == []
+                writer = service.journal_writer
+                assert writer is not None
+        finally:
+            await server.close()
+        assert set(codes) <= {"00", "91"}, codes  # answered, or declined for a lost answer
+        assert codes["91"] > 0, "no answer was lost: no reversal was stored"
+        for number in ACCOUNTS:
+            start, end = before[number], ledger.balances(number)
+            assert start is not None and end is not None
+            assert start.ledger - end.ledger == approved[number], number
+        assert ledger.check().balanced
+        ledger.close()
+
+        assert (writer.lost, writer.refused) == (0, 0)
+        journal = open_journal(settings)
+        events = list(journal.events())
+        assert len(events) == writer.written  # none lost, none written twice
+        answered_stans = {e.ids.stan for e in events if e.kind is EventKind.ANSWERED}
+        assert approved_stans <= answered_stans
+        assert journal.verify().ok
+        journal.close()
+
+    with (
+        shared_state(own_postgres.url, tmp_path, monkeypatch) as settings,
         hub_namespace(transport) as namespace,
     ):
         scenario(settings, namespace)
