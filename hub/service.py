@@ -56,6 +56,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO, cast
+from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
 
@@ -618,6 +619,15 @@ def _reversal_database(config: HubConfig) -> Engine:
     settings = config.settings
     if settings.store_embedded:
         settings.home.mkdir(parents=True, exist_ok=True)
+        if "," in urlsplit(config.routing.transport).netloc:
+            # Workers of one machine share the file safely (SQLite's locks); instances on
+            # other machines, which a broker cluster suggests, would not see its reversals.
+            _log.warning(
+                "the reversal store is %s, on this machine only: with hub instances on"
+                " other machines, set ISOBRIDGE_STORE_URL to the PostgreSQL database they"
+                " share, or a reversal stored here waits for this home's next start",
+                settings.store_url,
+            )
     engine = create_engine(settings.store_url)
     upgrade(engine)
     return engine

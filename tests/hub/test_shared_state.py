@@ -7,13 +7,17 @@ real RabbitMQ, a real mainframe_sim and the hub as a process:
 - PostgreSQL restarted under load (the tests' own server, tests/own_postgres.py, never the
   shared one): the hub rides through it by itself, every payment is answered, no journal
   event is lost or written twice, every lost answer's reversal is stored (waiting for the
-  database) and forwarded, and the ledger reconciles.
+  database) and forwarded, and the ledger reconciles;
+- a hub whose transport is a broker cluster while its reversal store is its home's SQLite
+  file is warned that instances on other machines would not see those reversals.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
+import logging
 import secrets
 import signal
 from collections import Counter
@@ -27,8 +31,8 @@ from hub.bootstrap import open_journal, open_vault
 from hub.config import Settings
 from hub.config_file import load_config
 from hub.core import posting_reference
-from hub.service import HubService
-from hub.store import ReversalStore, create_engine, upgrade
+from hub.service import HubService, prepare_state
+from hub.store import HEAD, ReversalStore, create_engine, current_revision, upgrade
 from journal import EventKind
 from mainframe_sim.faults import FaultPlan, Faults
 from mainframe_sim.ledger import Ledger
@@ -252,3 +256,27 @@ def test_postgresql_restarted_mid_load_loses_nothing_and_applies_nothing_twice(
         hub_namespace(transport) as namespace,
     ):
         scenario(settings, namespace)
+
+
+def test_a_cluster_with_the_reversal_store_in_the_home_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    toml = tmp_path / "hub.toml"
+    toml.write_text(
+        f'[hub]\nhome = "{tmp_path / "home"}"\n'
+        '[routing]\ntransport = "amqp://hub:pw@mq1:5672,mq2:5672/%2F"\n[mainframe]\nport = 7070\n'
+    )
+    with caplog.at_level(logging.WARNING, logger="isobridge.service"):
+        prepare_state(load_config(toml, environ={}), io.StringIO())
+    (warning,) = caplog.records
+    assert "on this machine only" in warning.getMessage()
+    assert "ISOBRIDGE_STORE_URL" in warning.getMessage()
+
+    caplog.clear()
+    shared = f"sqlite:///{tmp_path / 'shared.db'}"  # named: whatever it is, it was chosen
+    with caplog.at_level(logging.WARNING, logger="isobridge.service"):
+        prepare_state(load_config(toml, environ={"ISOBRIDGE_STORE_URL": shared}), io.StringIO())
+    assert caplog.records == []
+    engine = create_engine(shared)
+    assert current_revision(engine) == HEAD
+    engine.dispose()
