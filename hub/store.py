@@ -227,6 +227,12 @@ class ReversalStore:
                 return action()
             except (OperationalError, InterfaceError) as exc:
                 if time.monotonic() + delay > deadline:
+                    _log.error(
+                        "reversal of posting %s NOT stored: the database was unreachable for"
+                        " %.0f s; if the posting was applied, it must be reversed by hand",
+                        reference,
+                        self.unreachable_wait,
+                    )
                     raise
                 _log.warning(
                     "reversal store unreachable (%s); storing %s again in %.1f s",
