@@ -255,12 +255,20 @@ class ReversalStore:
             ).all()
         return [_pending(row) for row in rows]
 
+    def now(self) -> dt.datetime:
+        """The store's clock."""
+        return self._now()
+
     def claim(
-        self, lease: dt.timedelta = dt.timedelta(seconds=60), limit: int = 1
+        self,
+        lease: dt.timedelta = dt.timedelta(seconds=60),
+        limit: int = 1,
+        due_by: dt.datetime | None = None,
     ) -> list[PendingReversal]:
-        """Take up to ``limit`` due reversals, oldest first, for ``lease``: no other claim
-        gets them until it runs out (or :meth:`failed` reschedules them). Rows another
-        forwarder is claiming at this moment are skipped, not waited for."""
+        """Take up to ``limit`` reversals due by ``due_by`` (default: now), oldest first,
+        for ``lease``: no other claim gets them until it runs out (or :meth:`failed`
+        reschedules them). Rows another forwarder is claiming at this moment are skipped,
+        not waited for."""
         table = pending_reversals_table
         token = secrets.token_hex(16)
         now = self._now()
@@ -268,7 +276,7 @@ class ReversalStore:
             references = (
                 connection.execute(
                     select(table.c.posting_ref)
-                    .where(table.c.next_attempt_at <= now)
+                    .where(table.c.next_attempt_at <= (due_by or now))
                     .order_by(table.c.next_attempt_at)
                     .limit(limit)
                     .with_for_update(skip_locked=True)
@@ -367,11 +375,12 @@ class ReversalForwarder:
         self.forwarded = 0
 
     async def forward_due(self) -> int:
-        """One pass: claim and send the due reversals, one at a time, each once (at most
-        ``pass_limit``); how many this forwarder saw acknowledged."""
+        """One pass: claim and send the reversals due when it starts, one at a time, each
+        once (at most ``pass_limit``); how many this forwarder saw acknowledged."""
         done = 0
+        started = self.store.now()
         for _ in range(self.pass_limit):
-            claimed = await asyncio.to_thread(self.store.claim, self.lease)
+            claimed = await asyncio.to_thread(self.store.claim, self.lease, 1, started)
             if not claimed:
                 break
             pending = claimed[0]
