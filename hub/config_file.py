@@ -29,6 +29,10 @@ optional; what is absent takes the default shown::
                                         # <namespace>.<destination>: hubs that must not
                                         # share work on one broker use different ones
     rules = "routes.toml"               # route rules (relative to this file); none: built-in
+    core_shards = 0                     # N > 0: each core destination becomes N queues with
+                                        # one active consumer each, a message's shard chosen
+                                        # by its account or card: order per account kept
+                                        # across hub instances (see hub.service)
 
     [[listeners]]                       # ISO 8583 acquirer edges, any number
     name = "pos"                        # required, unique
@@ -296,6 +300,7 @@ class RoutingConfig:
     transport: str = "memory://"
     rules: Path | None = None
     namespace: str = "isobridge"
+    core_shards: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -543,7 +548,7 @@ class _Reader(TableReader):
     # -- tables
 
     def routing(self, table: Mapping[str, Any]) -> RoutingConfig:
-        self.known(table, "routing", ("transport", "rules", "namespace"))
+        self.known(table, "routing", ("transport", "rules", "namespace", "core_shards"))
         transport = self.environ.get("ISOBRIDGE_TRANSPORT_URL") or self.text(
             table, "routing.transport", "transport", "memory://"
         )
@@ -566,7 +571,12 @@ class _Reader(TableReader):
                 "routing.namespace",
                 f"{namespace!r} is not a name of letters, digits, '-' and '_' (at most 64)",
             )
-        return RoutingConfig(transport, self.existing_file("routing.rules", rules), namespace)
+        return RoutingConfig(
+            transport,
+            self.existing_file("routing.rules", rules),
+            namespace,
+            self.integer(table, "routing.core_shards", "core_shards", 0, 0, 256),
+        )
 
     def listeners(self, value: object, tenant: str) -> tuple[ListenerConfig, ...]:
         listeners: list[ListenerConfig] = []

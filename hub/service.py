@@ -85,6 +85,7 @@ from journal import EventKind, Journal
 from observability.logs import bind_message
 from observability.metrics import HubMetrics, MetricsServer, QueueDepthSource, serve_metrics
 from observability.tracing import Tracing
+from routing.ordering import KeySequencer, ordering_key, shard_of
 from routing.reqreply import Requester
 from routing.rules import RouteTable, RuleSet, compile_rules, load_rules, parse_rules
 from routing.transport import (
@@ -170,16 +171,19 @@ class HubService:
         self.rules: RouteTable = compile_rules(rules)
         names = _destinations(rules)
         namespace = config.routing.namespace
+        self.core_destinations = core_destinations(names)
+        shards = config.routing.core_shards
+        self._shards = dict.fromkeys(self.core_destinations, shards) if shards else {}
         self.topology = Topology(
             tuple(
-                Destination(name, (f"{name}.#",), retry=RetryPolicy((1_000, 5_000), 3))
+                destination
                 for name in names
+                for destination in _declared(name, self._shards.get(name, 0))
             ),
             exchange=f"{namespace}.canonical",
             dead_letter_exchange=f"{namespace}.dlx",
             prefix=namespace,
         )
-        self.core_destinations = core_destinations(names)
         self._request_timeout = request_timeout
         self._parts: _Parts | None = None
         self._stop = asyncio.Event()
@@ -336,6 +340,9 @@ class HubService:
             self.clearing = edge
         core_batch = self._batch_handler(self.core.handle)
         for name in self.core_destinations:
+            if name in self._shards:
+                await self._consume_shards(parts, name, self.core.handle)
+                continue
             # A consumer on a thread (memory://) waits for its batch's postings: several
             # keep the core busy. On the loop, batches run at once anyway.
             for _ in range(CORE_CONSUMERS):
@@ -343,6 +350,37 @@ class HubService:
                     name, core_batch, prefetch=256, batch_size=64, batch_wait=0.0
                 )
                 parts.consumers.append(consumer)
+
+    async def _consume_shards(
+        self,
+        parts: _Parts,
+        name: str,
+        handle: Callable[[CanonicalMessage], Awaitable[CanonicalMessage]],
+    ) -> None:
+        """One consumer per shard queue of destination ``name`` (the broker makes one of
+        the instances' consumers active), handling one message at a time per account or
+        card, in queue order."""
+        sequencer = KeySequencer()
+
+        async def in_order(message: CanonicalMessage) -> CanonicalMessage:
+            return await sequencer.submit(ordering_key(message), lambda: handle(message))
+
+        batch = self._batch_handler(in_order)
+        for shard in range(self._shards[name]):
+            consumer = await parts.transport.consume_async(
+                _shard_name(name, shard), batch, prefetch=256, batch_size=64, batch_wait=0.0
+            )
+            parts.consumers.append(consumer)
+
+    def published_to(self, destination: str, request: CanonicalMessage) -> str:
+        """Where a request routed to ``destination`` is published: the destination, or with
+        ``[routing] core_shards`` the shard of its account or card (of its message id when
+        it has neither)."""
+        shards = self._shards.get(destination)
+        if not shards:
+            return destination
+        key = ordering_key(request) or request.ids.message_id
+        return _shard_name(destination, shard_of(key, shards))
 
     async def close(self) -> None:
         """Stop everything, edges first."""
@@ -496,7 +534,7 @@ class HubService:
         self._record(
             EventKind.ROUTED, request, {"destination": route.destination, "rule": route.rule}
         )
-        key = f"{route.destination}.{routing_key_for(request)}"
+        key = f"{self.published_to(route.destination, request)}.{routing_key_for(request)}"
         requester = self._parts.requester
         timeout = self._requester_timeout()
         deadline = asyncio.get_running_loop().time() + timeout
@@ -611,6 +649,27 @@ class HubService:
             return outcomes
 
         return run
+
+
+def _shard_name(destination: str, shard: int) -> str:
+    return f"{destination}.shard{shard}"
+
+
+def _declared(name: str, shards: int) -> tuple[Destination, ...]:
+    """The destinations route-rule destination ``name`` is declared as: itself, or its
+    ``shards`` shard queues, each with one active consumer at a time."""
+    if not shards:
+        return (Destination(name, (f"{name}.#",), retry=RetryPolicy((1_000, 5_000), 3)),)
+    # A retry would overtake later messages: the core worker answers instead (96 at worst).
+    return tuple(
+        Destination(
+            _shard_name(name, shard),
+            (f"{_shard_name(name, shard)}.#",),
+            retry=RetryPolicy((1_000,), 1),
+            single_active_consumer=True,
+        )
+        for shard in range(shards)
+    )
 
 
 def _reversal_database(config: HubConfig) -> Engine:

@@ -1107,6 +1107,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "topic_matches",
     ],
     "routing.ordering": [
+        "KeySequencer",
         "ordering_key",
         "shard_of",
     ],
