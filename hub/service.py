@@ -8,6 +8,13 @@ One :class:`HubService` holds, from a :class:`hub.config_file.HubConfig`:
 - the core banking worker: consumes every destination named ``core`` or ``core.*`` and
   serves it through :class:`hub.core.CoreBanking` over the mainframe connector
   (``[mainframe]``), replying on the requester's reply queue;
+- with ``[routing] core_shards = N``, each core destination declared as N shard queues
+  ``<destination>.shard<i>`` with one active consumer each (RabbitMQ single active consumer:
+  whichever instance consumed first; another takes over when it dies), a request published
+  to the shard of its account or card (:func:`routing.ordering.shard_of` of its
+  :func:`~routing.ordering.ordering_key`) and handled one at a time per account or card
+  (:class:`routing.ordering.KeySequencer`): the order in which they were published is the
+  order in which they are posted, across instances;
 - the reversal store and forwarder (:mod:`hub.store`, in ``<home>/hub.db`` or the database
   of ``ISOBRIDGE_STORE_URL``, which instances on several machines share);
 - with ``[clearing]``, the clearing system's queue pair (:mod:`hub.clearing_queue`):

@@ -1,7 +1,8 @@
 """Order per account across hub instances (``[routing] core_shards``): two instances on one
 RabbitMQ broker, a stream of postings on four accounts published in order, the instance that
 holds the shards killed -9 in the middle; the mainframe applies each account's postings in
-the order they were published, each once."""
+the order they were published, each once; and card payments through the ISO 8583 edge on the
+memory transport, each card on its shard."""
 
 from __future__ import annotations
 
@@ -24,7 +25,10 @@ from routing.reqreply import Requester
 from routing.transport import routing_key_for
 from tests.hub.test_chaos import ACCOUNTS
 from tests.hub.test_core import purchase
+from tests.hub.test_edge import Client, _parse
 from tests.hub.test_hub_crash import _start_hub
+from tests.hub.test_service import _purchase
+from tests.mainframe_sim.samples import ANNA, JONAS
 from tests.routing.conftest import amqp_url, hub_namespace, require_broker
 from tests.support import on_event_loop
 
@@ -106,6 +110,50 @@ def test_two_instances_keep_each_accounts_order_while_one_is_killed(tmp_path: Pa
 
     with hub_namespace(transport_url) as namespace:
         scenario(namespace)
+
+
+def test_card_payments_through_the_edge_go_to_their_cards_shard(tmp_path: Path) -> None:
+    """The memory transport, and the acquirers' path: ISO 8583 in, a shard by card token."""
+
+    @on_event_loop
+    async def scenario() -> None:
+        ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
+        seed_ledger(ledger)
+        server = MainframeServer(ledger)
+        _, mainframe = await server.start("127.0.0.1", 0)
+        toml = _toml(tmp_path / "hub.toml", tmp_path / "home", "memory://", "t", mainframe)
+        before = {number: ledger.balances(number) for number in (ANNA, JONAS)}
+        try:
+            async with HubService(load_config(toml, environ={})) as service:
+                names = [d.name for d in service.topology.destinations]
+                assert names == [f"core.shard{n}" for n in range(SHARDS)]
+                assert all(d.single_active_consumer for d in service.topology.destinations)
+                port = service.edges[0].port
+
+                async def terminal(account: str, stans: range, pan: str) -> list[str]:
+                    client = await Client.connect(port)
+                    codes = []
+                    for stan in stans:
+                        await client.send(_purchase(stan, 1_000 + stan, account, pan))
+                        codes.append(_parse(await client.receive())[1][39])
+                    await client.close()
+                    return codes
+
+                codes = await asyncio.gather(
+                    terminal(ANNA, range(1, 11), "4111111111111111"),
+                    terminal(JONAS, range(101, 111), "5500000000000004"),
+                )
+        finally:
+            await server.close()
+        assert list(codes) == [["00"] * 10, ["00"] * 10]
+        for account, stans in ((ANNA, range(1, 11)), (JONAS, range(101, 111))):
+            start, end = before[account], ledger.balances(account)
+            assert start is not None and end is not None
+            assert start.ledger - end.ledger == sum(1_000 + stan for stan in stans)
+        assert ledger.check().balanced
+        ledger.close()
+
+    scenario()
 
 
 def test_core_shards_is_checked(tmp_path: Path) -> None:
