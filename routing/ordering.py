@@ -19,8 +19,9 @@ its original. Order is needed *per account*, never globally, so the hub keeps it
   shards moves only about 1/(N+1) of the keys.
 - Within one shard a consumer handles one message at a time per key (prefetch may be larger;
   messages of different keys may interleave): :class:`KeySequencer` runs a consumer's
-  handling of each message after that of the previous message of its key. Redelivery after a crash keeps the queue's
-  order; the inbox (:mod:`routing.inbox`) drops what was already applied.
+  handling of each message after that of the previous message of its key. Redelivery
+  after a crash keeps the queue's order; the inbox (:mod:`routing.inbox`) drops what was
+  already applied.
 - Changing the number of shards reorders in-flight messages of the keys that move: drain the
   shards first (stop publishing, let them empty), then change N.
 
