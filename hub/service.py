@@ -541,7 +541,10 @@ class HubService:
         self._record(
             EventKind.ROUTED, request, {"destination": route.destination, "rule": route.rule}
         )
-        key = f"{self.published_to(route.destination, request)}.{routing_key_for(request)}"
+        target = (
+            self.published_to(route.destination, request) if self._shards else route.destination
+        )
+        key = f"{target}.{routing_key_for(request)}"
         requester = self._parts.requester
         timeout = self._requester_timeout()
         deadline = asyncio.get_running_loop().time() + timeout
