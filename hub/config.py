@@ -7,6 +7,7 @@ state directory            ``ISOBRIDGE_HOME``                        ``$XDG_DATA
                                                                      (``~/.local/share/...``)
 vault database             ``ISOBRIDGE_VAULT_URL``                   ``sqlite:///<home>/vault.db``
 journal database           ``ISOBRIDGE_JOURNAL_URL``                 ``sqlite:///<home>/journal.db``
+hub store (reversals)      ``ISOBRIDGE_STORE_URL``                   ``sqlite:///<home>/hub.db``
 master keys                ``ISOBRIDGE_MASTER_KEYS`` (the keys)      the key file
 master key file            ``ISOBRIDGE_KEY_FILE``                    ``<home>/master-keys.json``
 token mode                 ``ISOBRIDGE_TOKEN_MODE``                  ``random`` (``ff1``, ``ff3-1``)
@@ -14,7 +15,10 @@ token mode                 ``ISOBRIDGE_TOKEN_MODE``                  ``random`` 
 
 A PostgreSQL vault is ``postgresql+psycopg://user:password@host/db``. The embedded default
 (SQLite and a key file in the state directory) is created on first use; anything else is
-created by ``isobridge vault init``.
+created by ``isobridge vault init``. The hub store (:mod:`hub.store`: the reversals still to
+forward) is migrated by the hub as it starts, on SQLite or PostgreSQL; several hub instances
+on more than one machine share it on PostgreSQL (it may be the vault's or the journal's
+database: its tables and version table are its own).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class Settings:
     keys_from_environment: bool
     token_mode: TokenMode
     journal_url: str
+    store_url: str
 
     @classmethod
     def from_environment(
@@ -49,6 +54,7 @@ class Settings:
         vault_url: str | None = None,
         key_file: str | None = None,
         journal_url: str | None = None,
+        store_url: str | None = None,
     ) -> Settings:
         """Settings from ``environ`` (default ``os.environ``); flags win over variables."""
         env = os.environ if environ is None else environ
@@ -74,6 +80,7 @@ class Settings:
             journal_url=journal_url
             or env.get("ISOBRIDGE_JOURNAL_URL")
             or f"sqlite:///{home / 'journal.db'}",
+            store_url=store_url or env.get("ISOBRIDGE_STORE_URL") or f"sqlite:///{home / 'hub.db'}",
         )
 
     @property
@@ -85,6 +92,11 @@ class Settings:
     def journal_embedded(self) -> bool:
         """Whether the journal is the default SQLite file in the state directory."""
         return self.journal_url == f"sqlite:///{self.home / 'journal.db'}"
+
+    @property
+    def store_embedded(self) -> bool:
+        """Whether the hub store is the default SQLite file in the state directory."""
+        return self.store_url == f"sqlite:///{self.home / 'hub.db'}"
 
     def key_provider(self, environ: Mapping[str, str] | None = None) -> KeyProvider:
         """The master keys: from ``ISOBRIDGE_MASTER_KEYS`` if set, else the key file."""

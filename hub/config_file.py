@@ -2,7 +2,8 @@
 
 ``isobridge run --config hub.toml`` reads it; environment variables override the values that
 :class:`hub.config.Settings` knows (``ISOBRIDGE_HOME``, ``ISOBRIDGE_VAULT_URL``,
-``ISOBRIDGE_KEY_FILE``, ``ISOBRIDGE_MASTER_KEYS``, ``ISOBRIDGE_TOKEN_MODE``) and
+``ISOBRIDGE_KEY_FILE``, ``ISOBRIDGE_MASTER_KEYS``, ``ISOBRIDGE_TOKEN_MODE``,
+``ISOBRIDGE_STORE_URL``) and
 ``ISOBRIDGE_TRANSPORT_URL`` overrides ``[routing] transport``. Every table and key is
 optional; what is absent takes the default shown::
 
@@ -13,6 +14,8 @@ optional; what is absent takes the default shown::
     journal = true                      # false: record no events (no audit trail, no trace);
                                         # only to measure what journaling costs
     tls_reload_interval = 30.0          # seconds between checks of the TLS files (hub.tls)
+    store_url = "sqlite:///<home>/hub.db"  # the reversals still to forward (hub.store); with
+                                        # instances on several machines: postgresql+psycopg://...
 
     [vault]
     url = "sqlite:///<home>/vault.db"   # or postgresql+psycopg://user:pw@host/db
@@ -26,6 +29,10 @@ optional; what is absent takes the default shown::
                                         # <namespace>.<destination>: hubs that must not
                                         # share work on one broker use different ones
     rules = "routes.toml"               # route rules (relative to this file); none: built-in
+    core_shards = 0                     # N > 0: each core destination becomes N queues with
+                                        # one active consumer each, a message's shard chosen
+                                        # by its account or card: order per account kept
+                                        # across hub instances (see hub.service)
 
     [[listeners]]                       # ISO 8583 acquirer edges, any number
     name = "pos"                        # required, unique
@@ -313,6 +320,7 @@ class RoutingConfig:
     transport: str = "memory://"
     rules: Path | None = None
     namespace: str = "isobridge"
+    core_shards: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,7 +412,11 @@ class _Reader(TableReader):
              "metrics", "tracing", "logging", "keys"),
         )  # fmt: skip
         hub = self.table(data, "hub")
-        self.known(hub, "hub", ("tenant", "home", "workers", "journal", "tls_reload_interval"))
+        self.known(
+            hub,
+            "hub",
+            ("tenant", "home", "workers", "journal", "tls_reload_interval", "store_url"),
+        )
         tenant = self.text(hub, "hub.tenant", "tenant", "default")
         vault = self.table(data, "vault")
         self.known(vault, "vault", ("url", "key_file", "token_mode"))
@@ -421,6 +433,9 @@ class _Reader(TableReader):
         url = self.optional_text(vault, "vault.url", "url")
         if url is not None and "ISOBRIDGE_VAULT_URL" not in environ:
             environ["ISOBRIDGE_VAULT_URL"] = url
+        store_url = self.optional_text(hub, "hub.store_url", "store_url")
+        if store_url is not None and "ISOBRIDGE_STORE_URL" not in environ:
+            environ["ISOBRIDGE_STORE_URL"] = store_url
         try:
             settings = Settings.from_environment(environ)
         except ValueError as exc:
@@ -562,7 +577,7 @@ class _Reader(TableReader):
     # -- tables
 
     def routing(self, table: Mapping[str, Any]) -> RoutingConfig:
-        self.known(table, "routing", ("transport", "rules", "namespace"))
+        self.known(table, "routing", ("transport", "rules", "namespace", "core_shards"))
         transport = self.environ.get("ISOBRIDGE_TRANSPORT_URL") or self.text(
             table, "routing.transport", "transport", "memory://"
         )
@@ -585,7 +600,12 @@ class _Reader(TableReader):
                 "routing.namespace",
                 f"{namespace!r} is not a name of letters, digits, '-' and '_' (at most 64)",
             )
-        return RoutingConfig(transport, self.existing_file("routing.rules", rules), namespace)
+        return RoutingConfig(
+            transport,
+            self.existing_file("routing.rules", rules),
+            namespace,
+            self.integer(table, "routing.core_shards", "core_shards", 0, 0, 256),
+        )
 
     def listeners(self, value: object, tenant: str) -> tuple[ListenerConfig, ...]:
         listeners: list[ListenerConfig] = []

@@ -8,9 +8,18 @@ One :class:`HubService` holds, from a :class:`hub.config_file.HubConfig`:
 - the core banking worker: consumes every destination named ``core`` or ``core.*`` and
   serves it through :class:`hub.core.CoreBanking` over the mainframe connector
   (``[mainframe]``), replying on the requester's reply queue;
+- with ``[routing] core_shards = N``, each core destination declared as N shard queues
+  ``<destination>.shard<i>`` with one active consumer each (RabbitMQ single active consumer:
+  whichever instance consumed first; another takes over when it dies), a request published
+  to the shard of its account or card (:func:`routing.ordering.shard_of` of its
+  :func:`~routing.ordering.ordering_key`) and handled one at a time per account or card
+  (:class:`routing.ordering.KeySequencer`): the order in which they were published is the
+  order in which they are posted, across instances;
 - the reversals of card requests whose outcome was lost: with the journal, card reversal
-  sagas (:mod:`hub.sagas.card`, ``isobridge sagas list``) run by the process's saga runner;
-  without it, the reversal store and forwarder (:mod:`hub.store`, in ``<home>/hub.db``);
+  sagas (:mod:`hub.sagas.card`, ``isobridge sagas list``) run by the process's saga runner
+  (in the journal's database, which instances on several machines share on PostgreSQL);
+  without it, the reversal store and forwarder (:mod:`hub.store`, in ``<home>/hub.db`` or
+  the database of ``ISOBRIDGE_STORE_URL``, which instances on several machines share);
 - with ``[clearing]``, the clearing system's queue pair (:mod:`hub.clearing_queue`):
   pacs.008 in, credited on the mainframe, pacs.002 out; with ``[clearing] sagas = true``,
   the payment sagas instead (:class:`hub.sagas.service.PaymentSagas`): pacs.008 in, credited
@@ -65,6 +74,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO, cast
+from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
 
@@ -97,6 +107,7 @@ from journal import EventKind, Journal
 from observability.logs import bind_message
 from observability.metrics import HubMetrics, MetricsServer, QueueDepthSource, serve_metrics
 from observability.tracing import Tracing
+from routing.ordering import KeySequencer, ordering_key, shard_of
 from routing.reqreply import Requester
 from routing.rules import RouteTable, RuleSet, compile_rules, load_rules, parse_rules
 from routing.transport import (
@@ -173,6 +184,7 @@ class HubService:
         self.metrics = metrics or (HubMetrics() if config.metrics is not None else None)
         self.metrics_server: MetricsServer | None = None
         self._hub = hub
+        self._opened_vault: SqlVault | None = None
         self._notes = notes
         rules = (
             load_rules(config.routing.rules)
@@ -182,16 +194,19 @@ class HubService:
         self.rules: RouteTable = compile_rules(rules)
         names = _destinations(rules)
         namespace = config.routing.namespace
+        self.core_destinations = core_destinations(names)
+        shards = config.routing.core_shards
+        self._shards = dict.fromkeys(self.core_destinations, shards) if shards else {}
         self.topology = Topology(
             tuple(
-                Destination(name, (f"{name}.#",), retry=RetryPolicy((1_000, 5_000), 3))
+                destination
                 for name in names
+                for destination in _declared(name, self._shards.get(name, 0))
             ),
             exchange=f"{namespace}.canonical",
             dead_letter_exchange=f"{namespace}.dlx",
             prefix=namespace,
         )
-        self.core_destinations = core_destinations(names)
         self._request_timeout = request_timeout
         self._parts: _Parts | None = None
         self._stop = asyncio.Event()
@@ -227,7 +242,10 @@ class HubService:
         config = self.config
         if self._owns_tracing:
             self.tracing = Tracing.from_config(config.tracing)
-        hub = self._hub or build_hub(self.registry, open_vault(config.settings, notes=self._notes))
+        hub = self._hub
+        if hub is None:
+            self._opened_vault = open_vault(config.settings, notes=self._notes)
+            hub = build_hub(self.registry, self._opened_vault)
         if self.metrics is not None and hub.metrics is None:
             hub = dataclasses.replace(hub, metrics=self.metrics)
         self._hub = hub
@@ -349,7 +367,10 @@ class HubService:
         )
         if isinstance(reversals, ReversalStore):
             forwarder = ReversalForwarder(
-                reversals, self.core, on_acknowledged=self._reversal_acknowledged
+                reversals,
+                self.core,
+                on_acknowledged=self._reversal_acknowledged,
+                lease=_reversal_lease(config.mainframe.timeout),
             )
             parts.forwarder_task = asyncio.create_task(forwarder.run(self._stop))
         elif self.journal is not None:
@@ -378,6 +399,9 @@ class HubService:
                     parts.consumers.append(consumer)
         core_batch = self._batch_handler(self.core.handle)
         for name in self.core_destinations:
+            if name in self._shards:
+                await self._consume_shards(parts, name, self.core.handle)
+                continue
             # A consumer on a thread (memory://) waits for its batch's postings: several
             # keep the core busy. On the loop, batches run at once anyway.
             for _ in range(CORE_CONSUMERS):
@@ -385,6 +409,37 @@ class HubService:
                     name, core_batch, prefetch=256, batch_size=64, batch_wait=0.0
                 )
                 parts.consumers.append(consumer)
+
+    async def _consume_shards(
+        self,
+        parts: _Parts,
+        name: str,
+        handle: Callable[[CanonicalMessage], Awaitable[CanonicalMessage]],
+    ) -> None:
+        """One consumer per shard queue of destination ``name`` (the broker makes one of
+        the instances' consumers active), handling one message at a time per account or
+        card, in queue order."""
+        sequencer = KeySequencer()
+
+        async def in_order(message: CanonicalMessage) -> CanonicalMessage:
+            return await sequencer.submit(ordering_key(message), lambda: handle(message))
+
+        batch = self._batch_handler(in_order)
+        for shard in range(self._shards[name]):
+            consumer = await parts.transport.consume_async(
+                _shard_name(name, shard), batch, prefetch=256, batch_size=64, batch_wait=0.0
+            )
+            parts.consumers.append(consumer)
+
+    def published_to(self, destination: str, request: CanonicalMessage) -> str:
+        """Where a request routed to ``destination`` is published: the destination, or with
+        ``[routing] core_shards`` the shard of its account or card (of its message id when
+        it has neither)."""
+        shards = self._shards.get(destination)
+        if not shards:
+            return destination
+        key = ordering_key(request) or request.ids.message_id
+        return _shard_name(destination, shard_of(key, shards))
 
     async def close(self) -> None:
         """Stop everything, edges first."""
@@ -425,6 +480,11 @@ class HubService:
             await self.journal_writer.close()
         if self.journal is not None:
             self.journal.close()
+        if isinstance(self.reversals, ReversalStore):
+            self.reversals.engine.dispose()
+        if self._opened_vault is not None:
+            self._opened_vault.close()
+            self._opened_vault = None
         await self._close_tracing()
 
     async def _close_tracing(self) -> None:
@@ -539,7 +599,10 @@ class HubService:
         self._record(
             EventKind.ROUTED, request, {"destination": route.destination, "rule": route.rule}
         )
-        key = f"{route.destination}.{routing_key_for(request)}"
+        target = (
+            self.published_to(route.destination, request) if self._shards else route.destination
+        )
+        key = f"{target}.{routing_key_for(request)}"
         requester = self._parts.requester
         timeout = self._requester_timeout()
         deadline = asyncio.get_running_loop().time() + timeout
@@ -656,13 +719,51 @@ class HubService:
         return run
 
 
+def _shard_name(destination: str, shard: int) -> str:
+    return f"{destination}.shard{shard}"
+
+
+def _declared(name: str, shards: int) -> tuple[Destination, ...]:
+    """The destinations route-rule destination ``name`` is declared as: itself, or its
+    ``shards`` shard queues, each with one active consumer at a time."""
+    if not shards:
+        return (Destination(name, (f"{name}.#",), retry=RetryPolicy((1_000, 5_000), 3)),)
+    # A retry would overtake later messages: the core worker answers instead (96 at worst).
+    return tuple(
+        Destination(
+            _shard_name(name, shard),
+            (f"{_shard_name(name, shard)}.#",),
+            retry=RetryPolicy((1_000,), 1),
+            single_active_consumer=True,
+        )
+        for shard in range(shards)
+    )
+
+
 def _reversal_database(config: HubConfig) -> Engine:
-    """The reversal store's database (``<home>/hub.db``), its schema up to date."""
-    home = config.settings.home
-    home.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(f"sqlite:///{Path(home) / 'hub.db'}")
+    """The reversal store's database (``<home>/hub.db`` unless ``ISOBRIDGE_STORE_URL``
+    names another), its schema up to date."""
+    settings = config.settings
+    if settings.store_embedded:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        if "," in urlsplit(config.routing.transport).netloc:
+            # Workers of one machine share the file safely (SQLite's locks); instances on
+            # other machines, which a broker cluster suggests, would not see its reversals.
+            _log.warning(
+                "the reversal store is %s, on this machine only: with hub instances on"
+                " other machines, set ISOBRIDGE_STORE_URL to the PostgreSQL database they"
+                " share, or a reversal stored here waits for this home's next start",
+                settings.store_url,
+            )
+    engine = create_engine(settings.store_url)
     upgrade(engine)
     return engine
+
+
+def _reversal_lease(core_timeout: float) -> float:
+    """How long a forwarder holds a claimed reversal: well past one send to the core (its
+    timeout), short enough that another instance soon takes over from one that died."""
+    return max(10.0, 3 * core_timeout)
 
 
 def prepare_state(config: HubConfig, notes: TextIO) -> None:

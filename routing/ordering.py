@@ -18,8 +18,10 @@ its original. Order is needed *per account*, never globally, so the hub keeps it
   hash of the key, so the same key always lands on the same shard and growing from N to N+1
   shards moves only about 1/(N+1) of the keys.
 - Within one shard a consumer handles one message at a time per key (prefetch may be larger;
-  messages of different keys may interleave). Redelivery after a crash keeps the queue's
-  order; the inbox (:mod:`routing.inbox`) drops what was already applied.
+  messages of different keys may interleave): :class:`KeySequencer` runs a consumer's
+  handling of each message after that of the previous message of its key. Redelivery
+  after a crash keeps the queue's order; the inbox (:mod:`routing.inbox`) drops what was
+  already applied.
 - Changing the number of shards reorders in-flight messages of the keys that move: drain the
   shards first (stop publishing, let them empty), then change N.
 
@@ -42,11 +44,16 @@ True
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections.abc import Awaitable, Callable
+from typing import TypeVar, cast
 
 from canonical_model.messages import CanonicalMessage
 
-__all__ = ["ordering_key", "shard_of"]
+__all__ = ["KeySequencer", "ordering_key", "shard_of"]
+
+T = TypeVar("T")
 
 
 def ordering_key(message: CanonicalMessage) -> str | None:
@@ -87,3 +94,60 @@ def shard_of(key: str, shards: int) -> int:
         state = (state * 2862933555777941757 + 1) & 0xFFFFFFFFFFFFFFFF
         candidate = int((bucket + 1) * ((1 << 31) / ((state >> 33) + 1)))
     return bucket
+
+
+class KeySequencer:
+    """Runs work one at a time per key, in the order it was submitted (on one event loop).
+
+    :meth:`submit` takes the key's turn at once, without waiting, so the order is that of the
+    calls; the work of different keys, and of ``None`` (no order to keep), runs concurrently.
+
+    >>> async def demo() -> list[str]:
+    ...     done: list[str] = []
+    ...     async def work(name: str, pause: float) -> None:
+    ...         await asyncio.sleep(pause)
+    ...         done.append(name)
+    ...     sequencer = KeySequencer()
+    ...     await asyncio.gather(
+    ...         sequencer.submit("a", lambda: work("a1", 0.02)),
+    ...         sequencer.submit("a", lambda: work("a2", 0.0)),
+    ...         sequencer.submit("b", lambda: work("b1", 0.01)),
+    ...     )
+    ...     return done
+    >>> asyncio.run(demo())
+    ['b1', 'a1', 'a2']
+    """
+
+    def __init__(self) -> None:
+        self._tails: dict[str, asyncio.Task[object]] = {}
+
+    def submit(self, key: str | None, work: Callable[[], Awaitable[T]]) -> asyncio.Task[T]:
+        """A task running ``work()`` once the work submitted before it under ``key`` has
+        finished, however it finished (raised, or was cancelled)."""
+        loop = asyncio.get_running_loop()
+
+        async def run() -> T:
+            return await work()
+
+        if key is None:
+            return loop.create_task(run())
+        previous = self._tails.get(key)
+
+        async def in_turn() -> T:
+            if previous is not None:
+                await asyncio.wait([previous])
+            return await work()
+
+        task = loop.create_task(in_turn())
+        self._tails[key] = cast("asyncio.Task[object]", task)
+
+        def forget(done: asyncio.Task[T]) -> None:
+            if self._tails.get(key) is done:
+                del self._tails[key]
+
+        task.add_done_callback(forget)
+        return task
+
+    def __len__(self) -> int:
+        """Keys with work submitted and not finished."""
+        return len(self._tails)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster import RabbitCluster, start_cluster
+from tests.own_postgres import OwnPostgres, start_own_postgres
 
 _SETTINGS = (
     "ISOBRIDGE_VAULT_URL",
@@ -16,6 +17,7 @@ _SETTINGS = (
     "ISOBRIDGE_KEY_FILE",
     "ISOBRIDGE_TOKEN_MODE",
     "ISOBRIDGE_JOURNAL_URL",
+    "ISOBRIDGE_STORE_URL",
 )
 
 
@@ -57,3 +59,14 @@ def cluster(rabbit_cluster: RabbitCluster) -> Iterator[RabbitCluster]:
     rabbit_cluster.heal()
     yield rabbit_cluster
     rabbit_cluster.heal()
+
+
+@pytest.fixture(scope="session")
+def own_postgres() -> Iterator[OwnPostgres]:
+    """The tests' own PostgreSQL server (tests/own_postgres.py), which a test may restart;
+    stopped and deleted at the end unless it ran before the session (or
+    ``ISOBRIDGE_KEEP_OWN_PG=1``)."""
+    server = start_own_postgres()
+    yield server
+    if server.started_here and not os.environ.get("ISOBRIDGE_KEEP_OWN_PG"):
+        server.run("down")

@@ -75,6 +75,7 @@ def test_the_hub_config_loads_with_the_compose_environment(tmp_path: Path) -> No
     environment["ISOBRIDGE_HOME"] = str(tmp_path)  # the container's path, here
     config = load_config(config_path, environ=environment)
     assert config.settings.vault_url == environment["ISOBRIDGE_VAULT_URL"]
+    assert config.settings.store_url == environment["ISOBRIDGE_STORE_URL"]  # shared reversals
     assert config.settings.keys_from_environment
     assert config.routing.transport == environment["ISOBRIDGE_TRANSPORT_URL"]
     (listener,) = config.listeners

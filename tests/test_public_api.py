@@ -1171,6 +1171,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "topic_matches",
     ],
     "routing.ordering": [
+        "KeySequencer",
         "ordering_key",
         "shard_of",
     ],

@@ -1,7 +1,8 @@
-"""Ordering keys and shards."""
+"""Ordering keys, shards, and one message at a time per key."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 import pytest
@@ -17,7 +18,7 @@ from canonical_model.messages import (
     MessageKind,
 )
 from canonical_model.pan import PanToken
-from routing.ordering import ordering_key, shard_of
+from routing.ordering import KeySequencer, ordering_key, shard_of
 
 TOKEN = PanToken("4111110000001112")
 
@@ -77,3 +78,66 @@ def test_keys_spread_evenly() -> None:
 def test_at_least_one_shard() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         shard_of("k", 0)
+
+
+def test_the_sequencer_runs_one_key_in_submission_order_and_others_alongside() -> None:
+    async def scenario() -> tuple[list[str], int]:
+        sequencer = KeySequencer()
+        log: list[str] = []
+        running = 0
+        most = 0
+
+        async def work(name: str, pause: float) -> str:
+            nonlocal running, most
+            running += 1
+            most = max(most, running)
+            log.append(f"start {name}")
+            await asyncio.sleep(pause)
+            log.append(f"end {name}")
+            running -= 1
+            return name
+
+        tasks = [
+            sequencer.submit("a", lambda: work("a1", 0.03)),
+            sequencer.submit("b", lambda: work("b1", 0.01)),
+            sequencer.submit("a", lambda: work("a2", 0.0)),
+            sequencer.submit(None, lambda: work("n1", 0.0)),
+        ]
+        assert await asyncio.gather(*tasks) == ["a1", "b1", "a2", "n1"]
+        assert len(sequencer) == 0  # nothing left waiting
+        return log, most
+
+    log, most = asyncio.run(scenario())
+    assert log.index("end a1") < log.index("start a2")  # one at a time, in order
+    assert log.index("start b1") < log.index("end a1")  # another key alongside
+    assert most >= 2
+
+
+def test_work_that_failed_or_was_cancelled_does_not_hold_up_its_key() -> None:
+    async def scenario() -> list[str]:
+        sequencer = KeySequencer()
+        done: list[str] = []
+
+        async def fail() -> str:
+            raise RuntimeError("the core is down")
+
+        async def hang() -> str:
+            await asyncio.sleep(3600)
+            return "never"
+
+        async def record(name: str) -> str:
+            done.append(name)
+            return name
+
+        failed = sequencer.submit("a", fail)
+        hung = sequencer.submit("a", hang)
+        after = sequencer.submit("a", lambda: record("a3"))
+        with pytest.raises(RuntimeError, match="the core is down"):
+            await failed
+        await asyncio.sleep(0)
+        hung.cancel()
+        assert await after == "a3"
+        assert hung.cancelled()
+        return done
+
+    assert asyncio.run(scenario()) == ["a3"]
