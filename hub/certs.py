@@ -179,6 +179,7 @@ DEV_CERTIFICATES: Final = (
     ("upstream", "isobridge upstream host", True),  # an upstream ISO 8583 host
     ("gateway", "isobridge gateway", True),  # [gateway.tls] cert / key
     ("tpp", "isobridge dev TPP", False),  # a TPP's client certificate ([[clients]] certificate)
+    ("rabbitmq", "isobridge dev broker", True),  # scripts/rabbitmq-tls: RabbitMQ's amqps listener
 )
 
 

@@ -37,6 +37,7 @@ import pika.exceptions
 from adapters.base import scrub
 from hub.clearing_queue import serve_until_stopped
 from routing.amqp import node_parameters
+from routing.amqps import BrokerTls
 
 __all__ = ["ClearingOutgoing"]
 
@@ -55,8 +56,10 @@ class ClearingOutgoing:
         outgoing: str = "clearing.outgoing",
         status: str = "clearing.status",
         timeout: float = 30.0,
+        tls: BrokerTls | None = None,
     ) -> None:
         self.url = url
+        self.tls = tls
         self.loop = loop
         self.on_status = on_status
         self.outgoing = outgoing
@@ -158,7 +161,7 @@ class ClearingOutgoing:
         for attempt in (1, 2):
             try:
                 if self._publish_channel is None:
-                    connection = pika.BlockingConnection(node_parameters(self.url))
+                    connection = pika.BlockingConnection(node_parameters(self.url, self.tls))
                     channel = connection.channel()
                     channel.confirm_delivery()
                     self._declare(channel)
@@ -194,7 +197,7 @@ class ClearingOutgoing:
         serve_until_stopped(self._serve, self._stop, "clearing status queue")
 
     def _serve(self) -> None:
-        connection = pika.BlockingConnection(node_parameters(self.url))
+        connection = pika.BlockingConnection(node_parameters(self.url, self.tls))
         self._consumer_connection = connection
         try:
             channel = connection.channel()

@@ -32,6 +32,7 @@ import pika.exceptions
 from adapters.base import scrub
 from hub.clearing import ClearingInbound
 from routing.amqp import node_parameters
+from routing.amqps import BrokerTls
 
 __all__ = ["ClearingQueueEdge", "serve_until_stopped"]
 
@@ -51,8 +52,10 @@ class ClearingQueueEdge:
         outbound: str = "clearing.outbound",
         prefetch: int = 8,
         timeout: float = 60.0,
+        tls: BrokerTls | None = None,
     ) -> None:
         self.url = url
+        self.tls = tls
         self.clearing = clearing
         self.loop = loop
         self.inbound = inbound
@@ -88,7 +91,7 @@ class ClearingQueueEdge:
         serve_until_stopped(self._serve, self._stop, "clearing queues")
 
     def _serve(self) -> None:
-        connection = pika.BlockingConnection(node_parameters(self.url))
+        connection = pika.BlockingConnection(node_parameters(self.url, self.tls))
         self._connection = connection
         try:
             channel = connection.channel()

@@ -253,6 +253,7 @@ async def _serve(
         on_status,
         outgoing=config.outgoing,
         status=config.status,
+        tls=config.clearing_tls.broker_tls() if config.clearing_tls is not None else None,
     )
     halt = asyncio.Event()
     saga_task: asyncio.Task[None] | None = None

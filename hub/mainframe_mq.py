@@ -32,6 +32,7 @@ import pika.exceptions
 from hub.breaker import CircuitBreaker
 from hub.connector import DestinationTimeoutError, DestinationUnavailableError
 from routing.amqp import node_parameters
+from routing.amqps import BrokerTls
 
 __all__ = ["MqExchangeStats", "MqPostingExchange"]
 
@@ -61,8 +62,10 @@ class MqPostingExchange:
         request_queue: str = "mainframe.requests",
         timeout: float = 5.0,
         queue_type: str = "quorum",
+        tls: BrokerTls | None = None,
     ) -> None:
         self.url = url
+        self.tls = tls
         self.breaker = breaker
         self.request_queue = request_queue
         self.timeout = timeout
@@ -153,7 +156,7 @@ class MqPostingExchange:
                 delay = min(delay * 2, 10.0)
 
     def _serve(self) -> None:
-        connection = pika.BlockingConnection(node_parameters(self.url))
+        connection = pika.BlockingConnection(node_parameters(self.url, self.tls))
         try:
             channel = connection.channel()
             channel.confirm_delivery()

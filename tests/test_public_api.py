@@ -637,6 +637,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "TableReader",
         "TlsConfig",
         "UpstreamConfig",
+        "broker_tls_config",
         "load_config",
         "logging_config",
     ],

@@ -183,11 +183,17 @@ async def start_hub_sagas(
             await inbound.publish(receipt.refusal, message_id=secrets.token_hex(16))
         return receipt.started
 
+    tls = clearing.broker_tls()
     outbound = ClearingOutgoing(
-        clearing.url, loop, on_answer, outgoing=clearing.outgoing, status=clearing.status
+        clearing.url, loop, on_answer, outgoing=clearing.outgoing, status=clearing.status, tls=tls
     )
     inbound = ClearingOutgoing(
-        clearing.url, loop, on_transfer, outgoing=clearing.outbound, status=clearing.inbound
+        clearing.url,
+        loop,
+        on_transfer,
+        outgoing=clearing.outbound,
+        status=clearing.inbound,
+        tls=tls,
     )
     payments = PaymentSagas(
         journal,
