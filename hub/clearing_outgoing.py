@@ -35,7 +35,7 @@ import pika
 import pika.exceptions
 
 from adapters.base import scrub
-from hub.clearing_queue import serve_until_stopped
+from hub.clearing_queue import serve_until_stopped, wait_ready
 from routing.amqp import node_parameters
 from routing.amqps import BrokerTls
 
@@ -60,6 +60,7 @@ class ClearingOutgoing:
     ) -> None:
         self.url = url
         self.tls = tls
+        self._refusals: list[str] = []  # refused TLS handshakes, in words
         self.loop = loop
         self.on_status = on_status
         self.outgoing = outgoing
@@ -95,9 +96,8 @@ class ClearingOutgoing:
     def start(self, timeout: float = 30.0) -> None:
         """Declare the queues and start consuming status reports (waits until ready)."""
         self._thread.start()
-        if not self._ready.wait(timeout):
-            self.stop()
-            raise RuntimeError(f"clearing queues: no broker at {self.url.rpartition('@')[2]}")
+        at = f"at {self.url.rpartition('@')[2]}"
+        wait_ready(self._ready, timeout, self._refusals, self.stop, at)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop consuming and publishing; close the connections (once; again: nothing)."""
@@ -194,7 +194,7 @@ class ClearingOutgoing:
     # -- consuming status reports -------------------------------------------------------------
 
     def _consume(self) -> None:
-        serve_until_stopped(self._serve, self._stop, "clearing status queue")
+        serve_until_stopped(self._serve, self._stop, "clearing status queue", self._refusals.append)
 
     def _serve(self) -> None:
         connection = pika.BlockingConnection(node_parameters(self.url, self.tls))

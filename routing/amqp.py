@@ -64,6 +64,7 @@ import itertools
 import logging
 import queue as queue_module
 import random
+import ssl
 import threading
 import time
 import uuid
@@ -544,7 +545,7 @@ class AmqpTransport(TransportBase):
 
     def _on_connection_open_error(self, connection: Any, error: BaseException) -> None:
         self._last_error = _describe(error)
-        refusal = tls_refusal(str(error))
+        refusal = tls_refusal(error)
         if refusal is not None:
             node = self._nodes[self._node]
             self._last_error = f"TLS with {node.host}:{node.port} refused: {refusal}"
@@ -1255,9 +1256,9 @@ class AmqpTransport(TransportBase):
     def _blocking(self) -> Any:
         try:
             return pika.BlockingConnection(list(self._nodes))
-        except pika.exceptions.AMQPError as exc:
+        except (pika.exceptions.AMQPError, ssl.SSLError) as exc:  # a refused TLS handshake
             reason = _describe(exc)
-            refusal = tls_refusal(reason)
+            refusal = tls_refusal(exc)
             raise TransportUnavailableError(
                 f"cannot reach the broker at {masked_url(self.url)}: "
                 + (f"TLS refused: {refusal}" if refusal is not None else reason)

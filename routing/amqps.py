@@ -103,9 +103,25 @@ _OUR_CERTIFICATE_REFUSED = {
 }
 
 
-def tls_refusal(text: str) -> str | None:
-    """Why a TLS handshake with the broker failed, from the text pika reports; ``None`` when
-    ``text`` is not about a TLS handshake.
+def _innermost(error: BaseException) -> BaseException:
+    """The error under pika's wrappers (a workflow's last attempt, a phase's cause)."""
+    for _ in range(8):
+        exceptions = getattr(error, "exceptions", None)
+        inner = getattr(error, "exception", None)
+        if isinstance(exceptions, tuple) and exceptions:
+            error = exceptions[-1]
+        elif isinstance(inner, BaseException):
+            error = inner
+        elif error.args and isinstance(error.args[0], BaseException):
+            error = error.args[0]
+        else:
+            break
+    return error
+
+
+def tls_refusal(error: BaseException | str) -> str | None:
+    """Why a TLS handshake with the broker failed, from what pika reports (an exception that
+    wraps the :class:`ssl.SSLError`, or only its text); ``None`` when it is not about TLS.
 
     >>> print(tls_refusal("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed:"
     ...                   " certificate has expired (_ssl.c:1006)"))
@@ -116,7 +132,8 @@ def tls_refusal(text: str) -> str | None:
     >>> tls_refusal("ConnectionRefusedError: [Errno 111] Connection refused") is None
     True
     """
-    found = _SSL_REASON.search(text)
+    texts = [error] if isinstance(error, str) else [str(_innermost(error)), repr(error)]
+    found = next((hit for text in texts if (hit := _SSL_REASON.search(text))), None)
     if found is None:
         return None
     reason, words = found.group(1), found.group(2).strip().rstrip(":").strip()
@@ -126,6 +143,7 @@ def tls_refusal(text: str) -> str | None:
             "unable to get local issuer certificate",
             "unable to get issuer certificate",
             "certificate signature failure",
+            "self-signed certificate in certificate chain",
         }:
             detail += " (not issued by the configured CA)"
         elif detail == "self-signed certificate":

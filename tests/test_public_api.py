@@ -595,6 +595,7 @@ PUBLIC_API: dict[str, list[str]] = {
     "hub.clearing_queue": [
         "ClearingQueueEdge",
         "serve_until_stopped",
+        "wait_ready",
     ],
     "hub.clearing_outgoing": [
         "ClearingOutgoing",
