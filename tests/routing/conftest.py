@@ -286,7 +286,7 @@ def engine(make_engine: EngineFactory) -> Engine:
 
 
 @contextlib.contextmanager
-def hub_namespace(url: str) -> Iterator[str]:
+def hub_namespace(url: str, tls: BrokerTls | None = None) -> Iterator[str]:
     """A ``[routing] namespace`` of one test's own on the shared broker (no other test's hub
     consumes its messages, and no message left over from another test reaches it), with the
     hub's queues and exchanges deleted afterwards."""
@@ -298,4 +298,4 @@ def hub_namespace(url: str) -> Iterator[str]:
             config = HubConfig(
                 Settings.from_environment({}), routing=RoutingConfig(url, namespace=namespace)
             )
-            delete_topology(url, HubService(config).topology)
+            delete_topology(url, HubService(config).topology, tls=tls)
