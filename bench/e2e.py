@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import re
 import socket
 import ssl
 import statistics
@@ -45,6 +46,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import iso8583
 import pika
@@ -100,9 +102,18 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _broker_pid() -> int | None:
-    """RabbitMQ's Erlang VM on this machine, if it runs here."""
-    found = subprocess.run(["pgrep", "-f", "beam.smp"], capture_output=True, text=True)
-    pids = found.stdout.split()
+    """The Erlang VM that listens on ``AMQP_URL``'s port on this machine, if one does (other
+    brokers, a test's cluster nodes, may run beside it)."""
+    port = urlsplit(AMQP_URL).port or 5672
+    with contextlib.suppress(OSError):
+        listening = subprocess.run(
+            ["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True
+        ).stdout
+        found = re.search(r"beam\.smp\",pid=(\d+)", listening)
+        if found:
+            return int(found.group(1))
+    found_any = subprocess.run(["pgrep", "-f", "beam.smp"], capture_output=True, text=True)
+    pids = found_any.stdout.split()
     return int(pids[0]) if pids else None
 
 
