@@ -343,7 +343,9 @@ class Iso8583Edge:
             self.stats.answered_at_edge += 1
             return self._reply(request, APPROVED)
         try:
-            return await asyncio.wait_for(self._handler(request), self.settings.request_timeout)
+            # A timeout scope, not wait_for: no task of its own per request.
+            async with asyncio.timeout(self.settings.request_timeout):
+                return await self._handler(request)
         except TimeoutError:
             self.stats.timeouts += 1
             return self._reply(request, ISSUER_INOPERATIVE)

@@ -75,6 +75,7 @@ from hub.core import (
     posting_reference,
 )
 from hub.edge import Iso8583Edge
+from hub.gateway_cli import run_event_loop
 from hub.journaling import JournalWriter
 from hub.store import ReversalForwarder, ReversalStore, create_engine, upgrade
 from hub.tls import CertificateFiles
@@ -661,7 +662,11 @@ def run_forever(
     name: str | None = None,
 ) -> int:
     """Run the hub until SIGINT / SIGTERM; the exit status. ``name`` starts each line it
-    writes (default ``isobridge``; a worker's name under :mod:`hub.workers`)."""
+    writes (default ``isobridge``; a worker's name under :mod:`hub.workers`).
+
+    On uvloop when installed (:func:`hub.gateway_cli.run_event_loop`): its loop, futures'
+    callbacks and socket transports are compiled, about a tenth of the hub's CPU per card
+    payment (bench/RESULTS.md, e2e)."""
     name = name or "isobridge"
 
     async def main() -> None:
@@ -696,7 +701,7 @@ def run_forever(
             served = sum(edge.stats.requests for edge in service.edges)
             out.write(f"{name}: stopping after {served} requests\n")
 
-    asyncio.run(main())
+    run_event_loop(main())
     return 0
 
 
