@@ -2,10 +2,10 @@
 upstream ISO 8583 host) that speaks request / reply records.
 
 A :class:`RecordConnector` keeps ``connections`` TCP connections open, each with its own
-reader task; requests are spread over the connected ones round-robin and pipelined (sent
-without waiting for earlier replies). The requests that reach a connection in one turn of
-the event loop go out in one write: under load, one system call and one wake-up of the
-destination for a burst, not one per request. A reply is matched to its request by a key both
+reader task; requests are pipelined (sent without waiting for earlier replies) and spread
+over the connected ones round-robin, a burst at a time: the requests that reach the
+connector in one turn of the event loop go out on one connection in one write (under load,
+one system call and one wake-up of the destination for a burst, not one per request). A reply is matched to its request by a key both
 carry (:attr:`ConnectorSettings.request_key` / ``reply_key``: for the core banking
 interface, the posting reference), so the destination may answer in any order.
 
@@ -131,6 +131,7 @@ class RecordConnector:
         self.stats = ConnectorStats()
         self._links = [_Link(self, number) for number in range(settings.connections)]
         self._next = itertools.cycle(range(settings.connections))
+        self._gathering: _Link | None = None
         self._closed = False
         self.tls_context: ssl.SSLContext | None = settings.tls
 
@@ -190,9 +191,15 @@ class RecordConnector:
         _log.info("%s: TLS certificates reloaded", self.settings.name)
 
     def _pick(self) -> _Link | None:
+        # A link already gathering this turn's burst takes the request too: the burst is one
+        # write (and one wake-up of the destination), not one per link.
+        gathering = self._gathering
+        if gathering is not None and gathering.up and gathering.outbox:
+            return gathering
         for _ in range(len(self._links)):
             link = self._links[next(self._next)]
             if link.up:
+                self._gathering = link
                 return link
         return None
 
