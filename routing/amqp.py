@@ -401,6 +401,7 @@ class AmqpTransport(TransportBase):
         self._next_tag = 1
         self._low_tag = 1
         self._unconfirmed: dict[int, _Pub] = {}
+        self._acks_due: list[_ConsumerBase] = []  # consumers with confirmed follow-ups to ack
         self._nacked_later: list[tuple[float, _Pub]] = []  # (when, nacked pub) to resend
         self._blocked = False
         self._channel_numbers = itertools.count(1)
@@ -664,7 +665,8 @@ class AmqpTransport(TransportBase):
                 self._republished += 1
         for consumer in self._consumers:
             consumer.channel = None
-            consumer.deferred.clear()
+            consumer.unsettled.clear()
+            consumer.acks_due.clear()
         self._end_connection(connection)
 
     def _on_blocked(self, connection: Any, frame: Any) -> None:
@@ -1035,6 +1037,8 @@ class AmqpTransport(TransportBase):
         finished: list[_Batch] = []
         for pub in settled:
             self._settle_pub(pub, ok, finished)
+        if self._acks_due:
+            self._flush_acks()
         if finished:
             with self._flight:
                 self._in_flight -= sum(b.size for b in finished)
@@ -1230,6 +1234,8 @@ class AmqpTransport(TransportBase):
         # Delivery tags belong to one channel: a number per channel tells stale work apart.
         generation = next(self._channel_numbers)
         consumer.generation = generation
+        consumer.unsettled.clear()
+        consumer.acks_due.clear()
         channel.add_on_close_callback(
             functools.partial(self._on_consumer_channel_closed, consumer, generation)
         )
@@ -1247,6 +1253,7 @@ class AmqpTransport(TransportBase):
                 method.redelivered,
                 count if isinstance(count, int) else int(method.redelivered),
             )
+            consumer.unsettled.add(method.delivery_tag)
             consumer.deliver(generation, method.delivery_tag, received)
 
         def consuming(_frame: Any) -> None:
@@ -1264,7 +1271,8 @@ class AmqpTransport(TransportBase):
         if consumer.generation != generation:
             return
         consumer.channel = None
-        consumer.deferred.clear()
+        consumer.unsettled.clear()
+        consumer.acks_due.clear()
         connection = self._connection
         if consumer.stopping or self._closing or connection is None or not connection.is_open:
             return  # stopped, or the whole connection is going: it is reopened with it
@@ -1293,29 +1301,46 @@ class AmqpTransport(TransportBase):
         for tag, item in zip(tags, follow_ups, strict=True):
             if item is None:
                 continue
-            consumer.deferred.add(tag)
             exchange = self._topology.exchange if item.exchange is None else item.exchange
 
             def after(ok: bool, tag: int = tag) -> None:
-                consumer.deferred.discard(tag)
                 if generation != consumer.generation or not channel.is_open:
                     return
                 if ok:
-                    channel.basic_ack(tag)
+                    if not consumer.acks_due:
+                        self._acks_due.append(consumer)
+                    consumer.acks_due.append(tag)
                 else:
+                    consumer.unsettled.discard(tag)
                     channel.basic_nack(tag, requeue=True)
 
             self._pending.append(
                 _Pub(item, exchange, on_confirm=after, generation=self._generation)
             )
         if plain:
-            last = max(plain)
-            if len(plain) == len(tags) and not any(d < last for d in consumer.deferred):
-                channel.basic_ack(last, multiple=True)
-            else:
-                for tag in plain:
-                    channel.basic_ack(tag)
+            self._ack(consumer, channel, plain)
         self._pump()
+
+    def _ack(self, consumer: _ConsumerBase, channel: Any, tags: list[int]) -> None:
+        """Ack ``tags`` on ``channel``: one ``multiple`` ack up to the last when no delivery
+        before it is still unsettled (being handled, or its follow-up unconfirmed)."""
+        unsettled = consumer.unsettled
+        unsettled.difference_update(tags)
+        last = max(tags)
+        if len(tags) > 1 and (not unsettled or min(unsettled) > last):
+            channel.basic_ack(last, multiple=True)
+        else:
+            for tag in tags:
+                channel.basic_ack(tag)
+
+    def _flush_acks(self) -> None:
+        """Ack the deliveries whose follow-ups a confirm settled, a consumer at a time."""
+        due, self._acks_due = self._acks_due, []
+        for consumer in due:
+            tags, consumer.acks_due = consumer.acks_due, []
+            channel = consumer.channel
+            if tags and channel is not None and channel.is_open:
+                self._ack(consumer, channel, tags)
 
     def declare_reply_queue(self) -> str:
         name = f"{self._topology.prefix}.reply.{uuid.uuid4().hex}"
@@ -1463,7 +1488,10 @@ class _ConsumerBase:
         # I/O side state
         self.channel: Any = None
         self.generation = -1
-        self.deferred: set[int] = set()
+        # Delivery tags of this channel not acked or nacked yet, and those whose follow-up
+        # was confirmed, to be acked together at the end of the confirm that settled them.
+        self.unsettled: set[int] = set()
+        self.acks_due: list[int] = []
 
     @property
     def queue(self) -> str:
