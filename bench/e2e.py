@@ -405,6 +405,7 @@ def run(
     workers: int = 1,
     metrics: bool = False,
 ) -> list[str]:
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="isobridge-e2e-") as tmp:
         home = Path(tmp)
         mainframe_port, edge_port = _free_port(), _free_port()
@@ -460,7 +461,8 @@ def run(
     return [
         f"e2e: {connections} connections x {window} in flight, {seconds:g} s per case,"
         f" hub workers {workers}, metrics {'on' if metrics else 'off'},"
-        f" RabbitMQ {AMQP_URL.split('@')[-1]}",
+        f" RabbitMQ {AMQP_URL.split('@')[-1]};"
+        f" load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after",
         direct.line(),
         raw.line(),
         full.line(direct),
