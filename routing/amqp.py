@@ -208,14 +208,37 @@ _PROPERTY_FLAGS = (
     | pika.spec.BasicProperties.FLAG_HEADERS
     | pika.spec.BasicProperties.FLAG_DELIVERY_MODE
 )
+_FLAG_CORRELATION_ID = pika.spec.BasicProperties.FLAG_CORRELATION_ID
+_FLAG_REPLY_TO = pika.spec.BasicProperties.FLAG_REPLY_TO
+_FLAG_MESSAGE_ID = pika.spec.BasicProperties.FLAG_MESSAGE_ID
 _TABLES: dict[tuple[tuple[str, object], ...], bytes] = {}
 _TABLES_LIMIT = 256
+
+
+_LENGTH_OCTETS = tuple(bytes((length,)) for length in range(256))
+_SHORTS: dict[str, bytes] = {}  # exchange, routing keys, content type, reply queues: few
+_SHORTS_LIMIT = 1024
 
 
 def _short(value: str) -> bytes | None:
     """An AMQP short string (length octet, UTF-8), None beyond 255 octets."""
     encoded = value.encode()
-    return bytes((len(encoded),)) + encoded if len(encoded) <= 255 else None
+    if len(encoded) > 255:
+        return None
+    return _LENGTH_OCTETS[len(encoded)] + encoded
+
+
+def _short_repeated(value: str) -> bytes | None:
+    """:func:`_short` of a value that recurs (an exchange, a routing key), remembered."""
+    short = _SHORTS.get(value)
+    if short is None:
+        short = _short(value)
+        if short is None:
+            return None
+        if len(_SHORTS) >= _SHORTS_LIMIT:
+            _SHORTS.clear()
+        _SHORTS[value] = short
+    return short
 
 
 def _headers_table(headers: Any) -> bytes:
@@ -249,20 +272,20 @@ def _publish_frames(
     ``channel.basic_publish(..., _properties(envelope))`` writes, built without pika's frame,
     method and property objects (a third of the hub's publish cost); None when a string is
     too long for AMQP (pika's own path then raises its error)."""
-    short_exchange = _short(exchange)
-    short_key = _short(routing_key)
-    content_type = _short(envelope.content_type)
+    short_exchange = _short_repeated(exchange)
+    short_key = _short_repeated(routing_key)
+    content_type = _short_repeated(envelope.content_type)
     if short_exchange is None or short_key is None or content_type is None:
         return None
     flags = _PROPERTY_FLAGS
     properties = [content_type, _headers_table(envelope.headers), b"\x02"]
-    for flag, value in (
-        (pika.spec.BasicProperties.FLAG_CORRELATION_ID, envelope.correlation_id),
-        (pika.spec.BasicProperties.FLAG_REPLY_TO, envelope.reply_to),
-        (pika.spec.BasicProperties.FLAG_MESSAGE_ID, envelope.message_id),
+    for flag, value, encode in (
+        (_FLAG_CORRELATION_ID, envelope.correlation_id, _short),
+        (_FLAG_REPLY_TO, envelope.reply_to, _short_repeated),  # a requester's own queue
+        (_FLAG_MESSAGE_ID, envelope.message_id, _short),
     ):
         if value is not None:
-            short = _short(value)
+            short = encode(value)
             if short is None:
                 return None
             flags |= flag
