@@ -19,6 +19,10 @@ them), for ``--seconds``. Measured in the same run:
   client; from ``/proc/<pid>/stat``): what each part costs, whatever else runs on the
   machine, and so where the time goes and how far the figures would scale.
 
+The hub's exchanges and queues are in a namespace of the run's own (``bench-e2e-<random>``),
+deleted at the end: on a shared broker another hub of the default namespace would otherwise
+take some of this hub's requests.
+
 Run (RabbitMQ on 127.0.0.1:5672, as ``./scripts/test`` starts it)::
 
     .venv/bin/python -m bench.e2e [--seconds 10] [--connections 16] [--window 8] [--rate 500]
@@ -30,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
 import re
 import socket
@@ -52,6 +57,8 @@ import iso8583
 import pika
 
 from adapters.iso8583.specs import SPECS
+from hub.config_file import load_config
+from hub.service import HubService
 from mainframe_sim.records import Records
 from mainframe_sim.seed import SEED_ACCOUNTS
 
@@ -302,6 +309,38 @@ def measure_hub(
     return result
 
 
+@contextlib.contextmanager
+def _own_queues(namespace: str) -> Iterator[None]:
+    """Delete, once done, the exchanges and queues the hub declares in ``namespace``."""
+    try:
+        yield
+    finally:
+        topology = HubService(load_config(None, {}), request_timeout=1.0).topology
+        topology = dataclasses.replace(
+            topology,
+            exchange=f"{namespace}.canonical",
+            dead_letter_exchange=f"{namespace}.dlx",
+            prefix=namespace,
+        )
+        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        try:
+            channel = connection.channel()
+            queues = [topology.unroutable_queue]
+            for destination in topology.destinations:
+                queues += [topology.queue(destination.name)]
+                queues += [topology.dead_letter_queue(destination.name)]
+                queues += [
+                    topology.retry_queue(destination.name, delay)
+                    for delay in set(destination.retry.delays_ms)
+                ]
+            for queue in queues:
+                channel.queue_delete(queue)
+            channel.exchange_delete(topology.exchange)
+            channel.exchange_delete(topology.dead_letter_exchange)
+        finally:
+            connection.close()
+
+
 def _approved(reply: bytes) -> bool:
     decoded, _ = iso8583.decode(reply, SPEC)
     return decoded.get("39") == "00"
@@ -406,13 +445,16 @@ def run(
     metrics: bool = False,
 ) -> list[str]:
     load_before = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory(prefix="isobridge-e2e-") as tmp:
+    # Queues of this run's own: on a shared broker, another hub of the default namespace
+    # would take some of this hub's requests (and answer them from its own mainframe).
+    namespace = f"bench-e2e-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory(prefix="isobridge-e2e-") as tmp, _own_queues(namespace):
         home = Path(tmp)
         mainframe_port, edge_port = _free_port(), _free_port()
         config = home / "hub.toml"
         config.write_text(
             f'[hub]\nhome = "{home / "hub"}"\nworkers = {workers}\n'
-            f'[routing]\ntransport = "{AMQP_URL}"\n'
+            f'[routing]\ntransport = "{AMQP_URL}"\nnamespace = "{namespace}"\n'
             f"[[listeners]]\nname = 'pos'\nport = {edge_port}\nrequest_timeout = 10.0\n"
             f"[mainframe]\nport = {mainframe_port}\nconnections = 8\ntimeout = 5.0\n"
             + ('[metrics]\nlisten = "127.0.0.1:0"\n' if metrics else "")
