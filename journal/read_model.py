@@ -140,9 +140,13 @@ def _fold(view: TransactionView | None, events: Sequence[StoredEvent]) -> Transa
         ids = event.ids
         status = _text(body, "status", 32) or str(event.kind)
         reason_code = _text(body, "reason_code", 35)
-        amount = _text(body, "amount", 40) or amount
-        currency = _text(body, "currency", 3) or currency
-        destination = _text(body, "destination", 128) or destination
+        # Most bodies name none of these: one look each before _text's checks.
+        if "amount" in body:
+            amount = _text(body, "amount", 40) or amount
+        if "currency" in body:
+            currency = _text(body, "currency", 3) or currency
+        if "destination" in body:
+            destination = _text(body, "destination", 128) or destination
         if event.kind is EventKind.SENT:
             attempts += 1
         # A falsy id keeps the one before (an empty one too), as the first event's stays.
@@ -175,6 +179,7 @@ def _fold(view: TransactionView | None, events: Sequence[StoredEvent]) -> Transa
 
 _COLUMNS: Final = tuple(field.name for field in dataclasses.fields(TransactionView))
 _VALUES: Final = attrgetter(*_COLUMNS)
+_SEQ: Final = attrgetter("seq")
 """A view's values in ``_COLUMNS`` order, as one tuple."""
 
 # How the upsert merges a transaction's row with a batch's fold of it (``excluded``): what
@@ -233,15 +238,23 @@ def _load(connection: Connection, transaction_ids: Sequence[str]) -> dict[str, T
     return found
 
 
-def apply(connection: Connection, events: Iterable[StoredEvent]) -> int:
+def apply(
+    connection: Connection, events: Iterable[StoredEvent], *, in_seq_order: bool = False
+) -> int:
     """Fold ``events`` (any order; applied by ``seq``) into the read model; returns rows written.
 
     One statement, whatever the batch (see "How a batch is written" above): cheap enough to
-    run inside every append.
+    run inside every append. ``in_seq_order``: the caller guarantees ``events`` come by
+    ``seq`` already (an append's), so they are not sorted again.
     """
     by_transaction: dict[str, list[StoredEvent]] = {}
-    for event in sorted(events, key=lambda event: event.seq):
-        by_transaction.setdefault(event.ids.transaction_id, []).append(event)
+    for event in events if in_seq_order else sorted(events, key=_SEQ):
+        transaction_id = event.ids.transaction_id
+        batch = by_transaction.get(transaction_id)
+        if batch is None:
+            by_transaction[transaction_id] = [event]
+        else:
+            batch.append(event)
     rows = [_VALUES(_fold(None, batch)) for batch in by_transaction.values()]
     _upsert(connection.dialect).execute(connection, rows)
     return len(rows)
