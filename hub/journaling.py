@@ -207,6 +207,11 @@ class JournalWriter:
         self.process = process and not (url.get_backend_name() == "sqlite" and not url.database)
         self._child: _WriterProcess | None = None
 
+    @property
+    def process_id(self) -> int | None:
+        """The writer process's id while it runs (``None``: appends on a thread)."""
+        return self._child.process.pid if self._child is not None else None
+
     async def start(self) -> None:
         """Start the flushing task (and the writer process, with ``process=True``)."""
         if self.process:
