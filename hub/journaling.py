@@ -55,10 +55,13 @@ __all__ = ["JournalWriter", "transaction_ids"]
 _log = logging.getLogger("isobridge.journal")
 
 _Captured = tuple[
-    EventKind, str, str, str | None, str | None, str | None, str | None, dt.datetime, dict[str, Any]
+    str, str, str, str | None, str | None, str | None, str | None, dt.datetime, dict[str, Any]
 ]
-"""An event as :meth:`JournalWriter.emit` captures it: kind, tenant, the five ids
+"""An event as :meth:`JournalWriter.emit` captures it: kind (its value: a plain string
+pickles in half the time of the enum), tenant, the five ids
 (:class:`~journal.events.TransactionIds` order), time, body."""
+
+_KINDS: Final = {kind.value: kind for kind in EventKind}
 
 _Refusal = tuple[str, str, str]
 """An event the journal refused: its kind, its transaction id (``?`` if too long), why."""
@@ -82,7 +85,7 @@ def transaction_ids(message: CanonicalMessage, transaction_id: str | None = None
 def _event(captured: _Captured) -> Event:
     kind, tenant, transaction_id, end_to_end_id, stan, terminal_id, uetr, at, body = captured
     return Event(
-        kind,
+        _KINDS[kind],
         tenant,
         TransactionIds(transaction_id, end_to_end_id, stan, terminal_id, uetr),
         at,
@@ -250,7 +253,7 @@ class JournalWriter:
         # What transaction_ids() names, as a tuple: the Event is built where it is appended.
         self._pending.append(
             (
-                kind,
+                kind.value,
                 message.tenant,
                 transaction_id or ids.message_id,
                 ids.end_to_end_id,

@@ -109,6 +109,12 @@ def project(view: TransactionView | None, event: StoredEvent) -> TransactionView
 def _fold(view: TransactionView | None, events: Sequence[StoredEvent]) -> TransactionView:
     """:func:`project` of each of ``events`` (one transaction's, by seq, at least one) in
     turn, with one view built at the end instead of one per event."""
+    return TransactionView(*_folded_values(view, events))
+
+
+def _folded_values(view: TransactionView | None, events: Sequence[StoredEvent]) -> tuple[Any, ...]:
+    """:func:`_fold`'s view as its values in ``_COLUMNS`` order (what the upsert writes),
+    without building the frozen view itself."""
     if view is None:
         first = events[0]
         transaction_id, tenant = first.ids.transaction_id, first.tenant
@@ -156,31 +162,29 @@ def _fold(view: TransactionView | None, events: Sequence[StoredEvent]) -> Transa
         uetr = ids.uetr or uetr
         event_count += 1
     last = events[-1]
-    return TransactionView(
-        transaction_id=transaction_id,
-        tenant=tenant,
-        status=status,
-        reason_code=reason_code,
-        amount=amount,
-        currency=currency,
-        destination=destination,
-        attempts=attempts,
-        end_to_end_id=end_to_end_id,
-        stan=stan,
-        terminal_id=terminal_id,
-        uetr=uetr,
-        first_seq=first_seq,
-        last_seq=last.seq,
-        event_count=event_count,
-        first_at=first_at,
-        last_at=last.at,
+    return (
+        transaction_id,
+        tenant,
+        status,
+        reason_code,
+        amount,
+        currency,
+        destination,
+        attempts,
+        end_to_end_id,
+        stan,
+        terminal_id,
+        uetr,
+        first_seq,
+        last.seq,
+        event_count,
+        first_at,
+        last.at,
     )
 
 
 _COLUMNS: Final = tuple(field.name for field in dataclasses.fields(TransactionView))
-_VALUES: Final = attrgetter(*_COLUMNS)
 _SEQ: Final = attrgetter("seq")
-"""A view's values in ``_COLUMNS`` order, as one tuple."""
 
 # How the upsert merges a transaction's row with a batch's fold of it (``excluded``): what
 # project() would have made of the row by folding the batch's events into it one by one.
@@ -255,7 +259,7 @@ def apply(
             by_transaction[transaction_id] = [event]
         else:
             batch.append(event)
-    rows = [_VALUES(_fold(None, batch)) for batch in by_transaction.values()]
+    rows = [_folded_values(None, batch) for batch in by_transaction.values()]
     _upsert(connection.dialect).execute(connection, rows)
     return len(rows)
 
