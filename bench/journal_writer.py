@@ -18,6 +18,7 @@ the sum is what the journal costs the machine.
 Run::
 
     .venv/bin/python -m bench.journal_writer [--rate 700] [--seconds 8] [--rounds 3]
+        [--interval 0.02]
 """
 
 from __future__ import annotations
@@ -76,12 +77,14 @@ def _process_cpu(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _round(variant: str, directory: Path, rate: float, seconds: float) -> tuple[float, float]:
+async def _round(
+    variant: str, directory: Path, rate: float, seconds: float, interval: float
+) -> tuple[float, float]:
     """(this process's, the writer process's) CPU seconds per payment."""
     journal = Journal.open(
         f"sqlite:///{directory / 'journal.db'}", StaticMasterKeys({1: bytes(32)}), create=True
     )
-    writer = JournalWriter(journal, process=variant == "process")
+    writer = JournalWriter(journal, interval=interval, process=variant == "process")
     await writer.start()
     emit = variant != "none"
     messages = [_purchase(number) for number in range(int(rate * seconds * 1.5) + 100)]
@@ -115,15 +118,20 @@ async def _round(variant: str, directory: Path, rate: float, seconds: float) -> 
     return own / count, child / count
 
 
-def run(rate: float, seconds: float, rounds: int) -> list[str]:
+def run(rate: float, seconds: float, rounds: int, interval: float = 0.02) -> list[str]:
     figures: dict[str, list[tuple[float, float]]] = {variant: [] for variant in VARIANTS}
     with tempfile.TemporaryDirectory(prefix="isobridge-journal-writer-") as tmp:
         for number in range(rounds):
             for variant in VARIANTS:
                 directory = Path(tmp) / f"{variant}{number}"
                 directory.mkdir()
-                figures[variant].append(asyncio.run(_round(variant, directory, rate, seconds)))
-    lines = [f"journal writer: {rate:g} payments/s paced, {seconds:g} s, {rounds} rounds each"]
+                figures[variant].append(
+                    asyncio.run(_round(variant, directory, rate, seconds, interval))
+                )
+    lines = [
+        f"journal writer: {rate:g} payments/s paced, batches every {interval * 1000:g} ms,"
+        f" {seconds:g} s, {rounds} rounds each"
+    ]
     loop_alone = statistics.median(own for own, _ in figures["none"])
     lines.append(f"  none   : this process {loop_alone * 1e6:,.0f} us per payment")
     for variant in ("thread", "process"):
@@ -142,8 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=700.0)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--interval", type=float, default=0.02, help="JournalWriter's, seconds")
     args = parser.parse_args(argv)
-    for line in run(args.rate, args.seconds, args.rounds):
+    for line in run(args.rate, args.seconds, args.rounds, args.interval):
         print(line)
     return 0
 
