@@ -252,7 +252,7 @@ class HubService:
         self._hub = hub
         if config.journal:
             self.journal = await asyncio.to_thread(open_journal, config.settings, notes=self._notes)
-            self.journal_writer = JournalWriter(self.journal)
+            self.journal_writer = JournalWriter(self.journal, process=True)
             await self.journal_writer.start()
         observed = {"observer": self.metrics} if self.metrics is not None else {}
         transport = open_transport(config.routing.transport, self.topology, **observed)

@@ -998,6 +998,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "canonical_bytes",
         "chain_hash",
         "check_event",
+        "checked_event",
         "format_time",
     ],
     "journal.keys": [
