@@ -50,7 +50,7 @@ from canonical_model.messages import (
 from gateway.app import GatewayServices, authorized, services_of
 from gateway.consents import Consent, ConsentKind, ConsentStatus
 from gateway.errors import ObieError
-from gateway.http import read_json
+from gateway.http import read_json, request_path
 from gateway.ports import AccountRecord
 from gateway.responses import amount_text, document, json_response, obie_time
 from gateway.security.tokens import AccessClaims
@@ -294,7 +294,8 @@ def aisp_router() -> APIRouter:
             }
             for code, value in (("ITBD", found.ledger), ("ITAV", found.available))
         ]
-        return json_response(services, document(services, request.url.path, {"Balance": items}))
+        view = document(services, request_path(request), {"Balance": items})
+        return json_response(services, view)
 
     async def transactions(request: Request) -> Response:
         account_id = request.path_params["account_id"]

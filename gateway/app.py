@@ -43,6 +43,7 @@ from gateway.http import (
     error_response,
     install_error_handlers,
     interaction_id,
+    request_path,
     unexpected_error,
 )
 from gateway.idempotency import IdempotencyStore
@@ -116,7 +117,7 @@ async def authorized(request: Request, *scopes: str) -> AccessClaims:
     services = services_of(request)
     settings = services.settings
     verifier = services.verifier
-    url = f"{settings.public_url}{request.url.path}"
+    url = f"{settings.public_url}{request_path(request)}"
     facts = RequestFacts(
         method=request.method,
         url=url,

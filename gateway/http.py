@@ -63,6 +63,7 @@ __all__ = [
     "interaction_id",
     "new_interaction_id",
     "read_json",
+    "request_path",
     "unexpected_error",
 ]
 
@@ -327,6 +328,17 @@ def _is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return len(value) == 36
+
+
+def request_path(request: Request) -> str:
+    """``request.url.path`` without building the whole URL (a dozen microseconds a request).
+
+    >>> request = Request({"type": "http", "path": "/a b?#\\\\", "headers": []})
+    >>> request_path(request), request_path(request) == request.url.path
+    ('/a b%3F%23%5C', True)
+    """
+    path: str = request.scope["path"]
+    return path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
 
 
 async def read_json(request: Request) -> tuple[bytes, Any]:

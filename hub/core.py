@@ -310,25 +310,30 @@ class CoreBanking:
             _log.info("no posting for %s: %s", request.ids.message_id, exc.reason)
             return self._reply(request, status_from_iso8583(exc.response_code))
         try:
-            answer = await self.post(posting)
+            if posting.kind is MessageKind.BALANCE_ENQUIRY:
+                answer = await self._enquire(posting)
+            else:
+                posted = await self.post(posting)
+                answer = None if posted is None else (posted.status, posted.additional_amounts)
         except DestinationUnavailableError:
             return self._reply(request, status_from_iso8583(ISSUER_INOPERATIVE))
         if answer is None:
             if request.kind is not MessageKind.REVERSAL:
                 await self.store_reversal(request)
             return self._reply(request, status_from_iso8583(ISSUER_INOPERATIVE))
-        if answer.status is None:
+        status, additional_amounts = answer
+        if status is None:
             return self._reply(request, status_from_iso8583(SYSTEM_MALFUNCTION))
-        approved = answer.status.code is not TransactionStatus.RJCT
+        approved = status.code is not TransactionStatus.RJCT
         if approved:
             self.stats.approved += 1
         else:
             self.stats.declined += 1
         return self._reply(
             request,
-            answer.status,
+            status,
             approval_code=_approval_code(posting) if approved else None,
-            additional_amounts=answer.additional_amounts,
+            additional_amounts=additional_amounts,
         )
 
     async def reverse(self, reversal: CanonicalMessage) -> str | None:
@@ -351,6 +356,40 @@ class CoreBanking:
         """Send one posting; its decoded reply, or ``None`` when it was sent and the
         outcome is not known (no reply, an undecodable one). Raises
         :class:`~hub.connector.DestinationUnavailableError` when it was not sent."""
+        raw = await self._exchange(posting)
+        if not isinstance(raw, bytes):
+            return raw
+        try:
+            return self._reply_adapter.decode(
+                raw,
+                DecodeContext(posting.tenant, _NoCards(), new_message_id=self._new_message_id),
+            )
+        except AdapterDecodeError as exc:
+            self.stats.unknown_outcome += 1
+            _log.error("undecodable reply to posting %s: %s", posting.ids.transaction_id, exc)
+            return None
+
+    async def _enquire(
+        self, posting: CanonicalMessage
+    ) -> tuple[Status | None, tuple[AdditionalAmount, ...]] | None:
+        """:meth:`post` of a balance enquiry, of whose reply :meth:`handle` needs the status
+        and the balances only: read from the record's fields with the checks of a full
+        decode, without building the canonical reply (most of the decode's cost)."""
+        raw = await self._exchange(posting)
+        if not isinstance(raw, bytes):
+            return None if raw is None else (raw.status, raw.additional_amounts)
+        try:
+            values = self._reply_adapter.codec.decode(raw)
+            return self._reply_adapter.mapper.status_and_amounts(values)
+        except AdapterDecodeError as exc:
+            self.stats.unknown_outcome += 1
+            _log.error("undecodable reply to posting %s: %s", posting.ids.transaction_id, exc)
+            return None
+
+    async def _exchange(self, posting: CanonicalMessage) -> bytes | CanonicalMessage | None:
+        """The reply record to ``posting``; the refusal when it cannot be encoded; None
+        when the outcome is unknown. Raises
+        :class:`~hub.connector.DestinationUnavailableError` when it was not sent."""
         tenant = posting.tenant
         try:
             payload = self._request_adapter.encode(posting, EncodeContext(tenant))
@@ -372,15 +411,7 @@ class CoreBanking:
             self.stats.unknown_outcome += 1
             _log.warning("posting %s outcome unknown: %s", posting.ids.transaction_id, exc)
             return None
-        try:
-            return self._reply_adapter.decode(
-                raw,
-                DecodeContext(tenant, _NoCards(), new_message_id=self._new_message_id),
-            )
-        except AdapterDecodeError as exc:
-            self.stats.unknown_outcome += 1
-            _log.error("undecodable reply to posting %s: %s", posting.ids.transaction_id, exc)
-            return None
+        return raw
 
     async def store_reversal(self, request: CanonicalMessage) -> None:
         """Store a reversal of the posting ``request`` became (or may have become)."""
