@@ -165,7 +165,10 @@ class _DirectRoutes:
         self.routes = [(route, cast(Endpoint, route.endpoint)) for route in routes]
 
     def __call__(self, scope: Scope) -> ASGIApp | None:
+        path = None if scope.get("root_path") else scope["path"]
         for route, endpoint in self.routes:
+            if path is not None and route.path_regex.match(path) is None:
+                continue  # what route.matches would find first, for a tenth of its time
             match, child_scope = route.matches(scope)
             if match is Match.FULL:
                 scope.update(child_scope)
