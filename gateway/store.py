@@ -85,6 +85,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import Select
 
 from routing import store as routing_store
@@ -242,12 +243,15 @@ class RowReader:
     :func:`create_engine` sets every connection; PostgreSQL: psycopg's ``autocommit``), so
     each read sees what was committed before it and leaves no transaction open; it is
     shared by the threads of the process one read at a time, replaced after an error, and
-    closed when the engine is disposed.
+    closed when the engine is disposed. An engine of one connection (in-memory SQLite,
+    ``StaticPool``) has none to spare: the read goes through SQLAlchemy there.
     """
 
     def __init__(self, engine: Engine, statement: Select[Any]) -> None:
         compiled = statement.compile(dialect=engine.dialect)
         self.engine = engine
+        self._statement = statement
+        self._single = isinstance(engine.pool, StaticPool)
         self._sql = str(compiled)
         self._order = tuple(compiled.positiontup or ()) if compiled.positional else None
         self._connection: DBAPIConnection | None = None
@@ -256,6 +260,10 @@ class RowReader:
 
     def first(self, **values: Any) -> tuple[Any, ...] | None:
         """The first row for the statement's parameters ``values``, or None."""
+        if self._single:
+            with self.engine.connect() as shared:
+                found = shared.execute(self._statement, values).first()
+            return None if found is None else tuple(found)
         parameters: Any = (
             values if self._order is None else tuple(values[name] for name in self._order)
         )
