@@ -58,12 +58,16 @@ _THIS = and_(
     _T.c.key == bindparam("p_key"),
 )
 _HOLDING = and_(_THIS, _T.c.holder == bindparam("p_holder"))
-_DROP_STALE = delete(_T).where(
-    _THIS,
-    or_(
-        _T.c.stored_at < bindparam("p_window_start"),
-        and_(_T.c.status.is_(None), _T.c.stored_at < bindparam("p_lease_start")),
-    ),
+_DROP_STALE = (
+    delete(_T)
+    .where(
+        _THIS,
+        or_(
+            _T.c.stored_at < bindparam("p_window_start"),
+            and_(_T.c.status.is_(None), _T.c.stored_at < bindparam("p_lease_start")),
+        ),
+    )
+    .returning(_T.c.key)
 )
 _ROW = select(_T).where(_THIS)
 _STORED = select(_T).where(
@@ -167,10 +171,6 @@ class IdempotencyStore:
         holder = secrets.token_hex(16)
         this = {"p_tenant": tenant, "p_endpoint": endpoint, "p_key": key}
         with transaction(self.engine) as connection:
-            connection.execute(
-                _DROP_STALE,
-                {**this, "p_window_start": now - self.window, "p_lease_start": now - self.lease},
-            )
             values = {
                 "tenant": tenant,
                 "endpoint": endpoint,
@@ -182,7 +182,13 @@ class IdempotencyStore:
                 "headers": None,
                 "stored_at": now,
             }
-            if insert_or_ignore(connection, _T, values, ("tenant", "endpoint", "key")):
+            keys = ("tenant", "endpoint", "key")
+            claimed = insert_or_ignore(connection, _T, values, keys)
+            if not claimed:  # taken: unless by an answer past the window or a lost holder
+                stale = {"p_window_start": now - self.window, "p_lease_start": now - self.lease}
+                if connection.execute(_DROP_STALE, {**this, **stale}).first() is not None:
+                    claimed = insert_or_ignore(connection, _T, values, keys)
+            if claimed:
                 found: Claimed | Pending | StoredAnswer = Claimed(holder)
                 if then is not None:
                     then(connection)
