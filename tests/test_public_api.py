@@ -453,6 +453,7 @@ PUBLIC_API: dict[str, list[str]] = {
     "gateway.ports": [
         "AccountDirectory",
         "AccountRecord",
+        "BalanceEnquiries",
         "ClearingPublisher",
         "CoreBankingPort",
         "PaymentHistory",
