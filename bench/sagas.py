@@ -186,7 +186,7 @@ async def _run_case(case: str, parts: _Parts, payments: int, in_flight: int) -> 
     from hub.journaling import transaction_ids
     from hub.sagas.mainframe import MainframePostings
     from hub.sagas.runner import posting_reference
-    from hub.sagas.service import PaymentSagas
+    from hub.sagas.service import ANSWER_HANDLERS, PaymentSagas
     from hub.sagas.store import Phase
     from journal import Event, EventKind, Journal
 
@@ -214,7 +214,12 @@ async def _run_case(case: str, parts: _Parts, payments: int, in_flight: int) -> 
         return 1
 
     clearing = ClearingOutgoing(
-        AMQP_URL, asyncio.get_running_loop(), on_status, outgoing=outgoing, status=status
+        AMQP_URL,
+        asyncio.get_running_loop(),
+        on_status,
+        outgoing=outgoing,
+        status=status,
+        handlers=ANSWER_HANDLERS,
     )
     await asyncio.to_thread(clearing.start)
     peer = subprocess.Popen([sys.executable, "-m", "bench.sagas", "clearing", outgoing])
