@@ -3,7 +3,8 @@ it, in one run.
 
 Parts, the same for both: mainframe_sim in a process of its own (``python -m mainframe_sim
 serve``, SQLite ledger, len2 framing) reached through the hub's TCP connector; RabbitMQ for
-the clearing queue pair (:class:`hub.clearing_outgoing.ClearingOutgoing`); a clearing system
+the clearing queue pair (:class:`hub.clearing_outgoing.ClearingOutgoing`, its status
+consumer handing over up to ``ANSWER_HANDLERS`` answers at once in both cases); a clearing system
 in a process of its own (``python -m bench.sagas clearing``) that answers every pacs.008 at
 once with a pacs.002 ``ACSC``; the journal on SQLite in a temporary directory.
 
