@@ -234,7 +234,8 @@ class ClearingOutgoing:
 class _StatusReports:
     """The status reports of one consumer connection: at most ``handlers`` of them with
     ``on_status`` at a time, started in the order they came, each acked (or, when
-    ``on_status`` failed, rejected to the dead-letter queue) once its own handler returned.
+    ``on_status`` failed, rejected to the dead-letter queue) once its own handler returned;
+    one whose handler was cancelled (the hub stopping) is given back to the queue.
     Everything but the handlers runs on the consumer thread (pika is not thread-safe): a
     handler's end comes back to it through ``add_callback_threadsafe``."""
 
@@ -270,7 +271,10 @@ class _StatusReports:
         self, tag: int, message_id: str | None, future: concurrent.futures.Future[int]
     ) -> None:
         self.running -= 1
-        error = future.exception() if not future.cancelled() else TimeoutError("cancelled")
+        if future.cancelled():  # the hub is stopping: not handled, so delivered again
+            self.channel.basic_reject(tag, requeue=True)
+            return
+        error = future.exception()
         if error is not None:  # the hub failed on it: park it with why
             _log.error("status report %s parked: %r", message_id, error)
             self.channel.basic_reject(tag, requeue=False)

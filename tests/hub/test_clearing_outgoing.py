@@ -136,6 +136,45 @@ def test_an_answer_whose_handler_fails_is_dead_lettered_and_the_others_acked() -
     scenario()
 
 
+def test_an_answer_whose_handler_is_cancelled_is_delivered_again() -> None:
+    url = amqp_url()
+    require_broker(url)
+    suffix = uuid.uuid4().hex[:8]
+    outgoing, status = f"test.clr.out.{suffix}", f"test.clr.st.{suffix}"
+
+    @on_event_loop
+    async def scenario() -> None:
+        seen: list[bytes] = []
+        done = asyncio.Event()
+
+        async def on_status(document: bytes) -> int:
+            seen.append(document)
+            if len(seen) == 1:  # as when the hub stops under it
+                task = asyncio.current_task()
+                assert task is not None
+                task.cancel()
+                await asyncio.sleep(1)
+            done.set()
+            return 1
+
+        clearing = ClearingOutgoing(
+            url, asyncio.get_running_loop(), on_status, outgoing=outgoing, status=status, handlers=2
+        )
+        await asyncio.to_thread(clearing.start)
+        try:
+            await asyncio.to_thread(_publish, url, status, [b"answer"])
+            await _until(done)
+            while clearing.reports < 1:
+                await asyncio.sleep(0.05)
+            assert seen == [b"answer", b"answer"]
+            assert await asyncio.to_thread(_drain, url, f"{status}.dlq", 0) == []
+        finally:
+            await asyncio.to_thread(clearing.stop)
+            await asyncio.to_thread(_delete, url, [outgoing, status, f"{status}.dlq"])
+
+    scenario()
+
+
 def test_handlers_must_be_at_least_one() -> None:
     async def on_status(document: bytes) -> int:
         return 0
