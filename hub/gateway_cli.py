@@ -231,6 +231,7 @@ async def _serve(
     from hub.clearing_outgoing import ClearingOutgoing
     from hub.gateway import build_gateway
     from hub.gateway_tls import GatewayTls
+    from hub.sagas.service import ANSWER_HANDLERS
     from hub.tls import CertificateFiles
 
     holder: list[BuiltGateway] = []
@@ -253,6 +254,7 @@ async def _serve(
         on_status,
         outgoing=config.outgoing,
         status=config.status,
+        handlers=ANSWER_HANDLERS if config.sagas else 1,
     )
     halt = asyncio.Event()
     saga_task: asyncio.Task[None] | None = None

@@ -861,6 +861,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "posting_reference",
     ],
     "hub.sagas.service": [
+        "ANSWER_HANDLERS",
         "ClearingQueues",
         "HubSagas",
         "PaymentSagas",
