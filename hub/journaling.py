@@ -26,9 +26,17 @@ Where the appends run
     answer. So what can be lost is what it was before: the events buffered in the hub (at
     most ``interval`` seconds of them) when the hub dies; a batch the child has is appended
     even then (it finishes, then sees its input end and exits). A child that dies is started
-    again and its unanswered batch handed over again (appended twice if the child died
-    between its commit and its answer). An in-memory SQLite journal cannot be shared with
-    another process: its appends stay on a thread.
+    again and its unanswered batch handed over again (appended once even if the child died
+    between its commit and its answer: below). An in-memory SQLite journal cannot be shared
+    with another process: its appends stay on a thread.
+
+A batch handed over again
+    A flush whose outcome is unknown (the database connection cut off during its commit,
+    PostgreSQL restarting, the writer process dying before it answered) may have been
+    committed. Its events are tried again with the next flush, marked as such: an event
+    among them that the journal already holds (the same kind, transaction id and time to
+    the microsecond, looked up by the transaction id's index) is not appended again, and is
+    counted in ``written``. So an event is appended once, whatever failed.
 """
 
 from __future__ import annotations
@@ -45,10 +53,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
+from sqlalchemy import select
+
 from canonical_model.messages import CanonicalMessage
 from journal import Event, EventKind, Journal, TransactionIds
 from journal.events import check_event
 from journal.keys import MasterKeys
+from journal.schema import EVENTS
 
 __all__ = ["JournalWriter", "transaction_ids"]
 
@@ -93,10 +104,50 @@ def _event(captured: _Captured) -> Event:
     )
 
 
-def _record(journal: Journal, captured: Sequence[_Captured]) -> tuple[int, list[_Refusal]]:
+def _utc(at: dt.datetime) -> dt.datetime:
+    """``at`` as a naive UTC time (SQLite gives stored times back naive)."""
+    return at if at.tzinfo is None else at.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _appended_before(journal: Journal, captured: Sequence[_Captured]) -> set[int]:
+    """The positions in ``captured`` of the events the journal already holds (module
+    docstring, "A batch handed over again")."""
+    wanted = {(item[0], item[2], _utc(item[7])): index for index, item in enumerate(captured)}
+    ids = sorted({item[2] for item in captured if len(item[2]) <= 64})
+    found: set[int] = set()
+    columns = (EVENTS.c.kind, EVENTS.c.transaction_id, EVENTS.c.at)
+    with journal.engine.connect() as connection:
+        for start in range(0, len(ids), 500):
+            query = select(*columns).where(EVENTS.c.transaction_id.in_(ids[start : start + 500]))
+            for kind, transaction_id, at in connection.execute(query):
+                index = wanted.get((kind, transaction_id, _utc(at)))
+                if index is not None:
+                    found.add(index)
+    return found
+
+
+def _record(
+    journal: Journal, captured: Sequence[_Captured], resent: int = 0
+) -> tuple[int, list[_Refusal]]:
     """Append ``captured`` in one transaction; an event the journal refuses is left out.
+    The first ``resent`` were handed over before, with an unknown outcome: those the
+    journal already holds are not appended again (counted as written).
 
     Returns how many were written and the refusals (never the refused values)."""
+    before = 0
+    if resent:
+        held = _appended_before(journal, captured[:resent])
+        if held:
+            before = len(held)
+            captured = [item for index, item in enumerate(captured) if index not in held]
+            _log.warning(
+                "journal: %d events of a batch handed over again were appended before", before
+            )
+    written, refusals = _append(journal, captured)
+    return before + written, refusals
+
+
+def _append(journal: Journal, captured: Sequence[_Captured]) -> tuple[int, list[_Refusal]]:
     events = [_event(item) for item in captured]
     try:
         journal.record(events)
@@ -202,6 +253,7 @@ class JournalWriter:
         self.refused = 0
         self._now = now or (lambda: dt.datetime.now(dt.UTC))
         self._pending: list[_Captured] = []
+        self._resent = 0  # the first events of _pending were handed over before (unknown)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -275,24 +327,26 @@ class JournalWriter:
             if self._pending:
                 events, self._pending = self._pending, []
                 try:
-                    written, refusals = await self._flush(events)
+                    written, refusals = await self._flush(events, self._resent)
                 except Exception:
                     _log.exception("journal append failed; %d events kept for retry", len(events))
                     self._pending[:0] = events
+                    self._resent = len(events)  # committed or not: the next flush looks
                     await asyncio.sleep(0.5)
                     continue
+                self._resent = 0
                 self.written += written
                 self._log_refusals(refusals)
             if self._closing and not self._pending:
                 return
 
-    async def _flush(self, events: list[_Captured]) -> tuple[int, list[_Refusal]]:
+    async def _flush(self, events: list[_Captured], resent: int) -> tuple[int, list[_Refusal]]:
         if not self.process:
-            return await asyncio.to_thread(_record, self.journal, events)
+            return await asyncio.to_thread(_record, self.journal, events, resent)
         if self._child is None:
             self._child = await self._start_child()
         try:
-            written, refusals = await self._child.call(("record", events))
+            written, refusals = await self._child.call(("record", events, resent))
         except ConnectionError:
             child, self._child = self._child, None
             await child.close()
@@ -337,7 +391,7 @@ def _serve(requests: BinaryIO, answers: BinaryIO) -> None:
                 elif journal is None:
                     raise RuntimeError("no journal opened")
                 else:
-                    answer = _record(journal, message[1])
+                    answer = _record(journal, message[1], message[2])
             except Exception as exc:  # the hub logs it and sends the batch again
                 _write(answers, (False, f"{type(exc).__name__}: {exc}"))
             else:

@@ -4,6 +4,7 @@ process of its own), retries, a bounded buffer."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import signal
 from collections.abc import Iterator, Sequence
@@ -233,6 +234,66 @@ def test_the_writer_process_appends_the_payments_and_the_journal_verifies(
     live = journal.transactions()
     assert journal.rebuild() == 40
     assert journal.transactions() == live
+
+
+def test_a_flush_committed_but_not_answered_is_not_appended_twice(journal: Journal) -> None:
+    """The database committed the batch, but the connection went before it said so (a
+    PostgreSQL restart): the writer hands the batch over again, and nothing is doubled."""
+    record = journal.record
+    lost_answers = [ConnectionError("server closed the connection unexpectedly")]
+
+    def committed_then_cut_off(events: Sequence[Event]) -> list[StoredEvent]:
+        stored = record(events)
+        if lost_answers:
+            raise lost_answers.pop()
+        return stored
+
+    journal.record = committed_then_cut_off  # type: ignore[method-assign]
+    times = iter(NOW + dt.timedelta(microseconds=n) for n in range(1_000))
+
+    @on_event_loop
+    async def run() -> None:
+        writer = JournalWriter(journal, interval=0.01, now=lambda: next(times))
+        await writer.start()
+        emit_payment(writer, 1)
+        while lost_answers:  # the first flush commits and fails
+            await asyncio.sleep(0.01)
+        emit_payment(writer, 2)  # goes with the batch handed over again
+        await writer.close()
+        assert (writer.written, writer.lost) == (6, 0)
+
+    run()
+    assert [e.ids.transaction_id for e in journal.events()] == ["m-1"] * 3 + ["m-2"] * 3
+    assert journal.verify().ok
+
+
+def test_a_batch_handed_over_again_to_the_writer_process_is_appended_once(
+    shared_journal: Journal,
+) -> None:
+    journal = shared_journal
+    times = iter(NOW + dt.timedelta(microseconds=n) for n in range(1_000))
+
+    @on_event_loop
+    async def run() -> None:
+        writer = JournalWriter(journal, interval=0.01, now=lambda: next(times), process=True)
+        await writer.start()
+        emit_payment(writer, 1)
+        batch = list(writer._pending)
+        emit_payment(writer, 2)
+        while writer.written < 6:
+            await asyncio.sleep(0.01)
+        # as after a cut-off commit: the first payment's events again, then a new payment's
+        emit_payment(writer, 3)
+        writer._pending[:0] = batch
+        writer._resent = len(batch)
+        await writer.close()
+        assert writer.written == 12  # the 3 found in the journal count as written
+
+    run()
+    assert [e.ids.transaction_id for e in journal.events()] == (
+        ["m-1"] * 3 + ["m-2"] * 3 + ["m-3"] * 3
+    )
+    assert journal.verify().ok
 
 
 def test_a_writer_process_that_dies_is_started_again_and_no_event_is_lost(
