@@ -19,6 +19,10 @@ them), for ``--seconds``. Measured in the same run:
   client; from ``/proc/<pid>/stat``): what each part costs, whatever else runs on the
   machine, and so where the time goes and how far the figures would scale.
 
+The hub's exchanges and queues are in a namespace of the run's own (``bench-e2e-<random>``),
+deleted at the end: on a shared broker another hub of the default namespace would otherwise
+take some of this hub's requests.
+
 Run (RabbitMQ on 127.0.0.1:5672, as ``./scripts/test`` starts it)::
 
     .venv/bin/python -m bench.e2e [--seconds 10] [--connections 16] [--window 8] [--rate 500]
@@ -30,7 +34,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
+import re
 import socket
 import ssl
 import statistics
@@ -45,11 +51,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import iso8583
 import pika
 
 from adapters.iso8583.specs import SPECS
+from hub.config_file import load_config
+from hub.service import HubService
 from mainframe_sim.records import Records
 from mainframe_sim.seed import SEED_ACCOUNTS
 
@@ -100,9 +109,18 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _broker_pid() -> int | None:
-    """RabbitMQ's Erlang VM on this machine, if it runs here."""
-    found = subprocess.run(["pgrep", "-f", "beam.smp"], capture_output=True, text=True)
-    pids = found.stdout.split()
+    """The Erlang VM that listens on ``AMQP_URL``'s port on this machine, if one does (other
+    brokers, a test's cluster nodes, may run beside it)."""
+    port = urlsplit(AMQP_URL).port or 5672
+    with contextlib.suppress(OSError):
+        listening = subprocess.run(
+            ["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True
+        ).stdout
+        found = re.search(r"beam\.smp\",pid=(\d+)", listening)
+        if found:
+            return int(found.group(1))
+    found_any = subprocess.run(["pgrep", "-f", "beam.smp"], capture_output=True, text=True)
+    pids = found_any.stdout.split()
     return int(pids[0]) if pids else None
 
 
@@ -291,6 +309,38 @@ def measure_hub(
     return result
 
 
+@contextlib.contextmanager
+def _own_queues(namespace: str) -> Iterator[None]:
+    """Delete, once done, the exchanges and queues the hub declares in ``namespace``."""
+    try:
+        yield
+    finally:
+        topology = HubService(load_config(None, {}), request_timeout=1.0).topology
+        topology = dataclasses.replace(
+            topology,
+            exchange=f"{namespace}.canonical",
+            dead_letter_exchange=f"{namespace}.dlx",
+            prefix=namespace,
+        )
+        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        try:
+            channel = connection.channel()
+            queues = [topology.unroutable_queue]
+            for destination in topology.destinations:
+                queues += [topology.queue(destination.name)]
+                queues += [topology.dead_letter_queue(destination.name)]
+                queues += [
+                    topology.retry_queue(destination.name, delay)
+                    for delay in set(destination.retry.delays_ms)
+                ]
+            for queue in queues:
+                channel.queue_delete(queue)
+            channel.exchange_delete(topology.exchange)
+            channel.exchange_delete(topology.dead_letter_exchange)
+        finally:
+            connection.close()
+
+
 def _approved(reply: bytes) -> bool:
     decoded, _ = iso8583.decode(reply, SPEC)
     return decoded.get("39") == "00"
@@ -394,13 +444,17 @@ def run(
     workers: int = 1,
     metrics: bool = False,
 ) -> list[str]:
-    with tempfile.TemporaryDirectory(prefix="isobridge-e2e-") as tmp:
+    load_before = os.getloadavg()[0]
+    # Queues of this run's own: on a shared broker, another hub of the default namespace
+    # would take some of this hub's requests (and answer them from its own mainframe).
+    namespace = f"bench-e2e-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory(prefix="isobridge-e2e-") as tmp, _own_queues(namespace):
         home = Path(tmp)
         mainframe_port, edge_port = _free_port(), _free_port()
         config = home / "hub.toml"
         config.write_text(
             f'[hub]\nhome = "{home / "hub"}"\nworkers = {workers}\n'
-            f'[routing]\ntransport = "{AMQP_URL}"\n'
+            f'[routing]\ntransport = "{AMQP_URL}"\nnamespace = "{namespace}"\n'
             f"[[listeners]]\nname = 'pos'\nport = {edge_port}\nrequest_timeout = 10.0\n"
             f"[mainframe]\nport = {mainframe_port}\nconnections = 8\ntimeout = 5.0\n"
             + ('[metrics]\nlisten = "127.0.0.1:0"\n' if metrics else "")
@@ -449,7 +503,8 @@ def run(
     return [
         f"e2e: {connections} connections x {window} in flight, {seconds:g} s per case,"
         f" hub workers {workers}, metrics {'on' if metrics else 'off'},"
-        f" RabbitMQ {AMQP_URL.split('@')[-1]}",
+        f" RabbitMQ {AMQP_URL.split('@')[-1]};"
+        f" load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after",
         direct.line(),
         raw.line(),
         full.line(direct),

@@ -103,7 +103,17 @@ def serve_gateway(port: int, mainframe_port: int, certificate: Path, home: Path)
         f'[[clients]]\nclient_id = "tpp-bench"\ncertificate = "{certificate}"\n'
         f'redirect_uris = ["{REDIRECT}"]\n'
     )
-    run_event_loop(serve(load_config(hub_toml, {}), load_gateway_config(gateway_toml), sys.stdout))
+    from hub.service import settle_heap
+
+    # as run_gateway_command (``isobridge gateway``): the heap settled once serving
+    run_event_loop(
+        serve(
+            load_config(hub_toml, {}),
+            load_gateway_config(gateway_toml),
+            sys.stdout,
+            ready=lambda _built, _port: settle_heap(),
+        )
+    )
 
 
 def _delete_queues(*names: str) -> None:

@@ -3,7 +3,8 @@ it, in one run.
 
 Parts, the same for both: mainframe_sim in a process of its own (``python -m mainframe_sim
 serve``, SQLite ledger, len2 framing) reached through the hub's TCP connector; RabbitMQ for
-the clearing queue pair (:class:`hub.clearing_outgoing.ClearingOutgoing`); a clearing system
+the clearing queue pair (:class:`hub.clearing_outgoing.ClearingOutgoing`, its status
+consumer handing over up to ``ANSWER_HANDLERS`` answers at once in both cases); a clearing system
 in a process of its own (``python -m bench.sagas clearing``) that answers every pacs.008 at
 once with a pacs.002 ``ACSC``; the journal on SQLite in a temporary directory.
 
@@ -186,7 +187,7 @@ async def _run_case(case: str, parts: _Parts, payments: int, in_flight: int) -> 
     from hub.journaling import transaction_ids
     from hub.sagas.mainframe import MainframePostings
     from hub.sagas.runner import posting_reference
-    from hub.sagas.service import PaymentSagas
+    from hub.sagas.service import ANSWER_HANDLERS, PaymentSagas
     from hub.sagas.store import Phase
     from journal import Event, EventKind, Journal
 
@@ -214,7 +215,12 @@ async def _run_case(case: str, parts: _Parts, payments: int, in_flight: int) -> 
         return 1
 
     clearing = ClearingOutgoing(
-        AMQP_URL, asyncio.get_running_loop(), on_status, outgoing=outgoing, status=status
+        AMQP_URL,
+        asyncio.get_running_loop(),
+        on_status,
+        outgoing=outgoing,
+        status=status,
+        handlers=ANSWER_HANDLERS,
     )
     await asyncio.to_thread(clearing.start)
     peer = subprocess.Popen([sys.executable, "-m", "bench.sagas", "clearing", outgoing])

@@ -39,6 +39,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from canonical_model.codes import Status
 from canonical_model.messages import (
     Account,
     CanonicalMessage,
@@ -50,8 +51,8 @@ from canonical_model.messages import (
 from gateway.app import GatewayServices, authorized, services_of
 from gateway.consents import Consent, ConsentKind, ConsentStatus
 from gateway.errors import ObieError
-from gateway.http import read_json
-from gateway.ports import AccountRecord
+from gateway.http import read_json, request_path
+from gateway.ports import AccountRecord, BalanceEnquiries
 from gateway.responses import amount_text, document, json_response, obie_time
 from gateway.security.tokens import AccessClaims
 from gateway.spec import spec
@@ -73,18 +74,26 @@ class Balances:
 
 async def enquire_balances(services: GatewayServices, tenant: str, iban: str) -> Balances:
     """A ``BALQ`` on the mainframe; 404 for an account it does not know, 503 when it cannot
-    answer."""
-    enquiry = CanonicalMessage(
-        MessageKind.BALANCE_ENQUIRY,
-        MessageFunction.REQUEST,
-        tenant,
-        Identifiers(secrets.token_hex(16), end_to_end_id=secrets.token_hex(8)),
-        transmitted_at=dt.datetime.now(dt.UTC),
-        processing=ProcessingCode("31"),
-        debtor_account=Account(iban=iban),
-    )
-    reply = await services.core.handle(enquiry)
-    status = reply.status
+    answer. Through the core's :class:`gateway.ports.BalanceEnquiries` when it has it (the
+    hub's does), else a canonical balance enquiry to its ``handle``."""
+    core = services.core
+    status: Status | None
+    if isinstance(core, BalanceEnquiries):
+        status, amounts_list = await core.balance_enquiry(tenant, iban)
+        at = dt.datetime.now(dt.UTC)
+    else:
+        enquiry = CanonicalMessage(
+            MessageKind.BALANCE_ENQUIRY,
+            MessageFunction.REQUEST,
+            tenant,
+            Identifiers(secrets.token_hex(16), end_to_end_id=secrets.token_hex(8)),
+            transmitted_at=dt.datetime.now(dt.UTC),
+            processing=ProcessingCode("31"),
+            debtor_account=Account(iban=iban),
+        )
+        reply = await core.handle(enquiry)
+        status, amounts_list = reply.status, reply.additional_amounts
+        at = reply.transmitted_at or dt.datetime.now(dt.UTC)
     if status is None or status.code.is_rejection:
         reason = status.reason if status is not None else None
         if reason in ("AC01", "AC06"):
@@ -94,18 +103,13 @@ async def enquire_balances(services: GatewayServices, tenant: str, iban: str) ->
         raise ObieError.single(
             503, "UK.OBIE.Rules.ServiceUnavailable", "the core banking system cannot answer now"
         )
-    amounts = {a.amount_type: a.amount for a in reply.additional_amounts}
+    amounts = {a.amount_type: a.amount for a in amounts_list}
     ledger, available = amounts.get("01"), amounts.get("02")
     if ledger is None or available is None:
         raise ObieError.single(
             503, "UK.OBIE.Rules.ServiceUnavailable", "the core banking system gave no balance"
         )
-    return Balances(
-        ledger.amount,
-        available.amount,
-        ledger.currency.alpha,
-        reply.transmitted_at or dt.datetime.now(dt.UTC),
-    )
+    return Balances(ledger.amount, available.amount, ledger.currency.alpha, at)
 
 
 def parse_time(value: str, path: str) -> dt.datetime:
@@ -294,7 +298,8 @@ def aisp_router() -> APIRouter:
             }
             for code, value in (("ITBD", found.ledger), ("ITAV", found.available))
         ]
-        return json_response(services, document(services, request.url.path, {"Balance": items}))
+        view = document(services, request_path(request), {"Balance": items})
+        return json_response(services, view)
 
     async def transactions(request: Request) -> Response:
         account_id = request.path_params["account_id"]

@@ -25,11 +25,13 @@ win. The store holds no card numbers or credentials, only the consent's request 
 status and the bound accounts.
 
 Reads on the hot path (every account request looks its consent up) are served from a small
-per-process cache of *authorised* consents for ``cache_ttl`` seconds (default 1). A change
-made through this process (a ``DELETE``, a use) drops the entry at once; a revocation made
-by another process takes effect here within ``cache_ttl``. A consent awaiting authorisation
-is never cached, so one authorised on another process is seen as such at once; expiry is
-checked on every read, cached or not.
+per-process cache of *authorised* consents, checked against the database on every read:
+one indexed read of the consent's status and use (:class:`gateway.store.RowReader`, a few
+microseconds on SQLite), so a revocation or a use made by any process takes effect on the
+next request everywhere; the rest of the row (the TPP's data, the PSU, the accounts, which
+do not change once authorised) is reused for ``cache_ttl`` seconds (default 1; 0: every
+read loads the row). A consent awaiting authorisation is never cached; expiry is checked
+on every read, cached or not.
 """
 
 from __future__ import annotations
@@ -43,11 +45,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import ColumnElement, bindparam, func, or_, select, update
+from sqlalchemy.engine import Connection, Engine
 
 from gateway.ports import new_id
-from gateway.store import consents_table, transaction, utc
+from gateway.store import RowReader, consents_table, transaction, utc
 
 __all__ = ["Consent", "ConsentKind", "ConsentStatus", "ConsentStore"]
 
@@ -88,6 +90,24 @@ class Consent:
     expires_at: dt.datetime | None = None
 
 
+_T = consents_table
+_ROW = select(_T).where(_T.c.consent_id == bindparam("p_id"))
+_STATE = select(_T.c.status, _T.c.consumed_by).where(_T.c.consent_id == bindparam("p_id"))
+_USE = (
+    update(_T)
+    .where(
+        _T.c.consent_id == bindparam("p_id"),
+        _T.c.tenant == bindparam("p_tenant"),
+        _T.c.kind == ConsentKind.DOMESTIC_PAYMENT.value,
+        _T.c.status == ConsentStatus.AUTH.value,
+        _T.c.consumed_by.is_(None),
+        or_(_T.c.expires_at.is_(None), _T.c.expires_at > bindparam("p_now")),
+    )
+    .values(consumed_by=bindparam("p_payment"))
+    .returning(*_T.c)
+)
+
+
 class ConsentStore:
     """Consents by id, in the gateway's database (module docstring)."""
 
@@ -106,6 +126,7 @@ class ConsentStore:
         self._now = now or (lambda: dt.datetime.now(dt.UTC))
         self._clock = clock
         self._cache: OrderedDict[str, tuple[float, Consent]] = OrderedDict()
+        self._state = RowReader(engine, _STATE)
 
     def create(
         self,
@@ -153,10 +174,23 @@ class ConsentStore:
         """The consent if it exists, is of ``kind`` and belongs to ``tenant``; an account
         access consent past its expiry is reported ``EXPD``."""
         cached = self._cache.get(consent_id)
+        consent: Consent | None = None
         if cached is not None and self._clock() - cached[0] < self.cache_ttl:
-            consent: Consent | None = cached[1]
-        else:
+            consent = cached[1]
+            if self._state.first(p_id=consent_id) != (consent.status.value, consent.consumed_by):
+                consent = None  # revoked or used since, by this process or another
+        if consent is None:
             consent = self._load(consent_id)
+        return self._visible(consent, tenant, kind)
+
+    def read(
+        self, connection: Connection, consent_id: str, tenant: str, kind: ConsentKind
+    ) -> Consent | None:
+        """:meth:`get` on ``connection``, in the caller's transaction, never cached."""
+        row = connection.execute(_ROW, {"p_id": consent_id}).first()
+        return self._visible(None if row is None else _consent(row), tenant, kind)
+
+    def _visible(self, consent: Consent | None, tenant: str, kind: ConsentKind) -> Consent | None:
         if consent is None or consent.tenant != tenant or consent.kind is not kind:
             return None
         expired = self._expired_at(consent)
@@ -202,15 +236,20 @@ class ConsentStore:
     def consume(self, consent_id: str, tenant: str, payment_id: str) -> Consent | None:
         """Mark an authorised payment consent used by ``payment_id``; None if it is not
         authorised, expired or already used (by this process or any other)."""
-        table = consents_table
-        return self._change(
-            consent_id,
-            tenant,
-            ConsentKind.DOMESTIC_PAYMENT,
-            conditions=(table.c.status == ConsentStatus.AUTH.value, table.c.consumed_by.is_(None)),
-            live=True,
-            consumed_by=payment_id,
-        )
+        with transaction(self.engine) as connection:
+            return self.use(connection, consent_id, tenant, payment_id)
+
+    def use(
+        self, connection: Connection, consent_id: str, tenant: str, payment_id: str
+    ) -> Consent | None:
+        """:meth:`consume` in the caller's transaction on ``connection`` (a payment's:
+        rolled back with it, the consent is unused again)."""
+        self._cache.pop(consent_id, None)
+        row = connection.execute(
+            _USE,
+            {"p_id": consent_id, "p_tenant": tenant, "p_now": self._now(), "p_payment": payment_id},
+        ).first()
+        return None if row is None else _consent(row)
 
     def count(self) -> int:
         """How many consents the store holds."""
@@ -228,9 +267,7 @@ class ConsentStore:
 
     def _load(self, consent_id: str) -> Consent | None:
         with transaction(self.engine) as connection:
-            row = connection.execute(
-                select(consents_table).where(consents_table.c.consent_id == consent_id)
-            ).first()
+            row = connection.execute(_ROW, {"p_id": consent_id}).first()
         if row is None:
             return None
         consent = _consent(row)

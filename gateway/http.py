@@ -30,7 +30,9 @@ refusal that says why is the project's rule (ARCHITECTURE.md, invariant 5).
 :class:`GatewayMiddleware` is a plain ASGI middleware, outermost: it fixes the interaction
 id, refuses bodies over the size limit before the application reads them (by
 ``Content-Length`` and while streaming), adds the id to whatever response goes out, and
-turns an exception that escaped everything else into the 500 body.
+turns an exception that escaped everything else into the 500 body. Its ``direct`` hook
+hands a request straight to an endpoint (the plain open-banking resource routes,
+:func:`gateway.app.create_app`), past FastAPI's own middleware and router.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ __all__ = [
     "interaction_id",
     "new_interaction_id",
     "read_json",
+    "request_path",
+    "unexpected_error",
 ]
 
 _log = logging.getLogger("isobridge.gateway")
@@ -139,6 +143,18 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation)
 
 
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    """The 500 ``OBErrorResponse1`` for an exception nothing else handled (logged by
+    :class:`GatewayMiddleware`, where it goes on to). A body over the limit is not one:
+    it goes on to the middleware as it is, for the 413."""
+    if isinstance(exc, _TooLargeError):
+        raise exc
+    return error_response(
+        ObieError.single(500, "UK.OBIE.UnexpectedError", "the request failed; quote the Id"),
+        interaction_id(request),
+    )
+
+
 class _TooLargeError(Exception):
     pass
 
@@ -152,10 +168,12 @@ class GatewayMiddleware:
         *,
         max_body_bytes: int,
         observe: Callable[[str, str, int, float], None] | None = None,
+        direct: Callable[[Scope], AsgiApp | None] | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.observe = observe
+        self.direct = direct
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -234,7 +252,8 @@ class GatewayMiddleware:
             return message
 
         try:
-            await self.app(scope, bounded_receive, send_with_id)
+            served = self.direct(scope) if self.direct is not None else None
+            await (served or self.app)(scope, bounded_receive, send_with_id)
             self._observe(scope, status, began)
         except _TooLargeError:
             if not started:
@@ -309,6 +328,17 @@ def _is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return len(value) == 36
+
+
+def request_path(request: Request) -> str:
+    """``request.url.path`` without building the whole URL (a dozen microseconds a request).
+
+    >>> request = Request({"type": "http", "path": "/a b?#\\\\", "headers": []})
+    >>> request_path(request), request_path(request) == request.url.path
+    ('/a b%3F%23%5C', True)
+    """
+    path: str = request.scope["path"]
+    return path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
 
 
 async def read_json(request: Request) -> tuple[bytes, Any]:

@@ -33,8 +33,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import and_, delete, or_, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import and_, bindparam, delete, or_, select, update
+from sqlalchemy.engine import Connection, Engine
 
 from gateway.store import idempotency_table, insert_or_ignore, transaction
 
@@ -49,6 +49,43 @@ __all__ = [
 
 IDEMPOTENCY_WINDOW: Final = 24 * 3600.0
 """Seconds a key and its answer are kept (24 hours)."""
+
+# The statements, built once (SQLAlchemy then finds them compiled in its cache).
+_T = idempotency_table
+_THIS = and_(
+    _T.c.tenant == bindparam("p_tenant"),
+    _T.c.endpoint == bindparam("p_endpoint"),
+    _T.c.key == bindparam("p_key"),
+)
+_HOLDING = and_(_THIS, _T.c.holder == bindparam("p_holder"))
+_DROP_STALE = (
+    delete(_T)
+    .where(
+        _THIS,
+        or_(
+            _T.c.stored_at < bindparam("p_window_start"),
+            and_(_T.c.status.is_(None), _T.c.stored_at < bindparam("p_lease_start")),
+        ),
+    )
+    .returning(_T.c.key)
+)
+_ROW = select(_T).where(_THIS)
+_STORED = select(_T).where(
+    _THIS, _T.c.status.is_not(None), _T.c.stored_at >= bindparam("p_window_start")
+)
+_COMPLETE = (
+    update(_T)
+    .where(_HOLDING)
+    .values(
+        status=bindparam("p_status"),
+        body=bindparam("p_body"),
+        headers=bindparam("p_headers", type_=_T.c.headers.type),
+        stored_at=bindparam("p_stored_at"),
+    )
+    .returning(_T.c.key)
+)
+_RELEASE = delete(_T).where(_HOLDING, _T.c.status.is_(None))
+_PURGE = delete(_T).where(_T.c.stored_at < bindparam("p_window_start")).returning(_T.c.key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,25 +152,25 @@ class IdempotencyStore:
         return hashlib.sha256(body).hexdigest()
 
     def claim(
-        self, tenant: str, endpoint: str, key: str, body_digest: str
+        self,
+        tenant: str,
+        endpoint: str,
+        key: str,
+        body_digest: str,
+        *,
+        then: Callable[[Connection], object] | None = None,
     ) -> Claimed | Pending | StoredAnswer:
         """Take the key for a request whose body has ``body_digest``: :class:`Claimed` when
         it is this request's to run, :class:`Pending` while another runs, or the answer
-        stored within the window (whichever body it was for: the caller compares)."""
-        table = idempotency_table
+        stored within the window (whichever body it was for: the caller compares).
+
+        ``then`` runs in the claim's transaction when the key is this request's (a
+        payment's first writes: the consent used, the payment recorded): if it raises, the
+        claim is undone with them and the exception propagates."""
         now = self.clock()
         holder = secrets.token_hex(16)
-        this = and_(table.c.tenant == tenant, table.c.endpoint == endpoint, table.c.key == key)
+        this = {"p_tenant": tenant, "p_endpoint": endpoint, "p_key": key}
         with transaction(self.engine) as connection:
-            connection.execute(
-                delete(table).where(
-                    this,
-                    or_(
-                        table.c.stored_at < now - self.window,
-                        and_(table.c.status.is_(None), table.c.stored_at < now - self.lease),
-                    ),
-                )
-            )
             values = {
                 "tenant": tenant,
                 "endpoint": endpoint,
@@ -145,10 +182,18 @@ class IdempotencyStore:
                 "headers": None,
                 "stored_at": now,
             }
-            if insert_or_ignore(connection, table, values, ("tenant", "endpoint", "key")):
+            keys = ("tenant", "endpoint", "key")
+            claimed = insert_or_ignore(connection, _T, values, keys)
+            if not claimed:  # taken: unless by an answer past the window or a lost holder
+                stale = {"p_window_start": now - self.window, "p_lease_start": now - self.lease}
+                if connection.execute(_DROP_STALE, {**this, **stale}).first() is not None:
+                    claimed = insert_or_ignore(connection, _T, values, keys)
+            if claimed:
                 found: Claimed | Pending | StoredAnswer = Claimed(holder)
+                if then is not None:
+                    then(connection)
             else:
-                row = connection.execute(select(table).where(this)).one()
+                row = connection.execute(_ROW, this).one()
                 found = (
                     Pending(row.body_digest)
                     if row.status is None
@@ -163,16 +208,15 @@ class IdempotencyStore:
 
     def find(self, tenant: str, endpoint: str, key: str) -> StoredAnswer | None:
         """The answer stored for the key within the window."""
-        table = idempotency_table
         with transaction(self.engine) as connection:
             row = connection.execute(
-                select(table).where(
-                    table.c.tenant == tenant,
-                    table.c.endpoint == endpoint,
-                    table.c.key == key,
-                    table.c.status.is_not(None),
-                    table.c.stored_at >= self.clock() - self.window,
-                )
+                _STORED,
+                {
+                    "p_tenant": tenant,
+                    "p_endpoint": endpoint,
+                    "p_key": key,
+                    "p_window_start": self.clock() - self.window,
+                },
             ).first()
         if row is None:
             return None
@@ -191,42 +235,32 @@ class IdempotencyStore:
     ) -> bool:
         """Keep the answer to the key for the window; False if the claim was lost (taken
         over after ``lease``)."""
-        table = idempotency_table
         with transaction(self.engine) as connection:
             stored = connection.execute(
-                update(table)
-                .where(
-                    table.c.tenant == tenant,
-                    table.c.endpoint == endpoint,
-                    table.c.key == key,
-                    table.c.holder == holder,
-                )
-                .values(status=status, body=body, headers=dict(headers), stored_at=self.clock())
-                .returning(table.c.key)
+                _COMPLETE,
+                {
+                    "p_tenant": tenant,
+                    "p_endpoint": endpoint,
+                    "p_key": key,
+                    "p_holder": holder,
+                    "p_status": status,
+                    "p_body": body,
+                    "p_headers": dict(headers),
+                    "p_stored_at": self.clock(),
+                },
             ).first()
         return stored is not None
 
     def release(self, tenant: str, endpoint: str, key: str, holder: str) -> None:
         """Give the key back (the request was refused or failed): the next one runs."""
-        table = idempotency_table
         with transaction(self.engine) as connection:
             connection.execute(
-                delete(table).where(
-                    table.c.tenant == tenant,
-                    table.c.endpoint == endpoint,
-                    table.c.key == key,
-                    table.c.holder == holder,
-                    table.c.status.is_(None),
-                )
+                _RELEASE,
+                {"p_tenant": tenant, "p_endpoint": endpoint, "p_key": key, "p_holder": holder},
             )
 
     def purge(self) -> int:
         """Delete the keys older than the window; how many."""
-        table = idempotency_table
         with transaction(self.engine) as connection:
-            gone = connection.execute(
-                delete(table)
-                .where(table.c.stored_at < self.clock() - self.window)
-                .returning(table.c.key)
-            ).all()
+            gone = connection.execute(_PURGE, {"p_window_start": self.clock() - self.window}).all()
         return len(gone)

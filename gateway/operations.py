@@ -121,6 +121,7 @@ class Metrics:
             ("outcome",),
             registry=self.registry,
         )
+        self._children: dict[tuple[str, str, int], tuple[PromCounter, PromCounter]] = {}
 
     def sca_attempt(self, attempt: ScaAttempt) -> None:
         """Count one second-factor attempt (:class:`gateway.security.sca.SecondFactor`)."""
@@ -128,8 +129,16 @@ class Metrics:
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one request."""
-        self.requests.labels(method, route, str(status)).inc()
-        self.seconds.labels(method, route).inc(seconds)
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:  # a few per route: methods and statuses are few
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.seconds.labels(method, route),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].inc(seconds)
 
     def totals(self, excluded: tuple[str, ...] = ()) -> tuple[int, float]:
         """(requests, seconds spent answering) so far, over the routes that do not start

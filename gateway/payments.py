@@ -62,7 +62,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from sqlalchemy import ColumnElement, or_, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from adapters.base import AdapterDecodeError, BatchAdapter, DecodeContext, EncodeContext
 from adapters.registry import AdapterRegistry, default_registry
@@ -302,6 +302,23 @@ class PaymentService:
         payment_id: str | None = None,
     ) -> Payment:
         """Accept, post and send a payment (module docstring, steps 1-3), or start its saga."""
+        payment = self.prepare(
+            initiation, tenant=tenant, consent_id=consent_id, debtor_iban=debtor_iban,
+            payment_id=payment_id,
+        )  # fmt: skip
+        await asyncio.to_thread(self._insert, payment)
+        return await self.send(payment)
+
+    def prepare(
+        self,
+        initiation: Mapping[str, Any],
+        *,
+        tenant: str,
+        consent_id: str,
+        debtor_iban: str,
+        payment_id: str | None = None,
+    ) -> Payment:
+        """The payment a validated initiation becomes, not yet stored nor sent."""
         now = self._now()
         payment_id = payment_id or self.new_payment_id()
         message = canonical_payment(
@@ -312,8 +329,35 @@ class PaymentService:
             uetr=str(uuid.uuid4()),
             now=now,
         )
-        payment = Payment(payment_id, tenant, consent_id, now, initiation, message)
-        await asyncio.to_thread(self._insert, payment)
+        return Payment(payment_id, tenant, consent_id, now, initiation, message)
+
+    def store(self, connection: Connection, payment: Payment) -> bool:
+        """Record a payment from :meth:`prepare` in the caller's transaction on
+        ``connection`` (``POST /domestic-payments``: with its idempotency key and its
+        consent's use); False if its id was recorded before."""
+        message = payment.message
+        if message.debtor_account is None or message.debtor_account.iban is None:
+            raise RuntimeError("internal error: a payment without a debtor IBAN reached the store")
+        return insert_or_ignore(
+            connection,
+            payments_table,
+            {
+                "payment_id": payment.payment_id,
+                "tenant": payment.tenant,
+                "consent_id": payment.consent_id,
+                "created_at": payment.created_at,
+                "debtor_iban": message.debtor_account.iban,
+                "uetr": message.ids.uetr,
+                "initiation": dict(payment.initiation),
+            },
+            ("payment_id",),
+        )
+
+    async def send(self, payment: Payment) -> Payment:
+        """Journal, post and send a stored payment (module docstring, steps 1-3), or start
+        its saga (``sagas``)."""
+        message = payment.message
+        tenant, payment_id = payment.tenant, payment.payment_id
         amount = message.amount
         if amount is None:
             raise RuntimeError("internal error: expected amount is not None")
@@ -324,11 +368,14 @@ class PaymentService:
                 "status": "RCVD",
                 "amount": str(amount.amount),
                 "currency": amount.currency.alpha,
-                "consent_id": consent_id,
+                "consent_id": payment.consent_id,
                 "channel": CHANNEL,
             },
             transaction_id=payment_id,
-            personal={"initiation": dict(initiation), "debtor_account": debtor_iban},
+            personal={
+                "initiation": dict(payment.initiation),
+                "debtor_account": message.debtor_account.iban if message.debtor_account else None,
+            },
         )
         if self.sagas is not None:
             await self.sagas.submit_payment(message)
@@ -411,24 +458,8 @@ class PaymentService:
         return next(iter(by_id or found), None)
 
     def _insert(self, payment: Payment) -> bool:
-        message = payment.message
-        if message.debtor_account is None or message.debtor_account.iban is None:
-            raise RuntimeError("internal error: a payment without a debtor IBAN reached the store")
         with transaction(self.engine) as connection:
-            return insert_or_ignore(
-                connection,
-                payments_table,
-                {
-                    "payment_id": payment.payment_id,
-                    "tenant": payment.tenant,
-                    "consent_id": payment.consent_id,
-                    "created_at": payment.created_at,
-                    "debtor_iban": message.debtor_account.iban,
-                    "uetr": message.ids.uetr,
-                    "initiation": dict(payment.initiation),
-                },
-                ("payment_id",),
-            )
+            return self.store(connection, payment)
 
     def _select(self, *where: ColumnElement[bool]) -> list[Payment]:
         table = payments_table

@@ -16,20 +16,22 @@ Both POSTs need ``x-idempotency-key`` (24-hour replay, :mod:`gateway.idempotency
 (:mod:`gateway.signatures`); every response here is signed by the bank when a signer is
 configured. A payment must carry the token's consent id (``Data.ConsentId``), that consent
 must be ``AUTH`` and unused, and its ``Initiation`` and ``Risk`` must equal the consent's
-(OBIE: 400 ``Resource.ConsentMismatch`` otherwise). What a payment becomes, and its status,
+(OBIE: 400 ``Resource.ConsentMismatch`` otherwise). Claiming the idempotency key,
+using the consent and recording the payment are one transaction of the gateway's database
+(a refusal keeps none of them). What a payment becomes, and its status,
 is :mod:`gateway.payments`. Funds confirmation asks the mainframe for the debtor account's
 available balance (``BALQ``) and compares it with the consent's amount.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy.engine import Connection
 
 from gateway.aisp import enquire_balances
 from gateway.app import GatewayServices, authorized, services_of
@@ -70,6 +72,12 @@ def _consent_view(consent: Consent) -> dict[str, Any]:
 
 
 def _payment_consent(services: GatewayServices, claims: AccessClaims, consent_id: str) -> Consent:
+    _check_bound(claims, consent_id)
+    consent = services.consents.get(consent_id, claims.tenant, ConsentKind.DOMESTIC_PAYMENT)
+    return _usable(consent)
+
+
+def _check_bound(claims: AccessClaims, consent_id: str) -> None:
     if claims.consent_id != consent_id:
         raise ObieError.single(
             403,
@@ -77,7 +85,9 @@ def _payment_consent(services: GatewayServices, claims: AccessClaims, consent_id
             "the token is not bound to this consent",
             "ConsentId",
         )
-    consent = services.consents.get(consent_id, claims.tenant, ConsentKind.DOMESTIC_PAYMENT)
+
+
+def _usable(consent: Consent | None) -> Consent:
     if consent is None:
         raise ObieError.single(404, "UK.OBIE.Resource.NotFound", "no such consent", "ConsentId")
     if consent.status is not ConsentStatus.AUTH:
@@ -85,6 +95,55 @@ def _payment_consent(services: GatewayServices, claims: AccessClaims, consent_id
             403, "UK.OBIE.Resource.InvalidConsentStatus", f"the consent is {consent.status.value}"
         )
     return consent
+
+
+def _debtor_iban(services: GatewayServices, consent: Consent, body: dict[str, Any]) -> str:
+    """The debtor account of a payment on ``consent`` whose ``Initiation`` and ``Risk``
+    must be the consent's."""
+    if body["Data"]["Initiation"] != consent.data["Initiation"] or body["Risk"] != consent.risk:
+        raise ObieError.single(
+            400,
+            "UK.OBIE.Resource.ConsentMismatch",
+            "Initiation and Risk must equal the consent's",
+            "Data.Initiation",
+        )
+    record = services.directory.by_id(consent.account_ids[0]) if consent.account_ids else None
+    if record is None:
+        raise ObieError.single(
+            403, "UK.OBIE.Resource.ConsentMismatch", "the consent names no debtor account"
+        )
+    return record.iban
+
+
+def _record_payment(
+    services: GatewayServices, claims: AccessClaims, body: dict[str, Any], connection: Connection
+) -> Payment:
+    """Use the payment's consent and record the payment, in the transaction on
+    ``connection`` (the one claiming its idempotency key): one conditional ``UPDATE`` uses
+    the consent, so of concurrent payments on it, on any process, one wins; any refusal
+    rolls it all back."""
+    data = body["Data"]
+    consent_id = data["ConsentId"]
+    _check_bound(claims, consent_id)
+    payment_id = services.payments.new_payment_id()
+    consent = services.consents.use(connection, consent_id, claims.tenant, payment_id)
+    if consent is None:  # why: the answers, in the order, of a read before the use
+        found = services.consents.read(
+            connection, consent_id, claims.tenant, ConsentKind.DOMESTIC_PAYMENT
+        )
+        _debtor_iban(services, _usable(found), body)
+        raise ObieError.single(
+            403, "UK.OBIE.Resource.InvalidConsentStatus", "the consent was used already"
+        )
+    payment = services.payments.prepare(
+        data["Initiation"],
+        tenant=claims.tenant,
+        consent_id=consent_id,
+        debtor_iban=_debtor_iban(services, consent, body),
+        payment_id=payment_id,
+    )
+    services.payments.store(connection, payment)
+    return payment
 
 
 async def _payment_view(services: GatewayServices, payment: Payment) -> dict[str, Any]:
@@ -180,49 +239,23 @@ def pisp_router() -> APIRouter:
         services = services_of(request)
         raw, body = await read_json(request)
         verify_request_signature(request, claims, raw)
+        problems = spec("payment-initiation").problems("OBWriteDomestic2", body)
+        recorded: list[Payment] = []
 
-        async def produce() -> Response:
-            problems = spec("payment-initiation").problems("OBWriteDomestic2", body)
+        def claiming(connection: Connection) -> None:
             if problems:
                 raise ObieError(400, problems)
-            data = body["Data"]
-            # the database is asked in a thread: the event loop serves others meanwhile
-            consent = await asyncio.to_thread(_payment_consent, services, claims, data["ConsentId"])
-            if data["Initiation"] != consent.data["Initiation"] or body["Risk"] != consent.risk:
-                raise ObieError.single(
-                    400,
-                    "UK.OBIE.Resource.ConsentMismatch",
-                    "Initiation and Risk must equal the consent's",
-                    "Data.Initiation",
-                )
-            record = (
-                services.directory.by_id(consent.account_ids[0]) if consent.account_ids else None
-            )
-            if record is None:
-                raise ObieError.single(
-                    403, "UK.OBIE.Resource.ConsentMismatch", "the consent names no debtor account"
-                )
-            # One conditional UPDATE: of concurrent payments on it, on any process, one wins.
-            payment_id = services.payments.new_payment_id()
-            used = await asyncio.to_thread(
-                services.consents.consume, consent.consent_id, claims.tenant, payment_id
-            )
-            if used is None:
-                raise ObieError.single(
-                    403, "UK.OBIE.Resource.InvalidConsentStatus", "the consent was used already"
-                )
-            payment = await services.payments.submit(
-                data["Initiation"],
-                tenant=claims.tenant,
-                consent_id=consent.consent_id,
-                debtor_iban=record.iban,
-                payment_id=payment_id,
-            )
+            recorded.append(_record_payment(services, claims, body, connection))
+
+        async def produce() -> Response:
+            payment = await services.payments.send(recorded[0])
             path = f"{request.url.path}/{payment.payment_id}"
             view = document(services, path, await _payment_view(services, payment))
             return json_response(services, view, status=201, sign=True)
 
-        return await idempotent_post(request, claims, "domestic-payments", raw, produce)
+        return await idempotent_post(
+            request, claims, "domestic-payments", raw, produce, claiming=claiming
+        )
 
     @router.get("/domestic-payments/{payment_id}")
     async def get_payment(payment_id: str, request: Request) -> Response:

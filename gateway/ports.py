@@ -25,14 +25,16 @@ import hashlib
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-from canonical_model.messages import CanonicalMessage, StatementEntry
+from canonical_model.codes import Status
+from canonical_model.messages import AdditionalAmount, CanonicalMessage, StatementEntry
 from journal import EventKind, StoredEvent, TransactionView
 
 __all__ = [
     "AccountDirectory",
     "AccountRecord",
+    "BalanceEnquiries",
     "ClearingPublisher",
     "CoreBankingPort",
     "PaymentHistory",
@@ -49,6 +51,18 @@ class CoreBankingPort(Protocol):
     cannot serve: the reply's status says why)."""
 
     async def handle(self, request: CanonicalMessage) -> CanonicalMessage: ...
+
+
+@runtime_checkable
+class BalanceEnquiries(Protocol):
+    """A core that also answers a balance enquiry by account number alone
+    (:meth:`hub.core.CoreBanking.balance_enquiry`): the status and the balances (ISO 8583
+    field 54 amount types: ``01`` ledger, ``02`` available) that its :meth:`handle` would
+    reply to a ``BALANCE_ENQUIRY``, without the canonical messages on the way."""
+
+    async def balance_enquiry(
+        self, tenant: str, account: str
+    ) -> tuple[Status, tuple[AdditionalAmount, ...]]: ...
 
 
 class ClearingPublisher(Protocol):

@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from fastapi import Request
 from fastapi.responses import Response
+from sqlalchemy.engine import Connection
 
 from gateway.app import GatewayServices, services_of
 from gateway.errors import ObieError
@@ -106,12 +107,18 @@ async def idempotent_post(
     endpoint: str,
     raw: bytes,
     produce: Callable[[], Awaitable[Response]],
+    *,
+    claiming: Callable[[Connection], object] | None = None,
 ) -> Response:
     """Run ``produce`` once per ``x-idempotency-key`` and body within 24 hours, on whichever
     process (:meth:`gateway.idempotency.IdempotencyStore.claim`); a repeat with the same body
     gets the stored answer (waiting for it while the first still runs, a 409 with
     ``Retry-After`` past the store's ``wait``), with another body a 400. Only a success is
-    kept: after a refusal or a failure the key is given back."""
+    kept: after a refusal or a failure the key is given back.
+
+    ``claiming`` runs in the transaction that claims the key, before ``produce`` (the
+    request's own first writes, in one transaction with the claim); if it raises (a
+    refusal), nothing of it nor the claim is kept."""
     services = services_of(request)
     key = request.headers.get(IDEMPOTENCY_KEY)
     if key is None:
@@ -136,7 +143,9 @@ async def idempotent_post(
     )
     deadline = time.monotonic() + store.wait
     while True:
-        found = await asyncio.to_thread(store.claim, tenant, endpoint, key, digest)
+        found = await asyncio.to_thread(
+            functools.partial(store.claim, tenant, endpoint, key, digest, then=claiming)
+        )
         if isinstance(found, Claimed):
             break
         if found.body_digest != digest:

@@ -13,8 +13,14 @@ to ``<status>.dlq``.
 - :meth:`ClearingOutgoing.park` puts an answer that matches nothing on the status queue's
   dead-letter queue with its reason (the payment sagas' answers, :mod:`hub.sagas.payments`).
 - A status report is handed to ``on_status`` (the gateway's
-  ``PaymentService.receive_status_report``) on the hub's event loop and acked after it
-  returned; one that makes it fail is parked on the dead-letter queue.
+  ``PaymentService.receive_status_report``, or the payment sagas'
+  :meth:`hub.sagas.service.PaymentSagas.receive_answer`) on the hub's event loop and acked
+  after it returned, so an answer is stored before its broker message is acked; one that
+  makes it fail (or takes longer than ``timeout``) is parked on the dead-letter queue.
+  With ``handlers=N`` up to N reports are handed over at once, in the order they came
+  (each acked when its own ``on_status`` returned): the payment sagas store answers that
+  come together in one group commit instead of one commit's latency each. ``on_status``
+  must then be safe to run concurrently; the default (1) hands over one at a time.
 
 pika connections are not thread-safe: publishing uses a connection of its own on one worker
 thread, the consumer another on its own thread; both reconnect when the broker goes away.
@@ -23,10 +29,13 @@ thread, the consumer another on its own thread; both reconnect when the broker g
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import logging
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -57,7 +66,10 @@ class ClearingOutgoing:
         status: str = "clearing.status",
         timeout: float = 30.0,
         tls: BrokerTls | None = None,
+        handlers: int = 1,
     ) -> None:
+        if handlers < 1:
+            raise ValueError("handlers must be at least 1")
         self.url = url
         self.tls = tls
         self._refusals: list[str] = []  # refused TLS handshakes, in words
@@ -66,6 +78,7 @@ class ClearingOutgoing:
         self.outgoing = outgoing
         self.status = status
         self.timeout = timeout
+        self.handlers = handlers
         self.published = 0
         self.reports = 0
         self._stop = threading.Event()
@@ -202,25 +215,81 @@ class ClearingOutgoing:
         try:
             channel = connection.channel()
             self._declare(channel)
-            channel.basic_qos(prefetch_count=16)
+            channel.basic_qos(prefetch_count=max(16, self.handlers))
+            reports = _StatusReports(self, connection, channel)
             self._ready.set()
             for method, properties, body in channel.consume(self.status, inactivity_timeout=0.2):
                 if self._stop.is_set():
                     break
-                if method is None:
-                    continue
-                try:
-                    asyncio.run_coroutine_threadsafe(self.on_status(body), self.loop).result(
-                        self.timeout
-                    )
-                except Exception as exc:  # the hub failed on it: park it with why
-                    _log.error("status report %s parked: %r", properties.message_id, exc)
-                    channel.basic_reject(method.delivery_tag, requeue=False)
-                    continue
-                channel.basic_ack(method.delivery_tag)
-                self.reports += 1
+                if method is not None:
+                    reports.received(method.delivery_tag, properties.message_id, body)
+            reports.drain(min(self.timeout, 10.0))
             channel.cancel()
         finally:
             self._consumer_connection = None
             with contextlib.suppress(Exception):
                 connection.close()
+
+    async def _handle(self, body: bytes) -> int:
+        return await asyncio.wait_for(self.on_status(body), self.timeout)
+
+
+class _StatusReports:
+    """The status reports of one consumer connection: at most ``handlers`` of them with
+    ``on_status`` at a time, started in the order they came, each acked (or, when
+    ``on_status`` failed, rejected to the dead-letter queue) once its own handler returned;
+    one whose handler was cancelled (the hub stopping) is given back to the queue.
+    Everything but the handlers runs on the consumer thread (pika is not thread-safe): a
+    handler's end comes back to it through ``add_callback_threadsafe``."""
+
+    def __init__(self, owner: ClearingOutgoing, connection: Any, channel: Any) -> None:
+        self.owner = owner
+        self.connection = connection
+        self.channel = channel
+        self.waiting: deque[tuple[int, str | None, bytes]] = deque()
+        self.running = 0
+
+    def received(self, tag: int, message_id: str | None, body: bytes) -> None:
+        self.waiting.append((tag, message_id, body))
+        self._start()
+
+    def _start(self) -> None:
+        owner = self.owner
+        while self.waiting and self.running < owner.handlers:
+            tag, message_id, body = self.waiting.popleft()
+            self.running += 1
+            future = asyncio.run_coroutine_threadsafe(owner._handle(body), owner.loop)
+            future.add_done_callback(functools.partial(self._handled, tag, message_id))
+
+    def _handled(
+        self, tag: int, message_id: str | None, future: concurrent.futures.Future[int]
+    ) -> None:
+        """On the event loop: hand the outcome back to the consumer thread."""
+        with contextlib.suppress(Exception):  # the connection is gone: redelivered later
+            self.connection.add_callback_threadsafe(
+                functools.partial(self._settle, tag, message_id, future)
+            )
+
+    def _settle(
+        self, tag: int, message_id: str | None, future: concurrent.futures.Future[int]
+    ) -> None:
+        self.running -= 1
+        if future.cancelled():  # the hub is stopping: not handled, so delivered again
+            self.channel.basic_reject(tag, requeue=True)
+            return
+        error = future.exception()
+        if error is not None:  # the hub failed on it: park it with why
+            _log.error("status report %s parked: %r", message_id, error)
+            self.channel.basic_reject(tag, requeue=False)
+        else:
+            self.channel.basic_ack(tag)
+            self.owner.reports += 1
+        self._start()
+
+    def drain(self, timeout: float) -> None:
+        """Stopping: let the handlers under way finish and ack them (for at most
+        ``timeout`` seconds); the reports not started are left to the broker."""
+        self.waiting.clear()
+        deadline = time.monotonic() + timeout
+        while self.running and time.monotonic() < deadline:
+            self.connection.process_data_events(time_limit=0.05)

@@ -343,7 +343,9 @@ class Iso8583Edge:
             self.stats.answered_at_edge += 1
             return self._reply(request, APPROVED)
         try:
-            return await asyncio.wait_for(self._handler(request), self.settings.request_timeout)
+            # A timeout scope, not wait_for: no task of its own per request.
+            async with asyncio.timeout(self.settings.request_timeout):
+                return await self._handler(request)
         except TimeoutError:
             self.stats.timeouts += 1
             return self._reply(request, ISSUER_INOPERATIVE)
@@ -379,6 +381,8 @@ class _Connection:
         self.slots = asyncio.Semaphore(edge.settings.in_flight_per_connection)
         self.requests: set[asyncio.Task[None]] = set()
         self.closing = False
+        # Replies that completed in this turn of the event loop, written together at its end.
+        self._outgoing: list[bytes] | None = None
 
     async def run(self) -> None:
         settings = self.edge.settings
@@ -408,6 +412,7 @@ class _Connection:
             if self.requests:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.gather(*self.requests, return_exceptions=True)
+            self._flush()
 
     async def _dispatch(self, frame: Frame) -> None:
         if not frame.payload:
@@ -495,13 +500,25 @@ class _Connection:
         return latency
 
     def _write(self, data: bytes) -> None:
-        if not self.writer.is_closing():
-            self.writer.write(data)
+        """Write ``data`` at the end of this turn of the event loop, with whatever else this
+        connection answers in it: replies that a batch of the core's answers completed
+        together go out in one system call, not one each."""
+        if self._outgoing is None:
+            self._outgoing = [data]
+            asyncio.get_running_loop().call_soon(self._flush)
+        else:
+            self._outgoing.append(data)
+
+    def _flush(self) -> None:
+        frames, self._outgoing = self._outgoing, None
+        if frames and not self.writer.is_closing():
+            self.writer.write(frames[0] if len(frames) == 1 else b"".join(frames))
 
     def _bad_input(self, reason: str) -> None:
         self.edge.stats.closed_on_bad_input += 1
         _log.warning("closing connection from %s: %s", self.peer, reason)
         self.closing = True
+        self._flush()  # what was answered before goes out first
         self.writer.close()
 
 

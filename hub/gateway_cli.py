@@ -231,6 +231,7 @@ async def _serve(
     from hub.clearing_outgoing import ClearingOutgoing
     from hub.gateway import build_gateway
     from hub.gateway_tls import GatewayTls
+    from hub.sagas.service import ANSWER_HANDLERS
     from hub.tls import CertificateFiles
 
     holder: list[BuiltGateway] = []
@@ -254,6 +255,7 @@ async def _serve(
         outgoing=config.outgoing,
         status=config.status,
         tls=config.clearing_tls.broker_tls() if config.clearing_tls is not None else None,
+        handlers=ANSWER_HANDLERS if config.sagas else 1,
     )
     halt = asyncio.Event()
     saga_task: asyncio.Task[None] | None = None

@@ -18,7 +18,7 @@ checked; an error names the file, the key and why (:class:`hub.config_file.Confi
     database = "sqlite:///<home>/gateway.db"   # the gateway's state: consents, idempotency
                                            # keys, payments (postgresql+psycopg://... to share
                                            # it between machines)
-    consent_cache_seconds = 1.0            # how stale an authorised consent may be read
+    consent_cache_seconds = 1.0            # how long an authorised consent's row is reused
 
     [gateway.tls]                          # optional: the gateway terminates TLS 1.3 itself
     cert = "gateway.crt"                   # (hub.gateway_tls); public_url then defaults to https

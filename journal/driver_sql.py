@@ -102,7 +102,12 @@ class DriverInsert:
 
     def execute(self, connection: Connection, rows: Iterable[tuple[Any, ...]]) -> None:
         """Insert ``rows`` (one ``executemany``), converting what the dialect converts."""
-        if self.conversions:
+        conversions = self.conversions
+        if len(conversions) == 1:  # the events' time on SQLite: one slice, no list per row
+            ((position, convert),) = conversions
+            after = position + 1
+            rows = [(*row[:position], convert(row[position]), *row[after:]) for row in rows]
+        elif conversions:
             rows = [self._converted(row) for row in rows]
         elif not isinstance(rows, list):
             rows = list(rows)

@@ -64,10 +64,10 @@ True
 from __future__ import annotations
 
 import datetime as dt
-import json
 import secrets
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from hashlib import sha256
 from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -83,8 +83,7 @@ from journal.events import (
     Event,
     StoredEvent,
     canonical_bytes,
-    chain_hash,
-    check_event,
+    checked_event,
 )
 from journal.keys import (
     NONCE_SIZE,
@@ -300,7 +299,7 @@ class Journal:
         """
         if not events:
             return []
-        texts = [check_event(item) for item in events]
+        checked = [checked_event(item) for item in events]
         count = len(events)
         sql = _append_sql(connection.dialect)
         head = connection.exec_driver_sql(sql.reserve, (count,)).one()
@@ -309,12 +308,14 @@ class Journal:
         tenants = {item.tenant for item in events if item.personal is not None}
         keys = self.keyring.current_keys(connection, tenants, self._now()) if tenants else {}
         prev_hash = head.hash
+        # chain_hash, with the predecessor's digest carried as bytes from one event to the next
+        prev_digest = bytes.fromhex(prev_hash)
         last_checkpoint = head.checkpoint_seq
         rows: list[tuple[Any, ...]] = []
         checkpoints: list[dict[str, Any]] = []
         stored: list[StoredEvent] = []
-        for seq, item, (body, personal) in zip(
-            range(first, first + count), events, texts, strict=True
+        for seq, item, (body, personal, body_value) in zip(
+            range(first, first + count), events, checked, strict=True
         ):
             ciphertext: bytes | None = None
             key_version: int | None = None
@@ -326,12 +327,16 @@ class Journal:
                     personal.encode(),
                     personal_aad(item.tenant, seq, key_version),
                 )
-            hash_ = chain_hash(prev_hash, canonical_bytes(seq, item, body, ciphertext, key_version))
+            prev_digest = sha256(
+                prev_digest + canonical_bytes(seq, item, body, ciphertext, key_version)
+            ).digest()
+            hash_ = prev_digest.hex()
             ids = item.ids
+            at = item.at
             rows.append(
                 (
                     seq,
-                    item.at,
+                    at,
                     item.kind.value,
                     item.tenant,
                     ids.transaction_id,
@@ -352,8 +357,8 @@ class Journal:
                     item.kind,
                     item.tenant,
                     ids,
-                    _aware(item.at),
-                    json.loads(body),
+                    at if at.tzinfo is dt.UTC else _aware(at),
+                    body_value,
                     None if item.personal is None else dict(item.personal),
                     prev_hash,
                     hash_,
@@ -367,7 +372,7 @@ class Journal:
         if checkpoints:
             connection.execute(_INSERT_CHECKPOINTS, checkpoints)
         connection.exec_driver_sql(sql.advance, (prev_hash, last_checkpoint))
-        read_model.apply(connection, stored)
+        read_model.apply(connection, stored, in_seq_order=True)
         return stored
 
     def record(self, events: Sequence[Event]) -> list[StoredEvent]:

@@ -53,6 +53,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "alphanumeric_decoder",
         "alphanumeric_encoder",
         "text_decoder",
+        "text_encoder",
     ],
     "adapters.fixedwidth.binary": [
         "binary_decoder",
@@ -414,6 +415,8 @@ PUBLIC_API: dict[str, list[str]] = {
         "interaction_id",
         "new_interaction_id",
         "read_json",
+        "request_path",
+        "unexpected_error",
     ],
     "gateway.idempotency": [
         "Claimed",
@@ -451,6 +454,7 @@ PUBLIC_API: dict[str, list[str]] = {
     "gateway.ports": [
         "AccountDirectory",
         "AccountRecord",
+        "BalanceEnquiries",
         "ClearingPublisher",
         "CoreBankingPort",
         "PaymentHistory",
@@ -555,6 +559,7 @@ PUBLIC_API: dict[str, list[str]] = {
     ],
     "gateway.store": [
         "HEAD",
+        "RowReader",
         "VERSION_TABLE",
         "authorization_codes_table",
         "consents_table",
@@ -858,6 +863,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "posting_reference",
     ],
     "hub.sagas.service": [
+        "ANSWER_HANDLERS",
         "ClearingQueues",
         "HubSagas",
         "PaymentSagas",
@@ -1000,6 +1006,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "canonical_bytes",
         "chain_hash",
         "check_event",
+        "checked_event",
         "format_time",
     ],
     "journal.keys": [

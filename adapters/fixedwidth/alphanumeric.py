@@ -24,7 +24,7 @@ from typing import Any
 
 from adapters.fixedwidth.errors import FieldValueError
 
-__all__ = ["alphanumeric_decoder", "alphanumeric_encoder", "text_decoder"]
+__all__ = ["alphanumeric_decoder", "alphanumeric_encoder", "text_decoder", "text_encoder"]
 
 
 def text_decoder(codepage: str) -> Callable[[bytes], str]:
@@ -48,6 +48,23 @@ def text_decoder(codepage: str) -> Callable[[bytes], str]:
     return lambda raw: charmap_decode(raw, "strict", table)[0]
 
 
+def text_encoder(codepage: str) -> Callable[[str], bytes]:
+    """The fastest exact str -> bytes function for a single-byte code page, the other way
+    round from :func:`text_decoder`: an EBCDIC page holding every Latin-1 character once is
+    a Latin-1 encode and one ``bytes.translate``; any other page is ``str.encode``. A
+    character the page lacks raises UnicodeEncodeError as ``str.encode`` does, at the same
+    position.
+
+    >>> text_encoder("cp037")("HI")
+    b'\\xc8\\xc9'
+    """
+    table = bytes(range(256)).decode(codepage, errors="replace")
+    if codepage == "ascii" or len(set(table)) != 256 or max(table) > "\xff":
+        return lambda text: text.encode(codepage)
+    from_latin1 = bytes.maketrans(table.encode("latin-1"), bytes(range(256)))
+    return lambda text: text.encode("latin-1").translate(from_latin1)
+
+
 def alphanumeric_decoder(*, codepage: str, justified_right: bool = False) -> Callable[[bytes], Any]:
     """A function from the field's bytes to its text, padding trimmed."""
     to_text = text_decoder(codepage)
@@ -69,6 +86,7 @@ def alphanumeric_encoder(
 ) -> Callable[[Any], bytes]:
     """A function from text to ``size`` bytes; ValueError when it does not fit."""
     space = " ".encode(codepage)
+    to_bytes = text_encoder(codepage)
 
     def encode(value: Any) -> bytes:
         if not isinstance(value, str):
@@ -76,7 +94,7 @@ def alphanumeric_encoder(
         if len(value) > size:
             raise ValueError(f"{len(value)} characters do not fit in {size}")
         try:
-            raw = value.encode(codepage)
+            raw = to_bytes(value)
         except UnicodeEncodeError as exc:
             raise ValueError(
                 f"character {value[exc.start]!r} at position {exc.start} has no {codepage} byte"

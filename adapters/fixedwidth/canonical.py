@@ -314,6 +314,38 @@ class RecordMapper:
                 f"not a valid canonical message: {exc}", record=record, layout=self.codec.name
             ) from None
 
+    def status_and_amounts(
+        self, values: Mapping[str, Any], *, record: int | None = None
+    ) -> tuple[Status | None, tuple[AdditionalAmount, ...]]:
+        """The ``status`` and ``additional_amounts`` that :meth:`to_canonical` would give,
+        after the same checks of the kind, of every mapped field and of the amounts, without
+        building the message (a balance enquiry's reply is read for these only:
+        ``hub.core.CoreBanking``; a fifth of the time). Layouts with card numbers are not
+        read this way (ValueError)."""
+        self._kind_rule(values, record)
+        status: Status | None = None
+        for field_rule in self.mapping.fields:
+            if field_rule.convert == "pan":
+                raise ValueError("a layout with card numbers is read by to_canonical")
+            value = self._convert_in(field_rule, values[field_rule.field], record)
+            if field_rule.path == ("status",):
+                status = value
+        additional: list[AdditionalAmount] = []
+        for money in self.mapping.money:
+            amount = values[money.amount]
+            code = values[money.currency]
+            if code == "":
+                if amount:
+                    raise self._error("an amount without a currency", money.currency, record)
+                continue
+            try:
+                value = Money.of(amount, code)
+            except ValueError as exc:
+                raise self._error(str(exc), money.currency, record) from None
+            if money.amount_type is not None:
+                additional.append(AdditionalAmount(money.account_type, money.amount_type, value))
+        return status, tuple(additional)
+
     def _error(self, reason: str, key: str, record: int | None) -> RecordDecodeError:
         spec = self._fields_by_key[key]
         return RecordDecodeError(

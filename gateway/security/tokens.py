@@ -25,11 +25,16 @@ What :meth:`AccessTokenVerifier.verify` requires, in order (each failure a 401 w
    ``cnf.jkt`` and a valid DPoP proof (:class:`DpopVerifier`) with the ``DPoP`` scheme. A
    token with neither is refused when ``require_sender_constraint`` is set (the default).
 
-A token whose signature verified is remembered (``cache_size`` tokens, oldest forgotten
-first), so a TPP's repeated calls cost one signature check: every other step above runs on
-every request, and a remembered token is accepted only while its key is still in the
-issuer's published set. The thumbprints of forwarded certificates are remembered the same
-way (by the header's value).
+A token that passed steps 1 and 2 is remembered by the SHA-256 of its text with what they
+found (``cache_size`` tokens, least recently used forgotten first), so a TPP's repeated
+calls cost one signature check and one reading of the claims. A remembered token is
+accepted only while its key is still in the issuer's published set and only between its
+``nbf`` / ``iat`` and its ``exp`` (with the leeway; outside, the full check of step 2 runs
+and says why); steps 3 and 4, the scope and the sender constraint (the certificate's
+thumbprint, a fresh DPoP proof), run on every request, and so do the checks of the consent
+the token is bound to (its status is read on every request, :mod:`gateway.consents`):
+remembering a token skips only work whose answer cannot change before it expires. The
+thumbprints of forwarded certificates are remembered the same way (by the header's value).
 """
 
 from __future__ import annotations
@@ -165,6 +170,18 @@ class AccessClaims:
     raw: Mapping[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """A token that passed the signature and claims checks: what they found, and the
+    times between which the claims check would pass again."""
+
+    kid: str
+    claims: dict[str, Any]
+    accepted: AccessClaims
+    valid_from: float
+    valid_until: float
+
+
 def access_token_hash(token: str) -> str:
     """DPoP ``ath``: base64url SHA-256 of the access token (RFC 9449 section 4.2)."""
     return b64url_encode(hashlib.sha256(token.encode("ascii")).digest())
@@ -288,18 +305,27 @@ class AccessTokenVerifier:
         self.clock = clock
         self.tenant_of = tenant_of or (lambda client_id: client_id)
         self.cache_size = cache_size
-        self._verified: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
+        self._verified: OrderedDict[bytes, _Verified] = OrderedDict()
         self._thumbprints: OrderedDict[str, str] = OrderedDict()
 
     async def verify(self, request: RequestFacts, *, scopes: Sequence[str]) -> AccessClaims:
         """The claims of the request's access token, or :class:`ObieError` (401 / 403)."""
         scheme, token = self._credentials(request.authorization)
-        cached = self._verified.get(token)
-        if cached is not None and await self.keys.key(cached[0]) is not None:
-            claims = cached[1]  # its signature verified before, its key still published
+        digest = hashlib.sha256(token.encode()).digest()
+        cached = self._verified.get(digest)
+        if cached is not None and await self.keys.key(cached.kid) is not None:
+            # verified before, its key still published
+            self._verified.move_to_end(digest)
+            claims = cached.claims
+            now = self.clock()
+            if cached.valid_from <= now <= cached.valid_until:
+                accepted = cached.accepted
+            else:
+                accepted = self._claims(claims, scheme)
         else:
-            claims = await self._verified_claims(token, scheme)
-        accepted = self._claims(claims, scheme)
+            kid, claims = await self._verified_claims(token, scheme)
+            accepted = self._claims(claims, scheme)
+            self._remember(digest, kid, claims, accepted)
         missing = [scope for scope in scopes if scope not in accepted.scopes]
         wanted = " ".join(scopes)
         if missing:
@@ -315,7 +341,22 @@ class AccessTokenVerifier:
         self._sender(claims, scheme, token, request)
         return accepted
 
-    async def _verified_claims(self, token: str, scheme: str) -> dict[str, Any]:
+    def _remember(
+        self, digest: bytes, kid: str, claims: dict[str, Any], accepted: AccessClaims
+    ) -> None:
+        leeway = self.settings.leeway
+        starts = [v for v in (claims.get("nbf"), claims.get("iat")) if isinstance(v, int | float)]
+        if len(self._verified) >= self.cache_size:
+            self._verified.popitem(last=False)
+        self._verified[digest] = _Verified(
+            kid,
+            claims,
+            accepted,
+            valid_from=max(starts, default=float("-inf")) - leeway,
+            valid_until=accepted.expires_at + leeway,
+        )
+
+    async def _verified_claims(self, token: str, scheme: str) -> tuple[str, dict[str, Any]]:
         try:
             jws = parse_compact(token)
         except JoseError as exc:
@@ -338,10 +379,7 @@ class AccessTokenVerifier:
             raise _unauthorized("the token's claims are not JSON", scheme=scheme) from None
         if not isinstance(claims, dict):
             raise _unauthorized("the token's claims are not an object", scheme=scheme)
-        if len(self._verified) >= self.cache_size:
-            self._verified.popitem(last=False)
-        self._verified[token] = (kid, claims)
-        return claims
+        return kid, claims
 
     def _credentials(self, authorization: str | None) -> tuple[str, str]:
         if not authorization:

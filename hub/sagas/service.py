@@ -37,7 +37,7 @@ import datetime as dt
 import logging
 import secrets
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Protocol
 
 from canonical_model.codes import Status, TransactionStatus
 from canonical_model.messages import CanonicalMessage
@@ -53,9 +53,13 @@ from hub.sagas.runner import SagaRunner
 from hub.sagas.store import SagaStore
 from journal import Journal
 
-__all__ = ["ClearingQueues", "HubSagas", "PaymentSagas", "start_hub_sagas"]
+__all__ = ["ANSWER_HANDLERS", "ClearingQueues", "HubSagas", "PaymentSagas", "start_hub_sagas"]
 
 _log = logging.getLogger("isobridge.sagas.service")
+
+ANSWER_HANDLERS: Final = 64
+"""How many clearing answers (or inbound transfers) a queue consumer hands to the sagas at
+once (``ClearingOutgoing(handlers=...)``): those that come together share one commit."""
 INVALID_TRANSACTION = "12"
 
 
@@ -184,8 +188,15 @@ async def start_hub_sagas(
         return receipt.started
 
     tls = clearing.broker_tls()
+    # Answers and transfers that come together share the runner's group commit.
     outbound = ClearingOutgoing(
-        clearing.url, loop, on_answer, outgoing=clearing.outgoing, status=clearing.status, tls=tls
+        clearing.url,
+        loop,
+        on_answer,
+        outgoing=clearing.outgoing,
+        status=clearing.status,
+        handlers=ANSWER_HANDLERS,
+        tls=tls,
     )
     inbound = ClearingOutgoing(
         clearing.url,
@@ -193,6 +204,7 @@ async def start_hub_sagas(
         on_transfer,
         outgoing=clearing.outbound,
         status=clearing.inbound,
+        handlers=ANSWER_HANDLERS,
         tls=tls,
     )
     payments = PaymentSagas(

@@ -222,12 +222,12 @@ def _save_statement(*, let_go: bool) -> Any:
 
 _SAVE: Final = _save_statement(let_go=False)
 _SAVE_SETTLED: Final = _save_statement(let_go=True)
-_LET_GO: Final = (
+_TAKE_BACK: Final = (
     update(SAGAS)
     .where(SAGAS.c.saga_id == _param("saga_id", SAGAS.c.saga_id))
     .values(
-        lease_owner=None,
-        lease_until=None,
+        lease_owner=_param("owner", SAGAS.c.lease_owner),
+        lease_until=_param("lease_until", SAGAS.c.lease_until),
         next_at=_param("next_at", SAGAS.c.next_at),
         version=_param("version", SAGAS.c.version),
     )
@@ -504,12 +504,17 @@ class SagaStore:
         now = self._now()
         owner = before.lease_owner
         version = before.version + 1
-        # A finished or stopped saga gives its lease back in this very update; a waiting one
-        # only once it is known that no signal is pending (looked at after the update: see
-        # release), so in an update of its own.
+        until = now + dt.timedelta(seconds=lease)
+        # A finished, stopped or waiting saga gives its lease back in this very update (a
+        # waiting one is due at its deadline); a waiting one is taken back right after if a
+        # signal is pending (looked at after the update, whose row lock orders it with
+        # add_signal's: see release).
         settled = after.phase in (Phase.DONE, Phase.ATTENTION)
+        waiting = after.phase is Phase.WAITING
+        let_go = settled or waiting
+        next_at = (after.deadline or after.next_at) if waiting else after.next_at
         changed = connection.execute(
-            _SAVE_SETTLED if settled else _SAVE,
+            _SAVE_SETTLED if let_go else _SAVE,
             {
                 "p_saga_id": before.saga_id,
                 "p_seen": before.version,
@@ -518,9 +523,9 @@ class SagaStore:
                 "p_phase": after.phase.value,
                 "p_outcome": after.outcome,
                 "p_attempts": after.attempts,
-                "p_next_at": after.next_at,
+                "p_next_at": next_at,
                 "p_deadline": after.deadline,
-                "p_lease_until": now + dt.timedelta(seconds=lease),
+                "p_lease_until": until,
                 "p_version": version,
                 "p_data": _json(after.data),
                 "p_last_error": None
@@ -534,31 +539,34 @@ class SagaStore:
         for key, state in (signals or {}).items():
             connection.execute(_SIGNAL_STATE, {"p_key": key, "p_state": state.value})
         self._journal(connection, events, journal_later)
-        if settled:
+        if not let_go:
             return dataclasses.replace(
-                after, lease_owner=None, lease_until=None, version=version, updated_at=now
+                after, lease_owner=owner, lease_until=until, version=version, updated_at=now
             )
-        # After the update above, whose row lock orders it with add_signal's (see release).
-        idle = after.phase is Phase.WAITING and not self._pending(connection, after.saga_id)
-        if not idle:
+        if waiting and self._pending(connection, after.saga_id):
+            connection.execute(
+                _TAKE_BACK,
+                {
+                    "p_saga_id": after.saga_id,
+                    "p_owner": owner,
+                    "p_lease_until": until,
+                    "p_next_at": after.next_at,
+                    "p_version": version + 1,
+                },
+            )
             return dataclasses.replace(
                 after,
                 lease_owner=owner,
-                lease_until=now + dt.timedelta(seconds=lease),
-                version=version,
+                lease_until=until,
+                version=version + 1,
                 updated_at=now,
             )
-        next_at = after.deadline if after.phase is Phase.WAITING else after.next_at
-        connection.execute(
-            _LET_GO,
-            {"p_saga_id": after.saga_id, "p_next_at": next_at, "p_version": version + 1},
-        )
         return dataclasses.replace(
             after,
-            next_at=next_at or after.next_at,
+            next_at=next_at,
             lease_owner=None,
             lease_until=None,
-            version=version + 1,
+            version=version,
             updated_at=now,
         )
 

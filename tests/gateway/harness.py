@@ -50,7 +50,7 @@ from gateway.store import create_engine, upgrade
 from hub.clearing_outgoing import ClearingOutgoing
 from hub.core import CoreBanking
 from hub.gateway import BuiltGateway, IssuerConfig, build_gateway, seed_directory
-from hub.sagas.service import PaymentSagas
+from hub.sagas.service import ANSWER_HANDLERS, PaymentSagas
 from journal import Journal, StaticMasterKeys
 from routing.transport import Transport
 from tests.hub.test_core import Mainframe, core_for, mainframe
@@ -387,6 +387,7 @@ async def running_gateway(
     clearing = ClearingOutgoing(
         AMQP_URL, asyncio.get_running_loop(), on_status,
         outgoing=f"test.clearing.outgoing.{suffix}", status=f"test.clearing.status.{suffix}",
+        handlers=ANSWER_HANDLERS if sagas else 1,
     )  # fmt: skip
     async with mainframe(tmp_path) as mf, core_for(mf) as (core, connector):
         halt = asyncio.Event()

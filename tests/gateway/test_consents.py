@@ -90,28 +90,32 @@ def test_one_consent_raced_by_many_processes_is_used_once(gateway_engine: Engine
     assert stored == winners[0]
 
 
-def test_the_cache_bounds_how_stale_a_revocation_is(gateway_engine: Engine) -> None:
+def test_a_revocation_or_a_use_elsewhere_takes_effect_at_once(gateway_engine: Engine) -> None:
+    """Two stores on one database are two gateway processes: what one changes, the other
+    sees on its next read, cached or not."""
     clock = [0.0]
-    here = ConsentStore(gateway_engine, cache_ttl=1.0, clock=lambda: clock[0])
-    there = ConsentStore(gateway_engine, cache_ttl=1.0, clock=lambda: clock[0])
+    here = ConsentStore(gateway_engine, cache_ttl=60.0, clock=lambda: clock[0])
+    there = ConsentStore(gateway_engine, cache_ttl=60.0, clock=lambda: clock[0])
     consent = here.create(ACCESS, "tpp-1", {}, {})
     assert there.get(consent.consent_id, "tpp-1", ACCESS) is not None  # AWAU: never cached
     here.authorise(consent.consent_id, "tpp-1", ACCESS, "p", ("a",))
     seen = there.get(consent.consent_id, "tpp-1", ACCESS)
     assert seen is not None and seen.status is ConsentStatus.AUTH  # at once
-    assert here.get(consent.consent_id, "tpp-1", ACCESS) is not None
-    assert there.revoke(consent.consent_id, "tpp-1")
-    # the process that revoked sees it at once
-    revoked = there.get(consent.consent_id, "tpp-1", ACCESS)
-    assert revoked is not None and revoked.status is ConsentStatus.CANC
-    # another process serves its cached AUTH for at most cache_ttl
     cached = here.get(consent.consent_id, "tpp-1", ACCESS)
     assert cached is not None and cached.status is ConsentStatus.AUTH
-    clock[0] = 1.0
-    fresh = here.get(consent.consent_id, "tpp-1", ACCESS)
-    assert fresh is not None and fresh.status is ConsentStatus.CANC
+    assert there.revoke(consent.consent_id, "tpp-1")
+    for store in (there, here):  # here served it from its cache until now
+        revoked = store.get(consent.consent_id, "tpp-1", ACCESS)
+        assert revoked is not None and revoked.status is ConsentStatus.CANC
     # the cache never serves another tenant
+    assert here.get(consent.consent_id, "tpp-1", ACCESS) is not None
     assert here.get(consent.consent_id, "tpp-2", ACCESS) is None
+    payment = here.create(PAYMENT, "tpp-1", {}, {})
+    here.authorise(payment.consent_id, "tpp-1", PAYMENT, "p", ("a",))
+    assert here.get(payment.consent_id, "tpp-1", PAYMENT) is not None  # cached here
+    used = there.consume(payment.consent_id, "tpp-1", "pmt-1")
+    assert used is not None
+    assert here.get(payment.consent_id, "tpp-1", PAYMENT) == used
 
 
 def test_consents_outlive_the_store(gateway_engine: Engine) -> None:

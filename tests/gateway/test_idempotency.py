@@ -6,7 +6,9 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy.engine import Engine
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import Connection, Engine
 
 from gateway.idempotency import (
     IDEMPOTENCY_WINDOW,
@@ -15,6 +17,7 @@ from gateway.idempotency import (
     Pending,
     StoredAnswer,
 )
+from gateway.store import insert_or_ignore, signing_keys_table, transaction
 
 
 def test_answers_live_for_24_hours_per_tenant_and_endpoint(gateway_engine: Engine) -> None:
@@ -52,6 +55,24 @@ def test_a_refused_request_gives_its_key_back(gateway_engine: Engine) -> None:
     assert isinstance(store.claim("t", "e", "k", "d1"), Pending)
     store.release("t", "e", "k", claim.holder)
     assert isinstance(store.claim("t", "e", "k", "d2"), Claimed)
+
+
+def test_work_in_the_claims_transaction_is_undone_with_it(gateway_engine: Engine) -> None:
+    store = IdempotencyStore(gateway_engine)
+    row = {"kid": "k1", "alg": "ES256", "private_pem": "-", "created_at": 0.0}
+
+    def refuse(connection: Connection) -> None:
+        insert_or_ignore(connection, signing_keys_table, row, ("kid",))
+        raise LookupError("refused")
+
+    with pytest.raises(LookupError):
+        store.claim("t", "e", "k", "d", then=refuse)
+    with transaction(gateway_engine) as connection:
+        assert connection.execute(select(signing_keys_table)).all() == []
+    kept: list[Connection] = []
+    claim = store.claim("t", "e", "k", "d", then=kept.append)  # the key was given back
+    assert isinstance(claim, Claimed) and len(kept) == 1
+    assert isinstance(store.claim("t", "e", "k", "d", then=refuse), Pending)  # not run
 
 
 def test_a_vanished_holder_is_taken_over_after_the_lease(gateway_engine: Engine) -> None:

@@ -261,12 +261,25 @@ def test_payment_refusals_and_tenant_isolation(tmp_path: Path) -> None:
             check_error(unsupported, 400, "UK.OBIE.Unsupported.AccountIdentifier")
             sc_id, _ = await _consent(h, payment_consent_body("2.00"), key="sc")
 
+            # the refused mismatch kept neither its key ("m-1") nor the consent's use
             posted = await h.http.post(
                 PAYMENTS,
                 json=_payment(consent_body, consent_id),
-                headers=h.auth(psu, **{"x-idempotency-key": "ok"}),
+                headers=h.auth(psu, **{"x-idempotency-key": "m-1"}),
             )
             payment_id = check_response(posted)["Data"]["DomesticPaymentId"]
+            assert posted.status_code == 201
+            # the consent is used now: a mismatch is still told first, then the use
+            again = await h.http.post(
+                PAYMENTS, json=other, headers=h.auth(psu, **{"x-idempotency-key": "m-5"})
+            )
+            check_error(again, 400, "UK.OBIE.Resource.ConsentMismatch")
+            used = await h.http.post(
+                PAYMENTS,
+                json=_payment(consent_body, consent_id),
+                headers=h.auth(psu, **{"x-idempotency-key": "m-6"}),
+            )
+            check_error(used, 403, "UK.OBIE.Resource.InvalidConsentStatus")
             two = await h.client_token("tpp-two", "payments")
             for path in (
                 f"{PAYMENTS}/{payment_id}",

@@ -9,17 +9,21 @@ import copy
 import json
 from pathlib import Path
 
-from sqlalchemy import func, inspect, select
+import pytest
+from sqlalchemy import bindparam, func, inspect, select, update
 from sqlalchemy.engine import Engine
 
 from gateway.idempotency import Claimed, IdempotencyStore
 from gateway.store import (
     HEAD,
+    RowReader,
+    create_engine,
     current_revision,
     downgrade,
     insert_or_ignore,
     payments_table,
     signing_keys_table,
+    transaction,
     upgrade,
 )
 from tests.gateway.harness import (
@@ -153,7 +157,7 @@ def test_two_gateways_on_one_database_share_their_state(
 ) -> None:
     """Two gateways on one database at once, as two processes are: a consent made on one
     is authorised on the other, with a code issued by one and redeemed on the other, and
-    read on both; revoked on one, the other refuses it (at once here: no cache)."""
+    read on both; revoked on one, the other refuses it at once (its cache checks the status)."""
 
     for name in ("one", "two"):
         (tmp_path / name).mkdir()
@@ -165,7 +169,7 @@ def test_two_gateways_on_one_database_share_their_state(
             running_gateway(tmp_path / "two", engine=gateway_engine, tpps=one.tpps) as two,
         ):
             for h in (one, two):
-                h.built.services.consents.cache_ttl = 0
+                h.built.services.consents.cache_ttl = 60  # long: revoked at once all the same
             token = await one.client_token(scope="accounts")
             created = await one.http.post(
                 f"{AISP}/account-access-consents",
@@ -258,3 +262,27 @@ def test_a_key_another_process_holds_too_long_is_a_409(
             assert (answered.status_code, answered.json()) == (201, {"answered": "elsewhere"})
 
     scenario()
+
+
+@pytest.mark.parametrize("memory", [False, True])
+def test_a_row_reader_sees_each_commit_and_leaves_the_engine_whole(
+    gateway_engine: Engine, memory: bool
+) -> None:
+    engine = create_engine("sqlite://") if memory else gateway_engine
+    if memory:
+        upgrade(engine)
+    table = signing_keys_table
+    reader = RowReader(engine, select(table.c.alg).where(table.c.kid == bindparam("kid")))
+    assert reader.first(kid="k1") is None
+    row = {"kid": "k1", "alg": "ES256", "private_pem": "-", "created_at": 0.0}
+    with transaction(engine) as connection:
+        insert_or_ignore(connection, table, row, ("kid",))
+    assert reader.first(kid="k1") == ("ES256",)
+    with transaction(engine) as connection:  # the engine's own connections still work
+        connection.execute(update(table).values(alg="EdDSA"))
+    assert reader.first(kid="k1") == ("EdDSA",)
+    if not memory:  # (an in-memory database ends with its engine)
+        engine.dispose()  # closes the reader's connection; the next read opens another
+        assert reader.first(kid="k1") == ("EdDSA",)
+    with transaction(engine) as connection:
+        assert connection.execute(select(func.count()).select_from(table)).scalar_one() == 1

@@ -41,6 +41,7 @@ class Destination:
         self.writers: list[asyncio.StreamWriter] = []
         self.port = 0
         self.received: list[bytes] = []
+        self.connection_of: dict[bytes, int] = {}  # record -> the connection it came on
         self.refused: list[str] = []
 
     async def start(self, port: int = 0, tls: ssl.SSLContext | None = None) -> None:
@@ -67,6 +68,7 @@ class Destination:
         from adapters.framing import FrameDecoder
 
         self.writers.append(writer)
+        connection = len(self.writers)
         decoder = FrameDecoder(self.framer)
         tasks: set[asyncio.Task[None]] = set()
 
@@ -79,6 +81,7 @@ class Destination:
             while data := await reader.read(65536):
                 for frame in decoder.feed(data):
                     self.received.append(frame.payload)
+                    self.connection_of[frame.payload] = connection
                     task = asyncio.create_task(answer(frame.payload))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
@@ -253,6 +256,30 @@ async def test_requests_of_one_turn_of_the_loop_go_out_in_one_write() -> None:
     assert replies == [r.upper() for r in records]
     assert (connector.stats.sent, connector.stats.writes) == (10, 1)
     assert destination.received == records
+
+
+@on_event_loop
+async def test_a_burst_goes_out_on_one_connection_the_next_burst_on_the_next() -> None:
+    framer = get_framer("len2-binary")
+    destination = Destination(_echo_upper, framer, framer)
+    await destination.start()
+    async with RecordConnector(_settings(destination.port, connections=4), _breaker()) as connector:
+        await connector.wait_connected(4)
+        first = [f"{n:04d}-one".encode() for n in range(8)]
+        assert await asyncio.gather(*(connector.request(r) for r in first)) == [
+            r.upper() for r in first
+        ]
+        assert (connector.stats.sent, connector.stats.writes) == (8, 1)
+        second = [f"{n:04d}-two".encode() for n in range(8)]
+        assert await asyncio.gather(*(connector.request(r) for r in second)) == [
+            r.upper() for r in second
+        ]
+        assert (connector.stats.sent, connector.stats.writes) == (16, 2)
+    await destination.stop()
+    assert sorted(destination.received) == sorted(first + second)
+    on = destination.connection_of
+    assert len({on[r] for r in first}) == len({on[r] for r in second}) == 1
+    assert on[first[0]] != on[second[0]]
 
 
 @on_event_loop

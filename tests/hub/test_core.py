@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from adapters.base import EncodeContext
 from canonical_model.messages import (
     Acceptor,
     Account,
@@ -26,7 +27,13 @@ from canonical_model.messages import (
 from canonical_model.money import Money
 from hub.config_file import ClientTlsConfig, MainframeConfig
 from hub.connector import RecordConnector
-from hub.core import CoreBanking, corebank_connector, posting_reference
+from hub.core import (
+    CoreBanking,
+    _balance_enquiry_fields,
+    corebank_connector,
+    posting_for,
+    posting_reference,
+)
 from hub.store import ReversalForwarder, ReversalStore, create_engine, upgrade
 from mainframe_sim.faults import FaultPlan, Faults
 from mainframe_sim.ledger import Ledger
@@ -312,3 +319,42 @@ def test_a_refused_handshake_sends_nothing_and_says_why(
 
     with caplog.at_level(logging.WARNING):
         scenario()
+
+
+def _enquiry(account: str) -> CanonicalMessage:
+    return CanonicalMessage(
+        MessageKind.BALANCE_ENQUIRY,
+        MessageFunction.REQUEST,
+        TENANT,
+        Identifiers("m-b", end_to_end_id="000000000042"),
+        processing=ProcessingCode("31"),
+        debtor_account=Account(iban=account) if account else None,
+    )
+
+
+def test_a_balance_enquiry_by_account_number_is_what_handle_answers(tmp_path: Path) -> None:
+    """``balance_enquiry`` writes the record ``handle``'s posting becomes and answers its
+    status and balances, whatever the account."""
+    posting = posting_for(_enquiry(ANNA), message_id="m-p")
+    reference = posting.ids.transaction_id
+    assert reference is not None
+
+    @on_event_loop
+    async def scenario() -> None:
+        async with mainframe(tmp_path) as mf, core_for(mf) as (core, _):
+            request_layout = core._request_adapter
+            assert request_layout.codec.encode(
+                _balance_enquiry_fields(ANNA, reference)
+            ) == request_layout.encode(posting, EncodeContext(TENANT))
+            for account in (ANNA, JONAS, CLOSED, "DE00999999999999999999", ""):
+                reply = await core.handle(_enquiry(account))
+                assert reply.status is not None
+                status, balances = await core.balance_enquiry(TENANT, account)
+                assert (status, balances) == (reply.status, reply.additional_amounts), account
+            status, balances = await core.balance_enquiry(TENANT, ANNA)
+            assert status.original is not None and status.original.code == "00"
+            assert {b.amount_type: b.amount.amount * 100 for b in balances}["01"] == mf.balance(
+                ANNA
+            )
+
+    scenario()

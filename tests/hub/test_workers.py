@@ -391,7 +391,7 @@ def test_workers_serve_the_gateway_on_one_port_from_one_database(tmp_path: Path)
     gateway_toml = tmp_path / "gateway.toml"
     gateway_toml.write_text(
         f'[gateway]\nport = {gateway_port}\npublic_url = "https://api.bank.test"\n'
-        "consent_cache_seconds = 0\n"
+        "consent_cache_seconds = 60\n"  # cached long: the revocation still holds at once
         '[issuer]\nissuer = "https://api.bank.test"\n'
         f'[clearing]\noutgoing = "{queues[0]}"\nstatus = "{queues[1]}"\n'
         '[[clients]]\nclient_id = "tpp-one"\n'

@@ -14,9 +14,11 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pika
+import pika.frame
+import pika.spec
 import pytest
 
-from routing.amqp import AmqpTransport, masked_url
+from routing.amqp import AmqpTransport, _properties, _publish_frames, masked_url
 from routing.transport import (
     Consumer,
     Delivery,
@@ -27,7 +29,7 @@ from routing.transport import (
     TransportUnavailableError,
     as_batch_handler,
 )
-from routing.wire import encode
+from routing.wire import Envelope, encode
 from tests.routing.chaos_node import ChaosNode
 from tests.routing.conftest import (
     LoopThread,
@@ -406,3 +408,51 @@ def test_prefetch_bounds_the_unacked_deliveries(shared_broker: tuple[str, Topolo
         wait_until(lambda: len(calls) == 20, what="every delivery")
         wait_until(lambda: transport.queue_depth(topology.queue("core")) == 0, what="empty")
         consumer.stop()
+
+
+def _pika_frames(
+    channel: int, body_max: int, exchange: str, key: str, mandatory: bool, envelope: Envelope
+) -> bytes:
+    """What ``channel.basic_publish(exchange, key, body, _properties(envelope), mandatory)``
+    puts on the wire, through pika's own frame objects."""
+    body = envelope.body
+    frames = [
+        pika.frame.Method(
+            channel,
+            pika.spec.Basic.Publish(exchange=exchange, routing_key=key, mandatory=mandatory),
+        ).marshal(),
+        pika.frame.Header(channel, len(body), _properties(envelope)).marshal(),
+    ]
+    frames += [
+        pika.frame.Body(channel, body[start : start + body_max]).marshal()
+        for start in range(0, len(body), body_max)
+    ]
+    return b"".join(frames)
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        encode(message(1)),
+        encode(message(2), correlation_id="c-2", reply_to="isobridge.reply.x", traceparent="t"),
+        Envelope(b"", "", {}),
+        Envelope(b"x" * 70_000, "m-big", {"k": "v"}, correlation_id="ç-ü"),
+        Envelope(
+            b"{}",
+            "m-mixed",
+            {"b": b"\x00\x01", "t": True, "n": 2**40, "neg": -5, "l": [1, "a"], "d": {"x": 1}},
+            reply_to="r",
+        ),
+        Envelope(b"{}", "m-type", {"a": 1}, content_type=""),
+    ],
+)
+@pytest.mark.parametrize("mandatory", [True, False])
+def test_publish_frames_are_pikas_byte_for_byte(envelope: Envelope, mandatory: bool) -> None:
+    built = _publish_frames(7, 32_760, "isobridge.canonical", "core.x.y", mandatory, envelope)
+    assert built == _pika_frames(7, 32_760, "isobridge.canonical", "core.x.y", mandatory, envelope)
+
+
+def test_publish_frames_leave_strings_too_long_for_amqp_to_pika() -> None:
+    assert _publish_frames(1, 1000, "e", "k" * 256, True, encode(message(1))) is None
+    too_long_id = Envelope(b"{}", "m" * 300, {})
+    assert _publish_frames(1, 1000, "e", "k", True, too_long_id) is None

@@ -257,3 +257,46 @@ def test_a_consumer_on_the_event_loop_handles_several_batches_at_once() -> None:
         asyncio.run(main())
     finally:
         delete_topology(url, topology)
+
+
+def test_a_batch_acked_while_an_earlier_one_is_handled_leaves_the_earlier_unacked() -> None:
+    """Only where the I/O is on the loop: batches finish out of order, and an ack of a later
+    delivery must not take an earlier one still in its handler with it (a ``multiple``
+    ack): that one comes again when its channel goes."""
+    url = amqp_url()
+    require_broker(url)
+    topology = make_topology()
+    release = asyncio.Event()
+    seen: list[tuple[str, bool]] = []
+
+    async def first_waits(deliveries: Sequence[Delivery]) -> Sequence[Outcome]:
+        for delivery in deliveries:
+            seen.append((delivery.message.ids.message_id, delivery.redelivered))
+        if deliveries[0].message.ids.message_id == "m-0" and not deliveries[0].redelivered:
+            await release.wait()
+        return [Outcome.ack() for _ in deliveries]
+
+    async def main() -> None:
+        transport = open_transport(url, topology)
+        await transport.start_async(timeout=20)
+        try:
+            consumer = await transport.consume_async("core", first_waits, prefetch=20, batch_size=1)
+            await transport.publish_batch_async(
+                [Outgoing(encode(message(i)), "financial.request.acme") for i in range(3)]
+            )
+            await _eventually(lambda: len(seen) == 3, "three deliveries")
+            await asyncio.sleep(0.3)  # the later two acked meanwhile
+            consumer.stop()  # m-0 still in its handler: its channel goes, unacked
+            release.set()
+            again = await transport.consume_async("core", first_waits, prefetch=20)
+            await _eventually(lambda: len(seen) == 4, "m-0 again")
+            again.stop()
+        finally:
+            await transport.close_async()
+
+    try:
+        asyncio.run(main())
+    finally:
+        delete_topology(url, topology)
+    assert sorted(seen[:3]) == [("m-0", False), ("m-1", False), ("m-2", False)]
+    assert seen[3] == ("m-0", True)

@@ -98,3 +98,21 @@ def test_scrub_leaves_no_clear_pan_and_bounds_the_length(text: str) -> None:
     cleaned = scrub(text + " 5555555555554444")
     assert not contains_clear_pan(cleaned)
     assert len(scrub("x" * 2000)) == 500
+
+
+def test_a_body_encoded_here_is_taken_back_once_without_a_parse() -> None:
+    sent = message(4)
+    envelope = encode(sent)
+    assert decode(envelope) is sent
+    # A second delivery of the same bytes (a redelivery) is parsed: equal, a new object.
+    again = decode(Envelope(bytes(bytearray(envelope.body)), "m-4", envelope.headers))
+    assert again == sent
+    assert again is not sent
+
+
+def test_a_body_encoded_here_is_still_checked_against_its_headers() -> None:
+    envelope = encode(message(5))
+    with pytest.raises(BadMessageError, match="contradicts the body"):
+        decode(envelope.updated({KIND: "credit_transfer"}))
+    with pytest.raises(BadMessageError, match="content type"):
+        decode(Envelope(envelope.body, "m-5", envelope.headers, content_type="text/plain"))

@@ -11,6 +11,7 @@ from adapters.fixedwidth.alphanumeric import (
     alphanumeric_decoder,
     alphanumeric_encoder,
     text_decoder,
+    text_encoder,
 )
 from adapters.fixedwidth.errors import FieldValueError
 
@@ -41,6 +42,21 @@ def test_undecodable_ascii_names_the_byte() -> None:
 def test_text_decoder_matches_the_codec(codepage: str) -> None:
     every_byte = bytes(range(256))
     assert text_decoder(codepage)(every_byte) == every_byte.decode(codepage)
+
+
+@pytest.mark.parametrize("codepage", [*EBCDIC_CODEPAGES, "ascii", "latin-1"])
+def test_text_encoder_matches_the_codec(codepage: str) -> None:
+    encode = text_encoder(codepage)
+    for code in range(0x300):
+        text = f"ab{chr(code)}"
+        try:
+            expected = text.encode(codepage)
+        except UnicodeEncodeError as exc:
+            with pytest.raises(UnicodeEncodeError) as refused:
+                encode(text)
+            assert refused.value.start == exc.start == 2
+        else:
+            assert encode(text) == expected
 
 
 @given(st.sampled_from(EBCDIC_CODEPAGES), st.text(st.characters(codec="latin-1"), max_size=20))

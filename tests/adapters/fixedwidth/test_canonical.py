@@ -50,3 +50,38 @@ def test_datetime_fields_decode_as_strptime_reads_them(values: dict[str, object]
         return
     assert not invalid
     assert message.transmitted_at == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    reply_values(),
+    st.sampled_from(["", "BALQ", "DEBT", "ZZZZ"]),
+    st.sampled_from(["", "EUR", "XXQ"]),
+    st.sampled_from([0, 20261129093000, 20261399000000]),
+)
+def test_status_and_amounts_are_what_the_full_decode_gives(
+    values: dict[str, object], tran_code: str, currency: str, posted_at: int
+) -> None:
+    """``RecordMapper.status_and_amounts`` (the balance enquiry's reply, hub.core): the
+    status and the balances of ``to_canonical``'s message, or a decode error when it has
+    one (an unknown tran code, an amount without currency, a moment that is none)."""
+    mapper = FixedWidthAdapter("corebank-reply").mapper
+    changed = dict(values)
+    if tran_code:
+        changed["CB-RP-TRAN-CODE"] = tran_code
+    if currency:
+        changed["CB-RP-CURRENCY"] = currency
+    if posted_at:
+        changed["CB-RP-POSTED-AT"] = posted_at
+    fields = mapper.codec.decode(mapper.codec.encode(changed))
+    try:
+        message = mapper.to_canonical(fields, tenant="t", message_id="m")
+    except AdapterDecodeError as full:
+        try:
+            mapper.status_and_amounts(fields)
+        except AdapterDecodeError as light:
+            assert str(light) == str(full)
+        else:
+            raise AssertionError(f"no error where the full decode has one: {full}")
+    else:
+        assert mapper.status_and_amounts(fields) == (message.status, message.additional_amounts)

@@ -87,6 +87,31 @@ def test_a_good_token_passes_and_bad_ones_get_401(tmp_path: Path) -> None:
     _scenario(tmp_path, test)
 
 
+def test_a_remembered_token_is_still_checked_on_every_request(tmp_path: Path) -> None:
+    async def test(h: Harness) -> None:
+        verifier = h.built.services.verifier
+        now = [time.time()]
+        verifier.clock = lambda: now[0]
+        start = int(now[0])
+        token = _signed(h, _claims(h, iat=start, nbf=start, exp=start + 300, scope="accounts"))
+        for _ in range(2):  # verified, then remembered
+            check_error(await h.http.get(URL, headers=h.auth(token)), 404)
+        stolen = {"Authorization": f"Bearer {token}", **h.tpps["tpp-two"].cert_header}
+        check_error(await h.http.get(URL, headers=stolen), 401, "UK.OBIE.Token.Invalid")
+        scoped = await h.http.post(
+            f"{PISP}/domestic-payment-consents", json={}, headers=h.auth(token)
+        )
+        check_error(scoped, 403, "UK.OBIE.Token.InsufficientScope")
+        now[0] = start - 31  # before its nbf, past the leeway
+        assert "not valid yet" in str(await _refused(h, token))
+        now[0] = start + 300 + 30  # its exp and the leeway
+        check_error(await h.http.get(URL, headers=h.auth(token)), 404)
+        now[0] += 1
+        assert "expired" in str(await _refused(h, token))
+
+    _scenario(tmp_path, test)
+
+
 def test_none_hmac_and_key_confusion_attacks(tmp_path: Path) -> None:
     async def test(h: Harness) -> None:
         claims = json.dumps(_claims(h)).encode()
