@@ -1,6 +1,7 @@
 """amqps://: the transport over TLS 1.3 with mutual TLS to a RabbitMQ node of the tests' own
 (tests/tls_broker.py: TLS listener only, client certificates required), its refusals (wrong
-CA either way, no client certificate, an expired one, a wrong name, TLS 1.2, a plain port)
+CA either way, no client certificate, an expired one either way, a wrong name, TLS 1.2, a
+plain port; an expired broker certificate and a TLS 1.2 listener from a stand-in server)
 reported at once with the broker and the reason, and SASL EXTERNAL (the certificate as the
 login). The shared behaviour over amqps runs in test_transport.py (backend ``amqps``)."""
 
@@ -156,12 +157,9 @@ def test_the_broker_refuses_a_tls_1_2_client(tls_broker: TlsBroker) -> None:
 
 
 @contextlib.contextmanager
-def _tls_1_2_server(tls_broker: TlsBroker) -> Iterator[int]:
-    """A TLS server on a free port that speaks TLS 1.2 at most (an old broker's listener,
-    with the broker's own certificate): the handshake fails before any AMQP."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.maximum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(tls_broker.certs / "rabbitmq.crt", tls_broker.certs / "rabbitmq.key")
+def _tls_server(context: ssl.SSLContext) -> Iterator[int]:
+    """A TLS server on a free port standing in for a broker's listener that the hub must
+    refuse (TLS 1.2 only, an expired certificate): the handshake fails before any AMQP."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.2)
     stop = threading.Event()
@@ -187,11 +185,31 @@ def _tls_1_2_server(tls_broker: TlsBroker) -> Iterator[int]:
 
 
 def test_a_tls_1_2_only_broker_is_refused_never_downgraded(tls_broker: TlsBroker) -> None:
-    with _tls_1_2_server(tls_broker) as port:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(tls_broker.certs / "rabbitmq.crt", tls_broker.certs / "rabbitmq.key")
+    with _tls_server(context) as port:
         text = _refusal(f"amqps://guest:guest@localhost:{port}/%2F", tls_broker.tls())
     assert text.endswith(
         f"TLS with localhost:{port} refused: the broker does not speak TLS 1.3"
         " (TLS 1.2 or older offered: only TLS 1.3 is accepted)"
+    )
+
+
+def test_a_broker_with_an_expired_certificate_is_refused(
+    tls_broker: TlsBroker, tmp_path: Path
+) -> None:
+    expired = _broker_authority(tls_broker, tmp_path).issue(
+        "broker", "isobridge dev broker", server=True, expired=True
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.load_cert_chain(expired.cert, expired.key)
+    with _tls_server(context) as port:
+        text = _refusal(f"amqps://guest:guest@localhost:{port}/%2F", tls_broker.tls())
+    assert text.endswith(
+        f"TLS with localhost:{port} refused: the broker's certificate was refused:"
+        " certificate has expired"
     )
 
 
