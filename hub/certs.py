@@ -18,7 +18,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Self
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -112,6 +112,21 @@ class CertificateAuthority:
         )  # fmt: skip
         self.files = _write(directory, "ca", self._cert, self._key)
 
+    @classmethod
+    def existing(cls, directory: Path, *, days: int = 1) -> Self:
+        """The CA already in ``directory`` (``ca.crt``, ``ca.key``, as written by this
+        class or ``isobridge certs dev``), to issue more certificates with."""
+        authority = cls.__new__(cls)
+        authority.directory = directory
+        authority.days = days
+        cert = x509.load_pem_x509_certificate((directory / "ca.crt").read_bytes())
+        key = serialization.load_pem_private_key((directory / "ca.key").read_bytes(), None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError(f"{directory / 'ca.key'}: not an elliptic-curve key")
+        authority._cert, authority._key = cert, key
+        authority.files = CertFiles(directory / "ca.crt", directory / "ca.key")
+        return authority
+
     def issue(
         self,
         stem: str,
@@ -179,6 +194,7 @@ DEV_CERTIFICATES: Final = (
     ("upstream", "isobridge upstream host", True),  # an upstream ISO 8583 host
     ("gateway", "isobridge gateway", True),  # [gateway.tls] cert / key
     ("tpp", "isobridge dev TPP", False),  # a TPP's client certificate ([[clients]] certificate)
+    ("rabbitmq", "isobridge dev broker", True),  # scripts/rabbitmq-tls: RabbitMQ's amqps listener
 )
 
 

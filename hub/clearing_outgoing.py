@@ -44,8 +44,9 @@ import pika
 import pika.exceptions
 
 from adapters.base import scrub
-from hub.clearing_queue import serve_until_stopped
+from hub.clearing_queue import serve_until_stopped, wait_ready
 from routing.amqp import node_parameters
+from routing.amqps import BrokerTls
 
 __all__ = ["ClearingOutgoing"]
 
@@ -64,11 +65,14 @@ class ClearingOutgoing:
         outgoing: str = "clearing.outgoing",
         status: str = "clearing.status",
         timeout: float = 30.0,
+        tls: BrokerTls | None = None,
         handlers: int = 1,
     ) -> None:
         if handlers < 1:
             raise ValueError("handlers must be at least 1")
         self.url = url
+        self.tls = tls
+        self._refusals: list[str] = []  # refused TLS handshakes, in words
         self.loop = loop
         self.on_status = on_status
         self.outgoing = outgoing
@@ -105,9 +109,8 @@ class ClearingOutgoing:
     def start(self, timeout: float = 30.0) -> None:
         """Declare the queues and start consuming status reports (waits until ready)."""
         self._thread.start()
-        if not self._ready.wait(timeout):
-            self.stop()
-            raise RuntimeError(f"clearing queues: no broker at {self.url.rpartition('@')[2]}")
+        at = f"at {self.url.rpartition('@')[2]}"
+        wait_ready(self._ready, timeout, self._refusals, self.stop, at)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop consuming and publishing; close the connections (once; again: nothing)."""
@@ -171,7 +174,7 @@ class ClearingOutgoing:
         for attempt in (1, 2):
             try:
                 if self._publish_channel is None:
-                    connection = pika.BlockingConnection(node_parameters(self.url))
+                    connection = pika.BlockingConnection(node_parameters(self.url, self.tls))
                     channel = connection.channel()
                     channel.confirm_delivery()
                     self._declare(channel)
@@ -204,10 +207,10 @@ class ClearingOutgoing:
     # -- consuming status reports -------------------------------------------------------------
 
     def _consume(self) -> None:
-        serve_until_stopped(self._serve, self._stop, "clearing status queue")
+        serve_until_stopped(self._serve, self._stop, "clearing status queue", self._refusals.append)
 
     def _serve(self) -> None:
-        connection = pika.BlockingConnection(node_parameters(self.url))
+        connection = pika.BlockingConnection(node_parameters(self.url, self.tls))
         self._consumer_connection = connection
         try:
             channel = connection.channel()

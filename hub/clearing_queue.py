@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -32,8 +33,9 @@ import pika.exceptions
 from adapters.base import scrub
 from hub.clearing import ClearingInbound
 from routing.amqp import node_parameters
+from routing.amqps import BrokerTls, tls_refusal
 
-__all__ = ["ClearingQueueEdge", "serve_until_stopped"]
+__all__ = ["ClearingQueueEdge", "serve_until_stopped", "wait_ready"]
 
 _log = logging.getLogger("isobridge.clearing")
 
@@ -51,8 +53,11 @@ class ClearingQueueEdge:
         outbound: str = "clearing.outbound",
         prefetch: int = 8,
         timeout: float = 60.0,
+        tls: BrokerTls | None = None,
     ) -> None:
         self.url = url
+        self.tls = tls
+        self._refusals: list[str] = []  # refused TLS handshakes, in words
         self.clearing = clearing
         self.loop = loop
         self.inbound = inbound
@@ -67,11 +72,10 @@ class ClearingQueueEdge:
         self._connection: Any = None
 
     def start(self, timeout: float = 30.0) -> None:
-        """Connect, declare the queues and start consuming (waits until it is ready)."""
+        """Connect, declare the queues and start consuming (waits until it is ready; a
+        refused TLS handshake ends the wait at once)."""
         self._thread.start()
-        if not self._ready.wait(timeout):
-            self.stop()
-            raise RuntimeError(f"clearing queues: no broker at {_masked(self.url)}")
+        wait_ready(self._ready, timeout, self._refusals, self.stop, f"at {_masked(self.url)}")
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop consuming (an unacked document goes back to the queue) and disconnect."""
@@ -85,10 +89,10 @@ class ClearingQueueEdge:
     # -- the consumer thread ------------------------------------------------------------------
 
     def _run(self) -> None:
-        serve_until_stopped(self._serve, self._stop, "clearing queues")
+        serve_until_stopped(self._serve, self._stop, "clearing queues", self._refusals.append)
 
     def _serve(self) -> None:
-        connection = pika.BlockingConnection(node_parameters(self.url))
+        connection = pika.BlockingConnection(node_parameters(self.url, self.tls))
         self._connection = connection
         try:
             channel = connection.channel()
@@ -164,19 +168,44 @@ class ClearingQueueEdge:
         )
 
 
+def wait_ready(
+    ready: threading.Event, timeout: float, refusals: list[str], stop: Callable[[], None], at: str
+) -> None:
+    """Wait for ``ready``; when it does not come in ``timeout`` or a TLS handshake was
+    refused (``refusals``), ``stop`` and raise RuntimeError naming the broker (``at``)."""
+    deadline = time.monotonic() + timeout
+    while not ready.wait(0.05):
+        if refusals:
+            stop()
+            raise RuntimeError(f"clearing queues: the broker {at} refused TLS: {refusals[-1]}")
+        if time.monotonic() >= deadline:
+            stop()
+            raise RuntimeError(f"clearing queues: no broker {at}")
+
+
 def _masked(url: str) -> str:
     return url.rpartition("@")[2]
 
 
-def serve_until_stopped(serve: Callable[[], None], stop: threading.Event, what: str) -> None:
+def serve_until_stopped(
+    serve: Callable[[], None],
+    stop: threading.Event,
+    what: str,
+    refused: Callable[[str], None] | None = None,
+) -> None:
     """Run ``serve`` (a blocking pika consumer) again and again until ``stop`` is set; after
-    a broker error, reconnect with a backoff of 0.2 s doubling to 10 s, logged with ``what``."""
+    a broker error, reconnect with a backoff of 0.2 s doubling to 10 s, logged with ``what``.
+    A refused TLS handshake (an ``amqps://`` URL) is also told to ``refused``, in words."""
     delay = 0.2
     while not stop.is_set():
         try:
             serve()
             delay = 0.2
-        except pika.exceptions.AMQPError as exc:
-            _log.warning("%s: %s; reconnecting in %.1f s", what, exc, delay)
+        except (pika.exceptions.AMQPError, ssl.SSLError) as exc:
+            refusal = tls_refusal(exc)
+            if refusal is not None and refused is not None:
+                refused(refusal)
+            reason = exc if refusal is None else f"TLS refused: {refusal}"
+            _log.warning("%s: %s; reconnecting in %.1f s", what, reason, delay)
             stop.wait(delay)
             delay = min(delay * 2, 10.0)

@@ -336,7 +336,8 @@ def _worker_metrics(config: HubConfig) -> WorkerMetrics | None:
     url = config.routing.transport
     queues = None
     if url.startswith(("amqp://", "amqps://")):
-        queues = AmqpTransport(url, HubService(config).topology)  # never started: reads only
+        # never started: reads only
+        queues = AmqpTransport(url, HubService(config).topology, tls=config.routing.broker_tls())
     return WorkerMetrics(config.settings.home / "metrics", config.metrics.listen, queues)
 
 

@@ -142,7 +142,7 @@ import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from adapters.codepages import EBCDIC_CODEPAGES
 from adapters.framing import FRAMERS
@@ -153,6 +153,9 @@ from hub.tls import client_context, server_context
 from observability.logs import LOG_FORMATS, LoggingConfig
 from observability.metrics import parse_listen
 from observability.tracing import EXPORTERS, TracingConfig
+
+if TYPE_CHECKING:
+    from routing.amqps import BrokerTls
 
 __all__ = [
     "ClearingConfig",
@@ -166,6 +169,7 @@ __all__ = [
     "TableReader",
     "TlsConfig",
     "UpstreamConfig",
+    "broker_tls_config",
     "load_config",
     "logging_config",
 ]
@@ -215,10 +219,17 @@ class ClientTlsConfig:
     cert: Path | None = None
     key: Path | None = None
     server_name: str | None = None
+    auth: str = "password"  # a broker's login ([routing.tls]): password | external
 
     def client_context(self) -> ssl.SSLContext:
         """A TLS 1.3 client context trusting ``ca`` only and presenting ``cert``."""
         return client_context(self.ca, self.cert, self.key)
+
+    def broker_tls(self) -> BrokerTls:
+        """The TLS settings of an ``amqps://`` connection (:mod:`routing.amqps`)."""
+        from routing.amqps import BrokerTls  # pika only when RabbitMQ is configured
+
+        return BrokerTls(self.client_context(), self.server_name, self.auth == "external")
 
     @property
     def files(self) -> tuple[Path, ...]:
@@ -274,7 +285,11 @@ class MainframeConfig:
     via: str = "tcp"
     mq_url: str | None = None
     request_queue: str = "mainframe.requests"
-    tls: ClientTlsConfig | None = None
+    tls: ClientTlsConfig | None = None  # via = "tcp": to the host; "mq": an amqps:// mq_url
+
+    def broker_tls(self) -> BrokerTls | None:
+        """The TLS settings of ``mq_url`` (None: via TCP, or an ``amqp://`` URL)."""
+        return self.tls.broker_tls() if self.tls is not None and self.via == "mq" else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +318,11 @@ class ClearingConfig:
     sagas: bool = False
     outgoing: str = "clearing.outgoing"
     status: str = "clearing.status"
+    tls: ClientTlsConfig | None = None  # url is amqps://: [clearing.tls], else [routing.tls]
+
+    def broker_tls(self) -> BrokerTls | None:
+        """The TLS settings of ``url`` (None: an ``amqp://`` URL)."""
+        return self.tls.broker_tls() if self.tls is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,6 +341,11 @@ class RoutingConfig:
     rules: Path | None = None
     namespace: str = "isobridge"
     core_shards: int = 0
+    tls: ClientTlsConfig | None = None  # [routing.tls]: an amqps:// transport
+
+    def broker_tls(self) -> BrokerTls | None:
+        """The TLS settings of the transport (None: not an ``amqps://`` one)."""
+        return self.tls.broker_tls() if self.tls is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,6 +422,15 @@ class TableReader:
             yield where, table
 
 
+def broker_tls_config(
+    reader: TableReader, parent: Mapping[str, Any], where: str, url_key: str, url: str
+) -> ClientTlsConfig | None:
+    """The TLS table ``where`` (keys as in ``[routing.tls]``) of the RabbitMQ URL at
+    ``url_key`` in another configuration file (the gateway's ``[clearing.tls]``), read with
+    ``reader``'s file name and directory."""
+    return _Reader(reader.source, reader.base, {}).broker_tls(parent, where, url_key, url, None)
+
+
 class _Reader(TableReader):
     """Reads ``hub.toml``'s tables, checking each key against what it may be."""
 
@@ -450,14 +484,12 @@ class _Reader(TableReader):
                         f"0 (any free port) cannot be shared by {workers} workers: name a port",
                     )
         routing = self.routing(self.table(data, "routing"))
-        mainframe = (
-            self.mainframe(data["mainframe"], routing.transport) if "mainframe" in data else None
-        )
+        mainframe = self.mainframe(data["mainframe"], routing) if "mainframe" in data else None
         clearing = None
         if "clearing" in data:
             if mainframe is None:
                 raise self.fail("clearing", "needs a [mainframe] to credit the transfers on")
-            clearing = self.clearing(self.table(data, "clearing"), routing.transport)
+            clearing = self.clearing(self.table(data, "clearing"), routing)
             if clearing.sagas and not self.boolean(hub, "hub.journal", "journal", True):
                 raise self.fail(
                     "clearing.sagas", "sagas live in the journal: [hub] journal = false"
@@ -558,13 +590,17 @@ class _Reader(TableReader):
             )
         return tuple(result)
 
-    def clearing(self, table: Mapping[str, Any], transport: str) -> ClearingConfig:
-        self.known(table, "clearing", ("url", "inbound", "outbound", "sagas", "outgoing", "status"))
+    def clearing(self, table: Mapping[str, Any], routing: RoutingConfig) -> ClearingConfig:
+        self.known(
+            table, "clearing", ("url", "inbound", "outbound", "sagas", "outgoing", "status", "tls")
+        )
+        transport = routing.transport
         default = transport if transport.startswith(("amqp://", "amqps://")) else None
         url = self.optional_text(table, "clearing.url", "url") or default
         if url is None or not url.startswith(("amqp://", "amqps://")):
             raise self.fail("clearing.url", "an amqp:// URL is required (the transport is not one)")
         defaults = ClearingConfig(url)
+        tls = self.broker_tls(table, "clearing.tls", "clearing.url", url, routing.tls)
         return ClearingConfig(
             url,
             self.text(table, "clearing.inbound", "inbound", defaults.inbound),
@@ -572,12 +608,13 @@ class _Reader(TableReader):
             self.boolean(table, "clearing.sagas", "sagas", defaults.sagas),
             self.text(table, "clearing.outgoing", "outgoing", defaults.outgoing),
             self.text(table, "clearing.status", "status", defaults.status),
+            tls,
         )
 
     # -- tables
 
     def routing(self, table: Mapping[str, Any]) -> RoutingConfig:
-        self.known(table, "routing", ("transport", "rules", "namespace", "core_shards"))
+        self.known(table, "routing", ("transport", "rules", "namespace", "core_shards", "tls"))
         transport = self.environ.get("ISOBRIDGE_TRANSPORT_URL") or self.text(
             table, "routing.transport", "transport", "memory://"
         )
@@ -605,6 +642,7 @@ class _Reader(TableReader):
             self.existing_file("routing.rules", rules),
             namespace,
             self.integer(table, "routing.core_shards", "core_shards", 0, 0, 256),
+            self.broker_tls(table, "routing.tls", "routing.transport", transport, None),
         )
 
     def listeners(self, value: object, tenant: str) -> tuple[ListenerConfig, ...]:
@@ -690,14 +728,22 @@ class _Reader(TableReader):
             raise self.fail(where, f"cannot use these files: {exc}") from None
         return config
 
-    def client_tls(self, parent: Mapping[str, Any], where: str) -> ClientTlsConfig | None:
-        """The optional ``tls`` table of a destination."""
+    def client_tls(
+        self, parent: Mapping[str, Any], where: str, *, broker: bool = False
+    ) -> ClientTlsConfig | None:
+        """The optional ``tls`` table of a destination (``broker``: of a RabbitMQ URL, which
+        may log in with its certificate: ``auth = "external"``)."""
         table = parent.get("tls")
         if table is None:
             return None
         if not isinstance(table, dict):
             raise self.fail(where, "expected a table")
-        self.known(table, where, ("ca", "cert", "key", "server_name"))
+        self.known(
+            table, where, ("ca", "cert", "key", "server_name", *(("auth",) if broker else ()))
+        )
+        auth = self.text(table, f"{where}.auth", "auth", "password")
+        if auth not in ("password", "external"):
+            raise self.fail(f"{where}.auth", _unknown(auth, ("password", "external")))
         ca = self.existing_file(f"{where}.ca", self.required_text(table, f"{where}.ca", "ca"))
         cert = self.existing_file(
             f"{where}.cert", self.optional_text(table, f"{where}.cert", "cert")
@@ -708,8 +754,12 @@ class _Reader(TableReader):
             raise self.fail(f"{where}.{missing}", "cert and key go together (mutual TLS)")
         if ca is None:
             raise RuntimeError("internal error: expected ca is not None")
+        if auth == "external" and cert is None:
+            raise self.fail(
+                f"{where}.auth", "external logs in with the client certificate: set cert and key"
+            )
         config = ClientTlsConfig(
-            ca, cert, key, self.optional_text(table, f"{where}.server_name", "server_name")
+            ca, cert, key, self.optional_text(table, f"{where}.server_name", "server_name"), auth
         )
         try:
             config.client_context()
@@ -717,7 +767,29 @@ class _Reader(TableReader):
             raise self.fail(where, f"cannot use these files: {exc}") from None
         return config
 
-    def mainframe(self, value: object, transport: str) -> MainframeConfig:
+    def broker_tls(
+        self,
+        parent: Mapping[str, Any],
+        where: str,
+        url_key: str,
+        url: str,
+        inherited: ClientTlsConfig | None,
+    ) -> ClientTlsConfig | None:
+        """The TLS table ``where`` of the RabbitMQ URL at ``url_key``: an ``amqps://`` URL
+        without one takes ``inherited`` ([routing.tls]); with a plain URL it is an error (never
+        sent in the clear by mistake)."""
+        config = self.client_tls(parent, where, broker=True)
+        scheme = url.partition(":")[0]
+        if config is not None and scheme != "amqps":
+            raise self.fail(
+                where, f"{url_key} is {scheme}:// (no TLS): use an amqps:// URL with TLS settings"
+            )
+        if config is None and scheme == "amqps":
+            return inherited
+        return config
+
+    def mainframe(self, value: object, routing: RoutingConfig) -> MainframeConfig:
+        transport = routing.transport
         if not isinstance(value, dict):
             raise self.fail("mainframe", "expected a table")
         defaults = MainframeConfig()
@@ -737,9 +809,10 @@ class _Reader(TableReader):
             )
             if mq_url is None or not mq_url.startswith(("amqp://", "amqps://")):
                 raise self.fail("mainframe.mq_url", 'via = "mq" needs an amqp:// URL')
-        tls = self.client_tls(value, "mainframe.tls")
-        if tls is not None and via != "tcp":
-            raise self.fail("mainframe.tls", 'applies to via = "tcp" (for MQ, use amqps://)')
+        if via == "mq" and mq_url is not None:
+            tls = self.broker_tls(value, "mainframe.tls", "mainframe.mq_url", mq_url, routing.tls)
+        else:
+            tls = self.client_tls(value, "mainframe.tls")
         framing = self.text(value, "mainframe.framing", "framing", defaults.framing)
         if framing not in MAINFRAME_FRAMINGS:
             raise self.fail("mainframe.framing", _unknown(framing, MAINFRAME_FRAMINGS))

@@ -535,7 +535,11 @@ def corebank_exchange(config: MainframeConfig) -> RunningExchange:
             "mainframe", failure_threshold=config.failure_threshold, reset_after=config.reset_after
         )
         return MqPostingExchange(
-            config.mq_url, breaker, request_queue=config.request_queue, timeout=config.timeout
+            config.mq_url,
+            breaker,
+            request_queue=config.request_queue,
+            timeout=config.timeout,
+            tls=config.broker_tls(),
         )
     return corebank_connector(config)
 

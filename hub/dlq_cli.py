@@ -15,8 +15,10 @@ Commands::
 ``-d`` for several. Filters: ``--id ID`` (repeatable), ``--reason TEXT`` (substring, any
 case), ``--kind KIND``, ``--tenant T``, ``--routing-key KEY``, ``--since`` / ``--before``
 (ISO 8601 time of parking). The broker is ``--transport-url`` or ``$ISOBRIDGE_TRANSPORT_URL``
-(``amqp://user:password@host:5672/vhost``); the tools declare nothing, they use the topology
-that the hub declared (``--prefix``, default ``isobridge``).
+(``amqp://user:password@host:5672/vhost``, or ``amqps://`` with ``--tls-ca FILE``, and
+``--tls-cert FILE --tls-key FILE`` where the broker requires a client certificate, keys as in
+``[routing.tls]``); the tools declare nothing, they use the topology that the hub declared
+(``--prefix``, default ``isobridge``).
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ import argparse
 import datetime as dt
 import json
 import os
+import ssl
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from hub.cli_support import EXIT_USAGE, CliError
 from routing.dlq import (
@@ -44,6 +47,9 @@ from routing.transport import (
     open_transport,
 )
 from routing.wire import scrub
+
+if TYPE_CHECKING:
+    from routing.amqps import BrokerTls
 
 __all__ = ["TRANSPORT_URL_ENV", "add_dlq_commands", "run_dlq_command"]
 
@@ -81,11 +87,37 @@ def _time(text: str) -> dt.datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
+def _broker_tls(args: argparse.Namespace) -> BrokerTls | None:
+    """The ``--tls-*`` options as the transport's TLS settings (None: none given)."""
+    if args.tls_ca is None:
+        if args.tls_cert or args.tls_key or args.tls_server_name:
+            raise CliError("--tls-cert, --tls-key and --tls-server-name need --tls-ca", EXIT_USAGE)
+        return None
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise CliError("--tls-cert and --tls-key go together (mutual TLS)", EXIT_USAGE)
+    from hub.tls import client_context
+    from routing.amqps import BrokerTls
+
+    try:
+        context = client_context(args.tls_ca, args.tls_cert, args.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise CliError(
+            f"--tls-ca / --tls-cert / --tls-key: cannot use these files: {exc}"
+        ) from None
+    return BrokerTls(context, args.tls_server_name)
+
+
 def add_dlq_commands(commands: Any) -> None:
     """Add ``dlq`` and its subcommands to the top-level subparsers."""
     dlq = commands.add_parser("dlq", help="list, show, replay and purge dead-lettered messages")
     dlq.add_argument("--transport-url", help=f"broker URL (default: ${TRANSPORT_URL_ENV})")
     dlq.add_argument("--prefix", default="isobridge", help="topology prefix (default: isobridge)")
+    dlq.add_argument(
+        "--tls-ca", metavar="FILE", help="amqps://: the CA of the broker's certificate"
+    )
+    dlq.add_argument("--tls-cert", metavar="FILE", help="amqps://: the client certificate")
+    dlq.add_argument("--tls-key", metavar="FILE", help="amqps://: its key")
+    dlq.add_argument("--tls-server-name", metavar="NAME", help="amqps://: default the host")
     dlq.add_argument(
         "--connect-timeout",
         type=float,
@@ -180,10 +212,12 @@ def run_dlq_command(
                 f" ${TRANSPORT_URL_ENV} (memory:// keeps dead letters inside the hub process)",
                 EXIT_USAGE,
             )
+        options: dict[str, object] = {"declare": False}
+        tls = _broker_tls(args)
+        if tls is not None:
+            options["tls"] = tls
         try:
-            transport = open_transport(
-                url, _topology(args.prefix, args.destinations), declare=False
-            )
+            transport = open_transport(url, _topology(args.prefix, args.destinations), **options)
             transport.start(timeout=args.connect_timeout)
         except RoutingError as exc:
             raise CliError(str(exc)) from None

@@ -254,6 +254,7 @@ async def _serve(
         on_status,
         outgoing=config.outgoing,
         status=config.status,
+        tls=config.clearing_tls.broker_tls() if config.clearing_tls is not None else None,
         handlers=ANSWER_HANDLERS if config.sagas else 1,
     )
     halt = asyncio.Event()

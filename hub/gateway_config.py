@@ -53,6 +53,10 @@ checked; an error names the file, the key and why (:class:`hub.config_file.Confi
     sagas = false                          # true: each payment is an outbound credit transfer
                                            # saga (hub.sagas: hold, pacs.008, settle or
                                            # release, recall); status RCVD, ACSP, ACSC, RJCT
+    [clearing.tls]                         # an amqps:// url: TLS 1.3, keys as in the hub's
+    ca = "broker-ca.crt"                   # [routing.tls] (ca, cert, key, server_name, auth)
+    cert = "gateway-client.crt"
+    key = "gateway-client.key"
 
     [[clients]]                            # registered TPPs, any number
     client_id = "tpp-one"
@@ -95,7 +99,7 @@ from gateway.security.jose import ALGORITHMS, JoseError, SigningKey, certificate
 from gateway.security.sca import ScaSettings
 from gateway.security.totp import ALGORITHMS as TOTP_ALGORITHMS
 from gateway.security.totp import Algorithm
-from hub.config_file import ConfigError, TableReader
+from hub.config_file import ClientTlsConfig, ConfigError, TableReader, broker_tls_config
 from hub.gateway import IssuerConfig, seed_directory
 from hub.gateway_tls import GatewayTlsConfig
 
@@ -125,6 +129,7 @@ class GatewayConfig:
     consent_cache_seconds: float = 1.0
     sca: ScaSettings = field(default_factory=ScaSettings)
     sagas: bool = False
+    clearing_tls: ClientTlsConfig | None = None  # [clearing.tls]: an amqps:// clearing url
 
 
 def database_url(config: GatewayConfig, home: Path) -> str:
@@ -242,7 +247,13 @@ class _Reader(TableReader):
             ).lower(),
         )
         clearing = self.table(data, "clearing")
-        self.known(clearing, "clearing", ("url", "outgoing", "status", "sagas"))
+        self.known(clearing, "clearing", ("url", "outgoing", "status", "sagas", "tls"))
+        clearing_url = self.text(
+            clearing, "clearing", "url", "amqp://guest:guest@127.0.0.1:5672/%2F"
+        )
+        clearing_tls = broker_tls_config(
+            self, clearing, "clearing.tls", "clearing.url", clearing_url
+        )
         clients = self.clients(data.get("clients", []))
         accounts = data.get("accounts")
         demo = self.flag(gateway, "gateway", "demo_accounts", accounts is None)
@@ -254,9 +265,8 @@ class _Reader(TableReader):
             issuer=issuer,
             clients=clients,
             directory=directory,
-            clearing_url=self.text(
-                clearing, "clearing", "url", "amqp://guest:guest@127.0.0.1:5672/%2F"
-            ),
+            clearing_url=clearing_url,
+            clearing_tls=clearing_tls,
             outgoing=self.text(clearing, "clearing", "outgoing", "clearing.outgoing"),
             status=self.text(clearing, "clearing", "status", "clearing.status"),
             sagas=self.flag(clearing, "clearing", "sagas", False),

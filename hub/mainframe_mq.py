@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import queue
+import ssl
 import threading
 import uuid
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ import pika.exceptions
 from hub.breaker import CircuitBreaker
 from hub.connector import DestinationTimeoutError, DestinationUnavailableError
 from routing.amqp import node_parameters
+from routing.amqps import BrokerTls, tls_refusal
 
 __all__ = ["MqExchangeStats", "MqPostingExchange"]
 
@@ -61,8 +63,11 @@ class MqPostingExchange:
         request_queue: str = "mainframe.requests",
         timeout: float = 5.0,
         queue_type: str = "quorum",
+        tls: BrokerTls | None = None,
     ) -> None:
         self.url = url
+        self.tls = tls
+        self.refusal: str | None = None  # the last refused TLS handshake, in words
         self.breaker = breaker
         self.request_queue = request_queue
         self.timeout = timeout
@@ -89,7 +94,10 @@ class MqPostingExchange:
     async def wait_connected(self, timeout: float = 30.0) -> None:
         """Wait until the queue pair is usable (tests, start-up checks)."""
         if not await asyncio.to_thread(self._up.wait, timeout):
-            raise DestinationUnavailableError(self._name, "broker not reachable")
+            why = "broker not reachable"
+            if self.refusal is not None:
+                why += f": TLS refused: {self.refusal}"
+            raise DestinationUnavailableError(self._name, why)
 
     async def close(self) -> None:
         """Disconnect; requests still waiting fail as timeouts when theirs come."""
@@ -146,14 +154,18 @@ class MqPostingExchange:
             try:
                 self._serve()
                 delay = 0.1
-            except pika.exceptions.AMQPError as exc:
+            except (pika.exceptions.AMQPError, ssl.SSLError) as exc:
                 self._up.clear()
-                _log.warning("%s: %s; reconnecting in %.1f s", self._name, exc, delay)
+                refusal = tls_refusal(exc)
+                if refusal is not None:
+                    self.refusal = refusal
+                reason = exc if refusal is None else f"TLS refused: {refusal}"
+                _log.warning("%s: %s; reconnecting in %.1f s", self._name, reason, delay)
                 self._stop.wait(delay)
                 delay = min(delay * 2, 10.0)
 
     def _serve(self) -> None:
-        connection = pika.BlockingConnection(node_parameters(self.url))
+        connection = pika.BlockingConnection(node_parameters(self.url, self.tls))
         try:
             channel = connection.channel()
             channel.confirm_delivery()

@@ -254,8 +254,11 @@ class HubService:
             self.journal = await asyncio.to_thread(open_journal, config.settings, notes=self._notes)
             self.journal_writer = JournalWriter(self.journal, process=True)
             await self.journal_writer.start()
-        observed = {"observer": self.metrics} if self.metrics is not None else {}
-        transport = open_transport(config.routing.transport, self.topology, **observed)
+        options: dict[str, object] = {"observer": self.metrics} if self.metrics is not None else {}
+        tls = config.routing.broker_tls()
+        if tls is not None:
+            options["tls"] = tls
+        transport = open_transport(config.routing.transport, self.topology, **options)
         await transport.start_async()
         requester = Requester(transport, default_timeout=self._requester_timeout())
         await requester.start_async()
@@ -386,6 +389,7 @@ class HubService:
                 asyncio.get_running_loop(),
                 inbound=config.clearing.inbound,
                 outbound=config.clearing.outbound,
+                tls=config.clearing.broker_tls(),
             )
             await asyncio.to_thread(edge.start)
             parts.clearing = edge

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import ssl
 import threading
 import time
 import uuid
@@ -82,9 +83,11 @@ class MqResponder:
         max_batch: int = 256,
         connection_name: str = "mainframe_sim",
         queue_type: str = "quorum",
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.ledger = ledger
         self.url = url
+        self.tls = tls  # an amqps:// URL: the client context (its CA, its certificate)
         self.request_queue = request_queue
         self.reply_queue = reply_queue
         self.records = records or Records()
@@ -128,6 +131,8 @@ class MqResponder:
 
     def _connect(self) -> Any:
         parameters = pika.URLParameters(self.url)
+        if self.tls is not None:
+            parameters.ssl_options = pika.SSLOptions(self.tls, parameters.host)
         parameters.client_properties = {"connection_name": self.connection_name}
         parameters.heartbeat = 30
         return pika.BlockingConnection(parameters)

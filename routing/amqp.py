@@ -64,6 +64,7 @@ import itertools
 import logging
 import queue as queue_module
 import random
+import ssl
 import struct
 import threading
 import time
@@ -80,6 +81,7 @@ import pika.exceptions
 import pika.spec
 from pika.adapters.asyncio_connection import AsyncioConnection
 
+from routing.amqps import BrokerTls, apply_tls, tls_refusal
 from routing.transport import (
     DEFAULT_EXCHANGE,
     AsyncBatchHandler,
@@ -163,14 +165,23 @@ def node_urls(url: str) -> list[str]:
     return found
 
 
-def node_parameters(url: str) -> list[Any]:
+def node_parameters(url: str, tls: BrokerTls | None = None) -> list[Any]:
     """pika's connection parameters of each node ``url`` lists, in order: what
-    ``pika.BlockingConnection`` takes to connect to the first node that answers.
+    ``pika.BlockingConnection`` takes to connect to the first node that answers. For an
+    ``amqps://`` URL, TLS 1.3 with ``tls`` (:mod:`routing.amqps`); ``tls`` with an
+    ``amqp://`` URL is a ``ValueError``.
 
     >>> [(p.host, p.port) for p in node_parameters("amqp://u:pw@mq1:5681,mq2/%2F")]
     [('mq1', 5681), ('mq2', 5672)]
+    >>> [(p.port, p.ssl_options.server_hostname) for p in node_parameters("amqps://mq1,mq2:5")]
+    [(5671, 'mq1'), (5, 'mq2')]
     """
-    return [pika.URLParameters(one) for one in node_urls(url)]
+    found = []
+    for one in node_urls(url):
+        parameters = pika.URLParameters(one)
+        apply_tls(parameters, urlsplit(one).scheme, tls)
+        found.append(parameters)
+    return found
 
 
 @dataclass(slots=True)
@@ -384,12 +395,13 @@ class AmqpTransport(TransportBase):
         declare: bool = True,
         observer: DeliveryObserver | None = None,
         quorum_group_size: int | None = None,
+        tls: BrokerTls | None = None,
     ) -> None:
         self.url = url
         self._topology = topology
         self._observer = observer
         try:
-            self._nodes = tuple(node_parameters(url))
+            self._nodes = tuple(node_parameters(url, tls))
         except Exception as exc:
             raise TransportUnavailableError(f"bad broker URL {masked_url(url)}: {exc}") from None
         for parameters in self._nodes:
@@ -414,6 +426,8 @@ class AmqpTransport(TransportBase):
         self._fatal: str | None = None
         self._last_error = "not connected yet"
         self._attempts = 0
+        self._tls_refused: set[int] = set()  # nodes that refused the TLS handshake
+        self._ever_ready = False
         self._consumers: list[_ConsumerBase] = []
         self._reply_queues: list[str] = []
 
@@ -658,6 +672,15 @@ class AmqpTransport(TransportBase):
 
     def _on_connection_open_error(self, connection: Any, error: BaseException) -> None:
         self._last_error = _describe(error)
+        refusal = tls_refusal(error)
+        if refusal is not None:
+            node = self._nodes[self._node]
+            self._last_error = f"TLS with {node.host}:{node.port} refused: {refusal}"
+            self._tls_refused.add(self._node)
+            if not self._ever_ready and len(self._tls_refused) == len(self._nodes):
+                # Every node refused the handshake before any session: a certificate or
+                # version problem that retrying does not mend; report it now.
+                self._fatal = f"the broker at {masked_url(self.url)}: {self._last_error}"
         if isinstance(
             error,
             pika.exceptions.ProbableAuthenticationError | pika.exceptions.ProbableAccessDeniedError,
@@ -724,6 +747,7 @@ class AmqpTransport(TransportBase):
 
     def _on_confirm_mode(self) -> None:
         self._session_ready = True
+        self._ever_ready = True
         self._next_tag = self._low_tag = 1
         connection = self._connection
         for consumer in self._consumers:
@@ -1419,9 +1443,12 @@ class AmqpTransport(TransportBase):
     def _blocking(self) -> Any:
         try:
             return pika.BlockingConnection(list(self._nodes))
-        except pika.exceptions.AMQPError as exc:
+        except (pika.exceptions.AMQPError, ssl.SSLError) as exc:  # a refused TLS handshake
+            reason = _describe(exc)
+            refusal = tls_refusal(exc)
             raise TransportUnavailableError(
-                f"cannot reach the broker at {masked_url(self.url)}: {_describe(exc)}"
+                f"cannot reach the broker at {masked_url(self.url)}: "
+                + (f"TLS refused: {refusal}" if refusal is not None else reason)
             ) from None
 
     def dead_letters(self, name: str, limit: int | None = None) -> list[DeadLetter]:

@@ -10,6 +10,7 @@ import pytest
 
 from tests.cluster import RabbitCluster, start_cluster
 from tests.own_postgres import OwnPostgres, start_own_postgres
+from tests.tls_broker import TlsBroker, start_tls_broker
 
 _SETTINGS = (
     "ISOBRIDGE_VAULT_URL",
@@ -59,6 +60,17 @@ def cluster(rabbit_cluster: RabbitCluster) -> Iterator[RabbitCluster]:
     rabbit_cluster.heal()
     yield rabbit_cluster
     rabbit_cluster.heal()
+
+
+@pytest.fixture(scope="session")
+def tls_broker() -> Iterator[TlsBroker]:
+    """The RabbitMQ node with a TLS 1.3 listener of the amqps:// tests (tests/tls_broker.py),
+    stopped at the end unless it ran before the session; ``ISOBRIDGE_KEEP_TLS_BROKER=1``
+    keeps it."""
+    broker = start_tls_broker()
+    yield broker
+    if broker.started_here and not os.environ.get("ISOBRIDGE_KEEP_TLS_BROKER"):
+        broker.run("down")
 
 
 @pytest.fixture(scope="session")

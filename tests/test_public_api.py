@@ -600,6 +600,7 @@ PUBLIC_API: dict[str, list[str]] = {
     "hub.clearing_queue": [
         "ClearingQueueEdge",
         "serve_until_stopped",
+        "wait_ready",
     ],
     "hub.clearing_outgoing": [
         "ClearingOutgoing",
@@ -642,6 +643,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "TableReader",
         "TlsConfig",
         "UpstreamConfig",
+        "broker_tls_config",
         "load_config",
         "logging_config",
     ],

@@ -187,6 +187,7 @@ async def start_hub_sagas(
             await inbound.publish(receipt.refusal, message_id=secrets.token_hex(16))
         return receipt.started
 
+    tls = clearing.broker_tls()
     # Answers and transfers that come together share the runner's group commit.
     outbound = ClearingOutgoing(
         clearing.url,
@@ -195,6 +196,7 @@ async def start_hub_sagas(
         outgoing=clearing.outgoing,
         status=clearing.status,
         handlers=ANSWER_HANDLERS,
+        tls=tls,
     )
     inbound = ClearingOutgoing(
         clearing.url,
@@ -203,6 +205,7 @@ async def start_hub_sagas(
         outgoing=clearing.outbound,
         status=clearing.inbound,
         handlers=ANSWER_HANDLERS,
+        tls=tls,
     )
     payments = PaymentSagas(
         journal,

@@ -7,16 +7,23 @@ import uuid
 from pathlib import Path
 
 import pika
+import pytest
 
+from hub.clearing_outgoing import ClearingOutgoing
 from hub.config_file import load_config
 from hub.service import HubService
+from hub.tls import client_context
 from mainframe_sim.ledger import Ledger
 from mainframe_sim.seed import seed_ledger
 from mainframe_sim.server import MainframeServer
+from routing.amqp import node_parameters
+from routing.amqps import BrokerTls
+from tests.certs import TestAuthority
 from tests.hub.test_clearing import _transfers
 from tests.mainframe_sim.samples import ANNA
 from tests.routing.conftest import amqp_url, require_broker
 from tests.support import on_event_loop
+from tests.tls_broker import TlsBroker
 
 
 def _get(channel: pika.adapters.blocking_connection.BlockingChannel, queue: str) -> bytes:
@@ -73,3 +80,53 @@ def test_pacs008_over_the_queue_is_credited_and_answered(tmp_path: Path) -> None
         assert after.ledger - before.ledger == 2500
 
     scenario()
+
+
+def test_the_clearing_queues_over_mutual_tls_and_a_refusal(
+    tls_broker: TlsBroker, tmp_path: Path
+) -> None:
+    """The clearing queue pair over amqps: a document goes out over TLS; a broker whose
+    certificate is not from the configured CA ends the start at once, naming it and why."""
+    suffix = uuid.uuid4().hex[:8]
+    outgoing, status = f"test.clearing.out.{suffix}", f"test.clearing.st.{suffix}"
+
+    async def on_status(document: bytes) -> int:
+        return 0
+
+    @on_event_loop
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        good = ClearingOutgoing(
+            tls_broker.url, loop, on_status, outgoing=outgoing, status=status, tls=tls_broker.tls()
+        )
+        await asyncio.to_thread(good.start)
+        try:
+            await good.publish(b"<Document/>", message_id="m-1")
+        finally:
+            await asyncio.to_thread(good.stop)
+        other = TestAuthority(tmp_path / "other")
+        wrong = ClearingOutgoing(
+            tls_broker.url,
+            loop,
+            on_status,
+            outgoing=outgoing,
+            status=status,
+            tls=BrokerTls(client_context(other.files.cert)),
+        )
+        with pytest.raises(RuntimeError) as caught:
+            await asyncio.to_thread(wrong.start, 60.0)
+        assert str(caught.value) == (
+            f"clearing queues: the broker at localhost:{tls_broker.port}/%2F refused TLS:"
+            " the broker's certificate was refused: self-signed certificate in certificate"
+            " chain (not issued by the configured CA)"
+        )
+
+    scenario()
+    connection = pika.BlockingConnection(node_parameters(tls_broker.url, tls_broker.tls()))
+    try:
+        channel = connection.channel()
+        assert channel.queue_declare(outgoing, passive=True).method.message_count == 1
+        for queue in (outgoing, status, f"{outgoing}.dlq", f"{status}.dlq"):
+            channel.queue_delete(queue)
+    finally:
+        connection.close()

@@ -284,7 +284,25 @@ def test_mutual_tls_to_the_mainframe_and_upstream_hosts(tmp_path: Path) -> None:
         ("[mainframe]\n[mainframe.tls]\nca = 'ca.crt'\ncert = 'hub.crt'\nkey = 'ca.key'",
          "mainframe.tls", "cannot use these files"),
         ("[mainframe]\nvia = 'mq'\nmq_url = 'amqp://h'\n[mainframe.tls]\nca = 'ca.crt'",
-         "mainframe.tls", "applies to via = \"tcp\""),
+         "mainframe.tls", "mainframe.mq_url is amqp:// (no TLS): use an amqps:// URL"),
+        ("[routing]\ntransport = 'amqp://h'\n[routing.tls]\nca = 'ca.crt'",
+         "routing.tls", "routing.transport is amqp:// (no TLS): use an amqps:// URL"),
+        ("[routing]\ntransport = 'memory://'\n[routing.tls]\nca = 'ca.crt'",
+         "routing.tls", "routing.transport is memory:// (no TLS)"),
+        ("[routing]\ntransport = 'amqps://h'\n[routing.tls]\ncert = 'hub.crt'",
+         "routing.tls.ca", "required"),
+        ("[routing]\ntransport = 'amqps://h'\n[routing.tls]\nca = 'ca.crt'\nauth = 'externa'",
+         "routing.tls.auth", "did you mean 'external'?"),
+        ("[routing]\ntransport = 'amqps://h'\n[routing.tls]\nca = 'ca.crt'\nauth = 'external'",
+         "routing.tls.auth", "external logs in with the client certificate: set cert and key"),
+        ("[routing]\ntransport = 'amqps://h'\n[routing.tls]\nca = 'ca.crt'\ncert = 'hub.crt'",
+         "routing.tls.key", "cert and key go together"),
+        ("[routing]\ntransport = 'amqps://h'\n[routing.tls]\nca = 'ca.crt'\nkey_file = 'x'",
+         "routing.tls.key_file", "unknown key"),
+        ("[routing]\ntransport = 'amqps://h'\n[mainframe]\n[clearing]\nurl = 'amqp://h'\n"
+         "[clearing.tls]\nca = 'ca.crt'", "clearing.tls", "clearing.url is amqp:// (no TLS)"),
+        ("[[upstreams]]\nname = 'v'\nhost = 'h'\nport = 1\n[upstreams.tls]\nca = 'ca.crt'\n"
+         "auth = 'external'", "upstreams[0].tls.auth", "unknown key"),
         ("[mainframe]\ntls = 1", "mainframe.tls", "expected a table"),
         ("[[upstreams]]\nname = 'v'\nhost = 'h'\nport = 1\n[upstreams.tls]\ncert = 'hub.crt'",
          "upstreams[0].tls.ca", "required"),
@@ -301,6 +319,47 @@ def test_tls_errors_name_the_key(tmp_path: Path, text: str, key: str, reason: st
         load_config(path, environ={})
     assert caught.value.key == key
     assert reason in caught.value.reason
+
+
+def test_tls_to_the_broker_for_every_queue_url(tmp_path: Path) -> None:
+    """[routing.tls] serves the amqps:// transport and, unless they have their own, the
+    amqps:// clearing and mainframe MQ URLs; an amqp:// URL never gets it."""
+    authority = TestAuthority(tmp_path)
+    authority.issue("hub-client", "isobridge hub", server=False)
+    other = TestAuthority(tmp_path / "mq")
+    text = (
+        "[routing]\ntransport = 'amqps://hub@mq1:5671,mq2/%2F'\n"
+        "[routing.tls]\nca = 'ca.crt'\ncert = 'hub-client.crt'\nkey = 'hub-client.key'\n"
+        "server_name = 'mq.bank.example'\nauth = 'external'\n"
+        "[mainframe]\nvia = 'mq'\nmq_url = 'amqps://core-mq/%2F'\n"
+        "[mainframe.tls]\nca = 'mq/ca.crt'\n"
+        "[clearing]\n"
+    )
+    config = load_config(_write(tmp_path, text), environ={})
+    routing = config.routing.tls
+    assert routing is not None
+    assert (routing.ca, routing.cert, routing.server_name, routing.auth) == (
+        tmp_path / "ca.crt",
+        tmp_path / "hub-client.crt",
+        "mq.bank.example",
+        "external",
+    )
+    tls = config.routing.broker_tls()
+    assert tls is not None and tls.external and tls.server_name == "mq.bank.example"
+    assert tls.context.minimum_version == ssl.TLSVersion.TLSv1_3
+    assert tls.context.verify_mode == ssl.CERT_REQUIRED and tls.context.check_hostname
+    assert config.clearing is not None and config.clearing.tls == routing  # inherited
+    assert config.mainframe is not None and config.mainframe.tls is not None
+    assert config.mainframe.tls.ca == other.files.cert
+    mq = config.mainframe.broker_tls()
+    assert mq is not None and not mq.external
+    # plain URLs: no TLS settings at all
+    plain = load_config(
+        _write(tmp_path, "[routing]\ntransport = 'amqp://h'\n[mainframe]\n[clearing]\n"),
+        environ={},
+    )
+    assert plain.routing.broker_tls() is None
+    assert plain.clearing is not None and plain.clearing.broker_tls() is None
 
 
 def test_clearing_sagas_and_their_queues(tmp_path: Path) -> None:

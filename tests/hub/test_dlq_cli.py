@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from hub.cli import main
 from routing.amqp import AmqpTransport
 from routing.transport import Outcome, Topology, as_batch_handler
+from tests.certs import TestAuthority
 from tests.routing.conftest import (
     amqp_url,
     delete_topology,
@@ -19,6 +21,7 @@ from tests.routing.conftest import (
     require_broker,
     wait_until,
 )
+from tests.tls_broker import TlsBroker
 
 
 def run(*argv: str, environ: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -168,4 +171,32 @@ def test_a_broker_that_is_down_is_a_clear_error() -> None:
     assert status == 1
     assert err.startswith(
         "isobridge: cannot reach the broker at amqp://guest:***@127.0.0.1:1/ after "
+    )
+
+
+def test_over_amqps_with_a_client_certificate_and_a_refusal(
+    tls_broker: TlsBroker, tmp_path: Path
+) -> None:
+    certs = tls_broker.certs
+    tls = ["--tls-ca", str(certs / "ca.crt"), "--tls-cert", str(certs / "hub-client.crt")]
+    tls += ["--tls-key", str(certs / "hub-client.key")]
+    environ = {"ISOBRIDGE_TRANSPORT_URL": tls_broker.url}
+    status, _, err = run(
+        "dlq", *tls, "--prefix", "nosuchprefix", "list", "-d", "core", environ=environ
+    )
+    assert status == 1  # connected over TLS: the broker answered that the queue is missing
+    assert err.startswith("isobridge: queue 'nosuchprefix.core.dlq': NOT_FOUND - no queue")
+    other = TestAuthority(tmp_path / "other")
+    status, _, err = run(
+        "dlq", "--tls-ca", str(other.files.cert), "list", "-d", "core", environ=environ
+    )
+    assert status == 1
+    assert err.startswith(
+        f"isobridge: the broker at amqps://guest:***@localhost:{tls_broker.port}/%2F: TLS with"
+        f" localhost:{tls_broker.port} refused: the broker's certificate was refused:"
+    )
+    status, _, err = run("dlq", "--tls-cert", "x.crt", "list", "-d", "core", environ=environ)
+    assert (status, err.strip()) == (
+        2,
+        "isobridge: --tls-cert, --tls-key and --tls-server-name need --tls-ca",
     )

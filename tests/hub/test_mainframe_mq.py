@@ -4,10 +4,12 @@ MQ responder on a real RabbitMQ."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 import uuid
 from pathlib import Path
 
 import pika
+import pytest
 
 from hub.config_file import load_config
 from hub.mainframe_mq import MqPostingExchange
@@ -16,22 +18,45 @@ from mainframe_sim.faults import FaultPlan, Faults
 from mainframe_sim.ledger import Ledger
 from mainframe_sim.mq import MqResponder
 from mainframe_sim.seed import seed_ledger
+from routing.amqp import node_parameters
+from routing.amqps import BrokerTls
 from tests.hub.test_edge import Client, _parse
 from tests.hub.test_service import _purchase
 from tests.mainframe_sim.samples import ANNA
 from tests.routing.conftest import amqp_url, require_broker
 from tests.support import on_event_loop
+from tests.tls_broker import TlsBroker
 
 
-def test_purchases_over_the_mq_queue_pair(tmp_path: Path) -> None:
-    url = amqp_url()
-    require_broker(url)
+@pytest.mark.parametrize("scheme", ["amqp", "amqps"])
+def test_purchases_over_the_mq_queue_pair(
+    tmp_path: Path, scheme: str, request: pytest.FixtureRequest
+) -> None:
+    """amqps: the hub and the simulator both reach RabbitMQ over mutual TLS 1.3."""
+    tls = ""
+    context: ssl.SSLContext | None = None
+    broker_tls: BrokerTls | None = None
+    if scheme == "amqps":
+        broker: TlsBroker = request.getfixturevalue("tls_broker")
+        url = broker.url
+        broker_tls = broker.tls()
+        context = broker_tls.context
+        tls = (
+            f'[mainframe.tls]\nca = "{broker.certs / "ca.crt"}"\n'
+            f'cert = "{broker.certs / "hub-client.crt"}"\n'
+            f'key = "{broker.certs / "hub-client.key"}"\n'
+        )
+    else:
+        url = amqp_url()
+        require_broker(url)
     suffix = uuid.uuid4().hex[:8]
     requests, replies = f"test.mainframe.req.{suffix}", f"test.mainframe.rep.{suffix}"
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
     seed_ledger(ledger)
     faults = Faults()
-    responder = MqResponder(ledger, url, request_queue=requests, reply_queue=replies, faults=faults)
+    responder = MqResponder(
+        ledger, url, request_queue=requests, reply_queue=replies, faults=faults, tls=context
+    )
     responder.start()
     assert responder.ready.wait(30)
     toml = tmp_path / "hub.toml"
@@ -39,7 +64,7 @@ def test_purchases_over_the_mq_queue_pair(tmp_path: Path) -> None:
         f'[hub]\nhome = "{tmp_path / "home"}"\n'
         "[[listeners]]\nname = 'pos'\nport = 0\nrequest_timeout = 10.0\n"
         f'[mainframe]\nvia = "mq"\nmq_url = "{url}"\nrequest_queue = "{requests}"\n'
-        "timeout = 1.0\n"
+        "timeout = 1.0\n" + tls
     )
     before = ledger.balances(ANNA)
 
@@ -72,7 +97,7 @@ def test_purchases_over_the_mq_queue_pair(tmp_path: Path) -> None:
         scenario()
     finally:
         responder.stop()
-        connection = pika.BlockingConnection(pika.URLParameters(url))
+        connection = pika.BlockingConnection(node_parameters(url, broker_tls))
         channel = connection.channel()
         for queue in (requests, replies):
             channel.queue_delete(queue)

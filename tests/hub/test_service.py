@@ -28,6 +28,7 @@ from tests.hub.tls_support import make_pki
 from tests.mainframe_sim.samples import ANNA, JONAS
 from tests.routing.conftest import amqp_url, hub_namespace, require_broker
 from tests.support import on_event_loop
+from tests.tls_broker import TlsBroker
 
 PAN = "4111111111111111"
 OFF_US_PAN = "6011000990139424"  # a Discover test card: no rule routes its BIN
@@ -60,6 +61,7 @@ def _config(
     rules: str | None,
     journal: bool = True,
     namespace: str = "isobridge",
+    broker: TlsBroker | None = None,
 ) -> Path:
     lines = [
         "[hub]",
@@ -70,6 +72,14 @@ def _config(
         f'transport = "{transport}"',
         f'namespace = "{namespace}"',
     ]
+    if broker is not None:  # mutual TLS, the client certificate as the login
+        lines += [
+            "[routing.tls]",
+            f'ca = "{broker.certs / "ca.crt"}"',
+            f'cert = "{broker.certs / "hub-client.crt"}"',
+            f'key = "{broker.certs / "hub-client.key"}"',
+            'auth = "external"',
+        ]
     if rules is not None:
         (tmp_path / "routes.toml").write_text(rules)
         lines.append('rules = "routes.toml"')
@@ -90,15 +100,20 @@ def _config(
 
 @contextlib.asynccontextmanager
 async def running_hub(
-    tmp_path: Path, transport: str, rules: str | None = None, journal: bool = True
+    tmp_path: Path,
+    transport: str,
+    rules: str | None = None,
+    journal: bool = True,
+    broker: TlsBroker | None = None,
 ) -> AsyncIterator[tuple[HubService, Ledger]]:
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
     seed_ledger(ledger)
     server = MainframeServer(ledger)
     _, port = await server.start("127.0.0.1", 0)
     try:
-        with hub_namespace(transport) as namespace:
-            path = _config(tmp_path, port, transport, rules, journal, namespace)
+        tls = broker.tls(external=True) if broker is not None else None
+        with hub_namespace(transport, tls) as namespace:
+            path = _config(tmp_path, port, transport, rules, journal, namespace, broker)
             async with HubService(load_config(path, environ={})) as service:
                 assert service.core is not None
                 yield service, ledger
@@ -115,13 +130,21 @@ def _transport_url(name: str) -> str:
     return url
 
 
-@pytest.mark.parametrize("transport", ["memory", "amqp"])
-def test_purchases_end_to_end_balances_match_the_approvals(tmp_path: Path, transport: str) -> None:
-    url = _transport_url(transport)
+@pytest.mark.parametrize("transport", ["memory", "amqp", "amqps"])
+def test_purchases_end_to_end_balances_match_the_approvals(
+    tmp_path: Path, transport: str, request: pytest.FixtureRequest
+) -> None:
+    """amqps: edge -> RabbitMQ over TLS 1.3 (mutual, SASL EXTERNAL) -> core worker."""
+    broker: TlsBroker | None = None
+    if transport == "amqps":
+        broker = request.getfixturevalue("tls_broker")
+        url = f"amqps://localhost:{broker.port}/%2F"  # no password: the certificate logs in
+    else:
+        url = _transport_url(transport)
 
     @on_event_loop
     async def scenario() -> None:
-        async with running_hub(tmp_path, url) as (service, ledger):
+        async with running_hub(tmp_path, url, broker=broker) as (service, ledger):
             before = {n: ledger.balances(n) for n in (ANNA, JONAS)}
             port = service.edges[0].port
 

@@ -34,6 +34,8 @@ from canonical_model.money import Money
 from hub.config import Settings
 from hub.config_file import HubConfig, RoutingConfig
 from hub.service import HubService
+from routing.amqp import node_parameters
+from routing.amqps import BrokerTls
 from routing.store import create_engine as routing_engine
 from routing.store import upgrade
 from routing.transport import Destination, RetryPolicy, Topology, Transport, open_transport
@@ -79,9 +81,14 @@ def make_topology_named(prefix: str, **destination_options: object) -> Topology:
     )
 
 
-def delete_topology(url: str, topology: Topology, extra_queues: tuple[str, ...] = ()) -> None:
+def delete_topology(
+    url: str,
+    topology: Topology,
+    extra_queues: tuple[str, ...] = (),
+    tls: BrokerTls | None = None,
+) -> None:
     """Remove every queue and exchange of ``topology`` from the broker."""
-    connection = pika.BlockingConnection(pika.URLParameters(url))
+    connection = pika.BlockingConnection(node_parameters(url, tls))
     try:
         channel = connection.channel()
         queues = [topology.unroutable_queue, *extra_queues]
@@ -135,8 +142,8 @@ class Recorder:
             return list(self.items)
 
 
-def open_started(url: str, topology: Topology) -> Transport:
-    transport = open_transport(url, topology)
+def open_started(url: str, topology: Topology, **options: object) -> Transport:
+    transport = open_transport(url, topology, **options)
     transport.start(timeout=20)
     return transport
 
@@ -159,17 +166,36 @@ class LoopThread:
         self.loop.close()
 
 
-def open_started_on_loop(url: str, topology: Topology, loop: LoopThread) -> Transport:
-    transport = open_transport(url, topology)
+def open_started_on_loop(
+    url: str, topology: Topology, loop: LoopThread, **options: object
+) -> Transport:
+    transport = open_transport(url, topology, **options)
     loop.run(transport.start_async(timeout=20))
     return transport
 
 
-@pytest.fixture(params=["memory", "amqp", "amqp-loop"])
+BACKENDS = ("memory", "amqp", "amqp-loop", "amqps", "amqps-loop")
+
+
+@pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     """Every behaviour test runs against each backend (``amqp-loop``: the amqp transport
-    doing its I/O on an event loop, driven through its blocking methods from outside)."""
+    doing its I/O on an event loop, driven through its blocking methods from outside;
+    ``amqps``: over TLS 1.3 with the hub's client certificate, to the tests' TLS node)."""
     return str(request.param)
+
+
+def broker_for(backend: str, request: pytest.FixtureRequest) -> tuple[str, BrokerTls | None]:
+    """The URL of ``backend``'s broker and its TLS settings (the TLS node started on first
+    use: tests/tls_broker.py)."""
+    if backend == "memory":
+        return "memory://", None
+    if backend.startswith("amqps"):
+        broker = request.getfixturevalue("tls_broker")
+        return broker.url, broker.tls()
+    url = amqp_url()
+    require_broker(url)
+    return url, None
 
 
 @pytest.fixture
@@ -179,24 +205,23 @@ def topology() -> Topology:
 
 @pytest.fixture
 def transport_factory(
-    backend: str,
+    backend: str, request: pytest.FixtureRequest
 ) -> Iterator[Callable[[Topology], Transport]]:
     """Opens started transports of the backend; closes them and removes their topology."""
-    url = "memory://" if backend == "memory" else amqp_url()
-    if backend != "memory":
-        require_broker(url)
+    url, tls = broker_for(backend, request)
+    options: dict[str, object] = {"tls": tls} if tls is not None else {}
     opened: list[Transport] = []
     # Memory transports are per process: the same topology shares one broker object.
     shared: dict[Topology, Transport] = {}
-    loop = LoopThread() if backend == "amqp-loop" else None
+    loop = LoopThread() if backend.endswith("-loop") else None
 
     def factory(topology: Topology) -> Transport:
         if backend == "memory" and topology in shared:
             return shared[topology]
         if loop is not None:
-            transport = open_started_on_loop(url, topology, loop)
+            transport = open_started_on_loop(url, topology, loop, **options)
         else:
-            transport = open_started(url, topology)
+            transport = open_started(url, topology, **options)
         opened.append(transport)
         shared[topology] = transport
         return transport
@@ -208,7 +233,7 @@ def transport_factory(
         loop.close()
     if backend != "memory":
         for topology in {t.topology for t in opened}:
-            delete_topology(url, topology)
+            delete_topology(url, topology, tls=tls)
 
 
 @pytest.fixture
@@ -261,7 +286,7 @@ def engine(make_engine: EngineFactory) -> Engine:
 
 
 @contextlib.contextmanager
-def hub_namespace(url: str) -> Iterator[str]:
+def hub_namespace(url: str, tls: BrokerTls | None = None) -> Iterator[str]:
     """A ``[routing] namespace`` of one test's own on the shared broker (no other test's hub
     consumes its messages, and no message left over from another test reaches it), with the
     hub's queues and exchanges deleted afterwards."""
@@ -273,4 +298,4 @@ def hub_namespace(url: str) -> Iterator[str]:
             config = HubConfig(
                 Settings.from_environment({}), routing=RoutingConfig(url, namespace=namespace)
             )
-            delete_topology(url, HubService(config).topology)
+            delete_topology(url, HubService(config).topology, tls=tls)

@@ -26,22 +26,29 @@ from routing.transport import (
     open_transport,
 )
 from routing.wire import Envelope, encode
-from tests.routing.conftest import amqp_url, delete_topology, make_topology, message, require_broker
+from tests.routing.conftest import (
+    BACKENDS,
+    amqp_url,
+    broker_for,
+    delete_topology,
+    make_topology,
+    message,
+    require_broker,
+)
 
 Body = Callable[[Transport], Awaitable[None]]
 
 
-@pytest.fixture(params=["memory", "amqp", "amqp-loop"])
+@pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 @pytest.fixture
-def run(backend: str) -> Iterator[Callable[[Body], None]]:
+def run(backend: str, request: pytest.FixtureRequest) -> Iterator[Callable[[Body], None]]:
     """Runs a test body on a fresh event loop with a started transport of the backend."""
-    url = "memory://" if backend == "memory" else amqp_url()
-    if backend != "memory":
-        require_broker(url)
+    url, tls = broker_for(backend, request)
+    options: dict[str, object] = {"tls": tls} if tls is not None else {}
     topologies: list[Topology] = []
 
     def run_body(body: Body) -> None:
@@ -49,8 +56,8 @@ def run(backend: str) -> Iterator[Callable[[Body], None]]:
         topologies.append(topology)
 
         async def main() -> None:
-            transport = open_transport(url, topology)
-            if backend == "amqp-loop":
+            transport = open_transport(url, topology, **options)
+            if backend.endswith("-loop"):
                 await transport.start_async(timeout=20)
             else:
                 await asyncio.to_thread(transport.start, 20)
@@ -64,7 +71,7 @@ def run(backend: str) -> Iterator[Callable[[Body], None]]:
     yield run_body
     if backend != "memory":
         for topology in topologies:
-            delete_topology(url, topology)
+            delete_topology(url, topology, tls=tls)
 
 
 async def _eventually(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
