@@ -1462,6 +1462,7 @@ class AmqpTransport(TransportBase):
                     break
                 found.append(DeadLetter.from_envelope(_envelope(properties, body), name))
             channel.close()  # everything unacked goes back, in place
+            self._await_returned(channel.connection, queue, len(found))
         return found
 
     def take_dead_letters(
@@ -1482,7 +1483,28 @@ class AmqpTransport(TransportBase):
                     channel.basic_ack(method.delivery_tag)
                     taken += 1
             channel.close()
+            self._await_returned(channel.connection, queue, present - taken)
         return taken
+
+    @staticmethod
+    def _await_returned(connection: Any, queue: str, expected: int, wait: float = 5.0) -> None:
+        """Wait (at most ``wait`` seconds) until ``queue`` holds ``expected`` ready messages
+        again: the broker puts back what a closed channel left unacknowledged a moment
+        after the close (a quorum queue through its log), and a reader that comes straight
+        after must find the queue as it was, not short of them."""
+        if expected <= 0 or not connection.is_open:
+            return
+        deadline = time.monotonic() + wait
+        channel = connection.channel()
+        try:
+            while time.monotonic() < deadline:
+                count = channel.queue_declare(queue, passive=True).method.message_count
+                if count >= expected:
+                    return
+                connection.sleep(0.01)
+        finally:
+            if channel.is_open:
+                channel.close()
 
     # --- for tests and tooling -------------------------------------------------------------
 
