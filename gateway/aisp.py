@@ -31,7 +31,6 @@ journal's read model (``BOOK``, or ``RJCT`` when refused); all within the consen
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -48,6 +47,7 @@ from canonical_model.messages import (
     MessageKind,
     ProcessingCode,
 )
+from canonical_model.pan import random_hex_id
 from gateway.app import GatewayServices, authorized, services_of
 from gateway.consents import Consent, ConsentKind, ConsentStatus
 from gateway.errors import ObieError
@@ -86,7 +86,7 @@ async def enquire_balances(services: GatewayServices, tenant: str, iban: str) ->
             MessageKind.BALANCE_ENQUIRY,
             MessageFunction.REQUEST,
             tenant,
-            Identifiers(secrets.token_hex(16), end_to_end_id=secrets.token_hex(8)),
+            Identifiers(random_hex_id(), end_to_end_id=random_hex_id(8)),
             transmitted_at=dt.datetime.now(dt.UTC),
             processing=ProcessingCode("31"),
             debtor_account=Account(iban=iban),

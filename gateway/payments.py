@@ -78,7 +78,7 @@ from canonical_model.messages import (
     ProcessingCode,
 )
 from canonical_model.money import AmountError, Money
-from canonical_model.pan import PanToken
+from canonical_model.pan import PanToken, random_hex_id
 from gateway.errors import ObieError
 from gateway.ports import (
     ClearingPublisher,
@@ -414,7 +414,7 @@ class PaymentService:
         try:
             reports = self._pacs002.decode_batch(
                 document,
-                DecodeContext("clearing", _NoCards(), new_message_id=lambda: uuid.uuid4().hex),
+                DecodeContext("clearing", _NoCards(), new_message_id=random_hex_id),
             )
         except AdapterDecodeError as exc:
             _log.error("undecodable pacs.002 from clearing: %s", exc)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from adapters.fixedwidth.adapter import builtin_mapping_path
 from adapters.fixedwidth.recordformat import read_records
 from adapters.fixedwidth.statement import StatementAssembler, load_statement_mapping
 from canonical_model.messages import StatementEntry
+from canonical_model.pan import random_hex_id
 
 __all__ = ["ExtractStatementSource", "read_extract"]
 
@@ -37,7 +37,7 @@ def read_extract(path: Path, account: str, *, tenant: str = "statement") -> list
         mapping,
         book,
         tenant=tenant,
-        new_message_id=(uuid.uuid4().hex for _ in itertools.count()),
+        new_message_id=(random_hex_id() for _ in itertools.count()),
     )
     found: list[StatementEntry] = []
     with path.open("rb") as stream:

@@ -59,7 +59,6 @@ import datetime as dt
 import logging
 import os
 import ssl
-import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -79,7 +78,7 @@ from adapters.base import (
 from adapters.framing import Frame, FrameDecoder, Framer, FramingError, get_framer, tpdu_reply
 from canonical_model.codes import status_from_iso8583
 from canonical_model.messages import CanonicalMessage, MessageKind
-from canonical_model.pan import PanToken
+from canonical_model.pan import PanToken, random_hex_id
 from canonical_model.replies import reply_to
 from hub.tls import describe_peer_certificate, refusal_reason, start_tls_server
 from observability.logs import bind, bind_message
@@ -211,7 +210,7 @@ class Iso8583Edge:
         self._encode_context = encode_context
         self._handler = handler
         self._now = now or (lambda: dt.datetime.now(dt.UTC))
-        self._new_message_id = new_message_id or (lambda: uuid.uuid4().hex)
+        self._new_message_id = new_message_id or random_hex_id
         self._server: asyncio.Server | None = None
         self._port: int | None = None
         self._connections: set[asyncio.Task[None]] = set()

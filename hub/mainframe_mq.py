@@ -23,13 +23,13 @@ import logging
 import queue
 import ssl
 import threading
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import pika
 import pika.exceptions
 
+from canonical_model.pan import random_hex_id
 from hub.breaker import CircuitBreaker
 from hub.connector import DestinationTimeoutError, DestinationUnavailableError
 from routing.amqp import node_parameters
@@ -125,7 +125,7 @@ class MqPostingExchange:
             self.stats.refused += 1
             self.breaker.record_failure()
             raise DestinationUnavailableError(self._name, "broker not reachable")
-        message_id = uuid.uuid4().hex
+        message_id = random_hex_id()
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         with self._lock:
             self._waiting[message_id] = future

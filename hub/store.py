@@ -85,6 +85,7 @@ __all__ = [
     "current_revision",
     "metadata",
     "pending_reversals_table",
+    "store_reversal_while_unreachable",
     "upgrade",
 ]
 
@@ -220,28 +221,7 @@ class ReversalStore:
             pass
 
     def _while_unreachable(self, action: Callable[[], T], reference: str) -> T:
-        deadline = time.monotonic() + self.unreachable_wait
-        delay = 0.1
-        while True:
-            try:
-                return action()
-            except (OperationalError, InterfaceError) as exc:
-                if time.monotonic() + delay > deadline:
-                    _log.error(
-                        "reversal of posting %s NOT stored: the database was unreachable for"
-                        " %.0f s; if the posting was applied, it must be reversed by hand",
-                        reference,
-                        self.unreachable_wait,
-                    )
-                    raise
-                _log.warning(
-                    "reversal store unreachable (%s); storing %s again in %.1f s",
-                    type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__,
-                    reference,
-                    delay,
-                )
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        return store_reversal_while_unreachable(action, reference, self.unreachable_wait)
 
     def due(self, limit: int = 100) -> list[PendingReversal]:
         """The reversals whose next attempt is due, oldest first (a look: nothing claimed)."""
@@ -418,3 +398,31 @@ class ReversalForwarder:
                 _log.exception("reversal forwarding pass failed; trying again")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
+
+
+def store_reversal_while_unreachable(action: Callable[[], T], reference: str, wait: float) -> T:
+    """``action()`` (storing the reversal of posting ``reference``), tried again with backoff
+    while its database cannot be reached (a restarting PostgreSQL) for up to ``wait``
+    seconds; then the error is logged naming the posting (to reverse by hand) and raised."""
+    deadline = time.monotonic() + wait
+    delay = 0.1
+    while True:
+        try:
+            return action()
+        except (OperationalError, InterfaceError) as exc:
+            if time.monotonic() + delay > deadline:
+                _log.error(
+                    "reversal of posting %s NOT stored: the database was unreachable for"
+                    " %.0f s; if the posting was applied, it must be reversed by hand",
+                    reference,
+                    wait,
+                )
+                raise
+            _log.warning(
+                "reversal store unreachable (%s); storing %s again in %.1f s",
+                type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__,
+                reference,
+                delay,
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)

@@ -907,6 +907,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "current_revision",
         "metadata",
         "pending_reversals_table",
+        "store_reversal_while_unreachable",
         "upgrade",
     ],
     "hub.tls": [

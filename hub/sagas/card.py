@@ -49,7 +49,7 @@ from hub.core import posting_reference
 from hub.sagas.definition import Finish, SagaDefinition, Step
 from hub.sagas.runner import Action, SagaRunner, StepContext, StepFailedError, StepResult
 from hub.sagas.store import LIVE_PHASES, Phase, SagaRecord
-from hub.store import DONE_CODES, ReversalSender
+from hub.store import DONE_CODES, ReversalSender, store_reversal_while_unreachable
 
 __all__ = ["CARD_REVERSAL", "CardReversals", "card_definition", "card_saga_id"]
 
@@ -132,9 +132,13 @@ class CardReversals:
             raise RuntimeError("the card reversals are not attached to a saga runner")
         return self._runner
 
+    unreachable_wait: float = 60.0
+    """Seconds :meth:`store` keeps trying a journal database it cannot reach (restarting)."""
+
     def store(self, reversal: CanonicalMessage) -> None:
         """Start the saga of ``reversal`` (committed on return); storing it again changes
-        nothing. Blocking: call it off the event loop (``CoreBanking`` does)."""
+        nothing. Blocking: call it off the event loop (``CoreBanking`` does). Waits for a
+        journal database that cannot be reached up to :attr:`unreachable_wait` seconds."""
         runner = self.runner
         reference = posting_reference(reversal)
         original = reversal.original
@@ -154,7 +158,10 @@ class CardReversals:
             end_to_end_id=reversal.ids.end_to_end_id,
             summary=summary,
         )
-        if runner.store.create(new, event) and self._loop is not None:
+        created = store_reversal_while_unreachable(
+            lambda: runner.store.create(new, event), reference, self.unreachable_wait
+        )
+        if created and self._loop is not None:
             self._loop.call_soon_threadsafe(runner.wake)
 
     def pending(self) -> list[SagaRecord]:

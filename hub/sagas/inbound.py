@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -48,7 +47,7 @@ from canonical_model.messages import (
     MessageKind,
     OriginalTransaction,
 )
-from canonical_model.pan import PanToken
+from canonical_model.pan import PanToken, random_hex_id
 from hub.sagas.definition import Finish, Goto, SagaDefinition, Step
 from hub.sagas.mainframe import MainframePostings
 from hub.sagas.payments import PACS008, ClearingSender
@@ -160,7 +159,7 @@ class InboundCreditTransfers:
 
     async def receive(self, runner: SagaRunner, document: bytes) -> InboundReceipt:
         """Start a saga for each transaction of ``document`` (see the module docstring)."""
-        context = DecodeContext(self.tenant, _NoCards(), new_message_id=lambda: uuid.uuid4().hex)
+        context = DecodeContext(self.tenant, _NoCards(), new_message_id=random_hex_id)
         try:
             transfers = self._pacs008.decode_batch(document, context)
         except AdapterDecodeError as exc:

@@ -51,7 +51,6 @@ import dataclasses
 import functools
 import hashlib
 import logging
-import uuid
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Final, Protocol
@@ -68,7 +67,7 @@ from canonical_model.messages import (
     MessageKind,
     OriginalTransaction,
 )
-from canonical_model.pan import PanToken
+from canonical_model.pan import PanToken, random_hex_id
 from hub.sagas.definition import Compensate, Finish, Goto, SagaDefinition, Step
 from hub.sagas.mainframe import MainframePostings
 from hub.sagas.runner import Action, SagaRunner, StepContext, StepFailedError, StepResult
@@ -357,7 +356,7 @@ class ClearingAnswers:
         try:
             answers = self._adapter.decode_batch(
                 document,
-                DecodeContext("clearing", _NoCards(), new_message_id=lambda: uuid.uuid4().hex),
+                DecodeContext("clearing", _NoCards(), new_message_id=random_hex_id),
             )
         except AdapterDecodeError as exc:
             await self._park(document, f"not a readable clearing answer: {exc}")

@@ -35,12 +35,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import secrets
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from canonical_model.codes import Status, TransactionStatus
 from canonical_model.messages import CanonicalMessage
+from canonical_model.pan import random_hex_id
 from canonical_model.replies import reply_to
 from hub.clearing_outgoing import ClearingOutgoing
 from hub.config_file import HubConfig
@@ -146,7 +146,7 @@ class HubSagas:
         return reply_to(
             request,
             Status(TransactionStatus.RCVD),
-            message_id=secrets.token_hex(16),
+            message_id=random_hex_id(),
             transmitted_at=dt.datetime.now(dt.UTC),
         )
 
@@ -184,7 +184,7 @@ async def start_hub_sagas(
     async def on_transfer(document: bytes) -> int:
         receipt = await holder[0].receive_transfer(document)
         if receipt.refusal is not None:
-            await inbound.publish(receipt.refusal, message_id=secrets.token_hex(16))
+            await inbound.publish(receipt.refusal, message_id=random_hex_id())
         return receipt.started
 
     tls = clearing.broker_tls()

@@ -3,11 +3,13 @@ text (the quick answer for text without a long digit run is exact)."""
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from canonical_model.pan import contains_clear_pan, find_clear_pans, luhn_valid
+from canonical_model.pan import contains_clear_pan, find_clear_pans, luhn_valid, random_hex_id
 
 # Card numbers, digit runs of every length around 13-19, IBANs, separators and letters, and
 # digits outside ASCII (which \d matches too): enough to reach every branch of the scan.
@@ -74,3 +76,17 @@ def test_digits_of_other_scripts_count_as_their_values_and_never_crash_the_scan(
     assert find_clear_pans(f"card {arabic_indic} here") == [arabic_indic]
     assert not luhn_valid("41111111111111\u00b21")  # a superscript is no decimal digit
     assert not contains_clear_pan("\u0661" * 17)
+
+
+def test_a_random_hex_id_never_holds_thirteen_digits_in_a_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    draws = iter(["4000000010030003" * 2, "0123456789abcdef" * 2])  # a card-like run first
+    monkeypatch.setattr(secrets, "token_hex", lambda size: next(draws))
+    assert random_hex_id() == "0123456789abcdef" * 2
+
+
+@given(st.integers(min_value=7, max_value=32))
+def test_random_hex_ids_have_their_size_and_no_card_like_run(size: int) -> None:
+    value = random_hex_id(size)
+    assert len(value) == 2 * size and not contains_clear_pan(value)
