@@ -87,8 +87,9 @@ _SAMPLE_TIMES: Final = (
 def _faster(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """``convert``, or a function giving the same values faster: SQLite's ``DateTime``
     bind processor writes ``2026-11-29 05:00:07.123456`` (the time's fields, whatever its
-    zone) with a ``%`` format of seven attributes; ``isoformat`` writes the same text in a
-    third of the time. Taken only where it gives ``convert``'s text for sample times."""
+    zone) with a ``%`` format of seven attributes; ``isoformat`` writes the same text, the
+    call in about 40% less time. Taken only where it gives ``convert``'s text for sample
+    times (so no private setting of SQLAlchemy's is read)."""
 
     def from_isoformat(value: Any) -> Any:
         if value.__class__ is dt.datetime:
