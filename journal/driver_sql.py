@@ -21,6 +21,7 @@ bind processor (SQLite stores a ``DateTime`` as text), so the rows are those Cor
 
 from __future__ import annotations
 
+import datetime as dt
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -76,6 +77,32 @@ def per_dialect(build: Callable[[Dialect], _T]) -> Callable[[Dialect], _T]:
     return cached
 
 
+_SAMPLE_TIMES: Final = (
+    dt.datetime(2026, 11, 29, 5, 0, 7, 123456, tzinfo=dt.UTC),
+    dt.datetime(2026, 1, 2, 3, 4, 5),
+    dt.datetime(999, 12, 31, 23, 59, 59, 1, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+)
+
+
+def _faster(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``convert``, or a function giving the same values faster: SQLite's ``DateTime``
+    bind processor writes ``2026-11-29 05:00:07.123456`` (the time's fields, whatever its
+    zone) with a ``%`` format of seven attributes; ``isoformat`` writes the same text, the
+    call in about 40% less time. Taken only where it gives ``convert``'s text for sample
+    times (so no private setting of SQLAlchemy's is read)."""
+
+    def from_isoformat(value: Any) -> Any:
+        if value.__class__ is dt.datetime:
+            return value.isoformat(" ", "microseconds")[:26]
+        return convert(value)
+
+    try:
+        same = all(from_isoformat(at) == convert(at) for at in _SAMPLE_TIMES)
+    except (TypeError, ValueError):  # not a time's processor
+        same = False
+    return from_isoformat if same else convert
+
+
 @dataclass(frozen=True, slots=True)
 class DriverInsert:
     """An ``INSERT`` of whole rows (tuples in ``columns`` order) in one dialect's SQL."""
@@ -95,7 +122,7 @@ class DriverInsert:
         for position, name in enumerate(columns):
             processor = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
-                conversions.append((position, processor))
+                conversions.append((position, _faster(processor)))
         into = dialect.identifier_preparer.format_table(table)
         # identifiers quoted by the dialect, values bound as parameters
         return cls(f"INSERT INTO {into} ({names}) VALUES ({values}){suffix}", tuple(conversions))  # noqa: S608

@@ -47,8 +47,9 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import json.encoder
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from json.encoder import encode_basestring
@@ -196,6 +197,29 @@ def body_text(body: JsonObject) -> str:
     return _BODY_JSON.encode(body)
 
 
+def _flat_body_encoder() -> Callable[[JsonObject], str]:
+    """:func:`body_text` for a flat body (:func:`_is_flat_json`), without the encoder's
+    per-call set-up (half its time): the C encoder built once, with no cycle check (a flat
+    body holds no container). :func:`body_text` itself where the C encoder is missing or
+    writes another text."""
+    make: Any = getattr(json.encoder, "c_make_encoder", None)
+    try:
+        encode = make(None, None, encode_basestring, None, ":", ",", True, False, True)
+    except TypeError:  # no C encoder, or one with another signature
+        return body_text
+    sample = {"b": 'é"\n', "a": 1, "c": True, "d": None, "e": 0.1, "f": 1e16, "g": False}
+    if "".join(encode(sample, 0)) != body_text(sample):
+        return body_text
+
+    def flat_body_text(body: JsonObject) -> str:
+        return "".join(encode(body, 0))
+
+    return flat_body_text
+
+
+_flat_body_text: Final = _flat_body_encoder()
+
+
 class Hashed(Protocol):
     """What :func:`canonical_bytes` reads of an event (an :class:`Event`, a stored row)."""
 
@@ -325,10 +349,14 @@ def checked_event(event: Event) -> tuple[str, str | None, dict[str, Any]]:
     flat = _is_flat_json(event.body)
     if not flat:
         _check_json(event.body, "body")
-    if event.personal is not None and not _is_flat_json(event.personal):
+    body = _flat_body_text(event.body) if flat else body_text(event.body)
+    if event.personal is None:
+        personal = None
+    elif _is_flat_json(event.personal):
+        personal = _flat_body_text(event.personal)
+    else:
         _check_json(event.personal, "personal")
-    body = body_text(event.body)
-    personal = None if event.personal is None else body_text(event.personal)
+        personal = body_text(event.personal)
     # JSON escapes nothing in a digit run, so a card number in a value is found as is.
     if contains_clear_pan(body):
         raise _refused(event, "its body holds a clear card number")

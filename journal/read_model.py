@@ -147,8 +147,13 @@ def _folded_values(view: TransactionView | None, events: Sequence[StoredEvent]) 
     for event in events:
         body = event.body
         ids = event.ids
-        status = _text(body, "status", 32) or str(event.kind)
-        reason_code = _text(body, "reason_code", 35)
+        # _text(body, "status", 32) or the kind, _text(body, "reason_code", 35), inline
+        status = body.get("status")
+        if not isinstance(status, str) or not 0 < len(status) <= 32:
+            status = str(event.kind)
+        reason_code = body.get("reason_code")
+        if not isinstance(reason_code, str) or not 0 < len(reason_code) <= 35:
+            reason_code = None
         # Most bodies name none of these: one look each before _text's checks.
         if "amount" in body:
             amount = _text(body, "amount", 40) or amount

@@ -374,3 +374,32 @@ def test_an_in_memory_journal_is_appended_on_a_thread() -> None:
         assert [e.kind for e in journal.events()][-1] is EventKind.ANSWERED
     finally:
         journal.close()
+
+
+def test_events_are_stamped_with_the_clock_to_the_microsecond(journal: Journal) -> None:
+    zone = dt.timezone(dt.timedelta(hours=-3, minutes=-30))
+    stamps = iter([NOW.astimezone(zone) + dt.timedelta(microseconds=999_999), NOW])
+
+    @on_event_loop
+    async def run() -> None:
+        writer = JournalWriter(journal, interval=0.01, now=lambda: next(stamps), process=True)
+        await writer.start()
+        request = purchase(1)
+        writer.emit(EventKind.RECEIVED, request, {"amount": "1.25"})
+        writer.emit(EventKind.ANSWERED, request, {"status": "ACSC"})
+        clocked = JournalWriter(journal, interval=0.01)  # the default clock
+        await clocked.start()
+        before = dt.datetime.now(dt.UTC)
+        clocked.emit(EventKind.RECEIVED, purchase(2), {"amount": "2.25"})
+        after = dt.datetime.now(dt.UTC)
+        await clocked.close()
+        await writer.close()
+        events = {(e.ids.transaction_id, e.kind): e.at for e in journal.events()}
+        assert events[("m-1", EventKind.RECEIVED)] == NOW + dt.timedelta(microseconds=999_999)
+        assert events[("m-1", EventKind.RECEIVED)].tzinfo is dt.UTC
+        assert events[("m-1", EventKind.ANSWERED)] == NOW
+        assert before - dt.timedelta(microseconds=1) <= events[("m-2", EventKind.RECEIVED)]
+        assert events[("m-2", EventKind.RECEIVED)] <= after
+
+    run()
+    assert journal.verify().ok

@@ -4,9 +4,12 @@ byte, on SQLite and PostgreSQL; the SQL is written in each dialect's placeholder
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import delete, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -95,3 +98,17 @@ def test_statements_are_built_once_per_dialect() -> None:
     first, second = sqlite.dialect(), sqlite.dialect()
     assert statement(first) == statement(first) == statement(second)
     assert built == ["sqlite", "sqlite"]
+
+
+ZONES = st.none() | st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=5, minutes=45))])
+
+
+@given(st.builds(lambda at, zone: at.replace(tzinfo=zone), st.datetimes(), ZONES))
+def test_sqlite_times_are_bound_as_the_dialects_processor_binds_them(at: dt.datetime) -> None:
+    dialect = sqlite.dialect()
+    processor = EVENTS.c.at.type.dialect_impl(dialect).bind_processor(dialect)
+    assert processor is not None
+    ((position, convert),) = DriverInsert.of(dialect, EVENTS, ("seq", "at")).conversions
+    assert position == 1
+    assert convert(at) == processor(at)
+    assert convert(None) is processor(None) is None
