@@ -34,7 +34,7 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -72,14 +72,28 @@ class Balances:
     at: dt.datetime
 
 
+_ENQUIRES_BY_TYPE: dict[type, bool] = {}
+
+
+def _balance_enquiries(core: object) -> BalanceEnquiries | None:
+    """``core`` when it is a :class:`BalanceEnquiries`: the protocol's ``isinstance`` walks
+    its members every time (8 us of a balance read), so the answer is kept per type."""
+    kind = type(core)
+    known = _ENQUIRES_BY_TYPE.get(kind)
+    if known is None:
+        known = _ENQUIRES_BY_TYPE[kind] = isinstance(core, BalanceEnquiries)
+    return cast(BalanceEnquiries, core) if known else None
+
+
 async def enquire_balances(services: GatewayServices, tenant: str, iban: str) -> Balances:
     """A ``BALQ`` on the mainframe; 404 for an account it does not know, 503 when it cannot
     answer. Through the core's :class:`gateway.ports.BalanceEnquiries` when it has it (the
     hub's does), else a canonical balance enquiry to its ``handle``."""
     core = services.core
     status: Status | None
-    if isinstance(core, BalanceEnquiries):
-        status, amounts_list = await core.balance_enquiry(tenant, iban)
+    enquiries = _balance_enquiries(core)
+    if enquiries is not None:
+        status, amounts_list = await enquiries.balance_enquiry(tenant, iban)
         at = dt.datetime.now(dt.UTC)
     else:
         enquiry = CanonicalMessage(

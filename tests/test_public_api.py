@@ -694,7 +694,9 @@ PUBLIC_API: dict[str, list[str]] = {
         "seed_directory",
     ],
     "hub.gateway_cli": [
+        "CoalescingTransport",
         "add_gateway_command",
+        "coalescing_protocol",
         "load_gateway_for_run",
         "open_gateway_database",
         "run_event_loop",
