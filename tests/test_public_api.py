@@ -377,6 +377,7 @@ PUBLIC_API: dict[str, list[str]] = {
     "gateway.aisp": [
         "Balances",
         "aisp_router",
+        "balances_body",
         "enquire_balances",
         "parse_time",
     ],
