@@ -309,6 +309,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mainframe-port", type=int)
     parser.add_argument("--certificate")
     parser.add_argument("--home")
+    parser.add_argument(
+        "--only",
+        choices=["balances"],
+        help="run the floor and this case only (no payments prepared); e.g. to profile it",
+    )
+    parser.add_argument(
+        "--hold",
+        type=float,
+        default=0.0,
+        help="seconds to wait, printing the server's pid, before the measured case (py-spy)",
+    )
     args = parser.parse_args(argv)
     if args.role == "serve-bare":
         serve_bare(args.port)
@@ -360,23 +371,30 @@ def main(argv: list[str] | None = None) -> int:
             _wait_port(gateway_port)
             started = time.monotonic()
             balances, payments = asyncio.run(
-                _prepare(gateway_port, certificate.read_text(), args.payments)
+                _prepare(
+                    gateway_port,
+                    certificate.read_text(),
+                    0 if args.only == "balances" else args.payments,
+                )
             )
             print(f"prepared {len(payments)} consents in {time.monotonic() - started:.1f} s")
             pids = {"server": processes[-1].pid, "mainframe_sim": processes[0].pid}
+            if args.hold:
+                print(f"gateway server pid {pids['server']}", flush=True)
+                time.sleep(args.hold)
             read = _case(gateway_port, _forever(balances), args.connections, args.seconds, pids)
-            pay = _case(gateway_port, iter(payments), args.connections, args.seconds, pids)
+            pay: Outcome | None = None
+            if args.only != "balances":
+                pay = _case(gateway_port, iter(payments), args.connections, args.seconds, pids)
         finally:
             for process in processes:
                 process.terminate()
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     process.wait(10)
             _delete_queues("bench.clearing.outgoing", "bench.clearing.status")
-    rows = [
-        ("bare FastAPI endpoint (floor)", floor),
-        ("GET balances", read),
-        ("POST domestic-payments", pay),
-    ]
+    rows = [("bare FastAPI endpoint (floor)", floor), ("GET balances", read)]
+    if pay is not None:
+        rows.append(("POST domestic-payments", pay))
     floor_rate = floor.ok / floor.seconds
     print(f"{'case':30} {'ok':>7} {'failed':>6} {'req/s':>7} {'x floor':>7}  CPU per request")
     for name, outcome in rows:

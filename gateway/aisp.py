@@ -33,7 +33,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from json.encoder import encode_basestring_ascii as _json_text
+from typing import Any, Final, cast
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -51,13 +52,13 @@ from canonical_model.pan import random_hex_id
 from gateway.app import GatewayServices, authorized, services_of
 from gateway.consents import Consent, ConsentKind, ConsentStatus
 from gateway.errors import ObieError
-from gateway.http import read_json, request_path
+from gateway.http import JSON_TYPE, read_json, request_path
 from gateway.ports import AccountRecord, BalanceEnquiries
 from gateway.responses import amount_text, document, json_response, obie_time
 from gateway.security.tokens import AccessClaims
 from gateway.spec import spec
 
-__all__ = ["Balances", "aisp_router", "enquire_balances", "parse_time"]
+__all__ = ["Balances", "aisp_router", "balances_body", "enquire_balances", "parse_time"]
 
 _SCOPE = "accounts"
 
@@ -72,14 +73,66 @@ class Balances:
     at: dt.datetime
 
 
+_ENQUIRES_BY_TYPE: dict[type, bool] = {}
+
+
+def _balance_enquiries(core: object) -> BalanceEnquiries | None:
+    """``core`` when it is a :class:`BalanceEnquiries`: the protocol's ``isinstance`` walks
+    its members every time (8 us of a balance read), so the answer is kept per type."""
+    kind = type(core)
+    known = _ENQUIRES_BY_TYPE.get(kind)
+    if known is None:
+        known = _ENQUIRES_BY_TYPE[kind] = isinstance(core, BalanceEnquiries)
+    return cast(BalanceEnquiries, core) if known else None
+
+
+def balances_body(self_url: str, account_id: str, found: Balances) -> bytes:
+    """The ``OBReadBalance1`` body of ``found``: the bytes ``json.dumps`` (compact) makes of
+    the document :func:`gateway.responses.document` builds, from a template (a fifth of
+    the time; a test compares the two).
+
+    >>> at = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
+    >>> found = Balances(Decimal("12.50"), Decimal("-3"), "EUR", at)
+    >>> import json
+    >>> items = json.loads(balances_body("https://b", "a1", found))["Data"]["Balance"]
+    >>> [item["Amount"] for item in items]
+    [{'Amount': '12.50', 'Currency': 'EUR'}, {'Amount': '3', 'Currency': 'EUR'}]
+    """
+    account = _json_text(account_id)
+    at = _json_text(obie_time(found.at))
+    currency = _json_text(found.currency)
+    items = ",".join(
+        _BALANCE_ITEM.format(
+            account=account,
+            indicator="Credit" if value >= 0 else "Debit",
+            code=code,
+            at=at,
+            amount=_json_text(amount_text(value)),
+            currency=currency,
+        )
+        for code, value in (("ITBD", found.ledger), ("ITAV", found.available))
+    )
+    text = (
+        f'{{"Data":{{"Balance":[{items}]}},"Links":{{"Self":{_json_text(self_url)}}},"Meta":{{}}}}'
+    )
+    return text.encode()
+
+
+_BALANCE_ITEM: Final = (
+    '{{"AccountId":{account},"CreditDebitIndicator":"{indicator}","Type":"{code}",'
+    '"DateTime":{at},"Amount":{{"Amount":{amount},"Currency":{currency}}}}}'
+)
+
+
 async def enquire_balances(services: GatewayServices, tenant: str, iban: str) -> Balances:
     """A ``BALQ`` on the mainframe; 404 for an account it does not know, 503 when it cannot
     answer. Through the core's :class:`gateway.ports.BalanceEnquiries` when it has it (the
     hub's does), else a canonical balance enquiry to its ``handle``."""
     core = services.core
     status: Status | None
-    if isinstance(core, BalanceEnquiries):
-        status, amounts_list = await core.balance_enquiry(tenant, iban)
+    enquiries = _balance_enquiries(core)
+    if enquiries is not None:
+        status, amounts_list = await enquiries.balance_enquiry(tenant, iban)
         at = dt.datetime.now(dt.UTC)
     else:
         enquiry = CanonicalMessage(
@@ -287,19 +340,8 @@ def aisp_router() -> APIRouter:
         consent = _consented(services, claims, "ReadBalances")
         record = _account(services, consent, account_id)
         found = await enquire_balances(services, claims.tenant, record.iban)
-        at = obie_time(found.at)
-        items = [
-            {
-                "AccountId": record.account_id,
-                "CreditDebitIndicator": "Credit" if value >= 0 else "Debit",
-                "Type": code,
-                "DateTime": at,
-                "Amount": {"Amount": amount_text(value), "Currency": found.currency},
-            }
-            for code, value in (("ITBD", found.ledger), ("ITAV", found.available))
-        ]
-        view = document(services, request_path(request), {"Balance": items})
-        return json_response(services, view)
+        self_url = f"{services.settings.public_url}{request_path(request)}"
+        return Response(balances_body(self_url, record.account_id, found), media_type=JSON_TYPE)
 
     async def transactions(request: Request) -> Response:
         account_id = request.path_params["account_id"]

@@ -377,6 +377,7 @@ PUBLIC_API: dict[str, list[str]] = {
     "gateway.aisp": [
         "Balances",
         "aisp_router",
+        "balances_body",
         "enquire_balances",
         "parse_time",
     ],
@@ -696,7 +697,9 @@ PUBLIC_API: dict[str, list[str]] = {
         "seed_directory",
     ],
     "hub.gateway_cli": [
+        "CoalescingTransport",
         "add_gateway_command",
+        "coalescing_protocol",
         "load_gateway_for_run",
         "open_gateway_database",
         "run_event_loop",

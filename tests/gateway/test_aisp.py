@@ -5,10 +5,15 @@ OBIE v4.0 schemas; permissions and tenant isolation."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from gateway.aisp import Balances, balances_body
+from gateway.responses import amount_text, obie_time
 from hub.gateway import seed_directory
 from mainframe_sim.faults import FaultPlan
 from mainframe_sim.records import Records
@@ -242,3 +247,32 @@ def test_tenant_isolation_of_consents_and_accounts(tmp_path: Path) -> None:
             assert ALICE_EUR.account_id not in {a["AccountId"] for a in theirs["Data"]["Account"]}
 
     scenario()
+
+
+@pytest.mark.parametrize(
+    ("account_id", "ledger", "available", "self_url"),
+    [
+        ("acc-0001", Decimal("12.50"), Decimal("-3.00"), "https://bank.example/x/balances"),
+        ('a"\\b\u00e9\u2028', Decimal("0"), Decimal("-0.01"), "http://h/p%22\u00fc"),
+        ("A" * 40, Decimal("-1234567890.12"), Decimal("7"), "https://b"),
+    ],
+)
+def test_balances_body_is_the_generic_documents_json(
+    account_id: str, ledger: Decimal, available: Decimal, self_url: str
+) -> None:
+    at = dt.datetime(2026, 11, 29, 9, 30, 1, 5, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    found = Balances(ledger, available, "EUR", at)
+    items = [
+        {
+            "AccountId": account_id,
+            "CreditDebitIndicator": "Credit" if value >= 0 else "Debit",
+            "Type": code,
+            "DateTime": obie_time(at),
+            "Amount": {"Amount": amount_text(value), "Currency": "EUR"},
+        }
+        for code, value in (("ITBD", ledger), ("ITAV", available))
+    ]
+    generic = {"Data": {"Balance": items}, "Links": {"Self": self_url}, "Meta": {}}
+    body = balances_body(self_url, account_id, found)
+    assert body == json.dumps(generic, separators=(",", ":")).encode()
+    assert json.loads(body) == generic

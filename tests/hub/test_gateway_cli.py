@@ -27,7 +27,7 @@ from sqlalchemy import select
 from hub.cli import main
 from hub.config_file import ConfigError, load_config
 from hub.gateway import BuiltGateway
-from hub.gateway_cli import serve_gateway
+from hub.gateway_cli import CoalescingTransport, coalescing_protocol, serve_gateway
 from hub.gateway_config import load_gateway_config
 from tests.certs import TestAuthority
 from tests.gateway.harness import AMQP_URL, Authenticator, account_consent_body, delete_queues
@@ -609,3 +609,70 @@ def _publish(queue: str, document: bytes) -> None:
         )
     finally:
         connection.close()
+
+
+def _loop_factories() -> list[Any]:
+    import uvloop
+
+    return [asyncio.new_event_loop, uvloop.new_event_loop]
+
+
+@pytest.mark.parametrize("loop_factory", _loop_factories(), ids=["asyncio", "uvloop"])
+def test_coalescing_transport_sends_the_writes_of_one_loop_turn_together(
+    loop_factory: Any,
+) -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair()
+        theirs.setblocking(False)
+        try:
+            transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
+            coalescing = CoalescingTransport(transport)
+            coalescing.write(b"HTTP/1.1 200 OK\r\n\r\n")
+            coalescing.write(b"")
+            coalescing.write(memoryview(b'{"a":1}'))
+            with pytest.raises(BlockingIOError):  # held until the turn ends
+                theirs.recv(100)
+            assert coalescing.get_write_buffer_size() == 26
+            await asyncio.sleep(0)
+            assert theirs.recv(100) == b'HTTP/1.1 200 OK\r\n\r\n{"a":1}'
+            assert coalescing.get_write_buffer_size() == 0
+            coalescing.writelines([b"last", b" words"])
+            coalescing.close()  # what is held goes out before the connection closes
+            assert coalescing.is_closing()
+            await asyncio.sleep(0.01)
+            assert theirs.recv(100) == b"last words"
+            assert theirs.recv(100) == b""
+        finally:
+            theirs.close()
+
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(scenario())
+
+
+def test_coalescing_protocol_wraps_the_transport_uvicorn_writes_to() -> None:
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    made: list[asyncio.BaseTransport] = []
+
+    class Recording(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            made.append(transport)
+
+    protocol = coalescing_protocol(Recording)()
+    ours, theirs = socket.socketpair()
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.connect_accepted_socket(lambda: protocol, ours)
+        assert isinstance(made[0], CoalescingTransport)
+        assert made[0].transport is transport
+        transport.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        theirs.close()
+    assert (
+        coalescing_protocol(AutoHTTPProtocol).__name__ == f"Coalescing{AutoHTTPProtocol.__name__}"
+    )
