@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 
 from canonical_model import CanonicalMessage, Identifiers, MessageFunction, MessageKind, Money
 from canonical_model.construct import fast_constructor, fast_replacer
@@ -127,7 +127,7 @@ def test_classes_it_cannot_build_exactly_are_refused(cls: type) -> None:
         fast_replacer(cls)
 
 
-@settings(max_examples=100)
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(messages, messages)
 def test_a_replaced_message_is_dataclasses_replace(message: CanonicalMessage, other: Any) -> None:
     changes = {
