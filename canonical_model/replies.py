@@ -28,13 +28,22 @@ ValueError: a response is not answered: response
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
 from canonical_model.codes import Status
-from canonical_model.messages import AdditionalAmount, CanonicalMessage, MessageFunction
+from canonical_model.construct import fast_replacer
+from canonical_model.messages import (
+    AdditionalAmount,
+    CanonicalMessage,
+    Identifiers,
+    MessageFunction,
+)
 
 __all__ = ["reply_to"]
+
+# dataclasses.replace, in a third of the time (see canonical_model.construct).
+_replace_message = fast_replacer(CanonicalMessage)
+_replace_ids = fast_replacer(Identifiers)
 
 
 def reply_to(
@@ -55,10 +64,10 @@ def reply_to(
         if request.function is MessageFunction.ADVICE
         else MessageFunction.RESPONSE
     )
-    return dataclasses.replace(
+    return _replace_message(
         request,
         function=function,
-        ids=dataclasses.replace(request.ids, message_id=message_id),
+        ids=_replace_ids(request.ids, message_id=message_id),
         repeat=False,
         transmitted_at=transmitted_at,
         status=status,

@@ -78,6 +78,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pika
 import pika.data
 import pika.exceptions
+import pika.frame
 import pika.spec
 from pika.adapters.asyncio_connection import AsyncioConnection
 
@@ -324,6 +325,135 @@ def _publish_frames(
     return b"".join(frames)
 
 
+_FRAME_HEAD = struct.Struct(">BHI")  # type, channel, size
+_METHOD_ID = struct.Struct(">I")
+_DELIVERY_TAG = struct.Struct(">QB")  # delivery tag, bits
+_CONTENT_HEAD = struct.Struct(">HHQH")  # class, weight, body size, property flags
+_TABLE_SIZE = struct.Struct(">I")
+_DELIVER_ID = pika.spec.Basic.Deliver.INDEX
+_ACK_ID = pika.spec.Basic.Ack.INDEX
+_BASIC_ID = pika.spec.Basic.INDEX
+# The properties a hub's messages carry (see _publish_frames); others take pika's path.
+_FAST_FLAGS = _PROPERTY_FLAGS | _FLAG_CORRELATION_ID | _FLAG_REPLY_TO | _FLAG_MESSAGE_ID
+_pika_decode_frame: Callable[[bytes], tuple[int, Any]] = pika.frame.decode_frame
+_DECODED_SHORTS: dict[bytes, str] = {}  # consumer tags, exchanges, routing keys, reply queues
+_DECODED_TABLES: dict[bytes, dict[str, Any]] = {}
+_IMMUTABLE_VALUES = (str, int, bool, float, bytes, type(None))
+# Every attribute of BasicProperties() in its order, unset (its __init__ only assigns them).
+_NO_PROPERTIES: dict[str, Any] = dict(vars(pika.spec.BasicProperties()))
+
+
+def _decoded_short(data: bytes, offset: int) -> tuple[str, int]:
+    """The recurring short string at ``offset`` (its length octet) and the offset after it;
+    UnicodeDecodeError where pika would keep the bytes."""
+    end = offset + 1 + data[offset]
+    raw = data[offset + 1 : end]
+    text = _DECODED_SHORTS.get(raw)
+    if text is None:
+        text = raw.decode()
+        if len(_DECODED_SHORTS) >= _SHORTS_LIMIT:
+            _DECODED_SHORTS.clear()
+        _DECODED_SHORTS[raw] = text
+    return text, end
+
+
+def _decoded_table(data: bytes, offset: int) -> tuple[dict[str, Any], int]:
+    """The field table at ``offset`` (a fresh dict, as pika gives) and the offset after it;
+    the few distinct header sets of a hub's messages are decoded once."""
+    end = offset + 4 + _TABLE_SIZE.unpack_from(data, offset)[0]
+    raw = data[offset:end]
+    table = _DECODED_TABLES.get(raw)
+    if table is None:
+        table, _ = pika.data.decode_table(raw, 0)
+        if all(type(value) in _IMMUTABLE_VALUES for value in table.values()):
+            if len(_DECODED_TABLES) >= _TABLES_LIMIT:
+                _DECODED_TABLES.clear()
+            _DECODED_TABLES[raw] = table
+        else:
+            return table, end
+    return dict(table), end
+
+
+def _decode_frame(data: bytes) -> tuple[int, Any]:
+    """``pika.frame.decode_frame(data)``, the same frames and objects, with the frames of a
+    hub's traffic (deliveries, their content headers and bodies, confirms) decoded without
+    pika's generic method and property decoders; anything else goes to pika."""
+    if len(data) < 7 or data[:4] == b"AMQP":
+        return _pika_decode_frame(data)
+    frame_type, channel_number, size = _FRAME_HEAD.unpack_from(data)
+    end = 8 + size
+    if end > len(data):
+        return 0, None
+    if data[end - 1] != pika.spec.FRAME_END:
+        return _pika_decode_frame(data)  # raises its InvalidFrameError
+    try:
+        if frame_type == pika.spec.FRAME_BODY:
+            return end, pika.frame.Body(channel_number, data[7 : end - 1])
+        if frame_type == pika.spec.FRAME_METHOD:
+            method_id = _METHOD_ID.unpack_from(data, 7)[0]
+            if method_id == _DELIVER_ID:
+                consumer_tag, offset = _decoded_short(data, 11)
+                delivery_tag, bits = _DELIVERY_TAG.unpack_from(data, offset)
+                exchange, offset = _decoded_short(data, offset + 9)
+                routing_key, offset = _decoded_short(data, offset)
+                deliver = pika.spec.Basic.Deliver(
+                    consumer_tag, delivery_tag, bits & 1 != 0, exchange, routing_key
+                )
+                return end, pika.frame.Method(channel_number, deliver)
+            if method_id == _ACK_ID:
+                delivery_tag, bits = _DELIVERY_TAG.unpack_from(data, 11)
+                ack = pika.spec.Basic.Ack(delivery_tag, bits & 1 != 0)
+                return end, pika.frame.Method(channel_number, ack)
+        elif frame_type == pika.spec.FRAME_HEADER:
+            class_id, _, body_size, flags = _CONTENT_HEAD.unpack_from(data, 7)
+            if class_id == _BASIC_ID and flags & _FAST_FLAGS == flags:
+                return end, pika.frame.Header(
+                    channel_number, body_size, _basic_properties(data, 21, flags)
+                )
+    except (UnicodeDecodeError, IndexError, struct.error):
+        pass  # pika keeps undecodable strings as bytes, and has its own errors
+    return _pika_decode_frame(data)
+
+
+def _basic_properties(data: bytes, offset: int, flags: int) -> Any:
+    """The ``BasicProperties`` at ``offset`` whose ``flags`` are within ``_FAST_FLAGS``."""
+    content_type = headers = delivery_mode = correlation_id = reply_to = message_id = None
+    if flags & pika.spec.BasicProperties.FLAG_CONTENT_TYPE:
+        content_type, offset = _decoded_short(data, offset)
+    if flags & pika.spec.BasicProperties.FLAG_HEADERS:
+        headers, offset = _decoded_table(data, offset)
+    if flags & pika.spec.BasicProperties.FLAG_DELIVERY_MODE:
+        delivery_mode = data[offset]
+        offset += 1
+    if flags & _FLAG_CORRELATION_ID:
+        end = offset + 1 + data[offset]
+        correlation_id = data[offset + 1 : end].decode()
+        offset = end
+    if flags & _FLAG_REPLY_TO:
+        reply_to, offset = _decoded_short(data, offset)
+    if flags & _FLAG_MESSAGE_ID:
+        end = offset + 1 + data[offset]
+        message_id = data[offset + 1 : end].decode()
+    properties = object.__new__(pika.spec.BasicProperties)
+    properties.__dict__ = {
+        **_NO_PROPERTIES,
+        "content_type": content_type,
+        "headers": headers,
+        "delivery_mode": delivery_mode,
+        "correlation_id": correlation_id,
+        "reply_to": reply_to,
+        "message_id": message_id,
+    }
+    return properties
+
+
+class _Connection(AsyncioConnection):  # type: ignore[misc]  # pika is untyped
+    """pika's asyncio connection reading frames with :func:`_decode_frame`."""
+
+    def _read_frame(self) -> Any:
+        return _decode_frame(self._frame_buffer)
+
+
 def _properties(envelope: Envelope) -> Any:
     return pika.BasicProperties(
         content_type=envelope.content_type,
@@ -557,7 +687,7 @@ class AmqpTransport(TransportBase):
                 self._attempts += 1
                 self._session_ready = False
                 self._connection_ended = loop.create_future()
-                self._connection = AsyncioConnection(
+                self._connection = _Connection(
                     self._nodes[self._node],
                     on_open_callback=self._on_connection_open,
                     on_open_error_callback=self._on_connection_open_error,

@@ -369,6 +369,7 @@ PUBLIC_API: dict[str, list[str]] = {
     ],
     "canonical_model.construct": [
         "fast_constructor",
+        "fast_replacer",
     ],
     "canonical_model.replies": [
         "reply_to",

@@ -1,4 +1,5 @@
-"""fast_constructor: the very instance calling the class gives, checks included."""
+"""fast_constructor and fast_replacer: the very instance calling the class (or
+dataclasses.replace) gives, checks included."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 
 from canonical_model import CanonicalMessage, Identifiers, MessageFunction, MessageKind, Money
-from canonical_model.construct import fast_constructor
+from canonical_model.construct import fast_constructor, fast_replacer
 from canonical_model.currency import currency
 from canonical_model.pan import ClearPanError, PanToken
 from tests.canonical_model.strategies import messages
@@ -122,3 +123,37 @@ class _OwnNew:
 def test_classes_it_cannot_build_exactly_are_refused(cls: type) -> None:
     with pytest.raises(TypeError):
         fast_constructor(cls)
+    with pytest.raises(TypeError):
+        fast_replacer(cls)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(messages, messages)
+def test_a_replaced_message_is_dataclasses_replace(message: CanonicalMessage, other: Any) -> None:
+    changes = {
+        field.name: getattr(other, field.name)
+        for index, field in enumerate(dataclasses.fields(CanonicalMessage))
+        if index % 3 == len(message.ids.message_id) % 3
+    }
+    replaced = fast_replacer(CanonicalMessage)(message, **changes)
+    assert replaced == dataclasses.replace(message, **changes)
+    assert repr(replaced) == repr(dataclasses.replace(message, **changes))
+    assert fast_replacer(CanonicalMessage)(message) == message
+    ids = fast_replacer(Identifiers)(message.ids, message_id="other")
+    assert ids == dataclasses.replace(message.ids, message_id="other")
+    assert hash(ids) == hash(dataclasses.replace(message.ids, message_id="other"))
+
+
+def test_a_replacement_runs_post_init_and_refuses_unknown_fields() -> None:
+    request = CanonicalMessage(
+        MessageKind.FINANCIAL, MessageFunction.REQUEST, "t", Identifiers("m")
+    )
+    replace = fast_replacer(CanonicalMessage)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        replace(request, transmitted_at=dt.datetime(2026, 11, 28, 10, 0))
+    with pytest.raises(TypeError, match="unexpected keyword argument 'tenant_id'"):
+        replace(request, tenant_id="x")
+    money = fast_replacer(Money)(Money(Decimal("7"), currency("EUR")), currency=currency("BHD"))
+    assert money.amount.as_tuple().exponent == -3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        replace(request).tenant = "x"  # type: ignore[misc]

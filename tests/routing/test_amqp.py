@@ -14,11 +14,18 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pika
+import pika.exceptions
 import pika.frame
 import pika.spec
 import pytest
 
-from routing.amqp import AmqpTransport, _properties, _publish_frames, masked_url
+from routing.amqp import (
+    AmqpTransport,
+    _decode_frame,
+    _properties,
+    _publish_frames,
+    masked_url,
+)
 from routing.transport import (
     Consumer,
     Delivery,
@@ -450,6 +457,68 @@ def _pika_frames(
 def test_publish_frames_are_pikas_byte_for_byte(envelope: Envelope, mandatory: bool) -> None:
     built = _publish_frames(7, 32_760, "isobridge.canonical", "core.x.y", mandatory, envelope)
     assert built == _pika_frames(7, 32_760, "isobridge.canonical", "core.x.y", mandatory, envelope)
+
+
+def _described(decoded: tuple[int, object]) -> object:
+    """A decoded frame as comparable data: its class and attributes, nested objects too."""
+    consumed, value = decoded
+
+    def describe(thing: object) -> object:
+        if hasattr(thing, "__dict__"):
+            return (type(thing), {key: describe(item) for key, item in vars(thing).items()})
+        return (type(thing), thing)
+
+    return consumed, describe(value), list(vars(value)) if hasattr(value, "__dict__") else None
+
+
+_INCOMING = [
+    pika.frame.Method(
+        5, pika.spec.Basic.Deliver("ctag-1", 2**40 + 3, True, "isobridge.canonical", "core.x.y")
+    ).marshal(),
+    pika.frame.Method(5, pika.spec.Basic.Deliver("c", 1, False, "", "reply.q")).marshal(),
+    pika.frame.Method(1, pika.spec.Basic.Deliver(b"\xff\xfe", 7, False, "e", "k")).marshal(),
+    pika.frame.Method(2, pika.spec.Basic.Ack(17, True)).marshal(),
+    pika.frame.Method(2, pika.spec.Basic.Ack(18, False)).marshal(),
+    pika.frame.Method(2, pika.spec.Basic.Nack(19, True, True)).marshal(),
+    pika.frame.Method(0, pika.spec.Channel.OpenOk()).marshal(),
+    pika.frame.Header(
+        3, 2**33, _properties(encode(message(2), correlation_id="c-2", reply_to="r.x"))
+    ).marshal(),
+    pika.frame.Header(3, 0, pika.spec.BasicProperties()).marshal(),
+    pika.frame.Header(
+        3, 9, pika.spec.BasicProperties(headers={"l": [1, "a"], "d": {"x": 1}, "b": b"\x00"})
+    ).marshal(),
+    pika.frame.Header(
+        3, 9, pika.spec.BasicProperties(content_type="ç-ü", correlation_id="é", priority=3)
+    ).marshal(),
+    pika.frame.Header(
+        3, 9, pika.spec.BasicProperties(message_id="m", timestamp=10, expiration="5", type="t")
+    ).marshal(),
+    pika.frame.Body(4, b"").marshal(),
+    pika.frame.Body(4, b"x" * 70_000).marshal(),
+    pika.frame.Heartbeat().marshal(),
+    pika.frame.ProtocolHeader().marshal(),
+]
+
+
+@pytest.mark.parametrize("frame", _INCOMING)
+def test_incoming_frames_decode_as_pikas(frame: bytes) -> None:
+    for data in (frame, frame + _INCOMING[0], frame[:-1], frame[:5]):
+        assert _described(_decode_frame(data)) == _described(pika.frame.decode_frame(data))
+    # Headers decoded once are given out again as fresh tables.
+    first, second = _decode_frame(frame)[1], _decode_frame(frame)[1]
+    if isinstance(first, pika.frame.Header) and isinstance(second, pika.frame.Header):
+        assert first.properties.headers is None or (
+            first.properties.headers is not second.properties.headers
+        )
+
+
+def test_incoming_frames_with_a_wrong_end_marker_are_refused_as_by_pika() -> None:
+    broken = _INCOMING[0][:-1] + b"\x00"
+    with pytest.raises(pika.exceptions.InvalidFrameError):
+        pika.frame.decode_frame(broken)
+    with pytest.raises(pika.exceptions.InvalidFrameError):
+        _decode_frame(broken)
 
 
 def test_publish_frames_leave_strings_too_long_for_amqp_to_pika() -> None:
