@@ -275,6 +275,23 @@ def cpu_per_payment(result: Result, process: str) -> float:
     return result.cpu_seconds[process] / max(1, len(result.latencies))
 
 
+def hub_rounds_main(
+    run: Callable[[float, int, int, int], list[str]], description: str, argv: list[str] | None
+) -> int:
+    """The command line of a benchmark that runs hub rounds in turns, one variant against
+    another (``bench.journal_cost``, ``bench.tls_cost``): ``run(seconds, rounds, connections,
+    window)`` gives the lines to print."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--window", type=int, default=8)
+    args = parser.parse_args(argv)
+    for line in run(args.seconds, args.rounds, args.connections, args.window):
+        print(line)
+    return 0
+
+
 def measure_hub(
     name: str,
     config: Path,

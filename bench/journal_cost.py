@@ -27,13 +27,20 @@ Run (RabbitMQ on 127.0.0.1:5672, as ``./scripts/test`` starts it)::
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from bench.e2e import AMQP_URL, Result, _free_port, _process, cpu_per_payment, measure_hub
+from bench.e2e import (
+    AMQP_URL,
+    Result,
+    _free_port,
+    _process,
+    cpu_per_payment,
+    hub_rounds_main,
+    measure_hub,
+)
 
 
 def _hub_round(
@@ -113,15 +120,7 @@ def run(seconds: float, rounds: int, connections: int, window: int) -> list[str]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--window", type=int, default=8)
-    args = parser.parse_args(argv)
-    for line in run(args.seconds, args.rounds, args.connections, args.window):
-        print(line)
-    return 0
+    return hub_rounds_main(run, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":
