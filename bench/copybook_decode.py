@@ -212,8 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"codec / floor:           {codec_rate / floor_rate:>12.2f}")
     given = values(args.records)
     before = item_by_item(codec)
-    for record in given[:1000]:
-        assert codec.encode(record) == floor_encode(record) == before.encode(record)
+    for value in given[:1000]:
+        assert codec.encode(value) == floor_encode(value) == before.encode(value)
     request = load_layout("corebank_request").record("CB-REQUEST")
     request_before = item_by_item(request)
     postings = [hub_posting(i) for i in range(args.records)]
@@ -228,8 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         "CB-REQUEST: item by item (before)": (request_before.encode, postings),
     }
     for _ in range(args.rounds):
-        for label, (encode, data) in runs.items():
-            timings.setdefault(label, []).append(_cpu(encode, data))
+        for label, (encode, inputs) in runs.items():
+            timings.setdefault(label, []).append(_cpu(encode, inputs))
     print("encoding, CPU per record (median round):")
     for label, seconds in timings.items():
         print(f"  {label:<34} {statistics.median(seconds) / args.records * 1e6:>8.2f} us")

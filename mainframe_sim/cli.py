@@ -6,6 +6,7 @@ Commands::
              [--faults "latency=exp:20ms drop=0.05"]   TCP server (+ admin port, + MQ pair)
              [--tls-cert F --tls-key F [--tls-client-ca F]]   TLS 1.3, client certificates
                                                               from the CA required
+             [--loop auto|asyncio|uvloop]              uvloop unless TLS (auto)
     seed                                               create the seeded accounts
     balance  ACCOUNT                                   ledger and available balance
     extract  --date YYYY-MM-DD --out FILE              end-of-day statement extract (FB 120)
@@ -31,9 +32,9 @@ import signal
 import socket
 import ssl
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from decimal import Decimal
-from typing import TextIO
+from typing import Any, TextIO
 
 from mainframe_sim.faults import FaultPlan, Faults
 from mainframe_sim.ledger import Ledger
@@ -88,6 +89,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", help="TLS 1.3: its private key (PEM)")
     serve.add_argument(
         "--tls-client-ca", help="mutual TLS: clients need a certificate from this CA"
+    )
+    serve.add_argument(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="event loop (auto: uvloop when installed and no TLS, else asyncio)",
     )
 
     commands.add_parser("seed", help="create the seeded accounts (idempotent)")
@@ -206,6 +213,34 @@ def _reload_tls(server: MainframeServer, args: argparse.Namespace, out: TextIO) 
     out.flush()
 
 
+def _loop_factory(args: argparse.Namespace) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop ``serve`` runs on: uvloop (its loop costs less CPU per request, measured
+    in bench/RESULTS.md) unless TLS is configured, whose handshake needs asyncio's loop (see
+    :mod:`mainframe_sim.server`); None for asyncio's own."""
+    if args.loop == "asyncio":
+        return None
+    tls = args.tls_cert is not None or args.tls_key is not None
+    if args.loop == "uvloop" and tls:
+        raise _CommandError("--loop uvloop: TLS needs the asyncio loop", 2)
+    if tls:
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if args.loop == "uvloop":
+            raise _CommandError("--loop uvloop: uvloop is not installed", 2) from None
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def _run_loop(
+    main: Coroutine[Any, Any, None], factory: Callable[[], asyncio.AbstractEventLoop] | None
+) -> None:
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main)
+
+
 async def _serve(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> None:
     try:
         plan = FaultPlan.parse(args.faults)
@@ -283,7 +318,7 @@ def main(
                     logging.basicConfig(
                         stream=err, level=logging.WARNING, format="mainframe_sim: %(message)s"
                     )
-                asyncio.run(_serve(ledger, args, out))
+                _run_loop(_serve(ledger, args, out), _loop_factory(args))
         finally:
             ledger.close()
     except _CommandError as exc:

@@ -46,13 +46,15 @@ see :func:`mainframe_sim.faults.admin_command`), one answer line per command lin
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import ssl
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final, TypeAlias
+from typing import Any, ClassVar, Final
 
 from adapters.framing import Frame, FrameDecoder, Framer, FramingError, get_framer
 from mainframe_sim.faults import Decision, FaultPlan, Faults, admin_command
@@ -84,9 +86,6 @@ MAX_FRAME: Final = 4096
 """The largest length header accepted; larger ones are answered 30 and the link closed."""
 
 RECORD_LENGTH: Final = 200
-
-_Pending: TypeAlias = tuple["asyncio.Future[Reply]", float, Decision]
-"""A reply to send: its future, when its request arrived, and its fault decision."""
 
 
 class FixedRecordFramer:
@@ -144,9 +143,9 @@ def _length_framer(framing: str) -> Framer:
 
 
 class LedgerBatcher:
-    """Group commit for asyncio callers: :meth:`submit` a decoded request, await its reply.
+    """Group commit for asyncio callers: :meth:`submit` a decoded request, get its reply.
 
-    The requests queued so far are applied as one batch (at most ``max_batch``) in one
+    The requests submitted so far are applied as one batch (at most ``max_batch``) in one
     transaction; requests that arrive meanwhile form the next batch. Where a batch runs:
 
     - on the event loop itself when the ledger is embedded (SQLite, :attr:`Ledger.embedded`):
@@ -156,7 +155,10 @@ class LedgerBatcher:
     - on a worker thread when the database is a server (PostgreSQL): the loop does not wait
       for its round trips and fsync, and keeps reading requests meanwhile.
 
-    ``in_loop`` overrides that choice.
+    ``in_loop`` overrides that choice. A batch is a callback scheduled on the loop when the
+    first request of it arrives (no task, no queue): the requests the loop reads in the same
+    turn join it, and each reply goes to its caller's ``deliver`` function as soon as the
+    batch has committed.
     """
 
     def __init__(
@@ -164,60 +166,98 @@ class LedgerBatcher:
     ) -> None:
         self._ledger = ledger
         self._max_batch = max_batch
-        self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[Reply]]] = asyncio.Queue()
+        self._waiting: list[tuple[dict[str, Any], Callable[[Reply], None]]] = []
         self.in_loop = ledger.embedded if in_loop is None else in_loop
         self._executor = (
             None
             if self.in_loop
             else ThreadPoolExecutor(max_workers=1, thread_name_prefix="mf-ledger")
         )
-        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._scheduled = False  # a batch is due on the loop, or running on the worker
+        self._closed = False
+        self._running: asyncio.Future[list[Reply]] | None = None
         self.batches = 0
         self.requests = 0
 
     def start(self) -> None:
-        """Start the batching task on the running loop."""
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        """Bind to the running loop (batches run there, or are handed from there)."""
+        self._loop = asyncio.get_running_loop()
 
     def submit(self, request: dict[str, Any]) -> asyncio.Future[Reply]:
         """Queue ``request`` for the next batch; the future of its reply, set once the batch
         committed."""
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((request, future))
+
+        def deliver(reply: Reply) -> None:
+            if not future.done():
+                future.set_result(reply)
+
+        self.submit_with(request, deliver)
         return future
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self._max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            requests = [request for request, _ in batch]
-            if self._executor is None:
-                replies = process_batch(self._ledger, requests)
-            else:
-                replies = await loop.run_in_executor(
-                    self._executor, process_batch, self._ledger, requests
-                )
-            self.batches += 1
-            self.requests += len(batch)
-            for (_, future), reply in zip(batch, replies, strict=True):
-                if not future.done():
-                    future.set_result(reply)
-            if self._executor is None:
-                # Nothing yielded while the batch ran: its replies go out before the queue
-                # (if it holds more than one batch) is taken up again.
-                await asyncio.sleep(0)
+    def submit_with(self, request: dict[str, Any], deliver: Callable[[Reply], None]) -> None:
+        """Queue ``request`` for the next batch; ``deliver`` gets its reply once the batch
+        committed (on the loop)."""
+        if self._closed:
+            return
+        self._waiting.append((request, deliver))
+        if not self._scheduled:
+            self._scheduled = True
+            loop = self._loop or asyncio.get_running_loop()
+            loop.call_soon(self._next_batch)
+
+    def _take(self) -> list[tuple[dict[str, Any], Callable[[Reply], None]]]:
+        batch = self._waiting[: self._max_batch]
+        del self._waiting[: self._max_batch]
+        return batch
+
+    def _next_batch(self) -> None:
+        if self._closed or not self._waiting:
+            self._scheduled = False
+            return
+        batch = self._take()
+        requests = [request for request, _ in batch]
+        if self._executor is None:
+            self._deliver(batch, process_batch(self._ledger, requests))
+            self._after_batch()
+            return
+        loop = self._loop or asyncio.get_running_loop()
+        running = loop.run_in_executor(self._executor, process_batch, self._ledger, requests)
+        self._running = running
+
+        def done(finished: asyncio.Future[list[Reply]]) -> None:
+            self._running = None
+            if finished.cancelled() or self._closed:
+                return
+            self._deliver(batch, finished.result())
+            self._after_batch()
+
+        running.add_done_callback(done)
+
+    def _deliver(
+        self, batch: list[tuple[dict[str, Any], Callable[[Reply], None]]], replies: list[Reply]
+    ) -> None:
+        self.batches += 1
+        self.requests += len(batch)
+        for (_, deliver), reply in zip(batch, replies, strict=True):
+            deliver(reply)
+
+    def _after_batch(self) -> None:
+        if self._waiting and not self._closed:
+            # the next batch after this one's replies went out (no busy turn on the loop)
+            (self._loop or asyncio.get_running_loop()).call_soon(self._next_batch)
+        else:
+            self._scheduled = False
 
     async def close(self) -> None:
         """Stop batching (a batch being applied finishes first) and end the worker thread."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        while not self._queue.empty():
-            _, future = self._queue.get_nowait()
-            future.cancel()
+        self._closed = True
+        running = self._running
+        if running is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.shield(running)
+        self._waiting.clear()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
 
@@ -239,6 +279,105 @@ class ServerStats:
 
     def __str__(self) -> str:
         return " ".join(f"{name}={value}" for name, value in vars(self).items())
+
+
+class _Slot:
+    """One reply a connection owes: when its request arrived, its fault decision, and the
+    reply once its batch committed."""
+
+    __slots__ = ("arrived", "decision", "owner", "reply")
+
+    def __init__(self, owner: _ReplyQueue, arrived: float, decision: Decision) -> None:
+        self.owner = owner
+        self.arrived = arrived
+        self.decision = decision
+        self.reply: Reply | None = None
+
+    def deliver(self, reply: Reply) -> None:
+        """The reply is known: send it, and the ones after it that are, in request order."""
+        self.reply = reply
+        self.owner.send_ready()
+
+
+class _ReplyQueue:
+    """The replies of one connection, written in request order as they become known.
+
+    Called back from the batcher (no task per connection): a reply goes out as soon as its
+    batch committed and every earlier one went out; a fault delay holds it (and those after
+    it) back on a timer.
+    """
+
+    __slots__ = ("_closed", "_done", "_server", "_slots", "_timer", "_writer")
+
+    def __init__(self, server: MainframeServer, writer: asyncio.StreamWriter) -> None:
+        self._server = server
+        self._writer = writer
+        self._slots: collections.deque[_Slot] = collections.deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._closed = False  # disconnected (fault) or the link failed: nothing more is sent
+        self._done: asyncio.Future[None] | None = None
+
+    def expect(self, arrived: float, decision: Decision) -> _Slot:
+        """The slot of the next request's reply."""
+        slot = _Slot(self, arrived, decision)
+        self._slots.append(slot)
+        return slot
+
+    def send_ready(self) -> None:
+        """Write the replies at the head of the queue that are known and due."""
+        slots = self._slots
+        server = self._server
+        stats = server.stats
+        while slots and not self._closed:
+            slot = slots[0]
+            reply = slot.reply
+            if reply is None:
+                return
+            decision = slot.decision
+            if decision.delay:
+                wait = slot.arrived + decision.delay - time.monotonic()
+                if wait > 0:
+                    if self._timer is None:
+                        self._timer = asyncio.get_running_loop().call_later(wait, self._wake)
+                    return
+            slots.popleft()
+            action = decision.action
+            if action == "drop":
+                stats.dropped += 1
+                continue
+            if action == "disconnect":
+                stats.disconnects += 1
+                self._closed = True
+                self._writer.close()
+                break
+            if action == "garbage":
+                stats.garbage += 1
+                data = server.records.garbage_reply(server.faults.random_bytes(RECORD_LENGTH))
+            else:
+                data = server.records.encode_reply(reply)
+            if self._writer.is_closing():
+                self._closed = True
+                break
+            self._writer.write(server._reply_framer.frame(data))
+            stats.replies += 1
+        if (self._closed or not slots) and self._done is not None and not self._done.done():
+            self._done.set_result(None)
+
+    def _wake(self) -> None:
+        self._timer = None
+        self.send_ready()
+
+    async def finished(self) -> None:
+        """Wait until every reply owed was sent (or the link closed)."""
+        if self._closed or not self._slots:
+            return
+        self._done = asyncio.get_running_loop().create_future()
+        try:
+            await self._done
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
 
 
 class MainframeServer:
@@ -285,8 +424,7 @@ class MainframeServer:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
         """Listen for requests; the address bound (port 0 picks a free one)."""
         self._loop = asyncio.get_running_loop()
-        if self._batcher._task is None:
-            self._batcher.start()
+        self._batcher.start()
         server = await asyncio.start_server(self._connection, host, port)
         self._servers.append(server)
         address: tuple[str, int] = server.sockets[0].getsockname()[:2]
@@ -373,17 +511,14 @@ class MainframeServer:
         self.stats.connections += 1
         self.stats.open_connections += 1
         self._writers.add(writer)
-        pending: asyncio.Queue[_Pending | None] = asyncio.Queue()
-        sender = asyncio.get_running_loop().create_task(self._send_replies(writer, pending))
-        self._track(sender)
+        replies = _ReplyQueue(self, writer)
         try:
-            await self._read_requests(reader, pending)
+            await self._read_requests(reader, replies)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
-            await pending.put(None)
             with contextlib.suppress(asyncio.CancelledError):
-                await sender
+                await replies.finished()
             self._writers.discard(writer)
             self.stats.open_connections -= 1
             writer.close()
@@ -401,13 +536,8 @@ class MainframeServer:
             return False
         return True
 
-    async def _read_requests(
-        self,
-        reader: asyncio.StreamReader,
-        pending: asyncio.Queue[_Pending | None],
-    ) -> None:
+    async def _read_requests(self, reader: asyncio.StreamReader, replies: _ReplyQueue) -> None:
         decoder = FrameDecoder(self._request_framer)
-        loop = asyncio.get_running_loop()
         while True:
             data = await reader.read(65536)
             if not data:
@@ -417,27 +547,22 @@ class MainframeServer:
                 frames = decoder.feed(data)
             except FramingError as exc:
                 for frame in exc.frames:
-                    await pending.put(self._pending(self._handle(frame), arrived))
+                    self._handle(frame, replies.expect(arrived, self.faults.decide()))
                 answer = Reply(
                     "", "", "30", reason_text=f"framing @{exc.offset}: {exc.reason}"[:40]
                 )
                 self.stats.format_errors += 1
-                done: asyncio.Future[Reply] = loop.create_future()
-                done.set_result(answer)
-                await pending.put(self._pending(done, arrived))
+                replies.expect(arrived, self.faults.decide()).deliver(answer)
                 return
             for frame in frames:
                 if not frame.payload and not frame.header:
                     continue  # a zero length: keep-alive
-                await pending.put(self._pending(self._handle(frame), arrived))
+                # The reply's fate is drawn when its request arrives, under the plan then in
+                # force.
+                self._handle(frame, replies.expect(arrived, self.faults.decide()))
 
-    def _pending(self, future: asyncio.Future[Reply], arrived: float) -> _Pending:
-        # The reply's fate is drawn when its request arrives, under the plan then in force.
-        return future, arrived, self.faults.decide()
-
-    def _handle(self, frame: Frame) -> asyncio.Future[Reply]:
+    def _handle(self, frame: Frame, slot: _Slot) -> None:
         self.stats.requests += 1
-        loop = asyncio.get_running_loop()
         decoded = self.records.decode_request(frame.payload)
         if not isinstance(decoded, Reply) and self.framing == "cics":
             tran_id = frame.header.decode(self.records.codepage, errors="replace")
@@ -448,43 +573,9 @@ class MainframeServer:
                 )  # fmt: skip
         if isinstance(decoded, Reply):
             self.stats.format_errors += 1
-            done: asyncio.Future[Reply] = loop.create_future()
-            done.set_result(decoded)
-            return done
-        return self._batcher.submit(decoded)
-
-    async def _send_replies(
-        self,
-        writer: asyncio.StreamWriter,
-        pending: asyncio.Queue[_Pending | None],
-    ) -> None:
-        while True:
-            item = await pending.get()
-            if item is None:
-                return
-            future, arrived, decision = item
-            reply = await future
-            wait = arrived + decision.delay - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            if decision.action == "drop":
-                self.stats.dropped += 1
-                continue
-            if decision.action == "disconnect":
-                self.stats.disconnects += 1
-                writer.close()
-                return
-            if decision.action == "garbage":
-                self.stats.garbage += 1
-                data = self.records.garbage_reply(self.faults.random_bytes(RECORD_LENGTH))
-            else:
-                data = self.records.encode_reply(reply)
-            try:
-                writer.write(self._reply_framer.frame(data))
-                await writer.drain()
-            except ConnectionError:
-                return
-            self.stats.replies += 1
+            slot.deliver(decoded)
+            return
+        self._batcher.submit_with(decoded, slot.deliver)
 
     async def _admin(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

@@ -500,7 +500,7 @@ class RecordCodec:
         else:
             return None
         to_chars: Callable[[bytes], str] = namespace["_c"]
-        template = to_chars(self._template((), [], ()))
+        template = to_chars(bytes(self._template((), [], ())))
         slots = sorted(
             (fld for fld in self._fields if fld.spec.key is not None and not fld.spec.dims),
             key=lambda fld: fld.spec.offset,

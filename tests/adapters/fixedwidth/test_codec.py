@@ -21,6 +21,7 @@ from adapters.fixedwidth import (
     load_layout,
 )
 from adapters.fixedwidth.spec import FieldSpec
+from adapters.fixedwidth.zoned import Overpunch
 from tests.adapters.fixedwidth.strategies import reply_values, request_values
 
 CUSTOMER = """
@@ -323,7 +324,8 @@ def _record_values(draw: st.DrawFn, codec: RecordCodec) -> dict[str, Any]:
     plain = [f for f in codec.fields if f.key is not None and not f.dims]
     chosen = draw(st.lists(st.sampled_from(plain), unique=True)) if plain else []
     values = {f.key: draw(_any_value(f)) for f in chosen if f.key is not None}
-    if codec.conditions and draw(st.booleans()):
+    with_condition: bool = draw(st.booleans())
+    if codec.conditions and with_condition:
         values[draw(st.sampled_from(sorted(codec.conditions)))] = draw(
             st.sampled_from([True, True, False])
         )
@@ -332,8 +334,9 @@ def _record_values(draw: st.DrawFn, codec: RecordCodec) -> dict[str, Any]:
     return dict(draw(st.permutations(list(values.items()))))
 
 
-_CODEPAGES = [("cp037", None), ("cp500", None), ("cp1047", None), ("ascii", "ebcdic")]
-_CODEPAGES += [("ascii", "ascii")]
+_CODEPAGES: list[tuple[str, Overpunch | None]] = [
+    ("cp037", None), ("cp500", None), ("cp1047", None), ("ascii", "ebcdic"), ("ascii", "ascii"),
+]  # fmt: skip
 
 
 @settings(max_examples=400, deadline=None)
