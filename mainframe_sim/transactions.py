@@ -51,6 +51,7 @@ Result codes (ISO 8583 field 39)
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -230,17 +231,24 @@ def _parse(request: Mapping[str, Any]) -> _Request:
         raise _RefusedError(format_error(tran, ref, "CB-AMOUNT", "more than two decimals"))
     if not isinstance(value_date, int):
         raise _RefusedError(format_error(tran, ref, "CB-VALUE-DATE", "not a number"))
-    if value_date:
-        try:
-            dt.datetime.strptime(f"{value_date:08d}", "%Y%m%d")
-        except ValueError:
-            problem = f"{value_date} is no date"
-            raise _RefusedError(format_error(tran, ref, "CB-VALUE-DATE", problem)) from None
+    if value_date and not _is_date(value_date):
+        problem = f"{value_date} is no date"
+        raise _RefusedError(format_error(tran, ref, "CB-VALUE-DATE", problem))
     return _Request(
         tran, ref, _text(request, "CB-ORIG-POSTING-REF"), _text(request, "CB-ACCOUNT-NO"),
         _text(request, "CB-CONTRA-ACCOUNT"), amount, _text(request, "CB-CURRENCY"), value_date,
         _text(request, "CB-NARRATIVE"),
     )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=64)
+def _is_date(value: int) -> bool:
+    """Whether YYYYMMDD ``value`` is a calendar date (the few value dates of a day, cached)."""
+    try:
+        dt.datetime.strptime(f"{value:08d}", "%Y%m%d")
+    except ValueError:
+        return False
+    return True
 
 
 def _minor(request: _Request) -> int:
@@ -288,6 +296,17 @@ def _approved(book: Book, request: _Request, number: str, now: dt.datetime,
     return request.reply("00", reason, book.account(number), timestamp(now))
 
 
+def _approved_after(request: _Request, account: Account, now: dt.datetime, *, booked: int,
+                    released: int = 0) -> Reply:  # fmt: skip
+    """The approval showing ``account`` (its row as locked before the posting) after
+    ``booked`` minor units were posted to it and ``released`` of its holds ended: what
+    reading the row again would give, since the row lock keeps every other writer out."""
+    after = account._replace(
+        ledger_balance=account.ledger_balance + booked, held=account.held - released
+    )
+    return request.reply("00", "", after, timestamp(now))
+
+
 def _balance_enquiry(book: Book, request: _Request, now: dt.datetime) -> Reply:
     account = _customer(book, request, request.account_no, "CB-ACCOUNT-NO")
     return request.reply("00", "", account, timestamp(now))
@@ -310,7 +329,7 @@ def _debit(book: Book, request: _Request, now: dt.datetime) -> Reply:
         book.end_hold(request.orig_ref, "consumed", request.posting_ref)
     _post(book, request, [(account.number, -amount), (clearing_account(account.currency), amount)],
           now)  # fmt: skip
-    return _approved(book, request, account.number, now)
+    return _approved_after(request, account, now, booked=-amount, released=held)
 
 
 def _credit(book: Book, request: _Request, now: dt.datetime) -> Reply:
@@ -319,7 +338,7 @@ def _credit(book: Book, request: _Request, now: dt.datetime) -> Reply:
     amount = _minor(request)
     _post(book, request, [(account.number, amount), (clearing_account(account.currency), -amount)],
           now)  # fmt: skip
-    return _approved(book, request, account.number, now)
+    return _approved_after(request, account, now, booked=amount)
 
 
 def _transfer(book: Book, request: _Request, now: dt.datetime) -> Reply:
@@ -333,7 +352,7 @@ def _transfer(book: Book, request: _Request, now: dt.datetime) -> Reply:
     amount = _minor(request)
     _funds(request, debited, amount)
     _post(book, request, [(debited.number, -amount), (credited.number, amount)], now)
-    return _approved(book, request, debited.number, now)
+    return _approved_after(request, debited, now, booked=-amount)
 
 
 def _reversal(book: Book, request: _Request, now: dt.datetime) -> Reply:

@@ -155,6 +155,37 @@ def test_debit_consumes_a_named_hold(ledger: Ledger) -> None:
     assert ledger.check().balanced
 
 
+def test_approved_postings_show_the_balances_the_ledger_then_holds(ledger: Ledger) -> None:
+    """The balances of a DEBT, CRDT or XFER approval are computed from the locked row and the
+    amounts posted, not read again: they must be what the ledger holds right after, with
+    holds (active, and consumed by the debit) counted, within one batch and across batches."""
+    replies = run(
+        ledger,
+        request("HOLD", "H1", amount="100"),
+        request("HOLD", "H2", amount="20"),
+        request("DEBT", "D1", amount="12.34"),
+        request("CRDT", "C1", amount="1.01"),
+        request("DEBT", "D2", amount="150", orig="H1"),
+        request("XFER", "X1", amount="3", contra=JONAS),
+    )
+    assert [r.result_code for r in replies] == ["00"] * 6
+    anna = ledger.balances(ANNA)
+    assert anna is not None
+    last = replies[-1]
+    assert (last.ledger_balance, last.available_balance) == (anna.ledger, anna.available)
+    assert [(r.ledger_balance, r.available_balance) for r in replies[2:]] == [
+        (112345 - 1234, 112345 - 1234 - 12000),
+        (112345 - 1234 + 101, 112345 - 1234 + 101 - 12000),
+        (112345 - 1234 + 101 - 15000, 112345 - 1234 + 101 - 15000 - 2000),
+        (112345 - 1234 + 101 - 15000 - 300, 112345 - 1234 + 101 - 15000 - 300 - 2000),
+    ]
+    credit = one(ledger, request("CRDT", "C2", JONAS, amount="2"))
+    jonas = ledger.balances(JONAS)
+    assert jonas is not None
+    assert (credit.ledger_balance, credit.available_balance) == (jonas.ledger, jonas.available)
+    assert ledger.check().balanced
+
+
 def test_a_repeated_request_is_applied_once_and_answered_the_same(
     ledger: Ledger, clock: Any
 ) -> None:
