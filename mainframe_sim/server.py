@@ -54,7 +54,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, cast
 
 from adapters.framing import Frame, FrameDecoder, Framer, FramingError, get_framer
 from mainframe_sim.faults import Decision, FaultPlan, Faults, admin_command
@@ -304,18 +304,30 @@ class _ReplyQueue:
 
     Called back from the batcher (no task per connection): a reply goes out as soon as its
     batch committed and every earlier one went out; a fault delay holds it (and those after
-    it) back on a timer.
+    it) back on a timer. ``on_sent`` is called whenever the queue runs empty or the link
+    closes.
     """
 
-    __slots__ = ("_closed", "_done", "_server", "_slots", "_timer", "_writer")
+    __slots__ = ("_closed", "_on_sent", "_server", "_slots", "_timer", "_transport")
 
-    def __init__(self, server: MainframeServer, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self,
+        server: MainframeServer,
+        transport: asyncio.WriteTransport,
+        *,
+        on_sent: Callable[[], None],
+    ) -> None:
         self._server = server
-        self._writer = writer
+        self._transport = transport
+        self._on_sent = on_sent
         self._slots: collections.deque[_Slot] = collections.deque()
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False  # disconnected (fault) or the link failed: nothing more is sent
-        self._done: asyncio.Future[None] | None = None
+
+    @property
+    def idle(self) -> bool:
+        """No reply is owed (or none can be sent any more)."""
+        return self._closed or not self._slots
 
     def expect(self, arrived: float, decision: Decision) -> _Slot:
         """The slot of the next request's reply."""
@@ -328,6 +340,7 @@ class _ReplyQueue:
         slots = self._slots
         server = self._server
         stats = server.stats
+        transport = self._transport
         while slots and not self._closed:
             slot = slots[0]
             reply = slot.reply
@@ -348,36 +361,154 @@ class _ReplyQueue:
             if action == "disconnect":
                 stats.disconnects += 1
                 self._closed = True
-                self._writer.close()
+                transport.close()
                 break
             if action == "garbage":
                 stats.garbage += 1
                 data = server.records.garbage_reply(server.faults.random_bytes(RECORD_LENGTH))
             else:
                 data = server.records.encode_reply(reply)
-            if self._writer.is_closing():
+            if transport.is_closing():
                 self._closed = True
                 break
-            self._writer.write(server._reply_framer.frame(data))
+            transport.write(server._reply_framer.frame(data))
             stats.replies += 1
-        if (self._closed or not slots) and self._done is not None and not self._done.done():
-            self._done.set_result(None)
+        self._on_sent()
 
     def _wake(self) -> None:
         self._timer = None
         self.send_ready()
 
-    async def finished(self) -> None:
-        """Wait until every reply owed was sent (or the link closed)."""
-        if self._closed or not self._slots:
+    def abandon(self) -> None:
+        """The link is gone: send nothing more."""
+        self._closed = True
+        self._slots.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+class _RequestProtocol(asyncio.Protocol):
+    """One client connection: frames cut from each read as it arrives, requests handed to
+    the batcher, replies written by the connection's :class:`_ReplyQueue` (no task, no
+    stream reader). With TLS the handshake runs first (``loop.start_tls``); bytes that
+    follow it before the handshake task resumes are kept and handled then."""
+
+    def __init__(self, server: MainframeServer) -> None:
+        self._server = server
+        self._transport: asyncio.Transport | None = None
+        self._decoder = FrameDecoder(server._request_framer)
+        self._replies: _ReplyQueue | None = None
+        self._early: list[bytes] = []
+        self._lost: asyncio.Future[None] | None = None
+        self._ending = False  # no more requests are read; close once the replies went out
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not derive from asyncio's classes; they have its methods
+        transport = cast(asyncio.Transport, transport)
+        server = self._server
+        self._transport = transport
+        if server.faults.down:
+            server.stats.refused += 1
+            transport.close()
             return
-        self._done = asyncio.get_running_loop().create_future()
+        self._lost = asyncio.get_running_loop().create_future()
+        server._open.add(self._lost)
+        context = server.tls_context
+        if context is None:
+            self._accept(transport)
+            return
+        transport.pause_reading()  # resumed by start_tls once it owns the transport
+        server._track(asyncio.get_running_loop().create_task(self._handshake(transport, context)))
+
+    async def _handshake(self, transport: asyncio.Transport, context: ssl.SSLContext) -> None:
+        server = self._server
         try:
-            await self._done
-        finally:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            secured = await asyncio.get_running_loop().start_tls(
+                transport, self, context, server_side=True, ssl_handshake_timeout=30.0
+            )
+        except (ssl.SSLError, OSError, TimeoutError, EOFError, ConnectionError) as exc:
+            server.stats.tls_refused += 1
+            peer = transport.get_extra_info("peername")
+            where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+            _log.warning("TLS handshake with %s refused: %s", where, refusal_reason(exc))
+            self._early.clear()
+            transport.close()
+            return
+        if secured is None:
+            transport.close()
+            return
+        self._transport = secured
+        self._accept(secured)
+        early, self._early = self._early, []
+        for data in early:
+            self.data_received(data)
+
+    def _accept(self, transport: asyncio.Transport) -> None:
+        server = self._server
+        server.stats.connections += 1
+        server.stats.open_connections += 1
+        server._writers.add(transport)
+        self._replies = _ReplyQueue(server, transport, on_sent=self._sent)
+
+    def data_received(self, data: bytes) -> None:
+        replies = self._replies
+        if replies is None:
+            self._early.append(data)
+            return
+        if self._ending:
+            return
+        server = self._server
+        arrived = time.monotonic()
+        decide = server.faults.decide
+        try:
+            frames = self._decoder.feed(data)
+        except FramingError as exc:
+            for frame in exc.frames:
+                server._handle(frame, replies.expect(arrived, decide()))
+            answer = Reply("", "", "30", reason_text=f"framing @{exc.offset}: {exc.reason}"[:40])
+            server.stats.format_errors += 1
+            replies.expect(arrived, decide()).deliver(answer)
+            self._end()
+            return
+        for frame in frames:
+            if not frame.payload and not frame.header:
+                continue  # a zero length: keep-alive
+            # The reply's fate is drawn when its request arrives, under the plan then in force.
+            server._handle(frame, replies.expect(arrived, decide()))
+
+    def eof_received(self) -> bool:
+        self._end()
+        return True  # keep the transport open for the replies still owed
+
+    def _end(self) -> None:
+        """Read no more; close once every reply owed was sent."""
+        self._ending = True
+        transport = self._transport
+        if transport is None:
+            return
+        if self._replies is None or self._replies.idle:
+            transport.close()
+        elif not transport.is_closing():
+            with contextlib.suppress(RuntimeError, NotImplementedError):
+                transport.pause_reading()
+
+    def _sent(self) -> None:
+        """The reply queue went empty (or the link closed)."""
+        if self._ending and self._transport is not None:
+            self._transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        server = self._server
+        if self._replies is not None:
+            self._replies.abandon()
+            if self._transport is not None and self._transport in server._writers:
+                server._writers.discard(self._transport)
+                server.stats.open_connections -= 1
+        if self._lost is not None:
+            server._open.discard(self._lost)
+            if not self._lost.done():
+                self._lost.set_result(None)
 
 
 class MainframeServer:
@@ -415,8 +546,9 @@ class MainframeServer:
         self._reply_framer = reply_framer(framing)
         self._batcher = LedgerBatcher(ledger, max_batch=max_batch, in_loop=in_loop)
         self._servers: list[asyncio.Server] = []
-        self._writers: set[asyncio.StreamWriter] = set()
+        self._writers: set[asyncio.WriteTransport] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._open: set[asyncio.Future[None]] = set()  # each connection's, done when it is lost
         self._loop: asyncio.AbstractEventLoop | None = None
         self.tls_context = tls
         self.faults.on_change.append(self._on_fault_change)
@@ -425,7 +557,8 @@ class MainframeServer:
         """Listen for requests; the address bound (port 0 picks a free one)."""
         self._loop = asyncio.get_running_loop()
         self._batcher.start()
-        server = await asyncio.start_server(self._connection, host, port)
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: _RequestProtocol(self), host, port)
         self._servers.append(server)
         address: tuple[str, int] = server.sockets[0].getsockname()[:2]
         return address
@@ -474,6 +607,8 @@ class MainframeServer:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+        if self._open:
+            await asyncio.wait(list(self._open), timeout=5)
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
@@ -492,74 +627,6 @@ class MainframeServer:
     def _track(self, task: asyncio.Task[None]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._track(task)
-        if self.faults.down:
-            self.stats.refused += 1
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-            return
-        if self.tls_context is not None and not await self._handshake(writer, self.tls_context):
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-            return
-        self.stats.connections += 1
-        self.stats.open_connections += 1
-        self._writers.add(writer)
-        replies = _ReplyQueue(self, writer)
-        try:
-            await self._read_requests(reader, replies)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            with contextlib.suppress(asyncio.CancelledError):
-                await replies.finished()
-            self._writers.discard(writer)
-            self.stats.open_connections -= 1
-            writer.close()
-            with contextlib.suppress(OSError, asyncio.CancelledError):
-                await writer.wait_closed()
-
-    async def _handshake(self, writer: asyncio.StreamWriter, context: ssl.SSLContext) -> bool:
-        try:
-            await writer.start_tls(context, ssl_handshake_timeout=30.0)
-        except (ssl.SSLError, OSError, TimeoutError, EOFError) as exc:
-            self.stats.tls_refused += 1
-            peer = writer.get_extra_info("peername")
-            where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-            _log.warning("TLS handshake with %s refused: %s", where, refusal_reason(exc))
-            return False
-        return True
-
-    async def _read_requests(self, reader: asyncio.StreamReader, replies: _ReplyQueue) -> None:
-        decoder = FrameDecoder(self._request_framer)
-        while True:
-            data = await reader.read(65536)
-            if not data:
-                return
-            arrived = time.monotonic()
-            try:
-                frames = decoder.feed(data)
-            except FramingError as exc:
-                for frame in exc.frames:
-                    self._handle(frame, replies.expect(arrived, self.faults.decide()))
-                answer = Reply(
-                    "", "", "30", reason_text=f"framing @{exc.offset}: {exc.reason}"[:40]
-                )
-                self.stats.format_errors += 1
-                replies.expect(arrived, self.faults.decide()).deliver(answer)
-                return
-            for frame in frames:
-                if not frame.payload and not frame.header:
-                    continue  # a zero length: keep-alive
-                # The reply's fate is drawn when its request arrives, under the plan then in
-                # force.
-                self._handle(frame, replies.expect(arrived, self.faults.decide()))
 
     def _handle(self, frame: Frame, slot: _Slot) -> None:
         self.stats.requests += 1
