@@ -11,7 +11,7 @@ The client pre-builds its records (one encoded template, the posting reference p
 so it spends little of the shared cores. Run::
 
     .venv/bin/python -m bench.mainframe_sim_cpu [--rates 250 500 1000] [--seconds 10]
-        [--loop auto|asyncio|uvloop]
+        [--loop asyncio|uvloop]
 """
 
 from __future__ import annotations
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=8, help="in flight per connection (peak)")
     parser.add_argument("--no-peak", action="store_true", help="skip the unpaced run")
     parser.add_argument(
-        "--loop", choices=["auto", "asyncio", "uvloop"], help="the simulator's serve --loop"
+        "--loop", choices=["asyncio", "uvloop"], help="the simulator's serve --loop"
     )
     args = parser.parse_args(argv)
     records = Records()

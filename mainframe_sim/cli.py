@@ -6,7 +6,7 @@ Commands::
              [--faults "latency=exp:20ms drop=0.05"]   TCP server (+ admin port, + MQ pair)
              [--tls-cert F --tls-key F [--tls-client-ca F]]   TLS 1.3, client certificates
                                                               from the CA required
-             [--loop auto|asyncio|uvloop]              uvloop unless TLS (auto)
+             [--loop asyncio|uvloop]                   event loop (uvloop: no TLS)
     seed                                               create the seeded accounts
     balance  ACCOUNT                                   ledger and available balance
     extract  --date YYYY-MM-DD --out FILE              end-of-day statement extract (FB 120)
@@ -92,9 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--loop",
-        choices=["auto", "asyncio", "uvloop"],
-        default="auto",
-        help="event loop (auto: uvloop when installed and no TLS, else asyncio)",
+        choices=["asyncio", "uvloop"],
+        default="asyncio",
+        help="event loop (uvloop: not with TLS; measured no cheaper here, see bench/RESULTS.md)",
     )
 
     commands.add_parser("seed", help="create the seeded accounts (idempotent)")
@@ -214,22 +214,18 @@ def _reload_tls(server: MainframeServer, args: argparse.Namespace, out: TextIO) 
 
 
 def _loop_factory(args: argparse.Namespace) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """The event loop ``serve`` runs on: uvloop (its loop costs less CPU per request, measured
-    in bench/RESULTS.md) unless TLS is configured, whose handshake needs asyncio's loop (see
-    :mod:`mainframe_sim.server`); None for asyncio's own."""
+    """The event loop ``serve`` runs on: None for asyncio's own (the default), uvloop's with
+    ``--loop uvloop``, which TLS excludes: its handshake needs asyncio's loop (see
+    :mod:`mainframe_sim.server`). uvloop measured no cheaper per posting here (the server's
+    work per request is SQLite and system calls; bench/RESULTS.md)."""
     if args.loop == "asyncio":
         return None
-    tls = args.tls_cert is not None or args.tls_key is not None
-    if args.loop == "uvloop" and tls:
+    if args.tls_cert is not None or args.tls_key is not None:
         raise _CommandError("--loop uvloop: TLS needs the asyncio loop", 2)
-    if tls:
-        return None
     try:
         import uvloop
     except ImportError:
-        if args.loop == "uvloop":
-            raise _CommandError("--loop uvloop: uvloop is not installed", 2) from None
-        return None
+        raise _CommandError("--loop uvloop: uvloop is not installed", 2) from None
     factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
     return factory
 
@@ -318,7 +314,8 @@ def main(
                     logging.basicConfig(
                         stream=err, level=logging.WARNING, format="mainframe_sim: %(message)s"
                     )
-                _run_loop(_serve(ledger, args, out), _loop_factory(args))
+                factory = _loop_factory(args)
+                _run_loop(_serve(ledger, args, out), factory)
         finally:
             ledger.close()
     except _CommandError as exc:

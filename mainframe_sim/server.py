@@ -15,11 +15,14 @@ Framings (``--framing``):
 
 Many connections at once; on one connection requests may be pipelined (sent without waiting
 for replies): replies come back **in request order**, each also carrying its posting
-reference. Requests from all connections are applied in batches, one database transaction
-per batch (:class:`LedgerBatcher`): while one batch commits, the next one gathers (in the
-sockets' buffers, or in the queue when batches run on a worker thread), so the commit rate, not
-the request rate, is the limit (ARCHITECTURE.md, field notes). A reply is written only after
-its batch has committed.
+reference. A connection is a protocol, not a task: its frames are cut and decoded as the
+bytes arrive, and its replies written from the batch's completion, in order: no task,
+queue or future per request (bench/RESULTS.md, mainframe simulator: CPU per posting).
+Requests from all connections are applied in batches, one database transaction per batch
+(:class:`LedgerBatcher`): while one batch commits, the next one gathers (in the sockets'
+buffers, or in the batcher's list while a batch runs on a worker thread), so the commit
+rate, not the request rate, is the limit (ARCHITECTURE.md, field notes). A reply is written
+only after its batch has committed.
 
 Bad input gets an answer: a record of the wrong length or that does not decode is answered
 ``30`` with the field and offset; a length header above the limit (4096) is answered ``30``
@@ -35,9 +38,9 @@ self-signed or wrong-CA certificate, none, TLS 1.2 or older) is logged with the 
 reason and counted (``tls_refused``); :meth:`MainframeServer.use_tls_context` swaps the
 certificates for new connections without a restart (``serve`` does it on SIGHUP). The admin
 port stays plain TCP on its own port (bind it to 127.0.0.1). The handshake uses
-``StreamWriter.start_tls``, so the server runs on asyncio's loop (``serve`` does): uvloop
-reads the ClientHello before it could start (the hub's listeners handle that, in
-:mod:`hub.tls`, which the simulator may not import).
+``loop.start_tls``, so with TLS the server runs on asyncio's loop (``serve`` refuses
+``--loop uvloop`` then): uvloop reads the ClientHello before it could start (the hub's
+listeners handle that, in :mod:`hub.tls`, which the simulator may not import).
 
 The admin port is a line protocol (``faults set drop=0.1``, ``faults clear``, ``status``;
 see :func:`mainframe_sim.faults.admin_command`), one answer line per command line.
