@@ -482,7 +482,8 @@ class _RequestProtocol(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self._end()
-        return True  # keep the transport open for the replies still owed
+        # keep the transport open for the replies still owed (TLS cannot half-close)
+        return self._server.tls_context is None
 
     def _end(self) -> None:
         """Read no more; close once every reply owed was sent."""
