@@ -15,11 +15,14 @@ Framings (``--framing``):
 
 Many connections at once; on one connection requests may be pipelined (sent without waiting
 for replies): replies come back **in request order**, each also carrying its posting
-reference. Requests from all connections are applied in batches, one database transaction
-per batch (:class:`LedgerBatcher`): while one batch commits, the next one gathers (in the
-sockets' buffers, or in the queue when batches run on a worker thread), so the commit rate, not
-the request rate, is the limit (ARCHITECTURE.md, field notes). A reply is written only after
-its batch has committed.
+reference. A connection is a protocol, not a task: its frames are cut and decoded as the
+bytes arrive, and its replies written from the batch's completion, in order: no task,
+queue or future per request (bench/RESULTS.md, mainframe simulator: CPU per posting).
+Requests from all connections are applied in batches, one database transaction per batch
+(:class:`LedgerBatcher`): while one batch commits, the next one gathers (in the sockets'
+buffers, or in the batcher's list while a batch runs on a worker thread), so the commit
+rate, not the request rate, is the limit (ARCHITECTURE.md, field notes). A reply is written
+only after its batch has committed.
 
 Bad input gets an answer: a record of the wrong length or that does not decode is answered
 ``30`` with the field and offset; a length header above the limit (4096) is answered ``30``
@@ -35,9 +38,9 @@ self-signed or wrong-CA certificate, none, TLS 1.2 or older) is logged with the 
 reason and counted (``tls_refused``); :meth:`MainframeServer.use_tls_context` swaps the
 certificates for new connections without a restart (``serve`` does it on SIGHUP). The admin
 port stays plain TCP on its own port (bind it to 127.0.0.1). The handshake uses
-``StreamWriter.start_tls``, so the server runs on asyncio's loop (``serve`` does): uvloop
-reads the ClientHello before it could start (the hub's listeners handle that, in
-:mod:`hub.tls`, which the simulator may not import).
+``loop.start_tls``, so with TLS the server runs on asyncio's loop (``serve`` refuses
+``--loop uvloop`` then): uvloop reads the ClientHello before it could start (the hub's
+listeners handle that, in :mod:`hub.tls`, which the simulator may not import).
 
 The admin port is a line protocol (``faults set drop=0.1``, ``faults clear``, ``status``;
 see :func:`mainframe_sim.faults.admin_command`), one answer line per command line.
@@ -46,13 +49,15 @@ see :func:`mainframe_sim.faults.admin_command`), one answer line per command lin
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import ssl
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final, TypeAlias
+from typing import Any, ClassVar, Final, cast
 
 from adapters.framing import Frame, FrameDecoder, Framer, FramingError, get_framer
 from mainframe_sim.faults import Decision, FaultPlan, Faults, admin_command
@@ -84,9 +89,6 @@ MAX_FRAME: Final = 4096
 """The largest length header accepted; larger ones are answered 30 and the link closed."""
 
 RECORD_LENGTH: Final = 200
-
-_Pending: TypeAlias = tuple["asyncio.Future[Reply]", float, Decision]
-"""A reply to send: its future, when its request arrived, and its fault decision."""
 
 
 class FixedRecordFramer:
@@ -144,9 +146,9 @@ def _length_framer(framing: str) -> Framer:
 
 
 class LedgerBatcher:
-    """Group commit for asyncio callers: :meth:`submit` a decoded request, await its reply.
+    """Group commit for asyncio callers: :meth:`submit` a decoded request, get its reply.
 
-    The requests queued so far are applied as one batch (at most ``max_batch``) in one
+    The requests submitted so far are applied as one batch (at most ``max_batch``) in one
     transaction; requests that arrive meanwhile form the next batch. Where a batch runs:
 
     - on the event loop itself when the ledger is embedded (SQLite, :attr:`Ledger.embedded`):
@@ -156,7 +158,10 @@ class LedgerBatcher:
     - on a worker thread when the database is a server (PostgreSQL): the loop does not wait
       for its round trips and fsync, and keeps reading requests meanwhile.
 
-    ``in_loop`` overrides that choice.
+    ``in_loop`` overrides that choice. A batch is a callback scheduled on the loop when the
+    first request of it arrives (no task, no queue): the requests the loop reads in the same
+    turn join it, and each reply goes to its caller's ``deliver`` function as soon as the
+    batch has committed.
     """
 
     def __init__(
@@ -164,60 +169,98 @@ class LedgerBatcher:
     ) -> None:
         self._ledger = ledger
         self._max_batch = max_batch
-        self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[Reply]]] = asyncio.Queue()
+        self._waiting: list[tuple[dict[str, Any], Callable[[Reply], None]]] = []
         self.in_loop = ledger.embedded if in_loop is None else in_loop
         self._executor = (
             None
             if self.in_loop
             else ThreadPoolExecutor(max_workers=1, thread_name_prefix="mf-ledger")
         )
-        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._scheduled = False  # a batch is due on the loop, or running on the worker
+        self._closed = False
+        self._running: asyncio.Future[list[Reply]] | None = None
         self.batches = 0
         self.requests = 0
 
     def start(self) -> None:
-        """Start the batching task on the running loop."""
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        """Bind to the running loop (batches run there, or are handed from there)."""
+        self._loop = asyncio.get_running_loop()
 
     def submit(self, request: dict[str, Any]) -> asyncio.Future[Reply]:
         """Queue ``request`` for the next batch; the future of its reply, set once the batch
         committed."""
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((request, future))
+
+        def deliver(reply: Reply) -> None:
+            if not future.done():
+                future.set_result(reply)
+
+        self.submit_with(request, deliver)
         return future
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self._max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            requests = [request for request, _ in batch]
-            if self._executor is None:
-                replies = process_batch(self._ledger, requests)
-            else:
-                replies = await loop.run_in_executor(
-                    self._executor, process_batch, self._ledger, requests
-                )
-            self.batches += 1
-            self.requests += len(batch)
-            for (_, future), reply in zip(batch, replies, strict=True):
-                if not future.done():
-                    future.set_result(reply)
-            if self._executor is None:
-                # Nothing yielded while the batch ran: its replies go out before the queue
-                # (if it holds more than one batch) is taken up again.
-                await asyncio.sleep(0)
+    def submit_with(self, request: dict[str, Any], deliver: Callable[[Reply], None]) -> None:
+        """Queue ``request`` for the next batch; ``deliver`` gets its reply once the batch
+        committed (on the loop)."""
+        if self._closed:
+            return
+        self._waiting.append((request, deliver))
+        if not self._scheduled:
+            self._scheduled = True
+            loop = self._loop or asyncio.get_running_loop()
+            loop.call_soon(self._next_batch)
+
+    def _take(self) -> list[tuple[dict[str, Any], Callable[[Reply], None]]]:
+        batch = self._waiting[: self._max_batch]
+        del self._waiting[: self._max_batch]
+        return batch
+
+    def _next_batch(self) -> None:
+        if self._closed or not self._waiting:
+            self._scheduled = False
+            return
+        batch = self._take()
+        requests = [request for request, _ in batch]
+        if self._executor is None:
+            self._deliver(batch, process_batch(self._ledger, requests))
+            self._after_batch()
+            return
+        loop = self._loop or asyncio.get_running_loop()
+        running = loop.run_in_executor(self._executor, process_batch, self._ledger, requests)
+        self._running = running
+
+        def done(finished: asyncio.Future[list[Reply]]) -> None:
+            self._running = None
+            if finished.cancelled() or self._closed:
+                return
+            self._deliver(batch, finished.result())
+            self._after_batch()
+
+        running.add_done_callback(done)
+
+    def _deliver(
+        self, batch: list[tuple[dict[str, Any], Callable[[Reply], None]]], replies: list[Reply]
+    ) -> None:
+        self.batches += 1
+        self.requests += len(batch)
+        for (_, deliver), reply in zip(batch, replies, strict=True):
+            deliver(reply)
+
+    def _after_batch(self) -> None:
+        if self._waiting and not self._closed:
+            # the next batch after this one's replies went out (no busy turn on the loop)
+            (self._loop or asyncio.get_running_loop()).call_soon(self._next_batch)
+        else:
+            self._scheduled = False
 
     async def close(self) -> None:
         """Stop batching (a batch being applied finishes first) and end the worker thread."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        while not self._queue.empty():
-            _, future = self._queue.get_nowait()
-            future.cancel()
+        self._closed = True
+        running = self._running
+        if running is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.shield(running)
+        self._waiting.clear()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
 
@@ -239,6 +282,237 @@ class ServerStats:
 
     def __str__(self) -> str:
         return " ".join(f"{name}={value}" for name, value in vars(self).items())
+
+
+class _Slot:
+    """One reply a connection owes: when its request arrived, its fault decision, and the
+    reply once its batch committed."""
+
+    __slots__ = ("arrived", "decision", "owner", "reply")
+
+    def __init__(self, owner: _ReplyQueue, arrived: float, decision: Decision) -> None:
+        self.owner = owner
+        self.arrived = arrived
+        self.decision = decision
+        self.reply: Reply | None = None
+
+    def deliver(self, reply: Reply) -> None:
+        """The reply is known: send it, and the ones after it that are, in request order."""
+        self.reply = reply
+        self.owner.send_ready()
+
+
+class _ReplyQueue:
+    """The replies of one connection, written in request order as they become known.
+
+    Called back from the batcher (no task per connection): a reply goes out as soon as its
+    batch committed and every earlier one went out; a fault delay holds it (and those after
+    it) back on a timer. ``on_sent`` is called whenever the queue runs empty or the link
+    closes.
+    """
+
+    __slots__ = ("_closed", "_on_sent", "_server", "_slots", "_timer", "_transport")
+
+    def __init__(
+        self,
+        server: MainframeServer,
+        transport: asyncio.WriteTransport,
+        *,
+        on_sent: Callable[[], None],
+    ) -> None:
+        self._server = server
+        self._transport = transport
+        self._on_sent = on_sent
+        self._slots: collections.deque[_Slot] = collections.deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._closed = False  # disconnected (fault) or the link failed: nothing more is sent
+
+    @property
+    def idle(self) -> bool:
+        """No reply is owed (or none can be sent any more)."""
+        return self._closed or not self._slots
+
+    def expect(self, arrived: float, decision: Decision) -> _Slot:
+        """The slot of the next request's reply."""
+        slot = _Slot(self, arrived, decision)
+        self._slots.append(slot)
+        return slot
+
+    def send_ready(self) -> None:
+        """Write the replies at the head of the queue that are known and due."""
+        slots = self._slots
+        server = self._server
+        stats = server.stats
+        transport = self._transport
+        while slots and not self._closed:
+            slot = slots[0]
+            reply = slot.reply
+            if reply is None:
+                return
+            decision = slot.decision
+            if decision.delay:
+                wait = slot.arrived + decision.delay - time.monotonic()
+                if wait > 0:
+                    if self._timer is None:
+                        self._timer = asyncio.get_running_loop().call_later(wait, self._wake)
+                    return
+            slots.popleft()
+            action = decision.action
+            if action == "drop":
+                stats.dropped += 1
+                continue
+            if action == "disconnect":
+                stats.disconnects += 1
+                self._closed = True
+                transport.close()
+                break
+            if action == "garbage":
+                stats.garbage += 1
+                data = server.records.garbage_reply(server.faults.random_bytes(RECORD_LENGTH))
+            else:
+                data = server.records.encode_reply(reply)
+            if transport.is_closing():
+                self._closed = True
+                break
+            transport.write(server._reply_framer.frame(data))
+            stats.replies += 1
+        self._on_sent()
+
+    def _wake(self) -> None:
+        self._timer = None
+        self.send_ready()
+
+    def abandon(self) -> None:
+        """The link is gone: send nothing more."""
+        self._closed = True
+        self._slots.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+class _RequestProtocol(asyncio.Protocol):
+    """One client connection: frames cut from each read as it arrives, requests handed to
+    the batcher, replies written by the connection's :class:`_ReplyQueue` (no task, no
+    stream reader). With TLS the handshake runs first (``loop.start_tls``); bytes that
+    follow it before the handshake task resumes are kept and handled then."""
+
+    def __init__(self, server: MainframeServer) -> None:
+        self._server = server
+        self._transport: asyncio.Transport | None = None
+        self._decoder = FrameDecoder(server._request_framer)
+        self._replies: _ReplyQueue | None = None
+        self._early: list[bytes] = []
+        self._lost: asyncio.Future[None] | None = None
+        self._ending = False  # no more requests are read; close once the replies went out
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not derive from asyncio's classes; they have its methods
+        transport = cast(asyncio.Transport, transport)
+        server = self._server
+        self._transport = transport
+        if server.faults.down:
+            server.stats.refused += 1
+            transport.close()
+            return
+        self._lost = asyncio.get_running_loop().create_future()
+        server._open.add(self._lost)
+        context = server.tls_context
+        if context is None:
+            self._accept(transport)
+            return
+        transport.pause_reading()  # resumed by start_tls once it owns the transport
+        server._track(asyncio.get_running_loop().create_task(self._handshake(transport, context)))
+
+    async def _handshake(self, transport: asyncio.Transport, context: ssl.SSLContext) -> None:
+        server = self._server
+        try:
+            secured = await asyncio.get_running_loop().start_tls(
+                transport, self, context, server_side=True, ssl_handshake_timeout=30.0
+            )
+        except (ssl.SSLError, OSError, TimeoutError, EOFError, ConnectionError) as exc:
+            server.stats.tls_refused += 1
+            peer = transport.get_extra_info("peername")
+            where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+            _log.warning("TLS handshake with %s refused: %s", where, refusal_reason(exc))
+            self._early.clear()
+            transport.close()
+            return
+        if secured is None:
+            transport.close()
+            return
+        self._transport = secured
+        self._accept(secured)
+        early, self._early = self._early, []
+        for data in early:
+            self.data_received(data)
+
+    def _accept(self, transport: asyncio.Transport) -> None:
+        server = self._server
+        server.stats.connections += 1
+        server.stats.open_connections += 1
+        server._writers.add(transport)
+        self._replies = _ReplyQueue(server, transport, on_sent=self._sent)
+
+    def data_received(self, data: bytes) -> None:
+        replies = self._replies
+        if replies is None:
+            self._early.append(data)
+            return
+        if self._ending:
+            return
+        server = self._server
+        arrived = time.monotonic()
+        decide = server.faults.decide
+        try:
+            frames = self._decoder.feed(data)
+        except FramingError as exc:
+            for frame in exc.frames:
+                server._handle(frame, replies.expect(arrived, decide()))
+            answer = Reply("", "", "30", reason_text=f"framing @{exc.offset}: {exc.reason}"[:40])
+            server.stats.format_errors += 1
+            replies.expect(arrived, decide()).deliver(answer)
+            self._end()
+            return
+        for frame in frames:
+            if not frame.payload and not frame.header:
+                continue  # a zero length: keep-alive
+            # The reply's fate is drawn when its request arrives, under the plan then in force.
+            server._handle(frame, replies.expect(arrived, decide()))
+
+    def eof_received(self) -> bool:
+        self._end()
+        # keep the transport open for the replies still owed (TLS cannot half-close)
+        return self._server.tls_context is None
+
+    def _end(self) -> None:
+        """Read no more; close once every reply owed was sent."""
+        self._ending = True
+        transport = self._transport
+        if transport is None:
+            return
+        if self._replies is None or self._replies.idle:
+            transport.close()
+        elif not transport.is_closing():
+            with contextlib.suppress(RuntimeError, NotImplementedError):
+                transport.pause_reading()
+
+    def _sent(self) -> None:
+        """The reply queue went empty (or the link closed)."""
+        if self._ending and self._transport is not None:
+            self._transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        server = self._server
+        if self._replies is not None:
+            self._replies.abandon()
+            if self._transport is not None and self._transport in server._writers:
+                server._writers.discard(self._transport)
+                server.stats.open_connections -= 1
+        if self._lost is not None:
+            server._open.discard(self._lost)
+            if not self._lost.done():
+                self._lost.set_result(None)
 
 
 class MainframeServer:
@@ -276,8 +550,9 @@ class MainframeServer:
         self._reply_framer = reply_framer(framing)
         self._batcher = LedgerBatcher(ledger, max_batch=max_batch, in_loop=in_loop)
         self._servers: list[asyncio.Server] = []
-        self._writers: set[asyncio.StreamWriter] = set()
+        self._writers: set[asyncio.WriteTransport] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._open: set[asyncio.Future[None]] = set()  # each connection's, done when it is lost
         self._loop: asyncio.AbstractEventLoop | None = None
         self.tls_context = tls
         self.faults.on_change.append(self._on_fault_change)
@@ -285,9 +560,9 @@ class MainframeServer:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
         """Listen for requests; the address bound (port 0 picks a free one)."""
         self._loop = asyncio.get_running_loop()
-        if self._batcher._task is None:
-            self._batcher.start()
-        server = await asyncio.start_server(self._connection, host, port)
+        self._batcher.start()
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: _RequestProtocol(self), host, port)
         self._servers.append(server)
         address: tuple[str, int] = server.sockets[0].getsockname()[:2]
         return address
@@ -336,6 +611,8 @@ class MainframeServer:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+        if self._open:
+            await asyncio.wait(list(self._open), timeout=5)
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
@@ -355,89 +632,8 @@ class MainframeServer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._track(task)
-        if self.faults.down:
-            self.stats.refused += 1
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-            return
-        if self.tls_context is not None and not await self._handshake(writer, self.tls_context):
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-            return
-        self.stats.connections += 1
-        self.stats.open_connections += 1
-        self._writers.add(writer)
-        pending: asyncio.Queue[_Pending | None] = asyncio.Queue()
-        sender = asyncio.get_running_loop().create_task(self._send_replies(writer, pending))
-        self._track(sender)
-        try:
-            await self._read_requests(reader, pending)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            await pending.put(None)
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
-            self._writers.discard(writer)
-            self.stats.open_connections -= 1
-            writer.close()
-            with contextlib.suppress(OSError, asyncio.CancelledError):
-                await writer.wait_closed()
-
-    async def _handshake(self, writer: asyncio.StreamWriter, context: ssl.SSLContext) -> bool:
-        try:
-            await writer.start_tls(context, ssl_handshake_timeout=30.0)
-        except (ssl.SSLError, OSError, TimeoutError, EOFError) as exc:
-            self.stats.tls_refused += 1
-            peer = writer.get_extra_info("peername")
-            where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-            _log.warning("TLS handshake with %s refused: %s", where, refusal_reason(exc))
-            return False
-        return True
-
-    async def _read_requests(
-        self,
-        reader: asyncio.StreamReader,
-        pending: asyncio.Queue[_Pending | None],
-    ) -> None:
-        decoder = FrameDecoder(self._request_framer)
-        loop = asyncio.get_running_loop()
-        while True:
-            data = await reader.read(65536)
-            if not data:
-                return
-            arrived = time.monotonic()
-            try:
-                frames = decoder.feed(data)
-            except FramingError as exc:
-                for frame in exc.frames:
-                    await pending.put(self._pending(self._handle(frame), arrived))
-                answer = Reply(
-                    "", "", "30", reason_text=f"framing @{exc.offset}: {exc.reason}"[:40]
-                )
-                self.stats.format_errors += 1
-                done: asyncio.Future[Reply] = loop.create_future()
-                done.set_result(answer)
-                await pending.put(self._pending(done, arrived))
-                return
-            for frame in frames:
-                if not frame.payload and not frame.header:
-                    continue  # a zero length: keep-alive
-                await pending.put(self._pending(self._handle(frame), arrived))
-
-    def _pending(self, future: asyncio.Future[Reply], arrived: float) -> _Pending:
-        # The reply's fate is drawn when its request arrives, under the plan then in force.
-        return future, arrived, self.faults.decide()
-
-    def _handle(self, frame: Frame) -> asyncio.Future[Reply]:
+    def _handle(self, frame: Frame, slot: _Slot) -> None:
         self.stats.requests += 1
-        loop = asyncio.get_running_loop()
         decoded = self.records.decode_request(frame.payload)
         if not isinstance(decoded, Reply) and self.framing == "cics":
             tran_id = frame.header.decode(self.records.codepage, errors="replace")
@@ -448,43 +644,9 @@ class MainframeServer:
                 )  # fmt: skip
         if isinstance(decoded, Reply):
             self.stats.format_errors += 1
-            done: asyncio.Future[Reply] = loop.create_future()
-            done.set_result(decoded)
-            return done
-        return self._batcher.submit(decoded)
-
-    async def _send_replies(
-        self,
-        writer: asyncio.StreamWriter,
-        pending: asyncio.Queue[_Pending | None],
-    ) -> None:
-        while True:
-            item = await pending.get()
-            if item is None:
-                return
-            future, arrived, decision = item
-            reply = await future
-            wait = arrived + decision.delay - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            if decision.action == "drop":
-                self.stats.dropped += 1
-                continue
-            if decision.action == "disconnect":
-                self.stats.disconnects += 1
-                writer.close()
-                return
-            if decision.action == "garbage":
-                self.stats.garbage += 1
-                data = self.records.garbage_reply(self.faults.random_bytes(RECORD_LENGTH))
-            else:
-                data = self.records.encode_reply(reply)
-            try:
-                writer.write(self._reply_framer.frame(data))
-                await writer.drain()
-            except ConnectionError:
-                return
-            self.stats.replies += 1
+            slot.deliver(decoded)
+            return
+        self._batcher.submit_with(decoded, slot.deliver)
 
     async def _admin(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from adapters.fixedwidth.alphanumeric import (
     alphanumeric_decoder,
@@ -50,6 +50,7 @@ from adapters.fixedwidth.parser import Figurative, Literal_
 from adapters.fixedwidth.spec import ConditionSpec, FieldSpec, RecordSpec, Storage
 from adapters.fixedwidth.zoned import (
     Overpunch,
+    _sign_bytes,
     separate_sign_decoder,
     separate_sign_encoder,
     zoned_decoder,
@@ -232,6 +233,10 @@ class RecordCodec:
         # ... and for encoding, each plain item's slice and encoder (OCCURS tables go the
         # general way)
         self._fast_slots: dict[str, tuple[int, int, Encoder]] | None = None
+        # ... and, where the code page allows, one generated encoder for values naming those
+        # items only
+        self._fast_encode: Callable[[Mapping[str, Any]], bytes] | None = None
+        self._slot_keys: frozenset[str] = frozenset()
         if not spec.odos and not spec.redefines:
             self._fast = self._decoders[()] = self._generate_decoder(())
             self._fast_slots = {
@@ -239,6 +244,8 @@ class RecordCodec:
                 for key, fld in self._by_key.items()
                 if not fld.spec.dims
             }
+            self._slot_keys = frozenset(self._fast_slots)
+            self._fast_encode = self._generate_encoder()
 
     # -- description -------------------------------------------------------------------
 
@@ -467,6 +474,157 @@ class RecordCodec:
         decoder: Callable[[bytes], dict[str, Any]] = namespace["decode"]
         return decoder
 
+    def _generate_encoder(self) -> Callable[[Mapping[str, Any]], bytes] | None:
+        """One function encoding values that name plain items only (no table), or None when
+        the code page is not one-byte-per-character over Latin-1 (or ASCII).
+
+        The record is built as one ``str`` in Latin-1 and turned into the code page by one
+        ``encode`` and one ``bytes.translate``: text values go in as they are, zoned digits as
+        their characters, packed and binary bytes as the characters that translate back to
+        them. A value of another type or shape goes through the item's own encoder; any
+        exception sends the whole record to :meth:`_encode_fixed`, which names the field and
+        reason exactly as before.
+        """
+        cp = self.options.codepage
+        chars_of_bytes = bytes(range(256)).decode(cp, errors="replace")
+        namespace: dict[str, Any] = {"_M": _MISSING, "_Decimal": Decimal, "_fromhex": bytes.fromhex}
+        if cp == "ascii":
+            finish = ".encode('latin-1')"
+            namespace["_c"] = _latin1_text
+        elif len(set(chars_of_bytes)) == 256 and max(chars_of_bytes) <= "\xff":
+            latin1 = chars_of_bytes.encode("latin-1")
+            namespace["_T"] = bytes.maketrans(latin1, bytes(range(256)))
+            to_latin1 = bytes.maketrans(bytes(range(256)), latin1)
+            namespace["_c"] = lambda raw: raw.translate(to_latin1).decode("latin-1")
+            finish = ".encode('latin-1').translate(_T)"
+        else:
+            return None
+        to_chars: Callable[[bytes], str] = namespace["_c"]
+        template = to_chars(bytes(self._template((), [], ())))
+        slots = sorted(
+            (fld for fld in self._fields if fld.spec.key is not None and not fld.spec.dims),
+            key=lambda fld: fld.spec.offset,
+        )
+        lines = ["def encode(values):", "    get = values.get"]
+        parts: list[str] = []
+        names: list[str] = []
+        position = 0
+        for index, fld in enumerate(slots):
+            f = fld.spec
+            start, end = f.offset, f.offset + f.size
+            if start > position:
+                parts.append(template[position:start].replace("%", "%%"))
+            position = end
+            name = f"s{index}"
+            names.append(name)
+            namespace[f"d{index}"] = template[start:end]
+            namespace[f"e{index}"] = fld.encode
+            lines += [
+                f"    v = get({f.key!r}, _M)",
+                "    if v is _M:",
+                f"        {name} = d{index}",
+            ]
+            if f.storage is Storage.ALPHANUMERIC:
+                ascii_check = " and v.isascii()" if cp == "ascii" else ""
+                lines += [
+                    f"    elif type(v) is str and len(v) <= {f.size}{ascii_check}:",
+                    f"        {name} = v",
+                    "    else:",
+                    f"        {name} = _c(e{index}(v))",
+                ]
+                parts.append(f"%{'' if f.justified_right else '-'}{f.size}s")
+                continue
+            parts.append("%s")
+            if f.scale < 0:
+                lines += ["    else:", f"        {name} = _c(e{index}(v))"]
+                continue
+            lines += ["    else:"]
+            lines += [
+                "        " + line
+                for line in self._numeric_encoder_lines(f, name, f"e{index}", namespace)
+            ]
+        if position < len(template):
+            parts.append(template[position:].replace("%", "%%"))
+        namespace["_F"] = "".join(parts)
+        lines.append(f"    return (_F % ({''.join(name + ', ' for name in names)})){finish}")
+        source = "\n".join(lines) + "\n"
+        # source generated here from the parsed copybook, never from input data
+        exec(compile(source, f"<copybook {self.name} encoder>", "exec"), namespace)  # noqa: S102
+        encoder: Callable[[Mapping[str, Any]], bytes] = namespace["encode"]
+        return encoder
+
+    def _numeric_encoder_lines(
+        self, f: FieldSpec, name: str, encoder: str, namespace: dict[str, Any]
+    ) -> list[str]:
+        """Source setting ``name`` to the characters of numeric value ``v`` in item ``f``
+        (scale >= 0): an int or a Decimal inline, anything else through ``encoder``."""
+        digits = f.digits
+        signed = f.signed or f.storage is Storage.SEPARATE_SIGN
+        if f.storage is Storage.NATIVE_BINARY:
+            size = f.size
+            digits = len(str(2 ** (8 * size - (1 if f.signed else 0))))
+        scaled = f"v * {10**f.scale}" if f.scale else "v"
+        low = "0" if not signed else f"-{10**digits}"
+        # the sign a negative zero Decimal keeps (as the per-item encoders decide it)
+        decimal_sign = {
+            Storage.PACKED: f.signed,
+            Storage.ZONED: f.signed,
+            Storage.SEPARATE_SIGN: True,
+        }.get(f.storage, False)
+        lines = [
+            "t = type(v)",
+            "if t is int:",
+            f"    u = {scaled}",
+            "    n = u < 0",
+            f"elif t is _Decimal and {-f.scale} <= v.adjusted() < {digits - f.scale}:",
+            "    p, q = v.as_integer_ratio()",
+            f"    u, r = divmod(p * {10**f.scale}, q)",
+            "    if r:",
+            "        raise ArithmeticError",
+            "    n = u < 0" + (" or v.is_signed()" if decimal_sign else ""),
+            "else:",
+            "    u = None",
+            "if u is None:",
+            f"    {name} = _c({encoder}(v))",
+            f"elif not {low} {'<' if signed else '<='} u < {10**digits}:",
+            "    raise ArithmeticError",
+        ]
+        if f.storage is Storage.PACKED:
+            nibbles = f.size * 2 - 1
+            sign = "('d' if n else 'c')" if f.signed else "'f'"
+            digits_format = f"'%0{nibbles}d{{}}'"
+            pattern = (
+                f"({digits_format.format('d')} if n else {digits_format.format('c')})"
+                if f.signed
+                else digits_format.format("f")
+            )
+            return [*lines, "else:", f"    {name} = _c(_fromhex({pattern} % abs(u)))"]
+        if f.storage in (Storage.BINARY, Storage.NATIVE_BINARY):
+            native = f.storage is Storage.NATIVE_BINARY
+            order = self.options.native_byteorder if native else "big"
+            call = f"u.to_bytes({f.size}, {order!r}, signed={f.signed})"
+            return [*lines, "else:", f"    {name} = _c({call})"]
+        if f.storage is Storage.SEPARATE_SIGN:
+            body = f"'%0{digits}d' % abs(u)"
+            sign = "('-' if n else '+')"
+            text = f"{sign} + {body}" if f.sign_leading else f"{body} + {sign}"
+            return [*lines, "else:", f"    {name} = {text}"]
+        cp = self.options.codepage
+        positive = _sign_bytes(cp, self.options.overpunch, 1 if f.signed else 0)
+        negative = _sign_bytes(cp, self.options.overpunch, -1)
+        to_chars: Callable[[bytes], str] = namespace["_c"]
+        positive_chars, negative_chars = to_chars(positive), to_chars(negative)
+        if not f.signed and positive_chars == "0123456789":
+            return [*lines, "else:", f"    {name} = '%0{digits}d' % u"]
+        table = f"({negative_chars!r} if n else {positive_chars!r})"
+        if f.sign_leading:
+            text = f"{table}[abs(u) // {10 ** (digits - 1)}] + ('%0{digits}d' % abs(u))[1:]"
+        elif digits == 1:
+            text = f"{table}[abs(u)]"
+        else:
+            text = f"'%0{digits - 1}d' % (abs(u) // 10) + {table}[abs(u) % 10]"
+        return [*lines, "else:", f"    {name} = {text}"]
+
     def _diagnose(
         self, data: bytes, selection: _Selection, record: int | None, deltas: tuple[int, ...]
     ) -> None:
@@ -665,10 +823,25 @@ class RecordCodec:
 
     def encode(self, values: Mapping[str, Any]) -> bytes:
         """The record's bytes; RecordEncodeError for unknown names or values that do not fit."""
-        values = self._expand_conditions(values)
+        fast = self._fast_encode
+        if fast is not None:
+            slot_keys = self._slot_keys
+            given = values if values.keys() <= slot_keys else self._expand_conditions(values)
+            if given.keys() <= slot_keys:
+                try:
+                    return fast(given)
+                except Exception:
+                    return self._encode_fixed(self._fast_slots or {}, given)
+            values = given
+        else:
+            values = self._expand_conditions(values)
         slots = self._fast_slots
         if slots is not None and slots.keys() >= values.keys():
             return self._encode_fixed(slots, values)
+        return self._encode_general(dict(values))
+
+    def _encode_general(self, values: dict[str, Any]) -> bytes:
+        """:meth:`encode` of expanded ``values`` with REDEFINES, OCCURS DEPENDING ON or tables."""
         selection = self._select_for_encode(values) if self.spec.redefines else ()
         counts, deltas = self._counts(None, values, None) if self.spec.odos else ([], ())
         for odo, count in zip(self.spec.odos, counts, strict=True):
@@ -786,3 +959,11 @@ def _condition_holds(ranges: tuple[tuple[Any, Any], ...], value: Any) -> bool:
         except TypeError:
             continue
     return False
+
+
+_MISSING: Final = object()
+"""The generated encoder's marker for an item the values do not name."""
+
+
+def _latin1_text(raw: bytes) -> str:
+    return raw.decode("latin-1")

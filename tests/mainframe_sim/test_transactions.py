@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ from sqlalchemy import text
 
 from mainframe_sim.ledger import Ledger
 from mainframe_sim.seed import SEED_ACCOUNTS, seed_ledger
-from mainframe_sim.transactions import Reply, process_batch
+from mainframe_sim.transactions import Reply, process_batch, request_digest
 from tests.mainframe_sim.samples import (
     ANNA,
     BAD_DATE,
@@ -152,6 +154,52 @@ def test_debit_consumes_a_named_hold(ledger: Ledger) -> None:
     assert one(ledger, request("DEBT", "D2", amount="1", orig="H1")).result_code == "12"
     assert one(ledger, request("RELS", "L1", "", orig="H1")).result_code == "12"
     assert one(ledger, request("DEBT", "D3", amount="1", orig="H9")).result_code == "25"
+    assert ledger.check().balanced
+
+
+def test_the_request_digest_and_the_stored_reply_keep_their_format() -> None:
+    """Digests and replies stored by earlier versions must still match: the digest is the
+    SHA-256 of ``json.dumps`` of the fields as text, keys sorted; the stored reply is
+    ``json.dumps`` of the reply's fields, keys sorted (whatever the characters in them)."""
+    req = request("DEBT", 'D\u00e91"', amount="12.30", value_date=20261129)
+    req["CB-NARRATIVE"] = 'caf\u00e9 "\\ \u2603'
+    expected = json.dumps({k: str(v) for k, v in req.items()}, sort_keys=True)
+    assert request_digest(req) == hashlib.sha256(expected.encode()).hexdigest()
+    reply = Reply("DEBT", "D\u00e91", "00", ANNA, -5, 7, "EUR", "20261129080000", 'x "\u2603"')
+    assert reply.to_json() == json.dumps(
+        {name: getattr(reply, name) for name in Reply.__slots__}, sort_keys=True
+    )
+    assert Reply.from_json(reply.to_json()) == reply
+
+
+def test_approved_postings_show_the_balances_the_ledger_then_holds(ledger: Ledger) -> None:
+    """The balances of a DEBT, CRDT or XFER approval are computed from the locked row and the
+    amounts posted, not read again: they must be what the ledger holds right after, with
+    holds (active, and consumed by the debit) counted, within one batch and across batches."""
+    replies = run(
+        ledger,
+        request("HOLD", "H1", amount="100"),
+        request("HOLD", "H2", amount="20"),
+        request("DEBT", "D1", amount="12.34"),
+        request("CRDT", "C1", amount="1.01"),
+        request("DEBT", "D2", amount="150", orig="H1"),
+        request("XFER", "X1", amount="3", contra=JONAS),
+    )
+    assert [r.result_code for r in replies] == ["00"] * 6
+    anna = ledger.balances(ANNA)
+    assert anna is not None
+    last = replies[-1]
+    assert (last.ledger_balance, last.available_balance) == (anna.ledger, anna.available)
+    assert [(r.ledger_balance, r.available_balance) for r in replies[2:]] == [
+        (112345 - 1234, 112345 - 1234 - 12000),
+        (112345 - 1234 + 101, 112345 - 1234 + 101 - 12000),
+        (112345 - 1234 + 101 - 15000, 112345 - 1234 + 101 - 15000 - 2000),
+        (112345 - 1234 + 101 - 15000 - 300, 112345 - 1234 + 101 - 15000 - 300 - 2000),
+    ]
+    credit = one(ledger, request("CRDT", "C2", JONAS, amount="2"))
+    jonas = ledger.balances(JONAS)
+    assert jonas is not None
+    assert (credit.ledger_balance, credit.available_balance) == (jonas.ledger, jonas.available)
     assert ledger.check().balanced
 
 
