@@ -563,8 +563,8 @@ class CoreBanking:
 
 
 class _BalanceReply:
-    """:meth:`RecordMapper.status_and_amounts` of a decoded CB-REPLY in the usual case (a
-    third of its time): a known tran code, a result code, a valid or zero posting time and
+    """:meth:`RecordMapper.status_and_amounts` of a decoded CB-REPLY in the usual case (in
+    about half its time): a known tran code, a result code, a valid or zero posting time and
     the balances in a currency. Anything else is left to the mapper (:meth:`read` gives
     None), which answers it or raises what it finds; so both give the same answers."""
 
