@@ -118,12 +118,21 @@ async def authorized(request: Request, *scopes: str) -> AccessClaims:
     settings = services.settings
     verifier = services.verifier
     url = f"{settings.public_url}{request_path(request)}"
+    certificate_header = verifier.settings.client_cert_header.lower().encode("latin-1")
+    authorization = dpop = certificate = None
+    for name, value in request.scope["headers"]:  # the first of each, as request.headers.get
+        if name == b"authorization" and authorization is None:
+            authorization = value.decode("latin-1")
+        if name == b"dpop" and dpop is None:
+            dpop = value.decode("latin-1")
+        if name == certificate_header and certificate is None:
+            certificate = value.decode("latin-1")
     facts = RequestFacts(
-        method=request.method,
+        method=request.scope["method"],
         url=url,
-        authorization=request.headers.get("authorization"),
-        dpop=request.headers.get("dpop"),
-        client_certificate=request.headers.get(verifier.settings.client_cert_header),
+        authorization=authorization,
+        dpop=dpop,
+        client_certificate=certificate,
     )
     claims = await verifier.verify(facts, scopes=scopes)
     wait = services.limiter.take(claims.client_id)
@@ -166,9 +175,23 @@ class _DirectRoutes:
 
     def __call__(self, scope: Scope) -> ASGIApp | None:
         path = None if scope.get("root_path") else scope["path"]
+        method = scope["method"]
         for route, endpoint in self.routes:
-            if path is not None and route.path_regex.match(path) is None:
-                continue  # what route.matches would find first, for a tenth of its time
+            if path is not None:
+                found = route.path_regex.match(path)
+                if found is None:
+                    continue  # what route.matches would find first, for a tenth of its time
+                if route.methods is not None and method in route.methods:
+                    # route.matches' FULL match, from the one regex match above
+                    convertors = route.param_convertors
+                    path_params = dict(scope.get("path_params", {}))
+                    for name, value in found.groupdict().items():
+                        path_params[name] = convertors[name].convert(value)
+                    scope["endpoint"] = endpoint
+                    scope["path_params"] = path_params
+                    scope["route"] = route
+                    scope["app"] = self.app
+                    return functools.partial(self._serve, endpoint)
             match, child_scope = route.matches(scope)
             if match is Match.FULL:
                 scope.update(child_scope)

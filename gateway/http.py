@@ -179,7 +179,11 @@ class GatewayMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers: dict[str, str] = {}  # the headers looked at here, the last of each
+        for key, value in scope["headers"]:
+            name = key.lower()
+            if name in _CHECKED_HEADERS:
+                headers[name.decode("latin-1")] = value.decode("latin-1")
         given = headers.get(INTERACTION_ID)
         echoed = given is not None and _is_uuid(given)
         scope.setdefault("state", {})[_STATE_KEY] = given if echoed else new_interaction_id()
@@ -197,7 +201,7 @@ class GatewayMiddleware:
                     for k, v in message.get("headers", [])
                     if k.lower() != b"x-fapi-interaction-id"
                 ]
-                raw.append((INTERACTION_ID.encode(), scope["state"][_STATE_KEY].encode()))
+                raw.append((_INTERACTION_ID_KEY, scope["state"][_STATE_KEY].encode()))
                 message["headers"] = raw
             await send(message)
 
@@ -304,6 +308,12 @@ _FAPI_HEADERS: Final[dict[str, Callable[[str], bool]]] = {
     "x-fapi-auth-date": _http_date,
     "x-fapi-customer-ip-address": _ip_address,
 }
+
+
+_INTERACTION_ID_KEY: Final = INTERACTION_ID.encode()
+_CHECKED_HEADERS: Final = frozenset(
+    name.encode() for name in (INTERACTION_ID, *_FAPI_HEADERS, "accept", "content-length")
+)
 
 
 def _too_large(limit: int) -> ObieError:

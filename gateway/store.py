@@ -278,9 +278,10 @@ class RowReader:
     the engine's pool and detached from it, in autocommit (SQLite: as
     :func:`create_engine` sets every connection; PostgreSQL: psycopg's ``autocommit``), so
     each read sees what was committed before it and leaves no transaction open; it is
-    shared by the threads of the process one read at a time, replaced after an error, and
-    closed when the engine is disposed. An engine of one connection (in-memory SQLite,
-    ``StaticPool``) has none to spare: the read goes through SQLAlchemy there.
+    shared by the threads of the process one read at a time with one cursor, replaced
+    after an error, and closed when the engine is disposed. An engine of one connection
+    (in-memory SQLite, ``StaticPool``) has none to spare: the read goes through SQLAlchemy
+    there.
     """
 
     def __init__(self, engine: Engine, statement: Select[Any]) -> None:
@@ -291,6 +292,8 @@ class RowReader:
         self._sql = str(compiled)
         self._order = tuple(compiled.positiontup or ()) if compiled.positional else None
         self._connection: DBAPIConnection | None = None
+        self._cursor: Any = None
+        self._errors: type[Exception] = engine.dialect.loaded_dbapi.Error
         self._turn = threading.Lock()
         event.listen(engine, "engine_disposed", lambda _engine: self.close())
 
@@ -303,18 +306,15 @@ class RowReader:
         parameters: Any = (
             values if self._order is None else tuple(values[name] for name in self._order)
         )
-        errors = self.engine.dialect.loaded_dbapi.Error
         with self._turn:
             for attempt in (1, 2):
-                connection = self._connection or self._open()
+                cursor = self._cursor
+                if cursor is None:
+                    cursor = self._cursor = (self._connection or self._open()).cursor()
                 try:
-                    cursor = connection.cursor()
-                    try:
-                        cursor.execute(self._sql, parameters)
-                        row = cursor.fetchone()
-                    finally:
-                        cursor.close()
-                except errors:
+                    cursor.execute(self._sql, parameters)
+                    row = cursor.fetchone()
+                except self._errors:
                     self._close_connection()
                     if attempt == 2:
                         raise
@@ -340,6 +340,10 @@ class RowReader:
 
     def _close_connection(self) -> None:
         connection, self._connection = self._connection, None
+        cursor, self._cursor = self._cursor, None
+        if cursor is not None:
+            with contextlib.suppress(Exception):
+                cursor.close()
         if connection is not None:
             with contextlib.suppress(Exception):
                 connection.close()

@@ -127,6 +127,25 @@ def test_accounts_and_balances_from_the_mainframe(tmp_path: Path) -> None:
     scenario()
 
 
+def test_the_first_of_repeated_credential_headers_is_the_one_checked(tmp_path: Path) -> None:
+    """As ``request.headers.get`` reads them: the first ``Authorization`` and the first
+    client certificate header count, whatever follows."""
+
+    @on_event_loop
+    async def scenario() -> None:
+        async with running_gateway(tmp_path) as h:
+            _, psu_token = await _authorised(h)
+            url = f"{AISP}/accounts/{ALICE_EUR.account_id}/balances"
+            good = list(h.auth(psu_token).items())
+            junk = [("Authorization", "Bearer not.a.token"), *h.tpps["tpp-two"].cert_header.items()]
+            first_good = await h.http.get(url, headers=[*good, *junk])
+            assert check_response(first_good)["Data"]["Balance"]
+            first_junk = await h.http.get(url, headers=[*junk, *good])
+            check_error(first_junk, 401)
+
+    scenario()
+
+
 def test_transactions_from_the_statement_extract(tmp_path: Path) -> None:
     extract = tmp_path / "STMT.DAT"
 
