@@ -250,7 +250,7 @@ async def _drive(
     result.untimed_cpu += time.process_time() - untimed_from
     stop_at = time.perf_counter() + seconds
 
-    async def connection() -> None:
+    async def connection(index: int) -> None:
         reader, writer = await asyncio.open_connection(
             "127.0.0.1", port, ssl=tls, server_hostname="localhost" if tls else None
         )
@@ -267,7 +267,10 @@ async def _drive(
                 slots.release()
 
         reading = asyncio.create_task(read())
-        next_at = time.perf_counter()
+        # Paced connections take turns, a phase apart (as wrk2 spreads its connections):
+        # started in step, the 16 of them would send 16 requests at the same instant each
+        # interval, a burst every 32 ms at 500/s, not 500/s.
+        next_at = time.perf_counter() + index * interval / connections
         while time.perf_counter() < stop_at:
             await slots.acquire()
             if interval:
@@ -287,7 +290,7 @@ async def _drive(
         await writer.wait_closed()
 
     started = time.perf_counter()
-    await asyncio.gather(*(connection() for _ in range(connections)))
+    await asyncio.gather(*(connection(index) for index in range(connections)))
     result.seconds = time.perf_counter() - started
     untimed_from = time.process_time()
     result.errors += sum(not ok(reply) for reply in replies)
