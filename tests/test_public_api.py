@@ -1401,6 +1401,22 @@ PUBLIC_API: dict[str, list[str]] = {
         "TokenMode",
         "VerifyReport",
     ],
+    "vault.tokens": [
+        "DEFAULT_POLICY",
+        "HmacSha256",
+        "MAX_KEEP_FIRST",
+        "MAX_KEEP_LAST",
+        "MAX_PAN_LENGTH",
+        "MIN_KEY_BYTES",
+        "MIN_MIDDLE_DIGITS",
+        "MIN_PAN_LENGTH",
+        "TokenPolicy",
+        "derive_token",
+        "fingerprint",
+        "validate_key",
+        "validate_pan",
+        "validate_tenant",
+    ],
 }
 
 
