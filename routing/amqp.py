@@ -547,6 +547,7 @@ class _Connection(AsyncioConnection):  # type: ignore[misc]  # pika is untyped
 
     assembled_deliveries = 0
     """Deliveries handed over in one step (the others went through pika's dispatch)."""
+    _frame_buffer: bytes  # pika's: what was read and not yet taken as frames
 
     def _proto_connection_made(self, transport: Any) -> None:
         if isinstance(getattr(transport, "_MAX_RECV_BYTES", None), int):
