@@ -371,6 +371,12 @@ PUBLIC_API: dict[str, list[str]] = {
         "fast_constructor",
         "fast_replacer",
     ],
+    "canonical_model.random_ids": [
+        "POOL_BYTES",
+        "token_bytes",
+        "token_hex",
+        "uuid4_text",
+    ],
     "canonical_model.replies": [
         "reply_to",
     ],
