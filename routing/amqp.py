@@ -1199,7 +1199,9 @@ class AmqpTransport(TransportBase):
         if not self._on_loop_thread():
             return await super().publish_batch_async(items, unroutable=unroutable, timeout=timeout)
         self._check_publishable(items)
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("internal error: on the loop's thread without a loop")
         deadline = loop.time() + timeout
         settled: asyncio.Future[None] = loop.create_future()
         batches: list[_Batch] = []
