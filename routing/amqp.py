@@ -72,7 +72,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import pika
@@ -82,6 +82,7 @@ import pika.frame
 import pika.spec
 from pika.adapters.asyncio_connection import AsyncioConnection
 
+from canonical_model.construct import fast_constructor
 from routing.amqps import BrokerTls, apply_tls, tls_refusal
 from routing.transport import (
     DEFAULT_EXCHANGE,
@@ -336,6 +337,7 @@ _BASIC_ID = pika.spec.Basic.INDEX
 # The properties a hub's messages carry (see _publish_frames); others take pika's path.
 _FAST_FLAGS = _PROPERTY_FLAGS | _FLAG_CORRELATION_ID | _FLAG_REPLY_TO | _FLAG_MESSAGE_ID
 _pika_decode_frame: Callable[[bytes], tuple[int, Any]] = pika.frame.decode_frame
+_pika_callback_log = logging.getLogger("pika.callback")  # where pika logs a callback's error
 _DECODED_SHORTS: dict[bytes, str] = {}  # consumer tags, exchanges, routing keys, reply queues
 _DECODED_TABLES: dict[bytes, dict[str, Any]] = {}
 _IMMUTABLE_VALUES = (str, int, bool, float, bytes, type(None))
@@ -522,7 +524,30 @@ def _whole_delivery(data: bytes, start: int) -> _WholeDelivery | None:
     )
 
 
+_new_received: Final = fast_constructor(Received)  # one per delivery, in half the time
 _DELIVER_CALLBACK_KEY = pika.spec.Basic.Deliver.NAME  # pika's callback key for the method
+_ACK_CALLBACK_KEY = pika.spec.Basic.Ack.NAME
+
+
+def _standing_callback(callbacks: Any, channel_number: int, key: str) -> Any:
+    """The one callback pika's ``CallbackManager`` would call for method ``key`` on
+    ``channel_number``, when that is all it would do: a single callback, kept after use
+    (not one-shot), for any caller and any arguments (``confirm_delivery``'s on
+    ``basic.ack``). None otherwise, or where the manager is not as expected."""
+    stack = getattr(callbacks, "_stack", None)
+    if not isinstance(stack, dict):
+        return None
+    entries = stack.get(str(channel_number), {}).get(key)
+    if not isinstance(entries, list) or len(entries) != 1:
+        return None
+    entry = entries[0]
+    if not isinstance(entry, dict) or entry.get("one_shot", True) is not False:
+        return None
+    if entry.get("only", True) is not None or entry.get("arguments", True) is not None:
+        return None
+    return entry.get("callback")
+
+
 # Bytes asked of each recv(): pika asks 4 KiB, which splits many deliveries across reads
 # (a hub's message is 1-2 KiB) and costs a system call per 4 KiB. Below glibc's mmap
 # threshold, so the read buffer is no mmap / munmap of its own.
@@ -547,6 +572,8 @@ class _Connection(AsyncioConnection):  # type: ignore[misc]  # pika is untyped
 
     assembled_deliveries = 0
     """Deliveries handed over in one step (the others went through pika's dispatch)."""
+    direct_confirms = 0
+    """``basic.ack`` frames handed straight to the channel's confirm callback."""
     _frame_buffer: bytes  # pika's: what was read and not yet taken as frames
 
     def _proto_connection_made(self, transport: Any) -> None:
@@ -587,6 +614,32 @@ class _Connection(AsyncioConnection):  # type: ignore[misc]  # pika is untyped
                     return
                 start += consumed
                 self.bytes_received += consumed
+                if (
+                    frame_value.__class__ is pika.frame.Method
+                    and frame_value.method.__class__ is pika.spec.Basic.Ack
+                    and frame_value.channel_number > 0
+                ):
+                    confirm = _standing_callback(
+                        self.callbacks, frame_value.channel_number, _ACK_CALLBACK_KEY
+                    )
+                    if confirm is not None:
+                        # What pika's dispatch does with it (Connection._process_frame, then
+                        # CallbackManager.process), without its lookups.
+                        self.frames_received += 1
+                        self.direct_confirms += 1
+                        try:
+                            confirm(frame_value)
+                        except Exception:
+                            _pika_callback_log.exception(
+                                'Calling %s for "%s:%s" failed',
+                                confirm,
+                                frame_value.channel_number,
+                                _ACK_CALLBACK_KEY,
+                            )
+                            raise
+                        if self._frame_buffer is not buffer:
+                            return
+                        continue
                 self._process_frame(frame_value)
                 if self._frame_buffer is not buffer:
                     return
@@ -1582,7 +1635,7 @@ class AmqpTransport(TransportBase):
         def on_message(ch: Any, method: Any, properties: Any, body: bytes) -> None:
             envelope = _envelope(properties, body)
             count = envelope.headers.get("x-delivery-count")
-            received = Received(
+            received = _new_received(
                 envelope,
                 method.exchange,
                 method.routing_key,

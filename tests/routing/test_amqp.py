@@ -17,6 +17,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import pika
+import pika.callback
 import pika.exceptions
 import pika.frame
 import pika.spec
@@ -30,6 +31,7 @@ from routing.amqp import (
     _decode_frame,
     _properties,
     _publish_frames,
+    _standing_callback,
     masked_url,
 )
 from routing.transport import (
@@ -671,3 +673,92 @@ def test_deliveries_handed_over_whole_are_what_pikas_dispatch_hands_over(
     if recv_bytes == 64 * 1024:
         # Most went over whole; the 300 kB ones (larger than what one read gives) did not.
         assert count // 2 < connection.assembled_deliveries < 2 * count
+
+
+def _on_ack(frame: Any) -> None:
+    pass
+
+
+def _other(frame: Any) -> None:
+    pass
+
+
+def test_a_standing_callback_is_found_only_where_pika_would_call_it_alone() -> None:
+    callbacks = pika.callback.CallbackManager()
+    assert _standing_callback(callbacks, 5, "Basic.Ack") is None
+    callbacks.add(5, pika.spec.Basic.Ack, _on_ack, False)  # as confirm_delivery does
+    assert _standing_callback(callbacks, 5, "Basic.Ack") is _on_ack
+    assert _standing_callback(callbacks, 6, "Basic.Ack") is None
+    assert _standing_callback(callbacks, 5, "Basic.Nack") is None
+    callbacks.add(5, pika.spec.Basic.Ack, _other, True)  # a one-shot beside it
+    assert _standing_callback(callbacks, 5, "Basic.Ack") is None
+    for one_shot, only, arguments in ((True, None, None), (False, "me", None), (False, None, {})):
+        alone = pika.callback.CallbackManager()
+        alone.add(7, pika.spec.Basic.Ack, _on_ack, one_shot, only, arguments)
+        assert _standing_callback(alone, 7, "Basic.Ack") is None
+    assert _standing_callback(object(), 5, "Basic.Ack") is None
+
+
+def _confirmed(url: str, queue: str, connection_class: type[AsyncioConnection], count: int) -> Any:
+    """Publish ``count`` messages with confirms on a connection of ``connection_class``; the
+    acks its confirm callback got, and the connection."""
+    acks: list[tuple[int, int, bool]] = []
+
+    async def run() -> AsyncioConnection:
+        loop = asyncio.get_running_loop()
+        opened: asyncio.Future[AsyncioConnection] = loop.create_future()
+        connection = connection_class(
+            pika.URLParameters(url),
+            on_open_callback=opened.set_result,
+            on_open_error_callback=lambda _c, error: opened.set_exception(error),
+            custom_ioloop=loop,
+        )
+        await asyncio.wait_for(opened, 10)
+        ready: asyncio.Future[Any] = loop.create_future()
+        connection.channel(on_open_callback=ready.set_result)
+        channel = await asyncio.wait_for(ready, 10)
+        all_confirmed: asyncio.Future[None] = loop.create_future()
+
+        def on_confirm(frame: Any) -> None:
+            acks.append((frame.channel_number, frame.method.delivery_tag, frame.method.multiple))
+            if frame.method.delivery_tag == count:
+                _settle(all_confirmed)
+
+        mode: asyncio.Future[None] = loop.create_future()
+        channel.confirm_delivery(on_confirm, callback=functools.partial(_settle, mode))
+        await asyncio.wait_for(mode, 10)
+        for number in range(count):
+            channel.basic_publish("", queue, f"m{number}".encode())
+        await asyncio.wait_for(all_confirmed, 20)
+        acks.append((-1, connection.frames_received, False))
+        ended: asyncio.Future[None] = loop.create_future()
+        connection.add_on_close_callback(functools.partial(_settle, ended))
+        connection.close()
+        await asyncio.wait_for(ended, 10)
+        return connection
+
+    connection = asyncio.run(run())
+    return acks, connection
+
+
+def test_confirms_handed_straight_to_the_callback_are_what_pikas_dispatch_hands_over(
+    shared_broker: tuple[str, Topology],
+) -> None:
+    url, topology = shared_broker
+    queue = f"{topology.prefix}.confirms"
+    setup = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        setup.channel().queue_declare(queue)
+        by_pika, _ = _confirmed(url, queue, AsyncioConnection, 200)
+        by_hub, connection = _confirmed(url, queue, _Connection, 200)
+        setup.channel().queue_delete(queue)
+    finally:
+        setup.close()
+    for acks in (by_pika, by_hub):
+        *confirms, (_, frames, _) = acks
+        tags = [tag for _, tag, _ in confirms]
+        assert tags == sorted(tags) and tags[-1] == 200
+        assert {channel for channel, _, _ in confirms} == {1}
+        # Every frame counted: the confirms and the same set-up frames on both connections.
+        assert frames - len(confirms) == by_pika[-1][1] - (len(by_pika) - 1)
+    assert connection.direct_confirms == len(by_hub) - 1
