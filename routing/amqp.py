@@ -50,6 +50,10 @@ AMQP 0-9-1:
   a leader on the surviving nodes. With several nodes, a message nacked a third time makes
   the transport connect again, to the next node: on RabbitMQ 3.10 a channel opened while a
   queue's leader moved was seen to nack every publish to that queue for minutes.
+- **Receiving** (event-loop mode): frames are read 64 KiB at a time and decoded by the
+  transport's own decoder for the frames a hub gets (pika's for any other); a delivery whose
+  frames were all read goes to its channel in one step, and a confirm straight to the
+  channel's confirm callback, with the objects and counts pika's dispatch would give.
 - **Start-up**: a wrong URL or a broker that is down is retried with backoff until the
   ``start`` timeout, then reported as :class:`~routing.transport.TransportUnavailableError`
   with a one-line reason (the password masked).
