@@ -24,7 +24,6 @@ entry point in the group ``isobridge.adapters`` for adapters shipped in other pa
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -32,6 +31,7 @@ from typing import ClassVar, Protocol, runtime_checkable
 
 from canonical_model.messages import CanonicalMessage, MessageFunction, MessageKind
 from canonical_model.pan import PanToken, find_clear_pans, mask_pan
+from canonical_model.random_ids import uuid4_text
 
 __all__ = [
     "Adapter",
@@ -108,7 +108,7 @@ class PanDetokenizer(Protocol):
 
 
 def _new_message_id() -> str:
-    return str(uuid.uuid4())
+    return uuid4_text()
 
 
 def _utc_now() -> dt.datetime:

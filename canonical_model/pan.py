@@ -22,8 +22,9 @@ canonical_model.pan.ClearPanError: a PanToken must fail the Luhn check; refusing
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import dataclass
+
+from canonical_model.random_ids import token_hex
 
 __all__ = [
     "ClearPanError",
@@ -154,7 +155,8 @@ class PanToken:
 
 
 def random_hex_id(size: int = 16) -> str:
-    """``2 * size`` random hex digits, as :func:`secrets.token_hex`, that never hold 13
+    """``2 * size`` random hex digits (:func:`canonical_model.random_ids.token_hex`, as
+    :func:`secrets.token_hex`), that never hold 13
     decimal digits in a row: an id that no journal, log filter or masking scan can take for
     a card number (a random 32-digit hex id holds such a run about once in 60, a Luhn-valid
     one about once in 600, and the journal refuses every event that carries it).
@@ -164,6 +166,6 @@ def random_hex_id(size: int = 16) -> str:
     (32, False, True)
     """
     while True:
-        value = secrets.token_hex(size)
+        value = token_hex(size)
         if _ASCII_THIRTEEN_DIGITS.search(value) is None:
             return value

@@ -229,9 +229,12 @@ class _Link:
         self.task: asyncio.Task[None] | None = None
         self.up = False
         self.outbox: list[bytes] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
-        self.task = asyncio.create_task(self._run(), name=f"connector-{self.number}")
+        # Kept: asyncio.get_running_loop() makes a getpid() system call each time.
+        self.loop = asyncio.get_running_loop()
+        self.task = self.loop.create_task(self._run(), name=f"connector-{self.number}")
 
     async def close(self) -> None:
         if self.task is not None:
@@ -247,7 +250,7 @@ class _Link:
             raise DestinationUnavailableError(settings.name, "no connection")
         if key in self.pending:
             raise DestinationUnavailableError(settings.name, "a request with this key is in flight")
-        loop = asyncio.get_running_loop()
+        loop = self.loop or asyncio.get_running_loop()
         future: asyncio.Future[bytes] = loop.create_future()
         self.pending[key] = future
         deadline = loop.time() + settings.timeout

@@ -53,6 +53,7 @@ from adapters.fixedwidth.adapter import FixedWidthAdapter
 from adapters.fixedwidth.canonical import RecordMapper
 from adapters.framing import FixedRecordFramer, Framer, get_framer
 from canonical_model.codes import Status, TransactionStatus, status_from_iso8583
+from canonical_model.construct import fast_constructor
 from canonical_model.messages import (
     Account,
     AdditionalAmount,
@@ -106,6 +107,12 @@ _REFERENCE = slice(4, 28)  # CB-POSTING-REF / CB-RP-POSTING-REF: after the 4-byt
 _DEBIT_TYPES: Final = frozenset({"00", "01", "09"})
 _CREDIT_TYPES: Final = frozenset({"20"})
 _TRANSFER_TYPES: Final = frozenset({"40"})
+# The same instances as calling the classes, built without the frozen __setattr__ path
+# (canonical_model.construct): a posting is built for every request.
+_new_message: Final = fast_constructor(CanonicalMessage)
+_new_identifiers: Final = fast_constructor(Identifiers)
+_new_account: Final = fast_constructor(Account)
+_new_processing_code: Final = fast_constructor(ProcessingCode)
 
 
 class NoPostingError(ValueError):
@@ -191,7 +198,7 @@ def posting_for(request: CanonicalMessage, *, message_id: str) -> CanonicalMessa
     processing = request.processing.transaction_type if request.processing else None
     debtor = _account(request.debtor_account)
     creditor = _account(request.creditor_account)
-    ids = Identifiers(message_id, transaction_id=reference)
+    ids = _new_identifiers(message_id, transaction_id=reference)
     narrative = _narrative(request)
     if kind is MessageKind.REVERSAL:
         return CanonicalMessage(
@@ -232,15 +239,15 @@ def posting_for(request: CanonicalMessage, *, message_id: str) -> CanonicalMessa
         raise NoPostingError(NO_ACCOUNT, "the request names no account (field 102)")
     if kind is not MessageKind.BALANCE_ENQUIRY and request.amount is None:
         raise NoPostingError(INVALID_TRANSACTION, "a posting needs an amount")
-    return CanonicalMessage(
+    return _new_message(
         MessageKind.AUTHORIZATION if kind is MessageKind.AUTHORIZATION else _posting_kind(code),
         MessageFunction.REQUEST,
         request.tenant,
         ids,
-        processing=ProcessingCode(code),
+        processing=_new_processing_code(code),
         amount=request.amount,
-        debtor_account=Account(other_id=account),
-        creditor_account=Account(other_id=contra) if contra else None,
+        debtor_account=_new_account(other_id=account),
+        creditor_account=_new_account(other_id=contra) if contra else None,
         settlement_date=request.settlement_date,
         remittance=narrative,
     )

@@ -380,6 +380,8 @@ class _Connection:
         self.reader = reader
         self.writer = writer
         self.peer = peer
+        # Kept: asyncio.get_running_loop() makes a getpid() system call each time.
+        self.loop = asyncio.get_running_loop()
         self.decoder = FrameDecoder(edge._framer)
         self.slots = asyncio.Semaphore(edge.settings.in_flight_per_connection)
         self.requests: set[asyncio.Task[None]] = set()
@@ -422,7 +424,7 @@ class _Connection:
             self._write(self.edge._framer.frame(b"", header=_reply_header(frame)))
             return
         await self.slots.acquire()  # backpressure: stop reading at the in-flight limit
-        task = asyncio.create_task(self._handle(frame))
+        task = self.loop.create_task(self._handle(frame))
         self.requests.add(task)
         task.add_done_callback(self._finished)
 
@@ -455,7 +457,7 @@ class _Connection:
     async def _answer(self, frame: Frame, span: Span) -> float | None:
         edge = self.edge
         tracing = edge.tracing
-        started = asyncio.get_running_loop().time()
+        started = self.loop.time()
         edge.stats.requests += 1
         pans = _RequestPans(edge._decode_context.tokenizer, edge._encode_context.detokenizer)
         decode_context = _replace_decode_context(edge._decode_context, tokenizer=pans)
@@ -495,7 +497,7 @@ class _Connection:
         with self.edge.tracing.reply_write():
             self._write(self.edge._framer.frame(payload, header=_reply_header(request_frame)))
             self.edge.stats.replies += 1
-            latency = asyncio.get_running_loop().time() - started
+            latency = self.loop.time() - started
             self.edge.stats.latencies.append(latency)
             # A client that does not read its replies holds its requests' slots: backpressure.
             with contextlib.suppress(ConnectionError, ssl.SSLError):
@@ -508,7 +510,7 @@ class _Connection:
         together go out in one system call, not one each."""
         if self._outgoing is None:
             self._outgoing = [data]
-            asyncio.get_running_loop().call_soon(self._flush)
+            self.loop.call_soon(self._flush)
         else:
             self._outgoing.append(data)
 

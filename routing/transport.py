@@ -66,9 +66,10 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import TracebackType
-from typing import Literal, Protocol, Self, cast, runtime_checkable
+from typing import Final, Literal, Protocol, Self, cast, runtime_checkable
 from urllib.parse import urlsplit
 
+from canonical_model.construct import fast_constructor
 from canonical_model.messages import CanonicalMessage
 from routing.wire import (
     ATTEMPT,
@@ -459,6 +460,8 @@ class Outcome:
     @classmethod
     def ack(cls, reply: CanonicalMessage | None = None) -> Outcome:
         """Done (the effect is committed); ``reply`` goes to the requester's reply queue."""
+        if cls is Outcome:  # every delivery's: built without the frozen __setattr__ path
+            return _new_outcome(Action.ACK, "", reply)
         return cls(Action.ACK, reply=reply)
 
     @classmethod
@@ -488,6 +491,11 @@ class Delivery:
     exchange: str
     routing_key: str
 
+
+# The same instances as calling the classes (canonical_model.construct), in half the time:
+# one of each per delivery.
+_new_outcome: Final = fast_constructor(Outcome)
+_new_delivery: Final = fast_constructor(Delivery)
 
 Handler = Callable[[Delivery], Outcome]
 BatchHandler = Callable[[Sequence[Delivery]], Sequence[Outcome]]
@@ -934,7 +942,7 @@ class _DecodedBatch:
                 self.outcomes[index] = Outcome.dead_letter(f"bad message: {exc}")
                 continue
             self.deliveries.append(
-                Delivery(
+                _new_delivery(
                     message,
                     item.envelope,
                     destination or "",

@@ -371,6 +371,12 @@ PUBLIC_API: dict[str, list[str]] = {
         "fast_constructor",
         "fast_replacer",
     ],
+    "canonical_model.random_ids": [
+        "POOL_BYTES",
+        "token_bytes",
+        "token_hex",
+        "uuid4_text",
+    ],
     "canonical_model.replies": [
         "reply_to",
     ],
@@ -1400,6 +1406,22 @@ PUBLIC_API: dict[str, list[str]] = {
         "TenantStats",
         "TokenMode",
         "VerifyReport",
+    ],
+    "vault.tokens": [
+        "DEFAULT_POLICY",
+        "HmacSha256",
+        "MAX_KEEP_FIRST",
+        "MAX_KEEP_LAST",
+        "MAX_PAN_LENGTH",
+        "MIN_KEY_BYTES",
+        "MIN_MIDDLE_DIGITS",
+        "MIN_PAN_LENGTH",
+        "TokenPolicy",
+        "derive_token",
+        "fingerprint",
+        "validate_key",
+        "validate_pan",
+        "validate_tenant",
     ],
 }
 

@@ -88,6 +88,7 @@ from vault.errors import TokenSpaceExhaustedError, UnknownTokenError
 from vault.tokens import (
     DEFAULT_POLICY,
     MIN_KEY_BYTES,
+    HmacSha256,
     TokenPolicy,
     _derive,
     _fingerprint,
@@ -168,12 +169,12 @@ class InMemoryVault:
             raise TypeError(f"max_attempts must be an int, got {type(max_attempts).__name__}")
         if not 1 <= max_attempts <= 2**32:
             raise ValueError(f"max_attempts must be between 1 and 2**32, got {max_attempts}")
-        self._fingerprint_key = (
+        self._fingerprint_key = HmacSha256(
             secrets.token_bytes(MIN_KEY_BYTES)
             if fingerprint_key is None
             else validate_key(fingerprint_key, "fingerprint key")
         )
-        self._token_key = (
+        self._token_key = HmacSha256(
             secrets.token_bytes(MIN_KEY_BYTES)
             if token_key is None
             else validate_key(token_key, "token key")

@@ -120,6 +120,7 @@ from vault.tokens import (
     DEFAULT_POLICY as DEFAULT_TOKEN_POLICY,
 )
 from vault.tokens import (
+    HmacSha256,
     TokenPolicy,
     _derive,
     _fingerprint,
@@ -208,8 +209,8 @@ class VerifyReport:
 class _TenantKeys:
     data: dict[int, AESGCM]
     current_version: int
-    fingerprint_key: bytes
-    token_key: bytes
+    fingerprint_key: HmacSha256
+    token_key: HmacSha256
     fpe_key: bytes
     loaded_at: float
     fpe: Any = None  # the FPE cipher, built on first use
@@ -429,8 +430,8 @@ class SqlVault:
         return _TenantKeys(
             data=data,
             current_version=max(data),
-            fingerprint_key=derive_subkey(index, "fingerprint"),
-            token_key=derive_subkey(index, "token"),
+            fingerprint_key=HmacSha256(derive_subkey(index, "fingerprint")),
+            token_key=HmacSha256(derive_subkey(index, "token")),
             fpe_key=derive_subkey(index, "fpe"),
             loaded_at=time.monotonic(),
         )

@@ -4,6 +4,8 @@ the middle of 10,000 messages, on a node of the tests' own (tests/routing/chaos_
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import socket
 import subprocess
 import sys
@@ -11,19 +13,25 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import pika
+import pika.callback
 import pika.exceptions
 import pika.frame
 import pika.spec
 import pytest
+from pika.adapters.asyncio_connection import AsyncioConnection
 
+import routing.amqp
 from routing.amqp import (
     AmqpTransport,
+    _Connection,
     _decode_frame,
     _properties,
     _publish_frames,
+    _standing_callback,
     masked_url,
 )
 from routing.transport import (
@@ -513,6 +521,14 @@ def test_incoming_frames_decode_as_pikas(frame: bytes) -> None:
         )
 
 
+@pytest.mark.parametrize("frame", _INCOMING)
+def test_incoming_frames_decode_as_pikas_at_an_offset(frame: bytes) -> None:
+    before = _INCOMING[1] + b"xyz"
+    for data in (frame, frame + _INCOMING[0], frame[:-1], frame[:5]):
+        expected = _described(pika.frame.decode_frame(data))
+        assert _described(_decode_frame(before + data, len(before))) == expected
+
+
 def test_incoming_frames_with_a_wrong_end_marker_are_refused_as_by_pika() -> None:
     broken = _INCOMING[0][:-1] + b"\x00"
     with pytest.raises(pika.exceptions.InvalidFrameError):
@@ -525,3 +541,224 @@ def test_publish_frames_leave_strings_too_long_for_amqp_to_pika() -> None:
     assert _publish_frames(1, 1000, "e", "k" * 256, True, encode(message(1))) is None
     too_long_id = Envelope(b"{}", "m" * 300, {})
     assert _publish_frames(1, 1000, "e", "k", True, too_long_id) is None
+
+
+# --- deliveries handed over whole, against pika's own dispatch, on the real broker ---------
+
+_CONTENT: list[tuple[pika.spec.BasicProperties, bytes]] = [
+    # As a hub publishes (routing.amqp._properties): decoded on the connection's own path.
+    (_properties(encode(message(1), correlation_id="c-1", reply_to="r.q")), b"{}" * 300),
+    (_properties(encode(message(2))), encode(message(2)).body),
+    (pika.spec.BasicProperties(), b""),
+    (pika.spec.BasicProperties(content_type="text/plain", delivery_mode=2), b"x"),
+    # Properties and tables outside that path: pika decodes them.
+    (pika.spec.BasicProperties(priority=3, timestamp=10, app_id="a", expiration="60000"), b"p"),
+    (pika.spec.BasicProperties(headers={"l": [1, "a"], "d": {"x": 1}, "b": True}), b"t"),
+    # Not UTF-8: pika keeps the bytes.
+    (pika.spec.BasicProperties(message_id=b"\xff\xfe", correlation_id=b"\xc3"), b"u"),
+    # Larger than a frame (frame_max 131072): several body frames.
+    (pika.spec.BasicProperties(content_type="application/octet-stream"), bytes(300_000)),
+]
+
+
+class _RecordingConsumer:
+    """Records what a consumer is handed; done once it got ``count`` messages."""
+
+    def __init__(
+        self,
+        seen: list[tuple[object, ...]],
+        count: int,
+        *,
+        ack: bool,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.seen = seen
+        self.left = count
+        self.ack = ack
+        self.done: asyncio.Future[None] = loop.create_future()
+
+    def on_message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        described = (type(method), vars(method), type(properties), vars(properties), body)
+        self.seen.append((channel.channel_number, *described))
+        if self.ack:
+            channel.basic_ack(method.delivery_tag)
+        self.left -= 1
+        if self.left == 0:
+            self.done.set_result(None)
+
+
+def _settle(future: asyncio.Future[None], *_: object) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _consumed_twice(
+    url: str, queue: str, connection_class: type[AsyncioConnection], count: int
+) -> tuple[list[tuple[object, ...]], AsyncioConnection]:
+    """Every message of ``queue`` as ``connection_class`` hands it to a consumer, twice: on
+    a first channel (left unacked, so the broker delivers it again when that channel
+    closes), then on a second one (redelivered, acked); last, the connection's byte and
+    frame counts before it closed."""
+    seen: list[tuple[object, ...]] = []
+
+    async def run() -> AsyncioConnection:
+        loop = asyncio.get_running_loop()
+        opened: asyncio.Future[AsyncioConnection] = loop.create_future()
+        connection = connection_class(
+            pika.URLParameters(url),
+            on_open_callback=opened.set_result,
+            on_open_error_callback=lambda _c, error: opened.set_exception(error),
+            custom_ioloop=loop,
+        )
+        await asyncio.wait_for(opened, 10)
+        for round_number in (1, 2):
+            channel_ready: asyncio.Future[Any] = loop.create_future()
+            connection.channel(on_open_callback=channel_ready.set_result)
+            channel = await asyncio.wait_for(channel_ready, 10)
+            consumer = _RecordingConsumer(seen, count, ack=round_number == 2, loop=loop)
+            channel.basic_consume(queue, consumer.on_message, consumer_tag=f"c-{round_number}")
+            await asyncio.wait_for(consumer.done, 20)
+            closed: asyncio.Future[None] = loop.create_future()
+            channel.add_on_close_callback(functools.partial(_settle, closed))
+            channel.close()
+            await asyncio.wait_for(closed, 10)
+        seen.append(("received", connection.bytes_received, connection.frames_received))
+        ended: asyncio.Future[None] = loop.create_future()
+        connection.add_on_close_callback(functools.partial(_settle, ended))
+        connection.close()
+        await asyncio.wait_for(ended, 10)
+        return connection
+
+    return seen, asyncio.run(run())
+
+
+@pytest.mark.parametrize("recv_bytes", [64 * 1024, 4096, 100])
+def test_deliveries_handed_over_whole_are_what_pikas_dispatch_hands_over(
+    shared_broker: tuple[str, Topology], monkeypatch: pytest.MonkeyPatch, recv_bytes: int
+) -> None:
+    """The same messages in a queue, read by pika's own connection, then again by the
+    hub's: the consumer gets the same channel numbers, methods (consumer tag, delivery tag,
+    redelivered, exchange, routing key), properties and bodies, read in 64 KiB (deliveries
+    whole), 4 KiB (some split) or 100 bytes (almost all split) at a time."""
+    url, topology = shared_broker
+    monkeypatch.setattr(routing.amqp, "_RECV_BYTES", recv_bytes)
+    queue = f"{topology.prefix}.whole"
+    count = len(_CONTENT) * 3
+    setup = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = setup.channel()
+        consumed: list[tuple[list[tuple[object, ...]], AsyncioConnection]] = []
+        for connection_class in (AsyncioConnection, _Connection):
+            channel.queue_declare(queue)
+            for properties, body in _CONTENT * 3:
+                channel.basic_publish("", queue, body, properties)
+            wait_until(
+                lambda: channel.queue_declare(queue, passive=True).method.message_count == count,
+                what="every message in the queue",
+            )
+            consumed.append(_consumed_twice(url, queue, connection_class, count))
+            channel.queue_delete(queue)
+    finally:
+        setup.close()
+    (by_pika, _), (by_hub, connection) = consumed
+    assert len(by_pika) == 2 * count + 1
+    received = by_pika[-1][1]  # the byte count, as pika keeps it
+    assert isinstance(received, int) and received > 2 * 3 * 300_000
+    assert [entry[:5] for entry in by_hub] == [entry[:5] for entry in by_pika]
+    assert by_hub == by_pika
+    assert {cast(dict[str, object], entry[2])["redelivered"] for entry in by_hub[count:-1]} == {
+        True
+    }
+    assert isinstance(connection, _Connection)
+    if recv_bytes == 64 * 1024:
+        # Most went over whole; the 300 kB ones (larger than what one read gives) did not.
+        assert count // 2 < connection.assembled_deliveries < 2 * count
+
+
+def _on_ack(frame: Any) -> None:
+    pass
+
+
+def _other(frame: Any) -> None:
+    pass
+
+
+def test_a_standing_callback_is_found_only_where_pika_would_call_it_alone() -> None:
+    callbacks = pika.callback.CallbackManager()
+    assert _standing_callback(callbacks, 5, "Basic.Ack") is None
+    callbacks.add(5, pika.spec.Basic.Ack, _on_ack, False)  # as confirm_delivery does
+    assert _standing_callback(callbacks, 5, "Basic.Ack") is _on_ack
+    assert _standing_callback(callbacks, 6, "Basic.Ack") is None
+    assert _standing_callback(callbacks, 5, "Basic.Nack") is None
+    callbacks.add(5, pika.spec.Basic.Ack, _other, True)  # a one-shot beside it
+    assert _standing_callback(callbacks, 5, "Basic.Ack") is None
+    for one_shot, only, arguments in ((True, None, None), (False, "me", None), (False, None, {})):
+        alone = pika.callback.CallbackManager()
+        alone.add(7, pika.spec.Basic.Ack, _on_ack, one_shot, only, arguments)
+        assert _standing_callback(alone, 7, "Basic.Ack") is None
+    assert _standing_callback(object(), 5, "Basic.Ack") is None
+
+
+def _confirmed(url: str, queue: str, connection_class: type[AsyncioConnection], count: int) -> Any:
+    """Publish ``count`` messages with confirms on a connection of ``connection_class``; the
+    acks its confirm callback got, and the connection."""
+    acks: list[tuple[int, int, bool]] = []
+
+    async def run() -> AsyncioConnection:
+        loop = asyncio.get_running_loop()
+        opened: asyncio.Future[AsyncioConnection] = loop.create_future()
+        connection = connection_class(
+            pika.URLParameters(url),
+            on_open_callback=opened.set_result,
+            on_open_error_callback=lambda _c, error: opened.set_exception(error),
+            custom_ioloop=loop,
+        )
+        await asyncio.wait_for(opened, 10)
+        ready: asyncio.Future[Any] = loop.create_future()
+        connection.channel(on_open_callback=ready.set_result)
+        channel = await asyncio.wait_for(ready, 10)
+        all_confirmed: asyncio.Future[None] = loop.create_future()
+
+        def on_confirm(frame: Any) -> None:
+            acks.append((frame.channel_number, frame.method.delivery_tag, frame.method.multiple))
+            if frame.method.delivery_tag == count:
+                _settle(all_confirmed)
+
+        mode: asyncio.Future[None] = loop.create_future()
+        channel.confirm_delivery(on_confirm, callback=functools.partial(_settle, mode))
+        await asyncio.wait_for(mode, 10)
+        for number in range(count):
+            channel.basic_publish("", queue, f"m{number}".encode())
+        await asyncio.wait_for(all_confirmed, 20)
+        acks.append((-1, connection.frames_received, False))
+        ended: asyncio.Future[None] = loop.create_future()
+        connection.add_on_close_callback(functools.partial(_settle, ended))
+        connection.close()
+        await asyncio.wait_for(ended, 10)
+        return connection
+
+    connection = asyncio.run(run())
+    return acks, connection
+
+
+def test_confirms_handed_straight_to_the_callback_are_what_pikas_dispatch_hands_over(
+    shared_broker: tuple[str, Topology],
+) -> None:
+    url, topology = shared_broker
+    queue = f"{topology.prefix}.confirms"
+    setup = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        setup.channel().queue_declare(queue)
+        by_pika, _ = _confirmed(url, queue, AsyncioConnection, 200)
+        by_hub, connection = _confirmed(url, queue, _Connection, 200)
+        setup.channel().queue_delete(queue)
+    finally:
+        setup.close()
+    for acks in (by_pika, by_hub):
+        *confirms, (_, frames, _) = acks
+        tags = [tag for _, tag, _ in confirms]
+        assert tags == sorted(tags) and tags[-1] == 200
+        assert {channel for channel, _, _ in confirms} == {1}
+        # Every frame counted: the confirms and the same set-up frames on both connections.
+        assert frames - len(confirms) == by_pika[-1][1] - (len(by_pika) - 1)
+    assert connection.direct_confirms == len(by_hub) - 1

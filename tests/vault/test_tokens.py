@@ -18,6 +18,7 @@ from vault.tokens import (
     MAX_KEEP_FIRST,
     MAX_KEEP_LAST,
     MIN_MIDDLE_DIGITS,
+    HmacSha256,
     TokenPolicy,
     derive_token,
     fingerprint,
@@ -185,6 +186,70 @@ def test_known_answers() -> None:
             hashlib.sha256,
         ).hexdigest()
     )
+
+
+# --- the keyed HMAC, against RFC 4231 and the one-shot HMAC ----------------------------------
+
+# RFC 4231 section 4, the HMAC-SHA-256 of test cases 1-7 (case 5 truncated to 128 bits).
+RFC_4231 = [
+    (b"\x0b" * 20, b"Hi There", "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
+    (
+        b"Jefe",
+        b"what do ya want for nothing?",
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+    ),
+    (
+        b"\xaa" * 20,
+        b"\xdd" * 50,
+        "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe",
+    ),
+    (
+        bytes(range(1, 26)),
+        b"\xcd" * 50,
+        "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b",
+    ),
+    (b"\x0c" * 20, b"Test With Truncation", "a3b6167473100ee06e0c796c2955552b"),
+    (
+        b"\xaa" * 131,
+        b"Test Using Larger Than Block-Size Key - Hash Key First",
+        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+    ),
+    (
+        b"\xaa" * 131,
+        b"This is a test using a larger than block-size key and a larger than block-size data."
+        b" The key needs to be hashed before being used by the HMAC algorithm.",
+        "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2",
+    ),
+]
+
+
+@pytest.mark.parametrize(("key", "message", "expected"), RFC_4231)
+def test_keyed_hmac_gives_the_rfc_4231_answers(key: bytes, message: bytes, expected: str) -> None:
+    keyed = HmacSha256(key)
+    assert keyed.digest(message).hex().startswith(expected)
+    # The keyed states are copied, never used up: the same answer again, after another one.
+    keyed.digest(b"something else")
+    assert keyed.digest(message).hex().startswith(expected)
+
+
+@given(key=st.binary(max_size=200), messages=st.lists(st.binary(max_size=300), max_size=4))
+def test_keyed_hmac_equals_the_one_shot_hmac(key: bytes, messages: list[bytes]) -> None:
+    keyed = HmacSha256(key)
+    for message in messages:
+        assert keyed.digest(message) == hmac.digest(key, message, "sha256")
+
+
+@pytest.mark.parametrize("length", [0, 1, 63, 64, 65, 128])
+def test_keyed_hmac_at_the_block_size_edges_equals_the_one_shot_hmac(length: int) -> None:
+    key = bytes(range(length))
+    assert HmacSha256(key).digest(b"message") == hmac.digest(key, b"message", "sha256")
+
+
+def test_keyed_hmac_refuses_a_key_that_is_not_bytes_and_never_shows_it() -> None:
+    with pytest.raises(TypeError, match="an HMAC key is bytes, got str"):
+        HmacSha256("secret")  # type: ignore[arg-type]
+    assert "\\x00\\x01" not in repr(HmacSha256(KEY))
+    assert repr(HmacSha256(KEY)) == "HmacSha256(<key>)"
 
 
 # --- convergence and separation --------------------------------------------------------------
