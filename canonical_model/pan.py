@@ -76,7 +76,10 @@ def mask_pan(pan: str, keep_first: int = 6, keep_last: int = 4) -> str:
     return pan[:keep_first] + "*" * (len(pan) - keep_first - keep_last) + pan[-keep_last:]
 
 
-_DIGIT_RUN = re.compile(r"(?<!\d)\d{13,19}(?!\d)")
+# The integer part of a decimal number (an amount of a trillion units or more, such as a
+# balance in IDR or KRW: "3556874280959.12") is not a card number; a card number is never
+# written with a fraction.
+_DIGIT_RUN = re.compile(r"(?<!\d)\d{13,19}(?!\d)(?!\.\d)")
 # In ASCII text \d is [0-9], and a regex of plain digits runs about twice as fast: text
 # without 13 of them in a row holds no candidate at all (the usual case, checked first).
 _ASCII_THIRTEEN_DIGITS = re.compile(r"[0-9]{13}")
@@ -118,6 +121,11 @@ def find_clear_pans(text: str) -> list[str]:
     ['4111111111111111']
     >>> find_clear_pans("GB15BARC20325340846481")  # wrong IBAN check digits: not exempt
     ['20325340846481']
+
+    Nor is the integer part of a decimal amount, though a card number ending a sentence is:
+
+    >>> find_clear_pans('{"amount":"3556874280959.12"} paid with 4111111111111111.')
+    ['4111111111111111']
     """
     return [m.group() for m in _card_numbers(text)]
 

@@ -17,7 +17,7 @@ PIECES = st.sampled_from(
         "4222222222222", "30569309025904", "378282246310005", "4111111111111111",
         "4111111111111111110", "4111111111111", "411111111111", "41111111111111111111",
         "GB14BARC20325340846481", "GB15BARC20325340846481", "0", "7", " ", "-", "\n", '"',
-        "a", "Z", "é", "\u0664\u0661\u0661\u0661", "\u0661" * 16, "\uff14",
+        "a", "Z", "é", "\u0664\u0661\u0661\u0661", "\u0661" * 16, "\uff14", ".", ".5",
     ]
 )  # fmt: skip
 TEXTS = st.lists(PIECES | st.text(max_size=4), max_size=12).map("".join)
@@ -32,6 +32,24 @@ def test_text_with_no_long_digit_run_holds_no_card_number() -> None:
     assert not contains_clear_pan('{"amount":"12.50","stan":"000123","rrn":"633300000001"}')
     assert contains_clear_pan('{"note":"card 4111111111111111"}')
     assert not contains_clear_pan("IBAN GB14BARC20325340846481")
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ('{"amount":"3556874280959.12"}', []),  # a balance of trillions: an amount
+        ('{"amount":"4111111111111111.00"}', []),
+        ("paid with 4111111111111111.", ["4111111111111111"]),  # a sentence ends
+        ("4111111111111111.x", ["4111111111111111"]),
+        ("0.4111111111111111", ["4111111111111111"]),  # 16 digits of a fraction: flagged
+        ('{"amount":"3556874280959"}', ["3556874280959"]),  # without a fraction: flagged
+    ],
+)
+def test_the_integer_part_of_a_decimal_amount_is_not_a_card_number(
+    text: str, found: list[str]
+) -> None:
+    assert find_clear_pans(text) == found
+    assert contains_clear_pan(text) == bool(found)
 
 
 def _textbook_luhn(digits: str) -> bool:
