@@ -11,7 +11,6 @@ The client pre-builds its records (one encoded template, the posting reference p
 so it spends little of the shared cores. Run::
 
     .venv/bin/python -m bench.mainframe_sim_cpu [--rates 250 500 1000] [--seconds 10]
-        [--loop asyncio|uvloop]
 """
 
 from __future__ import annotations
@@ -185,10 +184,10 @@ def _measure(pid: int, port: int, run: Run, postings: Postings, load: Load) -> R
 
 
 @contextlib.contextmanager
-def _server(home: Path, port: int, loop: str | None = None) -> Iterator[int]:
+def _server(home: Path, port: int) -> Iterator[int]:
     command = [
         sys.executable, "-m", "mainframe_sim", "--db", f"sqlite:///{home / 'ledger.db'}",
-        "serve", "--port", str(port), *(["--loop", loop] if loop else []),
+        "serve", "--port", str(port),
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -217,15 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--window", type=int, default=8, help="in flight per connection (peak)")
     parser.add_argument("--no-peak", action="store_true", help="skip the unpaced run")
-    parser.add_argument(
-        "--loop", choices=["asyncio", "uvloop"], help="the simulator's serve --loop"
-    )
     args = parser.parse_args(argv)
     records = Records()
     runs: list[Run] = []
     with (
         tempfile.TemporaryDirectory(prefix="mf-cpu-") as tmp,
-        _server(Path(tmp), port := _free_port(), args.loop) as pid,
+        _server(Path(tmp), port := _free_port()) as pid,
     ):
 
         def load(seconds: float, rate: float | None) -> Load:
@@ -239,9 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_peak:
             run = Run(f"peak, {args.connections} x {args.window} in flight")
             runs.append(_measure(pid, port, run, Postings(records, "X"), load(args.seconds, None)))
-    loop = f", serve --loop {args.loop}" if args.loop else ""
-    python = sys.version.split()[0]
-    print(f"Python {python}, SQLite, DEBT postings, len2{loop}, {os.cpu_count()} CPUs")
+    print(f"Python {sys.version.split()[0]}, SQLite, DEBT postings, len2, {os.cpu_count()} CPUs")
     print("| load | postings/s | server CPU us/posting | server CPU | p50 ms | p99 ms | errors |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for run in runs:

@@ -6,7 +6,6 @@ Commands::
              [--faults "latency=exp:20ms drop=0.05"]   TCP server (+ admin port, + MQ pair)
              [--tls-cert F --tls-key F [--tls-client-ca F]]   TLS 1.3, client certificates
                                                               from the CA required
-             [--loop asyncio|uvloop]                   event loop (uvloop: no TLS)
     seed                                               create the seeded accounts
     balance  ACCOUNT                                   ledger and available balance
     extract  --date YYYY-MM-DD --out FILE              end-of-day statement extract (FB 120)
@@ -32,9 +31,9 @@ import signal
 import socket
 import ssl
 import sys
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any, TextIO
+from typing import TextIO
 
 from mainframe_sim.faults import FaultPlan, Faults
 from mainframe_sim.ledger import Ledger
@@ -89,12 +88,6 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", help="TLS 1.3: its private key (PEM)")
     serve.add_argument(
         "--tls-client-ca", help="mutual TLS: clients need a certificate from this CA"
-    )
-    serve.add_argument(
-        "--loop",
-        choices=["asyncio", "uvloop"],
-        default="asyncio",
-        help="event loop (uvloop: not with TLS; measured no cheaper here, see bench/RESULTS.md)",
     )
 
     commands.add_parser("seed", help="create the seeded accounts (idempotent)")
@@ -213,30 +206,6 @@ def _reload_tls(server: MainframeServer, args: argparse.Namespace, out: TextIO) 
     out.flush()
 
 
-def _loop_factory(args: argparse.Namespace) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """The event loop ``serve`` runs on: None for asyncio's own (the default), uvloop's with
-    ``--loop uvloop``, which TLS excludes: its handshake needs asyncio's loop (see
-    :mod:`mainframe_sim.server`). uvloop measured no cheaper per posting here (the server's
-    work per request is SQLite and system calls; bench/RESULTS.md)."""
-    if args.loop == "asyncio":
-        return None
-    if args.tls_cert is not None or args.tls_key is not None:
-        raise _CommandError("--loop uvloop: TLS needs the asyncio loop", 2)
-    try:
-        import uvloop
-    except ImportError:
-        raise _CommandError("--loop uvloop: uvloop is not installed", 2) from None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
-
-
-def _run_loop(
-    main: Coroutine[Any, Any, None], factory: Callable[[], asyncio.AbstractEventLoop] | None
-) -> None:
-    with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(main)
-
-
 async def _serve(ledger: Ledger, args: argparse.Namespace, out: TextIO) -> None:
     try:
         plan = FaultPlan.parse(args.faults)
@@ -314,8 +283,7 @@ def main(
                     logging.basicConfig(
                         stream=err, level=logging.WARNING, format="mainframe_sim: %(message)s"
                     )
-                factory = _loop_factory(args)
-                _run_loop(_serve(ledger, args, out), factory)
+                asyncio.run(_serve(ledger, args, out))
         finally:
             ledger.close()
     except _CommandError as exc:

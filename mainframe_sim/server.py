@@ -38,9 +38,9 @@ self-signed or wrong-CA certificate, none, TLS 1.2 or older) is logged with the 
 reason and counted (``tls_refused``); :meth:`MainframeServer.use_tls_context` swaps the
 certificates for new connections without a restart (``serve`` does it on SIGHUP). The admin
 port stays plain TCP on its own port (bind it to 127.0.0.1). The handshake uses
-``loop.start_tls``, so with TLS the server runs on asyncio's loop (``serve`` refuses
-``--loop uvloop`` then): uvloop reads the ClientHello before it could start (the hub's
-listeners handle that, in :mod:`hub.tls`, which the simulator may not import).
+``loop.start_tls``, so with TLS the server runs on asyncio's loop (``serve`` does): uvloop
+reads the ClientHello before it could start (the hub's listeners handle that, in
+:mod:`hub.tls`, which the simulator may not import).
 
 The admin port is a line protocol (``faults set drop=0.1``, ``faults clear``, ``status``;
 see :func:`mainframe_sim.faults.admin_command`), one answer line per command line.

@@ -76,13 +76,11 @@ def test_faults_without_an_admin_port_is_a_clear_error() -> None:
     assert err.startswith("mainframe_sim: cannot reach the admin port 127.0.0.1:1")
 
 
-@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
-def test_serve_answers_over_tcp_and_takes_faults_from_the_cli(tmp_path: Path, loop: str) -> None:
+def test_serve_answers_over_tcp_and_takes_faults_from_the_cli(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'mf.db'}"
     server = subprocess.Popen(
         [sys.executable, "-m", "mainframe_sim", "--db", db, "serve", "--port", "0",
-         "--admin-port", "0", "--framing", "len4", "--faults", "latency=fixed:1ms",
-         "--loop", loop],
+         "--admin-port", "0", "--framing", "len4", "--faults", "latency=fixed:1ms"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
         env={**os.environ},
     )  # fmt: skip
@@ -186,10 +184,6 @@ def test_serve_with_mutual_tls_refuses_strangers_and_reloads_on_sighup(tmp_path:
         (["--tls-cert", "x.crt"], "--tls-cert and --tls-key go together"),
         (["--tls-client-ca", "ca.crt"], "--tls-client-ca needs --tls-cert and --tls-key"),
         (["--tls-cert", "missing.crt", "--tls-key", "missing.key"], "--tls-cert: no such file"),
-        (
-            ["--loop", "uvloop", "--tls-cert", "x.crt", "--tls-key", "x.key"],
-            "--loop uvloop: TLS needs the asyncio loop",
-        ),
     ],
 )
 def test_serve_refuses_bad_tls_options(tmp_path: Path, options: list[str], message: str) -> None:
