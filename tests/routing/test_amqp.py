@@ -592,6 +592,20 @@ def _settle(future: asyncio.Future[None], *_: object) -> None:
         future.set_result(None)
 
 
+async def _opened(url: str, connection_class: type[AsyncioConnection]) -> AsyncioConnection:
+    """A connection of ``connection_class`` to ``url`` on the running loop, once open."""
+    loop = asyncio.get_running_loop()
+    opened: asyncio.Future[AsyncioConnection] = loop.create_future()
+    connection = connection_class(
+        pika.URLParameters(url),
+        on_open_callback=opened.set_result,
+        on_open_error_callback=lambda _c, error: opened.set_exception(error),
+        custom_ioloop=loop,
+    )
+    await asyncio.wait_for(opened, 10)
+    return connection
+
+
 def _consumed_twice(
     url: str, queue: str, connection_class: type[AsyncioConnection], count: int
 ) -> tuple[list[tuple[object, ...]], AsyncioConnection]:
@@ -603,14 +617,7 @@ def _consumed_twice(
 
     async def run() -> AsyncioConnection:
         loop = asyncio.get_running_loop()
-        opened: asyncio.Future[AsyncioConnection] = loop.create_future()
-        connection = connection_class(
-            pika.URLParameters(url),
-            on_open_callback=opened.set_result,
-            on_open_error_callback=lambda _c, error: opened.set_exception(error),
-            custom_ioloop=loop,
-        )
-        await asyncio.wait_for(opened, 10)
+        connection = await _opened(url, connection_class)
         for round_number in (1, 2):
             channel_ready: asyncio.Future[Any] = loop.create_future()
             connection.channel(on_open_callback=channel_ready.set_result)
@@ -706,14 +713,7 @@ def _confirmed(url: str, queue: str, connection_class: type[AsyncioConnection], 
 
     async def run() -> AsyncioConnection:
         loop = asyncio.get_running_loop()
-        opened: asyncio.Future[AsyncioConnection] = loop.create_future()
-        connection = connection_class(
-            pika.URLParameters(url),
-            on_open_callback=opened.set_result,
-            on_open_error_callback=lambda _c, error: opened.set_exception(error),
-            custom_ioloop=loop,
-        )
-        await asyncio.wait_for(opened, 10)
+        connection = await _opened(url, connection_class)
         ready: asyncio.Future[Any] = loop.create_future()
         connection.channel(on_open_callback=ready.set_result)
         channel = await asyncio.wait_for(ready, 10)
