@@ -44,13 +44,12 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 from adapters.base import AdapterDecodeError, AdapterEncodeError, DecodeContext, EncodeContext
 from adapters.fixedwidth.adapter import FixedWidthAdapter
-from adapters.fixedwidth.canonical import RecordMapper
 from adapters.framing import FixedRecordFramer, Framer, get_framer
 from canonical_model.codes import Status, TransactionStatus, status_from_iso8583
 from canonical_model.construct import fast_constructor
@@ -64,7 +63,6 @@ from canonical_model.messages import (
     OriginalTransaction,
     ProcessingCode,
 )
-from canonical_model.money import Money
 from canonical_model.pan import PanToken, random_hex_id
 from canonical_model.replies import reply_to
 from hub.breaker import CircuitBreaker
@@ -323,7 +321,6 @@ class CoreBanking:
         self._reply_adapter = FixedWidthAdapter("corebank-reply")
         self._request_codepage = self._request_adapter.codec.options.codepage
         self._balance_requests: dict[str, bytes] | None = {} if self._reference_splices() else None
-        self._balance_reply = _BalanceReply.of(self._reply_adapter.mapper)
         self._now = now or (lambda: dt.datetime.now(dt.UTC))
         self._new_message_id = new_message_id or _new_message_id
 
@@ -519,10 +516,7 @@ class CoreBanking:
     ) -> tuple[Status | None, tuple[AdditionalAmount, ...]] | None:
         try:
             values = self._reply_adapter.codec.decode(raw)
-            answer = self._balance_reply.read(values) if self._balance_reply else None
-            if answer is None:  # not the usual reply: the mapper's answer, or its error
-                answer = self._reply_adapter.mapper.status_and_amounts(values)
-            return answer
+            return self._reply_adapter.mapper.status_and_amounts(values)
         except AdapterDecodeError as exc:
             self.stats.unknown_outcome += 1
             _log.error("undecodable reply to posting %s: %s", reference, exc)
@@ -567,99 +561,6 @@ class CoreBanking:
             approval_code=approval_code,
             additional_amounts=additional_amounts,
         )
-
-
-class _BalanceReply:
-    """:meth:`RecordMapper.status_and_amounts` of a decoded CB-REPLY in the usual case (in
-    about half its time): a known tran code, a result code, a valid or zero posting time and
-    the balances in a currency. Anything else is left to the mapper (:meth:`read` gives
-    None), which answers it or raises what it finds; so both give the same answers."""
-
-    _STATUSES: Final = 256
-
-    def __init__(self, mapper: RecordMapper, kind_field: str, status_field: str) -> None:
-        mapping = mapper.mapping
-        self.kind_field = kind_field
-        self.kinds = frozenset(rule.value for rule in mapping.kinds)
-        self.status_field = status_field
-        self.moments = tuple(r.field for r in mapping.fields if r.convert == "datetime")
-        self.money = tuple(
-            (rule.amount, rule.currency, rule.account_type, rule.amount_type or "")
-            for rule in mapping.money
-        )
-        self._statuses: dict[str, Status | None] = {"": None}
-
-    @classmethod
-    def of(cls, mapper: RecordMapper) -> _BalanceReply | None:
-        """The reader for ``mapper``'s layout; None when its mapping has rules this reader
-        does not know (conditions for the kind, other converters, other money targets)."""
-        mapping = mapper.mapping
-        status_fields = [r.field for r in mapping.fields if r.path == ("status",)]
-        if (
-            mapping.kind_field is None
-            or not mapping.kinds
-            or any(rule.condition is not None or rule.value is None for rule in mapping.kinds)
-            or any(r.convert not in ("text", "datetime", "iso8583-status") for r in mapping.fields)
-            or [r.convert for r in mapping.fields if r.path == ("status",)] != ["iso8583-status"]
-            or any(r.convert == "iso8583-status" and r.path != ("status",) for r in mapping.fields)
-            or any(
-                rule.path != ("additional_amounts",) or rule.amount_type is None
-                for rule in mapping.money
-            )
-        ):
-            return None
-        return cls(mapper, mapping.kind_field, status_fields[0])
-
-    def read(
-        self, values: Mapping[str, Any]
-    ) -> tuple[Status | None, tuple[AdditionalAmount, ...]] | None:
-        """The status and the balances of ``values``; None: ask the mapper."""
-        if values[self.kind_field] not in self.kinds:
-            return None
-        for field in self.moments:
-            if not _posting_time_valid(values[field]):
-                return None
-        code = values[self.status_field]
-        if not isinstance(code, str):
-            return None
-        try:
-            status = self._statuses[code]
-        except KeyError:
-            status = status_from_iso8583(code)
-            if len(self._statuses) < self._STATUSES:
-                self._statuses[code] = status
-        amounts = []
-        for amount_field, currency_field, account_type, amount_type in self.money:
-            amount, currency = values[amount_field], values[currency_field]
-            if currency == "" or not isinstance(currency, str):
-                return None
-            try:
-                value = Money.of(amount, currency)
-            except (ValueError, TypeError):
-                return None
-            amounts.append(AdditionalAmount(account_type, amount_type, value))
-        return status, tuple(amounts)
-
-
-def _posting_time_valid(value: object) -> bool:
-    """Whether the mapper's ``datetime`` converter takes ``value`` (``YYYYMMDDHHMMSS`` as a
-    number, or 0 for none)."""
-    if type(value) is not int:
-        return False
-    if value == 0:
-        return True
-    if not 0 < value < 10**14:
-        return False
-    date, time = divmod(value, 1_000_000)
-    year, month_day = divmod(date, 10_000)
-    month, day = divmod(month_day, 100)
-    hour, minute_second = divmod(time, 10_000)
-    minute, second = divmod(minute_second, 100)
-    try:
-        dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.UTC)
-    except ValueError:
-        return False
-    return True
 
 
 class RunningExchange(PostingExchange, Protocol):
