@@ -43,7 +43,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -64,6 +63,7 @@ from canonical_model.messages import (
     ProcessingCode,
 )
 from canonical_model.pan import PanToken, random_hex_id
+from canonical_model.random_ids import token_hex
 from canonical_model.replies import reply_to
 from hub.breaker import CircuitBreaker
 from hub.config_file import MainframeConfig
@@ -453,7 +453,7 @@ class CoreBanking:
         if not account:
             self.stats.refused += 1
             return status_from_iso8583(NO_ACCOUNT), ()
-        reference = secrets.token_hex(12).upper()
+        reference = token_hex(12).upper()
         try:
             payload = self._balance_request(account, reference)
         except (AdapterEncodeError, ValueError, TypeError) as exc:
