@@ -15,9 +15,16 @@ them), for ``--seconds``. Measured in the same run:
   reply queue, both quorum) with an echoing pika responder, no hub code, and no publisher
   confirms (pika's blocking channel confirms one message at a time): an upper bound;
 - **hub at a fixed rate** (``--rate``, default 500/s): p99 latency when not saturated;
+- **floor 2 at the same rate**: the raw pika request / reply through the hub's own pair of
+  queues (a quorum queue for the requests, a classic one for the replies): the latency the
+  broker alone adds at that rate on this machine, which the hub's p99 includes;
 - **CPU per payment** of each process during the hub case (hub, simulator, RabbitMQ, this
   client; from ``/proc/<pid>/stat``): what each part costs, whatever else runs on the
   machine, and so where the time goes and how far the figures would scale.
+
+The first line names the broker's Erlang scheduler binding (:func:`broker_schedulers`):
+RabbitMQ pins its schedulers to one CPU each unless started with ``+stbt u``, as
+``./scripts/test`` starts it, and pinned schedulers wait behind the hub's CPU work.
 
 The hub's exchanges and queues are in a namespace of the run's own (``bench-e2e-<random>``),
 deleted at the end: on a shared broker another hub of the default namespace would otherwise
@@ -126,6 +133,29 @@ def _broker_pid() -> int | None:
     found_any = subprocess.run(["pgrep", "-f", "beam.smp"], capture_output=True, text=True)
     pids = found_any.stdout.split()
     return int(pids[0]) if pids else None
+
+
+def broker_schedulers(pid: int | None) -> str:
+    """How the broker's Erlang schedulers may use this machine's CPUs: ``unbound`` (the
+    kernel places them), ``bound to CPUs 0, 1`` (RabbitMQ's default ``+stbt db``: each waits
+    for its own CPU, also while another one is idle), or ``unknown`` (no broker found here,
+    or its threads not readable)."""
+    if pid is None:
+        return "unknown"
+    bound = []
+    with contextlib.suppress(OSError):
+        for task in sorted(Path(f"/proc/{pid}/task").iterdir()):
+            if not (task / "comm").read_text().strip().endswith("_scheduler"):
+                continue
+            status = (task / "status").read_text()
+            allowed = re.search(r"^Cpus_allowed_list:\s*(\S+)$", status, re.MULTILINE)
+            if allowed is None:
+                return "unknown"
+            cpus = allowed.group(1)
+            if "," in cpus or "-" in cpus:
+                return "unbound"
+            bound.append(cpus)
+    return f"bound to CPUs {', '.join(bound)}" if bound else "unknown"
 
 
 @contextlib.contextmanager
@@ -390,16 +420,25 @@ def _approved(reply: bytes) -> bool:
     return decoded.get("39") == "00"
 
 
-def _raw_pika(seconds: float, window: int) -> Result:
-    """Request / reply through two quorum queues with pika and an echoing responder."""
-    result = Result("floor 2: raw pika request/reply (2 quorum hops)")
+def _raw_pika(seconds: float, window: int, rate: float | None = None) -> Result:
+    """Request / reply with pika and an echoing responder: through two quorum queues when
+    saturating; at ``rate`` requests/s through the hub's own pair of queues, a quorum queue
+    for the requests and a classic one for the replies (the hub's reply queue is classic,
+    exclusive to its connection), so that its latency is the broker's share of the hub's."""
+    if rate is None:
+        result = Result("floor 2: raw pika request/reply (2 quorum hops)")
+    else:
+        result = Result(f"floor 2 at {rate:.0f}/s offered (quorum + classic reply)")
     suffix = uuid.uuid4().hex[:8]
     requests, replies = f"bench.e2e.req.{suffix}", f"bench.e2e.rep.{suffix}"
     params = pika.URLParameters(AMQP_URL)
     setup = pika.BlockingConnection(params)
     channel = setup.channel()
-    for queue in (requests, replies):
-        channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+    channel.queue_declare(requests, durable=True, arguments={"x-queue-type": "quorum"})
+    if rate is None:
+        channel.queue_declare(replies, durable=True, arguments={"x-queue-type": "quorum"})
+    else:
+        channel.queue_declare(replies, durable=False)
     stop = threading.Event()
 
     def respond() -> None:
@@ -459,6 +498,8 @@ def _raw_pika(seconds: float, window: int) -> Result:
             result.errors += 1
             break
         number += 1
+        if rate is not None:
+            time.sleep(max(0.0, started + number / rate - time.perf_counter()))
         key = str(number)
         with lock:
             sent[key] = time.perf_counter()
@@ -543,17 +584,19 @@ def run(
                 )  # fmt: skip
                 results.append(paced)
         results.append(_raw_pika(seconds, connections * window))
-    direct, full, paced, raw = results
+        results.append(_raw_pika(seconds, connections * window, rate))
+    direct, full, paced, raw, raw_paced = results
     return [
         f"e2e: {connections} connections x {window} in flight, {seconds:g} s per case,"
         f" hub workers {workers}, metrics {'on' if metrics else 'off'},"
-        f" RabbitMQ {AMQP_URL.split('@')[-1]};"
+        f" RabbitMQ {AMQP_URL.split('@')[-1]} (schedulers {broker_schedulers(_broker_pid())});"
         f" load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after",
         direct.line(),
         raw.line(),
         full.line(direct),
         _cpu_line(full),
         paced.line(),
+        raw_paced.line(),
         f"  hub / raw pika: {full.tps / raw.tps:.2f}x" if raw.tps else "",
     ]
 

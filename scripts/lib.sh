@@ -14,6 +14,13 @@
 ISOBRIDGE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 ISOBRIDGE_MIN_PYTHON="3.11" # keep in step with requires-python in pyproject.toml
 
+# The Erlang runtime flags of every RabbitMQ node these scripts start. The broker shares a
+# small machine with the hub, the simulator and the tests: its schedulers neither busy-wait
+# (+sbwt none ...) nor stay pinned to one CPU each (+stbt u; RabbitMQ's default, db, pins
+# them, so broker work waits behind whatever runs on that CPU while the other one is idle).
+# shellcheck disable=SC2034
+IB_RABBITMQ_ERL_ARGS="+stbt u +sbwt none +sbwtdcpu none +sbwtdio none"
+
 export DEBIAN_FRONTEND=noninteractive
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 export PIP_NO_INPUT=1
@@ -229,7 +236,8 @@ ensure_rabbitmq() {
         ib_info "starting RabbitMQ (rabbitmq-server -detached)"
         local log
         log="$(mktemp)"
-        ib_quiet "$log" rabbitmq-server -detached || { rm -f "$log"; ib_die "rabbitmq-server did not start"; }
+        RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="${RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS:-$IB_RABBITMQ_ERL_ARGS}" \
+            ib_quiet "$log" rabbitmq-server -detached || { rm -f "$log"; ib_die "rabbitmq-server did not start"; }
         rm -f "$log"
     fi
     # await_startup fails at once until the new node has registered with epmd: retry it.
