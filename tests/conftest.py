@@ -59,6 +59,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "left by " + ", ".join(tests) + " (tests/broker.py: delete what a test declares)",
     ]
     if reporter is not None:
+        reporter.ensure_newline()
         reporter.write_sep("=", "queues left on the broker", red=True)
         for line in lines:
             reporter.write_line(line, red=True)

@@ -37,7 +37,8 @@ from routing.amqps import BrokerTls
 from routing.store import create_engine as routing_engine
 from routing.store import upgrade
 from routing.transport import Destination, RetryPolicy, Topology, Transport, open_transport
-from tests.broker import amqp_url, delete_queues, own_name
+from tests.broker import amqp_url as amqp_url  # re-exported: the tests import it from here
+from tests.broker import delete_queues, own_name
 from tests.support import postgres_url
 
 TENANT = "acme"
