@@ -1,4 +1,5 @@
-"""Every test runs with its own hub state directory, never the user's."""
+"""Every test runs with its own hub state directory, never the user's; at the end of the
+session, no queue a test named on the development broker may be left (tests/broker.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pika.exceptions import AMQPError
 
+from tests.broker import amqp_url, delete_queues, leftover_queues, owned_names
 from tests.cluster import RabbitCluster, start_cluster
 from tests.own_postgres import OwnPostgres, start_own_postgres
 from tests.tls_broker import TlsBroker, start_tls_broker
@@ -32,6 +35,38 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(
             f"the tests read the shared reference data at {SHARED} (../shared beside the clone)"
         )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The queues the session's tests named (tests/broker.py) and left on the development
+    broker: deleted, and the run failed, naming the tests (one ``rabbitmqctl`` call, made
+    only when a test named queues there)."""
+    url = amqp_url()
+    leftover = leftover_queues(url, owned_names())
+    if not leftover:
+        return
+    queues, tests = sorted(leftover), sorted(set(leftover.values()))
+    try:
+        delete_queues(url, queues)
+        deleted = "now deleted"
+    except (AMQPError, OSError) as exc:
+        deleted = f"not deleted: {exc!r}"
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = [
+        f"{len(queues)} queue(s) the tests named were left on the broker ({deleted}): "
+        + ", ".join(queues[:8])
+        + (" ..." if len(queues) > 8 else ""),
+        "left by " + ", ".join(tests) + " (tests/broker.py: delete what a test declares)",
+    ]
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_sep("=", "queues left on the broker", red=True)
+        for line in lines:
+            reporter.write_line(line, red=True)
+    else:
+        print("\n".join(lines))
+    if session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(autouse=True)

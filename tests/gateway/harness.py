@@ -53,6 +53,8 @@ from hub.gateway import BuiltGateway, IssuerConfig, build_gateway, seed_director
 from hub.sagas.service import ANSWER_HANDLERS, PaymentSagas
 from journal import Journal, StaticMasterKeys
 from routing.transport import Transport
+from tests import broker
+from tests.broker import own_name, with_dead_letters
 from tests.hub.test_core import Mainframe, core_for, mainframe
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -373,7 +375,7 @@ async def running_gateway(
     journal = Journal.open(
         f"sqlite:///{tmp_path / 'journal.db'}", StaticMasterKeys({1: bytes(range(32))}), create=True
     )
-    suffix = queue_suffix or uuid.uuid4().hex[:8]
+    base = f"test.clearing.{queue_suffix}" if queue_suffix else own_name("test.clearing")
     holder: list[BuiltGateway] = []
     payment_sagas: list[PaymentSagas] = []
     state = engine or gateway_database(tmp_path)
@@ -386,62 +388,64 @@ async def running_gateway(
 
     clearing = ClearingOutgoing(
         AMQP_URL, asyncio.get_running_loop(), on_status,
-        outgoing=f"test.clearing.outgoing.{suffix}", status=f"test.clearing.status.{suffix}",
+        outgoing=f"{base}.outgoing", status=f"{base}.status",
         handlers=ANSWER_HANDLERS if sagas else 1,
     )  # fmt: skip
-    async with mainframe(tmp_path) as mf, core_for(mf) as (core, connector):
-        halt = asyncio.Event()
-        if sagas:
-            payment_sagas.append(PaymentSagas(journal, connector, clearing, tenant="bank-a"))
-        running = [asyncio.create_task(saga.run(halt)) for saga in payment_sagas]
-        built = build_gateway(
-            core=core,
-            clearing=clearing,
-            journal=journal,
-            engine=state,
-            issuer=IssuerConfig(issuer=ISSUER, audience=AUDIENCE),
-            clients=[_registration(tpp) for tpp in tpps.values()],
-            settings=settings,
-            statement_files=statement_files,
-            response_signing_key=SigningKey.generate("PS256", kid="bank-sig")
-            if sign_responses
-            else None,
-            probes=(clearing,) if with_clearing else (),
-            dead_letters=dead_letters,
-            sca=sca,
-            sca_clock=clock,
-            sagas=payment_sagas[0] if payment_sagas else None,
-        )
-        holder.append(built)
-        devices = {}
-        if built.second_factor is not None:
-            for psu in enrol:
-                enrolment = await asyncio.to_thread(built.second_factor.enrol, psu)
-                devices[psu] = Authenticator.from_uri(enrolment.uri)
-        if with_clearing:
-            await asyncio.to_thread(clearing.start)
-        transport = httpx.ASGITransport(app=built.app)
-        try:
-            async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as http:
-                yield Harness(
-                    built,
-                    http,
-                    mf,
-                    core,
-                    journal,
-                    clearing if with_clearing else None,
-                    tpps,
-                    clock,
-                    devices,
-                )
-        finally:
-            halt.set()
-            await asyncio.gather(*running)
-            await asyncio.to_thread(clearing.stop)
-            await asyncio.to_thread(delete_queues, clearing.outgoing, clearing.status)
-            journal.close()
-            if engine is None:
-                state.dispose()
+    try:
+        async with mainframe(tmp_path) as mf, core_for(mf) as (core, connector):
+            halt = asyncio.Event()
+            if sagas:
+                payment_sagas.append(PaymentSagas(journal, connector, clearing, tenant="bank-a"))
+            running = [asyncio.create_task(saga.run(halt)) for saga in payment_sagas]
+            built = build_gateway(
+                core=core,
+                clearing=clearing,
+                journal=journal,
+                engine=state,
+                issuer=IssuerConfig(issuer=ISSUER, audience=AUDIENCE),
+                clients=[_registration(tpp) for tpp in tpps.values()],
+                settings=settings,
+                statement_files=statement_files,
+                response_signing_key=SigningKey.generate("PS256", kid="bank-sig")
+                if sign_responses
+                else None,
+                probes=(clearing,) if with_clearing else (),
+                dead_letters=dead_letters,
+                sca=sca,
+                sca_clock=clock,
+                sagas=payment_sagas[0] if payment_sagas else None,
+            )
+            holder.append(built)
+            devices = {}
+            if built.second_factor is not None:
+                for psu in enrol:
+                    enrolment = await asyncio.to_thread(built.second_factor.enrol, psu)
+                    devices[psu] = Authenticator.from_uri(enrolment.uri)
+            if with_clearing:
+                await asyncio.to_thread(clearing.start)
+            transport = httpx.ASGITransport(app=built.app)
+            try:
+                async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as http:
+                    yield Harness(
+                        built,
+                        http,
+                        mf,
+                        core,
+                        journal,
+                        clearing if with_clearing else None,
+                        tpps,
+                        clock,
+                        devices,
+                    )
+            finally:
+                halt.set()
+                await asyncio.gather(*running)
+                await asyncio.to_thread(clearing.stop)
+                journal.close()
+                if engine is None:
+                    state.dispose()
+    finally:
+        await asyncio.to_thread(delete_queues, clearing.outgoing, clearing.status)
 
 
 def gateway_database(tmp_path: Path, name: str = "gateway") -> Engine:
@@ -453,16 +457,7 @@ def gateway_database(tmp_path: Path, name: str = "gateway") -> Engine:
 
 def delete_queues(*names: str) -> None:
     """Delete a test's queues (and dead-letter queues) from the shared broker."""
-    import pika
-
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    try:
-        channel = connection.channel()
-        for name in names:
-            for queue in (name, f"{name}.dlq"):
-                channel.queue_delete(queue)
-    finally:
-        connection.close()
+    broker.delete_queues(AMQP_URL, with_dead_letters(*names))
 
 
 def replace_settings(settings: GatewaySettings, **changes: Any) -> GatewaySettings:

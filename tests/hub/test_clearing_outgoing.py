@@ -4,12 +4,12 @@ acked only once its own handler returned, a failed one dead-lettered."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pika
 import pytest
 
 from hub.clearing_outgoing import ClearingOutgoing
+from tests.broker import delete_queues, own_name, with_dead_letters
 from tests.routing.conftest import amqp_url, require_broker
 from tests.support import on_event_loop
 
@@ -47,16 +47,6 @@ def _drain(url: str, queue: str, expected: int) -> list[bytes]:
         connection.close()
 
 
-def _delete(url: str, queues: list[str]) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        channel = connection.channel()
-        for queue in queues:
-            channel.queue_delete(queue)
-    finally:
-        connection.close()
-
-
 async def _until(condition: asyncio.Event) -> None:
     await asyncio.wait_for(condition.wait(), 30)
 
@@ -64,8 +54,7 @@ async def _until(condition: asyncio.Event) -> None:
 def test_answers_are_handed_over_together_in_order_and_acked_after_their_handler() -> None:
     url = amqp_url()
     require_broker(url)
-    suffix = uuid.uuid4().hex[:8]
-    outgoing, status = f"test.clr.out.{suffix}", f"test.clr.st.{suffix}"
+    outgoing, status = own_name("test.clr.out"), own_name("test.clr.st")
 
     @on_event_loop
     async def scenario() -> None:
@@ -101,7 +90,7 @@ def test_answers_are_handed_over_together_in_order_and_acked_after_their_handler
             assert at_once[1] == 4
         finally:
             await asyncio.to_thread(clearing.stop)
-            await asyncio.to_thread(_delete, url, [outgoing, status, f"{status}.dlq"])
+            await asyncio.to_thread(delete_queues, url, with_dead_letters(outgoing, status))
 
     scenario()
 
@@ -109,8 +98,7 @@ def test_answers_are_handed_over_together_in_order_and_acked_after_their_handler
 def test_an_answer_whose_handler_fails_is_dead_lettered_and_the_others_acked() -> None:
     url = amqp_url()
     require_broker(url)
-    suffix = uuid.uuid4().hex[:8]
-    outgoing, status = f"test.clr.out.{suffix}", f"test.clr.st.{suffix}"
+    outgoing, status = own_name("test.clr.out"), own_name("test.clr.st")
 
     @on_event_loop
     async def scenario() -> None:
@@ -131,7 +119,7 @@ def test_an_answer_whose_handler_fails_is_dead_lettered_and_the_others_acked() -
             assert clearing.reports == 2
         finally:
             await asyncio.to_thread(clearing.stop)
-            await asyncio.to_thread(_delete, url, [outgoing, status, f"{status}.dlq"])
+            await asyncio.to_thread(delete_queues, url, with_dead_letters(outgoing, status))
 
     scenario()
 
@@ -139,8 +127,7 @@ def test_an_answer_whose_handler_fails_is_dead_lettered_and_the_others_acked() -
 def test_an_answer_whose_handler_is_cancelled_is_delivered_again() -> None:
     url = amqp_url()
     require_broker(url)
-    suffix = uuid.uuid4().hex[:8]
-    outgoing, status = f"test.clr.out.{suffix}", f"test.clr.st.{suffix}"
+    outgoing, status = own_name("test.clr.out"), own_name("test.clr.st")
 
     @on_event_loop
     async def scenario() -> None:
@@ -170,7 +157,7 @@ def test_an_answer_whose_handler_is_cancelled_is_delivered_again() -> None:
             assert await asyncio.to_thread(_drain, url, f"{status}.dlq", 0) == []
         finally:
             await asyncio.to_thread(clearing.stop)
-            await asyncio.to_thread(_delete, url, [outgoing, status, f"{status}.dlq"])
+            await asyncio.to_thread(delete_queues, url, with_dead_letters(outgoing, status))
 
     scenario()
 

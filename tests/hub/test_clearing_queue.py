@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from pathlib import Path
 
 import pika
@@ -18,6 +17,7 @@ from mainframe_sim.seed import seed_ledger
 from mainframe_sim.server import MainframeServer
 from routing.amqp import node_parameters
 from routing.amqps import BrokerTls
+from tests.broker import delete_queues, own_name, with_dead_letters
 from tests.certs import TestAuthority
 from tests.hub.test_clearing import _transfers
 from tests.mainframe_sim.samples import ANNA
@@ -39,8 +39,7 @@ def _get(channel: pika.adapters.blocking_connection.BlockingChannel, queue: str)
 def test_pacs008_over_the_queue_is_credited_and_answered(tmp_path: Path) -> None:
     url = amqp_url()
     require_broker(url)
-    suffix = uuid.uuid4().hex[:8]
-    inbound, outbound = f"test.clearing.in.{suffix}", f"test.clearing.out.{suffix}"
+    inbound, outbound = own_name("test.clearing.in"), own_name("test.clearing.out")
 
     @on_event_loop
     async def scenario() -> None:
@@ -65,11 +64,11 @@ def test_pacs008_over_the_queue_is_credited_and_answered(tmp_path: Path) -> None
                         pika.BasicProperties(message_id=message_id, delivery_mode=2),
                     )  # fmt: skip
                 reports = await asyncio.to_thread(lambda: [_get(channel, outbound) for _ in "12"])
-                for queue in (inbound, outbound, f"{inbound}.dlq"):
-                    channel.queue_delete(queue)
                 connection.close()
         finally:
             await server.close()
+            # after the hub stopped: its edge declares them again when they go while it runs
+            await asyncio.to_thread(delete_queues, url, with_dead_letters(inbound, outbound))
         after = ledger.balances(ANNA)
         ledger.close()
         accepted = next(r for r in reports if b"ACSC" in r)
@@ -87,8 +86,7 @@ def test_the_clearing_queues_over_mutual_tls_and_a_refusal(
 ) -> None:
     """The clearing queue pair over amqps: a document goes out over TLS; a broker whose
     certificate is not from the configured CA ends the start at once, naming it and why."""
-    suffix = uuid.uuid4().hex[:8]
-    outgoing, status = f"test.clearing.out.{suffix}", f"test.clearing.st.{suffix}"
+    outgoing, status = own_name("test.clearing.out"), own_name("test.clearing.st")
 
     async def on_status(document: bytes) -> int:
         return 0
@@ -121,12 +119,13 @@ def test_the_clearing_queues_over_mutual_tls_and_a_refusal(
             " chain (not issued by the configured CA)"
         )
 
-    scenario()
-    connection = pika.BlockingConnection(node_parameters(tls_broker.url, tls_broker.tls()))
     try:
-        channel = connection.channel()
-        assert channel.queue_declare(outgoing, passive=True).method.message_count == 1
-        for queue in (outgoing, status, f"{outgoing}.dlq", f"{status}.dlq"):
-            channel.queue_delete(queue)
+        scenario()
+        connection = pika.BlockingConnection(node_parameters(tls_broker.url, tls_broker.tls()))
+        try:
+            channel = connection.channel()
+            assert channel.queue_declare(outgoing, passive=True).method.message_count == 1
+        finally:
+            connection.close()
     finally:
-        connection.close()
+        delete_queues(tls_broker.url, with_dead_letters(outgoing, status), tls=tls_broker.tls())

@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from hub.config_file import ConfigError, load_config
 from hub.gateway import BuiltGateway
 from hub.gateway_cli import CoalescingTransport, coalescing_protocol, serve_gateway
 from hub.gateway_config import load_gateway_config
+from tests.broker import own_name
 from tests.certs import TestAuthority
 from tests.gateway.harness import AMQP_URL, Authenticator, account_consent_body, delete_queues
 from tests.hub.test_core import mainframe
@@ -133,6 +133,7 @@ def test_the_cli_refuses_a_bad_configuration(tmp_path: Path) -> None:
 def test_a_real_run_over_tcp(tmp_path: Path) -> None:
     authority = TestAuthority(tmp_path)
     cert = authority.issue("tpp", "tpp-one", server=False).cert
+    outgoing, status = own_name("test.cli.outgoing"), own_name("test.cli.status")
 
     @on_event_loop
     async def scenario() -> None:
@@ -147,7 +148,7 @@ def test_a_real_run_over_tcp(tmp_path: Path) -> None:
             gateway_toml = _write(
                 tmp_path / "gateway.toml",
                 '[gateway]\nport = 0\npublic_url = "http://127.0.0.1"\n'
-                '[clearing]\noutgoing = "test.cli.outgoing"\nstatus = "test.cli.status"\n'
+                f'[clearing]\noutgoing = "{outgoing}"\nstatus = "{status}"\n'
                 '[[clients]]\nclient_id = "tpp-one"\nsecret = "demo-secret-1"\n'
                 f'certificate = "{cert.name}"\nredirect_uris = ["https://tpp.example/cb"]\n',
             )
@@ -195,10 +196,12 @@ def test_a_real_run_over_tcp(tmp_path: Path) -> None:
                 assert created.status_code == 201, created.text
             stop.set()
             await task
-            await asyncio.to_thread(delete_queues, "test.cli.outgoing", "test.cli.status")
             assert (tmp_path / "home" / "journal.db").exists()
 
-    scenario()
+    try:
+        scenario()
+    finally:
+        delete_queues(outgoing, status)
 
 
 async def _no_reports(document: bytes) -> int:
@@ -259,6 +262,7 @@ def test_run_serves_the_hub_and_the_gateway_in_one_process(tmp_path: Path) -> No
     authority = TestAuthority(tmp_path)
     cert = authority.issue("tpp", "tpp-one", server=False).cert
     account = seed_directory().of("alice")[0]
+    outgoing, status = own_name("test.run.outgoing"), own_name("test.run.status")
 
     @on_event_loop
     async def scenario() -> None:
@@ -273,7 +277,7 @@ def test_run_serves_the_hub_and_the_gateway_in_one_process(tmp_path: Path) -> No
             gateway_toml = _write(
                 tmp_path / "gateway.toml",
                 '[gateway]\nport = 0\npublic_url = "http://127.0.0.1"\n'
-                '[clearing]\noutgoing = "test.run.outgoing"\nstatus = "test.run.status"\n'
+                f'[clearing]\noutgoing = "{outgoing}"\nstatus = "{status}"\n'
                 '[[clients]]\nclient_id = "tpp-one"\n'
                 f'certificate = "{cert.name}"\nredirect_uris = ["https://tpp.example/cb"]\n'
                 'scopes = ["accounts", "payments", "admin"]\n',
@@ -360,9 +364,11 @@ def test_run_serves_the_hub_and_the_gateway_in_one_process(tmp_path: Path) -> No
                 assert "isobridge_key_age_seconds" in names  # the vault's and the signing keys'
             stop.set()
             await task
-            await asyncio.to_thread(delete_queues, "test.run.outgoing", "test.run.status")
 
-    scenario()
+    try:
+        scenario()
+    finally:
+        delete_queues(outgoing, status)
 
 
 def test_run_refuses_a_bad_gateway_file(tmp_path: Path) -> None:
@@ -421,8 +427,7 @@ def test_two_gateway_processes_share_one_database(tmp_path: Path, kind: str) -> 
 
     authority = TestAuthority(tmp_path)
     cert = authority.issue("tpp", "tpp-one", server=False).cert
-    suffix = uuid.uuid4().hex[:8]
-    queues = (f"test.two.outgoing.{suffix}", f"test.two.status.{suffix}")
+    queues = (own_name("test.two.outgoing"), own_name("test.two.status"))
     headers = {"x-ssl-client-cert": quote(cert.read_text())}
 
     @on_event_loop
@@ -463,7 +468,6 @@ def test_two_gateway_processes_share_one_database(tmp_path: Path, kind: str) -> 
             rows = connection.execute(select(payments_table.c.consent_id)).all()
         engine.dispose()
         assert len(rows) == 1
-        await asyncio.to_thread(delete_queues, *queues)
 
     async def _pay_through_both(
         one: httpx.AsyncClient,
@@ -526,7 +530,10 @@ def test_two_gateway_processes_share_one_database(tmp_path: Path, kind: str) -> 
             assert got.status_code == 200, got.text
 
     with migrated_database(kind, tmp_path, "gateway", create_engine, upgrade) as (url, options):
-        scenario(url, options)
+        try:
+            scenario(url, options)
+        finally:
+            delete_queues(*queues)
 
 
 def test_run_refuses_workers_that_cannot_share_the_gateway_port(tmp_path: Path) -> None:
@@ -547,8 +554,7 @@ def test_gateway_payments_go_through_the_sagas_when_configured(tmp_path: Path) -
     from tests.hub.sagas.clearing_peer import status_report
     from tests.hub.sagas.test_payments import _parked
 
-    suffix = uuid.uuid4().hex[:8]
-    outgoing, status = f"test.cli.sagas.{suffix}.out", f"test.cli.sagas.{suffix}.st"
+    outgoing, status = own_name("test.cli.sagas.out"), own_name("test.cli.sagas.st")
 
     @on_event_loop
     async def scenario() -> None:
@@ -594,9 +600,11 @@ def test_gateway_payments_go_through_the_sagas_when_configured(tmp_path: Path) -
             finally:
                 stop.set()
                 await task
-                await asyncio.to_thread(delete_queues, outgoing, status)
 
-    scenario()
+    try:
+        scenario()
+    finally:
+        delete_queues(outgoing, status)
 
 
 def _publish(queue: str, document: bytes) -> None:

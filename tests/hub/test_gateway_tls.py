@@ -24,6 +24,7 @@ from hub.gateway import BuiltGateway
 from hub.gateway_cli import serve_gateway
 from hub.gateway_config import load_gateway_config
 from hub.gateway_tls import GatewayTls, GatewayTlsConfig, Receive, Scope, Send
+from tests.broker import own_name
 from tests.gateway.harness import account_consent_body, delete_queues
 from tests.hub.test_core import mainframe
 from tests.hub.tls_support import LOOPS, Pki, make_pki, run_on
@@ -187,6 +188,7 @@ def test_the_gateway_over_its_own_tls_binds_tokens_to_the_tls_certificate(
     tmp_path: Path,
 ) -> None:
     pki = make_pki(tmp_path / "pki")
+    outgoing, status = own_name("test.tls.outgoing"), own_name("test.tls.status")
 
     @on_event_loop
     async def scenario() -> None:
@@ -200,7 +202,7 @@ def test_the_gateway_over_its_own_tls_binds_tokens_to_the_tls_certificate(
                 "[gateway]\nport = 0\n"
                 f'[gateway.tls]\ncert = "{pki.server.cert}"\nkey = "{pki.server.key}"\n'
                 f'client_ca = "{pki.ca.cert}"\n'
-                '[clearing]\noutgoing = "test.tls.outgoing"\nstatus = "test.tls.status"\n'
+                f'[clearing]\noutgoing = "{outgoing}"\nstatus = "{status}"\n'
                 '[[clients]]\nclient_id = "tpp-one"\n'
                 f'certificate = "{pki.client.cert}"\nredirect_uris = ["https://tpp.example/cb"]\n'
             )
@@ -254,6 +256,8 @@ def test_the_gateway_over_its_own_tls_binds_tokens_to_the_tls_certificate(
                 assert stolen.status_code == 401, stolen.text
             stop.set()
             await task
-            await asyncio.to_thread(delete_queues, "test.tls.outgoing", "test.tls.status")
 
-    scenario()
+    try:
+        scenario()
+    finally:
+        delete_queues(outgoing, status)

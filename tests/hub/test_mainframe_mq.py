@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import uuid
 from pathlib import Path
 
-import pika
 import pytest
 
 from hub.config_file import load_config
@@ -18,8 +16,8 @@ from mainframe_sim.faults import FaultPlan, Faults
 from mainframe_sim.ledger import Ledger
 from mainframe_sim.mq import MqResponder
 from mainframe_sim.seed import seed_ledger
-from routing.amqp import node_parameters
 from routing.amqps import BrokerTls
+from tests.broker import delete_queues, own_name
 from tests.hub.test_edge import Client, _parse
 from tests.hub.test_service import _purchase
 from tests.mainframe_sim.samples import ANNA
@@ -49,8 +47,7 @@ def test_purchases_over_the_mq_queue_pair(
     else:
         url = amqp_url()
         require_broker(url)
-    suffix = uuid.uuid4().hex[:8]
-    requests, replies = f"test.mainframe.req.{suffix}", f"test.mainframe.rep.{suffix}"
+    requests, replies = own_name("test.mainframe.req"), own_name("test.mainframe.rep")
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
     seed_ledger(ledger)
     faults = Faults()
@@ -96,12 +93,10 @@ def test_purchases_over_the_mq_queue_pair(
     try:
         scenario()
     finally:
-        responder.stop()
-        connection = pika.BlockingConnection(node_parameters(url, broker_tls))
-        channel = connection.channel()
-        for queue in (requests, replies):
-            channel.queue_delete(queue)
-        connection.close()
+        try:
+            responder.stop()
+        finally:
+            delete_queues(url, (requests, replies), tls=broker_tls)
     after = ledger.balances(ANNA)
     assert before is not None and after is not None
     assert before.ledger - after.ledger == 10 * 300

@@ -112,7 +112,7 @@ async def running_hub(
     _, port = await server.start("127.0.0.1", 0)
     try:
         tls = broker.tls(external=True) if broker is not None else None
-        with hub_namespace(transport, tls) as namespace:
+        with hub_namespace(transport, tls, rules=rules) as namespace:
             path = _config(tmp_path, port, transport, rules, journal, namespace, broker)
             async with HubService(load_config(path, environ={})) as service:
                 assert service.core is not None

@@ -108,7 +108,7 @@ def test_two_instances_keep_each_accounts_order_while_one_is_killed(tmp_path: Pa
         assert ledger.check().balanced
         ledger.close()
 
-    with hub_namespace(transport_url) as namespace:
+    with hub_namespace(transport_url, core_shards=SHARDS) as namespace:
         scenario(namespace)
 
 

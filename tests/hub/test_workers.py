@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -374,6 +373,7 @@ def test_workers_serve_the_gateway_on_one_port_from_one_database(tmp_path: Path)
     every request opens a new connection (so the kernel picks a worker each time) makes a
     consent, has it authorised, reads with it, pays and revokes, as with one process."""
     from gateway.security.authserver import pkce_challenge
+    from tests.broker import own_name
     from tests.certs import TestAuthority
     from tests.gateway.harness import (
         Authenticator,
@@ -385,8 +385,7 @@ def test_workers_serve_the_gateway_on_one_port_from_one_database(tmp_path: Path)
 
     cert = TestAuthority(tmp_path).issue("tpp", "tpp-one", server=False).cert
     headers = {"x-ssl-client-cert": quote(cert.read_text())}
-    queues = (f"test.workers.outgoing.{uuid.uuid4().hex[:8]}", "")
-    queues = (queues[0], queues[0].replace("outgoing", "status"))
+    queues = (own_name("test.workers.outgoing"), own_name("test.workers.status"))
     gateway_port = _free_port()
     gateway_toml = tmp_path / "gateway.toml"
     gateway_toml.write_text(

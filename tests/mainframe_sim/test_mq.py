@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +19,7 @@ from mainframe_sim.ledger import Ledger
 from mainframe_sim.mq import MqResponder
 from mainframe_sim.records import Records
 from mainframe_sim.transactions import Reply
+from tests.broker import delete_queues, own_name
 from tests.mainframe_sim.samples import ANNA, request
 
 AMQP_URL = os.environ.get("ISOBRIDGE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
@@ -66,15 +66,14 @@ def queues() -> Iterator[tuple[str, str, Any]]:
         if os.environ.get("CI"):
             pytest.fail(f"no RabbitMQ at {AMQP_URL} (./scripts/test starts it)")
         pytest.skip(f"no RabbitMQ at {AMQP_URL}")
-    suffix = uuid.uuid4().hex[:10]
-    request_queue, reply_queue = f"mfsim-test-req-{suffix}", f"mfsim-test-rep-{suffix}"
+    request_queue, reply_queue = own_name("mfsim-test.req", 10), own_name("mfsim-test.rep", 10)
     try:
         yield request_queue, reply_queue, connection
     finally:
-        channel = connection.channel()
-        for queue in (request_queue, reply_queue):
-            channel.queue_delete(queue)
-        connection.close()
+        try:
+            connection.close()
+        finally:
+            delete_queues(AMQP_URL, (request_queue, reply_queue))
 
 
 @pytest.fixture

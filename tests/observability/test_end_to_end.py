@@ -45,6 +45,7 @@ from mainframe_sim.server import MainframeServer
 from observability.logs import LoggingConfig, configure_logging
 from observability.tracing import Tracing, TracingConfig
 from routing.wire import CONTENT_TYPE, KIND, SCHEMA, TENANT
+from tests.broker import own_name
 from tests.hub.test_service import _config
 from tests.mainframe_sim.samples import ANNA, JONAS
 from tests.routing.conftest import amqp_url, delete_topology, require_broker
@@ -146,7 +147,7 @@ async def _traced_hub(tmp_path: Path) -> AsyncIterator[_Hub]:
     assert tracing.provider is not None
     tracing.provider.add_span_processor(SimpleSpanProcessor(raw_spans))
     service = HubService(config, tracing=tracing)
-    prefix = f"t{uuid.uuid4().hex[:10]}"  # the shared broker: queues of this test's own
+    prefix = own_name("t", 10)  # the shared broker: queues of this test's own
     service.topology = dataclasses.replace(
         service.topology,
         exchange=f"{prefix}.canonical",
@@ -158,10 +159,12 @@ async def _traced_hub(tmp_path: Path) -> AsyncIterator[_Hub]:
         async with service:
             yield hub
     finally:
-        await hub.mainframe.close()
-        ledger.close()
-        tracing.shutdown()
-        await asyncio.to_thread(delete_topology, url, service.topology)
+        try:
+            await hub.mainframe.close()
+            ledger.close()
+            tracing.shutdown()
+        finally:
+            await asyncio.to_thread(delete_topology, url, service.topology)
 
 
 async def _finished(exporter: InMemorySpanExporter, name: str, count: int) -> None:

@@ -42,7 +42,7 @@ from routing.transport import Delivery, Destination, Outcome, RetryPolicy, Topol
 from tests.hub.test_edge import Client, _build, _parse
 from tests.hub.test_service import OFF_US_PAN, PAN, _purchase
 from tests.mainframe_sim.samples import ANNA
-from tests.routing.conftest import amqp_url, require_broker
+from tests.routing.conftest import amqp_url, hub_namespace, require_broker
 from tests.support import on_event_loop
 
 RULES = """
@@ -76,12 +76,13 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-def _config(tmp_path: Path, mainframe_port: int, transport: str) -> Path:
+def _config(tmp_path: Path, mainframe_port: int, transport: str, namespace: str) -> Path:
     (tmp_path / "routes.toml").write_text(RULES)
     path = tmp_path / "hub.toml"
     path.write_text(
         f'[hub]\nhome = "{tmp_path / "home"}"\ntenant = "bank-a"\n'
         f'[routing]\ntransport = "{transport}"\nrules = "routes.toml"\n'
+        f'namespace = "{namespace}"\n'
         '[[listeners]]\nname = "pos"\nport = 0\nrequest_timeout = 5.0\n'
         f"[mainframe]\nport = {mainframe_port}\ntimeout = 2.0\nconnections = 1\n"
         "failure_threshold = 2\nreset_after = 60.0\n"
@@ -105,12 +106,12 @@ def test_a_real_hub_counts_exactly_the_traffic_it_served(tmp_path: Path, transpo
         require_broker(url)
 
     @on_event_loop
-    async def scenario() -> None:
+    async def scenario(namespace: str) -> None:
         ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
         seed_ledger(ledger)
         server = MainframeServer(ledger)
         _, port = await server.start("127.0.0.1", 0)
-        config = load_config(_config(tmp_path, port, url), environ={})
+        config = load_config(_config(tmp_path, port, url, namespace), environ={})
         try:
             async with HubService(config) as service:
                 assert service.metrics_server is not None
@@ -160,11 +161,10 @@ def test_a_real_hub_counts_exactly_the_traffic_it_served(tmp_path: Path, transpo
         assert value(served, "isobridge_circuit_breaker_state", breaker="mainframe") == 0
         assert value(served, "isobridge_transport_up") == 1
         assert ("isobridge_destination_queue_depth", frozenset({("destination", "core")})) in served
-        if transport == "memory":  # RabbitMQ's unroutable queue is shared with other runs
-            depth = value(
-                served, "isobridge_destination_dead_letter_queue_depth", destination="unroutable"
-            )
-            assert depth == 1
+        depth = value(
+            served, "isobridge_destination_dead_letter_queue_depth", destination="unroutable"
+        )
+        assert depth == 1  # the namespace's own unroutable queue
 
         assert codes == ["91", "91", "91"]
         assert value(killed, "isobridge_circuit_breaker_state", breaker="mainframe") == 2
@@ -178,7 +178,8 @@ def test_a_real_hub_counts_exactly_the_traffic_it_served(tmp_path: Path, transpo
             labels = " ".join(v for _, pairs in samples for _, v in pairs)
             assert labels and not find_clear_pans(labels)
 
-    scenario()
+    with hub_namespace(url, rules=RULES) as namespace:
+        scenario(namespace)
 
 
 def test_retries_and_dead_letters_of_a_real_transport_are_counted_per_destination() -> None:

@@ -16,16 +16,15 @@ import asyncio
 import contextlib
 import secrets
 import socket
+import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-import pika
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
@@ -34,23 +33,16 @@ from canonical_model.money import Money
 from hub.config import Settings
 from hub.config_file import HubConfig, RoutingConfig
 from hub.service import HubService
-from routing.amqp import node_parameters
 from routing.amqps import BrokerTls
 from routing.store import create_engine as routing_engine
 from routing.store import upgrade
 from routing.transport import Destination, RetryPolicy, Topology, Transport, open_transport
+from tests.broker import amqp_url as amqp_url  # re-exported: the tests import it from here
+from tests.broker import delete_queues, own_name
 from tests.support import postgres_url
 
-AMQP_URL_ENV = "ISOBRIDGE_TEST_AMQP_URL"
-DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 TENANT = "acme"
 T = TypeVar("T")
-
-
-def amqp_url() -> str:
-    import os
-
-    return os.environ.get(AMQP_URL_ENV, DEFAULT_AMQP_URL)
 
 
 def require_broker(url: str) -> None:
@@ -64,7 +56,7 @@ def require_broker(url: str) -> None:
 
 def make_topology(**destination_options: object) -> Topology:
     """A topology under a fresh prefix: destination ``core`` (financial.*) and ``ledger``."""
-    return make_topology_named(f"t{uuid.uuid4().hex[:10]}", **destination_options)
+    return make_topology_named(own_name("t", 10), **destination_options)
 
 
 def make_topology_named(prefix: str, **destination_options: object) -> Topology:
@@ -81,6 +73,16 @@ def make_topology_named(prefix: str, **destination_options: object) -> Topology:
     )
 
 
+def topology_queues(topology: Topology) -> list[str]:
+    """Every queue ``topology`` declares: each destination's, its dead-letter queue and its
+    retry (delay tier) queues, and the unroutable parking queue."""
+    queues = [topology.unroutable_queue]
+    for dest in topology.destinations:
+        queues += [topology.queue(dest.name), topology.dead_letter_queue(dest.name)]
+        queues += [topology.retry_queue(dest.name, d) for d in dict.fromkeys(dest.retry.delays_ms)]
+    return queues
+
+
 def delete_topology(
     url: str,
     topology: Topology,
@@ -88,19 +90,12 @@ def delete_topology(
     tls: BrokerTls | None = None,
 ) -> None:
     """Remove every queue and exchange of ``topology`` from the broker."""
-    connection = pika.BlockingConnection(node_parameters(url, tls))
-    try:
-        channel = connection.channel()
-        queues = [topology.unroutable_queue, *extra_queues]
-        for dest in topology.destinations:
-            queues += [topology.queue(dest.name), topology.dead_letter_queue(dest.name)]
-            queues += [topology.retry_queue(dest.name, d) for d in set(dest.retry.delays_ms)]
-        for name in queues:
-            channel.queue_delete(name)
-        channel.exchange_delete(topology.exchange)
-        channel.exchange_delete(topology.dead_letter_exchange)
-    finally:
-        connection.close()
+    delete_queues(
+        url,
+        [*topology_queues(topology), *extra_queues],
+        (topology.exchange, topology.dead_letter_exchange),
+        tls,
+    )
 
 
 def message(number: int, kind: MessageKind = MessageKind.FINANCIAL) -> CanonicalMessage:
@@ -226,14 +221,18 @@ def transport_factory(
         shared[topology] = transport
         return transport
 
-    yield factory
-    for transport in reversed(opened):
-        transport.close()
-    if loop is not None:
-        loop.close()
-    if backend != "memory":
-        for topology in {t.topology for t in opened}:
-            delete_topology(url, topology, tls=tls)
+    try:
+        yield factory
+    finally:
+        try:
+            for transport in reversed(opened):
+                transport.close()
+            if loop is not None:
+                loop.close()
+        finally:
+            if backend != "memory":
+                for topology in {t.topology for t in opened}:
+                    delete_topology(url, topology, tls=tls)
 
 
 @pytest.fixture
@@ -285,17 +284,32 @@ def engine(make_engine: EngineFactory) -> Engine:
     return make_engine()
 
 
+def hub_topology(namespace: str, rules: str | None = None, core_shards: int = 0) -> Topology:
+    """The topology a hub declares in ``[routing] namespace`` with these route ``rules``
+    (TOML text; None: the built-in ones) and ``core_shards``."""
+    with tempfile.TemporaryDirectory(prefix="isobridge-rules-") as directory:
+        path = None
+        if rules is not None:
+            path = Path(directory) / "routes.toml"
+            path.write_text(rules)
+        routing = RoutingConfig(
+            "memory://", rules=path, namespace=namespace, core_shards=core_shards
+        )
+        return HubService(HubConfig(Settings.from_environment({}), routing=routing)).topology
+
+
 @contextlib.contextmanager
-def hub_namespace(url: str, tls: BrokerTls | None = None) -> Iterator[str]:
+def hub_namespace(
+    url: str, tls: BrokerTls | None = None, *, rules: str | None = None, core_shards: int = 0
+) -> Iterator[str]:
     """A ``[routing] namespace`` of one test's own on the shared broker (no other test's hub
     consumes its messages, and no message left over from another test reaches it), with the
-    hub's queues and exchanges deleted afterwards."""
-    namespace = f"t{uuid.uuid4().hex[:12]}"
+    queues and exchanges deleted afterwards that a hub declares there with these route
+    ``rules`` and ``core_shards`` (:func:`hub_topology`): give the ones the test's hubs run
+    with, or the session's check (tests/broker.py) finds their queues left over."""
+    namespace = own_name("t", 12)
     try:
         yield namespace
     finally:
         if url.startswith("amqp"):
-            config = HubConfig(
-                Settings.from_environment({}), routing=RoutingConfig(url, namespace=namespace)
-            )
-            delete_topology(url, HubService(config).topology, tls=tls)
+            delete_topology(url, hub_topology(namespace, rules, core_shards), tls=tls)

@@ -65,8 +65,12 @@ def shared_broker() -> Iterator[tuple[str, Topology]]:
     url = amqp_url()
     require_broker(url)
     topology = make_topology()
-    yield url, topology
-    delete_topology(url, topology)
+    try:
+        yield url, topology
+    finally:
+        # and the queues of the tests' own under its prefix, should one have failed midway
+        queues = (f"{topology.prefix}.whole", f"{topology.prefix}.confirms")
+        delete_topology(url, topology, extra_queues=queues)
 
 
 def test_a_broker_that_is_down_gets_retries_then_a_clear_error() -> None:

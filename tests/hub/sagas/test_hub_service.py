@@ -21,9 +21,10 @@ from hub.service import HubService
 from mainframe_sim.ledger import Ledger, clearing_account
 from mainframe_sim.seed import seed_ledger
 from mainframe_sim.server import MainframeServer
+from tests.broker import delete_queues, own_name, with_dead_letters
 from tests.hub.sagas.clearing_peer import AMQP_URL, ClearingPeer
 from tests.hub.sagas.test_inbound import UNKNOWN, _answers, transfers
-from tests.hub.sagas.test_payments import _delete_queues, payment
+from tests.hub.sagas.test_payments import payment
 from tests.mainframe_sim.samples import ANNA
 from tests.routing.conftest import hub_namespace, require_broker
 from tests.support import on_event_loop
@@ -56,11 +57,8 @@ def _config(tmp_path: Path, port: int, namespace: str, queues: dict[str, str]) -
 
 def test_the_hub_runs_outbound_and_inbound_sagas_on_its_clearing_queues(tmp_path: Path) -> None:
     require_broker(AMQP_URL)
-    suffix = uuid.uuid4().hex[:10]
-    queues = {
-        name: f"isobridge.test.hubsagas.{suffix}.{name}"
-        for name in ("inbound", "outbound", "outgoing", "status")
-    }
+    base = own_name("isobridge.test.hubsagas", 10)
+    queues = {name: f"{base}.{name}" for name in ("inbound", "outbound", "outgoing", "status")}
 
     @on_event_loop
     async def scenario() -> None:
@@ -74,7 +72,7 @@ def test_the_hub_runs_outbound_and_inbound_sagas_on_its_clearing_queues(tmp_path
         peer = ClearingPeer(queues["outgoing"])
         stop = asyncio.Event()
         try:
-            with hub_namespace(AMQP_URL) as namespace:
+            with hub_namespace(AMQP_URL, rules=RULES) as namespace:
                 config = load_config(_config(tmp_path, port, namespace, queues), environ={})
                 async with HubService(config) as service:
                     assert service.sagas is not None and service.saga_runner is not None
@@ -123,8 +121,8 @@ def test_the_hub_runs_outbound_and_inbound_sagas_on_its_clearing_queues(tmp_path
         finally:
             stop.set()
             await server.close()
-            await asyncio.to_thread(_delete_queues, queues["outgoing"], queues["status"])
-            await asyncio.to_thread(_delete_queues, queues["outbound"], queues["inbound"])
+            names = with_dead_letters(*queues.values())
+            await asyncio.to_thread(delete_queues, AMQP_URL, names)
         after_anna, after_gl = ledger.balances(ANNA), ledger.balances(gl)
         assert after_anna is not None and after_gl is not None
         paid_out = int(peer.net_settled * 100)

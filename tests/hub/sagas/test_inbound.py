@@ -26,6 +26,7 @@ from hub.sagas.runner import Action, SagaRunner, StepContext, StepResult
 from hub.sagas.store import LIVE_PHASES, Phase, SagaStore
 from journal.store import Journal
 from mainframe_sim.ledger import clearing_account
+from tests.broker import delete_queues, own_name, with_dead_letters
 from tests.hub.sagas.clearing_peer import AMQP_URL, adapter
 from tests.hub.sagas.conftest import KEYS, Clock
 from tests.hub.sagas.test_payments import Crash, DyingProcessStore
@@ -98,8 +99,8 @@ class Bank:
 
 @contextlib.asynccontextmanager
 async def _bank(tmp_path: Path) -> AsyncIterator[Bank]:
-    suffix = uuid.uuid4().hex[:10]
-    answers, unused = f"isobridge.test.inbound.{suffix}.out", f"isobridge.test.inbound.{suffix}.st"
+    base = own_name("isobridge.test.inbound", 10)
+    answers, unused = f"{base}.out", f"{base}.st"
     journal_url = f"sqlite:///{tmp_path / 'journal.db'}"
     Journal.open(journal_url, KEYS, create=True).close()
 
@@ -120,12 +121,11 @@ async def _bank(tmp_path: Path) -> AsyncIterator[Bank]:
                 )
                 yield Bank(mf, inbound, answers, journal_url, Clock())
             finally:
-                await asyncio.to_thread(sender.stop)
-                connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-                channel = connection.channel()
-                for name in (answers, unused, f"{unused}.dlq"):
-                    channel.queue_delete(name)
-                connection.close()
+                try:
+                    await asyncio.to_thread(sender.stop)
+                finally:
+                    names = with_dead_letters(answers, unused)
+                    await asyncio.to_thread(delete_queues, AMQP_URL, names)
 
 
 async def _settle(runner: SagaRunner, clock: Clock) -> None:

@@ -43,6 +43,7 @@ from hub.sagas.service import PaymentSagas
 from hub.sagas.store import Phase, SagaRecord, SagaStore
 from journal.store import Journal
 from mainframe_sim.ledger import clearing_account
+from tests.broker import delete_queues, own_name, with_dead_letters
 from tests.hub.sagas.clearing_peer import AMQP_URL, ClearingPeer, status_report
 from tests.hub.sagas.conftest import KEYS, Clock
 from tests.hub.test_core import Mainframe, mainframe
@@ -180,8 +181,8 @@ class World:
 
 @contextlib.asynccontextmanager
 async def world(tmp_path: Path, peer: ClearingPeer | None = None) -> AsyncIterator[World]:
-    suffix = uuid.uuid4().hex[:10]
-    outgoing, status = f"isobridge.test.sagas.{suffix}.out", f"isobridge.test.sagas.{suffix}.st"
+    base = own_name("isobridge.test.sagas", 10)
+    outgoing, status = f"{base}.out", f"{base}.st"
     journal_url = f"sqlite:///{tmp_path / 'journal.db'}"
     Journal.open(journal_url, KEYS, create=True).close()
     holder: list[World] = []
@@ -205,21 +206,13 @@ async def world(tmp_path: Path, peer: ClearingPeer | None = None) -> AsyncIterat
                 )
                 yield holder[0]
             finally:
-                await asyncio.to_thread(clearing.stop)
-                for hub in holder[0].hubs if holder else []:
-                    hub.store.journal.close()
-                await asyncio.to_thread(_delete_queues, outgoing, status)
-
-
-def _delete_queues(*names: str) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    try:
-        channel = connection.channel()
-        for name in names:
-            channel.queue_delete(name)
-        channel.queue_delete(f"{names[-1]}.dlq")
-    finally:
-        connection.close()
+                try:
+                    await asyncio.to_thread(clearing.stop)
+                    for hub in holder[0].hubs if holder else []:
+                        hub.store.journal.close()
+                finally:
+                    names = with_dead_letters(outgoing, status)
+                    await asyncio.to_thread(delete_queues, AMQP_URL, names)
 
 
 def _parked(queue: str) -> list[tuple[bytes, str]]:
