@@ -33,6 +33,13 @@ PostgreSQL honours when several processes share a database. The statements of th
 path are compiled once per dialect and run on the DBAPI cursor (:class:`_Statement`); the
 rest goes through SQLAlchemy.
 
+A SQLite ledger in a file (WAL mode) is checkpointed by a thread of its own
+(:class:`_Checkpointer`, every :data:`CHECKPOINT_INTERVAL` seconds, a passive checkpoint that
+never blocks a writer): left to SQLite, the commit that fills the log past 1000 pages copies
+it into the database and syncs it itself, a 5-15 ms stall for every request in flight on the
+simulator's event loop about every half second at 500 postings/s (p99 6.5-7.2 ms against
+1.2-2.0 without, measured at 500/s on 8 connections).
+
 >>> ledger = Ledger.open("sqlite://")
 >>> with ledger.transaction() as book:
 ...     book.add_account("DE00TEST", "Test", "EUR", overdraft_limit=0)
@@ -49,6 +56,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -492,6 +501,13 @@ class Book:
         self._run(_INSERT_REPLY, posting_ref, request_digest, reply)
 
 
+_log = logging.getLogger(__name__)
+
+CHECKPOINT_INTERVAL: Final = 0.25
+"""Seconds between two checkpoints of a SQLite ledger's write-ahead log (a log of about 600
+pages at 500 postings/s)."""
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
@@ -503,6 +519,48 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+def _sqlite_pragmas_no_autocheckpoint(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_pragmas(dbapi_connection, record)
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's thread does it
+    finally:
+        cursor.close()
+
+
+class _Checkpointer:
+    """A thread that checkpoints the SQLite database at ``path`` every ``interval`` seconds
+    (``PRAGMA wal_checkpoint(PASSIVE)`` on a connection of its own: it copies what is
+    committed and waits for no writer). SQLite runs the checkpoint without Python's global
+    lock, so the simulator's event loop goes on meanwhile."""
+
+    def __init__(self, path: str, interval: float = CHECKPOINT_INTERVAL) -> None:
+        self.path = path
+        self.interval = interval
+        self.checkpoints = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ledger-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        connection = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # busy or failing now: the next one tries again
+                    _log.warning("ledger checkpoint of %s failed: %s", self.path, exc)
+                else:
+                    self.checkpoints += 1
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        """End the thread (after a checkpoint under way)."""
+        self._stop.set()
+        self._thread.join()
+
+
 class Ledger:
     """The simulator's ledger on one database (see the module documentation).
 
@@ -510,8 +568,15 @@ class Ledger:
     statement extract set business dates through it).
     """
 
-    def __init__(self, engine: Engine, *, clock: Callable[[], dt.datetime] | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Callable[[], dt.datetime] | None = None,
+        checkpointer: _Checkpointer | None = None,
+    ) -> None:
         self._engine = engine
+        self._checkpointer = checkpointer
         self._compiled = {
             statement: _Compiled(statement, engine.dialect) for statement in _HOT_PATH
         }
@@ -525,6 +590,7 @@ class Ledger:
     ) -> Ledger:
         """Connect to ``url`` and create the tables if missing; ``engine_options`` go to
         :func:`sqlalchemy.create_engine` (not for SQLite)."""
+        checkpointer = None
         if url.startswith("sqlite"):
             in_memory = url in {"sqlite://", "sqlite:///:memory:"}
             engine = create_engine(
@@ -532,11 +598,18 @@ class Ledger:
                 poolclass=StaticPool if in_memory else None,
                 connect_args={"check_same_thread": False, "timeout": 30},
             )
-            event.listen(engine, "connect", _sqlite_pragmas)
+            path = engine.url.database
+            in_file = not in_memory and bool(path) and not engine.url.query
+            event.listen(
+                engine, "connect", _sqlite_pragmas_no_autocheckpoint if in_file else _sqlite_pragmas
+            )
+            metadata.create_all(engine)
+            if in_file and path is not None:
+                checkpointer = _Checkpointer(path)
         else:
             engine = create_engine(url, pool_pre_ping=True, **engine_options)
-        metadata.create_all(engine)
-        return cls(engine, clock=clock)
+            metadata.create_all(engine)
+        return cls(engine, clock=clock, checkpointer=checkpointer)
 
     @property
     def embedded(self) -> bool:
@@ -550,7 +623,11 @@ class Ledger:
         return self._engine
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Release the database connections (and stop the checkpoints: SQLite checkpoints
+        the log itself as its last connection closes)."""
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         with self._lock:
             if self._idle is not None:
                 self._idle.close()

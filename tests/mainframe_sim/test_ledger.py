@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -136,3 +137,50 @@ def test_transactions_keep_their_connection_unless_one_fails(ledger: Ledger) -> 
         assert book.account("DE00KEPT") is not None
     ledger.close()
     assert pool.checkedout() == 0
+
+
+def test_a_file_ledger_is_checkpointed_by_its_thread_not_by_its_commits(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    before = _checkpoint_threads()
+    ledger = Ledger.open(f"sqlite:///{path}")
+    try:
+        with ledger.engine.connect() as connection:
+            pragma = connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one()
+        assert pragma == 0  # no commit of the request path stops to checkpoint
+        assert _checkpoint_threads() == before + 1
+        seed_ledger(ledger)
+        for number in range(300):
+            with ledger.transaction() as book:
+                book.add_posting(
+                    f"CKPT{number:06d}",
+                    "DEBT",
+                    [(ANNA, -1), ("GL-CLEARING-EUR", 1)],
+                    booked_at=NOW,
+                )
+        db_size = path.stat().st_size
+        deadline = time.monotonic() + 30
+        while path.stat().st_size == db_size and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert path.stat().st_size > db_size  # the thread copied the log into the database
+        assert ledger.check().balanced
+    finally:
+        ledger.close()
+    assert _checkpoint_threads() == before
+    reopened = Ledger.open(f"sqlite:///{path}")
+    try:
+        assert reopened.check().postings >= 300
+    finally:
+        reopened.close()
+
+
+def test_an_in_memory_ledger_has_no_checkpoint_thread() -> None:
+    before = _checkpoint_threads()
+    ledger = Ledger.open("sqlite://")
+    try:
+        assert _checkpoint_threads() == before
+    finally:
+        ledger.close()
+
+
+def _checkpoint_threads() -> int:
+    return sum(1 for thread in threading.enumerate() if thread.name == "ledger-checkpoint")
