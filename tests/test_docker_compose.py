@@ -109,6 +109,8 @@ def test_the_rabbitmq_nodes_form_one_cluster_the_hub_can_log_in_to() -> None:
         assert target.startswith("/etc/rabbitmq/conf.d/") and target.endswith(".conf")
         conf_mounts.add(source)
         cookies.add(service["environment"]["RABBITMQ_ERLANG_COOKIE"])
+        # a host shared by the three nodes and the hub: schedulers not pinned to CPUs
+        assert "+stbt u" in service["environment"]["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"]
         assert 5672 in _published(node)
     assert len(conf_mounts) == 1 and len(cookies) == 1
     settings = dict(
