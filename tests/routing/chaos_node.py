@@ -61,6 +61,10 @@ class ChaosNode:
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(self._base / "enabled_plugins"),
             "RABBITMQ_CONFIG_FILE": str(self._base / "rabbitmq"),
             "RABBITMQ_ADVANCED_CONFIG_FILE": str(self._base / "advanced.config"),
+            # as every node of scripts/ (IB_RABBITMQ_ERL_ARGS): this machine is shared
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": (
+                "+stbt u +sbwt none +sbwtdcpu none +sbwtdio none"
+            ),
         }
         if self._as_rabbitmq:
             shutil.chown(self._base, "rabbitmq", "rabbitmq")
