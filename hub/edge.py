@@ -394,7 +394,10 @@ class _Connection:
         try:
             while not self.closing:
                 try:
-                    data = await asyncio.wait_for(self.reader.read(65536), settings.idle_timeout)
+                    # A timeout scope, not wait_for: no task of its own per read, and the
+                    # read's data reaches this loop one turn of the event loop sooner.
+                    async with asyncio.timeout(settings.idle_timeout):
+                        data = await self.reader.read(65536)
                 except TimeoutError:
                     self.edge.stats.closed_idle += 1
                     _log.info("closing idle connection from %s", self.peer)
