@@ -85,6 +85,7 @@ import pika.exceptions
 import pika.frame
 import pika.spec
 from pika.adapters.asyncio_connection import AsyncioConnection
+from pika.adapters.utils.io_services_utils import _AsyncPlaintextTransport
 
 from canonical_model.construct import fast_constructor
 from routing.amqps import BrokerTls, apply_tls, tls_refusal
@@ -578,12 +579,54 @@ class _Connection(AsyncioConnection):  # type: ignore[misc]  # pika is untyped
     """Deliveries handed over in one step (the others went through pika's dispatch)."""
     direct_confirms = 0
     """``basic.ack`` frames handed straight to the channel's confirm callback."""
+    direct_writes = 0
+    """Sends made at the end of a turn of the event loop, past pika's writability watcher."""
     _frame_buffer: bytes  # pika's: what was read and not yet taken as frames
+    _unsent: list[bytes] | None = None  # frames of this turn of the loop, not yet sent
 
     def _proto_connection_made(self, transport: Any) -> None:
         if isinstance(getattr(transport, "_MAX_RECV_BYTES", None), int):
             transport._MAX_RECV_BYTES = _RECV_BYTES
         super()._proto_connection_made(transport)
+
+    def _adapter_emit_data(self, data: bytes) -> None:
+        # pika hands each frame to its transport, which turns a writability watcher on and
+        # sends at the next poll of the loop, then turns it off: two epoll_ctl calls and a
+        # turn of the loop per burst. Here the frames of one turn are sent together at its
+        # end, from the socket at once when nothing waits before them; what the socket does
+        # not take goes through pika's transport (its watcher, its errors).
+        transport = self._transport
+        if transport.__class__ is not _AsyncPlaintextTransport:
+            super()._adapter_emit_data(data)
+            return
+        if self._unsent is None:
+            self._unsent = [data]
+            self._nbio.get_native_ioloop().call_soon(self._send_unsent)
+        else:
+            self._unsent.append(data)
+
+    def _send_unsent(self) -> None:
+        frames, self._unsent = self._unsent, None
+        transport = self._transport
+        if not frames or transport is None:
+            return  # the connection went meanwhile, as pika's own buffer would have
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        if (
+            transport.__class__ is _AsyncPlaintextTransport
+            and transport._state == transport._STATE_ACTIVE
+            and not transport.get_write_buffer_size()
+        ):
+            try:
+                sent = transport._sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                sent = 0  # pika's transport meets the error again and aborts the connection
+            self.direct_writes += 1
+            if sent == len(data):
+                return
+            data = data[sent:]
+        transport.write(data)
 
     def _read_frame(self) -> Any:
         return _decode_frame(self._frame_buffer)

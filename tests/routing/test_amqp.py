@@ -766,3 +766,53 @@ def test_confirms_handed_straight_to_the_callback_are_what_pikas_dispatch_hands_
         # Every frame counted: the confirms and the same set-up frames on both connections.
         assert frames - len(confirms) == by_pika[-1][1] - (len(by_pika) - 1)
     assert connection.direct_confirms == len(by_hub) - 1
+
+
+def test_frames_sent_at_the_end_of_a_turn_arrive_whole_and_in_order_even_when_the_socket_balks(
+    shared_broker: tuple[str, Topology],
+) -> None:
+    """The connection sends a turn's frames itself; what a small send buffer does not take
+    goes through pika's transport: a 3 MB body among small ones arrives intact, in order."""
+    url, topology = shared_broker
+    queue = f"{topology.prefix}.direct-writes"
+    bodies = [b"small-1", bytes(range(256)) * 12_288, b"small-2", b"small-3"]
+
+    async def publish() -> _Connection:
+        loop = asyncio.get_running_loop()
+        connection = cast(_Connection, await _opened(url, _Connection))
+        connection._transport._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        ready: asyncio.Future[Any] = loop.create_future()
+        connection.channel(on_open_callback=ready.set_result)
+        channel = await asyncio.wait_for(ready, 10)
+        confirmed: asyncio.Future[None] = loop.create_future()
+
+        def on_confirm(frame: Any) -> None:
+            if frame.method.delivery_tag == len(bodies):  # the last (alone or with others)
+                _settle(confirmed)
+
+        mode: asyncio.Future[None] = loop.create_future()
+        channel.confirm_delivery(on_confirm, callback=functools.partial(_settle, mode))
+        await asyncio.wait_for(mode, 10)
+        for body in bodies:  # one turn of the loop: the four go out as one send
+            channel.basic_publish("", queue, body)
+        await asyncio.wait_for(confirmed, 30)
+        ended: asyncio.Future[None] = loop.create_future()
+        connection.add_on_close_callback(functools.partial(_settle, ended))
+        connection.close()
+        await asyncio.wait_for(ended, 10)
+        return connection
+
+    setup = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = setup.channel()
+        channel.queue_declare(queue)
+        connection = asyncio.run(publish())
+        received = []
+        for _ in bodies:
+            _method, _properties, body = channel.basic_get(queue, auto_ack=True)
+            received.append(body)
+        channel.queue_delete(queue)
+    finally:
+        setup.close()
+    assert received == bodies
+    assert connection.direct_writes > 0
