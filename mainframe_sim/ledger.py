@@ -537,7 +537,6 @@ class _Checkpointer:
     def __init__(self, path: str, interval: float = CHECKPOINT_INTERVAL) -> None:
         self.path = path
         self.interval = interval
-        self.checkpoints = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ledger-checkpoint", daemon=True)
         self._thread.start()
@@ -550,8 +549,6 @@ class _Checkpointer:
                     connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error as exc:  # busy or failing now: the next one tries again
                     _log.warning("ledger checkpoint of %s failed: %s", self.path, exc)
-                else:
-                    self.checkpoints += 1
         finally:
             connection.close()
 
