@@ -611,17 +611,11 @@ class _Connection(AsyncioConnection):  # type: ignore[misc]  # pika is untyped
         if not frames or transport is None:
             return  # the connection went meanwhile, as pika's own buffer would have
         data = frames[0] if len(frames) == 1 else b"".join(frames)
-        if (
-            transport.__class__ is _AsyncPlaintextTransport
-            and transport._state == transport._STATE_ACTIVE
-            and not transport.get_write_buffer_size()
-        ):
+        if transport._state == transport._STATE_ACTIVE and not transport.get_write_buffer_size():
             try:
                 sent = transport._sock.send(data)
-            except (BlockingIOError, InterruptedError):
+            except OSError:  # would block; or failed, and pika's transport aborts on it again
                 sent = 0
-            except OSError:
-                sent = 0  # pika's transport meets the error again and aborts the connection
             self.direct_writes += 1
             if sent == len(data):
                 return
@@ -1434,7 +1428,8 @@ class AmqpTransport(TransportBase):
 
     def _coalesce_output(self) -> None:
         """pika writes each frame with a send() of its own, three per message; join what is
-        waiting into chunks of up to 128 KiB so the ioloop sends it in a few system calls.
+        waiting into chunks of up to 128 KiB so the ioloop sends it in a few system calls
+        (on TLS connections: a plain one sends a turn's frames joined, :class:`_Connection`).
         (pika's write buffer is internal: when it is not where expected, nothing changes.)"""
         transport = getattr(self._connection, "_transport", None)
         buffers = getattr(transport, "_tx_buffers", None)

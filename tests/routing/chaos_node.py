@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -61,10 +62,7 @@ class ChaosNode:
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(self._base / "enabled_plugins"),
             "RABBITMQ_CONFIG_FILE": str(self._base / "rabbitmq"),
             "RABBITMQ_ADVANCED_CONFIG_FILE": str(self._base / "advanced.config"),
-            # as every node of scripts/ (IB_RABBITMQ_ERL_ARGS): this machine is shared
-            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": (
-                "+stbt u +sbwt none +sbwtdcpu none +sbwtdio none"
-            ),
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": _scripts_erl_args(),
         }
         if self._as_rabbitmq:
             shutil.chown(self._base, "rabbitmq", "rabbitmq")
@@ -193,3 +191,13 @@ def _port_open(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def _scripts_erl_args() -> str:
+    """The Erlang flags every RabbitMQ node of ``scripts/`` starts with
+    (``IB_RABBITMQ_ERL_ARGS`` in ``scripts/lib.sh``): this node is one more on the machine."""
+    lib = Path(__file__).resolve().parents[2] / "scripts" / "lib.sh"
+    found = re.search(r'^IB_RABBITMQ_ERL_ARGS="([^"]*)"$', lib.read_text(), re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"IB_RABBITMQ_ERL_ARGS is not set in {lib}")
+    return found.group(1)
