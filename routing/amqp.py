@@ -27,6 +27,16 @@ AMQP 0-9-1:
   configurable prefetch (``basic.qos``), batches acked with ``multiple=True`` when nothing
   earlier is still pending. A retry / dead-letter / reply copy is published and confirmed
   before the delivery it stems from is acked.
+- **Replies to this connection's own reply queue** (event-loop mode): a reply queue is
+  exclusive to the connection that declared it, so a reply that a consumer of the same
+  transport sends there could only ever reach that queue's consumer, on this same loop. It
+  is handed to it at once (the canonical object, not decoded again), and the request is
+  acked then, as it would be once the broker confirmed the reply: an edge and the core
+  worker in one hub process answer a payment through the broker once (the durable request),
+  not twice. A reply whose consumer is stopping, or that a handler does not take (it raises:
+  the reply goes through the broker then; it returns a retry or dead-letter outcome: it is
+  parked as a delivered one would be) follows the usual path. Counted in
+  :attr:`AmqpTransport.local_replies`.
 - **Quorum queues** with ``x-delivery-limit`` (poison messages that crash consumers are
   dead-lettered by the broker), ``x-overflow: reject-publish`` and
   ``x-dead-letter-strategy: at-least-once``. A queue argument cannot change once the queue
@@ -95,6 +105,7 @@ from routing.transport import (
     BatchHandler,
     Consumer,
     DeadLetter,
+    Delivery,
     DeliveryObserver,
     Outgoing,
     PublishNackedError,
@@ -108,6 +119,7 @@ from routing.transport import (
     UnroutableError,
     dispatch,
     dispatch_async,
+    follow_up,
     unroutable_copy,
 )
 from routing.wire import Envelope
@@ -115,6 +127,8 @@ from routing.wire import Envelope
 __all__ = ["AmqpTransport", "masked_url", "node_parameters", "node_urls"]
 
 _log = logging.getLogger("isobridge.routing")
+
+_new_delivery: Final = fast_constructor(Delivery)
 
 _COALESCE_BYTES = 128 * 1024
 _RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
@@ -811,6 +825,7 @@ class AmqpTransport(TransportBase):
         self._ever_ready = False
         self._consumers: list[_ConsumerBase] = []
         self._reply_queues: list[str] = []
+        self._local_replies = 0
 
         # Owned by the I/O thread.
         self._connection: Any = None
@@ -847,6 +862,12 @@ class AmqpTransport(TransportBase):
     def unconfirmed_count(self) -> int:
         """Messages on the wire whose confirm has not come yet."""
         return len(self._unconfirmed)
+
+    @property
+    def local_replies(self) -> int:
+        """Replies handed to a consumer of this transport's own reply queue past the broker
+        (see the module docstring)."""
+        return self._local_replies
 
     @property
     def connected_node(self) -> tuple[str, int] | None:
@@ -1752,6 +1773,60 @@ class AmqpTransport(TransportBase):
             self._ack(consumer, channel, plain)
         self._pump()
 
+    def _local_consumer(self, item: Outgoing | None) -> _AsyncAmqpConsumer | None:
+        """The consumer on this loop of the reply queue of this connection that ``item`` goes
+        to, if any (the only consumer the broker could deliver it to)."""
+        if item is None or item.message is None or item.exchange != DEFAULT_EXCHANGE:
+            return None
+        if item.routing_key not in self._reply_queues:
+            return None
+        for consumer in self._consumers:
+            if (
+                isinstance(consumer, _AsyncAmqpConsumer)
+                and consumer.queue == item.routing_key
+                and not consumer.stopping
+                and consumer.on_running_loop()
+            ):
+                return consumer
+        return None
+
+    async def _reply_locally(self, follow_ups: list[Outgoing | None]) -> list[Outgoing | None]:
+        """Hand the replies in ``follow_ups`` that go to a reply queue of this connection to
+        its consumer (see the module docstring); what is left to publish before the acks."""
+        local: dict[_AsyncAmqpConsumer, list[int]] = {}
+        for index, item in enumerate(follow_ups):
+            consumer = self._local_consumer(item)
+            if consumer is not None:
+                local.setdefault(consumer, []).append(index)
+        if not local:
+            return follow_ups
+        left = list(follow_ups)
+        for consumer, indexes in local.items():
+            items = [follow_ups[index] for index in indexes]
+            deliveries = [
+                _new_delivery(
+                    item.message, item.envelope, "", 1, False, DEFAULT_EXCHANGE, item.routing_key
+                )
+                for item in items
+                if item is not None and item.message is not None
+            ]
+            try:
+                outcomes = list(await consumer.handler(deliveries))
+            except Exception as exc:  # the broker delivers them to the handler once more
+                _log.warning(
+                    "replies not taken on %s: %r; sent through the broker", consumer.queue, exc
+                )
+                continue
+            if len(outcomes) != len(deliveries):
+                continue
+            self._local_replies += len(deliveries)
+            for index, delivery, outcome in zip(indexes, deliveries, outcomes, strict=True):
+                left[index] = follow_up(
+                    delivery.envelope, None, DEFAULT_EXCHANGE, consumer.queue, 1, outcome,
+                    self._topology,
+                )  # fmt: skip
+        return left
+
     def _ack(self, consumer: _ConsumerBase, channel: Any, tags: list[int]) -> None:
         """Ack ``tags`` on ``channel``: one ``multiple`` ack up to the last when no delivery
         before it is still unsettled (being handled, or its follow-up unconfirmed)."""
@@ -1990,6 +2065,13 @@ class _AsyncAmqpConsumer(_ConsumerBase):
         self._flush_at: asyncio.Handle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
+    def on_running_loop(self) -> bool:
+        """Whether the running event loop is this consumer's (its handler awaited there)."""
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
     def deliver(self, generation: int, tag: int, received: Received) -> None:
         self._buffer.append((generation, tag, received))
         if len(self._buffer) >= self.batch_size:
@@ -2025,6 +2107,8 @@ class _AsyncAmqpConsumer(_ConsumerBase):
             transport.topology,
             transport._observer,
         )
+        if transport._reply_queues:
+            follow_ups = await transport._reply_locally(follow_ups)
         transport._settle_deliveries(self, batch[0][0], [tag for _, tag, _ in batch], follow_ups)
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -427,12 +427,17 @@ async def _outcomes(
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """One message to publish: to ``exchange`` (None: the topology's topic exchange)."""
+    """One message to publish: to ``exchange`` (None: the topology's topic exchange).
+
+    ``message``: the canonical message ``envelope`` encodes, when the publisher holds it (a
+    reply, :func:`follow_up`): a transport that hands the message to a consumer of its own
+    process gives it that object instead of decoding the body again."""
 
     envelope: Envelope
     routing_key: str
     exchange: str | None = None
     mandatory: bool = True
+    message: CanonicalMessage | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -809,7 +814,7 @@ def follow_up(
         trace = delivery_envelope.headers.get("traceparent")
         if trace is not None:
             reply = reply.updated({"traceparent": trace})
-        return Outgoing(reply, reply_to, DEFAULT_EXCHANGE, mandatory=False)
+        return Outgoing(reply, reply_to, DEFAULT_EXCHANGE, mandatory=False, message=outcome.reply)
     reason = scrub(outcome.reason or outcome.action.value)
     origin = {ORIGINAL_EXCHANGE: exchange, ORIGINAL_ROUTING_KEY: routing_key, ATTEMPT: attempt}
     if outcome.action is Action.RETRY and destination is not None:

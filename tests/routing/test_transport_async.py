@@ -8,15 +8,17 @@ own I/O thread: the async methods hand over to threads) and ``amqp://`` started 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 
 import pytest
 
 from canonical_model.codes import TransactionStatus
 from canonical_model.messages import CanonicalMessage
+from routing.amqp import AmqpTransport
 from routing.reqreply import Requester, approve
 from routing.transport import (
     DEFAULT_EXCHANGE,
+    DeadLetter,
     Delivery,
     Outcome,
     Outgoing,
@@ -300,3 +302,133 @@ def test_a_batch_acked_while_an_earlier_one_is_handled_leaves_the_earlier_unacke
         delete_topology(url, topology)
     assert sorted(seen[:3]) == [("m-0", False), ("m-1", False), ("m-2", False)]
     assert seen[3] == ("m-0", True)
+
+
+def _amqp_on_loop(body: Callable[[Topology], Coroutine[None, None, None]]) -> None:
+    """Run ``body`` with a fresh topology on a broker, removing the topology after."""
+    url = amqp_url()
+    require_broker(url)
+    topology = make_topology()
+    try:
+        asyncio.run(body(topology))
+    finally:
+        delete_topology(url, topology)
+
+
+async def _started(topology: Topology) -> AmqpTransport:
+    transport = open_transport(amqp_url(), topology)
+    assert isinstance(transport, AmqpTransport)
+    await transport.start_async(timeout=20)
+    return transport
+
+
+def test_a_reply_to_the_connections_own_reply_queue_is_handed_over_past_the_broker() -> None:
+    """An edge and the core worker on one connection: the broker carries the request once;
+    the reply goes to the requester at once, and the request is acked (it never comes
+    again)."""
+    again: list[str] = []
+
+    async def record(deliveries: Sequence[Delivery]) -> Sequence[Outcome]:
+        again.extend(d.message.ids.message_id for d in deliveries)
+        return [Outcome.ack() for _ in deliveries]
+
+    async def body(topology: Topology) -> None:
+        transport = await _started(topology)
+        try:
+            responder = await transport.consume_async("core", _approve_all, prefetch=50)
+            requester = Requester(transport, default_timeout=20)
+            await requester.start_async()
+            answers = await asyncio.gather(
+                *(requester.request_async(message(i)) for i in range(30))
+            )
+            responder.stop()
+            requester.close()
+            assert transport.local_replies == 30
+            assert [a.ids.message_id for a in answers] == [f"m-{i}-reply" for i in range(30)]
+            assert {a.status.code for a in answers if a.status} == {TransactionStatus.ACSC}
+            late = await transport.consume_async("core", record)
+            await asyncio.sleep(0.5)
+            late.stop()
+        finally:
+            await transport.close_async()
+
+    _amqp_on_loop(body)
+    assert again == []
+
+
+def test_a_reply_to_another_connections_reply_queue_goes_through_the_broker() -> None:
+    async def body(topology: Topology) -> None:
+        core, edge = await _started(topology), await _started(topology)
+        try:
+            responder = await core.consume_async("core", _approve_all)
+            requester = Requester(edge, default_timeout=20)
+            await requester.start_async()
+            answers = await asyncio.gather(*(requester.request_async(message(i)) for i in range(5)))
+            responder.stop()
+            requester.close()
+            assert [a.ids.message_id for a in answers] == [f"m-{i}-reply" for i in range(5)]
+            assert (core.local_replies, edge.local_replies) == (0, 0)
+        finally:
+            await core.close_async()
+            await edge.close_async()
+
+    _amqp_on_loop(body)
+
+
+def test_a_reply_its_handler_raises_on_goes_through_the_broker_to_it() -> None:
+    got: list[tuple[str, bool]] = []
+    calls = 0
+
+    async def fails_once(deliveries: Sequence[Delivery]) -> Sequence[Outcome]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("not now")
+        got.extend((d.message.ids.message_id, d.message == approve(message(7))) for d in deliveries)
+        return [Outcome.ack() for _ in deliveries]
+
+    async def body(topology: Topology) -> None:
+        transport = await _started(topology)
+        try:
+            queue = await transport.declare_reply_queue_async()
+            replies = await transport.consume_queue_async(queue, fails_once)
+            responder = await transport.consume_async("core", _approve_all)
+            request = encode(message(7), correlation_id="c-7", reply_to=queue)
+            await transport.publish_batch_async([Outgoing(request, "financial.request.acme")])
+            await _eventually(lambda: len(got) == 1, "the reply, through the broker")
+            responder.stop()
+            replies.stop()
+            assert transport.local_replies == 0
+        finally:
+            await transport.close_async()
+
+    _amqp_on_loop(body)
+    assert got == [("m-7-reply", True)]
+
+
+def test_a_reply_its_handler_parks_is_parked_as_a_delivered_one_would_be() -> None:
+    async def refuse(deliveries: Sequence[Delivery]) -> Sequence[Outcome]:
+        return [Outcome.dead_letter("no taker") for _ in deliveries]
+
+    async def body(topology: Topology) -> None:
+        transport = await _started(topology)
+        try:
+            queue = await transport.declare_reply_queue_async()
+            replies = await transport.consume_queue_async(queue, refuse)
+            responder = await transport.consume_async("core", _approve_all)
+            request = encode(message(8), correlation_id="c-8", reply_to=queue)
+            await transport.publish_batch_async([Outgoing(request, "financial.request.acme")])
+            await _eventually(lambda: transport.local_replies == 1, "the reply handed over")
+            parked: list[DeadLetter] = []
+            for _ in range(100):
+                parked = await asyncio.to_thread(transport.dead_letters, "unroutable")
+                if parked:
+                    break
+                await asyncio.sleep(0.05)
+            responder.stop()
+            replies.stop()
+        finally:
+            await transport.close_async()
+        assert [(d.message_id, d.reason) for d in parked] == [("m-8-reply", "no taker")]
+
+    _amqp_on_loop(body)
