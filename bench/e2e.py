@@ -7,17 +7,21 @@ connections, each keeping ``--window`` ISO 8583 0200 purchases in flight (pyiso8
 them), for ``--seconds``. Measured in the same run:
 
 - **hub**: 0200 -> edge -> route -> RabbitMQ (quorum queue, confirms) -> core worker ->
-  mainframe_sim -> reply queue -> 0210; sustained TPS, p50 / p99 latency, errors (any field
-  39 other than 00);
+  mainframe_sim -> reply -> 0210; sustained TPS, p50 / p99 latency, errors (any field 39
+  other than 00). With one worker the edge and the core worker share a connection, so the
+  reply goes to the edge in-process (``routing.amqp``): a payment crosses the broker once;
+  with several, a reply crosses it too when the request came from another worker's edge;
 - **floor 1, mainframe_sim direct**: the same load of ``CB-REQUEST`` records straight to the
   simulator (what the core can do, without the hub);
 - **floor 2, raw pika request / reply**: the same number of broker hops (request queue and
   reply queue, both quorum) with an echoing pika responder, no hub code, and no publisher
   confirms (pika's blocking channel confirms one message at a time): an upper bound;
 - **hub at a fixed rate** (``--rate``, default 500/s): p99 latency when not saturated;
-- **floor 2 at the same rate**: the raw pika request / reply through the hub's own pair of
-  queues (a quorum queue for the requests, a classic one for the replies): the latency the
-  broker alone adds at that rate on this machine, which the hub's p99 includes;
+- **floor 2 at the same rate**, twice: one quorum hop (the request queue, the latency taken
+  when the responder has the request: what a payment crosses with one worker), then the raw
+  pika request / reply through a pair of queues like the hub's (a quorum queue for the
+  requests, a classic one for the replies: what a reply between workers adds): the latency
+  the broker alone adds at that rate on this machine, which the hub's p99 includes;
 - **CPU per payment** of each process during the hub case (hub, simulator, RabbitMQ, this
   client; from ``/proc/<pid>/stat``): what each part costs, whatever else runs on the
   machine, and so where the time goes and how far the figures would scale.
@@ -454,13 +458,18 @@ def _approved(reply: bytes) -> bool:
     return decoded.get("39") == "00"
 
 
-def _raw_pika(seconds: float, window: int, rate: float | None = None) -> Result:
+def _raw_pika(seconds: float, window: int, rate: float | None = None, hops: int = 2) -> Result:
     """Request / reply with pika and an echoing responder: through two quorum queues when
     saturating; at ``rate`` requests/s through the hub's own pair of queues, a quorum queue
     for the requests and a classic one for the replies (the hub's reply queue is classic,
-    exclusive to its connection), so that its latency is the broker's share of the hub's."""
+    exclusive to its connection), so that its latency is the broker's share of the hub's.
+    ``hops=1``: the request queue only, the latency taken when the responder has the request
+    (what a payment crosses when the hub's edge and core worker share a connection: the
+    reply is handed over in-process, ``routing.amqp``)."""
     if rate is None:
         result = Result("floor 2: raw pika request/reply (2 quorum hops)")
+    elif hops == 1:
+        result = Result(f"floor 2 at {rate:.0f}/s offered (1 quorum hop)")
     else:
         result = Result(f"floor 2 at {rate:.0f}/s offered (quorum + classic reply)")
     suffix = uuid.uuid4().hex[:8]
@@ -485,6 +494,10 @@ def _raw_pika(seconds: float, window: int, rate: float | None = None) -> Result:
             for method, properties, body in ch.consume(requests, inactivity_timeout=0.2):
                 if method is None:
                     break
+                if hops == 1:
+                    answered(properties.correlation_id)
+                    ch.basic_ack(method.delivery_tag)
+                    continue
                 ch.basic_publish(
                     "", replies, body,
                     pika.BasicProperties(correlation_id=properties.correlation_id,
@@ -494,11 +507,19 @@ def _raw_pika(seconds: float, window: int, rate: float | None = None) -> Result:
         ch.cancel()
         connection.close()
 
-    responder = threading.Thread(target=respond)
-    responder.start()
     sent: dict[str, float] = {}
     lock = threading.Lock()
     in_flight = threading.Semaphore(window)
+
+    def answered(correlation_id: str) -> None:
+        with lock:
+            started = sent.pop(correlation_id, None)
+        if started is not None:
+            result.latencies.append(time.perf_counter() - started)
+            in_flight.release()
+
+    responder = threading.Thread(target=respond)
+    responder.start()
 
     def collect() -> None:
         connection = pika.BlockingConnection(params)
@@ -508,11 +529,7 @@ def _raw_pika(seconds: float, window: int, rate: float | None = None) -> Result:
             for method, properties, _ in ch.consume(replies, inactivity_timeout=0.2):
                 if method is None:
                     break
-                with lock:
-                    started = sent.pop(properties.correlation_id, None)
-                if started is not None:
-                    result.latencies.append(time.perf_counter() - started)
-                    in_flight.release()
+                answered(properties.correlation_id)
                 ch.basic_ack(method.delivery_tag)
             if stop.is_set() and not sent:
                 break
@@ -619,7 +636,8 @@ def run(
                 results.append(paced)
         results.append(_raw_pika(seconds, connections * window))
         results.append(_raw_pika(seconds, connections * window, rate))
-    direct, full, paced, raw, raw_paced = results
+        results.append(_raw_pika(seconds, connections * window, rate, hops=1))
+    direct, full, paced, raw, raw_paced, raw_paced_one_hop = results
     return [
         f"e2e: {connections} connections x {window} in flight, {seconds:g} s per case,"
         f" hub workers {workers}, metrics {'on' if metrics else 'off'},"
@@ -630,6 +648,7 @@ def run(
         full.line(direct),
         _cpu_line(full),
         paced.line(),
+        raw_paced_one_hop.line(),
         raw_paced.line(),
         f"  hub / raw pika: {full.tps / raw.tps:.2f}x" if raw.tps else "",
     ]
