@@ -477,10 +477,11 @@ def _raw_pika(seconds: float, window: int, rate: float | None = None, hops: int 
     params = pika.URLParameters(AMQP_URL)
     setup = pika.BlockingConnection(params)
     channel = setup.channel()
+    queues = [requests] if hops == 1 else [requests, replies]
     channel.queue_declare(requests, durable=True, arguments={"x-queue-type": "quorum"})
     if rate is None:
         channel.queue_declare(replies, durable=True, arguments={"x-queue-type": "quorum"})
-    else:
+    elif hops == 2:
         channel.queue_declare(replies, durable=False)
     stop = threading.Event()
 
@@ -537,7 +538,8 @@ def _raw_pika(seconds: float, window: int, rate: float | None = None, hops: int 
         connection.close()
 
     collector = threading.Thread(target=collect)
-    collector.start()
+    if hops == 2:
+        collector.start()
     publisher = pika.BlockingConnection(params)
     out = publisher.channel()
     body = os.urandom(512)
@@ -563,10 +565,11 @@ def _raw_pika(seconds: float, window: int, rate: float | None = None, hops: int 
         publisher.process_data_events(0.05)
     result.seconds = time.perf_counter() - started
     stop.set()
-    collector.join()
+    if hops == 2:
+        collector.join()
     responder.join()
     publisher.close()
-    for queue in (requests, replies):
+    for queue in queues:
         channel.queue_delete(queue)
     setup.close()
     return result

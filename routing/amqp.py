@@ -1773,17 +1773,15 @@ class AmqpTransport(TransportBase):
             self._ack(consumer, channel, plain)
         self._pump()
 
-    def _local_consumer(self, item: Outgoing | None) -> _AsyncAmqpConsumer | None:
-        """The consumer on this loop of the reply queue of this connection that ``item`` goes
-        to, if any (the only consumer the broker could deliver it to)."""
-        if item is None or item.message is None or item.exchange != DEFAULT_EXCHANGE:
-            return None
-        if item.routing_key not in self._reply_queues:
+    def _reply_consumer(self, queue: str) -> _AsyncAmqpConsumer | None:
+        """The consumer on this loop of ``queue`` when it is a reply queue of this connection
+        (the only consumer the broker could deliver to there), if any."""
+        if queue not in self._reply_queues:
             return None
         for consumer in self._consumers:
             if (
                 isinstance(consumer, _AsyncAmqpConsumer)
-                and consumer.queue == item.routing_key
+                and consumer.queue == queue
                 and not consumer.stopping
                 and consumer.on_running_loop()
             ):
@@ -1793,23 +1791,21 @@ class AmqpTransport(TransportBase):
     async def _reply_locally(self, follow_ups: list[Outgoing | None]) -> list[Outgoing | None]:
         """Hand the replies in ``follow_ups`` that go to a reply queue of this connection to
         its consumer (see the module docstring); what is left to publish before the acks."""
-        local: dict[_AsyncAmqpConsumer, list[int]] = {}
+        local: dict[_AsyncAmqpConsumer, list[tuple[int, Delivery]]] = {}
         for index, item in enumerate(follow_ups):
-            consumer = self._local_consumer(item)
+            if item is None or item.message is None or item.exchange != DEFAULT_EXCHANGE:
+                continue
+            consumer = self._reply_consumer(item.routing_key)
             if consumer is not None:
-                local.setdefault(consumer, []).append(index)
+                delivery = _new_delivery(
+                    item.message, item.envelope, "", 1, False, DEFAULT_EXCHANGE, item.routing_key
+                )
+                local.setdefault(consumer, []).append((index, delivery))
         if not local:
             return follow_ups
         left = list(follow_ups)
-        for consumer, indexes in local.items():
-            items = [follow_ups[index] for index in indexes]
-            deliveries = [
-                _new_delivery(
-                    item.message, item.envelope, "", 1, False, DEFAULT_EXCHANGE, item.routing_key
-                )
-                for item in items
-                if item is not None and item.message is not None
-            ]
+        for consumer, handed in local.items():
+            deliveries = [delivery for _, delivery in handed]
             try:
                 outcomes = list(await consumer.handler(deliveries))
             except Exception as exc:  # the broker delivers them to the handler once more
@@ -1820,7 +1816,7 @@ class AmqpTransport(TransportBase):
             if len(outcomes) != len(deliveries):
                 continue
             self._local_replies += len(deliveries)
-            for index, delivery, outcome in zip(indexes, deliveries, outcomes, strict=True):
+            for (index, delivery), outcome in zip(handed, outcomes, strict=True):
                 left[index] = follow_up(
                     delivery.envelope, None, DEFAULT_EXCHANGE, consumer.queue, 1, outcome,
                     self._topology,

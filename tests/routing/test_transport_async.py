@@ -18,6 +18,8 @@ from routing.amqp import AmqpTransport
 from routing.reqreply import Requester, approve
 from routing.transport import (
     DEFAULT_EXCHANGE,
+    AsyncBatchHandler,
+    Consumer,
     DeadLetter,
     Delivery,
     Outcome,
@@ -322,6 +324,20 @@ async def _started(topology: Topology) -> AmqpTransport:
     return transport
 
 
+async def _request_answered_to_own_queue(
+    transport: Transport, handler: AsyncBatchHandler, number: int
+) -> tuple[Consumer, Consumer]:
+    """A reply queue of ``transport`` consumed by ``handler``, an approving responder of
+    ``core`` on it too, and request ``number`` published with that queue as ``reply_to``:
+    the queue's consumer and the responder."""
+    queue = await transport.declare_reply_queue_async()
+    replies = await transport.consume_queue_async(queue, handler)
+    responder = await transport.consume_async("core", _approve_all)
+    request = encode(message(number), correlation_id=f"c-{number}", reply_to=queue)
+    await transport.publish_batch_async([Outgoing(request, "financial.request.acme")])
+    return replies, responder
+
+
 def test_a_reply_to_the_connections_own_reply_queue_is_handed_over_past_the_broker() -> None:
     """An edge and the core worker on one connection: the broker carries the request once;
     the reply goes to the requester at once, and the request is acked (it never comes
@@ -390,11 +406,7 @@ def test_a_reply_its_handler_raises_on_goes_through_the_broker_to_it() -> None:
     async def body(topology: Topology) -> None:
         transport = await _started(topology)
         try:
-            queue = await transport.declare_reply_queue_async()
-            replies = await transport.consume_queue_async(queue, fails_once)
-            responder = await transport.consume_async("core", _approve_all)
-            request = encode(message(7), correlation_id="c-7", reply_to=queue)
-            await transport.publish_batch_async([Outgoing(request, "financial.request.acme")])
+            replies, responder = await _request_answered_to_own_queue(transport, fails_once, 7)
             await _eventually(lambda: len(got) == 1, "the reply, through the broker")
             responder.stop()
             replies.stop()
@@ -413,11 +425,7 @@ def test_a_reply_its_handler_parks_is_parked_as_a_delivered_one_would_be() -> No
     async def body(topology: Topology) -> None:
         transport = await _started(topology)
         try:
-            queue = await transport.declare_reply_queue_async()
-            replies = await transport.consume_queue_async(queue, refuse)
-            responder = await transport.consume_async("core", _approve_all)
-            request = encode(message(8), correlation_id="c-8", reply_to=queue)
-            await transport.publish_batch_async([Outgoing(request, "financial.request.acme")])
+            replies, responder = await _request_answered_to_own_queue(transport, refuse, 8)
             await _eventually(lambda: transport.local_replies == 1, "the reply handed over")
             parked: list[DeadLetter] = []
             for _ in range(100):
