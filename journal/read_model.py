@@ -12,23 +12,38 @@ How a batch is written
     the results with one upsert (``INSERT ... ON CONFLICT (transaction_id) DO UPDATE``,
     SQLite and PostgreSQL, :mod:`journal.driver_sql`). Where the transaction has a row
     already the upsert merges the two in SQL exactly as :func:`project` would have gone on
-    folding: the batch's status, reason code and last event win; an amount, currency,
-    destination or id the batch does not name is kept; attempts and event counts add up;
-    tenant and first event stay. No row is read.
+    folding: the batch's status and reason code win unless the row's are from a later time;
+    the last sequence number is the batch's; an amount, currency, destination or id the
+    batch does not name is kept; attempts and event counts add up; the earliest and the
+    latest times are kept; tenant and first sequence number stay. No row is read.
+
+Why the status goes by time, not by arrival
+    Events of one transaction reach the journal from writers that commit at different
+    moments: the hub's :class:`~hub.journaling.JournalWriter` appends its ``received`` /
+    ``answered`` events in batches up to its interval later, while a saga's transitions
+    (``ACSC``, ``RJCT``) commit as they happen. A payment that settles within that interval
+    would otherwise read ``RCVD`` again once the late batch lands. So the status is the one
+    of the event that happened last (its ``at``; of two at the same microsecond, the later
+    appended), whatever the order they were appended in.
 
 How an event changes a transaction's row (:func:`project`)
     ============  ===============================================================
     column        value
     ============  ===============================================================
-    status        ``body["status"]`` if the event has one, else the event kind
-                  (``received``, ``routed``, ``answered``, ``timed_out``...)
-    reason_code   ``body["reason_code"]``, or none: a reason belongs to its status
+    status        of the event that happened last: ``body["status"]`` if it has
+                  one, else the event kind (``received``, ``routed``,
+                  ``answered``, ``timed_out``...)
+    reason_code   that event's ``body["reason_code"]``, or none: a reason belongs
+                  to its status
     amount,       the latest ``body["amount"]`` (decimal string),
     currency,     ``body["currency"]`` (3 letters), ``body["destination"]``
     destination
     attempts      the number of ``sent`` events
     ids           the latest non-empty end-to-end id, STAN, terminal id, UETR
-    first / last  sequence numbers and times of the first and the last event
+    first_seq,    sequence numbers of the first and the last event appended
+    last_seq
+    first_at,     the earliest and the latest event time (``last_at``: when the
+    last_at       status was reached)
     ============  ===============================================================
 
 Body values that are not strings of the column's size are ignored by the projection (they
@@ -44,6 +59,15 @@ stay in the event). The personal part never reaches the read model.
 >>> view = project(view, stored(3, EventKind.ANSWERED, {"status": "RJCT", "reason_code": "AM04"}))
 >>> view.status, view.reason_code, view.amount, view.destination, view.attempts, view.event_count
 ('RJCT', 'AM04', '5.00', 'core', 1, 3)
+
+An event appended late that happened earlier counts, but does not take the status back:
+
+>>> earlier = at - dt.timedelta(milliseconds=5)
+>>> late = StoredEvent(4, EventKind.ANSWERED, "acme", TransactionIds("m-1"), earlier,
+...                    {"status": "RCVD"}, None, "", "")
+>>> view = project(view, late)
+>>> view.status, view.reason_code, view.last_seq, view.event_count, view.first_at == earlier
+('RJCT', 'AM04', 4, 4, True)
 """
 
 from __future__ import annotations
@@ -118,6 +142,9 @@ def _fold(view: TransactionView | None, events: Sequence[StoredEvent]) -> Transa
 def _folded_values(view: TransactionView | None, events: Sequence[StoredEvent]) -> tuple[Any, ...]:
     """:func:`_fold`'s view as its values in ``_COLUMNS`` order (what the upsert writes),
     without building the frozen view itself."""
+    status: str = ""
+    reason_code: str | None = None
+    latest: dt.datetime | None = None
     if view is None:
         first = events[0]
         transaction_id, tenant = first.ids.transaction_id, first.tenant
@@ -136,6 +163,7 @@ def _folded_values(view: TransactionView | None, events: Sequence[StoredEvent]) 
     else:
         transaction_id, tenant = view.transaction_id, view.tenant
         first_seq, first_at = view.first_seq, view.first_at
+        status, reason_code, latest = view.status, view.reason_code, view.last_at
         amount, currency, destination = view.amount, view.currency, view.destination
         attempts, event_count = view.attempts, view.event_count
         end_to_end_id, stan, terminal_id, uetr = (
@@ -147,13 +175,16 @@ def _folded_values(view: TransactionView | None, events: Sequence[StoredEvent]) 
     for event in events:
         body = event.body
         ids = event.ids
-        # _text(body, "status", 32) or the kind, _text(body, "reason_code", 35), inline
-        status = body.get("status")
-        if not isinstance(status, str) or not 0 < len(status) <= 32:
-            status = str(event.kind)
-        reason_code = body.get("reason_code")
-        if not isinstance(reason_code, str) or not 0 < len(reason_code) <= 35:
-            reason_code = None
+        at = event.at
+        if latest is None or at >= latest:
+            latest = at
+            # _text(body, "status", 32) or the kind, _text(body, "reason_code", 35), inline
+            found = body.get("status")
+            status = found if isinstance(found, str) and 0 < len(found) <= 32 else str(event.kind)
+            reason = body.get("reason_code")
+            reason_code = reason if isinstance(reason, str) and 0 < len(reason) <= 35 else None
+        elif at < first_at:
+            first_at = at
         # Most bodies name none of these: one look each before _text's checks.
         if "amount" in body:
             amount = _text(body, "amount", 40) or amount
@@ -169,7 +200,6 @@ def _folded_values(view: TransactionView | None, events: Sequence[StoredEvent]) 
         terminal_id = ids.terminal_id or terminal_id
         uetr = ids.uetr or uetr
         event_count += 1
-    last = events[-1]
     return (
         transaction_id,
         tenant,
@@ -184,10 +214,10 @@ def _folded_values(view: TransactionView | None, events: Sequence[StoredEvent]) 
         terminal_id,
         uetr,
         first_seq,
-        last.seq,
+        events[-1].seq,
         event_count,
         first_at,
-        last.at,
+        latest,
     )
 
 
@@ -197,8 +227,9 @@ _SEQ: Final = attrgetter("seq")
 # How the upsert merges a transaction's row with a batch's fold of it (``excluded``): what
 # project() would have made of the row by folding the batch's events into it one by one.
 _MERGE: Final = {
-    "status": "{new}",
-    "reason_code": "{new}",
+    # the status of the later event (the batch's at the same time): see the docstring
+    "status": "CASE WHEN {new_last_at} >= {old_last_at} THEN {new} ELSE {old} END",
+    "reason_code": "CASE WHEN {new_last_at} >= {old_last_at} THEN {new} ELSE {old} END",
     "amount": "COALESCE({new}, {old})",
     "currency": "COALESCE({new}, {old})",
     "destination": "COALESCE({new}, {old})",
@@ -210,17 +241,27 @@ _MERGE: Final = {
     "uetr": "COALESCE(NULLIF({new}, ''), {old})",
     "last_seq": "{new}",
     "event_count": "{old} + {new}",
-    "last_at": "{new}",
-}  # transaction_id, tenant, first_seq and first_at stay as they are
+    "first_at": "{least}({new}, {old})",
+    "last_at": "{greatest}({new}, {old})",
+}  # transaction_id, tenant and first_seq stay as they are
 
 
 @per_dialect
 def _upsert(dialect: Dialect) -> DriverInsert:
     table = dialect.identifier_preparer.format_table(TRANSACTIONS)
+    last_at = quote(dialect, "last_at")
+    # SQLite's two-argument MIN and MAX are scalar functions, PostgreSQL's are LEAST and
+    # GREATEST (both compare the stored times: same zone, same text form in SQLite).
+    sqlite = dialect.name == "sqlite"
     merged = ", ".join(
         f"{quote(dialect, name)} = "
         + merge.format(
-            new=f"excluded.{quote(dialect, name)}", old=f"{table}.{quote(dialect, name)}"
+            new=f"excluded.{quote(dialect, name)}",
+            old=f"{table}.{quote(dialect, name)}",
+            new_last_at=f"excluded.{last_at}",
+            old_last_at=f"{table}.{last_at}",
+            least="MIN" if sqlite else "LEAST",
+            greatest="MAX" if sqlite else "GREATEST",
         )
         for name, merge in _MERGE.items()
     )
