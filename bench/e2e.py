@@ -37,7 +37,14 @@ take some of this hub's requests.
 Run (RabbitMQ on 127.0.0.1:5672, as ``./scripts/test`` starts it)::
 
     .venv/bin/python -m bench.e2e [--seconds 10] [--connections 16] [--window 8] [--rate 500]
-        [--workers 1] [--metrics]
+        [--workers 1] [--metrics] [--hub-priority nice:-10 | fifo:10]
+
+``--hub-priority`` starts the hub (and its journal writer) at a scheduling priority of its
+own, as a deployment on a shared machine would give it (``nice -n``, or ``chrt -f``: the
+real-time FIFO class), while everything else runs as usual; it needs root (or
+``CAP_SYS_NICE``), and the run stops if the hub did not get it. The real-time class is
+there to measure, not to deploy: a saturated hub in it starved its own core
+(bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -198,6 +205,39 @@ def _wait_port(port: int, timeout: float = 60.0) -> None:
             return
         time.sleep(0.1)
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def priority_prefix(priority: str | None) -> list[str]:
+    """The command that starts a process at ``priority`` (``nice:N`` or ``fifo:N``).
+
+    >>> priority_prefix("nice:-10"), priority_prefix("fifo:10"), priority_prefix(None)
+    (['nice', '-n', '-10'], ['chrt', '-f', '10'], [])
+    """
+    if priority is None:
+        return []
+    kind, _, level = priority.partition(":")
+    if kind == "nice" and level.lstrip("-").isdigit() and -20 <= int(level) <= 19:
+        return ["nice", "-n", level]
+    if kind == "fifo" and level.isdigit() and 1 <= int(level) <= 99:
+        return ["chrt", "-f", level]
+    raise ValueError(f"--hub-priority {priority!r}: expected nice:N (-20..19) or fifo:N (1..99)")
+
+
+def _check_priority(pid: int, priority: str | None) -> None:
+    """Stop the run if the process ``pid`` did not get ``priority`` (``nice`` goes on
+    without it when it is not allowed to raise it)."""
+    if priority is None:
+        return
+    kind, _, level = priority.partition(":")
+    got = (
+        os.getpriority(os.PRIO_PROCESS, pid) == int(level)
+        if kind == "nice"
+        else os.sched_getscheduler(pid) == os.SCHED_FIFO
+    )
+    if not got:
+        raise SystemExit(
+            f"the hub did not get the priority {priority} (needs root or CAP_SYS_NICE)"
+        )
 
 
 @contextlib.contextmanager
@@ -582,6 +622,7 @@ def run(
     rate: float,
     workers: int = 1,
     metrics: bool = False,
+    hub_priority: str | None = None,
 ) -> list[str]:
     load_before = os.getloadavg()[0]
     # Queues of this run's own: on a shared broker, another hub of the default namespace
@@ -603,7 +644,15 @@ def run(
             python, "-m", "mainframe_sim", "--db", f"sqlite:///{home / 'ledger.db'}", "serve",
             "--port", str(mainframe_port),
         ]  # fmt: skip
-        hub = [python, "-m", "hub.cli", "run", "--config", str(config)]
+        hub = [
+            *priority_prefix(hub_priority),
+            python,
+            "-m",
+            "hub.cli",
+            "run",
+            "--config",
+            str(config),
+        ]
         records = Records()
         results: list[Result] = []
         with _process(mainframe, mainframe_port, {}, home / "mainframe.log") as mainframe_pid:
@@ -618,6 +667,7 @@ def run(
             results.append(direct)
             hub_env = {"ISOBRIDGE_HOME": str(home / "hub")}
             with _process(hub, edge_port, hub_env, home / "hub.log") as hub_pid:
+                _check_priority(hub_pid, hub_priority)
                 warm = Result("warm-up")
                 asyncio.run(
                     _drive(edge_port, warm, _purchase, _approved, connections=connections,
@@ -644,6 +694,7 @@ def run(
     return [
         f"e2e: {connections} connections x {window} in flight, {seconds:g} s per case,"
         f" hub workers {workers}, metrics {'on' if metrics else 'off'},"
+        f" hub priority {hub_priority or 'as everything else'},"
         f" RabbitMQ {AMQP_URL.split('@')[-1]} (schedulers {broker_schedulers(_broker_pid())});"
         f" load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after",
         direct.line(),
@@ -667,8 +718,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--metrics", action="store_true", help="the hub measures its Prometheus metrics"
     )
+    parser.add_argument(
+        "--hub-priority",
+        help="start the hub at nice:N or fifo:N (real-time FIFO); needs root or CAP_SYS_NICE",
+    )
     args = parser.parse_args(argv)
-    lines = run(args.seconds, args.connections, args.window, args.rate, args.workers, args.metrics)
+    try:
+        priority_prefix(args.hub_priority)
+    except ValueError as exc:
+        parser.error(str(exc))
+    lines = run(
+        args.seconds,
+        args.connections,
+        args.window,
+        args.rate,
+        args.workers,
+        args.metrics,
+        args.hub_priority,
+    )
     for line in lines:
         print(line)
     return 0
