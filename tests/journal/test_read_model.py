@@ -269,44 +269,31 @@ def test_folding_events_together_equals_projecting_them_one_by_one(events: list[
         )
 
 
+def late_test_event(kind: EventKind, ms: int, body: dict[str, Any]) -> Event:
+    """An event of transaction ``hub-late``, ``ms`` milliseconds after START."""
+    return Event(
+        kind, "acme", TransactionIds("hub-late"), START + dt.timedelta(milliseconds=ms), body
+    )
+
+
 def test_an_event_appended_late_does_not_take_the_status_back(journal: Journal) -> None:
     # The hub's journal writer appends "answered RCVD" in batches; a saga settling in the
     # meantime commits "ACSC" at once, so the earlier event can come second.
-    settled = Event(
-        EventKind.STATUS_CHANGED,
-        "acme",
-        TransactionIds("hub-late"),
-        START + dt.timedelta(milliseconds=40),
-        {"status": "ACSC"},
-    )
-    journal.record([settled])
+    journal.record([late_test_event(EventKind.STATUS_CHANGED, 40, {"status": "ACSC"})])
     journal.record(
         [
-            Event(EventKind.RECEIVED, "acme", TransactionIds("hub-late"), START, {}),
-            Event(
-                EventKind.ANSWERED,
-                "acme",
-                TransactionIds("hub-late"),
-                START + dt.timedelta(milliseconds=3),
-                {"status": "RCVD", "reason_code": "TECH"},
-            ),
+            late_test_event(EventKind.RECEIVED, 0, {}),
+            late_test_event(EventKind.ANSWERED, 3, {"status": "RCVD", "reason_code": "TECH"}),
         ]
     )
     view = journal.status("hub-late")
     assert view is not None
     assert (view.status, view.reason_code, view.event_count, view.last_seq) == ("ACSC", None, 3, 3)
     assert (view.first_at, view.last_at) == (START, START + dt.timedelta(milliseconds=40))
+    # the same microsecond: the one appended later wins
     journal.record(
-        [
-            Event(
-                EventKind.STATUS_CHANGED,
-                "acme",
-                TransactionIds("hub-late"),
-                START + dt.timedelta(milliseconds=40),
-                {"status": "RJCT", "reason_code": "AM04"},
-            )
-        ]
-    )  # the same microsecond: the one appended later wins
+        [late_test_event(EventKind.STATUS_CHANGED, 40, {"status": "RJCT", "reason_code": "AM04"})]
+    )
     view = journal.status("hub-late")
     assert view is not None and (view.status, view.reason_code) == ("RJCT", "AM04")
     live = journal.transactions()
