@@ -37,7 +37,12 @@ take some of this hub's requests.
 Run (RabbitMQ on 127.0.0.1:5672, as ``./scripts/test`` starts it)::
 
     .venv/bin/python -m bench.e2e [--seconds 10] [--connections 16] [--window 8] [--rate 500]
-        [--workers 1] [--metrics] [--hub-priority nice:-10 | fifo:10]
+        [--workers 1] [--metrics] [--hub-priority nice:-10 | fifo:10] [--steadiness 5]
+
+The last lines are :mod:`bench.cpu_steadiness`, measured for ``--steadiness`` seconds before
+the cases (0: not at all): how often this machine's CPUs ran below half speed, and for how
+long. On the virtual machines of bench/RESULTS.md they did so in 5-13% of 10 ms windows, in
+runs of up to 160 ms, every CPU at once, and that is what a paced run's p99 follows.
 
 ``--hub-priority`` starts the hub (and its journal writer) at a scheduling priority of its
 own, as a deployment on a shared machine would give it (``nice -n``, or ``chrt -f``: the
@@ -77,6 +82,7 @@ import iso8583
 import pika
 
 from adapters.iso8583.specs import SPECS
+from bench import cpu_steadiness
 from hub.config_file import load_config
 from hub.service import HubService
 from mainframe_sim.records import Records
@@ -623,7 +629,9 @@ def run(
     workers: int = 1,
     metrics: bool = False,
     hub_priority: str | None = None,
+    steadiness: float = 5.0,
 ) -> list[str]:
+    host = cpu_steadiness.report(steadiness, sorted(os.sched_getaffinity(0))) if steadiness else []
     load_before = os.getloadavg()[0]
     # Queues of this run's own: on a shared broker, another hub of the default namespace
     # would take some of this hub's requests (and answer them from its own mainframe).
@@ -705,6 +713,7 @@ def run(
         raw_paced_one_hop.line(),
         raw_paced.line(),
         f"  hub / raw pika: {full.tps / raw.tps:.2f}x" if raw.tps else "",
+        *host,
     ]
 
 
@@ -717,6 +726,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="hub processes ([hub] workers)")
     parser.add_argument(
         "--metrics", action="store_true", help="the hub measures its Prometheus metrics"
+    )
+    parser.add_argument(
+        "--steadiness",
+        type=float,
+        default=5.0,
+        help="seconds of bench.cpu_steadiness before the cases (0: none)",
     )
     parser.add_argument(
         "--hub-priority",
@@ -735,6 +750,7 @@ def main(argv: list[str] | None = None) -> int:
         args.workers,
         args.metrics,
         args.hub_priority,
+        args.steadiness,
     )
     for line in lines:
         print(line)
