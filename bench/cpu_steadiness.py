@@ -19,7 +19,7 @@ at once, next to what it would be if the CPUs slowed independently.
 
 A hub that keeps a CPU busy a fraction ``u`` of the time at full speed needs ``u / s`` of it
 in a window at speed ``s``: above 1.0, payments queue for as long as the slow run lasts,
-and drain afterwards. That is the p99 a paced run sees (bench/RESULTS.md, issue 7). Run::
+and drain afterwards: the hub's p99 at 500/s on these machines (bench/RESULTS.md). Run::
 
     .venv/bin/python -m bench.cpu_steadiness [--seconds 10] [--cpus 0 1]
 """

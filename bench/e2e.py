@@ -41,8 +41,9 @@ Run (RabbitMQ on 127.0.0.1:5672, as ``./scripts/test`` starts it)::
 
 The last lines are :mod:`bench.cpu_steadiness`, measured for ``--steadiness`` seconds before
 the cases (0: not at all): how often this machine's CPUs ran below half speed, and for how
-long. On the virtual machines of bench/RESULTS.md they did so in 5-13% of 10 ms windows, in
-runs of up to 160 ms, every CPU at once, and that is what a paced run's p99 follows.
+long. On the virtual machines of bench/RESULTS.md each CPU ran below half speed in 6-14% of
+10 ms windows, in runs of up to 160 ms, both at once in 5-8%: the slowest payments of a paced
+run fall in those runs, with the hub running through them.
 
 ``--hub-priority`` starts the hub (and its journal writer) at a scheduling priority of its
 own, as a deployment on a shared machine would give it (``nice -n``, or ``chrt -f``: the
