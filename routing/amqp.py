@@ -122,7 +122,7 @@ from routing.transport import (
     follow_up,
     unroutable_copy,
 )
-from routing.wire import Envelope
+from routing.wire import Envelope, forget
 
 __all__ = ["AmqpTransport", "masked_url", "node_parameters", "node_urls"]
 
@@ -1817,6 +1817,7 @@ class AmqpTransport(TransportBase):
                 continue
             self._local_replies += len(deliveries)
             for (index, delivery), outcome in zip(handed, outcomes, strict=True):
+                forget(delivery.envelope)
                 left[index] = follow_up(
                     delivery.envelope, None, DEFAULT_EXCHANGE, consumer.queue, 1, outcome,
                     self._topology,

@@ -1294,6 +1294,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "TRACEPARENT",
         "decode",
         "encode",
+        "forget",
         "header_int",
         "header_str",
         "scrub",

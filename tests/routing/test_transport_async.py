@@ -29,7 +29,7 @@ from routing.transport import (
     UnroutableError,
     open_transport,
 )
-from routing.wire import Envelope, encode
+from routing.wire import Envelope, decode, encode
 from tests.routing.conftest import (
     BACKENDS,
     amqp_url,
@@ -370,6 +370,33 @@ def test_a_reply_to_the_connections_own_reply_queue_is_handed_over_past_the_brok
 
     _amqp_on_loop(body)
     assert again == []
+
+
+def test_a_reply_handed_over_in_process_is_not_kept_for_a_decode() -> None:
+    """The reply's body was encoded for the broker, then handed over as the object: the
+    transport forgets it (a body kept would wait for 4,096 newer ones, in the collector's
+    way), and a later decode of that body parses it."""
+    handed: list[Delivery] = []
+
+    async def take(deliveries: Sequence[Delivery]) -> Sequence[Outcome]:
+        handed.extend(deliveries)
+        return [Outcome.ack() for _ in deliveries]
+
+    async def body(topology: Topology) -> None:
+        transport = await _started(topology)
+        try:
+            replies, responder = await _request_answered_to_own_queue(transport, take, 9)
+            await _eventually(lambda: transport.local_replies == 1, "the reply handed over")
+            responder.stop()
+            replies.stop()
+        finally:
+            await transport.close_async()
+
+    _amqp_on_loop(body)
+    [reply] = handed
+    parsed = decode(reply.envelope)
+    assert parsed == reply.message
+    assert parsed is not reply.message
 
 
 def test_a_reply_to_another_connections_reply_queue_goes_through_the_broker() -> None:
