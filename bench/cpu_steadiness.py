@@ -38,25 +38,16 @@ from dataclasses import dataclass
 import iso8583
 
 from adapters.iso8583.specs import SPECS
+from bench.idle_penalty import purchase_requests
 
 WINDOW = 0.010
 SLOW = 0.5
 SPEC = SPECS["ascii"]
 
 
-def _request() -> bytes:
-    fields = {
-        "t": "0200", "2": "4111111111111111", "3": "000000", "4": "000000001000",
-        "7": "1129120000", "11": "000001", "12": "120000", "13": "1129",
-        "37": "000000000001", "41": "BNCH0001", "42": "BENCHMERCHANT01", "49": "978",
-    }  # fmt: skip
-    raw, _ = iso8583.encode(fields, SPEC)
-    return bytes(raw)
-
-
 def decode_windows(seconds: float) -> list[tuple[int, float]]:
     """Decodes finished and CPU seconds given, per 10 ms window, decoding back to back."""
-    request = _request()
+    [request] = purchase_requests(1)
     clock, cpu_clock = time.perf_counter, time.thread_time
     for _ in range(200):  # the interpreter's caches, before the first window
         iso8583.decode(request, SPEC)
@@ -128,11 +119,12 @@ class CpuSteadiness:
 
 def together(cpus: Sequence[CpuSteadiness]) -> str:
     """All CPUs below half speed in the same window: measured, and if they were independent."""
-    length = min(len(c.speeds) for c in cpus)
-    every = sum(all(c.slow[i] for c in cpus) for i in range(length)) / length
+    slows = [c.slow for c in cpus]
+    length = min(map(len, slows))
+    every = sum(all(slow[i] for slow in slows) for i in range(length)) / length
     independent = 1.0
-    for c in cpus:
-        independent *= sum(c.slow[:length]) / length
+    for slow in slows:
+        independent *= sum(slow[:length]) / length
     return (
         f"  every CPU below half speed at once: {every * 100:.1f}% of windows"
         f" ({independent * 100:.1f}% if they slowed independently)"

@@ -36,7 +36,8 @@ SPEC = SPECS["ascii"]
 _SPIN = "import os; os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))\nwhile True: pass"
 
 
-def _requests(count: int) -> list[bytes]:
+def purchase_requests(count: int) -> list[bytes]:
+    """``count`` ISO 8583 0200 purchases, encoded by pyiso8583 (ascii spec)."""
     requests = []
     for number in range(count):
         fields = {
@@ -74,7 +75,7 @@ def _warm_cpu(cpu: int) -> Iterator[None]:
 
 def run(gaps: list[float], calls: int, cpu: int, warm_cpu: bool) -> list[str]:
     os.sched_setaffinity(0, {cpu})
-    requests = _requests(100)
+    requests = purchase_requests(100)
     timed_calls(requests, 0.0, calls)  # warm the interpreter's caches
     lines = [
         f"idle penalty: pyiso8583 decode of a 0200, {calls} calls per case, pinned to CPU {cpu}"
