@@ -1753,6 +1753,8 @@ class AmqpTransport(TransportBase):
         for tag, item in zip(tags, follow_ups, strict=True):
             if item is None:
                 continue
+            if item.message is not None and item.routing_key not in self._reply_queues:
+                forget(item.envelope)  # a reply to another connection: never consumed here
             exchange = self._topology.exchange if item.exchange is None else item.exchange
 
             def after(ok: bool, tag: int = tag) -> None:

@@ -400,10 +400,17 @@ def test_a_reply_handed_over_in_process_is_not_kept_for_a_decode() -> None:
 
 
 def test_a_reply_to_another_connections_reply_queue_goes_through_the_broker() -> None:
+    replied: list[CanonicalMessage] = []
+
+    async def approve_and_keep(deliveries: Sequence[Delivery]) -> Sequence[Outcome]:
+        outcomes = await _approve_all(deliveries)
+        replied.extend(o.reply for o in outcomes if o.reply is not None)
+        return outcomes
+
     async def body(topology: Topology) -> None:
         core, edge = await _started(topology), await _started(topology)
         try:
-            responder = await core.consume_async("core", _approve_all)
+            responder = await core.consume_async("core", approve_and_keep)
             requester = Requester(edge, default_timeout=20)
             await requester.start_async()
             answers = await asyncio.gather(*(requester.request_async(message(i)) for i in range(5)))
@@ -411,6 +418,11 @@ def test_a_reply_to_another_connections_reply_queue_goes_through_the_broker() ->
             requester.close()
             assert [a.ids.message_id for a in answers] == [f"m-{i}-reply" for i in range(5)]
             assert (core.local_replies, edge.local_replies) == (0, 0)
+            # The core forgot the bodies it sent to the edge's queue: the edge parsed them.
+            by_id = {r.ids.message_id: r for r in replied}
+            for answer in answers:
+                assert answer == by_id[answer.ids.message_id]
+                assert answer is not by_id[answer.ids.message_id]
         finally:
             await core.close_async()
             await edge.close_async()
