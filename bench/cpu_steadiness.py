@@ -169,6 +169,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cpus", type=int, nargs="+", default=sorted(os.sched_getaffinity(0)))
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    allowed = os.sched_getaffinity(0)
+    if args.seconds <= 0:
+        parser.error(f"--seconds {args.seconds:g}: expected a positive number of seconds")
+    unknown = sorted(set(args.cpus) - allowed)
+    if unknown:
+        parser.error(
+            f"--cpus: no CPU {', '.join(map(str, unknown))} for this process"
+            f" (it may run on {', '.join(map(str, sorted(allowed)))})"
+        )
     if args.worker is not None:
         os.sched_setaffinity(0, {args.worker})
         print(json.dumps(decode_windows(args.seconds)))

@@ -743,6 +743,8 @@ def main(argv: list[str] | None = None) -> int:
         priority_prefix(args.hub_priority)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.steadiness < 0:
+        parser.error(f"--steadiness {args.steadiness:g}: expected seconds, or 0 for none")
     lines = run(
         args.seconds,
         args.connections,
