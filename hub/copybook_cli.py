@@ -66,6 +66,7 @@ from adapters.iso20022.camt053 import write_statement
 from adapters.iso20022.components import ComponentError
 from canonical_model.json_form import to_json
 from canonical_model.messages import CanonicalMessage
+from canonical_model.pan import random_hex_id
 from hub.cli_support import EXIT_USAGE, CliError, ProgressBar
 
 __all__ = ["add_copybook_commands", "run_copybook_command"]
@@ -480,7 +481,7 @@ def _to_camt053(
         write_statement(
             messages(),
             sink,
-            message_id=f"ISOBRIDGE-{uuid.uuid4().hex[:20]}",
+            message_id=f"ISOBRIDGE-{random_hex_id(10)}",
             now=lambda: dt.datetime.now(dt.UTC),
         )
     except ComponentError as exc:

@@ -61,11 +61,11 @@ import contextlib
 import datetime as dt
 import logging
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
+from canonical_model.pan import random_hex_id
 from journal.events import Event, EventKind, TransactionIds
 from observability.metrics import KeyRotationMetrics
 
@@ -547,7 +547,7 @@ class RotationScheduler:
         event = Event(
             EventKind.KEY_ROTATION,
             result.scope if result.family in _TENANT_SCOPED and result.scope else self.audit_tenant,
-            TransactionIds(f"key-rotation-{uuid.uuid4().hex}"),
+            TransactionIds(f"key-rotation-{random_hex_id()}"),
             at,
             body,
         )

@@ -11,6 +11,7 @@ import json
 import logging
 import random
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +22,8 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from canonical_model.pan import PanToken
+from canonical_model.pan import PanToken, contains_clear_pan
+from canonical_model.random_ids import token_hex
 from gateway.consents import ConsentStore
 from gateway.ports import AccountDirectory
 from gateway.security.authserver import AuthorizationServer, ClientRegistration
@@ -304,6 +306,36 @@ def test_a_data_key_past_its_max_age_rotates_and_every_older_row_still_decrypts(
         ("acme", "1", "2"),
         ("globex", "1", "2"),
     ]
+    journal.close()
+
+
+def test_a_rotation_is_journaled_even_when_a_random_id_drawn_looks_like_a_card_number(
+    make_vault: VaultMaker, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The audit event's id is random: a draw that holds a Luhn-valid run (one in some 600
+    for 32 hex digits) must not make the journal refuse the event as a clear card number."""
+    vault = make_vault()
+    vault.tokenize_many(luhn_pans(2, seed=5), tenant="acme")
+    journal = _journal(tmp_path)
+    scheduler = RotationScheduler(
+        [VaultDataKeys(vault)],
+        KeysConfig((RotationPolicy("vault.data", max_age=30 * DAY),)),
+        journal=journal,
+        clock=clock,
+    )
+    clock.advance(30 * DAY)
+    looks_like_a_pan = "4111111111111111abcdefabcdefabcd"
+    draws = iter([looks_like_a_pan])
+    monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(hex=looks_like_a_pan))
+    monkeypatch.setattr(
+        "canonical_model.pan.token_hex", lambda size: next(draws, None) or token_hex(size)
+    )
+    assert [(r.scope, r.outcome) for r in scheduler.check()] == [("acme", "rotated")]
+    audited = [e for e in journal.events() if e.kind is EventKind.KEY_ROTATION]
+    assert [(e.tenant, e.body["old_key"], e.body["new_key"]) for e in audited] == [
+        ("acme", "1", "2")
+    ]
+    assert not contains_clear_pan(audited[0].ids.transaction_id)
     journal.close()
 
 
