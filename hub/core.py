@@ -334,11 +334,7 @@ class CoreBanking:
             _log.info("no posting for %s: %s", request.ids.message_id, exc.reason)
             return self._reply(request, status_from_iso8583(exc.response_code))
         try:
-            if posting.kind is MessageKind.BALANCE_ENQUIRY:
-                answer = await self._enquire(posting)
-            else:
-                posted = await self.post(posting)
-                answer = None if posted is None else (posted.status, posted.additional_amounts)
+            answer = await self._answer_to(posting)
         except DestinationUnavailableError:
             return self._reply(request, status_from_iso8583(ISSUER_INOPERATIVE))
         if answer is None:
@@ -393,16 +389,16 @@ class CoreBanking:
             _log.error("undecodable reply to posting %s: %s", posting.ids.transaction_id, exc)
             return None
 
-    async def _enquire(
+    async def _answer_to(
         self, posting: CanonicalMessage
     ) -> tuple[Status | None, tuple[AdditionalAmount, ...]] | None:
-        """:meth:`post` of a balance enquiry, of whose reply :meth:`handle` needs the status
-        and the balances only: read from the record's fields with the checks of a full
+        """:meth:`post`, for :meth:`handle`, which needs the reply's status and amounts
+        (the balances) only: read from the record's fields with the checks of a full
         decode, without building the canonical reply (most of the decode's cost)."""
         raw = await self._exchange(posting)
         if not isinstance(raw, bytes):
             return None if raw is None else (raw.status, raw.additional_amounts)
-        return self._read_balances(raw, posting.ids.transaction_id)
+        return self._read_outcome(raw, posting.ids.transaction_id)
 
     async def _exchange(self, posting: CanonicalMessage) -> bytes | CanonicalMessage | None:
         """The reply record to ``posting``; the refusal when it cannot be encoded; None
@@ -463,7 +459,7 @@ class CoreBanking:
             raw = await self._transmit(payload, reference)
         except DestinationUnavailableError:
             return status_from_iso8583(ISSUER_INOPERATIVE), ()
-        answer = None if raw is None else self._read_balances(raw, reference)
+        answer = None if raw is None else self._read_outcome(raw, reference)
         if answer is None:
             return status_from_iso8583(ISSUER_INOPERATIVE), ()
         status, balances = answer
@@ -511,7 +507,7 @@ class CoreBanking:
             and one[_REFERENCE.stop :] == other[_REFERENCE.stop :]
         )
 
-    def _read_balances(
+    def _read_outcome(
         self, raw: bytes, reference: str | None
     ) -> tuple[Status | None, tuple[AdditionalAmount, ...]] | None:
         try:

@@ -101,6 +101,7 @@ from canonical_model.construct import fast_constructor
 from routing.amqps import BrokerTls, apply_tls, tls_refusal
 from routing.transport import (
     DEFAULT_EXCHANGE,
+    Action,
     AsyncBatchHandler,
     BatchHandler,
     Consumer,
@@ -117,9 +118,10 @@ from routing.transport import (
     TransportBase,
     TransportUnavailableError,
     UnroutableError,
+    _DecodedBatch,
     dispatch,
-    dispatch_async,
     follow_up,
+    reply_envelope,
     unroutable_copy,
 )
 from routing.wire import Envelope, forget
@@ -1790,24 +1792,23 @@ class AmqpTransport(TransportBase):
                 return consumer
         return None
 
-    async def _reply_locally(self, follow_ups: list[Outgoing | None]) -> list[Outgoing | None]:
-        """Hand the replies in ``follow_ups`` that go to a reply queue of this connection to
-        its consumer (see the module docstring); what is left to publish before the acks."""
-        local: dict[_AsyncAmqpConsumer, list[tuple[int, Delivery]]] = {}
-        for index, item in enumerate(follow_ups):
-            if item is None or item.message is None or item.exchange != DEFAULT_EXCHANGE:
-                continue
-            consumer = self._reply_consumer(item.routing_key)
+    async def _reply_locally(self, batch: _DecodedBatch) -> dict[int, Outgoing | None]:
+        """Hand the replies in ``batch`` that go to a reply queue of this connection to its
+        consumer (see the module docstring); their follow-ups, by index (None: the request
+        is acked at once). A reply's body is written only if it must go through the broker
+        after all (its consumer parks or retries it); the rest are left to
+        :meth:`_DecodedBatch.follow_ups`."""
+        local: dict[_AsyncAmqpConsumer, list[tuple[int, Envelope, Delivery]]] = {}
+        for index, request, reply in batch.replies():
+            queue = request.reply_to or ""
+            consumer = self._reply_consumer(queue)
             if consumer is not None:
-                delivery = _new_delivery(
-                    item.message, item.envelope, "", 1, False, DEFAULT_EXCHANGE, item.routing_key
-                )
-                local.setdefault(consumer, []).append((index, delivery))
-        if not local:
-            return follow_ups
-        left = list(follow_ups)
+                envelope = reply_envelope(request, reply, written=False)
+                delivery = _new_delivery(reply, envelope, "", 1, False, DEFAULT_EXCHANGE, queue)
+                local.setdefault(consumer, []).append((index, request, delivery))
+        settled: dict[int, Outgoing | None] = {}
         for consumer, handed in local.items():
-            deliveries = [delivery for _, delivery in handed]
+            deliveries = [delivery for _, _, delivery in handed]
             try:
                 outcomes = list(await consumer.handler(deliveries))
             except Exception as exc:  # the broker delivers them to the handler once more
@@ -1818,13 +1819,16 @@ class AmqpTransport(TransportBase):
             if len(outcomes) != len(deliveries):
                 continue
             self._local_replies += len(deliveries)
-            for (index, delivery), outcome in zip(handed, outcomes, strict=True):
-                forget(delivery.envelope)
-                left[index] = follow_up(
-                    delivery.envelope, None, DEFAULT_EXCHANGE, consumer.queue, 1, outcome,
-                    self._topology,
-                )  # fmt: skip
-        return left
+            for (index, request, delivery), outcome in zip(handed, outcomes, strict=True):
+                if outcome.action is Action.ACK:
+                    settled[index] = None
+                    continue
+                written = reply_envelope(request, delivery.message)
+                forget(written)  # parked or retried through the broker, not decoded here
+                settled[index] = follow_up(
+                    written, None, DEFAULT_EXCHANGE, consumer.queue, 1, outcome, self._topology
+                )
+        return settled
 
     def _ack(self, consumer: _ConsumerBase, channel: Any, tags: list[int]) -> None:
         """Ack ``tags`` on ``channel``: one ``multiple`` ack up to the last when no delivery
@@ -2099,15 +2103,10 @@ class _AsyncAmqpConsumer(_ConsumerBase):
 
     async def _handle(self, batch: list[tuple[int, int, Received]]) -> None:
         transport = self._transport
-        follow_ups = await dispatch_async(
-            [r for _, _, r in batch],
-            self.destination,
-            self.handler,
-            transport.topology,
-            transport._observer,
-        )
-        if transport._reply_queues:
-            follow_ups = await transport._reply_locally(follow_ups)
+        decoded = _DecodedBatch([r for _, _, r in batch], self.destination)
+        await decoded.run_async(self.handler)
+        settled = await transport._reply_locally(decoded) if transport._reply_queues else None
+        follow_ups = decoded.follow_ups(transport.topology, transport._observer, settled)
         transport._settle_deliveries(self, batch[0][0], [tag for _, tag, _ in batch], follow_ups)
 
     def stop(self, timeout: float = 10.0) -> None:

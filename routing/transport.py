@@ -62,7 +62,7 @@ import asyncio
 import datetime as dt
 import difflib
 import importlib
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import TracebackType
@@ -78,6 +78,7 @@ from routing.wire import (
     ORIGINAL_EXCHANGE,
     ORIGINAL_ROUTING_KEY,
     REASON,
+    TRACEPARENT,
     BadMessageError,
     Envelope,
     decode,
@@ -85,6 +86,7 @@ from routing.wire import (
     header_int,
     header_str,
     scrub,
+    unwritten,
 )
 
 __all__ = [
@@ -121,6 +123,7 @@ __all__ = [
     "dispatch_async",
     "follow_up",
     "open_transport",
+    "reply_envelope",
     "replay_copy",
     "routing_key_for",
     "settled_action",
@@ -788,6 +791,24 @@ def replay_copy(dead: DeadLetter) -> Outgoing:
     return Outgoing(envelope, dead.original_routing_key, dead.original_exchange)
 
 
+def reply_envelope(
+    delivery_envelope: Envelope, reply: CanonicalMessage, *, written: bool = True
+) -> Envelope:
+    """The envelope of ``reply`` to the request that came in ``delivery_envelope``: its
+    correlation id (the request's, else its message id) and the request's trace context.
+    ``written=False``: with an empty body (:func:`routing.wire.unwritten`), for a reply
+    handed to a consumer of this process that never goes through a broker."""
+    correlation_id = delivery_envelope.correlation_id or delivery_envelope.message_id
+    if not written:
+        trace = header_str(delivery_envelope.headers, TRACEPARENT)
+        return unwritten(reply, correlation_id=correlation_id, traceparent=trace)
+    envelope = encode(reply, correlation_id=correlation_id)
+    trace_header = delivery_envelope.headers.get(TRACEPARENT)
+    if trace_header is not None:
+        envelope = envelope.updated({TRACEPARENT: trace_header})
+    return envelope
+
+
 def follow_up(
     delivery_envelope: Envelope,
     destination: str | None,
@@ -807,13 +828,7 @@ def follow_up(
         reply_to = delivery_envelope.reply_to
         if outcome.reply is None or not reply_to:
             return None
-        reply = encode(
-            outcome.reply,
-            correlation_id=delivery_envelope.correlation_id or delivery_envelope.message_id,
-        )
-        trace = delivery_envelope.headers.get("traceparent")
-        if trace is not None:
-            reply = reply.updated({"traceparent": trace})
+        reply = reply_envelope(delivery_envelope, outcome.reply)
         return Outgoing(reply, reply_to, DEFAULT_EXCHANGE, mandatory=False, message=outcome.reply)
     reason = scrub(outcome.reason or outcome.action.value)
     origin = {ORIGINAL_EXCHANGE: exchange, ORIGINAL_ROUTING_KEY: routing_key, ATTEMPT: attempt}
@@ -896,12 +911,7 @@ def dispatch(
     they decide alike. Invalid messages are dead-lettered with their reason, untried.
     ``observer`` is told of each retry and dead-letter of a destination."""
     batch = _DecodedBatch(received, destination)
-    if batch.deliveries:
-        try:
-            results: Sequence[Outcome] = handler(batch.deliveries)
-        except Exception as exc:
-            results = batch.failed(exc)
-        batch.settle(results)
+    batch.run(handler)
     return batch.follow_ups(topology, observer)
 
 
@@ -914,18 +924,14 @@ async def dispatch_async(
 ) -> list[Outgoing | None]:
     """:func:`dispatch` with a handler that is awaited (a consumer on the event loop)."""
     batch = _DecodedBatch(received, destination)
-    if batch.deliveries:
-        try:
-            results: Sequence[Outcome] = await handler(batch.deliveries)
-        except Exception as exc:
-            results = batch.failed(exc)
-        batch.settle(results)
+    await batch.run_async(handler)
     return batch.follow_ups(topology, observer)
 
 
 class _DecodedBatch:
     """A received batch decoded for a handler; what :func:`dispatch` shares with
-    :func:`dispatch_async`."""
+    :func:`dispatch_async` (and a transport that settles some follow-ups itself: the AMQP
+    transport's replies handed over in-process)."""
 
     def __init__(self, received: Sequence[Received], destination: str | None) -> None:
         self.received = received
@@ -958,6 +964,34 @@ class _DecodedBatch:
                 )
             )
 
+    def run(self, handler: BatchHandler) -> None:
+        """Run ``handler`` on the valid deliveries and keep its outcomes."""
+        if self.deliveries:
+            try:
+                results: Sequence[Outcome] = handler(self.deliveries)
+            except Exception as exc:
+                results = self.failed(exc)
+            self.settle(results)
+
+    async def run_async(self, handler: AsyncBatchHandler) -> None:
+        """:meth:`run` with a handler that is awaited."""
+        if self.deliveries:
+            try:
+                results: Sequence[Outcome] = await handler(self.deliveries)
+            except Exception as exc:
+                results = self.failed(exc)
+            self.settle(results)
+
+    def replies(self) -> Iterator[tuple[int, Envelope, CanonicalMessage]]:
+        """The replies the handler gave, each with its index and its request's envelope:
+        the deliveries acked with a reply, whose request named a reply queue."""
+        received = self.received
+        for index, outcome in self.outcomes.items():
+            if outcome.action is Action.ACK and outcome.reply is not None:
+                envelope = received[index].envelope
+                if envelope.reply_to:
+                    yield index, envelope, outcome.reply
+
     def failed(self, exc: Exception) -> list[Outcome]:
         """A handler that raised: every delivery is retried with the exception as reason."""
         return [Outcome.retry(f"{type(exc).__name__}: {exc}")] * len(self.deliveries)
@@ -975,8 +1009,13 @@ class _DecodedBatch:
         self.outcomes.update(zip(valid, results, strict=True))
 
     def follow_ups(
-        self, topology: Topology, observer: DeliveryObserver | None = None
+        self,
+        topology: Topology,
+        observer: DeliveryObserver | None = None,
+        settled: Mapping[int, Outgoing | None] | None = None,
     ) -> list[Outgoing | None]:
+        """Each received message's follow-up (:func:`follow_up`); ``settled``: those the
+        caller already decided, by index."""
         if observer is not None and self.destination is not None:
             for index, outcome in self.outcomes.items():
                 if outcome.action is Action.ACK:
@@ -987,6 +1026,15 @@ class _DecodedBatch:
                     observer.retried(self.destination)
                 else:
                     observer.dead_lettered(self.destination)
+        if settled:
+            return [
+                settled[i]
+                if i in settled
+                else follow_up(
+                    item.envelope, self.destination, *self.origins[i], self.outcomes[i], topology
+                )
+                for i, item in enumerate(self.received)
+            ]
         return [
             follow_up(item.envelope, self.destination, *self.origins[i], self.outcomes[i], topology)
             for i, item in enumerate(self.received)

@@ -79,6 +79,7 @@ __all__ = [
     "header_int",
     "header_str",
     "scrub",
+    "unwritten",
 ]
 
 CONTENT_TYPE = "application/vnd.isobridge.canonical+json"
@@ -173,6 +174,31 @@ def encode(
     traceparent: str | None = None,
 ) -> Envelope:
     """The wire form of ``message``."""
+    body = to_json(message).encode()
+    _ENCODED.remember(body, message)
+    return _envelope(body, message, correlation_id, reply_to, traceparent)
+
+
+def unwritten(
+    message: CanonicalMessage,
+    *,
+    correlation_id: str | None = None,
+    reply_to: str | None = None,
+    traceparent: str | None = None,
+) -> Envelope:
+    """The envelope :func:`encode` gives ``message``, with an empty body: for a message
+    handed to a consumer of this process past the transport (a reply handed over
+    in-process), which never needs its JSON. :func:`decode` refuses it."""
+    return _envelope(b"", message, correlation_id, reply_to, traceparent)
+
+
+def _envelope(
+    body: bytes,
+    message: CanonicalMessage,
+    correlation_id: str | None,
+    reply_to: str | None,
+    traceparent: str | None,
+) -> Envelope:
     headers: dict[str, object] = {
         SCHEMA: CANONICAL_VERSION,
         KIND: message.kind.value,
@@ -180,8 +206,6 @@ def encode(
     }
     if traceparent is not None:
         headers[TRACEPARENT] = traceparent
-    body = to_json(message).encode()
-    _ENCODED.remember(body, message)
     return Envelope(
         body,
         message.ids.message_id,

@@ -1273,6 +1273,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "follow_up",
         "open_transport",
         "replay_copy",
+        "reply_envelope",
         "routing_key_for",
         "settled_action",
         "unroutable_copy",
@@ -1298,6 +1299,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "header_int",
         "header_str",
         "scrub",
+        "unwritten",
     ],
     "vault": [
         "AuditRecord",

@@ -319,9 +319,9 @@ class RecordMapper:
     ) -> tuple[Status | None, tuple[AdditionalAmount, ...]]:
         """The ``status`` and ``additional_amounts`` that :meth:`to_canonical` would give,
         after the same checks of the kind, of every mapped field and of the amounts, without
-        building the message (a balance enquiry's reply is read for these only:
-        ``hub.core.CoreBanking``; a fifth of the time). Layouts with card numbers are not
-        read this way (ValueError)."""
+        building the message (the core's reply to a posting or a balance enquiry is read for
+        these only: ``hub.core.CoreBanking``; a fifth of the time). Layouts with card
+        numbers are not read this way (ValueError)."""
         self._kind_rule(values, record)
         status: Status | None = None
         for field_rule in self.mapping.fields:

@@ -467,15 +467,15 @@ _REPLIES = [
 
 
 @pytest.mark.parametrize("raw", _REPLIES)
-def test_a_balance_reply_is_read_as_the_mapper_reads_it(raw: bytes) -> None:
+def test_a_core_reply_is_read_as_the_mapper_reads_it(raw: bytes) -> None:
     core = CoreBanking(_NoExchange())
     expected = _mappers_answer(core, raw)
     for _ in range(2):  # the second with the result code's status remembered
-        answer = core._read_balances(raw, "ref")
+        answer = core._read_outcome(raw, "ref")
         assert (answer if answer is not None else "undecodable") == expected
 
 
-def test_damaged_balance_replies_are_read_as_the_mapper_reads_them() -> None:
+def test_damaged_core_replies_are_read_as_the_mapper_reads_them() -> None:
     """Every record a byte away from a good one (a seeded sample of 3,000): the same
     answer, or undecodable for both."""
     core = CoreBanking(_NoExchange())
@@ -486,7 +486,7 @@ def test_damaged_balance_replies_are_read_as_the_mapper_reads_them() -> None:
         damaged[chance.randrange(len(damaged))] = chance.randrange(256)
         raw = bytes(damaged)
         expected = _mappers_answer(core, raw)
-        answer = core._read_balances(raw, "ref")
+        answer = core._read_outcome(raw, "ref")
         assert (answer if answer is not None else "undecodable") == expected, raw.hex()
         undecodable += expected == "undecodable"
     assert 0 < undecodable < 3000  # both kinds were met

@@ -20,8 +20,9 @@ from routing.transport import (
     UnroutableError,
     as_batch_handler,
     replay_copy,
+    reply_envelope,
 )
-from routing.wire import KIND, SCHEMA, TENANT, Envelope, encode
+from routing.wire import KIND, SCHEMA, TENANT, TRACEPARENT, Envelope, decode, encode
 from tests.routing.conftest import TENANT as TENANT_ID
 from tests.routing.conftest import Recorder, make_topology, message, wait_until
 
@@ -325,3 +326,22 @@ def test_submitted_batches_are_confirmed_in_their_own_time(transport: Transport)
     consumer = transport.consume("core", as_batch_handler(lambda d: _ack(seen, d)), prefetch=300)
     wait_until(lambda: len(seen) == 300, what="300 messages")
     consumer.stop()
+
+
+def test_a_reply_envelope_answers_its_request_written_or_not() -> None:
+    """The reply carries the request's correlation id (else its message id) and its trace
+    context; unwritten, the same envelope with an empty body (a reply handed over
+    in-process)."""
+    trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    request = encode(message(1), correlation_id="c-1", reply_to="q", traceparent=trace)
+    reply = message(2)
+    written = reply_envelope(request, reply)
+    assert (written.correlation_id, written.headers[TRACEPARENT]) == ("c-1", trace)
+    assert decode(written) == reply
+    unwritten = reply_envelope(request, reply, written=False)
+    assert unwritten == Envelope(
+        b"", written.message_id, written.headers, "c-1", None, written.content_type
+    )
+    untraced = reply_envelope(encode(message(3)), reply, written=False)
+    assert untraced.correlation_id == "m-3"
+    assert TRACEPARENT not in untraced.headers

@@ -29,7 +29,7 @@ from routing.transport import (
     UnroutableError,
     open_transport,
 )
-from routing.wire import Envelope, decode, encode
+from routing.wire import BadMessageError, Envelope, decode, encode
 from tests.routing.conftest import (
     BACKENDS,
     amqp_url,
@@ -325,7 +325,7 @@ async def _started(topology: Topology) -> AmqpTransport:
 
 
 async def _request_answered_to_own_queue(
-    transport: Transport, handler: AsyncBatchHandler, number: int
+    transport: Transport, handler: AsyncBatchHandler, number: int, traceparent: str | None = None
 ) -> tuple[Consumer, Consumer]:
     """A reply queue of ``transport`` consumed by ``handler``, an approving responder of
     ``core`` on it too, and request ``number`` published with that queue as ``reply_to``:
@@ -333,7 +333,9 @@ async def _request_answered_to_own_queue(
     queue = await transport.declare_reply_queue_async()
     replies = await transport.consume_queue_async(queue, handler)
     responder = await transport.consume_async("core", _approve_all)
-    request = encode(message(number), correlation_id=f"c-{number}", reply_to=queue)
+    request = encode(
+        message(number), correlation_id=f"c-{number}", reply_to=queue, traceparent=traceparent
+    )
     await transport.publish_batch_async([Outgoing(request, "financial.request.acme")])
     return replies, responder
 
@@ -372,11 +374,12 @@ def test_a_reply_to_the_connections_own_reply_queue_is_handed_over_past_the_brok
     assert again == []
 
 
-def test_a_reply_handed_over_in_process_is_not_kept_for_a_decode() -> None:
-    """The reply's body was encoded for the broker, then handed over as the object: the
-    transport forgets it (a body kept would wait for 4,096 newer ones, in the collector's
-    way), and a later decode of that body parses it."""
+def test_a_reply_handed_over_in_process_is_never_written() -> None:
+    """The reply reaches its consumer as the object, with the properties and headers the
+    broker would have delivered and an empty body: its JSON is never written (work for
+    nothing, and a body the wire would remember for a decode that never comes)."""
     handed: list[Delivery] = []
+    trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
     async def take(deliveries: Sequence[Delivery]) -> Sequence[Outcome]:
         handed.extend(deliveries)
@@ -385,7 +388,7 @@ def test_a_reply_handed_over_in_process_is_not_kept_for_a_decode() -> None:
     async def body(topology: Topology) -> None:
         transport = await _started(topology)
         try:
-            replies, responder = await _request_answered_to_own_queue(transport, take, 9)
+            replies, responder = await _request_answered_to_own_queue(transport, take, 9, trace)
             await _eventually(lambda: transport.local_replies == 1, "the reply handed over")
             responder.stop()
             replies.stop()
@@ -394,9 +397,14 @@ def test_a_reply_handed_over_in_process_is_not_kept_for_a_decode() -> None:
 
     _amqp_on_loop(body)
     [reply] = handed
-    parsed = decode(reply.envelope)
-    assert parsed == reply.message
-    assert parsed is not reply.message
+    assert reply.message == approve(message(9))
+    assert reply.envelope.body == b""
+    written = encode(reply.message, correlation_id="c-9", traceparent=trace)
+    assert reply.envelope == Envelope(
+        b"", written.message_id, written.headers, "c-9", None, written.content_type
+    )
+    with pytest.raises(BadMessageError, match="not JSON"):
+        decode(reply.envelope)
 
 
 def test_a_reply_to_another_connections_reply_queue_goes_through_the_broker() -> None:
@@ -477,5 +485,7 @@ def test_a_reply_its_handler_parks_is_parked_as_a_delivered_one_would_be() -> No
         finally:
             await transport.close_async()
         assert [(d.message_id, d.reason) for d in parked] == [("m-8-reply", "no taker")]
+        # Written when it had to go through the broker after all: the whole reply is there.
+        assert decode(parked[0].envelope) == approve(message(8))
 
     _amqp_on_loop(body)

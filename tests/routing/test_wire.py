@@ -21,6 +21,7 @@ from routing.wire import (
     header_int,
     header_str,
     scrub,
+    unwritten,
 )
 from tests.routing.conftest import message
 
@@ -120,6 +121,16 @@ def test_a_forgotten_body_is_parsed_when_it_comes_after_all() -> None:
     again = decode(envelope)
     assert again == sent
     assert again is not sent
+
+
+def test_an_unwritten_envelope_is_the_encoded_one_without_its_body() -> None:
+    sent = message(7)
+    written = encode(sent, correlation_id="c-7", reply_to="q", traceparent=TRACE)
+    bare = unwritten(sent, correlation_id="c-7", reply_to="q", traceparent=TRACE)
+    assert bare == Envelope(b"", "m-7", written.headers, "c-7", "q", CONTENT_TYPE)
+    assert unwritten(sent).headers == encode(sent).headers
+    with pytest.raises(BadMessageError, match="body is not JSON"):
+        decode(bare)
 
 
 def test_a_body_encoded_here_is_still_checked_against_its_headers() -> None:
