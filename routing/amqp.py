@@ -30,10 +30,10 @@ AMQP 0-9-1:
 - **Replies to this connection's own reply queue** (event-loop mode): a reply queue is
   exclusive to the connection that declared it, so a reply that a consumer of the same
   transport sends there could only ever reach that queue's consumer, on this same loop. It
-  is handed to it at once (the canonical object, not decoded again), and the request is
-  acked then, as it would be once the broker confirmed the reply: an edge and the core
-  worker in one hub process answer a payment through the broker once (the durable request),
-  not twice. A reply whose consumer is stopping, or that a handler does not take (it raises:
+  is handed to it at once (the canonical object, never written as JSON: its envelope has an
+  empty body, :func:`routing.wire.unwritten`), and the request is acked then, as it would be
+  once the broker confirmed the reply: an edge and the core worker in one hub process answer
+  a payment through the broker once (the durable request), not twice. A reply whose consumer is stopping, or that a handler does not take (it raises:
   the reply goes through the broker then; it returns a retry or dead-letter outcome: it is
   parked as a delivered one would be) follows the usual path. Counted in
   :attr:`AmqpTransport.local_replies`.
