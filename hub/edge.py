@@ -80,6 +80,7 @@ from canonical_model.construct import fast_replacer
 from canonical_model.messages import CanonicalMessage, MessageKind
 from canonical_model.pan import PanToken, random_hex_id
 from canonical_model.replies import reply_to
+from hub.deadlines import Deadlines
 from hub.tls import describe_peer_certificate, refusal_reason, start_tls_server
 from observability.logs import bind, bind_message
 from observability.tracing import Tracing
@@ -219,6 +220,10 @@ class Iso8583Edge:
         self._port: int | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self.tls_context: ssl.SSLContext | None = settings.tls
+        # Set by start(), on its loop: one timer each for every read's idle timeout and
+        # every request's timeout (hub.deadlines; not a timeout scope each).
+        self._idle_deadlines: Deadlines | None = None
+        self._request_deadlines: Deadlines | None = None
 
     @property
     def port(self) -> int:
@@ -245,6 +250,9 @@ class Iso8583Edge:
 
     async def start(self) -> None:
         """Bind and start accepting connections."""
+        loop = asyncio.get_running_loop()
+        self._idle_deadlines = Deadlines(loop, self.settings.idle_timeout)
+        self._request_deadlines = Deadlines(loop, self.settings.request_timeout)
         if self.tls_context is not None:
             self._server = await start_tls_server(
                 self._accept,
@@ -345,10 +353,17 @@ class Iso8583Edge:
         if request.kind is MessageKind.NETWORK_MANAGEMENT:
             self.stats.answered_at_edge += 1
             return self._reply(request, APPROVED)
+        deadlines = self._request_deadlines
+        if deadlines is None:
+            raise RuntimeError("the edge is not started")
+        deadline = deadlines.arm()
         try:
-            # A timeout scope, not wait_for: no task of its own per request.
-            async with asyncio.timeout(self.settings.request_timeout):
-                return await self._handler(request)
+            return await self._handler(request)
+        except asyncio.CancelledError:
+            if not deadlines.expired(deadline):
+                raise
+            self.stats.timeouts += 1
+            return self._reply(request, ISSUER_INOPERATIVE)
         except TimeoutError:
             self.stats.timeouts += 1
             return self._reply(request, ISSUER_INOPERATIVE)
@@ -356,6 +371,8 @@ class Iso8583Edge:
             self.stats.handler_errors += 1
             _log.exception("request handler failed (message %s)", request.ids.message_id)
             return self._reply(request, SYSTEM_MALFUNCTION)
+        finally:
+            deadlines.disarm(deadline)
 
     def _reply(self, request: CanonicalMessage, response_code: str) -> CanonicalMessage:
         return reply_to(
@@ -390,18 +407,24 @@ class _Connection:
         self._outgoing: list[bytes] | None = None
 
     async def run(self) -> None:
-        settings = self.edge.settings
+        deadlines = self.edge._idle_deadlines
+        if deadlines is None:
+            raise RuntimeError("the edge is not started")
         try:
             while not self.closing:
+                # Not wait_for: no task of its own per read, and the read's data reaches
+                # this loop one turn of the event loop sooner.
+                deadline = deadlines.arm()
                 try:
-                    # A timeout scope, not wait_for: no task of its own per read, and the
-                    # read's data reaches this loop one turn of the event loop sooner.
-                    async with asyncio.timeout(settings.idle_timeout):
-                        data = await self.reader.read(65536)
-                except TimeoutError:
+                    data = await self.reader.read(65536)
+                except asyncio.CancelledError:
+                    if not deadlines.expired(deadline):
+                        raise
                     self.edge.stats.closed_idle += 1
                     _log.info("closing idle connection from %s", self.peer)
                     return
+                finally:
+                    deadlines.disarm(deadline)
                 if not data:
                     return
                 try:

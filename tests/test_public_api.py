@@ -690,6 +690,10 @@ PUBLIC_API: dict[str, list[str]] = {
         "add_dlq_commands",
         "run_dlq_command",
     ],
+    "hub.deadlines": [
+        "Deadline",
+        "Deadlines",
+    ],
     "hub.edge": [
         "EdgeObserver",
         "EdgeSettings",

@@ -308,6 +308,22 @@ async def test_keep_alive_is_echoed_and_idle_connections_are_closed() -> None:
 
 
 @on_event_loop
+async def test_a_connection_that_keeps_talking_is_not_idle() -> None:
+    """Each read has its own idle deadline: a client that sends more often than the idle
+    timeout, for several times its length, keeps its connection."""
+    async with _edge(_approve_small_amounts, idle_timeout=0.3) as running:
+        client = await Client.connect(running.port)
+        for number in range(12):
+            await asyncio.sleep(0.1)
+            await client.send(_purchase(number + 1, 100))
+            assert _parse(await client.receive())[1][39] == "00"
+        assert running.stats.closed_idle == 0
+        assert await client.closed_by_peer()  # then quiet: closed
+        await client.close()
+        assert running.stats.closed_idle == 1
+
+
+@on_event_loop
 async def test_a_handler_that_does_not_answer_in_time_gets_91() -> None:
     never = asyncio.Event()
 
