@@ -33,10 +33,10 @@ AMQP 0-9-1:
   is handed to it at once (the canonical object, never written as JSON: its envelope has an
   empty body, :func:`routing.wire.unwritten`), and the request is acked then, as it would be
   once the broker confirmed the reply: an edge and the core worker in one hub process answer
-  a payment through the broker once (the durable request), not twice. A reply whose consumer is stopping, or that a handler does not take (it raises:
-  the reply goes through the broker then; it returns a retry or dead-letter outcome: it is
-  parked as a delivered one would be) follows the usual path. Counted in
-  :attr:`AmqpTransport.local_replies`.
+  a payment through the broker once (the durable request), not twice. A reply whose
+  consumer is stopping, or that a handler does not take (it raises: the reply goes through
+  the broker then; it returns a retry or dead-letter outcome: it is parked as a delivered
+  one would be) follows the usual path. Counted in :attr:`AmqpTransport.local_replies`.
 - **Quorum queues** with ``x-delivery-limit`` (poison messages that crash consumers are
   dead-lettered by the broker), ``x-overflow: reject-publish`` and
   ``x-dead-letter-strategy: at-least-once``. A queue argument cannot change once the queue
@@ -575,6 +575,30 @@ def _standing_callback(callbacks: Any, channel_number: int, key: str) -> Any:
 _RECV_BYTES = 64 * 1024
 
 
+def _consume_until_drained(transport: Any) -> None:
+    """pika's ``_AsyncTransportBase._consume`` for a plaintext socket, which stops after a
+    read that did not fill its buffer, as libuv's read loop does: the socket is then most
+    likely drained, and the loop's (level-triggered) poll reports any byte that comes
+    later. pika reads once more, until ``recv`` raises ``EAGAIN``: a system call and an
+    exception raised through four frames and caught, for each time the socket was readable.
+    """
+    consumed = 0
+    limit = transport._MAX_RECV_BYTES
+    while transport._state == transport._STATE_ACTIVE and consumed < transport._MAX_CONSUME_BYTES:
+        data = transport._sigint_safe_recv(transport._sock, limit)
+        if not data:
+            _log.error("AMQP socket EOF; %s", transport._sock)
+            raise transport.RxEndOfFile()
+        consumed += len(data)
+        try:
+            transport._protocol.data_received(data)
+        except Exception as error:
+            _log.exception("protocol.data_received() failed: error=%r", error)
+            raise
+        if len(data) < limit:
+            return
+
+
 class _Connection(AsyncioConnection):  # type: ignore[misc]  # pika is untyped
     """pika's asyncio connection reading frames with :func:`_decode_frame`, handing a
     delivery whose frames were all read to its channel in one step, and reading the socket
@@ -603,6 +627,8 @@ class _Connection(AsyncioConnection):  # type: ignore[misc]  # pika is untyped
     def _proto_connection_made(self, transport: Any) -> None:
         if isinstance(getattr(transport, "_MAX_RECV_BYTES", None), int):
             transport._MAX_RECV_BYTES = _RECV_BYTES
+        if transport.__class__ is _AsyncPlaintextTransport:
+            transport._consume = functools.partial(_consume_until_drained, transport)
         super()._proto_connection_made(transport)
 
     def _adapter_emit_data(self, data: bytes) -> None:
@@ -1777,9 +1803,11 @@ class AmqpTransport(TransportBase):
             self._ack(consumer, channel, plain)
         self._pump()
 
-    def _reply_consumer(self, queue: str) -> _AsyncAmqpConsumer | None:
-        """The consumer on this loop of ``queue`` when it is a reply queue of this connection
-        (the only consumer the broker could deliver to there), if any."""
+    def _reply_consumer(
+        self, queue: str, loop: asyncio.AbstractEventLoop
+    ) -> _AsyncAmqpConsumer | None:
+        """The consumer on ``loop`` (the running one) of ``queue`` when it is a reply queue
+        of this connection (the only consumer the broker could deliver to there), if any."""
         if queue not in self._reply_queues:
             return None
         for consumer in self._consumers:
@@ -1787,21 +1815,24 @@ class AmqpTransport(TransportBase):
                 isinstance(consumer, _AsyncAmqpConsumer)
                 and consumer.queue == queue
                 and not consumer.stopping
-                and consumer.on_running_loop()
+                and consumer.loop is loop
             ):
                 return consumer
         return None
 
-    async def _reply_locally(self, batch: _DecodedBatch) -> dict[int, Outgoing | None]:
+    async def _reply_locally(
+        self, batch: _DecodedBatch, loop: asyncio.AbstractEventLoop
+    ) -> dict[int, Outgoing | None]:
         """Hand the replies in ``batch`` that go to a reply queue of this connection to its
-        consumer (see the module docstring); their follow-ups, by index (None: the request
+        consumer on ``loop``, the running one (see the module docstring); their follow-ups,
+        by index (None: the request
         is acked at once). A reply's body is written only if it must go through the broker
         after all (its consumer parks or retries it); the rest are left to
         :meth:`_DecodedBatch.follow_ups`."""
         local: dict[_AsyncAmqpConsumer, list[tuple[int, Envelope, Delivery]]] = {}
         for index, request, reply in batch.replies():
             queue = request.reply_to or ""
-            consumer = self._reply_consumer(queue)
+            consumer = self._reply_consumer(queue, loop)
             if consumer is not None:
                 envelope = reply_envelope(request, reply, written=False)
                 delivery = _new_delivery(reply, envelope, "", 1, False, DEFAULT_EXCHANGE, queue)
@@ -2062,7 +2093,7 @@ class _AsyncAmqpConsumer(_ConsumerBase):
         batch_wait: float,
     ) -> None:
         super().__init__(transport, queue, destination, prefetch, batch_size, batch_wait)
-        self._loop = loop
+        self.loop = loop
         self.handler = handler
         self._buffer: list[tuple[int, int, Received]] = []
         self._flush_at: asyncio.Handle | None = None
@@ -2071,7 +2102,7 @@ class _AsyncAmqpConsumer(_ConsumerBase):
     def on_running_loop(self) -> bool:
         """Whether the running event loop is this consumer's (its handler awaited there)."""
         try:
-            return asyncio.get_running_loop() is self._loop
+            return asyncio.get_running_loop() is self.loop
         except RuntimeError:
             return False
 
@@ -2083,9 +2114,9 @@ class _AsyncAmqpConsumer(_ConsumerBase):
             # What one read from the socket brought arrives before a call_soon runs: with no
             # wait the batches are as large as the traffic makes them, at no added latency.
             self._flush_at = (
-                self._loop.call_later(self.batch_wait, self._flush)
+                self.loop.call_later(self.batch_wait, self._flush)
                 if self.batch_wait > 0
-                else self._loop.call_soon(self._flush)
+                else self.loop.call_soon(self._flush)
             )
 
     def _flush(self) -> None:
@@ -2097,7 +2128,7 @@ class _AsyncAmqpConsumer(_ConsumerBase):
         current = [b for b in batch if b[0] == self.generation]
         if not current or self.stopping:
             return
-        task = self._loop.create_task(self._handle(current))
+        task = self.loop.create_task(self._handle(current))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -2105,7 +2136,9 @@ class _AsyncAmqpConsumer(_ConsumerBase):
         transport = self._transport
         decoded = _DecodedBatch([r for _, _, r in batch], self.destination)
         await decoded.run_async(self.handler)
-        settled = await transport._reply_locally(decoded) if transport._reply_queues else None
+        settled = (
+            await transport._reply_locally(decoded, self.loop) if transport._reply_queues else None
+        )
         follow_ups = decoded.follow_ups(transport.topology, transport._observer, settled)
         transport._settle_deliveries(self, batch[0][0], [tag for _, tag, _ in batch], follow_ups)
 

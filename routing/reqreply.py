@@ -115,6 +115,7 @@ class Requester:
         self._waiting_on_loop: dict[str, asyncio.Future[CanonicalMessage]] = {}
         self._consumer: Consumer | None = None
         self._reply_queue = ""
+        self._loop: asyncio.AbstractEventLoop | None = None  # start_async's
         # Correlation ids: unique per requester (a random prefix) and cheap (a counter).
         self._id_prefix = uuid.uuid4().hex[:16]
         self._id_numbers = itertools.count(1)
@@ -147,6 +148,8 @@ class Requester:
     async def start_async(self) -> None:
         """:meth:`start` on the running event loop; use :meth:`send_async` then."""
         if self._consumer is None:
+            # Kept: asyncio.get_running_loop() makes a getpid() system call each time.
+            self._loop = asyncio.get_running_loop()
             self._reply_queue = await self._transport.declare_reply_queue_async()
             self._consumer = await self._transport.consume_queue_async(
                 self._reply_queue, self._on_replies_on_loop, prefetch=1_000, batch_size=200
@@ -186,7 +189,10 @@ class Requester:
         if self._consumer is None:
             raise RuntimeError("the requester is not started")
         correlation_id = self._next_correlation_id()
-        future: asyncio.Future[CanonicalMessage] = asyncio.get_running_loop().create_future()
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the requester is not started on an event loop (start_async)")
+        future: asyncio.Future[CanonicalMessage] = loop.create_future()
         self._waiting_on_loop[correlation_id] = future
         try:
             await self._transport.publish_async(

@@ -23,6 +23,7 @@ import pika.frame
 import pika.spec
 import pytest
 from pika.adapters.asyncio_connection import AsyncioConnection
+from pika.adapters.utils.io_services_utils import _AsyncPlaintextTransport
 
 import routing.amqp
 from routing.amqp import (
@@ -816,3 +817,54 @@ def test_frames_sent_at_the_end_of_a_turn_arrive_whole_and_in_order_even_when_th
         setup.close()
     assert received == bodies
     assert connection.direct_writes > 0
+
+
+class _Received:
+    """pika's protocol side of a transport: what ``data_received`` was given."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append(data)
+
+
+def _plaintext_transport(sock: socket.socket, limit: int) -> tuple[Any, _Received]:
+    """A pika plaintext transport over ``sock`` (the attributes its ``_consume`` reads)."""
+    transport = object.__new__(_AsyncPlaintextTransport)
+    received = _Received()
+    transport._sock = sock
+    transport._protocol = received
+    transport._state = transport._STATE_ACTIVE
+    transport._MAX_RECV_BYTES = limit
+    return transport, received
+
+
+def test_the_amqp_socket_is_read_until_a_read_that_does_not_fill_the_buffer() -> None:
+    """``routing.amqp._consume_until_drained``: no last ``recv`` that can only raise
+    EAGAIN after a short read (pika's own ``_consume`` does one each time the socket is
+    readable); a full read is followed by another, and whatever comes later is read when
+    the poll reports it."""
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    try:
+        transport, received = _plaintext_transport(ours, 4096)
+        peer.sendall(b"x" * 10)
+        routing.amqp._consume_until_drained(transport)
+        assert received.chunks == [b"x" * 10]
+
+        peer.sendall(b"y" * 10_000)  # two full reads and a short one
+        routing.amqp._consume_until_drained(transport)
+        assert [len(chunk) for chunk in received.chunks[1:]] == [4096, 4096, 1808]
+
+        peer.sendall(b"z" * 4096)  # a full read: the next one finds nothing, as in pika
+        with pytest.raises(BlockingIOError):
+            routing.amqp._consume_until_drained(transport)
+        assert received.chunks[-1] == b"z" * 4096
+
+        peer.close()
+        with pytest.raises(transport.RxEndOfFile):
+            routing.amqp._consume_until_drained(transport)
+    finally:
+        ours.close()
+        peer.close()
