@@ -248,15 +248,17 @@ def _check_priority(pid: int, priority: str | None) -> None:
 
 
 @contextlib.contextmanager
-def _process(args: list[str], port: int, env: dict[str, str], log: Path) -> Iterator[int]:
+def _process(
+    args: list[str], port: int, env: dict[str, str], log: Path, startup: float = 60.0
+) -> Iterator[int]:
     """Run ``args`` (its output to ``log``, shown if the run fails) while listening on
-    ``port``."""
+    ``port`` (within ``startup`` seconds)."""
     with log.open("wb") as output:
         process = subprocess.Popen(
             args, cwd=ROOT, env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT
         )
     try:
-        _wait_port(port)
+        _wait_port(port, startup)
         yield process.pid
     except BaseException:
         sys.stderr.write(f"--- {log.name}:\n{log.read_text(errors='replace')[-4000:]}\n")
