@@ -199,6 +199,30 @@ def _cpu_line(result: Result) -> str:
     return f"  CPU per payment: {', '.join(parts)}; all {total:,.0f} us"
 
 
+def hub_config(
+    home: Path,
+    namespace: str,
+    edge_port: int,
+    mainframe_port: int,
+    *,
+    workers: int = 1,
+    connections: int = 8,
+    request_timeout: float = 10.0,
+    mainframe_timeout: float = 5.0,
+) -> Path:
+    """Write ``home/hub.toml`` for a measured hub: its state in ``home/hub``, the local
+    RabbitMQ in ``namespace``, one ISO 8583 listener, the simulator over TCP."""
+    config = home / "hub.toml"
+    config.write_text(
+        f'[hub]\nhome = "{home / "hub"}"\nworkers = {workers}\n'
+        f'[routing]\ntransport = "{AMQP_URL}"\nnamespace = "{namespace}"\n'
+        f"[[listeners]]\nname = 'pos'\nport = {edge_port}\nrequest_timeout = {request_timeout}\n"
+        f"[mainframe]\nport = {mainframe_port}\nconnections = {connections}\n"
+        f"timeout = {mainframe_timeout}\n"
+    )
+    return config
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -642,14 +666,9 @@ def run(
     with tempfile.TemporaryDirectory(prefix="isobridge-e2e-") as tmp, _own_queues(namespace):
         home = Path(tmp)
         mainframe_port, edge_port = _free_port(), _free_port()
-        config = home / "hub.toml"
-        config.write_text(
-            f'[hub]\nhome = "{home / "hub"}"\nworkers = {workers}\n'
-            f'[routing]\ntransport = "{AMQP_URL}"\nnamespace = "{namespace}"\n'
-            f"[[listeners]]\nname = 'pos'\nport = {edge_port}\nrequest_timeout = 10.0\n"
-            f"[mainframe]\nport = {mainframe_port}\nconnections = 8\ntimeout = 5.0\n"
-            + ('[metrics]\nlisten = "127.0.0.1:0"\n' if metrics else "")
-        )
+        config = hub_config(home, namespace, edge_port, mainframe_port, workers=workers)
+        if metrics:
+            config.write_text(config.read_text() + '[metrics]\nlisten = "127.0.0.1:0"\n')
         python = sys.executable
         mainframe = [
             python, "-m", "mainframe_sim", "--db", f"sqlite:///{home / 'ledger.db'}", "serve",

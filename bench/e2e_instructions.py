@@ -60,6 +60,7 @@ from bench.e2e import (
     _own_queues,
     _process,
     _purchase,
+    hub_config,
 )
 
 _STARTUP_SECONDS = 600.0  # the hub's imports and start, 50 times slower
@@ -105,18 +106,15 @@ def measure_hub(payments: int, rate: float, warm: int) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as tmp, _own_queues(namespace):
         home = Path(tmp)
         mainframe_port, edge_port = _free_port(), _free_port()
-        config = home / "hub.toml"
-        config.write_text(
-            f'[hub]\nhome = "{home / "state"}"\nworkers = 1\n'
-            f'[routing]\ntransport = "{AMQP_URL}"\nnamespace = "{namespace}"\n'
-            f"[[listeners]]\nname = 'pos'\nport = {edge_port}\nrequest_timeout = 30.0\n"
-            f"[mainframe]\nport = {mainframe_port}\nconnections = 2\ntimeout = 20.0\n"
-        )
+        config = hub_config(
+            home, namespace, edge_port, mainframe_port,
+            connections=2, request_timeout=30.0, mainframe_timeout=20.0,
+        )  # fmt: skip
         ledger = f"sqlite:///{home / 'ledger.db'}"
         mainframe = [sys.executable, "-m", "mainframe_sim", "--db", ledger, "serve"]
         out = home / "callgrind.out"
         hub = [*_callgrind(out), sys.executable, "-m", "hub.cli", "run", "--config", str(config)]
-        env = {"ISOBRIDGE_HOME": str(home / "state")}
+        env = {"ISOBRIDGE_HOME": str(home / "hub")}
         mainframe += ["--port", str(mainframe_port)]
         with (
             _process(mainframe, mainframe_port, {}, home / "mf.log"),

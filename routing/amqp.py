@@ -1825,10 +1825,9 @@ class AmqpTransport(TransportBase):
     ) -> dict[int, Outgoing | None]:
         """Hand the replies in ``batch`` that go to a reply queue of this connection to its
         consumer on ``loop``, the running one (see the module docstring); their follow-ups,
-        by index (None: the request
-        is acked at once). A reply's body is written only if it must go through the broker
-        after all (its consumer parks or retries it); the rest are left to
-        :meth:`_DecodedBatch.follow_ups`."""
+        by index (None: the request is acked at once). A reply's body is written only if it
+        must go through the broker after all (its consumer parks or retries it); the rest
+        are left to :meth:`_DecodedBatch.follow_ups`."""
         local: dict[_AsyncAmqpConsumer, list[tuple[int, Envelope, Delivery]]] = {}
         for index, request, reply in batch.replies():
             queue = request.reply_to or ""
@@ -2098,13 +2097,6 @@ class _AsyncAmqpConsumer(_ConsumerBase):
         self._buffer: list[tuple[int, int, Received]] = []
         self._flush_at: asyncio.Handle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-
-    def on_running_loop(self) -> bool:
-        """Whether the running event loop is this consumer's (its handler awaited there)."""
-        try:
-            return asyncio.get_running_loop() is self.loop
-        except RuntimeError:
-            return False
 
     def deliver(self, generation: int, tag: int, received: Received) -> None:
         self._buffer.append((generation, tag, received))

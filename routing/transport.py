@@ -1026,16 +1026,12 @@ class _DecodedBatch:
                     observer.retried(self.destination)
                 else:
                     observer.dead_lettered(self.destination)
-        if settled:
-            return [
-                settled[i]
-                if i in settled
-                else follow_up(
-                    item.envelope, self.destination, *self.origins[i], self.outcomes[i], topology
-                )
-                for i, item in enumerate(self.received)
-            ]
+        decided = settled or {}
         return [
-            follow_up(item.envelope, self.destination, *self.origins[i], self.outcomes[i], topology)
+            decided[i]
+            if i in decided
+            else follow_up(
+                item.envelope, self.destination, *self.origins[i], self.outcomes[i], topology
+            )
             for i, item in enumerate(self.received)
         ]

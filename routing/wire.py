@@ -158,8 +158,8 @@ _ENCODED = _EncodedBodies(4096)
 
 def forget(envelope: Envelope) -> None:
     """Drop the message :func:`encode` remembered for ``envelope``'s body: a body that this
-    process will not decode (a reply handed to its consumer in-process, past the broker, or
-    sent to another connection's reply queue).
+    process will not decode (a reply sent to another connection's reply queue, or one
+    handed over in-process that its consumer parked through the broker).
     Otherwise it would stay until 4,096 newer bodies pushed it out, and the collector's
     full passes would scan it (bench/RESULTS.md, e2e); decoding the body later still works,
     from the JSON."""
