@@ -4,7 +4,7 @@ On these shared virtual machines a CPU time moves 10-20% from one run to the nex
 host slows the vCPUs unseen: bench/RESULTS.md, ``bench.cpu_steadiness``), so a change worth
 5% to the hub cannot be seen in ``bench.e2e``'s figures without many alternated runs. A
 count of instructions does not move with the host: this benchmark runs the hub under
-``valgrind --tool=callgrind`` and counts what it executes per payment, to about 1% from run
+``valgrind --tool=callgrind`` and counts what it executes per payment, to 1-3% from run
 to run.
 
 - **hub**: ``isobridge run`` (one worker, the ``amqp://`` transport on the local RabbitMQ,
