@@ -16,7 +16,15 @@ them), for ``--seconds``. Measured in the same run:
 - **floor 2, raw pika request / reply**: the same number of broker hops (request queue and
   reply queue, both quorum) with an echoing pika responder, no hub code, and no publisher
   confirms (pika's blocking channel confirms one message at a time): an upper bound;
-- **hub at a fixed rate** (``--rate``, default 500/s): p99 latency when not saturated;
+- **floor 3, a raw relay** (:mod:`bench.e2e_relay`): the hub's whole path (the acquirer's
+  TCP connections, a quorum queue with publisher confirms, the simulator, the 0210) relayed
+  by one process written with pyiso8583 and pika alone, saturated and at ``--rate``, with
+  the CPU per payment of each process. The hub does more for each payment (the canonical
+  model, tokenization, routing rules, the journal, timeouts, tracing, every check of bad
+  input): the ratio of the two CPUs per payment at the paced rate says how much more, and
+  this floor's p99 at that rate what this machine allows a Python process on the path;
+- **hub at a fixed rate** (``--rate``, default 500/s): p99 latency when not saturated, and
+  the CPU per payment of each process at that rate;
 - **floor 2 at the same rate**, twice: one quorum hop (the request queue, the latency taken
   when the responder has the request: what a payment crosses with one worker), then the raw
   pika request / reply through a pair of queues like the hub's (a quorum queue for the
@@ -648,6 +656,63 @@ def _raw_pika(seconds: float, window: int, rate: float | None = None, hops: int 
     return result
 
 
+def _raw_relay(
+    home: Path,
+    mainframe_port: int,
+    mainframe_pid: int,
+    load: tuple[int, int, float],
+    rate: float,
+) -> list[Result]:
+    """Floor 3: the hub's case, saturated then at ``rate``, through ``bench.e2e_relay`` (the
+    same path relayed with pyiso8583 and pika alone) instead of the hub."""
+    connections, window, seconds = load
+    queue = f"bench.e2e.relay.{uuid.uuid4().hex[:8]}"
+    port = _free_port()
+    relay = [
+        sys.executable, "-m", "bench.e2e_relay", "--port", str(port),
+        "--mainframe-port", str(mainframe_port), "--queue", queue, "--amqp-url", AMQP_URL,
+    ]  # fmt: skip
+    saturated = Result("floor 3: raw relay (pyiso8583 + pika, no hub)")
+    paced = Result(f"floor 3 at {rate:.0f}/s offered")
+    try:
+        with _process(relay, port, {}, home / "relay.log") as relay_pid:
+            pids = {"relay": relay_pid, "mainframe_sim": mainframe_pid, "rabbitmq": _broker_pid()}
+            warm = Result("warm-up")
+            asyncio.run(
+                _drive(port, warm, _purchase, _approved, connections=connections,
+                       window=window, seconds=2.0, first=30_000_000)
+            )  # fmt: skip
+            for result, paced_at, first in (
+                (saturated, None, 40_000_000),
+                (paced, rate, 50_000_000),
+            ):
+                with _cpu_meter(result, pids):
+                    asyncio.run(
+                        _drive(port, result, _purchase, _approved, connections=connections,
+                               window=window, seconds=seconds, rate=paced_at, first=first)
+                    )  # fmt: skip
+    finally:
+        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        try:
+            connection.channel().queue_delete(queue)
+        finally:
+            connection.close()
+    return [saturated, paced]
+
+
+def _against_relay(hub: Result, hub_paced: Result, relay: Result, relay_paced: Result) -> str:
+    """The hub against floor 3: throughput, and its own CPU per payment at the paced rate."""
+    if not relay.tps or "relay" not in relay_paced.cpu_seconds:
+        return ""
+    per_payment = cpu_per_payment(hub_paced, "hub") / max(
+        1e-9, cpu_per_payment(relay_paced, "relay")
+    )
+    return (
+        f"  hub / raw relay: {hub.tps / relay.tps:.2f}x saturated;"
+        f" CPU per payment at the paced rate {per_payment:.2f}x the relay's"
+    )
+
+
 def run(
     seconds: float,
     connections: int,
@@ -712,15 +777,19 @@ def run(
                     )  # fmt: skip
                 results.append(full)
                 paced = Result(f"hub at {rate:.0f}/s offered")
-                asyncio.run(
-                    _drive(edge_port, paced, _purchase, _approved, connections=connections,
-                           window=window, seconds=seconds, rate=rate, first=20_000_000)
-                )  # fmt: skip
+                with _cpu_meter(paced, pids):
+                    asyncio.run(
+                        _drive(edge_port, paced, _purchase, _approved, connections=connections,
+                               window=window, seconds=seconds, rate=rate, first=20_000_000)
+                    )  # fmt: skip
                 results.append(paced)
+            results += _raw_relay(
+                home, mainframe_port, mainframe_pid, (connections, window, seconds), rate
+            )
         results.append(_raw_pika(seconds, connections * window))
         results.append(_raw_pika(seconds, connections * window, rate))
         results.append(_raw_pika(seconds, connections * window, rate, hops=1))
-    direct, full, paced, raw, raw_paced, raw_paced_one_hop = results
+    direct, full, paced, relay, relay_paced, raw, raw_paced, raw_paced_one_hop = results
     return [
         f"e2e: {connections} connections x {window} in flight, {seconds:g} s per case,"
         f" hub workers {workers}, metrics {'on' if metrics else 'off'},"
@@ -732,9 +801,15 @@ def run(
         full.line(direct),
         _cpu_line(full),
         paced.line(),
+        _cpu_line(paced),
+        relay.line(),
+        _cpu_line(relay),
+        relay_paced.line(),
+        _cpu_line(relay_paced),
         raw_paced_one_hop.line(),
         raw_paced.line(),
         f"  hub / raw pika: {full.tps / raw.tps:.2f}x" if raw.tps else "",
+        _against_relay(full, paced, relay, relay_paced),
         *host,
     ]
 
