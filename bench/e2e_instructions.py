@@ -21,6 +21,10 @@ to run.
   what a process that takes a request from the broker and answers it costs with the raw
   library, nothing else. The ratio hub / floor is the figure to compare between runs and
   machines.
+- **floor 3, raw relay**: ``bench.e2e_relay`` (``bench.e2e``'s floor 3: the hub's whole path
+  relayed with pyiso8583 and pika alone) under callgrind, driven like the hub: what the
+  payment's hops cost a Python process at the least. ``bench.e2e`` measures the hub's CPU
+  per payment at 500/s against this relay's; this is the same comparison in instructions.
 
 What is counted: user-space instructions of every thread of each process (callgrind's
 ``Ir``). Not counted: the kernel's side of system calls, the hub's journal writer (a child
@@ -100,9 +104,11 @@ def _counted(pid: int, out: Path, dumps: int, work: Callable[[], object]) -> tup
     return count, time.perf_counter() - started
 
 
-def measure_hub(payments: int, rate: float, warm: int) -> tuple[float, int]:
-    """The hub's instructions per payment (net of idle), and the payments counted."""
+def measure_hub(payments: int, rate: float, warm: int, *, relay: bool = False) -> tuple[float, int]:
+    """The hub's instructions per payment (net of idle), and the payments counted; with
+    ``relay``, those of ``bench.e2e_relay`` (floor 3 of ``bench.e2e``) doing the same."""
     namespace = f"bench-e2e-{uuid.uuid4().hex[:8]}"
+    queue = f"bench.e2e.relay.{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as tmp, _own_queues(namespace):
         home = Path(tmp)
         mainframe_port, edge_port = _free_port(), _free_port()
@@ -113,32 +119,49 @@ def measure_hub(payments: int, rate: float, warm: int) -> tuple[float, int]:
         ledger = f"sqlite:///{home / 'ledger.db'}"
         mainframe = [sys.executable, "-m", "mainframe_sim", "--db", ledger, "serve"]
         out = home / "callgrind.out"
-        hub = [*_callgrind(out), sys.executable, "-m", "hub.cli", "run", "--config", str(config)]
+        measured = (
+            [sys.executable, "-m", "bench.e2e_relay", "--port", str(edge_port),
+             "--mainframe-port", str(mainframe_port), "--mainframe-connections", "2",
+             "--queue", queue, "--amqp-url", AMQP_URL]
+            if relay
+            else [sys.executable, "-m", "hub.cli", "run", "--config", str(config)]
+        )  # fmt: skip
         env = {"ISOBRIDGE_HOME": str(home / "hub")}
         mainframe += ["--port", str(mainframe_port)]
-        with (
-            _process(mainframe, mainframe_port, {}, home / "mf.log"),
-            _process(hub, edge_port, env, home / "hub.log", _STARTUP_SECONDS) as hub_pid,
-        ):
-            seconds = payments / rate
+        try:
+            with (
+                _process(mainframe, mainframe_port, {}, home / "mf.log"),
+                _process(
+                    [*_callgrind(out), *measured], edge_port, env, home / "measured.log",
+                    _STARTUP_SECONDS,
+                ) as measured_pid,
+            ):  # fmt: skip
+                seconds = payments / rate
 
-            def drive(count: int, first: int) -> Result:
-                result = Result("hub")
-                load = _drive(edge_port, result, _purchase, _approved, connections=2,
-                              window=1, seconds=count / rate, rate=rate, first=first)  # fmt: skip
-                asyncio.run(load)
-                return result
+                def drive(count: int, first: int) -> Result:
+                    result = Result("measured")
+                    load = _drive(
+                        edge_port, result, _purchase, _approved, connections=2, window=1,
+                        seconds=count / rate, rate=rate, first=first,
+                    )  # fmt: skip
+                    asyncio.run(load)
+                    return result
 
-            drive(warm, 1)
-            idle, idle_seconds = _counted(hub_pid, out, 1, lambda: time.sleep(seconds))
-            measured: list[Result] = []
-            busy, busy_seconds = _counted(
-                hub_pid, out, 2, lambda: measured.append(drive(payments, 10**6))
-            )
-    [result] = measured
+                drive(warm, 1)
+                idle, idle_seconds = _counted(measured_pid, out, 1, lambda: time.sleep(seconds))
+                results: list[Result] = []
+                busy, busy_seconds = _counted(
+                    measured_pid, out, 2, lambda: results.append(drive(payments, 10**6))
+                )
+        finally:
+            if relay:
+                connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+                connection.channel().queue_delete(queue)
+                connection.close()
+    [result] = results
     done = len(result.latencies)
     if result.errors or not done:
-        raise RuntimeError(f"hub: {result.errors} payments not approved of {done}")
+        raise RuntimeError(f"{result.errors} payments not approved of {done}")
     return (busy - idle * busy_seconds / idle_seconds) / done, done
 
 
@@ -231,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("valgrind is not installed (apt-get install -y valgrind)")
     started = time.perf_counter()
     floor = measure_floor(args.payments, args.rate, args.warm)
+    relay, _ = measure_hub(args.payments, args.rate, args.warm, relay=True)
     hub, done = measure_hub(args.payments, args.rate, args.warm)
     took = time.perf_counter() - started
     print(
@@ -238,8 +262,9 @@ def main(argv: list[str] | None = None) -> int:
         f" after {args.warm} to warm up; net of the idle count; {took:.0f} s"
     )
     print(f"  floor: raw pika publish + confirm + consume + ack  {floor / 1e3:8.0f} k per request")
+    print(f"  floor 3: raw relay (bench.e2e_relay)              {relay / 1e3:8.0f} k per payment")
     print(f"  hub: 0200 -> RabbitMQ -> mainframe -> 0210         {hub / 1e3:8.0f} k per payment")
-    print(f"  hub / floor: {hub / floor:.1f}x")
+    print(f"  hub / floor: {hub / floor:.1f}x; hub / raw relay: {hub / relay:.1f}x")
     return 0
 
 
