@@ -6,8 +6,9 @@ reason and the source protocol's code, latency) or ``timed_out``; the core banki
 adds ``reversed`` when a reversal of the posting is stored for forwarding.
 
 One database commit per event would bound the hub by the database (ARCHITECTURE.md, field
-notes). :class:`JournalWriter` buffers the events and appends them every ``interval``
-seconds (or as soon as ``batch`` are waiting) in one transaction. A flush that fails keeps
+notes). :class:`JournalWriter` buffers the events and appends them in one transaction
+``interval`` seconds after the first of them (or as soon as ``batch`` are waiting); a hub
+with nothing to record has no timer running for it. A flush that fails keeps
 its events and is tried again; the buffer is bounded (``limit``): beyond it the writer logs
 the loss loudly rather than let memory grow without end. An event that the journal refuses
 (a clear card number in its ids or body, an id too long) can never be written: it is left
@@ -274,6 +275,9 @@ class JournalWriter:
         self._pending: list[_Captured] = []
         self._resent = 0  # the first events of _pending were handed over before (unknown)
         self._wake = asyncio.Event()
+        # Set ``interval`` after the first event of a batch: an idle hub has no timer.
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         url = journal.engine.url
@@ -290,7 +294,10 @@ class JournalWriter:
         """Start the flushing task (and the writer process, with ``process=True``)."""
         if self.process:
             self._child = await self._start_child()
-        self._task = asyncio.create_task(self._run())
+        self._loop = asyncio.get_running_loop()
+        if self._pending:
+            self._wake.set()
+        self._task = self._loop.create_task(self._run())
 
     async def close(self) -> None:
         """Flush everything buffered, then stop."""
@@ -335,14 +342,20 @@ class JournalWriter:
                 {key: value for key, value in body.items() if value is not None} if body else {},
             )
         )
-        if len(self._pending) >= self.batch:
+        waiting = len(self._pending)
+        if waiting >= self.batch:
             self._wake.set()
+        elif waiting == 1 and self._timer is None and self._loop is not None:
+            # The first event of a batch waits at most ``interval`` for the others.
+            self._timer = self._loop.call_later(self.interval, self._wake.set)
 
     async def _run(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+            await self._wake.wait()
             self._wake.clear()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             if self._pending:
                 events, self._pending = self._pending, []
                 try:
@@ -352,6 +365,7 @@ class JournalWriter:
                     self._pending[:0] = events
                     self._resent = len(events)  # committed or not: the next flush looks
                     await asyncio.sleep(0.5)
+                    self._wake.set()
                     continue
                 self._resent = 0
                 self.written += written

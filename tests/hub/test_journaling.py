@@ -130,6 +130,44 @@ def test_a_failed_flush_keeps_its_events_for_the_next(journal: Journal) -> None:
     assert journal.verify().ok
 
 
+async def written_by(writer: JournalWriter, count: int, seconds: float = 10.0) -> None:
+    """Wait until ``writer`` has written ``count`` events (fails after ``seconds``)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while writer.written < count:
+        assert asyncio.get_running_loop().time() < deadline, f"{writer.written} written"
+        await asyncio.sleep(0.01)
+
+
+def test_a_batch_is_flushed_an_interval_after_its_first_event_even_after_a_quiet_spell(
+    journal: Journal,
+) -> None:
+    @on_event_loop
+    async def run() -> None:
+        writer = JournalWriter(journal, interval=0.02, now=lambda: NOW)
+        await writer.start()
+        emit_payment(writer, 1)
+        await written_by(writer, 3)
+        await asyncio.sleep(0.1)  # nothing to record: no flush, and nothing waits for one
+        emit_payment(writer, 2)
+        await written_by(writer, 6)  # before close(): the first event started the wait
+        await writer.close()
+
+    run()
+    assert [e.ids.transaction_id for e in journal.events()] == ["m-1"] * 3 + ["m-2"] * 3
+
+
+def test_a_full_batch_is_flushed_without_waiting_for_the_interval(journal: Journal) -> None:
+    @on_event_loop
+    async def run() -> None:
+        writer = JournalWriter(journal, interval=3600.0, batch=3, now=lambda: NOW)
+        await writer.start()
+        emit_payment(writer, 1)  # three events: a full batch
+        await written_by(writer, 3)
+        await writer.close()
+
+    run()
+
+
 def test_a_full_buffer_counts_what_it_loses(journal: Journal) -> None:
     @on_event_loop
     async def run() -> None:
