@@ -57,8 +57,8 @@ def _frames(buffer: bytearray) -> list[bytes]:
     return frames
 
 
-class _Acquirer(asyncio.Protocol):
-    """One acquirer connection."""
+class _Len2(asyncio.Protocol):
+    """A TCP connection of len2 frames (a 2-byte big-endian length before each)."""
 
     def __init__(self, relay: Relay) -> None:
         self.relay = relay
@@ -71,34 +71,36 @@ class _Acquirer(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         for frame in _frames(self.buffer):
-            self.relay.request(self, frame)
+            self.frame_received(frame)
 
-    def send(self, message: bytes) -> None:
+    def frame_received(self, frame: bytes) -> None:
+        raise NotImplementedError
+
+    def send(self, payload: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(len(message).to_bytes(2, "big") + message)
+            self.transport.write(len(payload).to_bytes(2, "big") + payload)
 
 
-class _Mainframe(asyncio.Protocol):
+class _Acquirer(_Len2):
+    """One acquirer connection."""
+
+    def frame_received(self, frame: bytes) -> None:
+        self.relay.request(self, frame)
+
+
+class _Mainframe(_Len2):
     """One connection to the simulator: requests pipelined, replies in order."""
 
     def __init__(self, relay: Relay) -> None:
-        self.relay = relay
-        self.buffer = bytearray()
+        super().__init__(relay)
         self.waiting: deque[tuple[str, int]] = deque()
-        self.transport: asyncio.Transport | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+    def frame_received(self, frame: bytes) -> None:
+        self.relay.posted(self.waiting.popleft(), frame)
 
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        for frame in _frames(self.buffer):
-            self.relay.posted(self.waiting.popleft(), frame)
-
-    def send(self, record: bytes, context: tuple[str, int]) -> None:
-        assert self.transport is not None
+    def post(self, record: bytes, context: tuple[str, int]) -> None:
         self.waiting.append(context)
-        self.transport.write(len(record).to_bytes(2, "big") + record)
+        self.send(record)
 
 
 class Relay:
@@ -152,7 +154,7 @@ class Relay:
             }
         )  # fmt: skip
         line = self.mainframe[method.delivery_tag % len(self.mainframe)]
-        line.send(record, (key, method.delivery_tag))
+        line.post(record, (key, method.delivery_tag))
 
     def posted(self, context: tuple[str, int], record: bytes) -> None:
         key, delivery_tag = context
