@@ -692,12 +692,17 @@ def _raw_relay(
                                window=window, seconds=seconds, rate=paced_at, first=first)
                     )  # fmt: skip
     finally:
-        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-        try:
-            connection.channel().queue_delete(queue)
-        finally:
-            connection.close()
+        delete_queue(queue)
     return [saturated, paced]
+
+
+def delete_queue(queue: str) -> None:
+    """Delete ``queue`` (a floor's own) from the broker at ``AMQP_URL``."""
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        connection.channel().queue_delete(queue)
+    finally:
+        connection.close()
 
 
 def _against_relay(hub: Result, hub_paced: Result, relay: Result, relay_paced: Result) -> str:

@@ -64,6 +64,7 @@ from bench.e2e import (
     _own_queues,
     _process,
     _purchase,
+    delete_queue,
     hub_config,
 )
 
@@ -112,10 +113,6 @@ def measure_hub(payments: int, rate: float, warm: int, *, relay: bool = False) -
     with tempfile.TemporaryDirectory() as tmp, _own_queues(namespace):
         home = Path(tmp)
         mainframe_port, edge_port = _free_port(), _free_port()
-        config = hub_config(
-            home, namespace, edge_port, mainframe_port,
-            connections=2, request_timeout=30.0, mainframe_timeout=20.0,
-        )  # fmt: skip
         ledger = f"sqlite:///{home / 'ledger.db'}"
         mainframe = [sys.executable, "-m", "mainframe_sim", "--db", ledger, "serve"]
         out = home / "callgrind.out"
@@ -124,7 +121,10 @@ def measure_hub(payments: int, rate: float, warm: int, *, relay: bool = False) -
              "--mainframe-port", str(mainframe_port), "--mainframe-connections", "2",
              "--queue", queue, "--amqp-url", AMQP_URL]
             if relay
-            else [sys.executable, "-m", "hub.cli", "run", "--config", str(config)]
+            else [sys.executable, "-m", "hub.cli", "run", "--config", str(hub_config(
+                home, namespace, edge_port, mainframe_port,
+                connections=2, request_timeout=30.0, mainframe_timeout=20.0,
+            ))]
         )  # fmt: skip
         env = {"ISOBRIDGE_HOME": str(home / "hub")}
         mainframe += ["--port", str(mainframe_port)]
@@ -155,9 +155,7 @@ def measure_hub(payments: int, rate: float, warm: int, *, relay: bool = False) -
                 )
         finally:
             if relay:
-                connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-                connection.channel().queue_delete(queue)
-                connection.close()
+                delete_queue(queue)
     [result] = results
     done = len(result.latencies)
     if result.errors or not done:

@@ -128,8 +128,8 @@ class Relay:
 
     def confirmed(self, frame: Any) -> None:
         method = frame.method
-        tags = (
-            [tag for tag in self.unconfirmed if tag <= method.delivery_tag]
+        tags = (  # the dict keeps the tags in publish order: a multiple confirm is a prefix
+            list(itertools.takewhile(lambda tag: tag <= method.delivery_tag, self.unconfirmed))
             if method.multiple
             else [method.delivery_tag]
         )
