@@ -23,6 +23,13 @@ them), for ``--seconds``. Measured in the same run:
   model, tokenization, routing rules, the journal, timeouts, tracing, every check of bad
   input): the ratio of the two CPUs per payment at the paced rate says how much more, and
   this floor's p99 at that rate what this machine allows a Python process on the path;
+- **floor 4, the relay doing the hub's required work** (``bench.e2e_relay
+  --required-work``): floor 3 plus what the invariants ask of every card payment, done by
+  the hub's own parts with none of its frameworks: the card number tokenized by the vault
+  while the 0200 maps to the canonical model, canonical JSON on the queue, the 0210 encoded
+  from the canonical reply, three journal events through the hub's journal writer. Floor 3
+  to floor 4 is what that work costs; floor 4 to the hub, what the hub's frameworks (edge,
+  transport, core worker, rules, deadlines, tracing hooks) cost;
 - **hub at a fixed rate** (``--rate``, default 500/s): p99 latency when not saturated, and
   the CPU per payment of each process at that rate;
 - **floor 2 at the same rate**, twice: one quorum hop (the request queue, the latency taken
@@ -662,9 +669,12 @@ def _raw_relay(
     mainframe_pid: int,
     load: tuple[int, int, float],
     rate: float,
+    *,
+    required_work: bool = False,
 ) -> list[Result]:
-    """Floor 3: the hub's case, saturated then at ``rate``, through ``bench.e2e_relay`` (the
-    same path relayed with pyiso8583 and pika alone) instead of the hub."""
+    """Floor 3 (floor 4 with ``required_work``): the hub's case, saturated then at
+    ``rate``, through ``bench.e2e_relay`` (the same path relayed with pyiso8583 and pika
+    alone; plus the hub's required work) instead of the hub."""
     connections, window, seconds = load
     queue = f"bench.e2e.relay.{uuid.uuid4().hex[:8]}"
     port = _free_port()
@@ -672,8 +682,13 @@ def _raw_relay(
         sys.executable, "-m", "bench.e2e_relay", "--port", str(port),
         "--mainframe-port", str(mainframe_port), "--queue", queue, "--amqp-url", AMQP_URL,
     ]  # fmt: skip
-    saturated = Result("floor 3: raw relay (pyiso8583 + pika, no hub)")
-    paced = Result(f"floor 3 at {rate:.0f}/s offered")
+    if required_work:
+        relay += ["--required-work", str(home / "floor4")]
+        saturated = Result("floor 4: relay + required work")
+        paced = Result(f"floor 4 at {rate:.0f}/s offered")
+    else:
+        saturated = Result("floor 3: raw relay (pyiso8583 + pika, no hub)")
+        paced = Result(f"floor 3 at {rate:.0f}/s offered")
     try:
         with _process(relay, port, {}, home / "relay.log") as relay_pid:
             pids = {"relay": relay_pid, "mainframe_sim": mainframe_pid, "rabbitmq": _broker_pid()}
@@ -683,8 +698,8 @@ def _raw_relay(
                        window=window, seconds=2.0, first=30_000_000)
             )  # fmt: skip
             for result, paced_at, first in (
-                (saturated, None, 40_000_000),
-                (paced, rate, 50_000_000),
+                (saturated, None, 60_000_000 if required_work else 40_000_000),
+                (paced, rate, 70_000_000 if required_work else 50_000_000),
             ):
                 with _cpu_meter(result, pids):
                     asyncio.run(
@@ -705,15 +720,17 @@ def delete_queue(queue: str) -> None:
         connection.close()
 
 
-def _against_relay(hub: Result, hub_paced: Result, relay: Result, relay_paced: Result) -> str:
-    """The hub against floor 3: throughput, and its own CPU per payment at the paced rate."""
+def _against_relay(
+    hub: Result, hub_paced: Result, relay: Result, relay_paced: Result, floor: str = "raw relay"
+) -> str:
+    """The hub against floor 3 (or 4): throughput, and CPU per payment at the paced rate."""
     if not relay.tps or "relay" not in relay_paced.cpu_seconds:
         return ""
     per_payment = cpu_per_payment(hub_paced, "hub") / max(
         1e-9, cpu_per_payment(relay_paced, "relay")
     )
     return (
-        f"  hub / raw relay: {hub.tps / relay.tps:.2f}x saturated;"
+        f"  hub / {floor}: {hub.tps / relay.tps:.2f}x saturated;"
         f" CPU per payment at the paced rate {per_payment:.2f}x the relay's"
     )
 
@@ -788,13 +805,18 @@ def run(
                                window=window, seconds=seconds, rate=rate, first=20_000_000)
                     )  # fmt: skip
                 results.append(paced)
+            load = (connections, window, seconds)
+            results += _raw_relay(home, mainframe_port, mainframe_pid, load, rate)
             results += _raw_relay(
-                home, mainframe_port, mainframe_pid, (connections, window, seconds), rate
+                home, mainframe_port, mainframe_pid, load, rate, required_work=True
             )
         results.append(_raw_pika(seconds, connections * window))
         results.append(_raw_pika(seconds, connections * window, rate))
         results.append(_raw_pika(seconds, connections * window, rate, hops=1))
-    direct, full, paced, relay, relay_paced, raw, raw_paced, raw_paced_one_hop = results
+    (
+        direct, full, paced, relay, relay_paced, working, working_paced,
+        raw, raw_paced, raw_paced_one_hop,
+    ) = results  # fmt: skip
     return [
         f"e2e: {connections} connections x {window} in flight, {seconds:g} s per case,"
         f" hub workers {workers}, metrics {'on' if metrics else 'off'},"
@@ -811,10 +833,15 @@ def run(
         _cpu_line(relay),
         relay_paced.line(),
         _cpu_line(relay_paced),
+        working.line(),
+        _cpu_line(working),
+        working_paced.line(),
+        _cpu_line(working_paced),
         raw_paced_one_hop.line(),
         raw_paced.line(),
         f"  hub / raw pika: {full.tps / raw.tps:.2f}x" if raw.tps else "",
         _against_relay(full, paced, relay, relay_paced),
+        _against_relay(full, paced, working, working_paced, "relay + required work"),
         *host,
     ]
 

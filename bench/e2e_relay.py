@@ -19,6 +19,16 @@ the journal, timeouts, reversals, the breaker, tracing, masking, every check of 
 So its CPU per payment and its latency at a paced rate are what a Python process on this
 machine pays for the payment's hops themselves: the floor under the hub's figures.
 
+``--required-work`` (floor 4) adds, on the same hops, what the hub must do for a card
+payment by the issue's invariants, with the hub's own parts for each and nothing of its
+frameworks (edge, transport, core worker, routing rules, deadlines): the card number
+tokenized by the vault (SQLite, as ``isobridge run`` embeds it) while the 0200 is mapped to
+the canonical model (``adapters.iso8583``), the canonical JSON on the queue instead of the
+raw 0200 (read back on delivery), the 0210 encoded from the canonical reply, and the
+journal's three events per payment (received, routed, answered) through the hub's
+``JournalWriter`` and its writer process. The gap between floors 3 and 4 is what that work
+costs; the gap between floor 4 and the hub, what the hub's frameworks cost.
+
 Run by ``bench.e2e`` (floor 3); alone::
 
     .venv/bin/python -m bench.e2e_relay --port P --mainframe-port M --queue Q
@@ -30,16 +40,32 @@ import argparse
 import asyncio
 import itertools
 import signal
+import time
 from collections import deque
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, cast
 
 import iso8583
 import pika
 from pika.adapters.asyncio_connection import AsyncioConnection
 
+from adapters.base import DecodeContext, EncodeContext
+from adapters.iso8583.adapter import Iso8583Adapter
 from adapters.iso8583.specs import SPECS
+from canonical_model.codes import status_from_iso8583
+from canonical_model.json_form import from_json, to_json
+from canonical_model.messages import CanonicalMessage
+from canonical_model.pan import PanToken
+from canonical_model.random_ids import uuid4_text
+from canonical_model.replies import reply_to
+from hub.bootstrap import open_journal, open_vault
+from hub.config import Settings
+from hub.journaling import JournalWriter
+from hub.service import settle_heap
+from journal import EventKind
 from mainframe_sim.records import Records
+from vault.sql import SqlVault
 
 SPEC = SPECS["ascii"]
 _CURRENCIES = {"978": "EUR", "840": "USD", "826": "GBP"}
@@ -170,6 +196,118 @@ class Relay:
         acquirer.send(bytes(raw))
 
 
+class _EchoedPans:
+    """One request's tokenizer: the vault's token, and the clear number kept to echo in
+    field 2 of its 0210 (as the hub's edge does), never looked up again."""
+
+    def __init__(self, vault: SqlVault) -> None:
+        self.vault = vault
+        self.pans: dict[str, str] = {}
+
+    def tokenize(self, pan: str, *, tenant: str) -> PanToken:
+        token = self.vault.tokenize(pan, tenant=tenant)
+        self.pans[token.value] = pan
+        return token
+
+    def detokenize(self, token: PanToken, *, tenant: str, purpose: str) -> str:
+        return self.pans[token.value]
+
+
+class WorkingRelay(Relay):
+    """Floor 4: :class:`Relay` plus the work the hub must do per payment (module docstring).
+
+    The journal bodies are the hub's (``hub.service``): what a trace shows of a payment."""
+
+    def __init__(self, queue: str, home: Path) -> None:
+        super().__init__(queue)
+        settings = Settings.from_environment({"ISOBRIDGE_HOME": str(home)})
+        self.tenant = "default"  # the hub's [hub] tenant when none is set
+        self.adapter = Iso8583Adapter("ascii")
+        self.vault = open_vault(settings, create=True)
+        self.journal = JournalWriter(open_journal(settings, create=True), process=True)
+        self.started: dict[str, tuple[_Acquirer, CanonicalMessage, _EchoedPans, float]] = {}
+
+    def request(self, acquirer: _Acquirer, frame: bytes) -> None:
+        started = time.perf_counter()
+        pans = _EchoedPans(self.vault)
+        request = self.adapter.decode(frame, DecodeContext(self.tenant, pans))
+        amount = request.amount
+        self.journal.emit(
+            EventKind.RECEIVED,
+            request,
+            {
+                "message_kind": request.kind.value,
+                "function": request.function.value,
+                "amount": str(amount.amount) if amount is not None else None,
+                "currency": amount.currency.alpha if amount is not None else None,
+            },
+        )
+        self.journal.emit(EventKind.ROUTED, request, {"destination": "core", "rule": "cards"})
+        key = request.ids.message_id
+        self.started[key] = (acquirer, request, pans, started)
+        self.published += 1
+        self.unconfirmed[self.published] = key
+        properties = pika.BasicProperties(delivery_mode=2, correlation_id=key)
+        self.channel.basic_publish("", self.queue, to_json(request).encode(), properties)
+
+    def confirmed(self, frame: Any) -> None:
+        method = frame.method
+        tags = (
+            list(itertools.takewhile(lambda tag: tag <= method.delivery_tag, self.unconfirmed))
+            if method.multiple
+            else [method.delivery_tag]
+        )
+        for tag in tags:
+            key = self.unconfirmed.pop(tag)
+            if isinstance(method, pika.spec.Basic.Nack) and key in self.started:
+                self.reply(key, "96")
+
+    def delivered(self, _channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        request = from_json(body.decode())
+        amount = request.amount
+        account = request.debtor_account
+        if amount is None or account is None:
+            raise ValueError("the benchmark's 0200s carry an amount and field 102")
+        record = self.records.encode_request(
+            {
+                "CB-TRAN-CODE": "DEBT", "CB-POSTING-REF": f"RELAY{request.ids.message_id[:19]}",
+                "CB-ORIG-POSTING-REF": "", "CB-ACCOUNT-NO": account.other_id or "",
+                "CB-CONTRA-ACCOUNT": "", "CB-AMOUNT": amount.amount,
+                "CB-CURRENCY": amount.currency.alpha, "CB-VALUE-DATE": 0,
+                "CB-CHANNEL": "RLAY", "CB-NARRATIVE": request.ids.end_to_end_id or "",
+            }
+        )  # fmt: skip
+        line = self.mainframe[method.delivery_tag % len(self.mainframe)]
+        line.post(record, (properties.correlation_id, method.delivery_tag))
+
+    def posted(self, context: tuple[str, int], record: bytes) -> None:
+        key, delivery_tag = context
+        self.reply(key, self.records.decode_reply(record).result_code)
+        self.channel.basic_ack(delivery_tag)
+
+    def reply(self, key: str, code: str) -> None:
+        acquirer, request, pans, started = self.started.pop(key)
+        answer = reply_to(
+            request,
+            status_from_iso8583(code),
+            message_id=uuid4_text(),
+            transmitted_at=request.transmitted_at,
+        )
+        status = answer.status
+        original = status.original if status is not None else None
+        self.journal.emit(
+            EventKind.ANSWERED,
+            request,
+            {
+                "status": status.code.value if status is not None else None,
+                "reason_code": status.reason if status is not None else None,
+                "response_code": original.code if original is not None else None,
+                "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
+        acquirer.send(self.adapter.encode(answer, EncodeContext(self.tenant, pans)))
+
+
 async def _open_channel(relay: Relay, url: str) -> AsyncioConnection:
     loop = asyncio.get_running_loop()
     opened: asyncio.Future[Any] = loop.create_future()
@@ -205,10 +343,15 @@ async def _open_channel(relay: Relay, url: str) -> AsyncioConnection:
     return connection
 
 
-async def serve(port: int, mainframe_port: int, queue: str, lines: int, url: str) -> None:
-    """Relay until SIGTERM or SIGINT."""
+async def serve(
+    port: int, mainframe_port: int, queue: str, lines: int, url: str, home: Path | None = None
+) -> None:
+    """Relay until SIGTERM or SIGINT; with ``home`` (a state directory), as floor 4."""
     loop = asyncio.get_running_loop()
-    relay = Relay(queue)
+    relay = Relay(queue) if home is None else WorkingRelay(queue, home)
+    if isinstance(relay, WorkingRelay):
+        await relay.journal.start()
+        settle_heap()  # the hub's collector settings, as the hub runs
     for _ in range(lines):
         _, line = await loop.create_connection(
             lambda: _Mainframe(relay), "127.0.0.1", mainframe_port
@@ -222,6 +365,8 @@ async def serve(port: int, mainframe_port: int, queue: str, lines: int, url: str
     await stop.wait()
     server.close()
     connection.close()
+    if isinstance(relay, WorkingRelay):
+        await relay.journal.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,9 +376,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mainframe-connections", type=int, default=8)
     parser.add_argument("--queue", required=True, help="a quorum queue of this relay's own")
     parser.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/%2F")
+    parser.add_argument(
+        "--required-work",
+        type=Path,
+        metavar="HOME",
+        help="floor 4: also tokenize, map, journal (the vault and journal in HOME)",
+    )
     args = parser.parse_args(argv)
     main_coroutine = serve(
-        args.port, args.mainframe_port, args.queue, args.mainframe_connections, args.amqp_url
+        args.port,
+        args.mainframe_port,
+        args.queue,
+        args.mainframe_connections,
+        args.amqp_url,
+        args.required_work,
     )
     try:
         import uvloop  # the hub's loop, when installed
