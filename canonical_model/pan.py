@@ -22,6 +22,7 @@ canonical_model.pan.ClearPanError: a PanToken must fail the Luhn check; refusing
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 
 from canonical_model.random_ids import token_hex
@@ -34,6 +35,7 @@ __all__ = [
     "luhn_valid",
     "mask_pan",
     "random_hex_id",
+    "time_ordered_hex_id",
 ]
 
 
@@ -175,5 +177,30 @@ def random_hex_id(size: int = 16) -> str:
     """
     while True:
         value = token_hex(size)
+        if _ASCII_THIRTEEN_DIGITS.search(value) is None:
+            return value
+
+
+def time_ordered_hex_id() -> str:
+    """32 hex digits that sort by the time they were made: the millisecond since the epoch
+    in the first 12, then 20 random ones (80 bits, :func:`random_hex_id`'s source), never
+    13 decimal digits in a row (as :func:`random_hex_id`).
+
+    The ids of a hub's requests are its journal's transaction ids, a key of four indexes
+    (the events' and the read model's): random ones put every insert on another page of
+    each index, and every such page is written again at the next commit; ids made later
+    sort later, so a batch's inserts share the last pages (``bench/RESULTS.md``: the
+    journal writer wrote 56% fewer bytes per card payment at 500/s). Made in the same millisecond,
+    two ids are in no particular order.
+
+    >>> first = time_ordered_hex_id()
+    >>> time.sleep(0.002)
+    >>> second = time_ordered_hex_id()
+    >>> len(first), first < second, contains_clear_pan(first + second), int(first, 16) >= 0
+    (32, True, False, True)
+    """
+    prefix = f"{time.time_ns() // 1_000_000:012x}"
+    while True:
+        value = prefix + token_hex(10)
         if _ASCII_THIRTEEN_DIGITS.search(value) is None:
             return value

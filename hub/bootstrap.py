@@ -19,6 +19,7 @@ from typing import TextIO
 
 from adapters.base import Adapter, DecodeContext, EncodeContext, PanDetokenizer, PanTokenizer
 from adapters.registry import AdapterRegistry, default_registry
+from canonical_model.pan import time_ordered_hex_id
 from hub.config import Settings
 from journal.store import Journal
 from observability.metrics import HubMetrics
@@ -46,11 +47,13 @@ class Hub:
         return self.metrics.instrument_adapter(adapter) if self.metrics is not None else adapter
 
     def decode_context(self, tenant: str) -> DecodeContext:
-        """A decode context for ``tenant``, tokenizing through the hub's vault."""
+        """A decode context for ``tenant``, tokenizing through the hub's vault. The
+        messages it decodes get time-ordered ids, which key their journal's indexes
+        (:func:`canonical_model.pan.time_ordered_hex_id`)."""
         tokenizer: PanTokenizer = self.vault
         if self.metrics is not None:
             tokenizer = self.metrics.tokenizer(tokenizer)
-        return DecodeContext(tenant=tenant, tokenizer=tokenizer)
+        return DecodeContext(tenant=tenant, tokenizer=tokenizer, new_message_id=time_ordered_hex_id)
 
     def encode_context(self, adapter: Adapter, tenant: str) -> EncodeContext:
         """An encode context for ``adapter``: detokenization only if it declared the need,
