@@ -13,6 +13,8 @@ optional; what is absent takes the default shown::
     workers = 1                         # hub processes sharing the listeners (hub.workers)
     journal = true                      # false: record no events (no audit trail, no trace);
                                         # only to measure what journaling costs
+    journal_flush_interval = 0.1        # seconds a batch of journal events waits for more
+                                        # (at most 5; what a killed hub loses: hub.journaling)
     tls_reload_interval = 30.0          # seconds between checks of the TLS files (hub.tls)
     store_url = "sqlite:///<home>/hub.db"  # the reversals still to forward (hub.store); with
                                         # instances on several machines: postgresql+psycopg://...
@@ -176,6 +178,7 @@ __all__ = [
 
 MAINFRAME_FRAMINGS: Final = ("len2", "len4", "cics")
 _TRANSPORT_SCHEMES: Final = ("memory://", "amqp://", "amqps://")
+_MAX_JOURNAL_FLUSH_INTERVAL: Final = 5.0
 
 
 class ConfigError(ValueError):
@@ -362,6 +365,7 @@ class HubConfig:
     source: str = "(defaults)"
     workers: int = 1
     journal: bool = True
+    journal_flush_interval: float = 0.1
     metrics: MetricsConfig | None = None
     tls_reload_interval: float = 30.0
     tracing: TracingConfig = field(default_factory=TracingConfig)
@@ -449,7 +453,15 @@ class _Reader(TableReader):
         self.known(
             hub,
             "hub",
-            ("tenant", "home", "workers", "journal", "tls_reload_interval", "store_url"),
+            (
+                "tenant",
+                "home",
+                "workers",
+                "journal",
+                "journal_flush_interval",
+                "tls_reload_interval",
+                "store_url",
+            ),
         )
         tenant = self.text(hub, "hub.tenant", "tenant", "default")
         vault = self.table(data, "vault")
@@ -505,6 +517,7 @@ class _Reader(TableReader):
             source=self.source,
             workers=workers,
             journal=self.boolean(hub, "hub.journal", "journal", True),
+            journal_flush_interval=self.journal_flush_interval(hub),
             metrics=self.metrics(self.table(data, "metrics")) if "metrics" in data else None,
             tls_reload_interval=self.seconds(
                 hub, "hub.tls_reload_interval", "tls_reload_interval", 30.0
@@ -885,6 +898,17 @@ class _Reader(TableReader):
         value = table.get(key, default)
         if not isinstance(value, bool):
             raise self.fail(where, f"expected true or false, got {_shown(value)}")
+        return value
+
+    def journal_flush_interval(self, hub: Mapping[str, Any]) -> float:
+        where = "hub.journal_flush_interval"
+        value = self.seconds(hub, where, "journal_flush_interval", 0.1)
+        if value > _MAX_JOURNAL_FLUSH_INTERVAL:
+            raise self.fail(
+                where,
+                f"at most {_MAX_JOURNAL_FLUSH_INTERVAL:g} seconds (the events a killed hub "
+                f"loses), got {value:g}",
+            )
         return value
 
     def seconds(self, table: Mapping[str, Any], where: str, key: str, default: float) -> float:

@@ -255,7 +255,7 @@ class JournalWriter:
         self,
         journal: Journal,
         *,
-        interval: float = 0.02,
+        interval: float = 0.1,
         batch: int = 500,
         limit: int = 200_000,
         now: Callable[[], dt.datetime] | None = None,

@@ -252,7 +252,9 @@ class HubService:
         self._hub = hub
         if config.journal:
             self.journal = await asyncio.to_thread(open_journal, config.settings, notes=self._notes)
-            self.journal_writer = JournalWriter(self.journal, process=True)
+            self.journal_writer = JournalWriter(
+                self.journal, interval=config.journal_flush_interval, process=True
+            )
             await self.journal_writer.start()
         options: dict[str, object] = {"observer": self.metrics} if self.metrics is not None else {}
         tls = config.routing.broker_tls()

@@ -235,6 +235,12 @@ def test_file_errors(tmp_path: Path) -> None:
         load_config(_write(tmp_path, "[hub\n"), environ={})
 
 
+def test_the_journal_flush_interval_defaults_to_a_tenth_of_a_second(tmp_path: Path) -> None:
+    assert load_config(None, environ={}).journal_flush_interval == 0.1
+    path = _write(tmp_path, "[hub]\njournal_flush_interval = 0.02\n")
+    assert load_config(path, environ={}).journal_flush_interval == 0.02
+
+
 def test_mutual_tls_to_the_mainframe_and_upstream_hosts(tmp_path: Path) -> None:
     authority = TestAuthority(tmp_path)
     authority.issue("hub-client", "hub", server=False)
@@ -309,6 +315,10 @@ def test_mutual_tls_to_the_mainframe_and_upstream_hosts(tmp_path: Path) -> None:
         ("[[listeners]]\nname = 'a'\nport = 1\n[listeners.tls]\ncert = 'hub.crt'\nkey = 'ca.key'",
          "listeners[0].tls", "cannot use these files"),
         ("[hub]\ntls_reload_interval = 0", "hub.tls_reload_interval", "positive number"),
+        ("[hub]\njournal_flush_interval = 0", "hub.journal_flush_interval", "positive number"),
+        ("[hub]\njournal_flush_interval = 'x'", "hub.journal_flush_interval", "positive number"),
+        ("[hub]\njournal_flush_interval = 5.5", "hub.journal_flush_interval",
+         "at most 5 seconds (the events a killed hub loses), got 5.5"),
     ],
 )  # fmt: skip
 def test_tls_errors_name_the_key(tmp_path: Path, text: str, key: str, reason: str) -> None:

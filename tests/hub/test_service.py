@@ -68,6 +68,7 @@ def _config(
         f'home = "{tmp_path / "home"}"',
         'tenant = "bank-a"',
         f"journal = {str(journal).lower()}",
+        "journal_flush_interval = 0.05",
         "[routing]",
         f'transport = "{transport}"',
         f'namespace = "{namespace}"',
@@ -211,6 +212,8 @@ def test_the_journal_tells_each_transaction_path(tmp_path: Path) -> None:
     @on_event_loop
     async def scenario() -> None:
         async with running_hub(tmp_path, "memory://") as (service, _):
+            assert service.journal_writer is not None
+            assert service.journal_writer.interval == 0.05  # [hub] journal_flush_interval
             client = await Client.connect(service.edges[0].port)
             for stan, amount in ((7, 1_234), (8, 99_999_999)):
                 await client.send(_purchase(stan, amount, ANNA))
