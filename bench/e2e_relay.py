@@ -23,7 +23,8 @@ machine pays for the payment's hops themselves: the floor under the hub's figure
 payment by the issue's invariants, with the hub's own parts for each and nothing of its
 frameworks (edge, transport, core worker, routing rules, deadlines): the card number
 tokenized by the vault (SQLite, as ``isobridge run`` embeds it) while the 0200 is mapped to
-the canonical model (``adapters.iso8583``), the canonical JSON on the queue instead of the
+the canonical model (``adapters.iso8583``, with the hub's time-ordered message ids), the
+canonical JSON on the queue instead of the
 raw 0200 (read back on delivery), the 0210 encoded from the canonical reply, and the
 journal's three events per payment (received, routed, answered) through the hub's
 ``JournalWriter`` and its writer process. The gap between floors 3 and 4 is what that work
@@ -56,7 +57,7 @@ from adapters.iso8583.specs import SPECS
 from canonical_model.codes import status_from_iso8583
 from canonical_model.json_form import from_json, to_json
 from canonical_model.messages import CanonicalMessage
-from canonical_model.pan import PanToken
+from canonical_model.pan import PanToken, time_ordered_hex_id
 from canonical_model.random_ids import uuid4_text
 from canonical_model.replies import reply_to
 from hub.bootstrap import open_journal, open_vault
@@ -230,7 +231,9 @@ class WorkingRelay(Relay):
     def request(self, acquirer: _Acquirer, frame: bytes) -> None:
         started = time.perf_counter()
         pans = _EchoedPans(self.vault)
-        request = self.adapter.decode(frame, DecodeContext(self.tenant, pans))
+        request = self.adapter.decode(
+            frame, DecodeContext(self.tenant, pans, new_message_id=time_ordered_hex_id)
+        )
         amount = request.amount
         self.journal.emit(
             EventKind.RECEIVED,
