@@ -186,12 +186,12 @@ def time_ordered_hex_id() -> str:
     in the first 12, then 20 random ones (80 bits, :func:`random_hex_id`'s source), never
     13 decimal digits in a row (as :func:`random_hex_id`).
 
-    The ids of a hub's requests are its journal's transaction ids, a key of four indexes
-    (the events' and the read model's): random ones put every insert on another page of
-    each index, and every such page is written again at the next commit; ids made later
-    sort later, so a batch's inserts share the last pages (``bench/RESULTS.md``: the
-    journal writer wrote 56% fewer bytes per card payment at 500/s). Made in the same millisecond,
-    two ids are in no particular order.
+    The ids of a hub's requests are its journal's transaction ids, the key of the events'
+    transaction-id index and of the read model's table: random ones put every insert on
+    another page of both, and every such page is written again at the next commit; ids
+    made later sort later, so a batch's inserts share the last pages (``bench/RESULTS.md``:
+    the journal writer wrote 56% fewer bytes per card payment at 500/s). Made in the same
+    millisecond, two ids are in no particular order.
 
     >>> import time
     >>> first = time_ordered_hex_id()
