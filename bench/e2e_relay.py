@@ -57,16 +57,16 @@ from adapters.iso8583.specs import SPECS
 from canonical_model.codes import status_from_iso8583
 from canonical_model.json_form import from_json, to_json
 from canonical_model.messages import CanonicalMessage
-from canonical_model.pan import PanToken, time_ordered_hex_id
+from canonical_model.pan import time_ordered_hex_id
 from canonical_model.random_ids import uuid4_text
 from canonical_model.replies import reply_to
 from hub.bootstrap import open_journal, open_vault
 from hub.config import Settings
+from hub.edge import _RequestPans
 from hub.journaling import JournalWriter
 from hub.service import settle_heap
 from journal import EventKind
 from mainframe_sim.records import Records
-from vault.sql import SqlVault
 
 SPEC = SPECS["ascii"]
 _CURRENCIES = {"978": "EUR", "840": "USD", "826": "GBP"}
@@ -197,23 +197,6 @@ class Relay:
         acquirer.send(bytes(raw))
 
 
-class _EchoedPans:
-    """One request's tokenizer: the vault's token, and the clear number kept to echo in
-    field 2 of its 0210 (as the hub's edge does), never looked up again."""
-
-    def __init__(self, vault: SqlVault) -> None:
-        self.vault = vault
-        self.pans: dict[str, str] = {}
-
-    def tokenize(self, pan: str, *, tenant: str) -> PanToken:
-        token = self.vault.tokenize(pan, tenant=tenant)
-        self.pans[token.value] = pan
-        return token
-
-    def detokenize(self, token: PanToken, *, tenant: str, purpose: str) -> str:
-        return self.pans[token.value]
-
-
 class WorkingRelay(Relay):
     """Floor 4: :class:`Relay` plus the work the hub must do per payment (module docstring).
 
@@ -226,11 +209,12 @@ class WorkingRelay(Relay):
         self.adapter = Iso8583Adapter("ascii")
         self.vault = open_vault(settings, create=True)
         self.journal = JournalWriter(open_journal(settings, create=True), process=True)
-        self.started: dict[str, tuple[_Acquirer, CanonicalMessage, _EchoedPans, float]] = {}
+        self.started: dict[str, tuple[_Acquirer, CanonicalMessage, _RequestPans, float]] = {}
 
     def request(self, acquirer: _Acquirer, frame: bytes) -> None:
         started = time.perf_counter()
-        pans = _EchoedPans(self.vault)
+        # The hub edge's own: the vault's token, the clear number echoed in field 2.
+        pans = _RequestPans(self.vault, None)
         request = self.adapter.decode(
             frame, DecodeContext(self.tenant, pans, new_message_id=time_ordered_hex_id)
         )

@@ -178,6 +178,7 @@ __all__ = [
 
 MAINFRAME_FRAMINGS: Final = ("len2", "len4", "cics")
 _TRANSPORT_SCHEMES: Final = ("memory://", "amqp://", "amqps://")
+_JOURNAL_FLUSH_INTERVAL: Final = 0.1
 _MAX_JOURNAL_FLUSH_INTERVAL: Final = 5.0
 
 
@@ -365,7 +366,7 @@ class HubConfig:
     source: str = "(defaults)"
     workers: int = 1
     journal: bool = True
-    journal_flush_interval: float = 0.1
+    journal_flush_interval: float = _JOURNAL_FLUSH_INTERVAL
     metrics: MetricsConfig | None = None
     tls_reload_interval: float = 30.0
     tracing: TracingConfig = field(default_factory=TracingConfig)
@@ -902,7 +903,7 @@ class _Reader(TableReader):
 
     def journal_flush_interval(self, hub: Mapping[str, Any]) -> float:
         where = "hub.journal_flush_interval"
-        value = self.seconds(hub, where, "journal_flush_interval", 0.1)
+        value = self.seconds(hub, where, "journal_flush_interval", _JOURNAL_FLUSH_INTERVAL)
         if value > _MAX_JOURNAL_FLUSH_INTERVAL:
             raise self.fail(
                 where,
